@@ -1,0 +1,25 @@
+"""What every subcommand shares: finding and compiling the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pbxd.config.compile import compile_config
+from pbxd.config.model import Config
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    """The pbxd.yaml to use: --config, else $PBXD_CONFIG, else ./pbxd.yaml."""
+    given = getattr(args, "config", None) or os.environ.get("PBXD_CONFIG") or "pbxd.yaml"
+    return Path(given)
+
+
+def load_config_or_report(args: argparse.Namespace) -> Config | None:
+    """Compile the configuration; print its diagnostics to stderr; None if it has errors."""
+    result = compile_config(config_path(args))
+    for diagnostic in result.diagnostics:
+        print(diagnostic, file=sys.stderr)
+    return result.config

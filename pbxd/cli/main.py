@@ -1,0 +1,41 @@
+"""The `pbxd` command: one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pbxd import __version__
+from pbxd.cli import check, numbers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="pbxd", description="Call control for Asterisk virtual numbers (ARI)."
+    )
+    parser.add_argument("--version", action="version", version=f"pbxd {__version__}")
+    parser.add_argument(
+        "-c", "--config", help="path to pbxd.yaml (default: $PBXD_CONFIG or ./pbxd.yaml)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (check, numbers):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return status

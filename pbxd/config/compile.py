@@ -1,0 +1,842 @@
+"""Compile the YAML configuration into a `Config`, reporting every problem with its place.
+
+Like a compiler: all files are read, every entry is checked on its own (one bad entry hides
+no other), then cross-references are resolved. The result is a `Config` only when there is
+no error; diagnostics come back either way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gc
+import os
+import string
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from pbxd.config import numbering
+from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
+from pbxd.config.files import (
+    DaemonFile,
+    InventoryEntry,
+    NumberStatus,
+    RingStrategy,
+    RouteEntry,
+    RoutingFile,
+    TargetEntry,
+    TrunkEntry,
+    TrunksFile,
+)
+from pbxd.config.model import (
+    Block,
+    Config,
+    DaemonSettings,
+    RingTarget,
+    Route,
+    Target,
+    Trunk,
+    VirtualNumber,
+)
+from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+RING_TIME_LIMIT = 300  # seconds; carriers give up on an unanswered INVITE well before this
+ROUTE_TIMEOUT_LIMIT = 3600
+MAX_OUTBOUND_LEGS_LIMIT = 10_000
+
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "PBXD_ARI_URL": ("ari", "url"),
+    "PBXD_ARI_USERNAME": ("ari", "username"),
+    "PBXD_ARI_APP": ("ari", "app"),
+    "PBXD_ARI_PASSWORD_FILE": ("ari", "password_file"),
+    "PBXD_DATABASE_URL": ("database", "url"),
+    "PBXD_HTTP_BIND": ("http", "bind"),
+    "PBXD_STATE_DIR": ("state_dir",),
+    "PBXD_TRUNKS_FILE": ("trunks_file",),
+    "PBXD_ROUTING_DIR": ("routing_dir",),
+    "PBXD_LOG_LEVEL": ("log_level",),
+}
+
+
+@dataclass
+class CompileResult:
+    """The outcome of `compile_config`: a Config when there is no error, and every diagnostic."""
+
+    config: Config | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is a Config (no errors; warnings allowed)."""
+        return self.config is not None
+
+
+def display_path(path: Path) -> str:
+    """How a file is named in diagnostics: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# ----------------------------------------------------------------------- pydantic -> marks
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class inside Optional[...], list[...], dict[str, ...]; else the annotation."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+            if len(args) != 1:
+                return annotation
+        elif origin in (list, tuple, set, frozenset):
+            annotation = typing.get_args(annotation)[0]
+        elif origin is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return annotation
+
+
+def _model_at(model: type[BaseModel], loc: Iterable[int | str]) -> type[BaseModel] | None:
+    """The model class that validates the mapping found at `loc` under `model`."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(part)
+            if info is None:
+                return None
+            current = _unwrap(info.annotation)
+        # dict keys (names) leave `current` as the value model
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _locate(data: Any, loc: tuple[int | str, ...], fallback: Mark) -> tuple[Mark, Mark | None]:
+    """(mark of the value at loc, mark of its key) — as deep as the data goes."""
+    mark, key_mark, node = fallback, None, data
+    for part in loc:
+        if isinstance(node, MarkedMap) and isinstance(part, str) and part in node:
+            mark, key_mark, node = node.mark_of(part), node.key_marks[part], node[part]
+        elif isinstance(node, MarkedSeq) and isinstance(part, int) and part < len(node):
+            mark, key_mark, node = node.mark_of(part), None, node[part]
+        else:
+            break
+    return mark, key_mark
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _message(error: Any, model: type[BaseModel]) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    name = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        allowed = owner.model_fields if owner is not None else {}
+        return f"unknown key '{name}'{_did_you_mean(name, allowed)}"
+    if kind == "missing":
+        return f"missing required key '{name}'"
+    text = str(error["msg"])
+    text = text.removeprefix("Value error, ")
+    text = text[:1].lower() + text[1:]
+    if kind == "enum" and "expected" in error.get("ctx", {}):
+        text = f"must be one of {error['ctx']['expected']}, not {error['input']!r}"
+        text += _did_you_mean(str(error["input"]), [])
+    return f"{name}: {text}" if name and not isinstance(loc[-1], int) else text
+
+
+def validate_entry(model: type[M], data: Any, fallback: Mark, diags: Diagnostics) -> M | None:
+    """Validate one mapping against `model`, turning pydantic errors into marked diagnostics."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            mark, key_mark = _locate(data, loc, fallback)
+            if error["type"] == "extra_forbidden" and key_mark is not None:
+                mark = key_mark
+            elif error["type"] == "missing":
+                mark, _ = _locate(data, loc[:-1], fallback)
+            diags.error(mark, _message(error, model))
+        return _recover(model, data, exc)
+
+
+def _recover(model: type[M], data: Any, exc: ValidationError) -> M | None:
+    """After unknown-key errors only, validate without those keys to avoid cascades.
+
+    A typo'd key is already reported; dropping the entry too would add a misleading
+    "not in the inventory" error wherever it is used. The config still fails to compile.
+    """
+    errors = exc.errors()
+    if not isinstance(data, dict) or any(e["type"] != "extra_forbidden" for e in errors):
+        return None
+    unknown = {e["loc"][0] for e in errors if len(e["loc"]) == 1}
+    if len(unknown) != len(errors):
+        return None
+    try:
+        return model.model_validate({k: v for k, v in data.items() if k not in unknown})
+    except ValidationError:
+        return None
+
+
+def _mark_of(node: Any, fallback: Mark) -> Mark:
+    return node.mark if isinstance(node, MarkedMap | MarkedSeq) else fallback
+
+
+# ----------------------------------------------------------------------- pbxd.yaml
+
+
+def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
+    """Environment variables win over pbxd.yaml, as systemd units expect (in place)."""
+    for var, path in ENV_OVERRIDES.items():
+        value = os.environ.get(var)
+        if value is None or value == "":
+            continue
+        node = data
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[path[-1]] = value
+    return data
+
+
+def _refuse_inline_password(data: dict[str, Any], diags: Diagnostics) -> None:
+    ari = data.get("ari")
+    if isinstance(ari, MarkedMap) and "password" in ari:
+        diags.error(
+            ari.key_marks["password"],
+            "the ARI password must not be written in pbxd.yaml: use password_env "
+            "(default PBXD_ARI_PASSWORD) or password_file",
+        )
+        del ari["password"]
+
+
+def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | None:
+    """Read pbxd.yaml (with PBXD_* overrides) into DaemonSettings; paths resolve beside it."""
+    name = display_path(config_path)
+    top = Mark(name, 1, 1)
+    data = load_yaml(config_path, name, diags)
+    if data is None and not config_path.exists():
+        return None
+    if data is None:
+        data = MarkedMap(top)
+    if not isinstance(data, dict):
+        diags.error(_mark_of(data, top), "pbxd.yaml must be a mapping of settings")
+        return None
+    _refuse_inline_password(data, diags)
+    parsed = validate_entry(DaemonFile, _apply_env(data), top, diags)
+    if parsed is None or diags.has_errors:
+        return None
+    base = config_path.resolve().parent
+    state_dir = (base / parsed.state_dir).resolve()
+    db_url = parsed.database.url or f"sqlite:///{state_dir / 'pbxd.db'}"
+    return DaemonSettings(
+        config_path=config_path.resolve(),
+        ari_url=parsed.ari.url.rstrip("/"),
+        ari_username=parsed.ari.username,
+        ari_password_env=parsed.ari.password_env,
+        ari_password_file=(base / parsed.ari.password_file) if parsed.ari.password_file else None,
+        ari_app=parsed.ari.app,
+        database_url=db_url,
+        http_bind=parsed.http.bind,
+        state_dir=state_dir,
+        trunks_file=(base / parsed.trunks_file).resolve(),
+        routing_dir=(base / parsed.routing_dir).resolve(),
+        log_level=parsed.log_level,
+    )
+
+
+# ----------------------------------------------------------------------- the compiler
+
+
+class _Compiler:
+    """One compilation; holds what has been resolved so far and the diagnostics."""
+
+    def __init__(self, settings: DaemonSettings, diags: Diagnostics) -> None:
+        self.diags = diags
+        self.config = Config(settings=settings)
+        self.trunk_country: dict[str, str | None] = {}
+        self.number_marks: dict[str, Mark] = {}
+        self.block_marks: dict[str, Mark] = {}
+        self.spans: list[tuple[numbering.NumberSpan, str, Mark]] = []
+        self.target_marks: dict[str, Mark] = {}
+        self.broken_targets: set[str] = set()
+        self.used_targets: set[str] = set()
+        self.route_marks: dict[str, Mark] = {}
+        self.routed_by: dict[str, tuple[str, Mark]] = {}
+        self.route_trunk_of_block: dict[str, tuple[str, str, Mark]] = {}
+
+    # ---- sip-trunks.yaml
+
+    def trunks_file(self, path: Path) -> None:
+        name = display_path(path)
+        top = Mark(name, 1, 1)
+        data = load_yaml(path, name, self.diags)
+        if data is None:
+            return
+        parsed = validate_entry(TrunksFile, data, top, self.diags)
+        if parsed is None:
+            return
+        raw_trunks = data["trunks"]
+        if not parsed.trunks:
+            self.diags.warning(_mark_of(raw_trunks, top), "no trunk is defined")
+        for trunk_name in parsed.trunks:
+            raw = raw_trunks[trunk_name]
+            self.trunk(trunk_name, raw, raw_trunks.key_marks[trunk_name])
+
+    def trunk(self, name: str, raw: Any, key_mark: Mark) -> None:
+        entry = validate_entry(TrunkEntry, raw, key_mark, self.diags)
+        if entry is None:
+            return
+        country = entry.country.upper() if entry.country else None
+        if country is not None and not numbering.is_region(country):
+            self.diags.error(raw.mark_of("country"), f"unknown country code '{entry.country}'")
+            country = None
+        default_zone = entry.timezone
+        if default_zone is not None and not self._check_zone(default_zone, raw, "timezone"):
+            default_zone = None
+        self._check_dial_template(entry.dial, raw.mark_of("dial"))
+        prefixes = self._allowed_prefixes(entry.allowed_destinations, raw)
+        if not 1 <= entry.max_outbound_legs <= MAX_OUTBOUND_LEGS_LIMIT:
+            self.diags.error(
+                raw.mark_of("max_outbound_legs"),
+                f"max_outbound_legs must be between 1 and {MAX_OUTBOUND_LEGS_LIMIT}, "
+                f"not {entry.max_outbound_legs}",
+            )
+        if entry.inbound_endpoint in self.config.trunk_of_endpoint:
+            other = self.config.trunk_of_endpoint[entry.inbound_endpoint].name
+            self.diags.error(
+                raw.mark_of("inbound_endpoint"),
+                f"inbound endpoint '{entry.inbound_endpoint}' already belongs to trunk '{other}'",
+            )
+        trunk = Trunk(
+            name=name,
+            inbound_endpoint=entry.inbound_endpoint,
+            dial_template=entry.dial,
+            allowed_prefixes=prefixes,
+            max_outbound_legs=entry.max_outbound_legs,
+            label=entry.label,
+        )
+        self.config.trunks[name] = trunk
+        self.config.trunk_of_endpoint.setdefault(entry.inbound_endpoint, trunk)
+        self.trunk_country[name] = country
+        numbers = raw.get("numbers")
+        if isinstance(numbers, MarkedSeq):
+            for index, item in enumerate(numbers):
+                self.inventory_entry(trunk, country, default_zone, item, numbers.mark_of(index))
+
+    def _check_dial_template(self, template: str, mark: Mark) -> None:
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        except ValueError as exc:
+            self.diags.error(mark, f"dial template '{template}' is malformed: {exc}")
+            return
+        if "number" not in fields:
+            self.diags.error(mark, f"dial template '{template}' has no {{number}} placeholder")
+        elif fields - {"number"}:
+            unknown = ", ".join(sorted(fields - {"number"}))
+            self.diags.error(mark, f"dial template has unknown placeholder(s): {unknown}")
+        if "/" not in template:
+            self.diags.error(
+                mark, f"dial template '{template}' must start with a technology such as PJSIP/"
+            )
+
+    def _allowed_prefixes(self, prefixes: list[str], raw: MarkedMap) -> tuple[str, ...]:
+        seq = raw.get("allowed_destinations")
+        good: list[str] = []
+        for index, prefix in enumerate(prefixes):
+            mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else raw.mark
+            compact = prefix.replace(" ", "")
+            if not (compact.startswith("+") and compact[1:].isdigit()):
+                self.diags.error(
+                    mark, f"allowed destination '{prefix}' must be an E.164 prefix such as +33"
+                )
+            else:
+                good.append(compact)
+        return tuple(good)
+
+    def _check_zone(self, zone: str, raw: MarkedMap, key: str) -> bool:
+        if numbering.is_time_zone(zone):
+            return True
+        hint = _did_you_mean(zone, numbering.known_time_zones())
+        self.diags.error(raw.mark_of(key), f"unknown time zone '{zone}'{hint}")
+        return False
+
+    def inventory_entry(
+        self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
+    ) -> None:
+        entry = validate_entry(InventoryEntry, raw, mark, self.diags)
+        if entry is None:
+            return
+        region = entry.country.upper() if entry.country else country
+        forms = [k for k in ("number", "range", "prefix") if getattr(entry, k) is not None]
+        if len(forms) != 1:
+            what = "one of `number`, `range` or `prefix`"
+            self.diags.error(
+                mark,
+                f"an inventory entry needs exactly {what}"
+                + (f", not {' and '.join(forms)}" if forms else ""),
+            )
+            return
+        if entry.status is NumberStatus.PORTING and entry.port_date is None:
+            self.diags.error(mark, "a porting number needs a port_date")
+        if entry.status is not NumberStatus.PORTING and entry.port_date is not None:
+            self.diags.warning(
+                raw.mark_of("port_date"), f"port_date is ignored: status is {entry.status}"
+            )
+        if entry.timezone is not None and not self._check_zone(entry.timezone, raw, "timezone"):
+            return
+        if entry.number is not None:
+            self._single_number(trunk, region, zone, entry, raw)
+        else:
+            self._block(trunk, region, zone, entry, raw, mark)
+
+    def _zone_for(self, entry: InventoryEntry, default: str | None, e164: str, mark: Mark) -> str:
+        zone = entry.timezone or default or numbering.zone_of(e164)
+        if zone is None:
+            self.diags.error(
+                mark, f"{e164} spans several time zones: set `timezone:` on it or its trunk"
+            )
+            return "UTC"
+        return zone
+
+    def _single_number(
+        self,
+        trunk: Trunk,
+        region: str | None,
+        zone: str | None,
+        entry: InventoryEntry,
+        raw: MarkedMap,
+    ) -> None:
+        assert entry.number is not None
+        mark = raw.mark_of("number")
+        if entry.block is not None:
+            self.diags.error(
+                raw.key_marks["block"],
+                "`block` names a range or prefix block; a single number has none",
+            )
+        try:
+            e164 = numbering.to_e164(entry.number, region)
+        except numbering.NumberError as exc:
+            self.diags.error(mark, str(exc))
+            return
+        if e164 in self.number_marks:
+            first = self.number_marks[e164]
+            self.diags.error(mark, f"number {e164} is listed twice (first at {first})")
+            return
+        for span, block, block_mark in self.spans:
+            if e164 in span:
+                self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
+                return
+        self.number_marks[e164] = mark
+        self.config.numbers[e164] = VirtualNumber(
+            e164=e164,
+            trunk=trunk.name,
+            status=entry.status,
+            label=entry.label,
+            timezone=self._zone_for(entry, zone, e164, mark),
+            port_date=entry.port_date,
+            losing_carrier=entry.losing_carrier,
+        )
+
+    def _block(
+        self,
+        trunk: Trunk,
+        region: str | None,
+        zone: str | None,
+        entry: InventoryEntry,
+        raw: MarkedMap,
+        mark: Mark,
+    ) -> None:
+        key = "range" if entry.range is not None else "prefix"
+        value_mark = raw.mark_of(key)
+        if entry.block is None:
+            self.diags.error(mark, "a block needs a name: add `block: NAME`")
+            return
+        if entry.block in self.block_marks:
+            first = self.block_marks[entry.block]
+            self.diags.error(
+                raw.mark_of("block"), f"block '{entry.block}' is defined twice (first at {first})"
+            )
+            return
+        try:
+            if entry.range is not None:
+                span = numbering.parse_range(entry.range, region)
+            elif entry.count is None:
+                self.diags.error(mark, "a prefix block needs a `count` (10, 100, 1000 …)")
+                return
+            else:
+                assert entry.prefix is not None
+                span = numbering.parse_prefix(entry.prefix, entry.count, region)
+        except numbering.NumberError as exc:
+            self.diags.error(value_mark, str(exc))
+            return
+        if entry.range is not None and entry.count is not None:
+            self.diags.error(raw.key_marks["count"], "`count` goes with `prefix`, not `range`")
+        for other, other_name, other_mark in self.spans:
+            if (
+                span.first <= other.last
+                and other.first <= span.last
+                and len(span.first) == len(other.first)
+            ):
+                self.diags.error(
+                    value_mark,
+                    f"block '{entry.block}' ({span.first}–{span.last}) overlaps block "
+                    f"'{other_name}' ({other.first}–{other.last}, {other_mark})",
+                )
+                return
+        members = span.numbers()
+        clash = next((n for n in members if n in self.number_marks), None)
+        if clash is not None:
+            self.diags.error(
+                value_mark,
+                f"block '{entry.block}' contains {clash}, already listed at "
+                f"{self.number_marks[clash]}",
+            )
+            return
+        block_zone = self._zone_for(entry, zone, span.first, value_mark)
+        self.block_marks[entry.block] = value_mark
+        self.spans.append((span, entry.block, value_mark))
+        self.config.blocks[entry.block] = Block(
+            name=entry.block,
+            trunk=trunk.name,
+            first=span.first,
+            last=span.last,
+            size=span.size,
+            status=entry.status,
+            label=entry.label,
+            timezone=block_zone,
+            port_date=entry.port_date,
+            losing_carrier=entry.losing_carrier,
+        )
+        numbers = self.config.numbers
+        for e164 in members:
+            numbers[e164] = VirtualNumber(
+                e164=e164,
+                trunk=trunk.name,
+                status=entry.status,
+                label=entry.label,
+                timezone=block_zone,
+                port_date=entry.port_date,
+                losing_carrier=entry.losing_carrier,
+                block=entry.block,
+            )
+
+    # ---- routing/
+
+    def routing_dir(self, path: Path) -> None:
+        name = display_path(path)
+        if not path.is_dir():
+            self.diags.error(Mark(name, 1, 1), "routing directory not found")
+            return
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+        if not files:
+            self.diags.warning(Mark(name, 1, 1), "no routing file (*.yaml) in this directory")
+        loaded: list[tuple[MarkedMap, RoutingFile, Mark]] = []
+        for file in files:
+            display = display_path(file)
+            top = Mark(display, 1, 1)
+            data = load_yaml(file, display, self.diags)
+            if data is None:
+                continue
+            parsed = validate_entry(RoutingFile, data, top, self.diags)
+            if parsed is None:
+                continue
+            if parsed.country and not numbering.is_region(parsed.country):
+                self.diags.error(
+                    data.mark_of("country"), f"unknown country code '{parsed.country}'"
+                )
+            loaded.append((data, parsed, top))
+            raw_targets = data.get("targets")
+            for target_name in parsed.targets:
+                assert isinstance(raw_targets, MarkedMap)
+                self.target(
+                    target_name,
+                    raw_targets[target_name],
+                    raw_targets.key_marks[target_name],
+                    parsed.country,
+                )
+        # Targets are global: every file's targets are known before any route uses one.
+        for data, parsed, _top in loaded:
+            raw_routes = data.get("routes")
+            if isinstance(raw_routes, MarkedSeq):
+                region = parsed.country.upper() if parsed.country else None
+                for index, raw in enumerate(raw_routes):
+                    self.route(raw, raw_routes.mark_of(index), region)
+
+    def target(self, name: str, raw: Any, key_mark: Mark, country: str | None) -> None:
+        # Assume broken until the end; a route naming it then gets no "unknown target" cascade.
+        self.broken_targets.add(name)
+        entry = validate_entry(TargetEntry, raw, key_mark, self.diags)
+        if entry is None:
+            return
+        if name in self.target_marks:
+            self.diags.error(
+                key_mark, f"target '{name}' is defined twice (first at {self.target_marks[name]})"
+            )
+            return
+        if (entry.softphone is None) == (entry.external is None):
+            self.diags.error(
+                key_mark, f"target '{name}' needs exactly one of `softphone` or `external`"
+            )
+            return
+        if entry.softphone is not None:
+            tech, _, resource = entry.softphone.partition("/")
+            if not tech or not resource:
+                self.diags.error(
+                    raw.mark_of("softphone"),
+                    f"softphone '{entry.softphone}' must "
+                    "be an Asterisk endpoint such as PJSIP/alice",
+                )
+                return
+            if entry.trunk is not None:
+                self.diags.warning(
+                    raw.key_marks["trunk"],
+                    "a softphone is not dialled through a trunk: `trunk` is ignored",
+                )
+            self.target_marks[name] = key_mark
+            self.config.targets[name] = Target(name, endpoint=entry.softphone, label=entry.label)
+            self.broken_targets.discard(name)
+            return
+        assert entry.external is not None
+        if entry.trunk is None:
+            self.diags.error(
+                key_mark, f"external target '{name}' needs a `trunk` to be dialled through"
+            )
+            return
+        trunk = self.config.trunks.get(entry.trunk)
+        if trunk is None:
+            hint = _did_you_mean(entry.trunk, self.config.trunks)
+            self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
+            return
+        region = country.upper() if country else self.trunk_country.get(entry.trunk)
+        try:
+            e164 = numbering.to_e164(entry.external, region)
+        except numbering.NumberError as exc:
+            self.diags.error(raw.mark_of("external"), str(exc))
+            return
+        if not trunk.allows(e164):
+            allowed = ", ".join(trunk.allowed_prefixes) or "none"
+            self.diags.error(
+                raw.mark_of("external"),
+                f"{e164} is outside the destinations "
+                f"trunk '{trunk.name}' may dial (allowed: {allowed})",
+            )
+            return
+        self.target_marks[name] = key_mark
+        self.config.targets[name] = Target(name, number=e164, trunk=trunk.name, label=entry.label)
+
+    def route(self, raw: Any, mark: Mark, region: str | None) -> None:
+        entry = validate_entry(RouteEntry, raw, mark, self.diags)
+        if entry is None:
+            return
+        covered = list(self._route_numbers(entry, raw, mark, region))
+        name = entry.name or (entry.block if entry.block else (covered[0][0] if covered else ""))
+        if not name:
+            name = f"route@{mark.line}"
+        if name in self.route_marks:
+            self.diags.error(
+                raw.mark_of("name") if entry.name else mark,
+                f"route '{name}' is defined twice (first at {self.route_marks[name]})",
+            )
+            return
+        ring = self._ring_targets(entry, raw, mark)
+        self._check_times(entry, raw, ring)
+        if entry.no_answer.action != "hangup":
+            self.diags.error(
+                _locate(raw, ("no_answer", "action"), mark)[0],
+                f"no_answer action '{entry.no_answer.action}' is not supported yet: use `hangup`",
+            )
+        if entry.trunk is not None and entry.trunk not in self.config.trunks:
+            hint = _did_you_mean(entry.trunk, self.config.trunks)
+            self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
+        route = Route(
+            name=name,
+            strategy=entry.strategy,
+            targets=tuple(ring),
+            timeout=entry.timeout,
+            no_answer_cause=entry.no_answer.cause,
+            caller_id=entry.caller_id,
+            source=mark,
+        )
+        self.route_marks[name] = mark
+        self.config.routes[name] = route
+        route_of = self.config.route_of_number
+        for e164, number_mark in covered:
+            if e164 in self.routed_by:
+                other, other_mark = self.routed_by[e164]
+                self.diags.error(
+                    number_mark,
+                    f"number {e164} is already routed by route '{other}' ({other_mark})",
+                )
+                continue
+            self.routed_by[e164] = (name, number_mark)
+            route_of[e164] = route
+            if entry.trunk is not None:
+                self._check_route_trunk(e164, entry.trunk, name, number_mark)
+
+    def _route_numbers(
+        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
+    ) -> Iterator[tuple[str, Mark]]:
+        if not entry.numbers and entry.block is None:
+            self.diags.error(mark, "route covers no number: add `numbers:` or `block:`")
+        seq = raw.get("numbers")
+        for index, text in enumerate(entry.numbers):
+            number_mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else mark
+            e164 = numbering.canonical_e164(text)
+            if e164 is None or e164 not in self.config.numbers:
+                # Not an inventory number as written: parse it properly to say why.
+                try:
+                    e164 = numbering.to_e164(text, region)
+                except numbering.NumberError as exc:
+                    self.diags.error(number_mark, str(exc))
+                    continue
+            if e164 not in self.config.numbers:
+                self.diags.error(
+                    number_mark,
+                    f"number {e164} is not in the inventory "
+                    f"({display_path(self.config.settings.trunks_file)})",
+                )
+                continue
+            yield e164, number_mark
+        if entry.block is not None:
+            block = self.config.blocks.get(entry.block)
+            if block is None:
+                hint = _did_you_mean(entry.block, self.config.blocks)
+                self.diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
+                return
+            block_mark = raw.mark_of("block")
+            span = numbering.NumberSpan(block.first, block.last)
+            for e164 in span.numbers():
+                yield e164, block_mark
+
+    def _ring_targets(self, entry: RouteEntry, raw: MarkedMap, mark: Mark) -> list[RingTarget]:
+        if not entry.targets:
+            self.diags.error(raw.key_marks.get("targets", mark), "route has no targets to ring")
+        ring: list[RingTarget] = []
+        seq = raw.get("targets")
+        for index, step in enumerate(entry.targets):
+            step_mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else mark
+            target = self.config.targets.get(step.target)
+            if target is None and step.target in self.broken_targets:
+                continue  # its own definition error is already reported
+            if target is None:
+                hint = _did_you_mean(step.target, self.config.targets)
+                self.diags.error(step_mark, f"unknown target '{step.target}'{hint}")
+                continue
+            self.used_targets.add(step.target)
+            ring_time = step.ring_time if step.ring_time is not None else entry.ring_time
+            if not 1 <= ring_time <= RING_TIME_LIMIT:
+                where = _locate(raw, ("targets", index, "ring_time"), step_mark)[0]
+                if step.ring_time is None:
+                    where = raw.mark_of("ring_time")
+                self.diags.error(
+                    where,
+                    f"ring_time must be between 1 and {RING_TIME_LIMIT} seconds, not {ring_time}",
+                )
+            ring.append(RingTarget(target, ring_time))
+        return ring
+
+    def _check_times(self, entry: RouteEntry, raw: MarkedMap, ring: list[RingTarget]) -> None:
+        if not 1 <= entry.timeout <= ROUTE_TIMEOUT_LIMIT:
+            self.diags.error(
+                raw.mark_of("timeout"),
+                f"timeout must be between 1 and {ROUTE_TIMEOUT_LIMIT} seconds, not {entry.timeout}",
+            )
+            return
+        if entry.strategy is RingStrategy.HUNT and ring:
+            elapsed = 0
+            for step in ring:
+                if elapsed >= entry.timeout:
+                    self.diags.warning(
+                        raw.mark_of("timeout"),
+                        f"target '{step.target.name}' "
+                        f"never rings: the route times out after "
+                        f"{entry.timeout} s",
+                    )
+                    break
+                elapsed += step.ring_time
+
+    def _check_route_trunk(self, e164: str, trunk: str, route: str, mark: Mark) -> None:
+        number = self.config.numbers[e164]
+        if number.trunk != trunk and trunk in self.config.trunks:
+            self.diags.error(
+                mark,
+                f"route '{route}' puts {e164} on trunk '{trunk}' but the "
+                f"inventory has it on trunk '{number.trunk}'",
+            )
+        if number.block is None:
+            return
+        seen = self.route_trunk_of_block.get(number.block)
+        if seen is None:
+            self.route_trunk_of_block[number.block] = (trunk, route, mark)
+        elif seen[0] != trunk:
+            self.diags.error(
+                mark,
+                f"route '{route}' splits block '{number.block}' between "
+                f"trunks '{seen[0]}' (route '{seen[1]}', {seen[2]}) and '{trunk}'",
+            )
+
+    # ---- whole-configuration warnings
+
+    def finish(self) -> None:
+        unrouted_blocks: dict[str, int] = {}
+        for e164, number in self.config.numbers.items():
+            if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:
+                continue
+            if number.block is not None:
+                unrouted_blocks[number.block] = unrouted_blocks.get(number.block, 0) + 1
+            else:
+                self.diags.warning(
+                    self.number_marks[e164],
+                    f"number {e164} has no route: its calls will be rejected",
+                )
+        for block, count in unrouted_blocks.items():
+            size = self.config.blocks[block].size
+            self.diags.warning(
+                self.block_marks[block],
+                f"block '{block}': {count} of {size} "
+                "numbers have no route: their calls will be rejected",
+            )
+        for name, mark in self.target_marks.items():
+            if name not in self.used_targets:
+                self.diags.warning(mark, f"target '{name}' is not used by any route")
+
+
+def compile_config(config_path: Path) -> CompileResult:
+    """Load pbxd.yaml, sip-trunks.yaml and routing/ and check them all."""
+    # Building 100,000 entries trips the cyclic GC dozens of times for nothing: pause it.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(config_path)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _compile(config_path: Path) -> CompileResult:
+    diags = Diagnostics()
+    settings = load_settings(config_path, diags)
+    if settings is None:
+        return CompileResult(None, diags.sorted())
+    compiler = _Compiler(settings, diags)
+    compiler.trunks_file(settings.trunks_file)
+    compiler.routing_dir(settings.routing_dir)
+    compiler.finish()
+    config = None if diags.has_errors else compiler.config
+    return CompileResult(config, diags.sorted())

@@ -1,0 +1,192 @@
+"""The shape of each configuration file, as pydantic models (syntax, not meaning).
+
+Cross-file meaning (a routed number is in the inventory, a target exists, …) is checked in
+`pbxd.config.compile`, which reports it with file marks. Numeric limits are checked there too
+so the messages can say what a sensible value is.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    """Every file model refuses unknown keys: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- pbxd.yaml (daemon settings)
+
+
+class AriSection(_Strict):
+    """How to reach Asterisk's ARI. The password never sits in this file."""
+
+    url: str = "http://127.0.0.1:8088/ari"
+    username: str = "pbxd"
+    password_env: str | None = "PBXD_ARI_PASSWORD"
+    password_file: str | None = None
+    app: str = "pbxd"
+
+
+class DatabaseSection(_Strict):
+    """Where CDRs go; None means a SQLite file in the state directory."""
+
+    url: str | None = None
+
+
+class HttpSection(_Strict):
+    """The HTTP API's listening address."""
+
+    bind: str = "127.0.0.1:8080"
+
+
+class DaemonFile(_Strict):
+    """pbxd.yaml."""
+
+    ari: AriSection = AriSection()
+    database: DatabaseSection = DatabaseSection()
+    http: HttpSection = HttpSection()
+    state_dir: str = "var"
+    trunks_file: str = "sip-trunks.yaml"
+    routing_dir: str = "routing"
+    log_level: str = "info"
+
+
+# ---------------------------------------------------------------- sip-trunks.yaml (inventory)
+
+
+class NumberStatus(StrEnum):
+    """Where a number stands in its life: only `active` numbers take live traffic."""
+
+    ACTIVE = "active"
+    PORTING = "porting"
+    RESERVED = "reserved"
+
+
+class InventoryEntry(_Strict):
+    """One number (`number`) or one block (`range` or `prefix` + `count`)."""
+
+    number: str | None = None
+    range: str | None = None
+    prefix: str | None = None
+    count: int | None = None
+    block: str | None = None
+    label: str = ""
+    status: NumberStatus = NumberStatus.ACTIVE
+    port_date: date | None = None
+    losing_carrier: str | None = None
+    timezone: str | None = None
+    country: str | None = None
+
+
+class TrunkEntry(_Strict):
+    """A SIP trunk (carrier) and the numbers it delivers."""
+
+    inbound_endpoint: str
+    dial: str
+    allowed_destinations: list[str] = Field(default_factory=list)
+    max_outbound_legs: int = 30
+    country: str | None = None
+    timezone: str | None = None
+    label: str = ""
+    # Entries are validated one by one (InventoryEntry) so one bad entry hides no other.
+    numbers: list[Any] = Field(default_factory=list)
+
+
+class TrunksFile(_Strict):
+    """sip-trunks.yaml."""
+
+    trunks: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- routing/*.yaml
+
+
+class TargetEntry(_Strict):
+    """Something that can ring: a softphone endpoint, or an external number via a trunk."""
+
+    softphone: str | None = None
+    external: str | None = None
+    trunk: str | None = None
+    label: str = ""
+
+
+class RingStep(_Strict):
+    """One target in a route's ring list, with its own ring time."""
+
+    target: str
+    ring_time: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        # `- alice` is shorthand for `- target: alice`.
+        return {"target": data} if isinstance(data, str) else data
+
+
+class RingStrategy(StrEnum):
+    """How a route's targets are rung."""
+
+    RINGALL = "ringall"
+    HUNT = "hunt"
+
+
+class CallerIdPolicy(StrEnum):
+    """What the called target sees as caller ID."""
+
+    CALLER = "caller"
+    NUMBER = "number"
+
+
+class HangupReason(StrEnum):
+    """Reasons ARI accepts on DELETE /channels/{id} (Asterisk 22's allowable values)."""
+
+    NORMAL = "normal"
+    BUSY = "busy"
+    CONGESTION = "congestion"
+    NO_ANSWER = "no_answer"
+    TIMEOUT = "timeout"
+    REJECTED = "rejected"
+    UNALLOCATED = "unallocated"
+    NORMAL_UNSPECIFIED = "normal_unspecified"
+    NUMBER_INCOMPLETE = "number_incomplete"
+    CODEC_MISMATCH = "codec_mismatch"
+    INTERWORKING = "interworking"
+    FAILURE = "failure"
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+
+
+class NoAnswerEntry(_Strict):
+    """What happens when nobody answers (hang up for now; voicemail and overflow later)."""
+
+    action: str = "hangup"
+    cause: HangupReason = HangupReason.NO_ANSWER
+
+
+class RouteEntry(_Strict):
+    """The route of one or more numbers, or of a whole block."""
+
+    name: str | None = None
+    numbers: list[str] = Field(default_factory=list)
+    block: str | None = None
+    trunk: str | None = None
+    strategy: RingStrategy = RingStrategy.RINGALL
+    targets: list[RingStep] = Field(default_factory=list)
+    ring_time: int = 20
+    timeout: int = 60
+    no_answer: NoAnswerEntry = NoAnswerEntry()
+    caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+
+
+class RoutingFile(_Strict):
+    """One file of routing/."""
+
+    country: str | None = None
+    # Validated one by one (TargetEntry, RouteEntry) so one bad entry hides no other.
+    targets: dict[str, Any] = Field(default_factory=dict)
+    routes: list[Any] = Field(default_factory=list)

@@ -1,0 +1,177 @@
+"""The validated configuration the daemon runs on: plain, frozen, cross-referenced data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from pbxd.config.diagnostics import Mark
+from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """A SIP trunk: where inbound calls come from and outbound legs go."""
+
+    name: str
+    inbound_endpoint: str
+    dial_template: str
+    allowed_prefixes: tuple[str, ...]
+    max_outbound_legs: int
+    label: str = ""
+
+    def dial_string(self, e164: str) -> str:
+        """The Asterisk dial string for an outbound leg to `e164`."""
+        return self.dial_template.replace("{number}", e164)
+
+    def allows(self, e164: str) -> bool:
+        """Whether this trunk may carry an outbound leg to `e164`."""
+        return any(e164.startswith(p) for p in self.allowed_prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A range of numbers that is ported and owned as a whole."""
+
+    name: str
+    trunk: str
+    first: str
+    last: str
+    size: int
+    status: NumberStatus
+    label: str
+    timezone: str
+    port_date: date | None
+    losing_carrier: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualNumber:
+    """A number we receive calls for (a DID), in E.164."""
+
+    e164: str
+    trunk: str
+    status: NumberStatus
+    label: str
+    timezone: str
+    port_date: date | None = None
+    losing_carrier: str | None = None
+    block: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Something that can ring: a softphone endpoint or an external number via a trunk."""
+
+    name: str
+    endpoint: str | None = None
+    number: str | None = None
+    trunk: str | None = None
+    label: str = ""
+
+    @property
+    def kind(self) -> str:
+        """`softphone` or `external`."""
+        return "softphone" if self.endpoint is not None else "external"
+
+
+@dataclass(frozen=True, slots=True)
+class RingTarget:
+    """A target in a route, with how long it rings."""
+
+    target: Target
+    ring_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What happens to a call to one of the route's numbers."""
+
+    name: str
+    strategy: RingStrategy
+    targets: tuple[RingTarget, ...]
+    timeout: int
+    no_answer_cause: HangupReason
+    caller_id: CallerIdPolicy
+    source: Mark
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """pbxd.yaml after environment overrides; paths are absolute."""
+
+    config_path: Path
+    ari_url: str
+    ari_username: str
+    ari_password_env: str | None
+    ari_password_file: Path | None
+    ari_app: str
+    database_url: str
+    http_bind: str
+    state_dir: Path
+    trunks_file: Path
+    routing_dir: Path
+    log_level: str
+
+    def ari_password(self) -> str:
+        """Read the ARI password from its file or environment variable, at the moment of use."""
+        import os
+
+        direct = os.environ.get("PBXD_ARI_PASSWORD")
+        if direct:
+            return direct
+        if self.ari_password_file is not None:
+            return self.ari_password_file.read_text(encoding="utf-8").strip()
+        if self.ari_password_env and os.environ.get(self.ari_password_env):
+            return os.environ[self.ari_password_env]
+        raise LookupError(
+            "no ARI password: set PBXD_ARI_PASSWORD"
+            + (f" or {self.ari_password_env}" if self.ari_password_env else "")
+            + " or ari.password_file in pbxd.yaml"
+        )
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything the daemon needs to route a call, indexed for constant-time lookup."""
+
+    settings: DaemonSettings
+    trunks: dict[str, Trunk] = field(default_factory=dict)
+    numbers: dict[str, VirtualNumber] = field(default_factory=dict)
+    blocks: dict[str, Block] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
+    route_of_number: dict[str, Route] = field(default_factory=dict)
+    trunk_of_endpoint: dict[str, Trunk] = field(default_factory=dict)
+
+    def number(self, e164: str) -> VirtualNumber | None:
+        """The inventory entry of a number, if we have it."""
+        return self.numbers.get(e164)
+
+    def route_for(self, e164: str) -> Route | None:
+        """The route of a number (one dict lookup, whatever the inventory size)."""
+        return self.route_of_number.get(e164)
+
+    def trunk_for_endpoint(self, endpoint: str) -> Trunk | None:
+        """The trunk whose inbound Asterisk endpoint is `endpoint` (e.g. `trunk-in`)."""
+        return self.trunk_of_endpoint.get(endpoint)
+
+    def dial_string(self, target: Target) -> str:
+        """What to pass to channels/create to ring `target`."""
+        if target.endpoint is not None:
+            return target.endpoint
+        assert target.number is not None and target.trunk is not None
+        return self.trunks[target.trunk].dial_string(target.number)
+
+    def summary(self) -> str:
+        """The one-line summary `pbxd check` prints on success."""
+        return (
+            f"{_count(len(self.numbers), 'number')} ({_count(len(self.blocks), 'block')}), "
+            f"{_count(len(self.routes), 'route')}, {_count(len(self.targets), 'target')}, "
+            f"{_count(len(self.trunks), 'trunk')}"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,165 @@
+"""Phone numbers: parsing to E.164 with phonenumbers, and number blocks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import phonenumbers
+from phonenumbers import timezone as number_timezones
+
+_RANGE_SEPARATOR = re.compile(r"\s+-\s+|\s*–\s*|\s*\.\.\s*")
+MAX_BLOCK_SIZE = 100_000
+
+
+class NumberError(ValueError):
+    """A number or block that cannot be used, with a message for the admin."""
+
+
+def is_region(code: str) -> bool:
+    """True for a two-letter region phonenumbers knows (FR, GB, …)."""
+    return code.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def to_e164(text: str, region: str | None) -> str:
+    """Parse a number written in E.164 or national form and return it in E.164.
+
+    Raises NumberError saying why when it is not a valid number for its country.
+    """
+    raw = text.strip()
+    compact = canonical_e164(raw)
+    if compact is not None:
+        fast = _fast_e164(compact)
+        if fast is not None:
+            return compact
+    if not raw.startswith("+") and region is None:
+        raise NumberError(
+            f"'{raw}' is in national form but no country is set: "
+            "write it in E.164 (+…) or set `country:`"
+        )
+    try:
+        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region.upper())  # type: ignore[union-attr]
+    except phonenumbers.NumberParseException:
+        raise NumberError(f"'{raw}' is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        where = phonenumbers.region_code_for_number(parsed) or region or "its country"
+        raise NumberError(f"'{raw}' is not a valid number for {where}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_SEPARATORS = str.maketrans("", "", " .-()\u00a0")
+
+
+def canonical_e164(text: str) -> str | None:
+    """`+33 1 70-00.00 01` -> `+33170000001` without validating; None if not +digits.
+
+    Used to find a number already validated in the inventory without parsing it again.
+    """
+    compact = text.translate(_SEPARATORS)
+    if len(compact) > 2 and compact[0] == "+" and compact[1:].isdigit():
+        return compact
+    return None
+
+
+def _fast_e164(compact: str) -> phonenumbers.PhoneNumber | None:
+    """Validate `+digits` without phonenumbers.parse (its normalising is the slow part).
+
+    None means "not decided here": the caller falls back to the full parser, which also
+    produces the error message.
+    """
+    digits = compact[1:]
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[size:]
+            if not national or national[0] == "0":
+                return None  # leading zeros (Italy …) need the parser's special handling
+            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+            return number if phonenumbers.is_valid_number(number) else None
+    return None
+
+
+def national_format(e164: str) -> str:
+    """The number as people of its country write it (`01 70 00 00 01`)."""
+    parsed = phonenumbers.parse(e164, None)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def zone_of(e164: str) -> str | None:
+    """The single IANA time zone of a number, or None when it spans several."""
+    zones = number_timezones.time_zones_for_number(phonenumbers.parse(e164, None))
+    real = [z for z in zones if z != number_timezones.UNKNOWN_TIMEZONE]
+    return real[0] if len(real) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberSpan:
+    """A contiguous run of E.164 numbers of the same length, first..last inclusive."""
+
+    first: str
+    last: str
+
+    @property
+    def size(self) -> int:
+        """How many numbers the span holds."""
+        return int(self.last[1:]) - int(self.first[1:]) + 1
+
+    def numbers(self) -> list[str]:
+        """Every number of the span, in order."""
+        return ["+" + str(v) for v in range(int(self.first[1:]), int(self.last[1:]) + 1)]
+
+    def __contains__(self, e164: object) -> bool:
+        return (
+            isinstance(e164, str)
+            and len(e164) == len(self.first)
+            and self.first <= e164 <= self.last
+        )
+
+
+def parse_range(text: str, region: str | None) -> NumberSpan:
+    """A block written `first - last` (also `first – last` or `first..last`)."""
+    parts = _RANGE_SEPARATOR.split(text.strip())
+    if len(parts) != 2:
+        raise NumberError(f"range '{text}' must be written 'FIRST - LAST'")
+    first, last = (to_e164(p, region) for p in parts)
+    return _span(first, last)
+
+
+def parse_prefix(prefix: str, count: int, region: str | None) -> NumberSpan:
+    """A block written as a prefix and a count that is a power of ten (10, 100, …)."""
+    if count < 10 or str(count).rstrip("0") != "1":
+        raise NumberError(f"count must be 10, 100, 1000 … (a whole prefix block), not {count}")
+    digits = len(str(count)) - 1
+    raw = prefix.strip()
+    first = to_e164(raw + "0" * digits, region)
+    last = to_e164(raw + "9" * digits, region)
+    return _span(first, last)
+
+
+def _span(first: str, last: str) -> NumberSpan:
+    if len(first) != len(last):
+        raise NumberError(f"block ends {first} and {last} do not have the same length")
+    span = NumberSpan(first, last)
+    if span.size <= 0:
+        raise NumberError(f"block starts at {first} but ends before it, at {last}")
+    if span.size > MAX_BLOCK_SIZE:
+        raise NumberError(f"block of {span.size} numbers is larger than {MAX_BLOCK_SIZE}")
+    return span
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+def is_time_zone(name: str) -> bool:
+    """True for an IANA time zone name this machine's tz database knows."""
+    return name in _known_zones()
+
+
+def known_time_zones() -> frozenset[str]:
+    """Every IANA zone name, for "did you mean" suggestions."""
+    return _known_zones()

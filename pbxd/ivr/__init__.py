@@ -1,0 +1,1 @@
+"""Voice menus, prompts and DTMF collection (not built yet: see the issue tracker)."""

@@ -1,0 +1,1 @@
+"""HTTP API and pages (not built yet: see the issue tracker)."""

@@ -1,0 +1,38 @@
+"""A private copy of the shipped example configuration for each test to break."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+Edit = Callable[[str, str, str], None]
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped pbxd.yaml, sip-trunks.yaml and routing/ in a temp dir, which is the cwd."""
+    shutil.copy(REPO / "pbxd.yaml", tmp_path / "pbxd.yaml")
+    shutil.copy(REPO / "sip-trunks.yaml", tmp_path / "sip-trunks.yaml")
+    shutil.copytree(REPO / "routing", tmp_path / "routing")
+    monkeypatch.chdir(tmp_path)
+    for var in ("PBXD_CONFIG", "PBXD_DATABASE_URL", "PBXD_TRUNKS_FILE", "PBXD_ROUTING_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def edit(example: Path) -> Edit:
+    """Replace exactly one occurrence of `old` by `new` in a file of the example copy."""
+
+    def apply(name: str, old: str, new: str) -> None:
+        path = example / name
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} must occur once in {name}"
+        path.write_text(text.replace(old, new))
+
+    return apply
