@@ -98,17 +98,20 @@ def main() -> None:
             assert result.config is not None, [str(d) for d in result.diagnostics[:5]]
         config = result.config
         print(f"config: {config.summary()}, {size / 1e6:.1f} MB of YAML")
-        print(f"compile wall: best {min(times):.2f} s, median {statistics.median(times):.2f} s; "
-              f"CPU: best {min(cpu):.2f} s, median {statistics.median(cpu):.2f} s "
-              f"({args.runs} runs)")
+        print(
+            f"compile wall: best {min(times):.2f} s, median {statistics.median(times):.2f} s; "
+            f"CPU: best {min(cpu):.2f} s, median {statistics.median(cpu):.2f} s "
+            f"({args.runs} runs)"
+        )
         big = lookup_ns(numbers, config.route_for)
     with tempfile.TemporaryDirectory() as tmp:
         small_numbers = generate(Path(tmp), 1_000)
         small = compile_config(Path(tmp) / "pbxd.yaml").config
         assert small is not None
         little = lookup_ns(small_numbers, small.route_for)
-    print(f"route lookup: {little:.0f} ns at 1,000 numbers, {big:.0f} ns at "
-          f"{args.numbers:,} numbers")
+    print(
+        f"route lookup: {little:.0f} ns at 1,000 numbers, {big:.0f} ns at {args.numbers:,} numbers"
+    )
 
 
 if __name__ == "__main__":

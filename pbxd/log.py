@@ -46,4 +46,4 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
 
 def get_logger(name: str) -> Any:
     """A structlog logger bound with the module name."""
-    return structlog.get_logger(logger=name)
+    return structlog.get_logger(logger_name=name)

@@ -1,0 +1,447 @@
+"""Typed async ARI REST client on aiohttp (channels, bridges, applications, asterisk, endpoints).
+
+Every method maps to one Asterisk 22 ARI operation and returns a model from `models.py` or
+None. HTTP errors raise the `AriError` subclass for their status; an unreachable Asterisk
+raises `AriUnavailable`. Credentials travel only in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+
+from pbxd.ari._auth import basic_auth_header
+from pbxd.ari.errors import (
+    AriError,
+    AriParseError,
+    AriUnavailable,
+    error_for_status,
+    error_message,
+)
+from pbxd.ari.models import (
+    Application,
+    AsteriskInfo,
+    AsteriskPing,
+    Bridge,
+    Channel,
+    Endpoint,
+    Playback,
+)
+
+# Not pbxd.log.get_logger: its `logger=` initial value collides with structlog's wrap_logger.
+log = structlog.get_logger(logger_name=__name__)
+
+# Values accepted for a query parameter; sequences are sent comma-separated, as Asterisk expects.
+ParamValue = str | int | float | bool | Sequence[str] | None
+
+_ModelT = TypeVar("_ModelT")
+
+
+def _param(value: str | int | float | bool | Sequence[str]) -> str:
+    """Stringify a query value the way Asterisk parses it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return ",".join(value)
+
+
+def _segment(value: str) -> str:
+    """Percent-encode one path segment (ids are opaque strings)."""
+    return quote(value, safe="")
+
+
+class AriClient:
+    """Async client for one Asterisk's ARI, on behalf of one Stasis application.
+
+    `base_url` looks like `http://127.0.0.1:8088/ari`. Pass `session` to share an aiohttp
+    session (it is then not closed by `close()`); otherwise one is created on first use.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        app: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.app = app
+        self._headers = basic_auth_header(username, password)
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:
+        return f"AriClient(base_url={self.base_url!r}, app={self.app!r})"
+
+    async def __aenter__(self) -> AriClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send one ARI request; return the decoded JSON body, or None for an empty answer.
+
+        `path` is relative to the base URL (e.g. "/channels/123/answer"); None params are
+        left out. Raises an `AriError` subclass for HTTP errors, `AriUnavailable` when
+        Asterisk cannot be reached or does not answer within the timeout.
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        started = time.monotonic()
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                params=query,
+                json=body,
+                headers=self._headers,
+                timeout=self._timeout,
+            ) as response:
+                status = response.status
+                text = await response.text()
+        except TimeoutError:
+            self._log(method, path, None, started)
+            raise AriUnavailable("ARI request timed out", method, path) from None
+        except aiohttp.ClientError as exc:
+            self._log(method, path, None, started)
+            raise AriUnavailable(f"ARI unreachable: {exc!r}", method, path) from exc
+        self._log(method, path, status, started)
+        if status >= 400:
+            raise error_for_status(
+                status, error_message(text) or response.reason or "", method, path
+            )
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise AriError(
+                status, f"invalid JSON in response: {text[:200]!r}", method, path
+            ) from None
+
+    @staticmethod
+    def _log(method: str, path: str, status: int | None, started: float) -> None:
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        log.debug("ari_request", method=method, path=path, status=status, elapsed_ms=elapsed_ms)
+
+    async def _model(
+        self,
+        parse: Callable[[Any], _ModelT],
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> _ModelT:
+        data = await self.request(method, path, params=params, body=body)
+        try:
+            return parse(data)
+        except AriParseError as exc:
+            raise AriError(None, f"unexpected response: {exc}", method, path) from None
+
+    async def _models(self, parse: Callable[[Any], _ModelT], path: str) -> list[_ModelT]:
+        data = await self.request("GET", path)
+        if not isinstance(data, list):
+            raise AriError(None, "unexpected response: expected a JSON list", "GET", path)
+        try:
+            return [parse(item) for item in data]
+        except AriParseError as exc:
+            raise AriError(None, f"unexpected response: {exc}", "GET", path) from None
+
+    # -- channels --------------------------------------------------------------------------
+
+    async def create_channel(
+        self,
+        endpoint: str,
+        *,
+        originator: str | None = None,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        app_args: str | Sequence[str] | None = None,
+        variables: Mapping[str, str] | None = None,
+        formats: str | Sequence[str] | None = None,
+    ) -> Channel:
+        """Create a channel to `endpoint` in our Stasis app without dialling it (see `dial`).
+
+        `variables` (e.g. {"CALLERID(num)": "+33..."}) are set before the dial;
+        `originator` links the new leg to the inbound channel (codecs, connected line).
+        """
+        params: dict[str, ParamValue] = {
+            "endpoint": endpoint,
+            "app": self.app,
+            "appArgs": app_args,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "originator": originator,
+            "formats": formats,
+        }
+        body = {"variables": dict(variables)} if variables else None
+        return await self._model(
+            Channel.from_json, "POST", "/channels/create", params=params, body=body
+        )
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        app: str | None = None,
+        app_args: str | Sequence[str] | None = None,
+        extension: str | None = None,
+        context: str | None = None,
+        priority: int | None = None,
+        label: str | None = None,
+        caller_id: str | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 -- ARI ring time, not a call timeout
+        variables: Mapping[str, str] | None = None,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        originator: str | None = None,
+        formats: str | Sequence[str] | None = None,
+    ) -> Channel:
+        """Create and dial a channel; once answered it enters `app` (default: ours) or the
+        dialplan at `context`/`extension`/`priority` when an extension is given."""
+        if app is None and extension is None:
+            app = self.app
+        params: dict[str, ParamValue] = {
+            "endpoint": endpoint,
+            "extension": extension,
+            "context": context,
+            "priority": priority,
+            "label": label,
+            "app": app,
+            "appArgs": app_args,
+            "callerId": caller_id,
+            "timeout": timeout,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "originator": originator,
+            "formats": formats,
+        }
+        body = {"variables": dict(variables)} if variables else None
+        return await self._model(Channel.from_json, "POST", "/channels", params=params, body=body)
+
+    async def dial(
+        self,
+        channel_id: str,
+        *,
+        caller: str | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 -- ARI ring time, not a call timeout
+    ) -> None:
+        """Dial a channel made by `create_channel`; `timeout` is the ring time in seconds."""
+        path = f"/channels/{_segment(channel_id)}/dial"
+        await self.request("POST", path, params={"caller": caller, "timeout": timeout})
+
+    async def answer(self, channel_id: str) -> None:
+        """Answer a channel."""
+        await self.request("POST", f"/channels/{_segment(channel_id)}/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        """Indicate ringing to the caller."""
+        await self.request("POST", f"/channels/{_segment(channel_id)}/ring")
+
+    async def ring_stop(self, channel_id: str) -> None:
+        """Stop indicating ringing to the caller."""
+        await self.request("DELETE", f"/channels/{_segment(channel_id)}/ring")
+
+    async def progress(self, channel_id: str) -> None:
+        """Indicate call progress (early media) to the caller."""
+        await self.request("POST", f"/channels/{_segment(channel_id)}/progress")
+
+    async def hangup(
+        self,
+        channel_id: str,
+        *,
+        reason: str | None = None,
+        reason_code: int | str | None = None,
+    ) -> None:
+        """Hang up a channel, with a named `reason` (e.g. "busy") or a Q.850 `reason_code`."""
+        if reason is not None and reason_code is not None:
+            raise ValueError("hangup takes reason or reason_code, not both")
+        params: dict[str, ParamValue] = {
+            "reason": reason,
+            "reason_code": None if reason_code is None else str(reason_code),
+        }
+        await self.request("DELETE", f"/channels/{_segment(channel_id)}", params=params)
+
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        *,
+        context: str | None = None,
+        extension: str | None = None,
+        priority: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Send a channel back to the dialplan (so a caller is never stranded in Stasis)."""
+        params: dict[str, ParamValue] = {
+            "context": context,
+            "extension": extension,
+            "priority": priority,
+            "label": label,
+        }
+        await self.request("POST", f"/channels/{_segment(channel_id)}/continue", params=params)
+
+    async def play(
+        self,
+        channel_id: str,
+        media: str | Sequence[str],
+        *,
+        playback_id: str | None = None,
+        lang: str | None = None,
+        offsetms: int | None = None,
+        skipms: int | None = None,
+    ) -> Playback:
+        """Play media (e.g. "sound:beep", several in a row) to a channel."""
+        params: dict[str, ParamValue] = {
+            "media": media,
+            "lang": lang,
+            "offsetms": offsetms,
+            "skipms": skipms,
+            "playbackId": playback_id,
+        }
+        path = f"/channels/{_segment(channel_id)}/play"
+        return await self._model(Playback.from_json, "POST", path, params=params)
+
+    async def send_dtmf(
+        self,
+        channel_id: str,
+        dtmf: str,
+        *,
+        before: int | None = None,
+        between: int | None = None,
+        duration: int | None = None,
+        after: int | None = None,
+    ) -> None:
+        """Send DTMF digits to a channel (timings in milliseconds)."""
+        params: dict[str, ParamValue] = {
+            "dtmf": dtmf,
+            "before": before,
+            "between": between,
+            "duration": duration,
+            "after": after,
+        }
+        await self.request("POST", f"/channels/{_segment(channel_id)}/dtmf", params=params)
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        """One channel by id (raises AriNotFound once it is gone)."""
+        return await self._model(Channel.from_json, "GET", f"/channels/{_segment(channel_id)}")
+
+    async def list_channels(self) -> list[Channel]:
+        """Every channel Asterisk has, in or out of Stasis."""
+        return await self._models(Channel.from_json, "/channels")
+
+    # -- bridges ---------------------------------------------------------------------------
+
+    async def create_bridge(
+        self,
+        *,
+        bridge_type: str | Sequence[str] = "mixing",
+        bridge_id: str | None = None,
+        name: str | None = None,
+    ) -> Bridge:
+        """Create a bridge; `bridge_type` is e.g. "mixing" or "mixing,dtmf_events"."""
+        params: dict[str, ParamValue] = {"type": bridge_type, "bridgeId": bridge_id, "name": name}
+        return await self._model(Bridge.from_json, "POST", "/bridges", params=params)
+
+    async def add_channel(
+        self,
+        bridge_id: str,
+        channel_ids: str | Sequence[str],
+        *,
+        role: str | None = None,
+        absorb_dtmf: bool | None = None,
+        mute: bool | None = None,
+        inhibit_connected_line_updates: bool | None = None,
+    ) -> None:
+        """Put one or more channels into a bridge."""
+        params: dict[str, ParamValue] = {
+            "channel": channel_ids,
+            "role": role,
+            "absorbDTMF": absorb_dtmf,
+            "mute": mute,
+            "inhibitConnectedLineUpdates": inhibit_connected_line_updates,
+        }
+        path = f"/bridges/{_segment(bridge_id)}/addChannel"
+        await self.request("POST", path, params=params)
+
+    async def remove_channel(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
+        """Take one or more channels out of a bridge."""
+        path = f"/bridges/{_segment(bridge_id)}/removeChannel"
+        await self.request("POST", path, params={"channel": channel_ids})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        """Destroy a bridge (its channels stay up, outside any bridge)."""
+        await self.request("DELETE", f"/bridges/{_segment(bridge_id)}")
+
+    async def get_bridge(self, bridge_id: str) -> Bridge:
+        """One bridge by id."""
+        return await self._model(Bridge.from_json, "GET", f"/bridges/{_segment(bridge_id)}")
+
+    async def list_bridges(self) -> list[Bridge]:
+        """Every bridge Asterisk has."""
+        return await self._models(Bridge.from_json, "/bridges")
+
+    # -- applications, asterisk, endpoints -------------------------------------------------
+
+    async def get_application(self, name: str | None = None) -> Application:
+        """A Stasis application (default: ours) with the channels and bridges it holds."""
+        path = f"/applications/{_segment(name or self.app)}"
+        return await self._model(Application.from_json, "GET", path)
+
+    async def list_applications(self) -> list[Application]:
+        """Every registered Stasis application."""
+        return await self._models(Application.from_json, "/applications")
+
+    async def info(self) -> AsteriskInfo:
+        """Asterisk version, entity id and start times."""
+        return await self._model(AsteriskInfo.from_json, "GET", "/asterisk/info")
+
+    async def ping(self) -> AsteriskPing:
+        """Check that Asterisk answers."""
+        return await self._model(AsteriskPing.from_json, "GET", "/asterisk/ping")
+
+    async def get_endpoint(self, technology: str, resource: str) -> Endpoint:
+        """One endpoint, e.g. ("PJSIP", "alice"); its `state` tells whether it is online."""
+        path = f"/endpoints/{_segment(technology)}/{_segment(resource)}"
+        return await self._model(Endpoint.from_json, "GET", path)
+
+    async def list_endpoints(self, technology: str | None = None) -> list[Endpoint]:
+        """Every endpoint, or those of one technology."""
+        path = "/endpoints" if technology is None else f"/endpoints/{_segment(technology)}"
+        return await self._models(Endpoint.from_json, path)

@@ -1,0 +1,143 @@
+"""Engines and migrations for the CDR database (SQLite or PostgreSQL, always async).
+
+`make_engine(url)` accepts what an admin would naturally write (`sqlite:///var/lib/pbxd/cdr.db`,
+`postgresql://pbxd@db/pbx`) and picks the async driver. `migrate(engine)` runs Alembic's
+`upgrade head` with a configuration built in code: no alembic.ini is needed at runtime.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Waiting a little for a lock beats failing a write while `pbxd report` reads the file.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Any constant shared by every pbxd process: serialises concurrent migrations on one database.
+_PG_MIGRATION_LOCK = 0x70627864  # "pbxd"
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str | URL) -> URL:
+    """Map `sqlite:///…` / `postgresql://…` to their async drivers; refuse anything else."""
+    parsed = make_url(url)
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(
+            f"unsupported CDR database URL scheme {parsed.drivername!r}: "
+            "use sqlite:///path/to/cdr.db or postgresql://user@host/db"
+        )
+    return parsed.set(drivername=driver)
+
+
+def _pg_server_settings(options: str) -> dict[str, str]:
+    """Parse libpq's `options=-c name=value …` into asyncpg `server_settings`."""
+    settings: dict[str, str] = {}
+    tokens = shlex.split(options)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "-c" and i + 1 < len(tokens):
+            i += 1
+            token = tokens[i]
+        elif token.startswith(("-c", "--")):
+            token = token[2:]
+        else:
+            raise ValueError(f"unsupported PostgreSQL options token {token!r} (use -c name=value)")
+        name, sep, value = token.partition("=")
+        if not sep:
+            raise ValueError(f"PostgreSQL option {token!r} lacks '=value'")
+        settings[name.replace("-", "_")] = value
+        i += 1
+    return settings
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Per-connection SQLite settings: WAL for concurrent readers, FKs for cascades."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across application crashes in WAL mode; only power loss can
+        # lose the last transactions, an acceptable trade for CDRs.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # SQLite ignores foreign keys (and ON DELETE CASCADE) unless asked, per connection.
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str | URL) -> AsyncEngine:
+    """An async engine for the CDR database, with pbxd's per-backend connection settings.
+
+    SQLite: parent directories are created, WAL + synchronous=NORMAL + busy_timeout set on
+    each connection; `sqlite://` (memory) shares one connection. PostgreSQL: libpq's
+    `?options=-csearch_path%3Dpbxd` is honoured (asyncpg has no `options`).
+    """
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            # Each in-memory connection is its own database: keep exactly one.
+            engine = create_async_engine(parsed, poolclass=StaticPool)
+        else:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(parsed)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        return engine
+    connect_args: dict[str, Any] = {}
+    options = parsed.query.get("options")
+    if options is not None:
+        joined = options if isinstance(options, str) else " ".join(options)
+        connect_args["server_settings"] = _pg_server_settings(joined)
+        parsed = parsed.difference_update_query(["options"])
+    # pool_pre_ping: a PostgreSQL restart must cost a reconnect, not a failed batch.
+    return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the migrations shipped inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Explicit separator: silences Alembic's legacy-splitting deprecation warning.
+    cfg.set_main_option("path_separator", "os")
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    """Run `alembic upgrade head` on an open synchronous connection."""
+    if connection.dialect.name == "postgresql":
+        # Two daemons starting together must not both create the tables.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the CDR schema to the latest revision; a no-op when it already is."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The Alembic revision the database is at (None before the first migration)."""
+    return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,1 @@
+"""Alembic migrations for the CDR tables (a package so that env.py ships with pbxd)."""
