@@ -330,6 +330,7 @@ class _Compiler:
             allowed_prefixes=prefixes,
             max_outbound_legs=entry.max_outbound_legs,
             label=entry.label,
+            country=country,
         )
         self.config.trunks[name] = trunk
         self.config.trunk_of_endpoint.setdefault(entry.inbound_endpoint, trunk)

@@ -20,6 +20,7 @@ class Trunk:
     allowed_prefixes: tuple[str, ...]
     max_outbound_legs: int
     label: str = ""
+    country: str | None = None
 
     def dial_string(self, e164: str) -> str:
         """The Asterisk dial string for an outbound leg to `e164`."""

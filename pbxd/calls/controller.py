@@ -1,0 +1,783 @@
+"""One controller per call: drives its plan over ARI and writes its CDR as it goes.
+
+Everything that happens to a call (ARI events, its timers, a resync after a reconnection)
+goes through one queue and is handled in order by the call's own task, so no two handlers
+of one call ever interleave. The daemon only routes events to the right controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+import structlog
+
+from pbxd.ari import (
+    AriClient,
+    AriConflict,
+    AriError,
+    AriNotFound,
+    AriUnprocessable,
+    ChannelDestroyed,
+    ChannelHangupRequest,
+    ChannelStateChange,
+    Dial,
+    Event,
+    StasisEnd,
+    StasisStart,
+)
+from pbxd.cdr.records import CallRecord, Disposition, LegRecord
+from pbxd.clock import Clock
+from pbxd.config.files import HangupReason, RingStrategy
+from pbxd.dialplan import LegPlan, Reject, RingPlan
+from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON, unanswered_outcome
+
+log = structlog.get_logger("pbxd.calls")
+
+# After we hang a channel up, Asterisk confirms within milliseconds; past this, stop waiting.
+END_GRACE_SECONDS = 5.0
+# Asterisk's dial timeout ends a ringing leg; ours is the backstop if that never comes.
+RING_BACKSTOP_SECONDS = 2.0
+
+
+class CdrSink(Protocol):
+    """Where a controller sends its records (the CDR store; a list in unit tests)."""
+
+    def record_call(self, record: CallRecord) -> None:
+        """Queue the call's current state for writing."""
+        ...
+
+    def record_leg(self, record: LegRecord) -> None:
+        """Queue a leg's current state for writing."""
+        ...
+
+
+class ChannelDirectory(Protocol):
+    """The daemon's map from channel id to controller, and its trunk capacity."""
+
+    def claim(self, channel_id: str, controller: CallController) -> None:
+        """Route this channel's events to `controller`."""
+        ...
+
+    def release(self, channel_id: str) -> None:
+        """Stop routing this channel's events."""
+        ...
+
+    def take_trunk_slot(self, trunk: str) -> bool:
+        """Reserve one outbound leg on `trunk`; False when it is at its maximum."""
+        ...
+
+    def give_trunk_slot(self, trunk: str) -> None:
+        """Free a slot taken with `take_trunk_slot`."""
+        ...
+
+
+class CallState(StrEnum):
+    """Where a call stands."""
+
+    STARTING = "starting"
+    RINGING = "ringing"
+    ANSWERING = "answering"
+    BRIDGED = "bridged"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class LegState(StrEnum):
+    """Where one outbound leg stands."""
+
+    WAITING = "waiting"
+    CREATING = "creating"
+    DIALING = "dialing"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class Leg:
+    """One outbound attempt to one target."""
+
+    plan: LegPlan
+    channel_id: str
+    record: LegRecord
+    state: LegState = LegState.WAITING
+    cause: int | None = None
+    note: str = ""
+    slot: bool = False
+    destroyed: bool = False  # no channel on Asterisk any more (or never had one)
+
+    @property
+    def live(self) -> bool:
+        """True while the leg has (or is getting) a channel on Asterisk."""
+        return self.state not in (LegState.WAITING, LegState.ENDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer firing, delivered through the call's queue like an event."""
+
+    kind: str
+    leg: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Check every channel still exists (after the event WebSocket reconnected)."""
+
+
+QueueItem = Event | Timer | Resync
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    """One line of a call's readable history."""
+
+    at: datetime
+    text: str
+
+
+@dataclass(slots=True)
+class CallerSide:
+    """The inbound channel: `gone` once it left Stasis, `destroyed` once Asterisk freed it."""
+
+    channel_id: str
+    gone: bool = False
+    destroyed: bool = False
+    cause: int | None = None
+
+
+@dataclass
+class CallController:
+    """Drives one call: ring the plan's legs, bridge the first answer, end cleanly."""
+
+    call_id: str
+    plan: RingPlan | Reject
+    record: CallRecord
+    ari: AriClient
+    cdr: CdrSink
+    clock: Clock
+    directory: ChannelDirectory
+    state: CallState = CallState.STARTING
+    legs: list[Leg] = field(default_factory=list)
+    bridge_id: str | None = None
+    winner: Leg | None = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    caller: CallerSide = field(init=False)
+    queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue, repr=False)
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
+    _timed_out: bool = False
+    adopted: bool = False
+    on_finished: Callable[[CallController], Awaitable[None] | None] | None = None
+
+    def __post_init__(self) -> None:
+        self.caller = CallerSide(self.call_id)
+        if isinstance(self.plan, RingPlan):
+            for index, leg_plan in enumerate(self.plan.legs, start=1):
+                channel_id = f"{self.call_id}-{index}"
+                self.legs.append(
+                    Leg(
+                        plan=leg_plan,
+                        channel_id=channel_id,
+                        record=LegRecord(
+                            leg_id=channel_id,
+                            call_id=self.call_id,
+                            target=leg_plan.target,
+                            destination=leg_plan.dial_string,
+                            started_at=self.record.started_at,
+                        ),
+                    )
+                )
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def did(self) -> str:
+        """The virtual number called."""
+        return self.record.did
+
+    def deliver(self, item: QueueItem) -> None:
+        """Hand an event (or timer, or resync) to this call; never blocks."""
+        self.queue.put_nowait(item)
+
+    def describe(self) -> str:
+        """The call's state as a person reads it."""
+        lines = [
+            f"call {self.call_id} to {self.did} from {self.record.caller_number}: {self.state}"
+            + (f", route {self.record.route} ({self.record.strategy})" if self.record.route else "")
+        ]
+        for leg in self.legs:
+            cause = f" cause {leg.cause}" if leg.cause is not None else ""
+            note = f" ({leg.note})" if leg.note else ""
+            lines.append(
+                f"  leg {leg.plan.target} [{leg.plan.dial_string}]: {leg.state}{cause}{note}"
+            )
+        if self.bridge_id:
+            lines.append(f"  bridge {self.bridge_id}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    async def run(self) -> None:
+        """The call's task: start the plan, then handle queued items until the call ends."""
+        with structlog.contextvars.bound_contextvars(call_id=self.call_id, did=self.did):
+            try:
+                if self.adopted:
+                    self._resume()
+                else:
+                    await self._start()
+                while self.state is not CallState.ENDED:
+                    item = await self.queue.get()
+                    await self._handle(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call controller failed; cleaning the call up")
+                await self._abort()
+            finally:
+                self._cancel_timers()
+                for channel in [self.caller.channel_id, *(leg.channel_id for leg in self.legs)]:
+                    self.directory.release(channel)
+                for leg in self.legs:
+                    self._free_slot(leg)
+                if self.on_finished is not None:
+                    result = self.on_finished(self)
+                    if result is not None:
+                        await result
+
+    # ------------------------------------------------------------------ start
+
+    def _note(self, text: str) -> None:
+        self.timeline.append(TimelineEntry(self.clock.now(), text))
+
+    async def _start(self) -> None:
+        self.directory.claim(self.caller.channel_id, self)
+        plan = self.plan
+        if isinstance(plan, Reject):
+            await self._reject(plan)
+            return
+        self.state = CallState.RINGING
+        self.cdr.record_call(self.record)
+        self._note(
+            f"incoming call from {plan.caller_number} to {plan.did}: route {plan.route} "
+            f"({plan.strategy}, timeout {plan.timeout} s)"
+        )
+        log.info(
+            "call routed",
+            route=plan.route,
+            strategy=str(plan.strategy),
+            legs=len(self.legs),
+            caller=plan.caller_number,
+        )
+        self._arm("route_timeout", plan.timeout)
+        if not await self._caller_request(self.ari.ring(self.caller.channel_id)):
+            return
+        first = self.legs if plan.strategy is RingStrategy.RINGALL else self.legs[:1]
+        await asyncio.gather(*(self._start_leg(leg) for leg in first))
+        await self._check_progress()
+
+    def _resume(self) -> None:
+        """Take an already bridged call back after a restart: just listen to its channels."""
+        self.directory.claim(self.caller.channel_id, self)
+        for leg in self.legs:
+            self.directory.claim(leg.channel_id, self)
+        self._note("adopted after restart: still bridged")
+        log.info("call adopted", bridge=self.bridge_id)
+        self.deliver(Resync())  # it may have ended between our check and now
+
+    async def _reject(self, plan: Reject) -> None:
+        self.record.disposition = Disposition.REJECTED
+        self.cdr.record_call(self.record)
+        self._note(f"rejected: {plan.message} (hangup: {plan.reason})")
+        log.warning("call rejected", reason=str(plan.why), caller=plan.caller_number)
+        self.state = CallState.ENDING
+        await self._hangup(self.caller.channel_id, reason=plan.reason)
+        self._arm("end_grace", END_GRACE_SECONDS)
+
+    async def _caller_request(self, request: Awaitable[None]) -> bool:
+        """Run a request on the caller's channel; False (and end) if the caller is gone."""
+        try:
+            await request
+        except (AriNotFound, AriConflict, AriUnprocessable) as exc:
+            # The caller hung up while we were deciding: an expected race, not an error.
+            log.info("caller already gone", status=exc.status, message=exc.message)
+            self.caller.destroyed = True
+            await self._caller_gone(None)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ legs
+
+    async def _start_leg(self, leg: Leg) -> None:
+        trunk = leg.plan.trunk
+        if trunk is not None and not self.directory.take_trunk_slot(trunk):
+            leg.state, leg.note = LegState.ENDED, f"trunk {trunk} at capacity"
+            leg.destroyed = True
+            self._end_leg_record(leg, None)
+            self._note(f"{leg.plan.target}: not rung, trunk {trunk} at its maximum of legs")
+            return
+        leg.slot = trunk is not None
+        leg.state = LegState.CREATING
+        leg.record.started_at = self.clock.now()
+        self.cdr.record_leg(leg.record)
+        self.directory.claim(leg.channel_id, self)
+        variables = {"CALLERID(num)": leg.plan.caller_id_number}
+        if leg.plan.caller_id_name:
+            variables["CALLERID(name)"] = leg.plan.caller_id_name
+        try:
+            await self.ari.create_channel(
+                leg.plan.dial_string,
+                originator=self.caller.channel_id,
+                channel_id=leg.channel_id,
+                app_args=("pbxd-leg", self.call_id),
+                variables=variables,
+            )
+        except AriError as exc:
+            # Offline or unknown endpoint: Asterisk answers 500 "Allocation failed".
+            leg.state, leg.note = LegState.ENDED, f"unreachable: {exc.message}"
+            leg.destroyed = True
+            self._end_leg_record(leg, None)
+            self._free_slot(leg)
+            self._note(f"{leg.plan.target}: unreachable ({exc.status} {exc.message})")
+            log.info(
+                "leg could not be created",
+                target=leg.plan.target,
+                status=exc.status,
+                message=exc.message,
+            )
+            return
+        self._note(f"{leg.plan.target}: calling {leg.plan.dial_string}")
+        # Dialled once its StasisStart arrives: real Asterisk answers 409 before that.
+
+    async def _dial(self, leg: Leg) -> None:
+        leg.state = LegState.DIALING
+        try:
+            await self.ari.dial(
+                leg.channel_id, caller=self.caller.channel_id, timeout=leg.plan.ring_time
+            )
+        except AriError as exc:
+            leg.note = f"dial refused: {exc.status} {exc.message}"
+            log.info("dial refused", target=leg.plan.target, status=exc.status, message=exc.message)
+            await self._hangup(leg.channel_id, reason=HangupReason.NORMAL)
+            return
+        self._arm(
+            f"ring_time:{leg.channel_id}",
+            leg.plan.ring_time + RING_BACKSTOP_SECONDS,
+            leg.channel_id,
+        )
+
+    def _leg(self, channel_id: str) -> Leg | None:
+        for leg in self.legs:
+            if leg.channel_id == channel_id:
+                return leg
+        return None
+
+    async def _leg_answered(self, leg: Leg) -> None:
+        if leg.state in (LegState.ANSWERED, LegState.ENDING, LegState.ENDED):
+            return
+        if self.winner is not None or self.state is not CallState.RINGING:
+            # Answered a moment after another leg, or after the caller left.
+            await self._hangup(leg.channel_id, reason_code=ANSWERED_ELSEWHERE)
+            leg.state = LegState.ENDING
+            return
+        leg.state = LegState.ANSWERED
+        self.winner = leg
+        self.state = CallState.ANSWERING
+        now = self.clock.now()
+        leg.record.answered_at = now
+        self.cdr.record_leg(leg.record)
+        self._cancel_timers()
+        self._note(f"{leg.plan.target}: answered")
+        log.info("answered", target=leg.plan.target)
+        others = [other for other in self.legs if other is not leg and other.live]
+        for other in others:
+            other.state = LegState.ENDING
+        await asyncio.gather(
+            *(self._hangup(o.channel_id, reason_code=ANSWERED_ELSEWHERE) for o in others)
+        )
+        for other in self.legs:
+            if other.state is LegState.WAITING:
+                other.state, other.note = LegState.ENDED, "not rung: answered before its turn"
+                other.destroyed = True
+        if not await self._caller_request(self.ari.answer(self.caller.channel_id)):
+            return
+        self.record.answered_at = self.clock.now()
+        self.record.answered_by = leg.plan.target
+        self.cdr.record_call(self.record)
+        try:
+            bridge = await self.ari.create_bridge(
+                bridge_type="mixing", bridge_id=f"{self.call_id}-bridge", name=f"pbxd {self.did}"
+            )
+            self.bridge_id = bridge.id
+            await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+        except AriError as exc:
+            log.warning("bridging failed", status=exc.status, message=exc.message)
+            await self._end_everything(HangupReason.NORMAL)
+            return
+        self.state = CallState.BRIDGED
+        self._note(f"bridged caller with {leg.plan.target}")
+
+    async def _leg_gone(self, leg: Leg, cause: int | None) -> None:
+        if leg.state is LegState.ENDED:
+            return
+        leg.cause = cause if cause is not None else leg.cause
+        leg.state = LegState.ENDED
+        self._end_leg_record(leg, leg.cause)
+        self._free_slot(leg)
+        self._disarm(f"ring_time:{leg.channel_id}")
+        self._note(f"{leg.plan.target}: ended (cause {leg.cause})")
+        if leg is self.winner:
+            if self.state in (CallState.BRIDGED, CallState.ANSWERING):
+                self._note("callee hung up")
+                await self._end_everything(HangupReason.NORMAL)
+            await self._maybe_finish()
+            return
+        if self.state is CallState.RINGING:
+            await self._check_progress()
+        else:
+            await self._maybe_finish()
+
+    def _end_leg_record(self, leg: Leg, cause: int | None) -> None:
+        leg.record.ended_at = self.clock.now()
+        leg.record.hangup_cause = cause
+        self.cdr.record_leg(leg.record)
+
+    def _free_slot(self, leg: Leg) -> None:
+        if leg.slot and leg.plan.trunk is not None:
+            leg.slot = False
+            self.directory.give_trunk_slot(leg.plan.trunk)
+
+    async def _check_progress(self) -> None:
+        """While ringing: start the next hunt leg, or give up when no leg is left."""
+        if self.state is not CallState.RINGING:
+            return
+        if any(leg.live for leg in self.legs):
+            return
+        waiting = [leg for leg in self.legs if leg.state is LegState.WAITING]
+        if waiting and not self._timed_out:
+            await self._start_leg(waiting[0])
+            await self._check_progress()
+            return
+        await self._give_up()
+
+    async def _give_up(self) -> None:
+        assert isinstance(self.plan, RingPlan)
+        causes = [
+            leg.cause
+            for leg in self.legs
+            if leg.state is LegState.ENDED and not leg.note.startswith("not rung: answered")
+        ]
+        disposition, reason = unanswered_outcome(
+            causes, self._timed_out, self.plan.no_answer_reason
+        )
+        self.record.disposition = disposition
+        self._note(f"nobody answered: {disposition} (hangup: {reason})")
+        log.info("call not answered", disposition=str(disposition), reason=str(reason))
+        await self._end_everything(reason)
+
+    # ------------------------------------------------------------------ ending
+
+    async def _end_everything(self, caller_reason: HangupReason) -> None:
+        """Hang up every live channel and the bridge; the call ends when all are gone."""
+        if self.state in (CallState.ENDING, CallState.ENDED):
+            return
+        self.state = CallState.ENDING
+        self._cancel_timers()
+        for leg in self.legs:
+            if leg.state is LegState.WAITING:
+                leg.state, leg.destroyed = LegState.ENDED, True
+        live = [leg for leg in self.legs if leg.live and leg.state is not LegState.ENDING]
+        for leg in live:
+            leg.state = LegState.ENDING
+        reason_of_legs = HangupReason.NO_ANSWER if self._timed_out else HangupReason.NORMAL
+        await asyncio.gather(
+            *(self._hangup(leg.channel_id, reason=reason_of_legs) for leg in live),
+            *(
+                []
+                if self.caller.gone
+                else [self._hangup(self.caller.channel_id, reason=caller_reason)]
+            ),
+        )
+        await self._destroy_bridge()
+        self._arm("end_grace", END_GRACE_SECONDS)
+        await self._maybe_finish()
+
+    async def _destroy_bridge(self) -> None:
+        if self.bridge_id is None:
+            return
+        bridge_id, self.bridge_id = self.bridge_id, None
+        with contextlib.suppress(AriNotFound):  # already gone with its last channel
+            await self.ari.destroy_bridge(bridge_id)
+
+    async def _hangup(
+        self,
+        channel_id: str,
+        *,
+        reason: HangupReason | None = None,
+        reason_code: int | None = None,
+    ) -> None:
+        try:
+            if reason_code is not None:
+                await self.ari.hangup(channel_id, reason_code=reason_code)
+            else:
+                await self.ari.hangup(channel_id, reason=str(reason or HangupReason.NORMAL))
+        except AriNotFound:
+            pass  # already gone: the race is expected
+        except AriError as exc:
+            log.warning("hangup failed", channel=channel_id, status=exc.status, message=exc.message)
+
+    async def _caller_gone(self, cause: int | None) -> None:
+        if self.caller.gone:
+            return
+        self.caller.gone = True
+        self.caller.cause = cause if cause is not None else self.caller.cause
+        now = self.clock.now()
+        self.record.ended_at = now
+        self.record.hangup_cause = self.caller.cause
+        if self.state in (CallState.RINGING, CallState.ANSWERING) and not self.record.answered_at:
+            self.record.disposition = Disposition.ABANDONED
+            self._note(f"caller hung up while ringing (cause {self.caller.cause})")
+            log.info("caller abandoned", cause=self.caller.cause)
+        elif self.state in (CallState.BRIDGED, CallState.ANSWERING):
+            self._note(f"caller hung up (cause {self.caller.cause})")
+        if self.state not in (CallState.ENDING, CallState.ENDED):
+            await self._end_everything(HangupReason.NORMAL)
+        await self._maybe_finish()
+
+    async def _maybe_finish(self) -> None:
+        """End the call once Asterisk confirmed every one of its channels destroyed."""
+        if self.state is not CallState.ENDING or not self.caller.destroyed:
+            return
+        if any(leg.live or not leg.destroyed for leg in self.legs):
+            return
+        await self._finish()
+
+    async def _finish(self) -> None:
+        await self._destroy_bridge()
+        if self.record.ended_at is None:
+            self.record.ended_at = self.clock.now()
+        if self.record.hangup_cause is None:
+            self.record.hangup_cause = self.caller.cause
+        if self.record.disposition is None:
+            self.record.disposition = (
+                Disposition.ANSWERED if self.record.answered_at else Disposition.FAILED
+            )
+        if self.winner is not None and self.record.answered_at is not None:
+            self.record.disposition = Disposition.ANSWERED
+        self.cdr.record_call(self.record)
+        self._cancel_timers()
+        self.state = CallState.ENDED
+        self._note(
+            f"call ended: {self.record.disposition}, {self.record.duration} s, "
+            f"billable {self.record.billsec} s"
+        )
+        log.info(
+            "call ended",
+            disposition=str(self.record.disposition),
+            duration=self.record.duration,
+            billsec=self.record.billsec,
+            hangup_cause=self.record.hangup_cause,
+        )
+
+    async def _abort(self) -> None:
+        """After an unexpected error: hang everything up, close the CDR, never strand a caller."""
+        try:
+            self.state = CallState.RINGING if self.state is CallState.STARTING else self.state
+            if self.record.disposition is None and self.record.answered_at is None:
+                self.record.disposition = Disposition.FAILED
+            await self._end_everything(HangupReason.FAILURE)
+        except Exception:
+            log.exception("cleanup after failure also failed")
+        for leg in self.legs:
+            if leg.state is not LegState.ENDED:
+                leg.state = LegState.ENDED
+                self._end_leg_record(leg, leg.cause)
+        self.caller.gone = self.caller.destroyed = True
+        await self._finish()
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm(self, name: str, seconds: float, leg: str = "") -> None:
+        self._disarm(name)
+        self._timers[name] = self.clock.call_later(
+            seconds, lambda: self.deliver(Timer(name.partition(":")[0], leg))
+        )
+
+    def _disarm(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _cancel_timers(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _handle(self, item: QueueItem) -> None:
+        if isinstance(item, Timer):
+            await self._on_timer(item)
+        elif isinstance(item, Resync):
+            await self._resync()
+        else:
+            await self._on_event(item)
+
+    async def _on_timer(self, timer: Timer) -> None:
+        if timer.kind == "route_timeout" and self.state is CallState.RINGING:
+            self._timed_out = True
+            self._note("route timeout")
+            await self._give_up()
+        elif timer.kind == "ring_time":
+            leg = self._leg(timer.leg)
+            if leg is not None and leg.state in (LegState.DIALING, LegState.RINGING):
+                self._note(f"{leg.plan.target}: ring time over")
+                leg.state = LegState.ENDING
+                await self._hangup(leg.channel_id, reason=HangupReason.NO_ANSWER)
+        elif timer.kind == "end_grace" and self.state is CallState.ENDING:
+            # Asterisk never confirmed some hangups (e.g. events lost): close the books anyway.
+            log.warning("ending without confirmation of every hangup")
+            for leg in self.legs:
+                if leg.state is not LegState.ENDED:
+                    leg.state = LegState.ENDED
+                    self._end_leg_record(leg, leg.cause)
+                    self._free_slot(leg)
+            if not self.caller.gone:
+                await self._caller_gone(None)
+            self.caller.destroyed = True
+            await self._finish()
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Dial):
+            leg = self._leg(event.peer.id)
+            if leg is not None and event.dialstatus == "RINGING" and leg.state is LegState.DIALING:
+                leg.state = LegState.RINGING
+                self._note(f"{leg.plan.target}: ringing")
+            elif leg is not None and event.dialstatus not in ("", "RINGING", "ANSWER"):
+                leg.note = event.dialstatus.lower()
+            return
+        channel_id = event.channel_ids()[0] if event.channel_ids() else ""
+        is_caller = channel_id == self.caller.channel_id
+        leg = None if is_caller else self._leg(channel_id)
+        if not is_caller and leg is None:
+            return
+        if isinstance(event, StasisStart):
+            if leg is not None and leg.state is LegState.CREATING:
+                await self._dial(leg)
+        elif isinstance(event, ChannelStateChange):
+            if leg is not None and event.channel.state == "Up":
+                await self._leg_answered(leg)
+        elif isinstance(event, ChannelHangupRequest):
+            if is_caller:
+                self.caller.cause = event.cause if event.cause is not None else self.caller.cause
+            elif leg is not None and event.cause is not None:
+                leg.cause = event.cause
+        elif isinstance(event, ChannelDestroyed):
+            if is_caller:
+                self.caller.cause = event.cause
+                self.caller.destroyed = True
+                self.record.hangup_cause = event.cause
+                await self._caller_gone(event.cause)
+            elif leg is not None:
+                leg.cause = event.cause
+                leg.destroyed = True
+                if leg.state is LegState.ENDED:
+                    leg.record.hangup_cause = event.cause
+                    self.cdr.record_leg(leg.record)
+                else:
+                    await self._leg_gone(leg, event.cause)
+            await self._maybe_finish()
+        elif isinstance(event, StasisEnd):
+            if is_caller:
+                await self._caller_gone(None)
+            elif leg is not None:
+                await self._leg_gone(leg, None)
+
+    async def _resync(self) -> None:
+        """After a reconnection: events may have been lost, so ask Asterisk what still exists."""
+        channels = [] if self.caller.gone else [self.caller.channel_id]
+        channels += [leg.channel_id for leg in self.legs if leg.live]
+        for channel_id in channels:
+            try:
+                channel = await self.ari.get_channel(channel_id)
+            except AriNotFound:
+                self._note(f"channel {channel_id} vanished while events were not received")
+                if channel_id == self.caller.channel_id:
+                    self.caller.destroyed = True
+                    await self._caller_gone(None)
+                else:
+                    leg = self._leg(channel_id)
+                    if leg is not None:
+                        leg.destroyed = True
+                        await self._leg_gone(leg, None)
+                await self._maybe_finish()
+                continue
+            except AriError as exc:
+                log.warning("resync failed", channel=channel_id, status=exc.status)
+                continue
+            leg = self._leg(channel_id)
+            if leg is not None and channel.state == "Up" and self.winner is None:
+                await self._leg_answered(leg)
+
+
+def cause_of(reason: HangupReason) -> int:
+    """The Q.850 cause Asterisk gives a channel hung up with `reason`."""
+    return CAUSE_OF_REASON[reason]
+
+
+def adopt_bridged_call(
+    record: CallRecord,
+    leg_record: LegRecord,
+    bridge_id: str,
+    *,
+    ari: AriClient,
+    cdr: CdrSink,
+    clock: Clock,
+    directory: ChannelDirectory,
+) -> CallController:
+    """A controller for a call found bridged after a restart; it completes the CDR."""
+    leg_plan = LegPlan(
+        target=leg_record.target,
+        dial_string=leg_record.destination,
+        trunk=None,
+        start_after=0,
+        ring_time=1,
+        caller_id_number=record.caller_number or "",
+        caller_id_name=record.caller_name or "",
+    )
+    plan = RingPlan(
+        did=record.did,
+        trunk=record.trunk,
+        route=record.route or "",
+        strategy=RingStrategy(record.strategy or RingStrategy.RINGALL),
+        legs=(),
+        timeout=1,
+        no_answer_reason=HangupReason.NO_ANSWER,
+        caller_number=record.caller_number or "",
+        caller_name=record.caller_name or "",
+    )
+    controller = CallController(
+        call_id=record.call_id,
+        plan=plan,
+        record=record,
+        ari=ari,
+        cdr=cdr,
+        clock=clock,
+        directory=directory,
+        state=CallState.BRIDGED,
+        bridge_id=bridge_id,
+        adopted=True,
+    )
+    leg = Leg(
+        plan=leg_plan, channel_id=leg_record.leg_id, record=leg_record, state=LegState.ANSWERED
+    )
+    controller.legs.append(leg)
+    controller.winner = leg
+    return controller

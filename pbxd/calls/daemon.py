@@ -1,0 +1,284 @@
+"""The call daemon: routes ARI events to one controller per call, and survives anything.
+
+It owns the map channel id -> controller, the per-trunk count of outbound legs, and the
+recovery of calls left open by a previous run (adopt those still bridged, close the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from pbxd.ari import AriClient, AriError, AriNotFound, Event, StasisStart
+from pbxd.calls.controller import (
+    CallController,
+    CdrSink,
+    Resync,
+    adopt_bridged_call,
+)
+from pbxd.cdr.records import CallRecord, Disposition, LegRecord
+from pbxd.clock import Clock
+from pbxd.config.files import HangupReason
+from pbxd.config.model import Config
+from pbxd.dialplan import CallFacts, RingPlan, plan_call
+
+log = structlog.get_logger("pbxd.daemon")
+
+
+class CdrStoreLike(CdrSink, Protocol):
+    """What recovery needs from the CDR store, beyond writing."""
+
+    async def open_calls(self) -> list[CallRecord]:
+        """Calls with no end time."""
+        ...
+
+    async def legs_of(self, call_id: str) -> list[LegRecord]:
+        """The legs of a call."""
+        ...
+
+
+@dataclass
+class CallDaemon:
+    """Turns ARI events into calls. One instance per Asterisk connection."""
+
+    config: Config
+    ari: AriClient
+    cdr: CdrStoreLike
+    clock: Clock
+    on_call_finished: Callable[[CallController], None] | None = None
+    calls: dict[str, CallController] = field(default_factory=dict)
+    _by_channel: dict[str, CallController] = field(default_factory=dict)
+    _trunk_legs: dict[str, int] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _recovered: bool = False
+    bad_events: int = 0
+
+    # ------------------------------------------------------------ ChannelDirectory
+
+    def claim(self, channel_id: str, controller: CallController) -> None:
+        """Route this channel's events to `controller`."""
+        self._by_channel[channel_id] = controller
+
+    def release(self, channel_id: str) -> None:
+        """Stop routing this channel's events."""
+        self._by_channel.pop(channel_id, None)
+
+    def take_trunk_slot(self, trunk: str) -> bool:
+        """Reserve an outbound leg on `trunk` unless it is at its configured maximum."""
+        limit = self.config.trunks[trunk].max_outbound_legs if trunk in self.config.trunks else 0
+        used = self._trunk_legs.get(trunk, 0)
+        if used >= limit:
+            return False
+        self._trunk_legs[trunk] = used + 1
+        return True
+
+    def give_trunk_slot(self, trunk: str) -> None:
+        """Free a slot taken with `take_trunk_slot`."""
+        self._trunk_legs[trunk] = max(0, self._trunk_legs.get(trunk, 0) - 1)
+
+    def trunk_legs(self, trunk: str) -> int:
+        """Outbound legs in use on `trunk` now."""
+        return self._trunk_legs.get(trunk, 0)
+
+    # ------------------------------------------------------------ events
+
+    def on_event(self, event: Event) -> None:
+        """Called by the event stream for each event; must return at once."""
+        try:
+            self._route(event)
+        except Exception:
+            # One bad event must never stop the stream or other calls.
+            self.bad_events += 1
+            log.exception("event handling failed", event_type=event.type)
+
+    def on_bad_event(self, raw: object, error: Exception) -> None:
+        """A message that is not a valid ARI event: count it and log it, nothing else."""
+        self.bad_events += 1
+        log.warning("malformed ARI event ignored", error=str(error))
+
+    def _route(self, event: Event) -> None:
+        if event.application != self.ari.app:
+            return
+        for channel_id in event.channel_ids():
+            controller = self._by_channel.get(channel_id)
+            if controller is not None:
+                controller.deliver(event)
+                return
+        if isinstance(event, StasisStart):
+            self._stasis_start(event)
+
+    def _stasis_start(self, event: StasisStart) -> None:
+        channel = event.channel
+        if event.args and event.args[0] == "pbxd-leg":
+            # A leg of a call this process does not know (left by a previous run): drop it.
+            log.warning("orphan leg hung up", channel=channel.id)
+            self._spawn(self._hangup_quietly(channel.id), f"orphan {channel.id}")
+            return
+        facts = CallFacts(
+            channel_id=channel.id,
+            channel_name=channel.name,
+            called=channel.dialplan.exten,
+            caller_number=channel.caller.number,
+            caller_name=channel.caller.name,
+        )
+        decision = plan_call(facts, self.config)
+        record = CallRecord(
+            call_id=channel.id,
+            did=decision.did,
+            started_at=self.clock.now(),
+            caller_number=decision.caller_number,
+            caller_name=decision.caller_name or None,
+            trunk=decision.trunk,
+        )
+        if isinstance(decision, RingPlan):
+            record.route = decision.route
+            record.strategy = str(decision.strategy)
+        controller = CallController(
+            call_id=channel.id,
+            plan=decision,
+            record=record,
+            ari=self.ari,
+            cdr=self.cdr,
+            clock=self.clock,
+            directory=self,
+        )
+        self.claim(channel.id, controller)
+        self._start(controller)
+
+    def _start(self, controller: CallController) -> None:
+        self.calls[controller.call_id] = controller
+
+        async def finished(done: CallController) -> None:
+            self.calls.pop(done.call_id, None)
+            if self.on_call_finished is not None:
+                self.on_call_finished(done)
+
+        controller.on_finished = finished
+        self._spawn(controller.run(), f"call {controller.call_id}")
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _hangup_quietly(self, channel_id: str) -> None:
+        try:
+            await self.ari.hangup(channel_id, reason=str(HangupReason.NORMAL))
+        except AriError as exc:
+            log.info("hangup of stray channel failed", channel=channel_id, status=exc.status)
+
+    # ------------------------------------------------------------ (re)connection
+
+    async def on_connected(self) -> None:
+        """After each WebSocket (re)connection: recover once, then resync live calls."""
+        if not self._recovered:
+            self._recovered = True
+            await self.recover_open_calls()
+        for controller in list(self.calls.values()):
+            controller.deliver(Resync())
+
+    async def recover_open_calls(self) -> None:
+        """Adopt calls a previous run left bridged; close the CDRs of those that are gone."""
+        try:
+            open_calls = await self.cdr.open_calls()
+        except Exception:
+            log.exception("could not read open calls; recovery skipped")
+            return
+        for record in open_calls:
+            if record.call_id in self.calls:
+                continue
+            try:
+                await self._recover(record)
+            except AriError as exc:
+                log.warning(
+                    "recovery of a call failed",
+                    call_id=record.call_id,
+                    status=exc.status,
+                    message=exc.message,
+                )
+
+    async def _recover(self, record: CallRecord) -> None:
+        legs = await self.cdr.legs_of(record.call_id)
+        live = [leg for leg in legs if leg.ended_at is None]
+        winner = next((leg for leg in live if leg.answered_at is not None), None)
+        caller_up = await self._channel_state(record.call_id)
+        winner_up = await self._channel_state(winner.leg_id) if winner else None
+        bridge_id = f"{record.call_id}-bridge"
+        if caller_up == "Up" and winner is not None and winner_up == "Up":
+            try:
+                await self.ari.get_bridge(bridge_id)
+            except AriNotFound:
+                pass
+            else:
+                log.info("adopting bridged call", call_id=record.call_id, did=record.did)
+                controller = adopt_bridged_call(
+                    record,
+                    winner,
+                    bridge_id,
+                    ari=self.ari,
+                    cdr=self.cdr,
+                    clock=self.clock,
+                    directory=self,
+                )
+                self._start(controller)
+                return
+        # Gone, or left half-set-up by the crash: end what remains and close the books.
+        for channel_id in [record.call_id, *(leg.leg_id for leg in live)]:
+            if channel_id == record.call_id and caller_up is None:
+                continue
+            await self._hangup_quietly(channel_id)
+        end = best_end_time(record, legs)
+        for leg in live:
+            leg.ended_at = end
+            self.cdr.record_leg(leg)
+        record.ended_at = end
+        if record.disposition is None or record.disposition is Disposition.ANSWERED:
+            record.disposition = Disposition.ANSWERED if record.answered_at else Disposition.FAILED
+        self.cdr.record_call(record)
+        log.info(
+            "closed call left open by a previous run",
+            call_id=record.call_id,
+            did=record.did,
+            still_there=caller_up is not None,
+            ended_at=end.isoformat(),
+        )
+
+    async def _channel_state(self, channel_id: str) -> str | None:
+        try:
+            return (await self.ari.get_channel(channel_id)).state
+        except AriNotFound:
+            return None
+
+    # ------------------------------------------------------------ status
+
+    def describe(self) -> str:
+        """Every call in progress, as a person reads it."""
+        if not self.calls:
+            return "no call in progress"
+        return "\n".join(c.describe() for c in self.calls.values())
+
+    async def wait_idle(self) -> None:
+        """Wait until every call has ended (used by `pbxd simulate` and tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop driving calls; they stay up on Asterisk and are adopted on the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def best_end_time(record: CallRecord, legs: list[LegRecord]) -> datetime:
+    """The latest moment we know the call was still alive: what a closed CDR says."""
+    moments = [record.started_at]
+    if record.answered_at is not None:
+        moments.append(record.answered_at)
+    for leg in legs:
+        moments += [t for t in (leg.started_at, leg.answered_at, leg.ended_at) if t is not None]
+    return max(moments)

@@ -1,0 +1,94 @@
+"""Starting and stopping the daemon's long-running parts, in one visible place.
+
+`CallService` wires an ARI client, the event stream and the call daemon together; `pbxd run`,
+`pbxd simulate` and the tests all start pbxd through it, so they run the same code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from pbxd.ari import AriClient, EventStream
+from pbxd.calls.daemon import CallDaemon, CdrStoreLike
+from pbxd.clock import Clock
+from pbxd.config.model import Config
+
+log = structlog.get_logger("pbxd.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class AriEndpoint:
+    """Where and how to reach ARI (the password is only held in memory)."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+    app: str
+
+
+class CallService:
+    """pbxd's call path against one Asterisk: REST client, events, daemon."""
+
+    def __init__(
+        self,
+        config: Config,
+        ari: AriEndpoint,
+        cdr: CdrStoreLike,
+        clock: Clock,
+        *,
+        heartbeat: float = 10.0,
+    ) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._ari = ari
+        self._heartbeat = heartbeat
+        self.config = config
+        self.cdr = cdr
+        self.clock = clock
+        self.client: AriClient | None = None
+        self.daemon: CallDaemon | None = None
+        self.stream: EventStream | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect; returns once the event stream is up (calls flow from then on)."""
+        self._session = aiohttp.ClientSession()
+        self.client = AriClient(
+            self._ari.url,
+            self._ari.username,
+            self._ari.password,
+            self._ari.app,
+            session=self._session,
+        )
+        self.daemon = CallDaemon(self.config, self.client, self.cdr, self.clock)
+        self.stream = EventStream(
+            self._ari.url,
+            self._ari.username,
+            self._ari.password,
+            self._ari.app,
+            self.daemon.on_event,
+            on_connected=self.daemon.on_connected,
+            on_bad_event=self.daemon.on_bad_event,
+            heartbeat=self._heartbeat,
+            session=self._session,
+        )
+        self._stream_task = asyncio.create_task(self.stream.run(), name="ari-events")
+        await self.stream.wait_connected()
+        log.info("connected to ARI", url=self._ari.url, app=self._ari.app)
+
+    async def stop(self) -> None:
+        """Stop reading events and driving calls; calls stay up on Asterisk for adoption."""
+        if self.stream is not None:
+            await self.stream.stop()
+        if self._stream_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stream_task
+        if self.daemon is not None:
+            await self.daemon.stop()
+        if self._session is not None:
+            await self._session.close()
+        log.info("call service stopped")

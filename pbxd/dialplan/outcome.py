@@ -1,0 +1,49 @@
+"""How an unanswered call ends, and the Q.850 causes behind ARI's hangup reasons: pure rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pbxd.cdr.records import Disposition
+from pbxd.config.files import HangupReason
+
+# Q.850 cause codes Asterisk puts on a channel hung up with each ARI `reason`.
+CAUSE_OF_REASON: dict[HangupReason, int] = {
+    HangupReason.NORMAL: 16,
+    HangupReason.BUSY: 17,
+    HangupReason.CONGESTION: 34,
+    HangupReason.NO_ANSWER: 19,
+    HangupReason.TIMEOUT: 19,
+    HangupReason.REJECTED: 21,
+    HangupReason.UNALLOCATED: 1,
+    HangupReason.NORMAL_UNSPECIFIED: 31,
+    HangupReason.NUMBER_INCOMPLETE: 28,
+    HangupReason.CODEC_MISMATCH: 58,
+    HangupReason.INTERWORKING: 127,
+    HangupReason.FAILURE: 38,
+    HangupReason.ANSWERED_ELSEWHERE: 26,
+}
+
+USER_BUSY = 17
+NO_ANSWER_CAUSES = frozenset({18, 19, 16})  # rang out, or we hung it up at the ring time
+ANSWERED_ELSEWHERE = 26
+
+
+def unanswered_outcome(
+    leg_causes: Sequence[int | None], timed_out: bool, no_answer_reason: HangupReason
+) -> tuple[Disposition, HangupReason]:
+    """Disposition of an unanswered call and the reason to hang the caller up with.
+
+    `leg_causes` holds each leg's cause; None for a leg that never got a channel (offline
+    endpoint, trunk at capacity). Every leg busy -> busy; every leg failed -> failed
+    (congestion toward the carrier, so it may try another route); otherwise no answer,
+    with the route's configured reason.
+    """
+    if not timed_out and leg_causes:
+        if all(c == USER_BUSY for c in leg_causes):
+            return Disposition.BUSY, HangupReason.BUSY
+        if all(c is None or (c not in NO_ANSWER_CAUSES and c != USER_BUSY) for c in leg_causes):
+            return Disposition.FAILED, HangupReason.CONGESTION
+    if not leg_causes:
+        return Disposition.FAILED, HangupReason.CONGESTION
+    return Disposition.NO_ANSWER, no_answer_reason

@@ -1,0 +1,182 @@
+"""The routing decision for one inbound call: pure, no I/O, no clock.
+
+`plan_call(facts, config)` says what to do with a call: ring these legs, when, for how long,
+with which caller ID — or reject it, with the cause to give the carrier and the reason to log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+
+from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
+from pbxd.config.model import Config, Trunk
+from pbxd.config.numbering import canonical_e164
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What Asterisk tells us about an inbound call when it enters Stasis."""
+
+    channel_id: str
+    channel_name: str
+    called: str
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlan:
+    """One outbound leg to ring: where, when (seconds after the call starts), how long."""
+
+    target: str
+    dial_string: str
+    trunk: str | None
+    start_after: int
+    ring_time: int
+    caller_id_number: str
+    caller_id_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingPlan:
+    """Ring the legs; give up after `timeout` seconds with `no_answer_reason`."""
+
+    did: str
+    trunk: str | None
+    route: str
+    strategy: RingStrategy
+    legs: tuple[LegPlan, ...]
+    timeout: int
+    no_answer_reason: HangupReason
+    caller_number: str
+    caller_name: str
+
+
+class RejectWhy(StrEnum):
+    """Why a call is refused without ringing anyone (logged and kept in the CDR)."""
+
+    UNKNOWN_NUMBER = "unknown_number"
+    RESERVED_NUMBER = "reserved_number"
+    NO_ROUTE = "no_route"
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Refuse the call with `reason` (a hangup reason the carrier understands)."""
+
+    did: str
+    trunk: str | None
+    why: RejectWhy
+    reason: HangupReason
+    caller_number: str
+    caller_name: str
+
+    @property
+    def message(self) -> str:
+        """A sentence for the log and the call timeline."""
+        return {
+            RejectWhy.UNKNOWN_NUMBER: f"{self.did} is not one of our numbers",
+            RejectWhy.RESERVED_NUMBER: f"{self.did} is reserved, not in service",
+            RejectWhy.NO_ROUTE: f"{self.did} has no route",
+        }[self.why]
+
+
+Decision = RingPlan | Reject
+
+
+def endpoint_of_channel(channel_name: str) -> str:
+    """`PJSIP/trunk-in-0000001c` -> `trunk-in` (Asterisk appends a sequence number)."""
+    _, _, rest = channel_name.partition("/")
+    base, sep, suffix = rest.rpartition("-")
+    if sep and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix):
+        return base
+    return rest
+
+
+def normalise_number(raw: str, country: str | None) -> str | None:
+    """A number as a carrier sends it (E.164, national, 00-international) -> E.164, or None."""
+    text = raw.strip()
+    if not text:
+        return None
+    compact = canonical_e164(text)
+    if compact is not None:
+        return compact
+    digits = "".join(c for c in text if c.isdigit())
+    if not digits or digits != text.replace(" ", "").replace("-", ""):
+        return None  # letters, `anonymous`, SIP junk: not a number
+    try:
+        parsed = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def presented_caller(facts: CallFacts, country: str | None) -> tuple[str, str]:
+    """The caller's number in E.164 when it is one, else as sent (cleaned); and their name."""
+    number = normalise_number(facts.caller_number, country)
+    if number is None:
+        cleaned = "".join(c for c in facts.caller_number if c.isprintable())[:40]
+        number = cleaned or "anonymous"
+    name = "".join(c for c in facts.caller_name if c.isprintable())[:80]
+    return number, name
+
+
+def plan_call(facts: CallFacts, config: Config) -> Decision:
+    """Decide what to do with an inbound call."""
+    trunk: Trunk | None = config.trunk_for_endpoint(endpoint_of_channel(facts.channel_name))
+    country = trunk.country if trunk else None
+    caller_number, caller_name = presented_caller(facts, country)
+    did = normalise_number(facts.called, country) or facts.called
+    trunk_name = trunk.name if trunk else None
+
+    def reject(why: RejectWhy) -> Reject:
+        return Reject(did, trunk_name, why, HangupReason.UNALLOCATED, caller_number, caller_name)
+
+    number = config.number(did)
+    if number is None:
+        return reject(RejectWhy.UNKNOWN_NUMBER)
+    if number.status is NumberStatus.RESERVED:
+        return reject(RejectWhy.RESERVED_NUMBER)
+    route = config.route_for(did)
+    if route is None:
+        return reject(RejectWhy.NO_ROUTE)
+
+    if route.caller_id is CallerIdPolicy.NUMBER:
+        cid_number, cid_name = did, number.label or caller_name
+    else:
+        cid_number, cid_name = caller_number, caller_name
+    legs: list[LegPlan] = []
+    start = 0
+    for ring in route.targets:
+        if start >= route.timeout:
+            break  # the route gives up before this target's turn
+        ring_time = min(ring.ring_time, route.timeout - start)
+        legs.append(
+            LegPlan(
+                target=ring.target.name,
+                dial_string=config.dial_string(ring.target),
+                trunk=ring.target.trunk,
+                start_after=start,
+                ring_time=ring_time,
+                caller_id_number=cid_number,
+                caller_id_name=cid_name,
+            )
+        )
+        if route.strategy is RingStrategy.HUNT:
+            start += ring.ring_time
+    return RingPlan(
+        did=did,
+        trunk=trunk_name,
+        route=route.name,
+        strategy=route.strategy,
+        legs=tuple(legs),
+        timeout=route.timeout,
+        no_answer_reason=route.no_answer_cause,
+        caller_number=caller_number,
+        caller_name=caller_name,
+    )
