@@ -12,9 +12,17 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job on the embedded default (SQLite under var/): check the shipped configuration,
+# play the shipped scenario through the real daemon against the ARI simulator, then read
+# the call logs it wrote.
 demo: $(STAMP)
 	$(BIN)/pbxd check
-	$(BIN)/pbxd numbers
+	$(BIN)/pbxd simulate scenarios/acme-morning.yaml
+	$(BIN)/pbxd calls 01 70 00 00 01 --limit 3
+	$(BIN)/pbxd calls 09 72 10 00 01 --limit 3
+	$(BIN)/pbxd calls 01 70 00 01 03 --limit 3
+	$(BIN)/pbxd calls +44 20 7946 0123 --limit 3
+	$(BIN)/pbxd calls 01 70 00 00 09 --limit 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check pbxd tests bench
@@ -30,6 +38,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/config_load.py
+	$(BIN)/python bench/calls.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

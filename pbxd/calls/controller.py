@@ -48,12 +48,12 @@ RING_BACKSTOP_SECONDS = 2.0
 class CdrSink(Protocol):
     """Where a controller sends its records (the CDR store; a list in unit tests)."""
 
-    def record_call(self, record: CallRecord) -> None:
-        """Queue the call's current state for writing."""
+    def record_call(self, record: CallRecord) -> object:
+        """Queue the call's current state for writing (the result is not used)."""
         ...
 
-    def record_leg(self, record: LegRecord) -> None:
-        """Queue a leg's current state for writing."""
+    def record_leg(self, record: LegRecord) -> object:
+        """Queue a leg's current state for writing (the result is not used)."""
         ...
 
 
@@ -675,9 +675,13 @@ class CallController:
             if leg is not None and event.channel.state == "Up":
                 await self._leg_answered(leg)
         elif isinstance(event, ChannelHangupRequest):
+            # A soft request (our DELETE, a dial timeout) carries Asterisk's flag 32, not a
+            # Q.850 cause: the real cause only comes with ChannelDestroyed.
+            if event.soft or event.cause is None:
+                return
             if is_caller:
-                self.caller.cause = event.cause if event.cause is not None else self.caller.cause
-            elif leg is not None and event.cause is not None:
+                self.caller.cause = event.cause
+            elif leg is not None:
                 leg.cause = event.cause
         elif isinstance(event, ChannelDestroyed):
             if is_caller:
@@ -695,10 +699,10 @@ class CallController:
                     await self._leg_gone(leg, event.cause)
             await self._maybe_finish()
         elif isinstance(event, StasisEnd):
+            # A leg is judged on its ChannelDestroyed, which follows at once with its cause;
+            # the caller's departure is acted on now so legs stop ringing without delay.
             if is_caller:
                 await self._caller_gone(None)
-            elif leg is not None:
-                await self._leg_gone(leg, None)
 
     async def _resync(self) -> None:
         """After a reconnection: events may have been lost, so ask Asterisk what still exists."""

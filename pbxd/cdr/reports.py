@@ -114,13 +114,31 @@ def caller_text(number: str | None, name: str | None) -> str:
     return number or name or "anonymous"
 
 
+# How an unanswered leg ended, by its Q.850 cause (what the support checklist asks for).
+_UNANSWERED_LEG = {
+    17: "busy",
+    18: "no answer",
+    19: "no answer",
+    21: "rejected",
+    26: "answered elsewhere",
+    1: "unallocated",
+    20: "unreachable",
+    27: "unreachable",
+    34: "congestion",
+    38: "network failure",
+    16: "cancelled",
+}
+
+
 def _leg_outcome(leg: LegRecord) -> str:
     """What happened to one leg, in a word or two."""
     if leg.answered_at is not None:
         return "answered"
     if leg.ended_at is None:
         return "ringing"
-    return "no answer"
+    if leg.hangup_cause is None:
+        return "unreachable"  # no channel could be made (offline endpoint, trunk full)
+    return _UNANSWERED_LEG.get(leg.hangup_cause, f"failed ({leg.hangup_cause})")
 
 
 def legs_summary(legs: Sequence[LegRecord]) -> str:

@@ -117,7 +117,7 @@ def test_table_shows_local_times_with_zone_abbreviation(entries: list[CallLogEnt
     assert "1: alice answered" in spring and "16 (normal clearing)" in spring
     assert winter.startswith("2024-01-15 09:00:00 CET  +33700000000")
     assert "  no answer  " in winter and "0:42" in winter and "0:00" in winter
-    assert "2: bob no answer, mobile no answer" in winter
+    assert "2: bob no answer, mobile unreachable" in winter
     assert "19 (no answer)" in winter
     # Columns are aligned: every row is as wide as the separator line or narrower.
     assert all(len(line) <= len(lines[1]) for line in lines)
@@ -196,3 +196,31 @@ def test_small_helpers() -> None:
     assert hangup_cause_text(17) == "17 (user busy)"
     assert hangup_cause_text(99) == "99"
     assert legs_summary([]) == "0"
+
+
+def test_leg_outcomes_follow_their_hangup_causes() -> None:
+    from datetime import UTC, datetime
+
+    from pbxd.cdr.records import LegRecord
+    from pbxd.cdr.reports import legs_summary
+
+    t = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def leg(target: str, cause: int | None, answered: bool = False) -> LegRecord:
+        return LegRecord(
+            f"c-{target}",
+            "c",
+            target,
+            f"PJSIP/{target}",
+            t,
+            answered_at=t if answered else None,
+            ended_at=t,
+            hangup_cause=cause,
+        )
+
+    summary = legs_summary(
+        [leg("a", 17), leg("b", 26), leg("c", 19), leg("d", None), leg("e", 16, True), leg("f", 99)]
+    )
+    assert summary == (
+        "6: a busy, b answered elsewhere, c no answer, d unreachable, e answered, f failed (99)"
+    )

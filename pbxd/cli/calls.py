@@ -1,0 +1,102 @@
+"""`pbxd calls NUMBER`: a number's call log, in the number's time zone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from pbxd.cdr import reports
+from pbxd.cdr.records import CallLogEntry
+from pbxd.cdr.store import CdrStore
+from pbxd.cli.common import load_config_or_report
+from pbxd.config.model import Config
+from pbxd.config.numbering import NumberError, to_e164, zone_of
+from pbxd.log import configure_logging
+
+FORMATS = {"table": reports.format_table, "csv": reports.format_csv, "json": reports.format_json}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `pbxd calls`."""
+    parser = sub.add_parser(
+        "calls",
+        help="show a number's call log",
+        description="The calls to NUMBER (E.164 or national form), newest first, with their "
+        "legs; times in the number's time zone. --since/--until take a date (2026-11-23) or "
+        "a date and time (2026-11-23T09:30), read in that time zone.",
+    )
+    parser.add_argument("number", nargs="+", help="the number; spaces allowed (01 70 00 00 01)")
+    parser.add_argument("--since", help="from this date/time (inclusive)")
+    parser.add_argument("--until", help="to this date/time (exclusive; a date means its end)")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="table")
+    parser.add_argument("--limit", type=int, help="at most this many calls")
+    parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
+    parser.set_defaults(func=run)
+
+
+def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
+    """A --since/--until value in the number's zone -> aware UTC; a bare date as end is +1 day."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(ZoneInfo("UTC"))
+    start = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=tz)
+    return start.astimezone(ZoneInfo("UTC"))
+
+
+def resolve_number(text: str, config: Config) -> tuple[str, ZoneInfo]:
+    """The number in E.164 and the zone its log is shown in (its own, else its country's)."""
+    regions = list(dict.fromkeys([t.country for t in config.trunks.values()] + [None]))
+    for region in regions:
+        try:
+            e164 = to_e164(text, region)
+        except NumberError:
+            continue
+        number = config.number(e164)
+        zone = number.timezone if number else (zone_of(e164) or "UTC")
+        return e164, ZoneInfo(zone)
+    raise NumberError(f"'{text}' is not a phone number we can read")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the call log; exit 1 on a bad number or date, 2 if the database fails."""
+    config = load_config_or_report(args)
+    if config is None:
+        return 1
+    try:
+        did, tz = resolve_number(" ".join(args.number), config)
+        since = parse_bound(args.since, tz, end=False) if args.since else None
+        until = parse_bound(args.until, tz, end=True) if args.until else None
+    except (NumberError, ValueError) as exc:
+        print(f"pbxd calls: {exc}", file=sys.stderr)
+        return 1
+    if args.limit is not None and args.limit <= 0:
+        print("pbxd calls: --limit must be positive", file=sys.stderr)
+        return 1
+    configure_logging("error")
+    url = args.database or config.settings.database_url
+    try:
+        entries = asyncio.run(_read(url, did, since, until, args.limit))
+    except Exception as exc:
+        print(f"pbxd calls: cannot read the call log: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "table":
+        number = config.number(did)
+        label = f" ({number.label})" if number and number.label else ""
+        print(f"{did}{label}: {len(entries)} call(s), times in {tz.key}")
+    print(FORMATS[args.format](entries, tz))
+    return 0
+
+
+async def _read(
+    url: str, did: str, since: datetime | None, until: datetime | None, limit: int | None
+) -> list[CallLogEntry]:
+    store = await CdrStore.open(url)
+    try:
+        return await store.call_log(did, since=since, until=until, limit=limit)
+    finally:
+        await store.close()

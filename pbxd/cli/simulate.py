@@ -1,0 +1,145 @@
+"""`pbxd simulate SCENARIO`: play calls against the ARI simulator through the real daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+
+from pbxd.calls.controller import CallController
+from pbxd.calls.runtime import AriEndpoint, CallService
+from pbxd.cdr.store import CdrStore
+from pbxd.cli.common import load_config_or_report
+from pbxd.clock import ScaledClock
+from pbxd.config.diagnostics import Severity
+from pbxd.config.model import Config
+from pbxd.config.numbering import national_format
+from pbxd.log import configure_logging
+from pbxd.sim.scenario import Scenario, ScenarioCall, load_scenario, prepare_simulator
+from pbxd.sim.server import AriSimulator
+
+# However long a scenario is, a run that has not settled by then has a bug: stop it.
+MAX_SCENARIO_SECONDS = 4 * 3600
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `pbxd simulate`."""
+    parser = sub.add_parser(
+        "simulate",
+        help="play a scenario of calls against the ARI simulator",
+        description="Run the ARI simulator and the daemon together, place the scenario's "
+        "calls, print a timeline per call and write the CDRs (to the configured database, "
+        "or --database).",
+    )
+    parser.add_argument("scenario", type=Path, help="scenario file (see scenarios/)")
+    parser.add_argument("--speed", type=float, help="override the scenario's speed factor")
+    parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
+    parser.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load configuration and scenario, then play it."""
+    config = load_config_or_report(args)
+    if config is None:
+        return 1
+    scenario, diagnostics = load_scenario(args.scenario, config)
+    for diagnostic in diagnostics:
+        print(diagnostic, file=sys.stderr)
+    if scenario is None or any(d.severity is Severity.ERROR for d in diagnostics):
+        return 1
+    if args.speed is not None:
+        if args.speed <= 0:
+            print("pbxd simulate: --speed must be positive", file=sys.stderr)
+            return 2
+        scenario = Scenario(scenario.title, args.speed, scenario.peers, scenario.calls)
+    configure_logging(config.settings.log_level if args.verbose else "error")
+    database = args.database or config.settings.database_url
+    return asyncio.run(play(config, scenario, database))
+
+
+async def play(config: Config, scenario: Scenario, database_url: str) -> int:
+    """Run simulator + daemon, place the calls, wait for them to end, print timelines."""
+    clock = ScaledClock(speed=scenario.speed)
+    password = secrets.token_urlsafe(12)
+    sim = AriSimulator(clock, username="pbxd", password=password)
+    prepare_simulator(sim, config, scenario)
+    url = await sim.start()
+    store = await CdrStore.open(database_url)
+    service = CallService(
+        config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
+    )
+    finished: dict[str, CallController] = {}
+    placed: dict[str, ScenarioCall] = {}
+    try:
+        await service.start()
+        assert service.daemon is not None
+        service.daemon.on_call_finished = lambda c: finished.__setitem__(c.call_id, c)
+        title = scenario.title or "scenario"
+        print(
+            f"{title}: {len(scenario.calls)} call(s), played {scenario.speed:g}x faster "
+            "than real time"
+        )
+        async with asyncio.timeout(MAX_SCENARIO_SECONDS / scenario.speed):
+            start = clock.monotonic()
+            for call in scenario.calls:
+                await clock.sleep(call.at - (clock.monotonic() - start))
+                channel_id = await sim.inbound_call(
+                    call.did,
+                    call.caller_number,
+                    call.caller_name,
+                    trunk=call.trunk_endpoint,
+                    hangup_after=call.hangup_after,
+                    app=config.settings.ari_app,
+                )
+                placed[channel_id] = call
+            await sim.wait_until_idle()
+            await service.daemon.wait_idle()
+        await store.flush()
+    finally:
+        await service.stop()
+        await store.close()
+        await sim.stop()
+    for channel_id, call in placed.items():
+        print()
+        print(render_timeline(call, finished.get(channel_id), config))
+    missing = [c for c in placed if c not in finished]
+    print(f"\n{len(finished)} call(s) recorded in {_safe_url(database_url)}")
+    return 1 if missing else 0
+
+
+def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:
+    """One call's story: what pbxd did and when, in scenario seconds from the call's arrival."""
+    number = config.number(call.did)
+    shown = national_format(call.did) if number else call.did
+    label = f" ({number.label})" if number and number.label else ""
+    caller = call.caller_number + (f' "{call.caller_name}"' if call.caller_name else "")
+    lines = [f"#{call.index} at {call.at:g}s: {caller} -> {shown}{label}"]
+    if controller is None:
+        lines.append("    (pbxd never saw this call: was the Stasis application connected?)")
+        return "\n".join(lines)
+    origin = controller.record.started_at
+    for entry in controller.timeline:
+        offset = (entry.at - origin).total_seconds()
+        lines.append(f"  {offset:7.1f}s  {entry.text}")
+    record = controller.record
+    outcome = f"    => {record.disposition}"
+    if record.answered_by:
+        outcome += f" by {record.answered_by}"
+    outcome += f", {record.duration} s"
+    if record.answered_at:
+        outcome += f" (billable {record.billsec} s)"
+    outcome += f", hangup cause {record.hangup_cause}"
+    lines.append(outcome)
+    return "\n".join(lines)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for printing."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return url
