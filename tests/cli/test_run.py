@@ -1,0 +1,110 @@
+"""`pbxd run` as a real process against the simulator: serve, stop on SIGTERM, adopt."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pbxd.cdr.records import Disposition
+from pbxd.cdr.store import CdrStore
+from pbxd.sim import AriSimulator, PeerScript
+
+
+async def start_daemon(example: Path, url: str, db: str) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "PBXD_CONFIG": str(example / "pbxd.yaml"),
+        "PBXD_ARI_URL": url,
+        "PBXD_ARI_PASSWORD": "pbxd-secret",
+        "PBXD_DATABASE_URL": db,
+        "PBXD_LOG_LEVEL": "info",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pbxd",
+        "run",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def stop_daemon(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return err.decode()
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll the simulator's state (it offers no event for these conditions)."""
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Path) -> None:
+    db = f"sqlite:///{example / 'cdr.db'}"
+    sim = AriSimulator()
+    for endpoint in ("trunk-in", "trunk-out", "trunk-uk", "alice", "bob"):
+        sim.add_endpoint("PJSIP", endpoint)
+    sim.script("PJSIP/alice", PeerScript(answer_after=0.2))
+    url = await sim.start()
+    first = await start_daemon(example, url, db)
+    try:
+        async with asyncio.timeout(20):
+            await sim.wait_connected("pbxd")
+        caller = await sim.inbound_call("+33170000001", "+33612000001", "Jean")
+        await wait_for(lambda: any(len(b.channels) == 2 for b in sim.bridges))
+        log = await stop_daemon(first)
+        assert '"event": "pbxd stopped"' in log
+        assert "pbxd-secret" not in log
+        # pbxd is gone, the call is not: the caller still talks to alice.
+        channel = sim.channel(caller)
+        assert channel is not None and channel.state == "Up"
+
+        second = await start_daemon(example, url, db)
+        async with asyncio.timeout(20):
+            await sim.wait_connected("pbxd")
+        await asyncio.sleep(0.3)  # let it recover the open call
+        sim.hangup(caller)
+        await wait_for(lambda: not sim.channels)
+        log = await stop_daemon(second)
+        assert '"event": "call adopted"' in log
+    finally:
+        for process in (first,):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        await sim.stop()
+
+    store = await CdrStore.open(db)
+    try:
+        entry = await store.get_call(caller)
+    finally:
+        await store.close()
+    assert entry is not None
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED and call.answered_by == "alice"
+    assert call.ended_at is not None and call.answered_at is not None
+    assert call.hangup_cause == 16
+    winner = [leg for leg in entry.legs if leg.target == "alice"]
+    assert winner and winner[0].ended_at is not None and winner[0].hangup_cause == 16
+
+
+def test_run_refuses_without_a_password(
+    example: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pbxd.cli.main import main
+
+    monkeypatch.delenv("PBXD_ARI_PASSWORD", raising=False)
+    assert main(["run"]) == 1
+    assert "no ARI password: set PBXD_ARI_PASSWORD" in capsys.readouterr().err

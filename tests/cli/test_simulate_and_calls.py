@@ -1,0 +1,104 @@
+"""`pbxd simulate` then `pbxd calls`: the README's main job, through the real code path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pbxd.cli.main import main
+
+
+def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{example / 'cdr.db'}"
+    assert main(["simulate", "scenarios/acme-morning.yaml", "--speed", "50", "--database", db]) == 0
+    out = capsys.readouterr().out
+    outcomes = [line.strip() for line in out.splitlines() if line.strip().startswith("=>")]
+    assert [o.split(",")[0] for o in outcomes] == [
+        "=> answered by alice",
+        "=> answered by support-mobile",
+        "=> abandoned",
+        "=> no_answer",
+        "=> rejected",
+    ]
+    assert "carol: unreachable (500 Allocation failed)" in out
+    assert "5 call(s) recorded" in out
+
+    assert main(["calls", "09", "72", "10", "00", "01", "--database", db, "--format", "json"]) == 0
+    calls = json.loads(capsys.readouterr().out)
+    assert len(calls) == 1
+    call = calls[0]
+    assert (call["disposition"], call["answered_by"], call["route"], call["strategy"]) == (
+        "answered",
+        "support-mobile",
+        "support-line",
+        "hunt",
+    )
+    assert call["started_at"].endswith("+01:00")  # Europe/Paris in November
+    assert [(leg["target"], leg["hangup_cause"], leg["outcome"]) for leg in call["legs"]] == [
+        ("bob", 17, "busy"),
+        ("carol", None, "unreachable"),
+        ("support-mobile", 16, "answered"),
+    ]
+    assert call["billsec"] == 20 and 26 <= call["duration"] <= 30
+
+    assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
+    table = capsys.readouterr().out
+    assert "times in Europe/London" in table
+    assert " GMT " in table and "no answer" in table and "19 (no answer)" in table
+
+    assert main(["calls", "01 70 00 00 09", "--database", db, "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 2 and ",rejected," in rows[1] and rows[1].split(",")[14] == "1"
+
+
+def test_calls_filters_by_local_dates(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{example / 'cdr.db'}"
+    assert main(["simulate", "scenarios/acme-morning.yaml", "--speed", "50", "--database", db]) == 0
+    capsys.readouterr()
+    assert (
+        main(["calls", "0170000001", "--database", db, "--until", "2000-01-01", "--format", "json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == []
+    assert (
+        main(["calls", "0170000001", "--database", db, "--since", "2000-01-01", "--format", "json"])
+        == 0
+    )
+    assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calls", "not-a-number"], "pbxd calls: 'not-a-number' is not a phone number we can read"),
+        (["calls", "0170000001", "--since", "yesterday"], "pbxd calls: Invalid isoformat"),
+        (["calls", "0170000001", "--limit", "0"], "pbxd calls: --limit must be positive"),
+    ],
+)
+def test_calls_refuses_bad_input(
+    example: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_scenario_errors_are_marked(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = example / "scenarios" / "bad.yaml"
+    bad.write_text(
+        "speed: 10\npeers:\n  alice: {answer_after: -1}\n  nobody-here: {}\n"
+        "calls:\n  - at: 0\n    to: 01 70 00 00 01\n    hangup_afterr: 3\n"
+    )
+    assert main(["simulate", "scenarios/bad.yaml"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "scenarios/bad.yaml:3:25: error: answer_after: input should be greater than or equal to 0",
+        "scenarios/bad.yaml:8:5: error: unknown key 'hangup_afterr' (did you mean 'hangup_after'?)",
+    ]
+    bad.write_text("peers:\n  nobody-here: {}\ncalls: [{to: '0170000001'}]\n")
+    assert main(["simulate", "scenarios/bad.yaml"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "scenarios/bad.yaml:2:3: error: 'nobody-here' is neither a target name, an endpoint "
+        "(PJSIP/…) nor an E.164 number"
+    ]
