@@ -29,6 +29,9 @@ from pbxd.dialplan import CallFacts, RingPlan, plan_call
 
 log = structlog.get_logger("pbxd.daemon")
 
+# The priority label in extensions.conf where a call goes when pbxd cannot take it.
+FALLBACK_LABEL = "unavailable"
+
 
 class CdrStoreLike(CdrSink, Protocol):
     """What recovery needs from the CDR store, beyond writing."""
@@ -95,6 +98,9 @@ class CallDaemon:
             # One bad event must never stop the stream or other calls.
             self.bad_events += 1
             log.exception("event handling failed", event_type=event.type)
+            if isinstance(event, StasisStart) and event.channel.id not in self._by_channel:
+                # Never strand a caller: the dialplan's fallback (label `unavailable`) takes it.
+                self._spawn(self._back_to_dialplan(event.channel.id), "fallback")
 
     def on_bad_event(self, raw: object, error: Exception) -> None:
         """A message that is not a valid ARI event: count it and log it, nothing else."""
@@ -165,6 +171,17 @@ class CallDaemon:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _back_to_dialplan(self, channel_id: str) -> None:
+        try:
+            await self.ari.continue_in_dialplan(channel_id, label=FALLBACK_LABEL)
+        except AriError as exc:
+            log.warning(
+                "could not return the call to the dialplan; hanging up",
+                channel=channel_id,
+                status=exc.status,
+            )
+            await self._hangup_quietly(channel_id)
 
     async def _hangup_quietly(self, channel_id: str) -> None:
         try:

@@ -1,0 +1,135 @@
+"""CallDaemon without a network: fallback to the dialplan, trunk limits, bad events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from pbxd.ari import parse_event
+from pbxd.calls import daemon as daemon_module
+from pbxd.calls.daemon import CallDaemon
+from pbxd.cdr.records import CallRecord, LegRecord
+from pbxd.clock import RealClock
+from pbxd.config.compile import compile_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class FakeAri:
+    """Records the requests the daemon makes."""
+
+    app = "pbxd"
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def continue_in_dialplan(self, channel_id: str, **kwargs: Any) -> None:
+        self.requests.append(("continue", channel_id, kwargs))
+
+    async def hangup(self, channel_id: str, **kwargs: Any) -> None:
+        self.requests.append(("hangup", channel_id, kwargs))
+
+
+class NullCdr:
+    def record_call(self, record: CallRecord) -> None:
+        pass
+
+    def record_leg(self, record: LegRecord) -> None:
+        pass
+
+    async def open_calls(self) -> list[CallRecord]:
+        return []
+
+    async def legs_of(self, call_id: str) -> list[LegRecord]:
+        return []
+
+
+def stasis_start(channel_id: str, args: list[str] | None = None) -> Any:
+    return parse_event(
+        {
+            "type": "StasisStart",
+            "application": "pbxd",
+            "timestamp": "2026-11-23T19:02:21.212+0000",
+            "args": args or [],
+            "channel": {
+                "id": channel_id,
+                "name": "PJSIP/trunk-in-0000001c",
+                "state": "Ring",
+                "caller": {"name": "", "number": "+33612000001"},
+                "connected": {"name": "", "number": ""},
+                "accountcode": "",
+                "creationtime": "2026-11-23T19:02:21.211+0000",
+                "language": "en",
+                "dialplan": {
+                    "context": "from-trunk",
+                    "exten": "+33170000001",
+                    "priority": 1,
+                    "app_name": "Stasis",
+                    "app_data": "pbxd",
+                },
+            },
+        }
+    )
+
+
+@pytest.fixture
+def daemon() -> tuple[CallDaemon, FakeAri]:
+    config = compile_config(REPO / "pbxd.yaml").config
+    assert config is not None
+    ari = FakeAri()
+    return CallDaemon(config, ari, NullCdr(), RealClock()), ari  # type: ignore[arg-type]
+
+
+async def test_a_failure_to_set_up_a_call_returns_it_to_the_dialplan(
+    daemon: tuple[CallDaemon, FakeAri], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls, ari = daemon
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("routing bug")
+
+    monkeypatch.setattr(daemon_module, "plan_call", broken)
+    with structlog.testing.capture_logs() as logs:
+        calls.on_event(stasis_start("1.1"))
+        await calls.wait_idle()
+    assert ari.requests == [("continue", "1.1", {"label": "unavailable"})]
+    assert calls.bad_events == 1
+    assert any(entry["event"] == "event handling failed" for entry in logs)
+
+
+async def test_an_orphan_leg_of_a_previous_run_is_hung_up(
+    daemon: tuple[CallDaemon, FakeAri],
+) -> None:
+    calls, ari = daemon
+    calls.on_event(stasis_start("9.9-1", ["pbxd-leg", "9.9"]))
+    await calls.wait_idle()
+    assert ari.requests == [("hangup", "9.9-1", {"reason": "normal"})]
+    assert calls.calls == {}
+
+
+def test_trunk_leg_limit(daemon: tuple[CallDaemon, FakeAri]) -> None:
+    calls, _ = daemon
+    limit = calls.config.trunks["carrier-uk"].max_outbound_legs
+    assert [calls.take_trunk_slot("carrier-uk") for _ in range(limit + 1)] == [True] * limit + [
+        False
+    ]
+    calls.give_trunk_slot("carrier-uk")
+    assert calls.trunk_legs("carrier-uk") == limit - 1
+    assert calls.take_trunk_slot("carrier-uk") is True
+    assert calls.take_trunk_slot("no-such-trunk") is False
+
+
+async def test_events_of_other_apps_and_bad_events_are_ignored(
+    daemon: tuple[CallDaemon, FakeAri],
+) -> None:
+    calls, ari = daemon
+    other = stasis_start("2.2")
+    object.__setattr__(other, "application", "someone-else")
+    calls.on_event(other)
+    calls.on_bad_event("{not json", ValueError("bad"))
+    await asyncio.sleep(0)
+    assert ari.requests == [] and calls.calls == {} and calls.bad_events == 1
