@@ -13,7 +13,7 @@ CAUSE_OF_REASON: dict[HangupReason, int] = {
     HangupReason.BUSY: 17,
     HangupReason.CONGESTION: 34,
     HangupReason.NO_ANSWER: 19,
-    HangupReason.TIMEOUT: 19,
+    HangupReason.TIMEOUT: 18,
     HangupReason.REJECTED: 21,
     HangupReason.UNALLOCATED: 1,
     HangupReason.NORMAL_UNSPECIFIED: 31,

@@ -1,0 +1,32 @@
+"""pbxd.sim: an ARI simulator that behaves like Asterisk 22.10.1 (REST + event WebSocket).
+
+pbxd's test double, and what `pbxd simulate` runs to dry-run a number's routing. The public
+API is fixed by docs/CONTRACTS.md (`AriSimulator`, `PeerScript`); the event sequences, bodies
+and error answers mirror the captures in shared/asterisk-ari (see the module docs of
+`pbx.py`, `rest.py` and `hub.py`).
+
+Files: `model.py` (state classes, JSON renderings, cause tables), `peers.py` (PeerScript,
+dial-string parsing, script lookup), `pbx.py` (channels, Stasis, dialing, bridges,
+playbacks and the events they raise), `hub.py` (event WebSockets and app ownership),
+`rest.py` (ARI routes and handlers), `server.py` (AriSimulator, aiohttp plumbing).
+
+Extras beyond the contract (all typed): `AriSimulator(..., asterisk_id=, stasis_delay=,
+stasis_min_real_delay=)`, `add_endpoint(..., context=)`, `inbound_call(..., app=, dtmf=,
+dtmf_after=)`, `hangup(channel_id)` and `send_dtmf(channel_id, digits)` (the far end acts
+now), `await wait_connected(app)`, `await wait_until_idle()`, `channel(id)`, `channels`,
+`bridge(id)`, `bridges`, `default_script`, `sound_seconds`, `base_url`.
+"""
+
+from .model import CallerId, SimBridge, SimChannel, SimEndpoint, SimPlayback
+from .peers import PeerScript
+from .server import AriSimulator
+
+__all__ = [
+    "AriSimulator",
+    "CallerId",
+    "PeerScript",
+    "SimBridge",
+    "SimChannel",
+    "SimEndpoint",
+    "SimPlayback",
+]

@@ -1,0 +1,95 @@
+"""How the far end of a simulated call behaves (the SIP phone or carrier behind a channel)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerScript:
+    """What a dialled destination does, in virtual seconds from the moment it is dialled.
+
+    - `online=False`: unreachable; `channels/create` answers 500 Allocation failed.
+    - `answer_after`: answers (200 OK) after N s; None rings forever.
+    - `busy_after`: rejects with 486 Busy Here after N s (cause 17), without ringing first,
+      as the phone in busy.jsonl did. If both are set, the earlier one wins.
+    - `hangup_after`: hangs up (BYE, cause 16) N s after answering.
+    - `dtmf`: digits sent (one ChannelDtmfReceived each) `dtmf_after` s after answering.
+    """
+
+    online: bool = True
+    answer_after: float | None = None
+    busy_after: float | None = None
+    hangup_after: float | None = None
+    dtmf: str = ""
+    dtmf_after: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("answer_after", "busy_after", "hangup_after"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"PeerScript.{name} must be >= 0, got {value}")
+        if self.dtmf_after < 0:
+            raise ValueError(f"PeerScript.dtmf_after must be >= 0, got {self.dtmf_after}")
+        bad = [d for d in self.dtmf if d not in DTMF_DIGITS]
+        if bad:
+            raise ValueError(f"PeerScript.dtmf has invalid digits: {''.join(bad)!r}")
+
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+# Spacing between two scripted DTMF digits, and each digit's reported length (SIP INFO in
+# callee_hangup_dtmf.jsonl reports 160 ms).
+DTMF_INTERVAL = 0.25
+DTMF_DURATION_MS = 160
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    """A parsed PJSIP dial string: `alice`, `+336...@trunk-out` or `trunk-out/sip:...`."""
+
+    technology: str
+    endpoint: str
+    user: str | None
+    dialstring: str
+
+    @classmethod
+    def parse(cls, endpoint: str) -> DialTarget | None:
+        """`PJSIP/<resource>` -> target; None when there is no tech or no resource."""
+        tech, sep, resource = endpoint.partition("/")
+        if not tech or not sep or not resource:
+            return None
+        user: str | None = None
+        name = resource
+        if "/" in resource:  # PJSIP/<endpoint>/<uri>: the number is the URI's user part
+            name, uri = resource.split("/", 1)
+            match = re.match(r"sips?:([^@;]+)@", uri)
+            user = match.group(1) if match else None
+        elif "@" in resource:  # PJSIP/<user>@<endpoint>
+            user, name = resource.rsplit("@", 1)
+        return cls(technology=tech, endpoint=name, user=user, dialstring=resource)
+
+
+class ScriptBook:
+    """Scripts by destination: a full dial string, a bare number (the dial string's user
+    part), or an endpoint (`PJSIP/alice`, or `PJSIP/trunk-out` for all its numbers)."""
+
+    def __init__(self) -> None:
+        self._scripts: dict[str, PeerScript] = {}
+        self.default = PeerScript()
+
+    def set(self, destination: str, script: PeerScript) -> None:
+        self._scripts[destination] = script
+
+    def lookup(self, target: DialTarget) -> PeerScript:
+        """The most specific script for a target, else the default (ring forever)."""
+        candidates = [f"{target.technology}/{target.dialstring}"]
+        if target.user is not None:
+            candidates.append(target.user)
+        # Then the endpoint itself: `PJSIP/trunk-out` scripts every number dialled through it.
+        candidates.append(f"{target.technology}/{target.endpoint}")
+        for key in candidates:
+            if key in self._scripts:
+                return self._scripts[key]
+        return self.default
