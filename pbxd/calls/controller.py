@@ -174,6 +174,8 @@ class CallController:
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
     _timed_out: bool = False
     adopted: bool = False
+    connection: int = 0  # which event-stream connection the call started on
+    _caller_reason: HangupReason | None = None  # how we hung the caller up, if we did
     on_finished: Callable[[CallController], Awaitable[None] | None] | None = None
 
     def __post_init__(self) -> None:
@@ -523,6 +525,8 @@ class CallController:
         reason: HangupReason | None = None,
         reason_code: int | None = None,
     ) -> None:
+        if channel_id == self.caller.channel_id and reason is not None:
+            self._caller_reason = reason
         try:
             if reason_code is not None:
                 await self.ari.hangup(channel_id, reason_code=reason_code)
@@ -698,11 +702,10 @@ class CallController:
                 else:
                     await self._leg_gone(leg, event.cause)
             await self._maybe_finish()
-        elif isinstance(event, StasisEnd):
+        elif isinstance(event, StasisEnd) and is_caller:
             # A leg is judged on its ChannelDestroyed, which follows at once with its cause;
             # the caller's departure is acted on now so legs stop ringing without delay.
-            if is_caller:
-                await self._caller_gone(None)
+            await self._caller_gone(None)
 
     async def _resync(self) -> None:
         """After a reconnection: events may have been lost, so ask Asterisk what still exists."""
@@ -715,6 +718,10 @@ class CallController:
                 self._note(f"channel {channel_id} vanished while events were not received")
                 if channel_id == self.caller.channel_id:
                     self.caller.destroyed = True
+                    # Gone because we hung it up: its cause is the one our reason gives.
+                    if self.caller.cause is None and self._caller_reason is not None:
+                        self.caller.cause = CAUSE_OF_REASON[self._caller_reason]
+                        self.record.hangup_cause = self.caller.cause
                     await self._caller_gone(None)
                 else:
                     leg = self._leg(channel_id)

@@ -7,6 +7,7 @@ recovery of calls left open by a previous run (adopt those still bridged, close 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,9 +57,10 @@ class CallDaemon:
     on_call_finished: Callable[[CallController], None] | None = None
     calls: dict[str, CallController] = field(default_factory=dict)
     _by_channel: dict[str, CallController] = field(default_factory=dict)
+    connection: int = 0  # bumped at each (re)connection; calls note the one they started on
     _trunk_legs: dict[str, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _recovered: bool = False
+    recovered: asyncio.Event = field(default_factory=asyncio.Event)
     bad_events: int = 0
 
     # ------------------------------------------------------------ ChannelDirectory
@@ -157,6 +159,7 @@ class CallDaemon:
         self._start(controller)
 
     def _start(self, controller: CallController) -> None:
+        controller.connection = self.connection
         self.calls[controller.call_id] = controller
 
         async def finished(done: CallController) -> None:
@@ -192,12 +195,21 @@ class CallDaemon:
     # ------------------------------------------------------------ (re)connection
 
     async def on_connected(self) -> None:
-        """After each WebSocket (re)connection: recover once, then resync live calls."""
-        if not self._recovered:
-            self._recovered = True
-            await self.recover_open_calls()
+        """After each WebSocket (re)connection: recover once; on reconnections, resync.
+
+        Only calls that existed while the socket was down can have lost events; a call
+        that started on this connection has seen all of its own.
+        """
+        self.connection += 1
+        if not self.recovered.is_set():
+            try:
+                await self.recover_open_calls()
+            finally:
+                self.recovered.set()
+            return
         for controller in list(self.calls.values()):
-            controller.deliver(Resync())
+            if controller.connection < self.connection:
+                controller.deliver(Resync())
 
     async def recover_open_calls(self) -> None:
         """Adopt calls a previous run left bridged; close the CDRs of those that are gone."""
@@ -249,6 +261,8 @@ class CallDaemon:
             if channel_id == record.call_id and caller_up is None:
                 continue
             await self._hangup_quietly(channel_id)
+        with contextlib.suppress(AriNotFound):  # usually destroyed with its last channel
+            await self.ari.destroy_bridge(bridge_id)
         end = best_end_time(record, legs)
         for leg in live:
             leg.ended_at = end

@@ -35,15 +35,16 @@ def unanswered_outcome(
     """Disposition of an unanswered call and the reason to hang the caller up with.
 
     `leg_causes` holds each leg's cause; None for a leg that never got a channel (offline
-    endpoint, trunk at capacity). Every leg busy -> busy; every leg failed -> failed
-    (congestion toward the carrier, so it may try another route); otherwise no answer,
-    with the route's configured reason.
+    endpoint, trunk at capacity). A leg that rang out -> no answer, with the route's
+    configured reason; else any leg busy -> busy (nobody was free); else every leg failed
+    -> failed (congestion toward the carrier, so it may try another route).
     """
-    if not timed_out and leg_causes:
-        if all(c == USER_BUSY for c in leg_causes):
-            return Disposition.BUSY, HangupReason.BUSY
-        if all(c is None or (c not in NO_ANSWER_CAUSES and c != USER_BUSY) for c in leg_causes):
-            return Disposition.FAILED, HangupReason.CONGESTION
+    if timed_out:
+        return Disposition.NO_ANSWER, no_answer_reason  # legs were still ringing
     if not leg_causes:
-        return Disposition.FAILED, HangupReason.CONGESTION
-    return Disposition.NO_ANSWER, no_answer_reason
+        return Disposition.FAILED, HangupReason.CONGESTION  # no leg could even be tried
+    if any(c in NO_ANSWER_CAUSES for c in leg_causes):
+        return Disposition.NO_ANSWER, no_answer_reason  # someone rang out
+    if USER_BUSY in leg_causes:
+        return Disposition.BUSY, HangupReason.BUSY  # nobody free: the caller hears busy
+    return Disposition.FAILED, HangupReason.CONGESTION

@@ -103,7 +103,14 @@ def normalise_number(raw: str, country: str | None) -> str | None:
         return None
     compact = canonical_e164(text)
     if compact is not None:
-        return compact
+        # E.164 has at most 15 digits; anything longer is junk, not a number to present.
+        if len(compact) > 16:
+            return None
+        try:
+            parsed = phonenumbers.parse(compact, None)
+        except phonenumbers.NumberParseException:
+            return None
+        return compact if phonenumbers.is_possible_number(parsed) else None
     digits = "".join(c for c in text if c.isdigit())
     if not digits or digits != text.replace(" ", "").replace("-", ""):
         return None  # letters, `anonymous`, SIP junk: not a number

@@ -1,0 +1,374 @@
+"""The call daemon against the ARI simulator, over real sockets, with a real CDR store.
+
+`lab` gives a started simulator (trunks, alice, bob, dave, carol offline), a CDR store on the
+`cdr_url` database (SQLite, then PostgreSQL), and a started `CallService` on a small
+purpose-built configuration whose ring times make every scenario precise. Times are virtual
+(ScaledClock), so durations in CDRs read as real seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+_TESTS_DIR = str(Path(__file__).resolve().parents[1])
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from dbfixtures import BACKENDS, database_url  # noqa: E402
+
+from pbxd.calls.runtime import AriEndpoint, CallService  # noqa: E402
+from pbxd.cdr.records import CallLogEntry  # noqa: E402
+from pbxd.cdr.store import CdrStore  # noqa: E402
+from pbxd.clock import ScaledClock  # noqa: E402
+from pbxd.config.compile import compile_config  # noqa: E402
+from pbxd.config.model import Config  # noqa: E402
+from pbxd.sim import AriSimulator  # noqa: E402
+
+# 1 virtual second = 50 ms: a 20 s route runs in a second, and the few milliseconds an
+# event and the daemon's REST requests take stay well under the tolerance of time assertions.
+SPEED = 20.0
+USER, SECRET, APP = "pbxd", "pbxd-secret", "pbxd"
+REPO = Path(__file__).resolve().parents[2]
+CALLER = "+33612000001"
+SETTLE_SECONDS = 10.0  # real seconds a scenario may take to wind down
+
+# DIDs of the purpose-built configuration.
+RINGALL = "+33170000001"  # alice, bob, dave at once; 8 s each; route 10 s
+HUNT = "+33170000002"  # alice, bob, dave 4 s each in turn; route 20 s; no answer -> busy
+OFFLINE_FIRST = "+33170000003"  # carol (offline) then bob, 5 s each; route 15 s
+ALL_OFFLINE = "+33170000004"  # carol and an unreachable mobile
+MOBILES = "+33170000005"  # three mobiles on carrier-fr (max 2 outbound legs); route 6 s
+SHORT = "+33170000006"  # alice and bob 20 s each, but the route gives up after 5 s
+RESERVED = "+33170000009"
+UNKNOWN = "+33199999999"
+
+MOBILE = {1: "+33612345671", 2: "+33612345672", 3: "+33612345673", 4: "+33612345674"}
+
+TRUNKS_YAML = """\
+    trunks:
+      carrier-fr:
+        inbound_endpoint: trunk-in
+        dial: "PJSIP/{number}@trunk-out"
+        allowed_destinations: ["+33"]
+        max_outbound_legs: 2
+        country: FR
+        numbers:
+          - number: 01 70 00 00 01
+          - number: 01 70 00 00 02
+          - number: 01 70 00 00 03
+          - number: 01 70 00 00 04
+          - number: 01 70 00 00 05
+          - number: 01 70 00 00 06
+          - number: 01 70 00 00 09
+            status: reserved
+      carrier-uk:
+        inbound_endpoint: trunk-uk
+        dial: "PJSIP/{number}@trunk-uk"
+        allowed_destinations: ["+44"]
+        max_outbound_legs: 5
+        country: GB
+        numbers:
+          - number: 020 7946 0123
+"""
+
+ROUTING_YAML = """\
+    country: FR
+    targets:
+      alice: {softphone: PJSIP/alice}
+      bob: {softphone: PJSIP/bob}
+      dave: {softphone: PJSIP/dave}
+      carol: {softphone: PJSIP/carol}
+      m1: {external: 06 12 34 56 71, trunk: carrier-fr}
+      m2: {external: 06 12 34 56 72, trunk: carrier-fr}
+      m3: {external: 06 12 34 56 73, trunk: carrier-fr}
+      m4: {external: 06 12 34 56 74, trunk: carrier-fr}
+    routes:
+      - name: ringall
+        numbers: [01 70 00 00 01]
+        strategy: ringall
+        targets: [alice, bob, dave]
+        ring_time: 8
+        timeout: 10
+      - name: hunt
+        numbers: [01 70 00 00 02]
+        strategy: hunt
+        targets:
+          - {target: alice, ring_time: 4}
+          - {target: bob, ring_time: 4}
+          - {target: dave, ring_time: 4}
+        timeout: 20
+        no_answer: {action: hangup, cause: busy}
+      - name: offline-first
+        numbers: [01 70 00 00 03]
+        strategy: hunt
+        targets:
+          - {target: carol, ring_time: 5}
+          - {target: bob, ring_time: 5}
+        timeout: 15
+      - name: all-offline
+        numbers: [01 70 00 00 04]
+        strategy: ringall
+        targets: [carol, m4]
+        timeout: 10
+      - name: mobiles
+        numbers: [01 70 00 00 05]
+        strategy: ringall
+        targets: [m1, m2, m3]
+        timeout: 6
+      - name: short
+        numbers: [01 70 00 00 06]
+        strategy: ringall
+        targets: [alice, bob]
+        ring_time: 20
+        timeout: 5
+      - name: london
+        numbers: ["+44 20 7946 0123"]
+        targets: [{target: m1, ring_time: 5}]
+        timeout: 8
+        caller_id: number
+"""
+
+
+def write_config(directory: Path, trunks: str = TRUNKS_YAML, routing: str = ROUTING_YAML) -> Config:
+    """Compile a configuration written to `directory` (fails the test on any diagnostic)."""
+    (directory / "routing").mkdir(parents=True, exist_ok=True)
+    (directory / "pbxd.yaml").write_text("state_dir: var\n", encoding="utf-8")
+    (directory / "sip-trunks.yaml").write_text(textwrap.dedent(trunks), encoding="utf-8")
+    (directory / "routing" / "main.yaml").write_text(textwrap.dedent(routing), encoding="utf-8")
+    result = compile_config(directory / "pbxd.yaml")
+    assert result.config is not None, [str(d) for d in result.diagnostics]
+    return result.config
+
+
+def example_config() -> Config:
+    result = compile_config(REPO / "pbxd.yaml")
+    assert result.config is not None, [str(d) for d in result.diagnostics]
+    return result.config
+
+
+def add_lab_endpoints(sim: AriSimulator) -> None:
+    """The endpoints of the Asterisk lab: carrier trunks and four softphones (carol offline)."""
+    for trunk in ("trunk-in", "trunk-out", "trunk-uk"):
+        sim.add_endpoint("PJSIP", trunk)
+    sim.add_endpoint("PJSIP", "alice", caller_name="Alice", caller_number="alice")
+    sim.add_endpoint("PJSIP", "bob", caller_name="Bob", caller_number="bob")
+    sim.add_endpoint("PJSIP", "dave", caller_name="Dave", caller_number="dave")
+    sim.add_endpoint("PJSIP", "carol", caller_name="Carol", caller_number="carol", online=False)
+
+
+@dataclass
+class CallLab:
+    """A simulator, a CDR store and the daemon; helpers to place calls and read the result."""
+
+    config: Config
+    clock: ScaledClock
+    sim: AriSimulator
+    cdr_url: str
+    store: CdrStore
+    service: CallService | None = None
+    stores: list[CdrStore] = field(default_factory=list)
+    services: list[CallService] = field(default_factory=list)
+    finished: dict[str, Any] = field(default_factory=dict)  # call id -> its ended controller
+
+    @property
+    def url(self) -> str:
+        return self.sim.base_url
+
+    @property
+    def daemon(self) -> Any:
+        assert self.service is not None and self.service.daemon is not None
+        return self.service.daemon
+
+    async def start_service(self, *, wait_recovery: bool = True) -> CallService:
+        service = CallService(
+            self.config, AriEndpoint(self.url, USER, SECRET, APP), self.store, self.clock
+        )
+        self.services.append(service)
+        async with asyncio.timeout(5):
+            await service.start()
+            if wait_recovery:
+                # The first connection's recovery runs as a task; calls placed meanwhile are
+                # covered by their own tests (test_startup_race_*).
+                assert service.daemon is not None
+                await service.daemon.recovered.wait()
+        assert service.daemon is not None
+        service.daemon.on_call_finished = lambda done: self.finished.__setitem__(done.call_id, done)
+        self.service = service
+        return service
+
+    async def kill_service(self) -> None:
+        """Stop the daemon as a crash would: calls stay up on the simulator."""
+        assert self.service is not None
+        await self.service.stop()
+        self.service = None
+
+    async def reopen_store(self) -> CdrStore:
+        """Close the store (its records are committed) and open a new one on the same DB."""
+        await self.store.close()
+        self.store = await CdrStore.open(self.cdr_url, flush_interval=0.02)
+        self.stores.append(self.store)
+        return self.store
+
+    async def call(
+        self,
+        did: str,
+        caller: str = CALLER,
+        name: str = "Jean",
+        *,
+        trunk: str = "trunk-in",
+        hangup_after: float | None = None,
+    ) -> str:
+        return await self.sim.inbound_call(
+            did, caller, name, trunk=trunk, hangup_after=hangup_after
+        )
+
+    async def settle(self, within: float = SETTLE_SECONDS) -> None:
+        """Wait until no channel is left, every call task ended and every CDR is written."""
+        async with asyncio.timeout(within):
+            await self.sim.wait_until_idle()
+            if self.service is not None and self.service.daemon is not None:
+                await self.service.daemon.wait_idle()
+            await self.store.flush()
+
+    async def finish(
+        self, call_id: str, within: float = SETTLE_SECONDS, *, check_leaks: bool = True
+    ) -> CallLogEntry:
+        """Settle, check nothing leaked on the simulator, and read the call's CDR."""
+        await self.settle(within)
+        if check_leaks:
+            self.assert_nothing_leaked()
+        entry = await self.store.get_call(call_id)
+        assert entry is not None, f"no CDR for {call_id}"
+        return entry
+
+    def assert_nothing_leaked(self) -> None:
+        assert self.sim.channels == [], "leaked channels"
+        assert self.sim.bridges == [], "leaked bridges"
+
+    def timeline(self, call_id: str) -> str:
+        """The daemon's own history of a finished call, for assertion messages."""
+        controller = self.finished.get(call_id)
+        if controller is None:
+            return f"(call {call_id} not finished by this daemon)"
+        lines = [f"{e.at.isoformat()} {e.text}" for e in controller.timeline]
+        return "\n".join(lines)
+
+    def events(self, event_type: str, channel_id: str | None = None) -> list[dict[str, Any]]:
+        """Events the simulator delivered to the daemon, optionally about one channel."""
+        out = []
+        for item in self.sim.event_log:
+            data = item["data"]
+            if data["type"] != event_type:
+                continue
+            if channel_id is not None and (data.get("channel") or {}).get("id") != channel_id:
+                continue
+            out.append(data)
+        return out
+
+    def final_cause(self, channel_id: str) -> int | None:
+        """The cause of the channel's ChannelDestroyed as the daemon received it."""
+        destroyed = self.events("ChannelDestroyed", channel_id)
+        assert len(destroyed) <= 1
+        return int(destroyed[0]["cause"]) if destroyed else None
+
+    def requests(self, method: str, path_start: str) -> list[dict[str, Any]]:
+        """REST exchanges the daemon made, by method and path prefix."""
+        return [
+            r
+            for r in self.sim.rest_log
+            if r["method"] == method and str(r["path"]).startswith(path_start)
+        ]
+
+    async def wait_for(
+        self, condition: Callable[[], bool], within: float = 5.0, what: str = ""
+    ) -> None:
+        """Poll `condition` every few milliseconds until true (at most `within` real s)."""
+        try:
+            async with asyncio.timeout(within):
+                # Polling on purpose: the state watched (simulator, daemon) has no event to await.
+                while not condition():  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what or condition}") from None
+
+    async def virtual_sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
+def seconds(start: datetime | None, end: datetime | None) -> float:
+    assert start is not None and end is not None
+    return (end - start).total_seconds()
+
+
+LabFactory = Callable[..., Awaitable[CallLab]]
+
+
+@pytest.fixture(params=BACKENDS)
+async def cdr_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A private, empty CDR database: a SQLite file, then a fresh PostgreSQL schema."""
+    async with database_url(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def lab_config(tmp_path: Path) -> Config:
+    return write_config(tmp_path / "config")
+
+
+@pytest.fixture
+async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory]:
+    """Build a lab (optionally with another config or speed); everything stops at the end."""
+    labs: list[CallLab] = []
+
+    async def make(
+        config: Config | None = None, *, speed: float = SPEED, start: bool = True
+    ) -> CallLab:
+        clock = ScaledClock(speed=speed)
+        sim = AriSimulator(clock, USER, SECRET)
+        add_lab_endpoints(sim)
+        await sim.start()
+        store = await CdrStore.open(cdr_url, flush_interval=0.02)
+        lab = CallLab(config or lab_config, clock, sim, cdr_url, store, stores=[store])
+        labs.append(lab)
+        if start:
+            await lab.start_service()
+        return lab
+
+    yield make
+    for lab in labs:
+        for service in lab.services:
+            await service.stop()
+        for store in lab.stores:
+            await store.close()
+        await lab.sim.stop()
+
+
+@pytest.fixture
+async def lab(make_lab: LabFactory) -> CallLab:
+    return await make_lab()
+
+
+@pytest.fixture
+def logs() -> Any:
+    """Every structlog line of the test; see `assert_no_errors`."""
+    with structlog.testing.capture_logs() as captured:
+        yield captured
+
+
+def assert_no_errors(captured: list[dict[str, Any]]) -> None:
+    bad = [
+        line
+        for line in captured
+        if line.get("log_level") in ("error", "critical", "exception") or "exc_info" in line
+    ]
+    assert bad == [], bad
