@@ -3,6 +3,10 @@
 Everything that happens to a call (ARI events, its timers, a resync after a reconnection)
 goes through one queue and is handled in order by the call's own task, so no two handlers
 of one call ever interleave. The daemon only routes events to the right controller.
+
+CDR times are Asterisk's own event timestamps wherever an event marks the moment (arrival,
+answer of a leg, hangups), so a busy daemon records when things happened, not when it got
+to them; the moments pbxd itself causes (leg created, caller answered) use the clock.
 """
 
 from __future__ import annotations
@@ -381,7 +385,7 @@ class CallController:
                 return leg
         return None
 
-    async def _leg_answered(self, leg: Leg) -> None:
+    async def _leg_answered(self, leg: Leg, at: datetime | None = None) -> None:
         if leg.state in (LegState.ANSWERED, LegState.ENDING, LegState.ENDED):
             return
         if self.winner is not None or self.state is not CallState.RINGING:
@@ -392,8 +396,7 @@ class CallController:
         leg.state = LegState.ANSWERED
         self.winner = leg
         self.state = CallState.ANSWERING
-        now = self.clock.now()
-        leg.record.answered_at = now
+        leg.record.answered_at = at or self.clock.now()
         self.cdr.record_leg(leg.record)
         self._cancel_timers()
         self._note(f"{leg.plan.target}: answered")
@@ -426,12 +429,12 @@ class CallController:
         self.state = CallState.BRIDGED
         self._note(f"bridged caller with {leg.plan.target}")
 
-    async def _leg_gone(self, leg: Leg, cause: int | None) -> None:
+    async def _leg_gone(self, leg: Leg, cause: int | None, at: datetime | None = None) -> None:
         if leg.state is LegState.ENDED:
             return
         leg.cause = cause if cause is not None else leg.cause
         leg.state = LegState.ENDED
-        self._end_leg_record(leg, leg.cause)
+        self._end_leg_record(leg, leg.cause, at)
         self._free_slot(leg)
         self._disarm(f"ring_time:{leg.channel_id}")
         self._note(f"{leg.plan.target}: ended (cause {leg.cause})")
@@ -446,8 +449,8 @@ class CallController:
         else:
             await self._maybe_finish()
 
-    def _end_leg_record(self, leg: Leg, cause: int | None) -> None:
-        leg.record.ended_at = self.clock.now()
+    def _end_leg_record(self, leg: Leg, cause: int | None, at: datetime | None = None) -> None:
+        leg.record.ended_at = at or self.clock.now()
         leg.record.hangup_cause = cause
         self.cdr.record_leg(leg.record)
 
@@ -537,13 +540,12 @@ class CallController:
         except AriError as exc:
             log.warning("hangup failed", channel=channel_id, status=exc.status, message=exc.message)
 
-    async def _caller_gone(self, cause: int | None) -> None:
+    async def _caller_gone(self, cause: int | None, at: datetime | None = None) -> None:
         if self.caller.gone:
             return
         self.caller.gone = True
         self.caller.cause = cause if cause is not None else self.caller.cause
-        now = self.clock.now()
-        self.record.ended_at = now
+        self.record.ended_at = at or self.clock.now()
         self.record.hangup_cause = self.caller.cause
         if self.state in (CallState.RINGING, CallState.ANSWERING) and not self.record.answered_at:
             self.record.disposition = Disposition.ABANDONED
@@ -677,7 +679,7 @@ class CallController:
                 await self._dial(leg)
         elif isinstance(event, ChannelStateChange):
             if leg is not None and event.channel.state == "Up":
-                await self._leg_answered(leg)
+                await self._leg_answered(leg, event.timestamp)
         elif isinstance(event, ChannelHangupRequest):
             # A soft request (our DELETE, a dial timeout) carries Asterisk's flag 32, not a
             # Q.850 cause: the real cause only comes with ChannelDestroyed.
@@ -692,7 +694,7 @@ class CallController:
                 self.caller.cause = event.cause
                 self.caller.destroyed = True
                 self.record.hangup_cause = event.cause
-                await self._caller_gone(event.cause)
+                await self._caller_gone(event.cause, event.timestamp)
             elif leg is not None:
                 leg.cause = event.cause
                 leg.destroyed = True
@@ -700,12 +702,12 @@ class CallController:
                     leg.record.hangup_cause = event.cause
                     self.cdr.record_leg(leg.record)
                 else:
-                    await self._leg_gone(leg, event.cause)
+                    await self._leg_gone(leg, event.cause, event.timestamp)
             await self._maybe_finish()
         elif isinstance(event, StasisEnd) and is_caller:
             # A leg is judged on its ChannelDestroyed, which follows at once with its cause;
             # the caller's departure is acted on now so legs stop ringing without delay.
-            await self._caller_gone(None)
+            await self._caller_gone(None, event.timestamp)
 
     async def _resync(self) -> None:
         """After a reconnection: events may have been lost, so ask Asterisk what still exists."""

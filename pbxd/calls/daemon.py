@@ -138,7 +138,7 @@ class CallDaemon:
         record = CallRecord(
             call_id=channel.id,
             did=decision.did,
-            started_at=self.clock.now(),
+            started_at=event.timestamp,  # when Asterisk saw the call, not when we got to it
             caller_number=decision.caller_number,
             caller_name=decision.caller_name or None,
             trunk=decision.trunk,
