@@ -283,10 +283,17 @@ class CallController:
             caller=plan.caller_number,
         )
         self._arm("route_timeout", plan.timeout)
-        if not await self._caller_request(self.ari.ring(self.caller.channel_id)):
-            return
         first = self.legs if plan.strategy is RingStrategy.RINGALL else self.legs[:1]
-        await asyncio.gather(*(self._start_leg(leg) for leg in first))
+        # Ringing is indicated while the legs are created: no round trip before the first
+        # dial. A caller gone meanwhile is handled once every create has answered, so no
+        # leg is left half-made.
+        ring_error, *_ = await asyncio.gather(
+            self._try_caller_request(self.ari.ring(self.caller.channel_id)),
+            *(self._start_leg(leg) for leg in first),
+        )
+        if ring_error is not None:
+            await self._caller_already_gone(ring_error)
+            return
         await self._check_progress()
 
     def _resume(self) -> None:
@@ -309,15 +316,26 @@ class CallController:
 
     async def _caller_request(self, request: Awaitable[None]) -> bool:
         """Run a request on the caller's channel; False (and end) if the caller is gone."""
+        error = await self._try_caller_request(request)
+        if error is not None:
+            await self._caller_already_gone(error)
+            return False
+        return True
+
+    @staticmethod
+    async def _try_caller_request(request: Awaitable[None]) -> AriError | None:
+        """Run a request on the caller's channel; the error if the caller is already gone."""
         try:
             await request
         except (AriNotFound, AriConflict, AriUnprocessable) as exc:
-            # The caller hung up while we were deciding: an expected race, not an error.
-            log.info("caller already gone", status=exc.status, message=exc.message)
-            self.caller.destroyed = True
-            await self._caller_gone(None)
-            return False
-        return True
+            return exc
+        return None
+
+    async def _caller_already_gone(self, error: AriError) -> None:
+        # The caller hung up while we were deciding: an expected race, not an error.
+        log.info("caller already gone", status=error.status, message=error.message)
+        self.caller.destroyed = True
+        await self._caller_gone(None)
 
     # ------------------------------------------------------------------ legs
 

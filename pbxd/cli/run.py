@@ -10,7 +10,7 @@ import sys
 
 import structlog
 
-from pbxd.calls.runtime import AriEndpoint, CallService
+from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import load_config_or_report
 from pbxd.clock import RealClock
@@ -73,6 +73,7 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
         routes=len(config.routes),
     )
     starting = asyncio.create_task(service.start())
+    starting.add_done_callback(_settle_once_started)
     try:
         await stop.wait()
     finally:
@@ -87,3 +88,9 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
                 loop.remove_signal_handler(signum)
     log.info("pbxd stopped")
     return 0
+
+
+def _settle_once_started(task: asyncio.Task[None]) -> None:
+    """After a successful start, move start-up objects out of the GC's way."""
+    if not task.cancelled() and task.exception() is None:
+        settle_heap()

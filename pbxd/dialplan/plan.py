@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import phonenumbers
 
@@ -96,6 +97,7 @@ def endpoint_of_channel(channel_name: str) -> str:
     return rest
 
 
+@lru_cache(maxsize=4096)  # the same callers and DIDs come back all day; parsing is ~30 µs
 def normalise_number(raw: str, country: str | None) -> str | None:
     """A number as a carrier sends it (E.164, national, 00-international) -> E.164, or None."""
     text = raw.strip()
