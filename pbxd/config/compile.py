@@ -7,21 +7,24 @@ no error; diagnostics come back either way.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import gc
 import os
-import string
+import re
 import types
 import typing
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from pbxd.config import numbering
-from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
+from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity
 from pbxd.config.files import (
     DaemonFile,
     InventoryEntry,
@@ -55,6 +58,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_ARI_URL": ("ari", "url"),
     "PBXD_ARI_USERNAME": ("ari", "username"),
     "PBXD_ARI_APP": ("ari", "app"),
+    "PBXD_ARI_PASSWORD_ENV": ("ari", "password_env"),
     "PBXD_ARI_PASSWORD_FILE": ("ari", "password_file"),
     "PBXD_DATABASE_URL": ("database", "url"),
     "PBXD_HTTP_BIND": ("http", "bind"),
@@ -79,11 +83,24 @@ class CompileResult:
 
 
 def display_path(path: Path) -> str:
-    """How a file is named in diagnostics: relative to the working directory when inside it."""
+    """How a file is named in diagnostics: relative to the working directory when inside it.
+
+    Symlinks are not followed: the admin sees the name they wrote (and a symlink loop or a
+    dangling link cannot break the report).
+    """
+    absolute = os.path.abspath(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+        return str(Path(absolute).relative_to(os.path.abspath(Path.cwd())))
+    except (ValueError, OSError):
         return str(path)
+
+
+def _resolve(path: Path) -> Path:
+    """`path.resolve()`, or the plain absolute path when the filesystem refuses (symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 # ----------------------------------------------------------------------- pydantic -> marks
@@ -139,6 +156,36 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+_WHAT: dict[str, str] = {
+    "DaemonFile": "pbxd.yaml",
+    "TrunksFile": "the trunks file",
+    "RoutingFile": "a routing file",
+    "TrunkEntry": "a trunk",
+    "InventoryEntry": "an inventory entry",
+    "TargetEntry": "a target",
+    "RouteEntry": "a route",
+}
+_DATE_ERRORS = frozenset(
+    {"date_parsing", "date_type", "date_from_datetime_parsing", "date_from_datetime_inexact"}
+)
+_INT_ERRORS = frozenset({"int_parsing", "int_type", "int_from_float"})
+
+
+def _kind_of(value: Any) -> str:
+    """How a YAML value is called in a message: `a list`, `text 'abc'`, `empty` …"""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    return f"{str(value)[:40]!r}"
+
+
 def _message(error: Any, model: type[BaseModel]) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
@@ -149,12 +196,26 @@ def _message(error: Any, model: type[BaseModel]) -> str:
         return f"unknown key '{name}'{_did_you_mean(name, allowed)}"
     if kind == "missing":
         return f"missing required key '{name}'"
+    given = error.get("input")
     text = str(error["msg"])
     text = text.removeprefix("Value error, ")
     text = text[:1].lower() + text[1:]
-    if kind == "enum" and "expected" in error.get("ctx", {}):
-        text = f"must be one of {error['ctx']['expected']}, not {error['input']!r}"
-        text += _did_you_mean(str(error["input"]), [])
+    if kind in ("model_type", "dict_type"):
+        text = f"must be a mapping (key: value), not {_kind_of(given)}"
+        if not loc:
+            return f"{_WHAT.get(model.__name__, 'this entry')} {text}"
+    elif kind == "list_type":
+        text = f"must be a list, not {_kind_of(given)}"
+    elif kind == "string_type":
+        text = f"must be text, not {_kind_of(given)}"
+    elif kind in _INT_ERRORS:
+        text = f"must be a whole number, not {_kind_of(given)}"
+    elif kind in _DATE_ERRORS:
+        text = f"must be a date written YYYY-MM-DD, not {_kind_of(given)}"
+    elif kind == "enum" and "expected" in error.get("ctx", {}):
+        expected = str(error["ctx"]["expected"])
+        text = f"must be one of {expected}, not {_kind_of(given)}"
+        text += _did_you_mean(str(given), re.findall(r"'([^']*)'", expected))
     return f"{name}: {text}" if name and not isinstance(loc[-1], int) else text
 
 
@@ -199,8 +260,12 @@ def _mark_of(node: Any, fallback: Mark) -> Mark:
 # ----------------------------------------------------------------------- pbxd.yaml
 
 
-def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
-    """Environment variables win over pbxd.yaml, as systemd units expect (in place)."""
+def _apply_env(data: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    """Environment variables win over pbxd.yaml, as systemd units expect (in place).
+
+    Returns which setting came from which variable, so a bad value is blamed on the variable.
+    """
+    applied: dict[tuple[str, ...], str] = {}
     for var, path in ENV_OVERRIDES.items():
         value = os.environ.get(var)
         if value is None or value == "":
@@ -211,7 +276,114 @@ def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
                 node[key] = {}
             node = node[key]
         node[path[-1]] = value
-    return data
+        applied[path] = var
+    return applied
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_DATABASE_SCHEMES = frozenset(
+    {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
+)
+
+
+class _SettingsChecker:
+    """Checks the meaning of pbxd.yaml values; blames the file's line or the PBXD_* variable."""
+
+    def __init__(
+        self, data: dict[str, Any], env: dict[tuple[str, ...], str], top: Mark, diags: Diagnostics
+    ) -> None:
+        self.data = data
+        self.env = env
+        self.top = top
+        self.diags = diags
+
+    def error(self, path: tuple[str, ...], message: str) -> None:
+        """An error about the setting at `path` (`("http", "bind")`)."""
+        self._report(self.diags.error, path, message)
+
+    def warning(self, path: tuple[str, ...], message: str) -> None:
+        """A warning about the setting at `path`."""
+        self._report(self.diags.warning, path, message)
+
+    def _report(
+        self, emit: Callable[[Mark, str], None], path: tuple[str, ...], message: str
+    ) -> None:
+        dotted = ".".join(path)
+        var = self.env.get(path)
+        if var is not None:
+            emit(self.top, f"{dotted} (from ${var}): {message}")
+            return
+        mark, _ = _locate(self.data, path, self.top)
+        emit(mark, f"{dotted}: {message}")
+
+    def check(self, parsed: DaemonFile, base: Path) -> None:
+        """Every check; URLs are never echoed, they may carry credentials."""
+        self._url(parsed.ari.url)
+        if not parsed.ari.username.strip():
+            self.error(("ari", "username"), "must not be empty")
+        if not parsed.ari.app.strip():
+            self.error(("ari", "app"), "must not be empty (the Stasis application name)")
+        if parsed.ari.password_env is not None and not _ENV_NAME.match(parsed.ari.password_env):
+            # Not echoed: an admin may have pasted the password itself here.
+            self.error(
+                ("ari", "password_env"),
+                "must be the name of an environment variable (letters, digits, _), "
+                "not the password itself",
+            )
+        # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
+        if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
+            self._password_file(base / parsed.ari.password_file)
+        if parsed.database.url is not None:
+            scheme = parsed.database.url.partition("://")[0].lower()
+            if "://" not in parsed.database.url or scheme not in _DATABASE_SCHEMES:
+                self.error(
+                    ("database", "url"),
+                    "must be sqlite:///PATH or postgresql://USER@HOST/DB",
+                )
+        self._bind(parsed.http.bind)
+        if parsed.log_level.lower() not in LOG_LEVELS:
+            self.error(
+                ("log_level",),
+                f"must be one of {', '.join(LOG_LEVELS)}, not {parsed.log_level!r}"
+                + _did_you_mean(parsed.log_level.lower(), LOG_LEVELS),
+            )
+
+    def _url(self, url: str) -> None:
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            self.error(
+                ("ari", "url"),
+                "must be an http:// or https:// URL such as http://127.0.0.1:8088/ari",
+            )
+            return
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if not port_ok:
+            self.error(("ari", "url"), "the port must be a number from 1 to 65535")
+
+    def _bind(self, bind: str) -> None:
+        host, colon, port = bind.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            self.error(
+                ("http", "bind"),
+                f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as 127.0.0.1:8080",
+            )
+
+    def _password_file(self, path: Path) -> None:
+        # A warning: only `pbxd run` needs the password; check, simulate and calls do not.
+        if path.is_file():
+            return
+        what = "is not a file" if path.exists() else "does not exist"
+        self.warning(
+            ("ari", "password_file"), f"{path} {what}: pbxd run cannot log in to ARI without it"
+        )
 
 
 def _refuse_inline_password(data: dict[str, Any], diags: Diagnostics) -> None:
@@ -238,14 +410,18 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         diags.error(_mark_of(data, top), "pbxd.yaml must be a mapping of settings")
         return None
     _refuse_inline_password(data, diags)
-    parsed = validate_entry(DaemonFile, _apply_env(data), top, diags)
-    if parsed is None or diags.has_errors:
+    from_env = _apply_env(data)
+    parsed = validate_entry(DaemonFile, data, top, diags)
+    if parsed is None:
         return None
-    base = config_path.resolve().parent
-    state_dir = (base / parsed.state_dir).resolve()
+    base = _resolve(config_path).parent
+    _SettingsChecker(data, from_env, top, diags).check(parsed, base)  # also after a typo'd key
+    if diags.has_errors:
+        return None
+    state_dir = _resolve(base / parsed.state_dir)
     db_url = parsed.database.url or f"sqlite:///{state_dir / 'pbxd.db'}"
     return DaemonSettings(
-        config_path=config_path.resolve(),
+        config_path=_resolve(config_path),
         ari_url=parsed.ari.url.rstrip("/"),
         ari_username=parsed.ari.username,
         ari_password_env=parsed.ari.password_env,
@@ -254,9 +430,9 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         database_url=db_url,
         http_bind=parsed.http.bind,
         state_dir=state_dir,
-        trunks_file=(base / parsed.trunks_file).resolve(),
-        routing_dir=(base / parsed.routing_dir).resolve(),
-        log_level=parsed.log_level,
+        trunks_file=_resolve(base / parsed.trunks_file),
+        routing_dir=_resolve(base / parsed.routing_dir),
+        log_level=parsed.log_level.lower(),
     )
 
 
@@ -279,21 +455,38 @@ class _Compiler:
         self.route_marks: dict[str, Mark] = {}
         self.routed_by: dict[str, tuple[str, Mark]] = {}
         self.route_trunk_of_block: dict[str, tuple[str, str, Mark]] = {}
+        # What a broken entry would have defined: a route using it gets no cascade error,
+        # since the entry's own error is already reported.
+        self.inventory_unusable = False
+        self.broken_trunks: set[str] = set()
+        self.broken_numbers: set[str] = set()
+        self.broken_blocks: set[str] = set()
+        self.broken_spans: list[numbering.NumberSpan] = []
+        self.unchecked_numbers: set[str] = set()
+        self.unchecked_blocks: set[str] = set()
 
     # ---- sip-trunks.yaml
 
     def trunks_file(self, path: Path) -> None:
         name = display_path(path)
         top = Mark(name, 1, 1)
+        errors_before = len(self.diags.items)
         data = load_yaml(path, name, self.diags)
-        if data is None:
+        if data is None and len(self.diags.items) > errors_before:
+            self.inventory_unusable = True
             return
-        parsed = validate_entry(TrunksFile, data, top, self.diags)
+        parsed = validate_entry(TrunksFile, data or {}, top, self.diags)
         if parsed is None:
+            self.inventory_unusable = True
             return
-        raw_trunks = data["trunks"]
+        raw_trunks = data.get("trunks") if isinstance(data, MarkedMap) else None
         if not parsed.trunks:
-            self.diags.warning(_mark_of(raw_trunks, top), "no trunk is defined")
+            # `trunk:` for `trunks:` hides the whole inventory: that error is enough.
+            self.inventory_unusable = len(self.diags.items) > errors_before
+            if not self.inventory_unusable:
+                self.diags.warning(_mark_of(raw_trunks, top), "no trunk is defined")
+            return
+        assert isinstance(raw_trunks, MarkedMap)
         for trunk_name in parsed.trunks:
             raw = raw_trunks[trunk_name]
             self.trunk(trunk_name, raw, raw_trunks.key_marks[trunk_name])
@@ -301,6 +494,12 @@ class _Compiler:
     def trunk(self, name: str, raw: Any, key_mark: Mark) -> None:
         entry = validate_entry(TrunkEntry, raw, key_mark, self.diags)
         if entry is None:
+            self.broken_trunks.add(name)
+            numbers = raw.get("numbers") if isinstance(raw, MarkedMap) else None
+            if isinstance(numbers, MarkedSeq):
+                country = raw.get("country")
+                for item in numbers:
+                    self._note_broken_entry(item, country if isinstance(country, str) else None)
             return
         country = entry.country.upper() if entry.country else None
         if country is not None and not numbering.is_region(country):
@@ -341,16 +540,16 @@ class _Compiler:
                 self.inventory_entry(trunk, country, default_zone, item, numbers.mark_of(index))
 
     def _check_dial_template(self, template: str, mark: Mark) -> None:
-        try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-        except ValueError as exc:
-            self.diags.error(mark, f"dial template '{template}' is malformed: {exc}")
-            return
-        if "number" not in fields:
+        # Trunk.dial_string substitutes the literal `{number}`: any other brace would reach
+        # Asterisk as written, so `{number!r}`, `{num}` or `{}` are refused here.
+        others = re.findall(r"\{[^{}]*\}?|\}", template.replace("{number}", ""))
+        if "{number}" not in template:
             self.diags.error(mark, f"dial template '{template}' has no {{number}} placeholder")
-        elif fields - {"number"}:
-            unknown = ", ".join(sorted(fields - {"number"}))
-            self.diags.error(mark, f"dial template has unknown placeholder(s): {unknown}")
+        elif others:
+            found = ", ".join(f"'{o}'" for o in others)
+            self.diags.error(
+                mark, f"dial template may only contain the placeholder {{number}}, not {found}"
+            )
         if "/" not in template:
             self.diags.error(
                 mark, f"dial template '{template}' must start with a technology such as PJSIP/"
@@ -380,8 +579,52 @@ class _Compiler:
     def inventory_entry(
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
+        errors_before = len(self.diags.items)
+        self._inventory_entry(trunk, country, zone, raw, mark)
+        new = self.diags.items[errors_before:]
+        if any(d.severity is Severity.ERROR for d in new):
+            self._note_broken_entry(raw, country)
+
+    def _note_broken_entry(self, raw: Any, country: str | None) -> None:
+        """Remember what an inventory entry with an error meant to define (best effort)."""
+        if not isinstance(raw, MarkedMap):
+            return
+        own = raw.get("country")
+        region = own.upper() if isinstance(own, str) and numbering.is_region(own) else country
+        block = raw.get("block")
+        if isinstance(block, str) and block not in self.config.blocks:
+            self.broken_blocks.add(block)
+        number, spans = raw.get("number"), []
+        try:
+            if isinstance(number, str):
+                e164 = numbering.to_e164(number, region)
+                if e164 not in self.config.numbers:
+                    self.broken_numbers.add(e164)
+            elif isinstance(raw.get("range"), str) and block not in self.config.blocks:
+                spans.append(numbering.parse_range(raw["range"], region))
+            elif isinstance(raw.get("prefix"), str) and block not in self.config.blocks:
+                count = int(raw.get("count") or 0)
+                spans.append(numbering.parse_prefix(raw["prefix"], count, region))
+        except (numbering.NumberError, ValueError):
+            pass
+        self.broken_spans.extend(spans)
+
+    def _hidden_by_broken_inventory(self, e164: str) -> bool:
+        """Whether `e164` may be missing only because its inventory entry has an error."""
+        return (
+            self.inventory_unusable
+            or e164 in self.broken_numbers
+            or any(e164 in span for span in self.broken_spans)
+        )
+
+    def _inventory_entry(
+        self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
+    ) -> None:
         entry = validate_entry(InventoryEntry, raw, mark, self.diags)
         if entry is None:
+            return
+        if entry.country is not None and not numbering.is_region(entry.country):
+            self.diags.error(raw.mark_of("country"), f"unknown country code '{entry.country}'")
             return
         region = entry.country.upper() if entry.country else country
         forms = [k for k in ("number", "range", "prefix") if getattr(entry, k) is not None]
@@ -480,6 +723,15 @@ class _Compiler:
             elif entry.count is None:
                 self.diags.error(mark, "a prefix block needs a `count` (10, 100, 1000 …)")
                 return
+            elif not 10 <= entry.count <= numbering.MAX_BLOCK_SIZE or (
+                str(entry.count).rstrip("0") != "1"
+            ):
+                self.diags.error(
+                    raw.mark_of("count"),
+                    f"count must be a power of ten from 10 to {numbering.MAX_BLOCK_SIZE:,} "
+                    f"(a whole prefix block), not {entry.count}",
+                )
+                return
             else:
                 assert entry.prefix is not None
                 span = numbering.parse_prefix(entry.prefix, entry.count, region)
@@ -544,7 +796,13 @@ class _Compiler:
         if not path.is_dir():
             self.diags.error(Mark(name, 1, 1), "routing directory not found")
             return
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+        # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in (".yaml", ".yml")
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         if not files:
             self.diags.warning(Mark(name, 1, 1), "no routing file (*.yaml) in this directory")
         loaded: list[tuple[MarkedMap, RoutingFile, Mark]] = []
@@ -621,8 +879,9 @@ class _Compiler:
             return
         trunk = self.config.trunks.get(entry.trunk)
         if trunk is None:
-            hint = _did_you_mean(entry.trunk, self.config.trunks)
-            self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
+            if not (self.inventory_unusable or entry.trunk in self.broken_trunks):
+                hint = _did_you_mean(entry.trunk, self.config.trunks)
+                self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
             return
         region = country.upper() if country else self.trunk_country.get(entry.trunk)
         try:
@@ -644,6 +903,7 @@ class _Compiler:
     def route(self, raw: Any, mark: Mark, region: str | None) -> None:
         entry = validate_entry(RouteEntry, raw, mark, self.diags)
         if entry is None:
+            self._note_broken_route(raw, region)
             return
         covered = list(self._route_numbers(entry, raw, mark, region))
         name = entry.name or (entry.block if entry.block else (covered[0][0] if covered else ""))
@@ -662,7 +922,11 @@ class _Compiler:
                 _locate(raw, ("no_answer", "action"), mark)[0],
                 f"no_answer action '{entry.no_answer.action}' is not supported yet: use `hangup`",
             )
-        if entry.trunk is not None and entry.trunk not in self.config.trunks:
+        if (
+            entry.trunk is not None
+            and entry.trunk not in self.config.trunks
+            and not (self.inventory_unusable or entry.trunk in self.broken_trunks)
+        ):
             hint = _did_you_mean(entry.trunk, self.config.trunks)
             self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
         route = Route(
@@ -690,6 +954,23 @@ class _Compiler:
             if entry.trunk is not None:
                 self._check_route_trunk(e164, entry.trunk, name, number_mark)
 
+    def _note_broken_route(self, raw: Any, region: str | None) -> None:
+        """A route with an error: its targets and numbers get no "unused"/"no route" warning."""
+        if not isinstance(raw, MarkedMap):
+            return
+        targets = raw.get("targets")
+        for step in targets if isinstance(targets, list) else []:
+            name = step.get("target") if isinstance(step, dict) else step
+            if isinstance(name, str):
+                self.used_targets.add(name)
+        numbers = raw.get("numbers")
+        for text in numbers if isinstance(numbers, list) else []:
+            if isinstance(text, str):
+                with contextlib.suppress(numbering.NumberError):
+                    self.unchecked_numbers.add(numbering.to_e164(text, region))
+        if isinstance(raw.get("block"), str):
+            self.unchecked_blocks.add(raw["block"])
+
     def _route_numbers(
         self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
     ) -> Iterator[tuple[str, Mark]]:
@@ -707,6 +988,8 @@ class _Compiler:
                     self.diags.error(number_mark, str(exc))
                     continue
             if e164 not in self.config.numbers:
+                if self._hidden_by_broken_inventory(e164):
+                    continue
                 self.diags.error(
                     number_mark,
                     f"number {e164} is not in the inventory "
@@ -717,6 +1000,8 @@ class _Compiler:
         if entry.block is not None:
             block = self.config.blocks.get(entry.block)
             if block is None:
+                if self.inventory_unusable or entry.block in self.broken_blocks:
+                    return
                 hint = _did_you_mean(entry.block, self.config.blocks)
                 self.diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
                 return
@@ -728,6 +1013,12 @@ class _Compiler:
     def _ring_targets(self, entry: RouteEntry, raw: MarkedMap, mark: Mark) -> list[RingTarget]:
         if not entry.targets:
             self.diags.error(raw.key_marks.get("targets", mark), "route has no targets to ring")
+        limit = f"between 1 and {RING_TIME_LIMIT} seconds"
+        if not 1 <= entry.ring_time <= RING_TIME_LIMIT:
+            # Once for the route, not once per target that inherits it.
+            self.diags.error(
+                raw.mark_of("ring_time"), f"ring_time must be {limit}, not {entry.ring_time}"
+            )
         ring: list[RingTarget] = []
         seq = raw.get("targets")
         for index, step in enumerate(entry.targets):
@@ -741,14 +1032,9 @@ class _Compiler:
                 continue
             self.used_targets.add(step.target)
             ring_time = step.ring_time if step.ring_time is not None else entry.ring_time
-            if not 1 <= ring_time <= RING_TIME_LIMIT:
+            if step.ring_time is not None and not 1 <= step.ring_time <= RING_TIME_LIMIT:
                 where = _locate(raw, ("targets", index, "ring_time"), step_mark)[0]
-                if step.ring_time is None:
-                    where = raw.mark_of("ring_time")
-                self.diags.error(
-                    where,
-                    f"ring_time must be between 1 and {RING_TIME_LIMIT} seconds, not {ring_time}",
-                )
+                self.diags.error(where, f"ring_time must be {limit}, not {step.ring_time}")
             ring.append(RingTarget(target, ring_time))
         return ring
 
@@ -798,6 +1084,8 @@ class _Compiler:
         unrouted_blocks: dict[str, int] = {}
         for e164, number in self.config.numbers.items():
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:
+                continue
+            if e164 in self.unchecked_numbers or number.block in self.unchecked_blocks:
                 continue
             if number.block is not None:
                 unrouted_blocks[number.block] = unrouted_blocks.get(number.block, 0) + 1

@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """Refuse `yes`/`true` where a number is expected (pydantic would read them as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+"""An integer setting (seconds, counts): YAML booleans are an error, not 0 or 1."""
 
 
 class _Strict(BaseModel):
@@ -74,7 +85,7 @@ class InventoryEntry(_Strict):
     number: str | None = None
     range: str | None = None
     prefix: str | None = None
-    count: int | None = None
+    count: Whole | None = None
     block: str | None = None
     label: str = ""
     status: NumberStatus = NumberStatus.ACTIVE
@@ -90,7 +101,7 @@ class TrunkEntry(_Strict):
     inbound_endpoint: str
     dial: str
     allowed_destinations: list[str] = Field(default_factory=list)
-    max_outbound_legs: int = 30
+    max_outbound_legs: Whole = 30
     country: str | None = None
     timezone: str | None = None
     label: str = ""
@@ -120,7 +131,7 @@ class RingStep(_Strict):
     """One target in a route's ring list, with its own ring time."""
 
     target: str
-    ring_time: int | None = None
+    ring_time: Whole | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -177,8 +188,8 @@ class RouteEntry(_Strict):
     trunk: str | None = None
     strategy: RingStrategy = RingStrategy.RINGALL
     targets: list[RingStep] = Field(default_factory=list)
-    ring_time: int = 20
-    timeout: int = 60
+    ring_time: Whole = 20
+    timeout: Whole = 60
     no_answer: NoAnswerEntry = NoAnswerEntry()
     caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
 

@@ -28,27 +28,35 @@ def to_e164(text: str, region: str | None) -> str:
     Raises NumberError saying why when it is not a valid number for its country.
     """
     raw = text.strip()
+    shown = raw if len(raw) <= 40 else raw[:40] + "…"  # a pasted blob must not flood the report
     compact = canonical_e164(raw)
     if compact is not None:
         fast = _fast_e164(compact)
         if fast is not None:
             return compact
+    if not raw.startswith("+") and region is not None:
+        national = _fast_national(raw, region.upper())
+        if national is not None:
+            return national
     if not raw.startswith("+") and region is None:
         raise NumberError(
-            f"'{raw}' is in national form but no country is set: "
+            f"'{shown}' is in national form but no country is set: "
             "write it in E.164 (+…) or set `country:`"
         )
+    if not raw.startswith("+") and not is_region(region or ""):
+        raise NumberError(f"'{shown}' is in national form but country '{region}' is unknown")
     try:
         parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region.upper())  # type: ignore[union-attr]
     except phonenumbers.NumberParseException:
-        raise NumberError(f"'{raw}' is not a phone number") from None
+        raise NumberError(f"'{shown}' is not a phone number") from None
     if not phonenumbers.is_valid_number(parsed):
         where = phonenumbers.region_code_for_number(parsed) or region or "its country"
-        raise NumberError(f"'{raw}' is not a valid number for {where}")
+        raise NumberError(f"'{shown}' is not a valid number for {where}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 _SEPARATORS = str.maketrans("", "", " .-()\u00a0")
+_MAX_DIGITS = 17  # phonenumbers' longest national number; longer is the parser's TOO_LONG
 
 
 def canonical_e164(text: str) -> str | None:
@@ -69,6 +77,8 @@ def _fast_e164(compact: str) -> phonenumbers.PhoneNumber | None:
     produces the error message.
     """
     digits = compact[1:]
+    if len(digits) > _MAX_DIGITS:
+        return None
     for size in (1, 2, 3):
         code = int(digits[:size])
         if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -78,6 +88,45 @@ def _fast_e164(compact: str) -> phonenumbers.PhoneNumber | None:
             number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
             return number if phonenumbers.is_valid_number(number) else None
     return None
+
+
+@cache
+def _plain_national_prefix(region: str) -> tuple[int, str, re.Pattern[str] | None] | None:
+    """(country code, national prefix, international prefix) for regions that strip their
+    national prefix literally; None for the others (GB, AR, BR, JP …): the parser's job.
+    """
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.country_code is None:
+        return None
+    if metadata.national_prefix_transform_rule is not None:
+        return None
+    prefix = metadata.national_prefix or ""
+    if metadata.national_prefix_for_parsing not in (None, prefix):
+        return None
+    idd = re.compile(metadata.international_prefix) if metadata.international_prefix else None
+    return metadata.country_code, prefix, idd
+
+
+def _fast_national(text: str, region: str) -> str | None:
+    """`01 70 00 00 01` in FR -> `+33170000001` without phonenumbers.parse; None: not decided.
+
+    Only for plain digits in a region with a literal national prefix; anything else (and
+    every invalid number, for its message) goes to the full parser.
+    """
+    digits = text.translate(_SEPARATORS)
+    if not digits.isdigit() or len(digits) > _MAX_DIGITS:
+        return None
+    plain = _plain_national_prefix(region)
+    if plain is None:
+        return None
+    code, prefix, idd = plain
+    if idd is not None and idd.match(digits):
+        return None  # may be dialled abroad (`00 44 …`, Israel's `019 1 …`): the parser decides
+    national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
+    if not national or national[0] == "0":
+        return None  # leading zeros (Italy …) need the parser's special handling
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return f"+{code}{national}" if phonenumbers.is_valid_number(number) else None
 
 
 def national_format(e164: str) -> str:

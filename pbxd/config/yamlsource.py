@@ -81,6 +81,21 @@ def _plain_scalar(text: str) -> Any:
     return text
 
 
+def _describe(value: Any) -> str:
+    """A short name for a YAML value in a message (never the whole structure)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(str(value)[:40])
+
+
 def _next(loader: yaml.SafeLoader) -> Any:
     """The next parser event (PyYAML's own method is untyped)."""
     return loader.get_event()  # type: ignore[no-untyped-call]
@@ -170,8 +185,15 @@ class _TreeBuilder:
                 continue
             if not isinstance(key, str):
                 # Keys like `true:` or `~:` are typos in our files; say so instead of guessing.
-                self.diagnostics.error(key_mark, f"key {key!r} must be a string")
-                key = str(key)
+                if isinstance(key_event, yaml.ScalarEvent):
+                    self.diagnostics.error(
+                        key_mark,
+                        f"key '{key_event.value}' is read as {_describe(key)}, not text: "
+                        f"quote it ('{key_event.value}') if it is a name",
+                    )
+                else:
+                    self.diagnostics.error(key_mark, f"a key must be text, not {_describe(key)}")
+                continue
             if key in result:
                 first = result.key_marks[key]
                 self.diagnostics.error(
@@ -197,14 +219,31 @@ class _TreeBuilder:
 def load_yaml(path: Path, display_name: str, diagnostics: Diagnostics) -> Any:
     """Parse one YAML file; syntax errors become diagnostics and the result is None."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         diagnostics.error(Mark(display_name, 1, 1), "file not found")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        diagnostics.error(Mark(display_name, 1, 1), f"cannot read file: {exc}")
+    except OSError as exc:
+        # strerror only: the path is already at the start of the line.
+        diagnostics.error(Mark(display_name, 1, 1), f"cannot read file: {exc.strerror or exc}")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        diagnostics.error(
+            Mark(display_name, line, column),
+            f"not a UTF-8 text file (byte 0x{raw[exc.start]:02x} cannot be decoded)",
+        )
         return None
     return load_yaml_text(text, display_name, diagnostics)
+
+
+def _mark_at(text: str, position: int, display_name: str) -> Mark:
+    """The mark of character `position` of `text`."""
+    line = text.count("\n", 0, position) + 1
+    return Mark(display_name, line, position - (text.rfind("\n", 0, position) + 1) + 1)
 
 
 def load_yaml_text(text: str, display_name: str, diagnostics: Diagnostics) -> Any:
@@ -221,6 +260,15 @@ def load_yaml_text(text: str, display_name: str, diagnostics: Diagnostics) -> An
         )
         problem = exc.problem or exc.context or "invalid YAML"
         diagnostics.error(mark, f"YAML syntax error: {problem}")
+        return None
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError: it carries a character position, not a line and column.
+        diagnostics.error(
+            _mark_at(text, exc.position, display_name),
+            f"YAML syntax error: {exc.reason} (U+{exc.character:04X})"
+            if isinstance(exc.character, int)
+            else f"YAML syntax error: {exc.reason}",
+        )
         return None
     except yaml.YAMLError as exc:
         diagnostics.error(Mark(display_name, 1, 1), f"YAML error: {exc}")

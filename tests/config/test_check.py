@@ -63,6 +63,13 @@ BROKEN = [
         id="number-with-letters",
     ),
     pytest.param(
+        "sip-trunks.yaml",
+        "- number: 020 7946 0123",
+        "- number: +44 20 7946 01",
+        "sip-trunks.yaml:38:17: error: '+44 20 7946 01' is not a valid number for GB",
+        id="invalid-e164-number",
+    ),
+    pytest.param(
         "routing/acme.yaml",
         "numbers: [01 70 00 00 01]",
         "numbers: [01 70 00 00 03]",
@@ -109,6 +116,14 @@ BROKEN = [
         id="dial-without-number",
     ),
     pytest.param(
+        "sip-trunks.yaml",
+        'dial: "PJSIP/{number}@trunk-out"',
+        'dial: "PJSIP/{number}@{trunk}"',
+        "sip-trunks.yaml:9:11: error: dial template may only contain the placeholder {number}, "
+        "not '{trunk}'",
+        id="dial-with-formatted-number",
+    ),
+    pytest.param(
         "routing/acme.yaml",
         "external: 06 12 34 56 79",
         "external: +44 20 7946 0999",
@@ -141,8 +156,7 @@ BROKEN = [
         "routing/acme.yaml",
         "{target: bob, ring_time: 15}",
         "{target: bob, ring_time: soon}",
-        "routing/acme.yaml:35:34: error: ring_time: input should be a valid integer, "
-        "unable to parse string as an integer",
+        "routing/acme.yaml:35:34: error: ring_time: must be a whole number, not 'soon'",
         id="ring-time-not-a-number",
     ),
     pytest.param(
@@ -151,6 +165,66 @@ BROKEN = [
         "timeout: 0\n    caller_id: caller",
         "routing/acme.yaml:28:14: error: timeout must be between 1 and 3600 seconds, not 0",
         id="route-timeout-zero",
+    ),
+    pytest.param(
+        "routing/acme.yaml",
+        "timeout: 30\n    caller_id: caller",
+        "timeout: -30\n    caller_id: caller",
+        "routing/acme.yaml:28:14: error: timeout must be between 1 and 3600 seconds, not -30",
+        id="route-timeout-negative",
+    ),
+    pytest.param(
+        "routing/acme.yaml",
+        "timeout: 30\n    caller_id: caller",
+        "timeout: 86400\n    caller_id: caller",
+        "routing/acme.yaml:28:14: error: timeout must be between 1 and 3600 seconds, not 86400",
+        id="route-timeout-absurd",
+    ),
+    pytest.param(
+        "routing/acme.yaml",
+        "{target: bob, ring_time: 15}",
+        "{target: bob, ring_time: yes}",
+        "routing/acme.yaml:35:34: error: ring_time: must be a whole number, not true",
+        id="ring-time-boolean",
+    ),
+    pytest.param(
+        "sip-trunks.yaml",
+        "port_date: 2026-12-15",
+        "port_date: 15/12/2026",
+        "sip-trunks.yaml:23:20: error: port_date: must be a date written YYYY-MM-DD, "
+        "not '15/12/2026'",
+        id="port-date-not-a-date",
+    ),
+    pytest.param(
+        "sip-trunks.yaml",
+        "range: 01 70 00 01 00 - 01 70 00 01 09",
+        "prefix: 01 70 00 01 0\n        count: 12",
+        "sip-trunks.yaml:21:16: error: count must be a power of ten from 10 to 100,000 "
+        "(a whole prefix block), not 12",
+        id="prefix-count-not-a-power-of-ten",
+    ),
+    pytest.param(
+        "sip-trunks.yaml",
+        "range: 01 70 00 01 00 - 01 70 00 01 09",
+        "range: 01 70 00 01 09 - 01 70 00 01 00",
+        "sip-trunks.yaml:20:16: error: block starts at +33170000109 but ends before it, "
+        "at +33170000100",
+        id="range-reversed",
+    ),
+    pytest.param(
+        "sip-trunks.yaml",
+        "range: 01 70 00 01 00 - 01 70 00 01 09",
+        "range: 01 70 00 01 00 - +44 20 7946 0123",
+        "sip-trunks.yaml:20:16: error: block ends +33170000100 and +442079460123 do not have "
+        "the same length",
+        id="range-crossing-lengths",
+    ),
+    pytest.param(
+        "sip-trunks.yaml",
+        "  carrier-uk:\n",
+        "  carrier-uk: yes\n  carrier-gb:\n",
+        "sip-trunks.yaml:29:3: error: a trunk must be a mapping (key: value), not true",
+        id="trunk-not-a-mapping",
     ),
     pytest.param(
         "sip-trunks.yaml",
@@ -186,7 +260,7 @@ BROKEN = [
         "strategy: ringall            # everyone",
         "strategy: ring-all           # everyone",
         "routing/acme.yaml:26:15: error: strategy: must be one of 'ringall' or 'hunt', "
-        "not 'ring-all'",
+        "not 'ring-all' (did you mean 'ringall'?)",
         id="unknown-strategy",
     ),
     pytest.param(

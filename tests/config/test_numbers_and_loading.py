@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import phonenumbers
 import pytest
 
 from pbxd.cli.main import main
@@ -142,3 +143,57 @@ def test_route_lookup_is_by_e164(example: Path) -> None:
     assert config.dial_string(ceo) == "PJSIP/+33612345678@trunk-out"
     trunk = config.trunk_for_endpoint("trunk-uk")
     assert trunk is not None and trunk.name == "carrier-uk"
+
+
+def _parsed_by_phonenumbers(text: str, region: str) -> str | None:
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _ours(text: str, region: str) -> str | None:
+    try:
+        return to_e164(text, region)
+    except NumberError:
+        return None
+
+
+def test_national_numbers_parse_as_phonenumbers_does() -> None:
+    """The fast path for national numbers agrees with phonenumbers.parse in every region."""
+    seen_valid = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefix = (metadata.national_prefix or "") if metadata is not None else ""
+        for kind in (
+            phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.TOLL_FREE,
+        ):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            significant = phonenumbers.national_significant_number(example)
+            national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+            # As written, without the prefix, with the prefix, and one digit off (often invalid).
+            off = significant[:-1] + str((int(significant[-1]) + 1) % 10)
+            texts = [national, significant, prefix + significant, off, prefix + off, "0" + off]
+            texts.append("019" + significant)  # Israel's carrier-select international prefix
+            for text in texts:
+                expected = _parsed_by_phonenumbers(text, region)
+                seen_valid += expected is not None
+                assert _ours(text, region) == expected, (region, text)
+    assert seen_valid > 500
+    # Dialled-abroad forms and carrier-select prefixes that look like a national prefix.
+    tricky = [
+        ("01919193456", "IL"),
+        ("0044 20 7946 0123", "FR"),
+        ("011 44 20 7946 0123", "US"),
+        ("8 800 100 00 00", "RU"),
+        ("06 1234 5678", "IT"),
+    ]
+    for text, region in tricky:
+        assert _ours(text, region) == _parsed_by_phonenumbers(text, region), (region, text)
