@@ -14,7 +14,9 @@ Extras beyond the contract (all typed): `AriSimulator(..., asterisk_id=, stasis_
 stasis_min_real_delay=)`, `add_endpoint(..., context=)`, `inbound_call(..., app=, dtmf=,
 dtmf_after=)`, `hangup(channel_id)` and `send_dtmf(channel_id, digits)` (the far end acts
 now), `await wait_connected(app)`, `await wait_until_idle()`, `channel(id)`, `channels`,
-`bridge(id)`, `bridges`, `default_script`, `sound_seconds`, `base_url`.
+`bridge(id)`, `bridges`, `default_script`, `sound_seconds`, `base_url`; and on a channel,
+`SimChannel.presented`: the identity its INVITE showed the callee (chan_pjsip's From is the
+connected line, not the caller ID).
 """
 
 from .model import CallerId, SimBridge, SimChannel, SimEndpoint, SimPlayback

@@ -145,6 +145,27 @@ SIP_REQUEST_TERMINATED = 487  # what the caller's CANCEL leaves as tech_cause
 SIP_DECLINE = 603
 
 
+# Caller presentation (callerid.h) and ast_describe_caller_presentation()'s text; endpoints
+# present their caller ID allowed and not screened unless configured otherwise.
+PRES_ALLOWED_NOT_SCREENED = 0
+PRESENTATION_TEXTS: dict[int, str] = {
+    0: "Presentation Allowed, Not Screened",
+    1: "Presentation Allowed, Passed Screen",
+    2: "Presentation Allowed, Failed Screen",
+    3: "Presentation Allowed, Network Number",
+    32: "Presentation Restricted, Not Screened",
+    33: "Presentation Restricted, Passed Screen",
+    34: "Presentation Restricted, Failed Screen",
+    35: "Presentation Restricted, Network Number",
+    67: "Number Unavailable",
+}
+
+
+def presentation_text(presentation: int) -> str:
+    """Asterisk's ast_describe_caller_presentation()."""
+    return PRESENTATION_TEXTS.get(presentation, "Unknown")
+
+
 def cause_text(cause: int) -> str:
     """Asterisk's ast_cause2str()."""
     return CAUSE_TEXTS.get(cause, "Unknown")
@@ -235,6 +256,9 @@ class SimChannel:
     variables: dict[str, str] = field(default_factory=dict)
     # Connected line a bridge queued while the leg was not up yet; applied when it answers.
     pending_connected: CallerId | None = None
+    # Who the callee's phone is told is calling: chan_pjsip builds the INVITE's From/PAI from
+    # the connected line (res_pjsip_caller_id), not from `caller`. Set when the INVITE goes out.
+    presented: CallerId | None = None
     # The far end's behaviour (callee phone, or the caller's DTMF for an inbound call).
     script: PeerScript | None = None
     # POST /channels: enters Stasis only once answered.

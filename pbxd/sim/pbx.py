@@ -5,7 +5,9 @@ the shared Clock (peer behaviour, dial timeouts, Stasis entry, media durations).
 built from the state at the moment they happen and handed to `publish(apps, event)`, which
 must not block. The event sequences mirror the Asterisk 22.10.1 captures, including their
 oddities (no Dial BUSY, a second ChannelHangupRequest when Stasis() returns on an inbound
-channel, `cause: 32, soft: true` for client hangups).
+channel, `cause: 32, soft: true` for client hangups). Of the many ChannelVarset events Asterisk
+sends, the simulator sends those the captures show every time (STASISSTATUS around Stasis,
+BRIDGEPEER/BRIDGEPVTCALLID in two-party bridges), so clients meet that noise here too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .model import (
     CAUSE_NO_ANSWER,
     CAUSE_NORMAL_CLEARING,
     CAUSE_USER_BUSY,
+    PRES_ALLOWED_NOT_SCREENED,
     SIP_BUSY_HERE,
     SIP_DECLINE,
     SIP_REQUEST_TERMINATED,
@@ -40,6 +43,7 @@ from .model import (
     ari_time,
     cause_text,
     cause_to_sip,
+    presentation_text,
 )
 from .peers import DTMF_DURATION_MS, DTMF_INTERVAL, DialTarget, PeerScript, ScriptBook
 
@@ -131,6 +135,11 @@ class SimPbx:
 
     def _emit_channel(self, chan: SimChannel, event_type: str, **fields: object) -> None:
         self._publish(list(chan.apps), self._event(event_type, channel=chan.to_json(), **fields))
+
+    def _varset(self, chan: SimChannel, variable: str, value: str) -> None:
+        """pbx_builtin_setvar_helper(): the variable changes and ChannelVarset says so."""
+        chan.variables[variable] = value
+        self._emit_channel(chan, "ChannelVarset", variable=variable, value=value)
 
     def _later(
         self, chan: SimChannel, delay: float, action: Callable[[], None], *, dial: bool = False
@@ -231,6 +240,9 @@ class SimPbx:
                 dialplan_app=chan.app_name,
                 dialplan_app_data=chan.app_data,
             )
+            # Stasis() clears its status variable first; the app sees it (not on inbound
+            # channels, which the app only watches from StasisStart on).
+            self._varset(chan, "STASISSTATUS", "")
         chan.stasis_app = app
         self._emit_channel(chan, "StasisStart", args=list(args))
 
@@ -284,21 +296,21 @@ class SimPbx:
         variables: dict[str, str],
     ) -> SimChannel:
         """POST /channels/create: a Down channel that enters Stasis a moment later."""
-        chan = self._request_channel(endpoint, channel_id, variables)
+        chan = self._request_channel(endpoint, channel_id)
         if app:
             chan.apps[app] = None
             if originator is not None:
                 originator.apps.setdefault(app, None)
         args = app_args.split(",") if app_args else []
         self._register(chan)
+        # Set once the app is subscribed to the channel: it sees each change.
+        self.set_variables(chan, variables)
         # The channel thread runs Stasis() just after the REST answer: a `dial` sent before
         # the client has seen StasisStart gets 409 (race_dial_before_stasisstart.jsonl).
         self._later(chan, self.stasis_delay, lambda: self._enter_stasis(chan, app, args))
         return chan
 
-    def _request_channel(
-        self, endpoint: str, channel_id: str | None, variables: dict[str, str]
-    ) -> SimChannel:
+    def _request_channel(self, endpoint: str, channel_id: str | None) -> SimChannel:
         """ast_request(): resolve the endpoint and build the Down channel (not yet registered)."""
         target = DialTarget.parse(endpoint)
         if target is None:
@@ -322,8 +334,25 @@ class SimPbx:
             dialstring=target.dialstring,
             script=script,
         )
-        apply_variables(chan, variables)
         return chan
+
+    def set_variables(self, chan: SimChannel, variables: dict[str, str]) -> None:
+        """ast_set_variables(): a plain variable raises ChannelVarset; a caller-ID function
+        publishes a new snapshot, which the app sees as ChannelCallerId/ChannelConnectedLine."""
+        for name, value in variables.items():
+            caller, connected = chan.caller.copy(), chan.connected.copy()
+            if not apply_variables(chan, {name: value}):
+                self._varset(chan, name, value)
+                continue
+            if chan.caller != caller:
+                self._emit_channel(
+                    chan,
+                    "ChannelCallerId",
+                    caller_presentation=PRES_ALLOWED_NOT_SCREENED,
+                    caller_presentation_txt=presentation_text(PRES_ALLOWED_NOT_SCREENED),
+                )
+            if chan.connected != connected:
+                self._emit_channel(chan, "ChannelConnectedLine")
 
     def originate(
         self,
@@ -337,11 +366,15 @@ class SimPbx:
         variables: dict[str, str],
     ) -> SimChannel:
         """POST /channels: dial at once; the channel enters Stasis(app) when answered."""
-        chan = self._request_channel(endpoint, channel_id, variables)
+        chan = self._request_channel(endpoint, channel_id)
         chan.originated = True
         if caller_id is not None:
             chan.caller = caller_id.copy()
             chan.connected = caller_id.copy()
+        # Before the app subscribes to the channel: no event for these.
+        for name, value in variables.items():
+            if not apply_variables(chan, {name: value}):
+                chan.variables[name] = value
         if app:
             chan.apps[app] = None
         self._register(chan)
@@ -387,6 +420,7 @@ class SimPbx:
     ) -> None:
         """Send the INVITE and play the callee's script."""
         chan.dialed = True
+        chan.presented = chan.connected.copy()
         self._dial_event(chan, "", chan.dialstring or "")
         script = chan.script or self.scripts.default
         if timeout > 0:
@@ -530,6 +564,7 @@ class SimPbx:
         if chan.stasis_app is not None:
             chan.stasis_app = None
             self._emit_channel(chan, "StasisEnd")
+            self._varset(chan, "STASISSTATUS", "SUCCESS")
             if chan.via_dialplan:
                 second: JsonDict = {"cause": SOFTHANGUP_APPUNLOAD, "soft": True}
                 if chan.tech_cause is not None:
@@ -651,6 +686,10 @@ class SimPbx:
         members = [self.channels[c] for c in bridge.channels if c in self.channels]
         if len(members) != 2:
             return
+        # The newcomer first, as in the captures; then the connected-line exchange.
+        for chan, other in ((members[1], members[0]), (members[0], members[1])):
+            self._varset(chan, "BRIDGEPEER", other.name)
+            self._varset(chan, "BRIDGEPVTCALLID", other.protocol_id)
         if bridge.native_capable and all(m.state == "Up" for m in members):
             bridge.technology = "native_rtp"  # shows in later snapshots (ws_reconnect.jsonl)
         for chan, other in ((members[0], members[1]), (members[1], members[0])):
@@ -669,6 +708,10 @@ class SimPbx:
         if chan.id in bridge.channels:
             bridge.channels.remove(chan.id)
         chan.bridge_id = None
+        if chan.variables.get("BRIDGEPEER"):
+            # The bridge clears what it set, before the leave is reported.
+            self._varset(chan, "BRIDGEPEER", "")
+            self._varset(chan, "BRIDGEPVTCALLID", "")
         self._bridge_event("ChannelLeftBridge", bridge, chan)
         if len(bridge.channels) < 2 and not bridge.holding:
             bridge.technology = "simple_bridge"
@@ -812,17 +855,32 @@ class SimPbx:
                 playback.timer.cancel()
 
 
-def apply_variables(chan: SimChannel, variables: dict[str, str]) -> None:
-    """ast_set_variables() for the dialplan functions pbxd uses: CALLERID(num/name/all)."""
+def apply_variables(chan: SimChannel, variables: dict[str, str]) -> bool:
+    """The caller-ID dialplan functions among `variables`: CALLERID(num/name/all) and
+    CONNECTEDLINE(num/name/all[,i]) change the channel's parties; True if all were functions
+    (a `NAME(...)` is a function write, never a plain variable, as in pbx_builtin_setvar_helper)."""
+    functions = True
     for key, value in variables.items():
-        name = key.strip().upper()
-        if name == "CALLERID(NUM)":
-            chan.caller.number = value
-        elif name == "CALLERID(NAME)":
-            chan.caller.name = value
-        elif name == "CALLERID(ALL)":
+        name = key.replace(" ", "").upper()
+        if not name.endswith(")"):
+            functions = False
+            continue
+        function, _, datatype = name.partition("(")
+        datatype = datatype.removesuffix(")").split(",")[0]
+        if function == "CALLERID":
+            party = chan.caller
+        elif function == "CONNECTEDLINE":
+            party = chan.connected
+        else:
+            continue
+        if datatype == "NUM":
+            party.number = value
+        elif datatype == "NAME":
+            party.name = value
+        elif datatype == "ALL":
             parsed = parse_caller_id(value)
-            chan.caller = parsed
+            party.name, party.number = parsed.name, parsed.number
+    return functions
 
 
 def parse_caller_id(text: str) -> CallerId:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .model import HANGUP_REASONS, JsonDict, SimBridge, SimChannel, ari_time
-from .pbx import AriError, SimPbx, apply_variables, parse_caller_id
+from .pbx import AriError, SimPbx, parse_caller_id
 
 # ast_format_cache names accepted by `formats=` (a subset of Asterisk's codecs).
 KNOWN_FORMATS = frozenset(
@@ -501,9 +501,7 @@ class AriRest:
         if not variable:
             raise AriError(400, "Variable name is required")
         chan = self.pbx.control(req.path_args["id"])
-        value = req.str_param("value")
-        apply_variables(chan, {variable: value})
-        chan.variables[variable] = value
+        self.pbx.set_variables(chan, {variable: req.str_param("value")})
         return no_content()
 
     def _play(self, req: RestRequest, target_uri: str, language: str) -> Reply:

@@ -28,10 +28,12 @@ same facts", with exactly two allowances for what real Asterisk itself does not 
    Ringing` and bob's *after* his. Such an adjacent pair (Ringing/RINGING, Up/ANSWER) of one
    channel is put in a canonical order, and the peer's state inside a Dial event (Down or
    Ringing depending on that race) is not compared.
-2. Events of *different* subjects emitted within the same burst (less than `gap` = 0.2 s apart in
-   the capture) are concurrent in Asterisk (abandon: the caller's ChannelDestroyed lands between
-   bob's ChannelHangupRequest and StasisEnd), so only their order per subject is compared. Events
-   of different subjects that are at least `gap` apart in the capture must keep their order.
+2. Events of *different* subjects stamped in the same millisecond of the capture (the recording
+   clock's resolution: less than `gap` = 0.5 ms apart) are concurrent in Asterisk (abandon: the
+   caller's ChannelDestroyed lands between bob's ChannelHangupRequest and StasisEnd), so only
+   their order per subject is compared. Events of different subjects one millisecond or more
+   apart in the capture must keep their order (a burst's ChannelEnteredBridge of the second
+   member before the first member's ChannelConnectedLine, say).
    In other words: each subject's sequence must be identical, and the global interleaving must
    agree wherever Asterisk's own timing shows it is not a race.
 Once the facts agree, the events matched one to one are also compared on their key structure
@@ -56,7 +58,8 @@ from .swagger import REPO_ROOT, default_docs_dir
 
 CAPTURES_ENV = "PBXD_ARI_CAPTURES"
 IGNORED_EVENTS = frozenset({"ChannelVarset"})
-CONCURRENT_GAP = 0.2  # seconds of capture time; see the module docstring
+# Capture times have millisecond resolution; half of one keeps float rounding out of the way.
+CONCURRENT_GAP = 0.0005  # seconds of capture time; see the module docstring
 
 _NAME_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}$")
 
@@ -225,8 +228,10 @@ class Capture:
     def errors(self) -> list[ClientError]:
         return [s for s in self.steps if isinstance(s, ClientError)]
 
-    def normalised_events(self, ignore: frozenset[str] = IGNORED_EVENTS) -> list[NormEvent]:
-        return normalise_events(self.events, self.roles, ignore)
+    def normalised_events(
+        self, ignore: frozenset[str] = IGNORED_EVENTS, keep_variables: frozenset[str] = frozenset()
+    ) -> list[NormEvent]:
+        return normalise_events(self.events, self.roles, ignore, keep_variables)
 
     def rest_signatures(self) -> list[RestSignature]:
         return [rest_signature(r, self.roles) for r in self.requests]
@@ -324,6 +329,8 @@ def normalise_event(data: Mapping[str, Any], roles: Roles) -> NormEvent:
     elif isinstance(playback, dict):
         subject = roles.role(playback.get("id"))
         detail = f"{playback.get('state')} on {roles.sub(str(playback.get('target_uri')))}"
+    if etype == "ChannelVarset":
+        detail = f"{data.get('variable')}={name_pattern(roles.sub(str(data.get('value'))))!r}"
     if etype == "ChannelDtmfReceived":
         detail = f"digit={data.get('digit')}"
     cause = data.get("cause")
@@ -385,11 +392,17 @@ def event_details(data: Mapping[str, Any], roles: Roles) -> dict[str, Any]:
 
 
 def normalise_events(
-    events: Iterable[Event], roles: Roles, ignore: frozenset[str] = IGNORED_EVENTS
+    events: Iterable[Event],
+    roles: Roles,
+    ignore: frozenset[str] = IGNORED_EVENTS,
+    keep_variables: frozenset[str] = frozenset(),
 ) -> list[NormEvent]:
+    """The facts of each event, in order, without the `ignore`d types (but with the
+    ChannelVarset events of `keep_variables`, when ChannelVarset is ignored)."""
     out = []
     for ev in events:
-        if ev.type in ignore:
+        kept = ev.type == "ChannelVarset" and ev.data.get("variable") in keep_variables
+        if ev.type in ignore and not kept:
             continue
         norm = normalise_event(ev.data, roles)
         out.append(dataclasses.replace(norm, t=ev.t))
@@ -527,7 +540,9 @@ def body_shape(body: Any) -> Any:
 
 
 def body_facts(body: Any, roles: Roles) -> dict[str, Any]:
-    """The values of a body that must agree (ids as roles; no times or media details)."""
+    """The values of a body that must agree (ids as roles; no times, uniqueids, SIP Call-IDs):
+    a channel's name pattern, state, caller, connected line, dialplan location, language,
+    accountcode; a bridge's type, class, technology, creator, name, video mode, members..."""
     if not isinstance(body, dict):
         return {}
     facts: dict[str, Any] = {}
@@ -537,21 +552,27 @@ def body_facts(body: Any, roles: Roles) -> dict[str, Any]:
     if _bridge_like(body):
         facts.update(
             bridge=roles.role(body["id"]),
-            bridge_type=body.get("bridge_type"),
             channels=[roles.role(c) for c in body.get("channels", [])],
+            **{k: body.get(k) for k in _BRIDGE_DETAIL_KEYS},
         )
     elif _playback_like(body):
         facts.update(
             playback=roles.role(body["id"]),
             state=body.get("state"),
             media_uri=body.get("media_uri"),
+            language=body.get("language"),
             target_uri=roles.sub(str(body.get("target_uri"))),
         )
     elif _channel_like(body):
+        dialplan = dict(body.get("dialplan") or {})
+        if "app_data" in dialplan:
+            dialplan["app_data"] = roles.sub(str(dialplan["app_data"]))
         facts.update(
             channel=roles.role(body["id"]),
             name=name_pattern(str(body.get("name"))),
             state=body.get("state"),
+            dialplan=dialplan,
+            **{k: body.get(k) for k in _CHANNEL_DETAIL_KEYS if k != "dialplan"},
         )
     elif "events_allowed" in body:  # Application
         facts.update(

@@ -452,3 +452,32 @@ def _check_error_body(body: Any, root: str) -> list[str]:
     if not isinstance(text, str) or not text:
         return [f"{root}: error text must be a non-empty string, got {_short(text)}"]
     return []
+
+
+# Answers from the HTTP layer, before any ARI resource runs: no operation declares them.
+HTTP_LAYER_STATUSES = frozenset({401, 405})
+
+
+def validate_run(
+    swagger: Swagger,
+    rest_log: Iterable[Mapping[str, Any]],
+    event_log: Iterable[Mapping[str, Any]],
+    *,
+    requests: bool = True,
+) -> list[str]:
+    """Every event and REST answer of a run (capture-format records), and with `requests` the
+    query parameters the client sent: problems prefixed by where they were found."""
+    problems: list[str] = []
+    for i, entry in enumerate(event_log):
+        where = f"event #{i} ({entry['data'].get('type')})"
+        problems += [f"{where}: {p}" for p in swagger.validate_event(entry["data"])]
+    for i, entry in enumerate(rest_log):
+        method, path, status = str(entry["method"]), str(entry["path"]), int(entry["status"])
+        if status in HTTP_LAYER_STATUSES:
+            continue
+        where = f"REST #{i}"
+        found = swagger.validate_response(method, path, status, entry["body"])
+        if requests:
+            found += swagger.validate_request(method, path, entry.get("params") or {})
+        problems += [f"{where}: {p}" for p in found]
+    return problems

@@ -324,6 +324,75 @@ async def test_callerid_variables_override_endpoint(
     assert chan2["caller"] == {"name": "Alice", "number": "alice"}
 
 
+async def test_variables_at_create_are_seen_by_the_app(
+    sim: AriSimulator, ari: Ari, events: EventReader
+) -> None:
+    """The app is subscribed before ast_set_variables(): each caller-ID function write is a
+    new snapshot (ChannelCallerId / ChannelConnectedLine), a plain variable a ChannelVarset."""
+    body = {
+        "variables": {
+            "CALLERID(num)": DID,
+            "CONNECTEDLINE(num,i)": DID,
+            "PBXD_CALL": "call-1",
+        }
+    }
+    status, leg = await ari.post("/channels/create", body, endpoint="PJSIP/alice", app="pbxd")
+    assert status == 200
+    await events.next("StasisStart", leg["id"])
+    seen = [e for e in events.events if (e.get("channel") or {}).get("id") == leg["id"]]
+    assert [e["type"] for e in seen] == [
+        "ChannelCallerId",
+        "ChannelConnectedLine",
+        "ChannelVarset",
+        "ChannelDialplan",
+        "ChannelVarset",
+        "StasisStart",
+    ]
+    caller_id = seen[0]
+    assert caller_id["channel"]["caller"] == {"name": "Alice", "number": DID}
+    assert (caller_id["caller_presentation"], caller_id["caller_presentation_txt"]) == (
+        0,
+        "Presentation Allowed, Not Screened",
+    )
+    assert seen[1]["channel"]["connected"] == {"name": "", "number": DID}
+    assert (seen[2]["variable"], seen[2]["value"]) == ("PBXD_CALL", "call-1")
+    assert (seen[4]["variable"], seen[4]["value"]) == ("STASISSTATUS", "")
+    assert await ari.get(f"/channels/{leg['id']}/variable", variable="PBXD_CALL") == (
+        200,
+        {"value": "call-1"},
+    )
+
+
+async def test_the_callee_is_presented_the_connected_line_not_the_caller_id(
+    sim: AriSimulator, ari: Ari, events: EventReader
+) -> None:
+    """chan_pjsip puts the connected line in the INVITE's From; `dial?caller=` copies the
+    inbound caller into it, whatever CALLERID() the leg was given."""
+    caller = await incoming(sim, events)
+    body = {"variables": {"CALLERID(num)": DID, "CALLERID(name)": "Acme"}}
+    status, leg = await ari.post(
+        "/channels/create", body, endpoint="PJSIP/+33600000000@trunk-out", app="pbxd"
+    )
+    assert status == 200
+    await events.next("StasisStart", leg["id"])
+    assert (await ari.post(f"/channels/{leg['id']}/dial", caller=caller))[0] == 204
+    chan = sim.channel(leg["id"])
+    assert chan is not None and chan.presented is not None
+    assert (chan.caller.number, chan.presented.number) == (DID, CALLER_NUM)
+
+    # Presenting the virtual number: the connected line set at create, dialled without caller.
+    body = {"variables": {"CONNECTEDLINE(num,i)": DID, "CONNECTEDLINE(name,i)": "Acme"}}
+    status, leg = await ari.post(
+        "/channels/create", body, endpoint="PJSIP/+33600000001@trunk-out", app="pbxd"
+    )
+    assert status == 200 and leg["connected"] == {"name": "Acme", "number": DID}
+    await events.next("StasisStart", leg["id"])
+    assert (await ari.post(f"/channels/{leg['id']}/dial"))[0] == 204
+    chan = sim.channel(leg["id"])
+    assert chan is not None and chan.presented is not None
+    assert (chan.presented.name, chan.presented.number) == ("Acme", DID)
+
+
 async def test_playback_events(
     sim: AriSimulator, ari: Ari, events: EventReader, clock: ScaledClock
 ) -> None:
