@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,7 +78,11 @@ class ChannelDirectory(Protocol):
         ...
 
     def give_trunk_slot(self, trunk: str) -> None:
-        """Free a slot taken with `take_trunk_slot`."""
+        """Free a slot taken with `take_trunk_slot` or `hold_trunk_slot`."""
+        ...
+
+    def hold_trunk_slot(self, trunk: str) -> None:
+        """Count a leg that exists already (adopted), even above the maximum."""
         ...
 
 
@@ -177,6 +182,7 @@ class CallController:
     queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue, repr=False)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
     _timed_out: bool = False
+    _started: float = 0.0  # clock.monotonic() when the route started ringing
     adopted: bool = False
     connection: int = 0  # which event-stream connection the call started on
     _caller_reason: HangupReason | None = None  # how we hung the caller up, if we did
@@ -236,7 +242,7 @@ class CallController:
         with structlog.contextvars.bound_contextvars(call_id=self.call_id, did=self.did):
             try:
                 if self.adopted:
-                    self._resume()
+                    await self._resume()
                 else:
                     await self._start()
                 while self.state is not CallState.ENDED:
@@ -282,6 +288,7 @@ class CallController:
             legs=len(self.legs),
             caller=plan.caller_number,
         )
+        self._started = self.clock.monotonic()
         self._arm("route_timeout", plan.timeout)
         first = self.legs if plan.strategy is RingStrategy.RINGALL else self.legs[:1]
         # Ringing is indicated while the legs are created: no round trip before the first
@@ -296,14 +303,37 @@ class CallController:
             return
         await self._check_progress()
 
-    def _resume(self) -> None:
-        """Take an already bridged call back after a restart: just listen to its channels."""
+    async def _resume(self) -> None:
+        """Take a call back after a restart: listen to its channels, then catch up.
+
+        A bridged call just goes on. A ringing one gets what is left of its route timeout;
+        whatever happened while nobody listened (a leg answered, a leg ended) is
+        found by asking Asterisk, and the hunt goes on from there.
+        """
         self.directory.claim(self.caller.channel_id, self)
         for leg in self.legs:
             self.directory.claim(leg.channel_id, self)
-        self._note("adopted after restart: still bridged")
-        log.info("call adopted", bridge=self.bridge_id)
-        self.deliver(Resync())  # it may have ended between our check and now
+        if self.state is not CallState.RINGING:
+            self._note("adopted after restart: still bridged")
+            log.info("call adopted", bridge=self.bridge_id)
+            self.deliver(Resync())  # it may have ended between our check and now
+            return
+        assert isinstance(self.plan, RingPlan)
+        left = self._route_time_left()
+        self._note(f"adopted after restart: still ringing, {max(0.0, left):.1f} s of route left")
+        log.info("ringing call adopted", route_time_left=round(left, 1))
+        if left <= 0:
+            self._timed_out = True  # ran out while nobody listened: legs rang out, no answer
+        self._arm("route_timeout", max(0.0, left))
+        for leg in self.legs:
+            if leg.state is LegState.RINGING:
+                self._arm(
+                    f"ring_time:{leg.channel_id}",
+                    leg.plan.ring_time + RING_BACKSTOP_SECONDS,
+                    leg.channel_id,
+                )
+        await self._resync()
+        await self._check_progress()
 
     async def _reject(self, plan: Reject) -> None:
         self.record.disposition = Disposition.REJECTED
@@ -346,15 +376,14 @@ class CallController:
             leg.destroyed = True
             self._end_leg_record(leg, None)
             self._note(f"{leg.plan.target}: not rung, trunk {trunk} at its maximum of legs")
+            log.warning("trunk at capacity: leg not placed", trunk=trunk, target=leg.plan.target)
             return
         leg.slot = trunk is not None
         leg.state = LegState.CREATING
         leg.record.started_at = self.clock.now()
         self.cdr.record_leg(leg.record)
         self.directory.claim(leg.channel_id, self)
-        variables = {"CALLERID(num)": leg.plan.caller_id_number}
-        if leg.plan.caller_id_name:
-            variables["CALLERID(name)"] = leg.plan.caller_id_name
+        variables = caller_id_variables(leg.plan)
         try:
             await self.ari.create_channel(
                 leg.plan.dial_string,
@@ -380,12 +409,20 @@ class CallController:
         self._note(f"{leg.plan.target}: calling {leg.plan.dial_string}")
         # Dialled once its StasisStart arrives: real Asterisk answers 409 before that.
 
+    def _route_time_left(self) -> float:
+        """Seconds before the route timeout (the whole route is bounded by it)."""
+        assert isinstance(self.plan, RingPlan)
+        return self.plan.timeout - (self.clock.monotonic() - self._started)
+
     async def _dial(self, leg: Leg) -> None:
         leg.state = LegState.DIALING
+        # The target's own ring time, unless the route gives up sooner (a hunt leg started
+        # late); rounded up so the route timer, not Asterisk, ends a leg at the timeout.
+        ring_time = max(1, min(leg.plan.ring_time, math.ceil(self._route_time_left())))
         try:
-            await self.ari.dial(
-                leg.channel_id, caller=self.caller.channel_id, timeout=leg.plan.ring_time
-            )
+            # No `caller`: Asterisk would copy the inbound caller ID over the leg's connected
+            # line, which is what chan_pjsip sends in From, undoing the route's presentation.
+            await self.ari.dial(leg.channel_id, timeout=ring_time)
         except AriError as exc:
             leg.note = f"dial refused: {exc.status} {exc.message}"
             log.info("dial refused", target=leg.plan.target, status=exc.status, message=exc.message)
@@ -393,7 +430,7 @@ class CallController:
             return
         self._arm(
             f"ring_time:{leg.channel_id}",
-            leg.plan.ring_time + RING_BACKSTOP_SECONDS,
+            ring_time + RING_BACKSTOP_SECONDS,
             leg.channel_id,
         )
 
@@ -484,6 +521,8 @@ class CallController:
         if any(leg.live for leg in self.legs):
             return
         waiting = [leg for leg in self.legs if leg.state is LegState.WAITING]
+        if waiting and not self._timed_out and self._route_time_left() <= 0:
+            self._timed_out = True  # the route timer is due: no time left for the next turn
         if waiting and not self._timed_out:
             await self._start_leg(waiting[0])
             await self._check_progress()
@@ -758,6 +797,23 @@ class CallController:
                 await self._leg_answered(leg)
 
 
+def caller_id_variables(leg: LegPlan) -> dict[str, str]:
+    """Channel variables presenting the route's caller ID on an outbound leg.
+
+    chan_pjsip builds the INVITE's From (and P-Asserted-Identity) from the channel's
+    connected line, not its CALLERID; `i` sets it without an update frame to a channel
+    not yet called. CALLERID is set too, so the leg's own snapshot shows the same.
+    """
+    variables = {
+        "CALLERID(num)": leg.caller_id_number,
+        "CONNECTEDLINE(num,i)": leg.caller_id_number,
+    }
+    if leg.caller_id_name:
+        variables["CALLERID(name)"] = leg.caller_id_name
+        variables["CONNECTEDLINE(name,i)"] = leg.caller_id_name
+    return variables
+
+
 def cause_of(reason: HangupReason) -> int:
     """The Q.850 cause Asterisk gives a channel hung up with `reason`."""
     return CAUSE_OF_REASON[reason]
@@ -772,12 +828,16 @@ def adopt_bridged_call(
     cdr: CdrSink,
     clock: Clock,
     directory: ChannelDirectory,
+    trunk: str | None = None,
 ) -> CallController:
-    """A controller for a call found bridged after a restart; it completes the CDR."""
+    """A controller for a call found bridged after a restart; it completes the CDR.
+
+    `trunk`: the trunk whose slot the leg holds (counted by the daemon), freed at its end.
+    """
     leg_plan = LegPlan(
         target=leg_record.target,
         dial_string=leg_record.destination,
-        trunk=None,
+        trunk=trunk,
         start_after=0,
         ring_time=1,
         caller_id_number=record.caller_number or "",
@@ -807,8 +867,67 @@ def adopt_bridged_call(
         adopted=True,
     )
     leg = Leg(
-        plan=leg_plan, channel_id=leg_record.leg_id, record=leg_record, state=LegState.ANSWERED
+        plan=leg_plan,
+        channel_id=leg_record.leg_id,
+        record=leg_record,
+        state=LegState.ANSWERED,
+        slot=trunk is not None,
     )
     controller.legs.append(leg)
     controller.winner = leg
+    return controller
+
+
+@dataclass(frozen=True, slots=True)
+class FoundLeg:
+    """What a restart knows of one planned leg: its CDR row (if written), its channel state."""
+
+    record: LegRecord | None
+    channel_state: str | None  # None: no such channel on Asterisk (any more)
+
+
+def adopt_ringing_call(
+    record: CallRecord,
+    plan: RingPlan,
+    found: dict[str, FoundLeg],
+    elapsed: float,
+    *,
+    ari: AriClient,
+    cdr: CdrSink,
+    clock: Clock,
+    directory: ChannelDirectory,
+) -> CallController:
+    """A controller for a call found still ringing after a restart.
+
+    `found` maps each planned leg's channel id (`<call id>-<n>`) to what is known of it;
+    `elapsed` is how long the route has been ringing. Legs with a channel on Asterisk hold
+    their trunk slot again (even above the maximum: the channel exists).
+    """
+    controller = CallController(
+        call_id=record.call_id,
+        plan=plan,
+        record=record,
+        ari=ari,
+        cdr=cdr,
+        clock=clock,
+        directory=directory,
+        state=CallState.RINGING,
+        adopted=True,
+    )
+    controller._started = clock.monotonic() - elapsed
+    for leg in controller.legs:
+        seen = found.get(leg.channel_id, FoundLeg(None, None))
+        if seen.record is not None:
+            leg.record = seen.record
+        if seen.channel_state is None:
+            if seen.record is not None:  # it had a channel, gone while nobody listened
+                leg.state, leg.destroyed = LegState.ENDED, True
+                leg.cause = seen.record.hangup_cause
+            continue  # else: its turn has not come yet
+        # Down may mean dialled, not ringing yet: never dial twice; Asterisk's dial timeout
+        # or our ring-time backstop ends a leg that was not dialled after all.
+        leg.state = LegState.RINGING
+        if leg.plan.trunk is not None:
+            directory.hold_trunk_slot(leg.plan.trunk)
+            leg.slot = True
     return controller

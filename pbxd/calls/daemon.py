@@ -19,8 +19,10 @@ from pbxd.ari import AriClient, AriError, AriNotFound, Event, StasisStart
 from pbxd.calls.controller import (
     CallController,
     CdrSink,
+    FoundLeg,
     Resync,
     adopt_bridged_call,
+    adopt_ringing_call,
 )
 from pbxd.cdr.records import CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
@@ -32,6 +34,8 @@ log = structlog.get_logger("pbxd.daemon")
 
 # The priority label in extensions.conf where a call goes when pbxd cannot take it.
 FALLBACK_LABEL = "unavailable"
+# States of an inbound channel not answered yet (its caller still hears ringing).
+UNANSWERED_STATES = frozenset({"Ring", "Ringing"})
 
 
 class CdrStoreLike(CdrSink, Protocol):
@@ -61,6 +65,8 @@ class CallDaemon:
     _trunk_legs: dict[str, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
+    # Calls this run took while recovery was reading: never "recovered", even once ended.
+    _taken_during_recovery: set[str] = field(default_factory=set)
     bad_events: int = 0
 
     # ------------------------------------------------------------ ChannelDirectory
@@ -83,8 +89,12 @@ class CallDaemon:
         return True
 
     def give_trunk_slot(self, trunk: str) -> None:
-        """Free a slot taken with `take_trunk_slot`."""
+        """Free a slot taken with `take_trunk_slot` or `hold_trunk_slot`."""
         self._trunk_legs[trunk] = max(0, self._trunk_legs.get(trunk, 0) - 1)
+
+    def hold_trunk_slot(self, trunk: str) -> None:
+        """Count a leg that exists already (adopted), even above the maximum."""
+        self._trunk_legs[trunk] = self._trunk_legs.get(trunk, 0) + 1
 
     def trunk_legs(self, trunk: str) -> int:
         """Outbound legs in use on `trunk` now."""
@@ -161,6 +171,8 @@ class CallDaemon:
     def _start(self, controller: CallController) -> None:
         controller.connection = self.connection
         self.calls[controller.call_id] = controller
+        if not self.recovered.is_set():
+            self._taken_during_recovery.add(controller.call_id)
 
         async def finished(done: CallController) -> None:
             self.calls.pop(done.call_id, None)
@@ -206,6 +218,7 @@ class CallDaemon:
                 await self.recover_open_calls()
             finally:
                 self.recovered.set()
+                self._taken_during_recovery.clear()
             return
         for controller in list(self.calls.values()):
             if controller.connection < self.connection:
@@ -219,7 +232,8 @@ class CallDaemon:
             log.exception("could not read open calls; recovery skipped")
             return
         for record in open_calls:
-            if record.call_id in self.calls:
+            # Ours, perhaps already ended with its last snapshot not yet committed.
+            if record.call_id in self.calls or record.call_id in self._taken_during_recovery:
                 continue
             try:
                 await self._recover(record)
@@ -230,44 +244,58 @@ class CallDaemon:
                     status=exc.status,
                     message=exc.message,
                 )
+            except Exception:
+                # One odd record must not keep the others open: it is retried next start.
+                log.exception("recovery of a call failed", call_id=record.call_id)
 
     async def _recover(self, record: CallRecord) -> None:
         legs = await self.cdr.legs_of(record.call_id)
         live = [leg for leg in legs if leg.ended_at is None]
-        winner = next((leg for leg in live if leg.answered_at is not None), None)
         caller_up = await self._channel_state(record.call_id)
-        winner_up = await self._channel_state(winner.leg_id) if winner else None
         bridge_id = f"{record.call_id}-bridge"
-        if caller_up == "Up" and winner is not None and winner_up == "Up":
-            try:
-                await self.ari.get_bridge(bridge_id)
-            except AriNotFound:
-                pass
-            else:
-                log.info("adopting bridged call", call_id=record.call_id, did=record.did)
-                controller = adopt_bridged_call(
-                    record,
-                    winner,
-                    bridge_id,
-                    ari=self.ari,
-                    cdr=self.cdr,
-                    clock=self.clock,
-                    directory=self,
-                )
-                self._start(controller)
+        winner = await self._bridged_partner(record, legs, bridge_id) if caller_up == "Up" else None
+        if winner is not None:
+            log.info("adopting bridged call", call_id=record.call_id, did=record.did)
+            # The last CDR batch may not have been committed before the crash: Asterisk's
+            # bridge says who answered; the latest moment we know stands in for when.
+            known = best_end_time(record, legs)
+            winner.answered_at = winner.answered_at or record.answered_at or known
+            winner.ended_at = None
+            record.answered_at = record.answered_at or winner.answered_at
+            record.answered_by = record.answered_by or winner.target
+            record.disposition = None
+            self.cdr.record_call(record)
+            self.cdr.record_leg(winner)
+            # Losers hung up as the call was answered: close them, they never come back.
+            await self._close_legs([leg for leg in live if leg is not winner], known)
+            trunk = self._adopted_trunk(winner)
+            controller = adopt_bridged_call(
+                record,
+                winner,
+                bridge_id,
+                ari=self.ari,
+                cdr=self.cdr,
+                clock=self.clock,
+                directory=self,
+                trunk=trunk,
+            )
+            self._start(controller)
+            return
+        if caller_up in UNANSWERED_STATES and record.answered_at is None:
+            ringing = await self._adopt_ringing(record, legs)
+            if ringing is not None:
+                self._start(ringing)
                 return
         # Gone, or left half-set-up by the crash: end what remains and close the books.
-        for channel_id in [record.call_id, *(leg.leg_id for leg in live)]:
-            if channel_id == record.call_id and caller_up is None:
-                continue
-            await self._hangup_quietly(channel_id)
+        known = best_end_time(record, legs)
+        if caller_up is not None:
+            await self._hangup_quietly(record.call_id)
+        await self._close_legs(live, known)
         with contextlib.suppress(AriNotFound):  # usually destroyed with its last channel
             await self.ari.destroy_bridge(bridge_id)
-        end = best_end_time(record, legs)
-        for leg in live:
-            leg.ended_at = end
-            self.cdr.record_leg(leg)
-        record.ended_at = end
+        # A caller still there ends now, as we hang it up; one already gone, when last seen.
+        end = self.clock.now() if caller_up is not None else known
+        record.ended_at = max(end, known)
         if record.disposition is None or record.disposition is Disposition.ANSWERED:
             record.disposition = Disposition.ANSWERED if record.answered_at else Disposition.FAILED
         self.cdr.record_call(record)
@@ -276,8 +304,90 @@ class CallDaemon:
             call_id=record.call_id,
             did=record.did,
             still_there=caller_up is not None,
-            ended_at=end.isoformat(),
+            ended_at=record.ended_at.isoformat(),
         )
+
+    async def _adopt_ringing(
+        self, record: CallRecord, legs: list[LegRecord]
+    ) -> CallController | None:
+        """A controller for a caller still waiting; None when its route cannot be resumed."""
+        try:
+            caller = await self.ari.get_channel(record.call_id)
+        except AriNotFound:
+            return None
+        decision = plan_call(
+            CallFacts(
+                channel_id=caller.id,
+                channel_name=caller.name,
+                called=caller.dialplan.exten,
+                caller_number=caller.caller.number,
+                caller_name=caller.caller.name,
+            ),
+            self.config,
+        )
+        by_id = {leg.leg_id: leg for leg in legs}
+        if not isinstance(decision, RingPlan) or decision.route != record.route:
+            return None  # the configuration changed under the call: do not guess
+        found: dict[str, FoundLeg] = {}
+        known = best_end_time(record, legs)
+        for index, leg_plan in enumerate(decision.legs, start=1):
+            channel_id = f"{record.call_id}-{index}"
+            leg = by_id.pop(channel_id, None)
+            if leg is not None and leg.target != leg_plan.target:
+                return None
+            state = await self._channel_state(channel_id)
+            if leg is not None and state is None and leg.ended_at is None:
+                leg.ended_at = known  # ended while nobody listened
+                self.cdr.record_leg(leg)
+            found[channel_id] = FoundLeg(leg, state)
+        if by_id:
+            return None  # legs the plan does not know: not the same route any more
+        elapsed = (self.clock.now() - record.started_at).total_seconds()
+        log.info("adopting ringing call", call_id=record.call_id, did=record.did)
+        return adopt_ringing_call(
+            record,
+            decision,
+            found,
+            elapsed,
+            ari=self.ari,
+            cdr=self.cdr,
+            clock=self.clock,
+            directory=self,
+        )
+
+    async def _bridged_partner(
+        self, record: CallRecord, legs: list[LegRecord], bridge_id: str
+    ) -> LegRecord | None:
+        """The leg Asterisk still has in the call's bridge with the caller, both Up."""
+        try:
+            bridge = await self.ari.get_bridge(bridge_id)
+        except AriNotFound:
+            return None
+        if record.call_id not in bridge.channels:
+            return None
+        by_id = {leg.leg_id: leg for leg in legs}
+        partners = [by_id[c] for c in bridge.channels if c in by_id]
+        if len(partners) != 1 or await self._channel_state(partners[0].leg_id) != "Up":
+            return None
+        return partners[0]
+
+    async def _close_legs(self, legs: list[LegRecord], known: datetime) -> None:
+        """Hang up what is left of open legs and close their records."""
+        for leg in legs:
+            still_there = await self._channel_state(leg.leg_id) is not None
+            if still_there:
+                await self._hangup_quietly(leg.leg_id)
+            leg.ended_at = self.clock.now() if still_there else known
+            self.cdr.record_leg(leg)
+
+    def _adopted_trunk(self, leg: LegRecord) -> str | None:
+        """The trunk an adopted leg occupies (counted against its maximum), if external."""
+        target = self.config.targets.get(leg.target)
+        trunk = target.trunk if target is not None else None
+        if trunk is None or trunk not in self.config.trunks:
+            return None
+        self.hold_trunk_slot(trunk)
+        return trunk
 
     async def _channel_state(self, channel_id: str) -> str | None:
         try:

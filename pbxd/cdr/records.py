@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -20,9 +20,14 @@ class Disposition(StrEnum):
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole seconds, half a second up (Asterisk's `initiatedseconds`), never negative.
+
+    Integer milliseconds, not round(): banker's rounding would bill 2.5 s as 2 and 3.5 s as 4.
+    """
     if start is None or end is None:
         return None
-    return max(0, round((end - start).total_seconds()))
+    millis = (end - start) // timedelta(milliseconds=1)
+    return max(0, (millis + 500) // 1000)
 
 
 @dataclass(slots=True)

@@ -30,7 +30,13 @@ class CallFacts:
 
 @dataclass(frozen=True, slots=True)
 class LegPlan:
-    """One outbound leg to ring: where, when (seconds after the call starts), how long."""
+    """One outbound leg to ring: where, when, and for how long.
+
+    `ring_time` is the target's own ring time (at most the route timeout); `start_after` is
+    when its turn comes if every earlier hunt target rings its full time (it may be past
+    the route timeout). The controller starts a hunt leg as soon as the previous one ends
+    and caps its ring time by what is left of the route timeout at that moment.
+    """
 
     target: str
     dial_string: str
@@ -162,16 +168,15 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
     legs: list[LegPlan] = []
     start = 0
     for ring in route.targets:
-        if start >= route.timeout:
-            break  # the route gives up before this target's turn
-        ring_time = min(ring.ring_time, route.timeout - start)
+        # Even past the route timeout on paper: earlier targets that are busy or offline
+        # end at once and leave time for this one.
         legs.append(
             LegPlan(
                 target=ring.target.name,
                 dial_string=config.dial_string(ring.target),
                 trunk=ring.target.trunk,
                 start_after=start,
-                ring_time=ring_time,
+                ring_time=min(ring.ring_time, route.timeout),
                 caller_id_number=cid_number,
                 caller_id_name=cid_name,
             )

@@ -49,6 +49,7 @@ OFFLINE_FIRST = "+33170000003"  # carol (offline) then bob, 5 s each; route 15 s
 ALL_OFFLINE = "+33170000004"  # carol and an unreachable mobile
 MOBILES = "+33170000005"  # three mobiles on carrier-fr (max 2 outbound legs); route 6 s
 SHORT = "+33170000006"  # alice and bob 20 s each, but the route gives up after 5 s
+TIGHT_HUNT = "+33170000007"  # alice, bob, dave 6 s each in turn; route 10 s
 RESERVED = "+33170000009"
 UNKNOWN = "+33199999999"
 
@@ -69,6 +70,7 @@ TRUNKS_YAML = """\
           - number: 01 70 00 00 04
           - number: 01 70 00 00 05
           - number: 01 70 00 00 06
+          - number: 01 70 00 00 07
           - number: 01 70 00 00 09
             status: reserved
       carrier-uk:
@@ -131,6 +133,14 @@ ROUTING_YAML = """\
         targets: [alice, bob]
         ring_time: 20
         timeout: 5
+      - name: tight-hunt
+        numbers: [01 70 00 00 07]
+        strategy: hunt
+        targets:
+          - {target: alice, ring_time: 6}
+          - {target: bob, ring_time: 6}
+          - {target: dave, ring_time: 6}
+        timeout: 10
       - name: london
         numbers: ["+44 20 7946 0123"]
         targets: [{target: m1, ring_time: 5}]
@@ -179,6 +189,9 @@ class CallLab:
     stores: list[CdrStore] = field(default_factory=list)
     services: list[CallService] = field(default_factory=list)
     finished: dict[str, Any] = field(default_factory=dict)  # call id -> its ended controller
+    # channel id -> the `variables` the daemon sent with channels/create (the simulator
+    # only models CALLERID, so the rest is read off the client).
+    created_variables: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -201,10 +214,21 @@ class CallLab:
                 # covered by their own tests (test_startup_race_*).
                 assert service.daemon is not None
                 await service.daemon.recovered.wait()
-        assert service.daemon is not None
+        assert service.daemon is not None and service.client is not None
         service.daemon.on_call_finished = lambda done: self.finished.__setitem__(done.call_id, done)
+        self._spy_on_creates(service.client)
         self.service = service
         return service
+
+    def _spy_on_creates(self, client: Any) -> None:
+        create = client.create_channel
+
+        async def spy(endpoint: str, **kwargs: Any) -> Any:
+            channel_id = kwargs.get("channel_id") or ""
+            self.created_variables[channel_id] = dict(kwargs.get("variables") or {})
+            return await create(endpoint, **kwargs)
+
+        client.create_channel = spy
 
     async def kill_service(self) -> None:
         """Stop the daemon as a crash would: calls stay up on the simulator."""
@@ -361,6 +385,9 @@ async def lab(make_lab: LabFactory) -> CallLab:
 @pytest.fixture
 def logs() -> Any:
     """Every structlog line of the test; see `assert_no_errors`."""
+    # An earlier in-process `pbxd` command may have left a level filter that drops lines
+    # before capture_logs sees them.
+    structlog.reset_defaults()
     with structlog.testing.capture_logs() as captured:
         yield captured
 

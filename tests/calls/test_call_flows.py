@@ -20,6 +20,7 @@ from .conftest import (
     RESERVED,
     RINGALL,
     SHORT,
+    TIGHT_HUNT,
     UNKNOWN,
     CallLab,
     assert_no_errors,
@@ -129,6 +130,52 @@ async def test_hunt_first_busy_second_answers(logs: list[dict[str, Any]], lab: C
     assert_no_errors(logs)
 
 
+async def test_hunt_time_left_by_a_busy_target_goes_to_the_next(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # 6 + 6 + 6 s in a 10 s route: on paper dave never rings. alice is busy at 1 s, so bob
+    # rings his full 6 s and dave gets what is left of the route, and answers.
+    lab.sim.script("PJSIP/alice", PeerScript(busy_after=1))
+    lab.sim.script("PJSIP/dave", PeerScript(answer_after=1))
+    call_id = await lab.call(TIGHT_HUNT, hangup_after=11)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "dave"
+    assert causes(entry) == [("alice", 17), ("bob", 19), ("dave", 16)]
+    dials = {
+        leg: [
+            r["params"]["timeout"] for r in lab.requests("POST", f"/channels/{call_id}-{leg}/dial")
+        ]
+        for leg in (2, 3)
+    }
+    assert dials[2] == ["6"]  # bob's own ring time, not the 4 s left on paper
+    assert dials[3] in (["2"], ["3"])  # dave: what the route has left after ~7 s
+    assert "caller" not in lab.requests("POST", f"/channels/{call_id}-2/dial")[0]["params"]
+    legs = legs_by_target(entry)
+    assert near(seconds(legs["bob"].started_at, legs["bob"].ended_at), 6.0)
+    assert_times_ordered(entry)
+    assert_no_errors(logs)
+
+
+async def test_hunt_route_timeout_cuts_the_last_turn(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Nobody answers: bob rings 6 s after alice's busy, dave the rest; the route gives up
+    # at 10 s with its own reason.
+    lab.sim.script("PJSIP/alice", PeerScript(busy_after=1))
+    call_id = await lab.call(TIGHT_HUNT)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.NO_ANSWER
+    assert [t for t, _ in causes(entry)] == ["alice", "bob", "dave"]
+    assert causes(entry)[:2] == [("alice", 17), ("bob", 19)]
+    assert lab.final_cause(call_id) == 19  # the route's no-answer reason
+    assert near(seconds(call.started_at, call.ended_at), 10.0)
+    assert_times_ordered(entry)
+    assert_no_errors(logs)
+
+
 async def test_callee_hangs_up_first(logs: list[dict[str, Any]], lab: CallLab) -> None:
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=3))
     call_id = await lab.call(RINGALL)
@@ -201,7 +248,7 @@ async def test_example_support_line_nobody_answers_caller_gets_busy(
 ) -> None:
     from .conftest import example_config
 
-    lab: CallLab = await make_lab(example_config(), speed=40)
+    lab: CallLab = await make_lab(example_config())  # speed 40 left too little slack
     call_id = await lab.call("+33972100001")
     entry = await lab.finish(call_id)
     call = entry.call
@@ -230,6 +277,17 @@ async def test_caller_id_policy_number_presents_the_did(
     leg_channel = lab.sim.channel(f"{call_id}-1")
     assert leg_channel is not None
     assert leg_channel.caller.number == "+442079460123"
+    # chan_pjsip sends the connected line in From: set to the DID at create (`i`: no update
+    # frame), and never overwritten by a dial `caller` with the real caller's number.
+    assert lab.created_variables[f"{call_id}-1"] == {
+        "CALLERID(num)": "+442079460123",
+        "CONNECTEDLINE(num,i)": "+442079460123",
+        "CALLERID(name)": "Tom",
+        "CONNECTEDLINE(name,i)": "Tom",
+    }
+    await lab.wait_for(lambda: bool(lab.requests("POST", f"/channels/{call_id}-1/dial")))
+    assert "caller" not in lab.requests("POST", f"/channels/{call_id}-1/dial")[0]["params"]
+    assert leg_channel.connected.number != "07700900123"
     entry = await lab.finish(call_id)
     assert entry.call.did == "+442079460123"
     assert entry.call.caller_number == "+447700900123"  # the CDR keeps the real caller
@@ -355,3 +413,33 @@ async def test_every_target_offline_fails(logs: list[dict[str, Any]], lab: CallL
     assert call.duration is not None and call.duration <= 1
     assert_times_ordered(entry)
     assert_no_errors(logs)
+
+
+# ------------------------------------------------------------------------ describe
+
+
+async def test_describe_prints_each_call_and_its_legs(lab: CallLab) -> None:
+    lab.sim.script("PJSIP/alice", PeerScript(busy_after=1))
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=2))
+    assert lab.daemon.describe() == "no call in progress"
+    call_id = await lab.call(HUNT, hangup_after=6)
+    await lab.wait_for(
+        lambda: (
+            call_id in lab.daemon.calls and lab.daemon.calls[call_id].legs[1].state == "ringing"
+        ),
+        what="bob ringing",
+    )
+    ringing = lab.daemon.describe().splitlines()
+    assert ringing == [
+        f"call {call_id} to {HUNT} from {CALLER}: ringing, route hunt (hunt)",
+        "  leg alice [PJSIP/alice]: ended cause 17",
+        "  leg bob [PJSIP/bob]: ringing",
+        "  leg dave [PJSIP/dave]: waiting",
+    ]
+    await lab.wait_for(lambda: lab.daemon.calls[call_id].state == "bridged", what="bridged")
+    bridged = str(lab.daemon.calls[call_id]).splitlines()
+    assert bridged[0].endswith(": bridged, route hunt (hunt)")
+    assert bridged[2] == "  leg bob [PJSIP/bob]: answered"
+    assert bridged[-1] == f"  bridge {call_id}-bridge"
+    await lab.finish(call_id)
+    assert lab.daemon.describe() == "no call in progress"

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import update
 
 from pbxd.ari import parse_event
 from pbxd.cdr.records import Disposition
+from pbxd.cdr.schema import CallRow, LegRow
 from pbxd.sim import PeerScript
 
 from .conftest import (
@@ -17,10 +21,13 @@ from .conftest import (
     MOBILE,
     MOBILES,
     RINGALL,
+    ROUTING_YAML,
+    SHORT,
     CallLab,
     LabFactory,
     assert_no_errors,
     seconds,
+    write_config,
 )
 
 SLACK = 1.5  # virtual seconds (see test_call_flows)
@@ -64,6 +71,11 @@ async def test_websocket_drop_mid_call_keeps_the_call(
 
     lab.sim.drop_websockets()
     await wait_reconnected(lab, 2)
+    # The resync is queued to the call's own task: wait until it asked about both channels.
+    await lab.wait_for(
+        lambda: all(lab.requests("GET", f"/channels/{c}") for c in (call_id, f"{call_id}-1")),
+        what="resync after reconnection",
+    )
     # Still bridged on Asterisk, nothing hung up by the resync.
     assert bridged(lab, call_id)
     assert lab.sim.bridge(bridge_id) is not None
@@ -71,7 +83,8 @@ async def test_websocket_drop_mid_call_keeps_the_call(
         [call_id, f"{call_id}-1"]
     )
     assert lab.daemon.calls[call_id].state == "bridged"
-    assert lab.requests("GET", f"/channels/{call_id}"), "no resync after reconnection"
+    untouched = {f"/channels/{call_id}", f"/channels/{call_id}-1"}  # the caller and alice
+    assert [r for r in lab.requests("DELETE", "/channels/") if r["path"] in untouched] == []
 
     await lab.virtual_sleep(2)
     hangup_at = lab.clock.now()
@@ -177,6 +190,40 @@ async def test_hunt_leg_ends_while_websocket_is_down(
     assert_no_errors(logs)
 
 
+async def test_legs_created_while_the_websocket_drops_end_the_call_cleanly(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The WebSocket drops right after the legs are created: they enter Stasis() with no
+    # application connected, which fails, and Asterisk hangs them up unseen. The resync
+    # finds them gone: the call fails (congestion, so the carrier may retry), no leak.
+    assert lab.service is not None and lab.service.client is not None
+    client = lab.service.client
+    create = client.create_channel
+    dropped: list[bool] = []
+
+    async def create_then_drop(endpoint: str, **kwargs: Any) -> Any:
+        channel = await create(endpoint, **kwargs)
+        if not dropped:
+            dropped.append(True)
+            lab.sim.drop_websockets()
+        return channel
+
+    client.create_channel = create_then_drop  # type: ignore[method-assign]
+    call_id = await lab.call(RINGALL)
+    await wait_reconnected(lab, 2)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.FAILED, lab.timeline(call_id)
+    assert call.hangup_cause == lab.final_cause(call_id) == 34
+    assert [r for r in lab.sim.rest_log if str(r["path"]).endswith("/dial")] == []
+    assert [(leg.target, leg.ended_at is not None) for leg in entry.legs] == [
+        ("alice", True),
+        ("bob", True),
+        ("dave", True),
+    ]
+    assert_no_errors(logs)
+
+
 # ------------------------------------------------------------ daemon restarted
 
 
@@ -213,6 +260,67 @@ async def test_restart_adopts_a_bridged_call(logs: list[dict[str, Any]], lab: Ca
     assert legs["bob"].ended_at is not None
     assert abs(seconds(hangup_at, legs["bob"].ended_at)) < SLACK
     assert await store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_adopts_a_bridged_call_whose_answer_was_not_yet_written(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Killed within the CDR writer's batch interval: the database still says "ringing"
+    # (no answer, the losers' legs open). Asterisk's bridge is what tells the truth.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.kill_service()
+    store = await lab.reopen_store()
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(CallRow)
+            .where(CallRow.call_id == call_id)
+            .values(answered_at=None, answered_by=None)
+        )
+        await conn.execute(
+            update(LegRow).where(LegRow.call_id == call_id).values(answered_at=None, ended_at=None)
+        )
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+    assert bridged(lab, call_id)  # the conversation goes on
+
+    await lab.virtual_sleep(1)
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED
+    assert call.answered_by == "bob"
+    assert call.answered_at is not None and call.ended_at is not None
+    assert call.hangup_cause == 16
+    legs = {leg.target: leg for leg in entry.legs}
+    assert legs["bob"].answered_at is not None and legs["bob"].hangup_cause == 16
+    # alice and dave were hung up before the kill: closed, not left open forever.
+    assert legs["alice"].ended_at is not None and legs["dave"].ended_at is not None
+    assert legs["alice"].answered_at is None
+    assert await store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_adopted_external_leg_holds_its_trunk_slot(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # A mobile on carrier-fr answers; after a restart its leg still counts against the
+    # trunk's max_outbound_legs until it ends.
+    lab.sim.script(MOBILE[1], PeerScript(answer_after=1))
+    call_id = await lab.call(MOBILES)
+    await wait_bridged(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.trunk_legs("carrier-fr") == 1
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "m1"
+    assert lab.daemon.trunk_legs("carrier-fr") == 0
     assert_no_errors(logs)
 
 
@@ -260,25 +368,122 @@ async def test_restart_closes_a_call_that_ended_while_down(
     lab.assert_nothing_leaked()  # ...and the bridge he was left in destroyed
 
 
-async def test_restart_closes_a_call_that_was_ringing(
-    logs: list[dict[str, Any]], lab: CallLab
-) -> None:
-    call_id = await lab.call(RINGALL)
+async def wait_ringing(lab: CallLab, call_id: str) -> None:
     await lab.wait_for(
         lambda: (
             call_id in lab.daemon.calls
-            and all(leg.state == "ringing" for leg in lab.daemon.calls[call_id].legs)
+            and lab.daemon.calls[call_id].legs[0].state in ("dialing", "ringing")
         ),
         what="ringing",
     )
+    await lab.store.flush()
+
+
+async def test_restart_adopts_a_ringing_call(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    # The daemon dies while everyone rings; alice answers after the restart. The caller
+    # never noticed: the call is answered and bridged by the new run.
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=4))
+    call_id = await lab.call(RINGALL, hangup_after=8)
+    await wait_ringing(lab, call_id)
     await lab.kill_service()
     await lab.reopen_store()
+    await lab.virtual_sleep(1)
     await lab.start_service()
-    entry = await lab.finish(call_id)  # the caller and the legs are hung up, not stranded
-    assert entry.call.ended_at is not None
-    assert entry.call.answered_at is None
-    assert entry.call.disposition is not Disposition.ANSWERED
-    assert all(leg.ended_at is not None for leg in entry.legs)
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "alice"
+    assert call.hangup_cause == lab.final_cause(call_id) == 16
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [
+        ("alice", 16),
+        ("bob", 26),
+        ("dave", 26),
+    ]
+    assert len(lab.requests("POST", "/channels/create")) == 3  # nobody called twice
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_goes_on_with_a_hunt_whose_leg_ended_meanwhile(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # alice goes busy while no daemon runs; the new run finds her gone and calls bob.
+    lab.sim.script("PJSIP/alice", PeerScript(busy_after=2))
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(HUNT, hangup_after=8)
+    await wait_ringing(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.virtual_sleep(2.5)
+    assert lab.sim.channel(f"{call_id}-1") is None  # alice said busy to nobody
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    legs = {leg.target: leg for leg in entry.legs}
+    assert set(legs) == {"alice", "bob"}
+    assert legs["alice"].ended_at is not None and legs["alice"].answered_at is None
+    assert legs["bob"].hangup_cause == 16
+    assert [r["params"]["endpoint"] for r in lab.requests("POST", "/channels/create")] == [
+        "PJSIP/alice",
+        "PJSIP/bob",
+    ]
+    assert_no_errors(logs)
+
+
+async def test_restart_after_the_route_timeout_gives_up_at_once(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The 5 s route ran out while the daemon was down (its legs rang out, cause 19): the
+    # new run ends the call with the route's reason as soon as it finds it.
+    call_id = await lab.call(SHORT)
+    await wait_ringing(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.virtual_sleep(6)
+    restart_at = lab.clock.now()
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.NO_ANSWER, lab.timeline(call_id)
+    assert call.answered_at is None
+    assert call.hangup_cause == lab.final_cause(call_id) == 19
+    assert call.ended_at is not None and call.ended_at >= restart_at
+    assert [leg.ended_at is not None and leg.answered_at is None for leg in entry.legs] == [
+        True,
+        True,
+    ]
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_with_another_route_closes_a_ringing_call(
+    logs: list[dict[str, Any]], lab: CallLab, tmp_path: Path
+) -> None:
+    # The admin changed the number's route before the restart: the legs rung may no
+    # longer be the route's, so the call is hung up, its CDR closed when that happens.
+    call_id = await lab.call(RINGALL)
+    await wait_ringing(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    lab.config = write_config(
+        tmp_path / "v2", routing=ROUTING_YAML.replace("- name: ringall\n", "- name: front-desk\n")
+    )
+    await lab.virtual_sleep(3)
+    restart_at = lab.clock.now()
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.FAILED
+    assert call.route == "ringall"  # the route it rang under
+    assert lab.final_cause(call_id) == 16
+    assert call.ended_at is not None and call.ended_at >= restart_at  # not when last seen
+    assert call.duration is not None and call.duration >= 3
+    for leg in entry.legs:
+        assert leg.ended_at is not None and leg.ended_at >= restart_at
     assert await lab.store.open_calls() == []
     assert_no_errors(logs)
 
@@ -313,11 +518,47 @@ async def test_caller_hangs_up_at_the_moment_of_answer(
     entry = await lab.finish(call_id)
     call = entry.call
     assert lab.final_cause(call_id) == 127  # CANCEL: never answered
-    assert call.disposition in (Disposition.ABANDONED, Disposition.ANSWERED)
+    assert call.disposition is Disposition.ABANDONED
+    assert call.answered_at is None and call.answered_by is None and call.billsec == 0
+    assert call.hangup_cause == 127
     assert call.ended_at is not None
     assert all(leg.ended_at is not None for leg in entry.legs)
     answer = lab.requests("POST", f"/channels/{call_id}/answer")
     assert [r["status"] for r in answer] == [404]
+    assert_no_errors(logs)
+
+
+async def test_caller_hangs_up_between_create_and_the_legs_stasis_start(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The caller's CANCEL lands right after the legs were created, before any of them
+    # entered Stasis: nothing is dialled, every leg is hung up, the call is abandoned.
+    assert lab.service is not None and lab.service.client is not None
+    client = lab.service.client
+    create = client.create_channel
+    caller: list[str] = []
+
+    async def create_then_caller_leaves(endpoint: str, **kwargs: Any) -> Any:
+        channel = await create(endpoint, **kwargs)
+        if lab.sim.channel(caller[0]) is not None:
+            lab.sim.hangup(caller[0])
+        return channel
+
+    client.create_channel = create_then_caller_leaves  # type: ignore[method-assign]
+    caller.append(await lab.call(RINGALL))
+    call_id = caller[0]
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ABANDONED, lab.timeline(call_id)
+    assert call.hangup_cause == lab.final_cause(call_id) == 127  # CANCEL
+    assert [r for r in lab.sim.rest_log if str(r["path"]).endswith("/dial")] == []
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [
+        ("alice", 16),
+        ("bob", 16),
+        ("dave", 16),
+    ]
+    assert all(leg.ended_at is not None and leg.answered_at is None for leg in entry.legs)
+    assert lab.daemon.calls == {}
     assert_no_errors(logs)
 
 
@@ -396,6 +637,13 @@ async def test_trunk_max_outbound_legs(logs: list[dict[str, Any]], lab: CallLab)
     assert other.call.disposition is Disposition.FAILED
     assert lab.final_cause(second) == 34
     assert lab.daemon.trunk_legs("carrier-fr") == 0  # every slot given back
+    refused = [line for line in logs if line["event"] == "trunk at capacity: leg not placed"]
+    assert [(line["trunk"], line["target"]) for line in refused] == [
+        ("carrier-fr", "m3"),
+        ("carrier-fr", "m1"),
+        ("carrier-fr", "m2"),
+        ("carrier-fr", "m3"),
+    ]
     assert_no_errors(logs)
 
 
@@ -513,3 +761,40 @@ async def test_startup_race_no_resync_of_calls_started_after_connecting(
     entry = await lab.finish(call_id)
     assert entry.call.disposition is Disposition.ANSWERED
     assert lab.requests("GET", f"/channels/{call_id}") == []
+
+
+async def test_startup_race_a_call_that_ended_during_recovery_is_left_alone(
+    logs: list[dict[str, Any]], make_lab: LabFactory
+) -> None:
+    # Recovery read the open calls while one of this run's calls was still up; by the time
+    # it gets to that row the call has ended (its final snapshot maybe not committed).
+    # Recovery must not "close" it again with a guessed end over the real CDR.
+    lab = await make_lab(start=False)
+    real_open_calls = lab.store.open_calls
+    released = asyncio.Event()
+    stale: list[Any] = []
+
+    async def slow_open_calls() -> list[Any]:
+        await released.wait()
+        return stale
+
+    lab.store.open_calls = slow_open_calls  # type: ignore[method-assign]
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
+    await lab.start_service(wait_recovery=False)
+    call_id = await lab.call(RINGALL, hangup_after=3)
+    await wait_bridged(lab, call_id)
+    await lab.store.flush()
+    stale.extend(await real_open_calls())
+    assert [c.call_id for c in stale] == [call_id]
+    await lab.wait_for(lambda: call_id not in lab.daemon.calls, what="call ended")
+    await lab.store.flush()
+    ended = await lab.store.get_call(call_id)
+    assert ended is not None and ended.call.ended_at is not None
+
+    released.set()
+    await lab.daemon.recovered.wait()
+    entry = await lab.finish(call_id)
+    assert entry.call == ended.call  # untouched by recovery
+    assert entry.call.hangup_cause == 16  # the caller's BYE
+    assert entry.call.disposition is Disposition.ANSWERED
+    assert_no_errors(logs)

@@ -444,3 +444,35 @@ async def test_context_manager_and_concurrent_close(cdr_url: str) -> None:
         assert await reopened.get_call("c1") is not None
     finally:
         await reopened.close()
+
+
+# ------------------------------------------------------------------ arithmetic
+
+
+@pytest.mark.parametrize(
+    ("answer", "end", "duration", "billsec"),
+    [
+        (1.0, 3.5, 4, 3),  # 3.5 s and 2.5 s: both half a second up, never to even
+        (1.0, 2.5, 3, 2),  # 2.5 s up to 3, 1.5 s up to 2
+        (0.2, 0.6, 1, 0),  # 0.6 s of call, 0.4 s of talk
+        (None, 7.499, 7, 0),  # unanswered: no billable second
+        (2.0, 2.0, 2, 0),
+    ],
+)
+def test_duration_and_billsec_round_half_up(
+    answer: float | None, end: float, duration: int, billsec: int
+) -> None:
+    call = CallRecord(
+        call_id="c",
+        did=DID,
+        started_at=at(0),
+        answered_at=None if answer is None else at(answer),
+        ended_at=at(end),
+    )
+    assert (call.duration, call.billsec) == (duration, billsec)
+    assert call.billsec <= call.duration  # type: ignore[operator]
+
+
+def test_open_call_has_no_duration_yet() -> None:
+    call = CallRecord(call_id="c", did=DID, started_at=at(0), answered_at=at(1))
+    assert (call.duration, call.billsec) == (None, None)

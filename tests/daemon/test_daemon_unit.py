@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
-from pbxd.ari import parse_event
+from pbxd.ari import AriNotFound, parse_event
 from pbxd.calls import daemon as daemon_module
 from pbxd.calls.daemon import CallDaemon
-from pbxd.cdr.records import CallRecord, LegRecord
+from pbxd.cdr.records import CallRecord, Disposition, LegRecord
 from pbxd.clock import RealClock
 from pbxd.config.compile import compile_config
 
@@ -133,3 +134,47 @@ async def test_events_of_other_apps_and_bad_events_are_ignored(
     calls.on_bad_event("{not json", ValueError("bad"))
     await asyncio.sleep(0)
     assert ari.requests == [] and calls.calls == {} and calls.bad_events == 1
+
+
+class OpenCallsCdr(NullCdr):
+    """Two calls left open by a previous run; the first one's legs cannot be read."""
+
+    def __init__(self) -> None:
+        self.written: list[CallRecord] = []
+
+    async def open_calls(self) -> list[CallRecord]:
+        start = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
+        return [
+            CallRecord(call_id="1.1", did="+33170000001", started_at=start),
+            CallRecord(call_id="2.2", did="+33170000001", started_at=start),
+        ]
+
+    async def legs_of(self, call_id: str) -> list[LegRecord]:
+        if call_id == "1.1":
+            raise RuntimeError("corrupt row")
+        return []
+
+    def record_call(self, record: CallRecord) -> None:
+        self.written.append(record)
+
+
+class GoneAri(FakeAri):
+    async def get_channel(self, channel_id: str) -> None:
+        raise AriNotFound(404, "Channel not found", "GET", f"/channels/{channel_id}")
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        raise AriNotFound(404, "Bridge not found", "DELETE", f"/bridges/{bridge_id}")
+
+
+async def test_one_bad_open_call_does_not_stop_the_recovery_of_the_others() -> None:
+    config = compile_config(REPO / "pbxd.yaml").config
+    assert config is not None
+    cdr = OpenCallsCdr()
+    calls = CallDaemon(config, GoneAri(), cdr, RealClock())  # type: ignore[arg-type]
+    with structlog.testing.capture_logs() as logs:
+        await calls.on_connected()
+    assert calls.recovered.is_set()
+    assert [(r.call_id, r.disposition, r.ended_at is not None) for r in cdr.written] == [
+        ("2.2", Disposition.FAILED, True)
+    ]
+    assert [e["call_id"] for e in logs if e["event"] == "recovery of a call failed"] == ["1.1"]

@@ -100,7 +100,7 @@ ROUTING = """\
       dave: {softphone: PJSIP/dave}
       mobile: {external: 06 12 34 56 78, trunk: carrier-fr}
     routes:
-      - name: hunt-capped            # 15 + 10 = 25: the mobile gets only 5 s, dave never rings
+      - name: hunt-capped            # 15 + 10 = 25: on paper the mobile has 5 s, dave none
         numbers: [01 70 00 00 01]
         strategy: hunt
         targets:
@@ -109,7 +109,7 @@ ROUTING = """\
           - {target: mobile, ring_time: 20}
           - {target: dave, ring_time: 20}
         timeout: 30
-      - name: hunt-exact             # bob's turn starts exactly at the timeout: dropped
+      - name: hunt-exact             # bob's turn starts at the timeout if alice rings out
         numbers: [01 70 00 00 03]
         strategy: hunt
         targets:
@@ -288,22 +288,25 @@ def test_example_schedules(
 @pytest.mark.parametrize(
     ("did", "expected"),
     [
-        # The mobile's 20 s are cut to the 5 s left; dave (start 45) is past the timeout.
-        ("+33170000001", [("alice", 0, 15), ("bob", 15, 10), ("mobile", 25, 5)]),
-        # bob's turn would start exactly when the route gives up: not planned at all.
-        ("+33170000003", [("alice", 0, 20)]),
+        # Every target keeps its own ring time: if alice is busy at once, the mobile and
+        # even dave get their turn; the controller cuts each to what the route has left.
+        (
+            "+33170000001",
+            [("alice", 0, 15), ("bob", 15, 10), ("mobile", 25, 20), ("dave", 45, 20)],
+        ),
+        # bob's turn is at the timeout on paper, but comes at once if alice is busy.
+        ("+33170000003", [("alice", 0, 20), ("bob", 20, 20)]),
         # ringall: all at 0, each capped by the 12 s route timeout.
         ("+33170000004", [("alice", 0, 12), ("bob", 0, 5), ("mobile", 0, 12)]),
     ],
 )
-def test_schedule_capped_by_route_timeout(
+def test_schedule_keeps_every_target_within_the_route_timeout(
     custom: Config, did: str, expected: list[tuple[str, int, int]]
 ) -> None:
     plan = ring(plan_call(facts(did), custom))
     assert schedule(plan) == expected
     for leg in plan.legs:
-        assert leg.start_after < plan.timeout
-        assert leg.start_after + leg.ring_time <= plan.timeout
+        assert leg.ring_time <= plan.timeout
 
 
 def test_dial_strings_and_trunks(example: Config) -> None:
