@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -11,11 +12,22 @@ import structlog
 
 _SECRET_KEYS = frozenset({"password", "ari_password", "token", "api_key", "secret"})
 
+# `scheme://user:password@host`: the password part of a URL's userinfo.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` with the password of any `scheme://user:password@host` URL replaced by ***."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text) if "@" in text else text
+
 
 def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Never let a password or token reach a log line, whoever passed it."""
+    """Never let a password or token reach a log line, whoever passed it (URLs included)."""
     for key in _SECRET_KEYS & event.keys():
         event[key] = "***"
+    for key, value in event.items():
+        if type(value) is str and "://" in value:
+            event[key] = redact_url(value)
     return event
 
 
@@ -32,8 +44,8 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact_secrets,
             structlog.processors.format_exc_info,
+            _redact_secrets,  # after format_exc_info: tracebacks get redacted too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

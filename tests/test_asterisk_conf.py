@@ -288,3 +288,111 @@ def test_systemd_unit() -> None:
         assert service[hardening] == ["yes"]
     assert service["ProtectSystem"] == ["strict"]
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+# ------------------------------------------------------- agreement with pbxd's side
+
+
+def _run_fallback(steps: list[Step], start: int, stasis_status: str) -> list[str]:
+    """The applications Asterisk runs from `steps[start]` on, given STASISSTATUS."""
+    labels = {s.label: i for i, s in enumerate(steps) if s.label}
+    ran: list[str] = []
+    i = start
+    while i < len(steps) and len(ran) < 50:
+        step = steps[i]
+        ran.append(step.app)
+        if step.app == "GotoIf":
+            condition, _, target = step.args.partition("?")
+            assert condition == '$["${STASISSTATUS}" = "SUCCESS"]', step.args
+            then, _, otherwise = target.partition(":")
+            jump = then if stasis_status == "SUCCESS" else otherwise
+            if jump:
+                assert jump in labels, f"GotoIf to unknown label {jump!r}"
+                i = labels[jump]
+                continue
+        if step.app in ("Hangup", "Congestion", "Busy"):
+            break
+        i += 1
+    return ran
+
+
+@pytest.mark.parametrize("pattern", ["_+X.", "_X."])
+def test_every_way_out_of_stasis_reaches_the_right_place(pattern: str) -> None:
+    from pbxd.calls.daemon import FALLBACK_LABEL
+
+    steps = dialplan(section(load("extensions.conf"), "from-trunk"))[pattern]
+    stasis = [s.app for s in steps].index("Stasis")
+    # pbxd not connected: Stasis() returns at once with STASISSTATUS=FAILED.
+    assert _run_fallback(steps, stasis + 1, "FAILED")[-2:] == ["Playback", "Congestion"]
+    # pbxd handled the call and let it go: nothing more for the caller.
+    assert _run_fallback(steps, stasis + 1, "SUCCESS") == ["GotoIf", "Hangup"]
+    # pbxd gave up on the call: POST /channels/{id}/continue?label=unavailable (same
+    # context and extension) lands after the status check, with STASISSTATUS=SUCCESS.
+    labelled = [i for i, s in enumerate(steps) if s.label == FALLBACK_LABEL]
+    assert len(labelled) == 1, f"{pattern} lacks the label {FALLBACK_LABEL!r} pbxd continues to"
+    assert labelled[0] > stasis + 1
+    assert _run_fallback(steps, labelled[0], "SUCCESS")[-2:] == ["Playback", "Congestion"]
+
+
+def test_names_agree_with_the_shipped_pbxd_configuration() -> None:
+    from pbxd.config.compile import compile_config
+
+    result = compile_config(ROOT / "pbxd.yaml")
+    assert result.config is not None, [str(d) for d in result.diagnostics]
+    config = result.config
+    stasis_apps = {
+        s.args
+        for steps in dialplan(section(load("extensions.conf"), "from-trunk")).values()
+        for s in steps
+        if s.app == "Stasis"
+    }
+    assert stasis_apps == {config.settings.ari_app}
+    sections = load("pjsip.conf")
+    trunk = config.trunks["carrier-fr"]
+    inbound = section(sections, trunk.inbound_endpoint, "endpoint")
+    assert inbound.get("context") == "from-trunk"
+    outbound = re.fullmatch(r"PJSIP/\{number\}@(?P<endpoint>[\w-]+)", trunk.dial_template)
+    assert outbound is not None
+    section(sections, outbound["endpoint"], "endpoint")
+    for user in ("alice", "bob"):
+        section(sections, user, "endpoint")
+
+
+def test_softphones_match_the_recorded_lab() -> None:
+    # The captures pbxd and its simulator are checked against had it on every endpoint.
+    sections = load("pjsip.conf")
+    endpoints = [s for s in sections if s.get("type") == "endpoint"]
+    assert {s.name for s in endpoints} >= {"trunk-in", "trunk-out", "alice", "bob"}
+    for endpoint in endpoints:
+        assert endpoint.get("send_connected_line") == "no", endpoint.name
+
+
+def test_systemd_unit_keeps_the_database_in_its_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pbxd.config.compile import compile_config
+
+    service = parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
+    environment = dict(v.split("=", 1) for v in service.get("Environment", []))
+    # /etc/pbxd is read-only under ProtectSystem=strict: only /var/lib/pbxd is writable.
+    assert service["ReadWritePaths"] == ["/var/lib/pbxd"]
+    etc = tmp_path / "etc" / "pbxd"
+    etc.mkdir(parents=True)
+    for name in ("pbxd.yaml", "sip-trunks.yaml"):
+        (etc / name).write_text((ROOT / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (etc / "routing").mkdir()
+    for path in (ROOT / "routing").glob("*.yaml"):
+        (etc / "routing" / path.name).write_text(path.read_text(encoding="utf-8"))
+    monkeypatch.delenv("PBXD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PBXD_STATE_DIR", raising=False)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    result = compile_config(etc / "pbxd.yaml")
+    assert result.config is not None, [str(d) for d in result.diagnostics]
+    assert result.config.settings.database_url == "sqlite:////var/lib/pbxd/pbxd.db"
+
+
+def test_systemd_unit_never_stops_restarting() -> None:
+    unit = parse_unit(UNIT.read_text(encoding="utf-8"))
+    # systemd's default (5 starts in 10 s) would leave pbxd dead after a short outage.
+    assert unit["Unit"]["StartLimitIntervalSec"] == ["0"]

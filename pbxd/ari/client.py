@@ -17,7 +17,7 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 
-from pbxd.ari._auth import basic_auth_header
+from pbxd.ari._auth import basic_auth_header, without_credentials
 from pbxd.ari.errors import (
     AriError,
     AriParseError,
@@ -77,8 +77,11 @@ class AriClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
     ) -> None:
+        base_url, had_credentials = without_credentials(base_url)
         self.base_url = base_url.rstrip("/")
         self.app = app
+        if had_credentials:
+            log.warning("ari_url_credentials_ignored", url=self.base_url)
         self._headers = basic_auth_header(username, password)
         self._session = session
         self._owns_session = session is None
@@ -120,6 +123,17 @@ class AriClient:
         left out. Raises an `AriError` subclass for HTTP errors, `AriUnavailable` when
         Asterisk cannot be reached or does not answer within the timeout.
         """
+        return (await self._send(method, path, params=params, body=body))[1]
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> tuple[int, Any]:
+        """`request`, also returning the HTTP status (for errors about a 2xx body's shape)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
@@ -134,23 +148,26 @@ class AriClient:
                 timeout=self._timeout,
             ) as response:
                 status = response.status
-                text = await response.text()
+                # Asterisk speaks UTF-8; a stray byte must not escape as UnicodeDecodeError.
+                text = (await response.read()).decode("utf-8", "replace")
         except TimeoutError:
             self._log(method, path, None, started)
             raise AriUnavailable("ARI request timed out", method, path) from None
         except aiohttp.ClientError as exc:
             self._log(method, path, None, started)
-            raise AriUnavailable(f"ARI unreachable: {exc!r}", method, path) from exc
+            raise AriUnavailable(
+                f"ARI unreachable: {type(exc).__name__}: {exc}", method, path
+            ) from exc
         self._log(method, path, status, started)
         if status >= 400:
             raise error_for_status(
                 status, error_message(text) or response.reason or "", method, path
             )
         if not text:
-            return None
+            return status, None
         try:
-            return json.loads(text)
-        except ValueError:
+            return status, json.loads(text)
+        except (ValueError, RecursionError):
             raise AriError(
                 status, f"invalid JSON in response: {text[:200]!r}", method, path
             ) from None
@@ -169,20 +186,20 @@ class AriClient:
         params: Mapping[str, ParamValue] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> _ModelT:
-        data = await self.request(method, path, params=params, body=body)
+        status, data = await self._send(method, path, params=params, body=body)
         try:
             return parse(data)
         except AriParseError as exc:
-            raise AriError(None, f"unexpected response: {exc}", method, path) from None
+            raise AriError(status, f"unexpected response: {exc}", method, path) from None
 
     async def _models(self, parse: Callable[[Any], _ModelT], path: str) -> list[_ModelT]:
-        data = await self.request("GET", path)
+        status, data = await self._send("GET", path)
         if not isinstance(data, list):
-            raise AriError(None, "unexpected response: expected a JSON list", "GET", path)
+            raise AriError(status, "unexpected response: expected a JSON list", "GET", path)
         try:
             return [parse(item) for item in data]
         except AriParseError as exc:
-            raise AriError(None, f"unexpected response: {exc}", "GET", path) from None
+            raise AriError(status, f"unexpected response: {exc}", "GET", path) from None
 
     # -- channels --------------------------------------------------------------------------
 

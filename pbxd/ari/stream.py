@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 
-from pbxd.ari._auth import basic_auth_header
+from pbxd.ari._auth import basic_auth_header, without_credentials
 from pbxd.ari.errors import AriEventError
 from pbxd.ari.events import Event, parse_event
 from pbxd.clock import Clock, RealClock
@@ -29,6 +30,14 @@ _T = TypeVar("_T")
 OnEvent = Callable[[Event], None]
 OnConnected = Callable[[], Awaitable[None]]
 OnBadEvent = Callable[[dict[str, Any] | str, Exception], None]
+
+# What a refused handshake most likely means, for the one log line per attempt.
+_HANDSHAKE_HINTS = {
+    401: "Asterisk refused the ARI username or password (ari.conf user, PBXD_ARI_PASSWORD)",
+    403: "Asterisk refused the ARI username or password (ari.conf user, PBXD_ARI_PASSWORD)",
+    404: "no ARI events endpoint yet (Asterisk starting, or ARI/HTTP disabled)",
+    503: "ARI not ready (Asterisk starting)",
+}
 
 
 def events_url(base_url: str) -> str:
@@ -46,7 +55,8 @@ class EventStream:
 
     Backoff between attempts starts at `backoff_initial` seconds and doubles up to
     `backoff_max`; it is reset once a connection has stayed up `healthy_after` seconds.
-    `clock` paces the backoff (tests inject a recording clock).
+    `clock` paces the backoff (tests inject a recording clock). An `on_event` call taking
+    `slow_handler` seconds or more is logged: Asterisk drops a reader stalled for ~100 ms.
     """
 
     def __init__(
@@ -66,9 +76,13 @@ class EventStream:
         backoff_max: float = 5.0,
         healthy_after: float = 5.0,
         connect_timeout: float = 10.0,
+        slow_handler: float = 0.05,
     ) -> None:
+        base_url, had_credentials = without_credentials(base_url)
         self.url = events_url(base_url)
         self.app = app
+        if had_credentials:
+            log.warning("ari_url_credentials_ignored", url=self.url)
         self._headers = basic_auth_header(username, password)
         self._on_event = on_event
         self._on_connected = on_connected
@@ -80,6 +94,7 @@ class EventStream:
         self._backoff_max = backoff_max
         self._healthy_after = healthy_after
         self._connect_timeout = connect_timeout
+        self._slow_handler = slow_handler
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected = asyncio.Event()
         self._stopping = False
@@ -192,11 +207,13 @@ class EventStream:
                 )
         except aiohttp.WSServerHandshakeError as exc:
             # 401/404/503 while Asterisk boots: keep retrying.
-            return None, f"HTTP {exc.status} {exc.message}"
+            hint = _HANDSHAKE_HINTS.get(exc.status, exc.message)
+            return None, f"HTTP {exc.status}: {hint}"
         except TimeoutError:
             return None, "connect timed out"
-        except (aiohttp.ClientError, OSError) as exc:
-            return None, repr(exc)
+        except Exception as exc:
+            # Connection refused, DNS, or anything unforeseen: a retry line, never a dead stream.
+            return None, f"{type(exc).__name__}: {exc}"
         return ws, ""
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -226,19 +243,27 @@ class EventStream:
         """Parse one message and hand the event to `on_event`; bad input is reported, not fatal."""
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             self._bad_event(text, exc)
             return
         try:
             event = parse_event(data)
-        except AriEventError as exc:
-            self._bad_event(data if isinstance(data, dict) else text, exc)
+        except Exception as exc:
+            # AriEventError, or a shape the parser did not foresee: bad input either way.
+            error = exc if isinstance(exc, AriEventError) else AriEventError(f"ARI event: {exc!r}")
+            self._bad_event(data if isinstance(data, dict) else text, error)
             return
+        started = time.perf_counter()
         try:
             self._on_event(event)
         except Exception:
             # A bug in a handler must not cost us the stream (and every other call).
             log.exception("ari_event_handler_failed", event_type=event.type)
+        elapsed = time.perf_counter() - started
+        if elapsed >= self._slow_handler:
+            log.warning(
+                "ari_event_handler_slow", event_type=event.type, elapsed_ms=round(elapsed * 1000, 1)
+            )
 
     def _bad_event(self, message: dict[str, Any] | str, error: Exception) -> None:
         log.warning("ari_bad_event", url=self.url, error=str(error), message=str(message)[:300])

@@ -6,7 +6,11 @@ import argparse
 import asyncio
 import sys
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from pbxd.cdr import reports
 from pbxd.cdr.records import CallLogEntry
@@ -14,7 +18,7 @@ from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import load_config_or_report
 from pbxd.config.model import Config
 from pbxd.config.numbering import NumberError, to_e164, zone_of
-from pbxd.log import configure_logging
+from pbxd.log import configure_logging, redact_url
 
 FORMATS = {"table": reports.format_table, "csv": reports.format_csv, "json": reports.format_json}
 
@@ -38,11 +42,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
-    """A --since/--until value in the number's zone -> aware UTC; a bare date as end is +1 day."""
+    """A --since/--until value in the number's zone -> aware UTC; a bare date as end is +1 day.
+
+    Raises ValueError naming the option and the expected forms.
+    """
+    option = "--until" if end else "--since"
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        moment = datetime.fromisoformat(text)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(
+                f"{option} {text!r} is not a date (2026-11-23) or a date and time "
+                f"(2026-11-23T09:30): {exc}"
+            ) from None
         return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(ZoneInfo("UTC"))
     start = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=tz)
     return start.astimezone(ZoneInfo("UTC"))
@@ -74,15 +88,27 @@ def run(args: argparse.Namespace) -> int:
     except (NumberError, ValueError) as exc:
         print(f"pbxd calls: {exc}", file=sys.stderr)
         return 1
+    if since is not None and until is not None and since >= until:
+        print("pbxd calls: --since must be before --until", file=sys.stderr)
+        return 1
     if args.limit is not None and args.limit <= 0:
         print("pbxd calls: --limit must be positive", file=sys.stderr)
         return 1
     configure_logging("error")
     url = args.database or config.settings.database_url
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        # Reading must not create an empty database (and its directories) at a mistyped path.
+        print(f"pbxd calls: no CDR database at {missing}", file=sys.stderr)
+        return 2
     try:
         entries = asyncio.run(_read(url, did, since, until, args.limit))
     except Exception as exc:
-        print(f"pbxd calls: cannot read the call log: {exc}", file=sys.stderr)
+        print(
+            f"pbxd calls: cannot read the call log from {redact_url(url)}: "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return 2
     if args.format == "table":
         number = config.number(did)
@@ -90,6 +116,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"{did}{label}: {len(entries)} call(s), times in {tz.key}")
     print(FORMATS[args.format](entries, tz))
     return 0
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///…` URL when it does not exist, else None."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # CdrStore.open reports a bad URL
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path
 
 
 async def _read(

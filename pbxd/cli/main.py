@@ -28,10 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code in (0, None):  # --help, --version
+            raise
+        return 1  # argparse printed usage and the error: exit 1 like every other user error
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
-        return 2
+        return 1
     try:
         status: int = args.func(args)
     except KeyboardInterrupt:

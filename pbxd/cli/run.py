@@ -54,10 +54,28 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     settings = config.settings
+    opening = asyncio.create_task(CdrStore.open(settings.database_url))
+    # A slow or unreachable PostgreSQL must not make SIGTERM wait for its connect timeout.
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({opening, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not opening.done():
+        opening.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await opening
+        log.info("pbxd stopped before the CDR database was open")
+        _remove_signal_handlers(loop)
+        return 0
     try:
-        store = await CdrStore.open(settings.database_url)
+        store = opening.result()
     except Exception as exc:
-        log.error("cannot open the CDR database", error=str(exc))
+        # The URL's password, if any, is masked by the log configuration.
+        log.error(
+            "cannot open the CDR database",
+            database=settings.database_url,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        _remove_signal_handlers(loop)
         return 1
     service = CallService(
         config,
@@ -74,20 +92,38 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
     )
     starting = asyncio.create_task(service.start())
     starting.add_done_callback(_settle_once_started)
+    status = 0
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if _failed(starting):
+            # Never linger without events: exit 1 so systemd restarts pbxd.
+            log.error("pbxd could not start", error=repr(starting.exception()))
+            status = 1
+        else:
+            await stopped
     finally:
         log.info("pbxd stopping")
+        stopped.cancel()
         starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await starting
         await service.stop()
         await store.close()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signum)
+        _remove_signal_handlers(loop)
     log.info("pbxd stopped")
-    return 0
+    return status
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    """True when `task` ended with an exception (not cancelled, not still running)."""
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signum)
 
 
 def _settle_once_started(task: asyncio.Task[None]) -> None:

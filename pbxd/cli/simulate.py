@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import secrets
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from pbxd.sim.server import AriSimulator
 
 # However long a scenario is, a run that has not settled by then has a bug: stop it.
 MAX_SCENARIO_SECONDS = 4 * 3600
+MAX_SPEED = 1000.0  # the same bound as a scenario file's `speed`
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if scenario is None or any(d.severity is Severity.ERROR for d in diagnostics):
         return 1
     if args.speed is not None:
-        if args.speed <= 0:
-            print("pbxd simulate: --speed must be positive", file=sys.stderr)
-            return 2
+        if not (math.isfinite(args.speed) and 0 < args.speed <= MAX_SPEED):
+            print(
+                f"pbxd simulate: --speed must be above 0 and at most {MAX_SPEED:g}", file=sys.stderr
+            )
+            return 1
         scenario = Scenario(scenario.title, args.speed, scenario.peers, scenario.calls)
     configure_logging(config.settings.log_level if args.verbose else "error")
     database = args.database or config.settings.database_url
@@ -62,17 +66,34 @@ def run(args: argparse.Namespace) -> int:
 
 async def play(config: Config, scenario: Scenario, database_url: str) -> int:
     """Run simulator + daemon, place the calls, wait for them to end, print timelines."""
+    late = [c for c in scenario.calls if c.at > MAX_SCENARIO_SECONDS]
+    if late:
+        print(
+            f"pbxd simulate: call #{late[0].index} starts at {late[0].at:g}s, after the "
+            f"{MAX_SCENARIO_SECONDS} s a scenario may last",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        store = await CdrStore.open(database_url)
+    except Exception as exc:
+        print(
+            f"pbxd simulate: cannot open the CDR database {_safe_url(database_url)}: "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     clock = ScaledClock(speed=scenario.speed)
     password = secrets.token_urlsafe(12)
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
     url = await sim.start()
-    store = await CdrStore.open(database_url)
     service = CallService(
         config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
     )
     finished: dict[str, CallController] = {}
     placed: dict[str, ScenarioCall] = {}
+    settled = True
     try:
         await service.start()
         assert service.daemon is not None
@@ -82,21 +103,11 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
             f"{title}: {len(scenario.calls)} call(s), played {scenario.speed:g}x faster "
             "than real time"
         )
-        async with asyncio.timeout(MAX_SCENARIO_SECONDS / scenario.speed):
-            start = clock.monotonic()
-            for call in scenario.calls:
-                await clock.sleep(call.at - (clock.monotonic() - start))
-                channel_id = await sim.inbound_call(
-                    call.did,
-                    call.caller_number,
-                    call.caller_name,
-                    trunk=call.trunk_endpoint,
-                    hangup_after=call.hangup_after,
-                    app=config.settings.ari_app,
-                )
-                placed[channel_id] = call
-            await sim.wait_until_idle()
-            await service.daemon.wait_idle()
+        try:
+            async with asyncio.timeout(MAX_SCENARIO_SECONDS / scenario.speed):
+                await _place_calls(sim, service, config, scenario, clock, placed)
+        except TimeoutError:
+            settled = False
         await store.flush()
     finally:
         await service.stop()
@@ -107,7 +118,39 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         print(render_timeline(call, finished.get(channel_id), config))
     missing = [c for c in placed if c not in finished]
     print(f"\n{len(finished)} call(s) recorded in {_safe_url(database_url)}")
-    return 1 if missing else 0
+    if not settled:
+        print(
+            f"pbxd simulate: calls still up after {MAX_SCENARIO_SECONDS} s of scenario time; "
+            "stopped",
+            file=sys.stderr,
+        )
+    return 1 if missing or not settled else 0
+
+
+async def _place_calls(
+    sim: AriSimulator,
+    service: CallService,
+    config: Config,
+    scenario: Scenario,
+    clock: ScaledClock,
+    placed: dict[str, ScenarioCall],
+) -> None:
+    """Place the scenario's calls at their times, then wait until every call has ended."""
+    assert service.daemon is not None
+    start = clock.monotonic()
+    for call in scenario.calls:
+        await clock.sleep(call.at - (clock.monotonic() - start))
+        channel_id = await sim.inbound_call(
+            call.did,
+            call.caller_number,
+            call.caller_name,
+            trunk=call.trunk_endpoint,
+            hangup_after=call.hangup_after,
+            app=config.settings.ari_app,
+        )
+        placed[channel_id] = call
+    await sim.wait_until_idle()
+    await service.daemon.wait_idle()
 
 
 def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:

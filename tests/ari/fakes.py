@@ -71,6 +71,8 @@ class FakeAri:
         status, body = self.responses.pop(0) if self.responses else (204, None)
         if body is None:
             return web.Response(status=status)
+        if isinstance(body, bytes):
+            return web.Response(status=status, body=body, content_type="application/json")
         if isinstance(body, str):
             return web.Response(status=status, text=body)
         return web.json_response(body, status=status)

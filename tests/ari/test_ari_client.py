@@ -384,3 +384,43 @@ async def test_shared_session_is_not_closed(fake_ari: FakeAri) -> None:
             await ari.answer("c.1")
         assert not session.closed
         assert fake_ari.requests[0].headers["Authorization"].startswith("Basic ")
+
+
+async def test_credentials_in_the_url_are_dropped_not_logged(
+    fake_ari: FakeAri, debug_logs: list[MutableMapping[str, Any]]
+) -> None:
+    # aiohttp refuses URL credentials beside the Authorization header (ValueError, not AriError).
+    url = fake_ari.base_url.replace("://", "://pbxd:url-secret@")
+    async with AriClient(url, USERNAME, PASSWORD, APP) as ari:
+        await ari.answer("c.1")
+        assert "url-secret" not in ari.base_url and "url-secret" not in repr(ari)
+    sent = fake_ari.requests[0].headers["Authorization"]
+    assert base64.b64decode(sent.removeprefix("Basic ")).decode() == f"{USERNAME}:{PASSWORD}"
+    assert debug_logs[0]["event"] == "ari_url_credentials_ignored"
+    assert "url-secret" not in repr(debug_logs)
+
+
+async def test_undecodable_or_absurd_bodies_are_ari_errors(
+    fake_ari: FakeAri, client: AriClient
+) -> None:
+    fake_ari.respond(200, "[" * 100_000 + "]" * 100_000)  # RecursionError in json.loads
+    with pytest.raises(AriError, match="invalid JSON") as raised:
+        await client.get_channel("c.1")
+    assert raised.value.status == 200
+    fake_ari.respond(404, b'{"message": "Canal introuvable \xe9"}')  # Latin-1, not UTF-8
+    with pytest.raises(AriNotFound, match="Canal introuvable"):
+        await client.get_channel("c.1")
+    fake_ari.respond(200, b"\xff\xfe")
+    with pytest.raises(AriError, match="invalid JSON"):
+        await client.get_channel("c.1")
+
+
+async def test_unexpected_shape_keeps_the_http_status(fake_ari: FakeAri, client: AriClient) -> None:
+    fake_ari.respond(200, {"not": "a list"})
+    with pytest.raises(AriError, match="expected a JSON list") as raised:
+        await client.list_channels()
+    assert raised.value.status == 200
+    fake_ari.respond(200, {"id": 5})
+    with pytest.raises(AriError, match="unexpected response") as raised:
+        await client.get_bridge("b.1")
+    assert raised.value.status == 200

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 
 from pbxd.ari.errors import AriEventError
@@ -237,7 +239,8 @@ async def test_retries_while_asterisk_boots_with_401_404_503(
         await asyncio.wait_for(stream.wait_connected(), 5)
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4])
     errors = [e["error"] for e in debug_logs if e["event"] == "ari_events_retry"]
-    assert [e.split()[:2] for e in errors] == [["HTTP", "503"], ["HTTP", "401"], ["HTTP", "404"]]
+    assert [e.split(":")[0] for e in errors] == ["HTTP 503", "HTTP 401", "HTTP 404"]
+    assert "Asterisk starting" in errors[0] and "password" in errors[1]
     connected = [e for e in debug_logs if e["event"] == "ari_events_connected"]
     assert [(e["attempt"], e["log_level"]) for e in connected] == [(4, "info")]
 
@@ -333,3 +336,116 @@ async def test_stop_as_the_handshake_completes_leaves_nothing_running(
         async with running(stream):
             await fake_events.wait_sockets(count)
         assert not stream.connected
+
+
+async def test_absurd_messages_are_bad_events_on_the_same_connection(
+    fake_events: FakeEventSocket, debug_logs: list[MutableMapping[str, Any]]
+) -> None:
+    recorder = Recorder()
+    stream = make_stream(fake_events.base_url, recorder)
+    wrong_caller = {**STASIS_START, "channel": {**STASIS_START["channel"], "caller": []}}
+    async with running(stream):
+        await fake_events.wait_sockets(1)
+        await fake_events.send("[" * 100_000 + "]" * 100_000)  # RecursionError in json.loads
+        await fake_events.send({**STASIS_START, "timestamp": 1700000000})
+        await fake_events.send(wrong_caller)
+        await fake_events.send(STASIS_START)
+        await eventually(lambda: len(recorder.events) == 1)
+    assert len(recorder.bad) == 3
+    assert isinstance(recorder.bad[0][1], RecursionError)
+    assert all(isinstance(error, AriEventError) for _, error in recorder.bad[1:])
+    assert "ari_events_reader_failed" not in [e["event"] for e in debug_logs]
+    assert len(fake_events.sockets) == 1  # no reconnection, nothing lost
+
+
+async def test_unparsable_event_fields_never_escape_the_parser(
+    fake_events: FakeEventSocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_parser(data: object) -> Event:
+        raise TypeError("a shape nobody foresaw")
+
+    monkeypatch.setattr("pbxd.ari.stream.parse_event", broken_parser)
+    recorder = Recorder()
+    stream = make_stream(fake_events.base_url, recorder)
+    async with running(stream):
+        await fake_events.wait_sockets(1)
+        await fake_events.send(STASIS_START)
+        await eventually(lambda: len(recorder.bad) == 1)
+    assert isinstance(recorder.bad[0][1], AriEventError)
+    assert "a shape nobody foresaw" in str(recorder.bad[0][1])
+    assert len(fake_events.sockets) == 1
+
+
+async def test_wrong_password_is_explained_and_retried_without_the_password(
+    fake_events: FakeEventSocket, debug_logs: list[MutableMapping[str, Any]]
+) -> None:
+    fake_events.reject = [401, 401, 401]
+    clock = RecordingClock()
+    stream = make_stream(fake_events.base_url, Recorder(), clock=clock)
+    async with running(stream):
+        await fake_events.wait_sockets(1)
+    retries = [e for e in debug_logs if e["event"] == "ari_events_retry"]
+    assert [e["error"] for e in retries] == [
+        "HTTP 401: Asterisk refused the ARI username or password (ari.conf user, PBXD_ARI_PASSWORD)"
+    ] * 3
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4])
+    assert PASSWORD not in repr(debug_logs)
+    assert base64.b64encode(PASSWORD.encode()).decode() not in repr(debug_logs)
+
+
+async def test_credentials_in_the_url_neither_kill_the_stream_nor_reach_the_logs(
+    fake_events: FakeEventSocket, debug_logs: list[MutableMapping[str, Any]]
+) -> None:
+    # aiohttp raises ValueError for URL credentials beside our Authorization header.
+    url = fake_events.base_url.replace("://", "://pbxd:url-secret@")
+    recorder = Recorder()
+    stream = make_stream(url, recorder)
+    async with running(stream):
+        await asyncio.wait_for(stream.wait_connected(), 5)
+        await fake_events.send(STASIS_START)
+        await eventually(lambda: len(recorder.events) == 1)
+    expected = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    assert fake_events.handshakes[0]["authorization"] == expected
+    assert "url-secret" not in repr(debug_logs) and "url-secret" not in stream.url
+
+
+async def test_an_unforeseen_connect_error_is_retried(
+    fake_events: FakeEventSocket,
+    monkeypatch: pytest.MonkeyPatch,
+    debug_logs: list[MutableMapping[str, Any]],
+) -> None:
+    real_connect = aiohttp.ClientSession.ws_connect
+    failures = iter([ValueError("surprise")])
+
+    def flaky(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
+        for error in failures:
+            raise error
+        return real_connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "ws_connect", flaky)
+    stream = make_stream(fake_events.base_url, Recorder(), clock=RecordingClock())
+    async with running(stream):
+        await asyncio.wait_for(stream.wait_connected(), 5)
+    retries = [e["error"] for e in debug_logs if e["event"] == "ari_events_retry"]
+    assert retries == ["ValueError: surprise"]
+
+
+async def test_a_handler_that_holds_the_reader_is_reported(
+    fake_events: FakeEventSocket, debug_logs: list[MutableMapping[str, Any]]
+) -> None:
+    seen: list[Event] = []
+
+    def slow_handler(event: Event) -> None:
+        seen.append(event)
+        time.sleep(0.01)  # the wrong thing: blocking work in on_event instead of a queue
+
+    stream = EventStream(
+        fake_events.base_url, USERNAME, PASSWORD, APP, slow_handler, slow_handler=0.005
+    )
+    async with running(stream):
+        await fake_events.wait_sockets(1)
+        await fake_events.send(STASIS_START)
+        await eventually(lambda: len(seen) == 1)
+    [slow] = [e for e in debug_logs if e["event"] == "ari_event_handler_slow"]
+    assert slow["event_type"] == "StasisStart" and slow["log_level"] == "warning"
+    assert slow["elapsed_ms"] >= 5

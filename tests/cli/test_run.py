@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -108,3 +109,37 @@ def test_run_refuses_without_a_password(
     monkeypatch.delenv("PBXD_ARI_PASSWORD", raising=False)
     assert main(["run"]) == 1
     assert "no ARI password: set PBXD_ARI_PASSWORD" in capsys.readouterr().err
+
+
+async def test_run_retries_an_unreachable_asterisk_then_stops_on_sigterm(
+    example: Path, unused_tcp_port: int
+) -> None:
+    # Credentials in the URL: once they killed the event stream silently (aiohttp ValueError).
+    url = f"http://pbxd:url-secret@127.0.0.1:{unused_tcp_port}/ari"
+    process = await start_daemon(example, url, f"sqlite:///{example / 'cdr.db'}")
+    assert process.stderr is not None
+    lines: list[dict[str, object]] = []
+    async with asyncio.timeout(15):
+        while sum(e["event"] == "ari_events_retry" for e in lines) < 3:
+            lines.append(json.loads(await process.stderr.readline()))
+    err = await stop_daemon(process)  # SIGTERM during the backoff: exit 0
+    retries = [e for e in lines if e["event"] == "ari_events_retry"]
+    assert [e["attempt"] for e in retries] == [2, 3, 4]
+    assert all(str(e["error"]).startswith("ClientConnectorError: Cannot connect") for e in retries)
+    assert "url-secret" not in err and "url-secret" not in repr(lines)
+    assert "Traceback" not in err
+    assert [json.loads(line)["event"] for line in err.splitlines()][-1] == "pbxd stopped"
+
+
+async def test_run_with_a_broken_database_exits_1_with_one_clear_line(example: Path) -> None:
+    process = await start_daemon(
+        example, "http://127.0.0.1:1/ari", "postgresql://pbxd:db-secret@127.0.0.1:nope/pbx"
+    )
+    async with asyncio.timeout(15):
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    [line] = [json.loads(text) for text in err.decode().splitlines()]
+    assert line["event"] == "cannot open the CDR database"
+    assert line["database"] == "postgresql://pbxd:***@127.0.0.1:nope/pbx"
+    assert str(line["error"]).startswith("ValueError: ")
+    assert "db-secret" not in err.decode()

@@ -73,7 +73,20 @@ def test_calls_filters_by_local_dates(example: Path, capsys: pytest.CaptureFixtu
     ("argv", "message"),
     [
         (["calls", "not-a-number"], "pbxd calls: 'not-a-number' is not a phone number we can read"),
-        (["calls", "0170000001", "--since", "yesterday"], "pbxd calls: Invalid isoformat"),
+        (
+            ["calls", "0170000001", "--since", "yesterday"],
+            "pbxd calls: --since 'yesterday' is not a date (2026-11-23) or a date and time "
+            "(2026-11-23T09:30)",
+        ),
+        (
+            ["calls", "0170000001", "--until", "2026-13-01"],
+            "pbxd calls: --until '2026-13-01' is not a date (2026-11-23) or a date and time "
+            "(2026-11-23T09:30): month must be in 1..12",
+        ),
+        (
+            ["calls", "0170000001", "--since", "2026-11-25", "--until", "2026-11-20"],
+            "pbxd calls: --since must be before --until",
+        ),
         (["calls", "0170000001", "--limit", "0"], "pbxd calls: --limit must be positive"),
     ],
 )
@@ -102,3 +115,73 @@ def test_scenario_errors_are_marked(example: Path, capsys: pytest.CaptureFixture
         "scenarios/bad.yaml:2:3: error: 'nobody-here' is neither a target name, an endpoint "
         "(PJSIP/…) nor an E.164 number"
     ]
+
+
+def test_calls_never_creates_a_database_at_a_mistyped_path(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = example / "typo" / "cdr.db"
+    assert main(["calls", "0170000001", "--database", f"sqlite:///{missing}"]) == 2
+    assert capsys.readouterr().err == f"pbxd calls: no CDR database at {missing}\n"
+    assert not missing.parent.exists()
+
+
+def test_calls_database_errors_hide_the_password(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://pbxd:db-secret@127.0.0.1:notaport/pbx"
+    assert main(["calls", "0170000001", "--database", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pbxd calls: cannot read the call log from postgresql://pbxd:***@")
+    assert "db-secret" not in err
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "-1", "0", "5000"])
+def test_simulate_refuses_a_bad_speed(
+    example: Path, capsys: pytest.CaptureFixture[str], speed: str
+) -> None:
+    assert main(["simulate", "scenarios/acme-morning.yaml", "--speed", speed]) == 1
+    assert capsys.readouterr().err == ("pbxd simulate: --speed must be above 0 and at most 1000\n")
+
+
+def test_simulate_with_an_unreachable_database_says_so(
+    example: Path, capsys: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    url = f"postgresql://pbxd:db-secret@127.0.0.1:{unused_tcp_port}/pbx"
+    assert main(["simulate", "scenarios/acme-morning.yaml", "--database", url]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        f"pbxd simulate: cannot open the CDR database postgresql://pbxd:***@127.0.0.1:"
+        f"{unused_tcp_port}/pbx: "
+    )
+    assert "Traceback" not in captured.err and "db-secret" not in captured.err
+    assert captured.out == ""
+
+
+def test_simulate_refuses_a_call_after_the_longest_scenario(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = example / "scenarios" / "late.yaml"
+    bad.write_text("calls:\n  - at: 1e308\n    to: 01 70 00 00 01\n")
+    assert main(["simulate", "scenarios/late.yaml"]) == 1
+    assert capsys.readouterr().err == (
+        "pbxd simulate: call #1 starts at 1e+308s, after the 14400 s a scenario may last\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calls", "0170000001", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+        (["calls", "0170000001", "--limit", "x"], "argument --limit: invalid int value: 'x'"),
+        (["simulate"], "the following arguments are required: scenario"),
+        (["simulate", "s.yaml", "--speed", "fast"], "argument --speed: invalid float value"),
+        (["dial"], "argument COMMAND: invalid choice: 'dial'"),
+    ],
+)
+def test_usage_errors_exit_1_with_the_reason(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
