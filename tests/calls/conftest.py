@@ -33,11 +33,13 @@ from pbxd.clock import ScaledClock  # noqa: E402
 from pbxd.config.compile import compile_config  # noqa: E402
 from pbxd.config.model import Config  # noqa: E402
 from pbxd.sim import AriSimulator  # noqa: E402
+from tests.ari_conformance.swagger import Swagger, validate_run  # noqa: E402
 
 # 1 virtual second = 50 ms: a 20 s route runs in a second, and the few milliseconds an
 # event and the daemon's REST requests take stay well under the tolerance of time assertions.
 SPEED = 20.0
 USER, SECRET, APP = "pbxd", "pbxd-secret", "pbxd"
+SWAGGER = Swagger.load()
 REPO = Path(__file__).resolve().parents[2]
 CALLER = "+33612000001"
 SETTLE_SECONDS = 10.0  # real seconds a scenario may take to wind down
@@ -375,6 +377,11 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
         for store in lab.stores:
             await store.close()
         await lab.sim.stop()
+    # Whatever pbxd did, every request it sent and all the simulator answered must be valid
+    # ARI (4xx answers Asterisk's API description does not declare aside).
+    for lab in labs:
+        problems = validate_run(SWAGGER, lab.sim.rest_log, lab.sim.event_log)
+        assert [p for p in problems if "is not declared by" not in p] == []
 
 
 @pytest.fixture

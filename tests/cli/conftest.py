@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,13 +21,3 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("PBXD_CONFIG", "PBXD_DATABASE_URL", "PBXD_STATE_DIR"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    """Commands call configure_logging (process-wide): undo it so later tests see all lines."""
-    saved = structlog.get_config()
-    try:
-        yield
-    finally:
-        structlog.configure(**saved)
