@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -116,20 +117,29 @@ class DaemonSettings:
     log_level: str
 
     def ari_password(self) -> str:
-        """Read the ARI password from its file or environment variable, at the moment of use."""
-        import os
+        """Read the ARI password from its file or environment variable, at the moment of use.
 
+        Raises LookupError with a message for the admin (never the password) when none is set.
+        """
         direct = os.environ.get("PBXD_ARI_PASSWORD")
         if direct:
             return direct
         if self.ari_password_file is not None:
-            return self.ari_password_file.read_text(encoding="utf-8").strip()
+            try:
+                secret = self.ari_password_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise LookupError(
+                    f"cannot read the ARI password file {self.ari_password_file}: {reason}"
+                ) from None
+            if not secret:
+                raise LookupError(f"the ARI password file {self.ari_password_file} is empty")
+            return secret
         if self.ari_password_env and os.environ.get(self.ari_password_env):
             return os.environ[self.ari_password_env]
+        names = dict.fromkeys(["PBXD_ARI_PASSWORD", self.ari_password_env or "PBXD_ARI_PASSWORD"])
         raise LookupError(
-            "no ARI password: set PBXD_ARI_PASSWORD"
-            + (f" or {self.ari_password_env}" if self.ari_password_env else "")
-            + " or ari.password_file in pbxd.yaml"
+            f"no ARI password: set {' or '.join(names)}, or ari.password_file in pbxd.yaml"
         )
 
 

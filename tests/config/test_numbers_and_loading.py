@@ -197,3 +197,40 @@ def test_national_numbers_parse_as_phonenumbers_does() -> None:
     ]
     for text, region in tricky:
         assert _ours(text, region) == _parsed_by_phonenumbers(text, region), (region, text)
+
+
+@pytest.mark.parametrize(
+    ("pbxd_yaml", "content", "expected"),
+    [
+        ("", None, "no ARI password: set PBXD_ARI_PASSWORD, or ari.password_file in pbxd.yaml"),
+        (
+            "ari:\n  password_env: ARI_SECRET\n",
+            None,
+            "no ARI password: set PBXD_ARI_PASSWORD or ARI_SECRET, or ari.password_file in "
+            "pbxd.yaml",
+        ),
+        (
+            "ari:\n  password_file: secret\n",
+            None,
+            "cannot read the ARI password file {dir}/secret: No such file or directory",
+        ),
+        ("ari:\n  password_file: secret\n", " \n", "the ARI password file {dir}/secret is empty"),
+    ],
+)
+def test_missing_ari_password_says_where_to_put_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pbxd_yaml: str,
+    content: str | None,
+    expected: str,
+) -> None:
+    for var in ("PBXD_ARI_PASSWORD", "PBXD_ARI_PASSWORD_FILE", "ARI_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "pbxd.yaml").write_text(pbxd_yaml)
+    if content is not None:
+        (tmp_path / "secret").write_text(content)
+    settings = load_settings(tmp_path / "pbxd.yaml", Diagnostics())
+    assert settings is not None
+    with pytest.raises(LookupError) as raised:
+        settings.ari_password()
+    assert str(raised.value) == expected.format(dir=tmp_path)
