@@ -350,6 +350,14 @@ class _SettingsChecker:
             )
 
     def _url(self, url: str) -> None:
+        # Any `@` (not just one urlsplit sees as userinfo): `pbxd:12/34@host` hides a password.
+        if "@" in url:
+            self.error(
+                ("ari", "url"),
+                "must not carry credentials (user:password@): put the user in ari.username "
+                "and the password in PBXD_ARI_PASSWORD or ari.password_file",
+            )
+            return
         try:
             parts = urllib.parse.urlsplit(url)
         except ValueError:

@@ -1,24 +1,94 @@
 """Scenario files for `pbxd simulate`: who calls which number when, and how phones behave.
 
 A scenario plays against the simulator exactly as traffic would reach a real Asterisk, so a
-number's routing can be dry-run before it goes live (before a port date, say).
+number's routing can be dry-run before it goes live (before a port date, say). It is checked
+like the configuration: every problem at once, each as `FILE:LINE:COLUMN: error: MESSAGE`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import phonenumbers
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from pbxd.config.compile import display_path, validate_entry
+from pbxd.config.compile import _did_you_mean, _kind_of, display_path, validate_entry
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
-from pbxd.config.model import Config
+from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import NumberError, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
-from pbxd.sim.peers import PeerScript
+from pbxd.sim.peers import DTMF_DIGITS, PeerScript
 from pbxd.sim.server import AriSimulator
+
+# The longest a scenario may last; `pbxd simulate` stops a run that has not settled by then.
+MAX_SCENARIO_SECONDS = 4 * 3600
+MAX_SPEED = 1000.0
+# What carriers put in the caller number when the caller withholds it (RFC 3323 and usage).
+WITHHELD_CALLER_IDS = ("anonymous", "restricted", "private", "unavailable")
+
+
+def _finite(value: Any) -> float | None:
+    """A YAML value read as a finite number; None for booleans, lists, text and inf/nan."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _seconds(value: Any) -> float:
+    number = _finite(value)
+    if number is None or not 0 <= number <= MAX_SCENARIO_SECONDS:
+        raise ValueError(
+            f"must be a number of seconds from 0 to {MAX_SCENARIO_SECONDS}, not {_kind_of(value)}"
+        )
+    return number
+
+
+def _positive_seconds(value: Any) -> float:
+    number = _finite(value)
+    if number is None or not 0 < number <= MAX_SCENARIO_SECONDS:
+        raise ValueError(
+            f"must be a number of seconds above 0 and at most {MAX_SCENARIO_SECONDS}, "
+            f"not {_kind_of(value)}"
+        )
+    return number
+
+
+def _speed(value: Any) -> float:
+    number = _finite(value)
+    if number is None or not 0 < number <= MAX_SPEED:
+        raise ValueError(
+            f"must be a number above 0 and at most {MAX_SPEED:g}, not {_kind_of(value)}"
+        )
+    return number
+
+
+def _flag(value: Any) -> bool:
+    # The YAML loader already reads true/false/yes/no; "1" or "t" would be pydantic guessing.
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_kind_of(value)}")
+    return value
+
+
+def _dtmf(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be DTMF digits (0-9, *, #, A-D) as text, not {_kind_of(value)}")
+    bad = sorted({c for c in value if c not in DTMF_DIGITS})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad[:5])
+        raise ValueError(f"{_kind_of(value)} has characters that are not DTMF digits: {shown}")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+PositiveSeconds = Annotated[float, BeforeValidator(_positive_seconds)]
 
 
 class _Strict(BaseModel):
@@ -28,31 +98,45 @@ class _Strict(BaseModel):
 class PeerEntry(_Strict):
     """How a target's phone behaves when rung (seconds of scenario time)."""
 
-    online: bool = True
-    answer_after: float | None = Field(default=None, ge=0)
-    busy_after: float | None = Field(default=None, ge=0)
-    hangup_after: float | None = Field(default=None, ge=0)
-    dtmf: str = ""
+    online: Annotated[bool, BeforeValidator(_flag)] = True
+    answer_after: Seconds | None = None
+    busy_after: Seconds | None = None
+    hangup_after: Seconds | None = None
+    dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
+    dtmf_after: Seconds = 0.5
 
 
 class CallEntry(_Strict):
     """One inbound call."""
 
-    at: float = Field(default=0.0, ge=0)
+    at: Seconds = 0.0
     to: str
     from_: str = Field(default="anonymous", alias="from")
     name: str = ""
     trunk: str | None = None
-    hangup_after: float | None = Field(default=None, gt=0)
+    hangup_after: PositiveSeconds | None = None
 
 
-class ScenarioFile(_Strict):
-    """The scenario file's shape."""
+class ScenarioHeader(_Strict):
+    """The scenario's own settings (peers and calls are checked entry by entry)."""
 
     title: str = ""
-    speed: float = Field(default=20.0, gt=0, le=1000)
-    peers: dict[str, PeerEntry] = Field(default_factory=dict)
-    calls: list[CallEntry] = Field(default_factory=list)
+    speed: Annotated[float, BeforeValidator(_speed)] = 20.0
+
+
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    """The keys a model accepts, as written in the file (`from`, not `from_`)."""
+    return tuple(info.alias or name for name, info in model.model_fields.items())
+
+
+_TOP_KEYS = (*_keys(ScenarioHeader), "peers", "calls")
+_PEER_KEYS = _keys(PeerEntry)
+_CALL_KEYS = _keys(CallEntry)
+# A key put in the wrong section is the likeliest slip: say where it belongs.
+_ELSEWHERE = {
+    **{k: "how a rung phone behaves goes under `peers:`" for k in _PEER_KEYS},
+    **{k: "a call's own settings go in its entry under `calls:`" for k in _CALL_KEYS},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +163,10 @@ class Scenario:
 
 
 def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Diagnostic]]:
-    """Read and check a scenario; diagnostics use the same FILE:LINE:COLUMN form as `check`."""
+    """Read and check a scenario; diagnostics use the same FILE:LINE:COLUMN form as `check`.
+
+    Every problem is reported at once; the Scenario is None when there is any error.
+    """
     diags = Diagnostics()
     name = display_path(path)
     top = Mark(name, 1, 1)
@@ -88,86 +175,266 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
         if not diags.items:
             diags.error(top, "the scenario is empty")
         return None, diags.sorted()
-    parsed = validate_entry(ScenarioFile, data, top, diags)
-    if parsed is None:
-        return None, diags.sorted()
-    peers: dict[str, PeerScript] = {}
-    raw_peers = data.get("peers")
-    for key, entry in parsed.peers.items():
-        mark = raw_peers.key_marks[key] if isinstance(raw_peers, MarkedMap) else top
-        destination = _peer_destination(key, config)
-        if destination is None:
-            diags.error(
-                mark, f"'{key}' is neither a target name, an endpoint (PJSIP/…) nor an E.164 number"
-            )
-            continue
-        peers[destination] = PeerScript(
-            online=entry.online,
-            answer_after=entry.answer_after,
-            busy_after=entry.busy_after,
-            hangup_after=entry.hangup_after,
-            dtmf=entry.dtmf,
+    if not isinstance(data, MarkedMap):
+        diags.error(
+            _mark_of(data, top),
+            f"a scenario must be a mapping (title:, speed:, peers:, calls:), not {_kind_of(data)}",
         )
-    calls: list[ScenarioCall] = []
-    raw_calls = data.get("calls")
-    for index, call in enumerate(parsed.calls):
-        raw = raw_calls[index] if isinstance(raw_calls, MarkedSeq) else None
-        mark = raw.mark_of("to") if isinstance(raw, MarkedMap) else top
-        resolved = _resolve_call(index + 1, call, config, mark, diags)
-        if resolved is not None:
-            calls.append(resolved)
-    if not parsed.calls:
-        diags.warning(top, "the scenario places no call")
-    if diags.has_errors:
+        return None, diags.sorted()
+    known = _known_keys(data, _TOP_KEYS, diags)
+    header = validate_entry(ScenarioHeader, _subset(known, _keys(ScenarioHeader)), top, diags)
+    peers = _peers(known, config, diags)
+    calls = _calls(known, config, diags)
+    if header is None or diags.has_errors:
         return None, diags.sorted()
     ordered = tuple(sorted(calls, key=lambda c: (c.at, c.index)))
-    return Scenario(parsed.title, parsed.speed, peers, ordered), diags.sorted()
+    return Scenario(header.title, header.speed, peers, ordered), diags.sorted()
 
 
-def _peer_destination(key: str, config: Config) -> str | None:
+def _mark_of(node: Any, fallback: Mark) -> Mark:
+    return node.mark if isinstance(node, MarkedMap | MarkedSeq) else fallback
+
+
+def _subset(raw: MarkedMap, keys: Iterable[str]) -> MarkedMap:
+    """The entries of `raw` whose key is in `keys`, with their marks."""
+    kept = MarkedMap(raw.mark)
+    for key in keys:
+        if key in raw:
+            kept[key] = raw[key]
+            kept.key_marks[key] = raw.key_marks[key]
+            kept.value_marks[key] = raw.value_marks[key]
+    return kept
+
+
+def _known_keys(raw: MarkedMap, allowed: tuple[str, ...], diags: Diagnostics) -> MarkedMap:
+    """`raw` without its unknown keys, each reported at its key with a suggestion."""
+    for key in raw:
+        if key in allowed:
+            continue
+        if key in _ELSEWHERE:
+            diags.error(raw.key_marks[key], f"unknown key '{key}' here: {_ELSEWHERE[key]}")
+        else:
+            diags.error(raw.key_marks[key], f"unknown key '{key}'{_did_you_mean(key, allowed)}")
+    return _subset(raw, allowed)
+
+
+# ----------------------------------------------------------------------- peers
+
+
+def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, PeerScript]:
+    raw_peers = data.get("peers")
+    if raw_peers is None:
+        return {}
+    if not isinstance(raw_peers, MarkedMap):
+        diags.error(
+            data.mark_of("peers"),
+            f"peers: must be a mapping of target: behaviour, not {_kind_of(raw_peers)}",
+        )
+        return {}
+    regions = _countries(config)
+    rung = _rung_destinations(config)
+    peers: dict[str, PeerScript] = {}
+    first_key: dict[str, str] = {}
+    for key, raw in raw_peers.items():
+        key_mark = raw_peers.key_marks[key]
+        value_mark = raw_peers.mark_of(key)
+        entry = raw if raw is not None else MarkedMap(value_mark)  # `alice:` alone: defaults
+        parsed: PeerEntry | None = None
+        if isinstance(entry, MarkedMap):
+            parsed = validate_entry(
+                PeerEntry, _known_keys(entry, _PEER_KEYS, diags), value_mark, diags
+            )
+        else:
+            diags.error(
+                value_mark,
+                f"peer '{key}' must be a mapping (answer_after:, busy_after:, hangup_after:, "
+                f"online:, dtmf:), not {_kind_of(entry)}",
+            )
+        destination = _peer_destination(key, config, regions)
+        if destination is None:
+            diags.warning(
+                key_mark,
+                f"peer '{key}' is neither a target name, an endpoint (PJSIP/…) nor a number: "
+                f"ignored{_did_you_mean(key, [*config.targets, *rung])}",
+            )
+            continue
+        if key not in config.targets and destination not in rung:
+            diags.warning(
+                key_mark,
+                f"peer '{key}': no target rings {destination}, so this behaviour is never used"
+                f"{_did_you_mean(destination, rung)}",
+            )
+        if destination in first_key:
+            diags.warning(
+                key_mark,
+                f"peer '{key}' is the same phone as '{first_key[destination]}' "
+                f"(line {raw_peers.key_marks[first_key[destination]].line}): this one wins",
+            )
+        first_key[destination] = key
+        if parsed is not None:
+            peers[destination] = PeerScript(
+                online=parsed.online,
+                answer_after=parsed.answer_after,
+                busy_after=parsed.busy_after,
+                hangup_after=parsed.hangup_after,
+                dtmf=parsed.dtmf,
+                dtmf_after=parsed.dtmf_after,
+            )
+    return peers
+
+
+def _rung_destinations(config: Config) -> list[str]:
+    """What the configuration's targets ring: endpoints, numbers and full dial strings."""
+    rung: list[str] = []
+    for target in config.targets.values():
+        if target.endpoint is not None:
+            rung.append(target.endpoint)
+        elif target.number is not None:
+            rung.append(target.number)
+            if target.trunk in config.trunks:
+                rung.append(config.dial_string(target))
+    return rung
+
+
+def _peer_destination(key: str, config: Config, regions: list[str | None]) -> str | None:
     target = config.targets.get(key)
     if target is not None:
         return target.endpoint or target.number
     if "/" in key:
         return key
+    return _parse_number(key, regions)[0]
+
+
+# ----------------------------------------------------------------------- calls
+
+
+def _calls(data: MarkedMap, config: Config, diags: Diagnostics) -> list[ScenarioCall]:
+    raw_calls = data.get("calls")
+    if raw_calls is not None and not isinstance(raw_calls, MarkedSeq):
+        diags.error(
+            data.mark_of("calls"), f"calls: must be a list of calls, not {_kind_of(raw_calls)}"
+        )
+        return []
+    if not raw_calls:
+        diags.warning(data.mark_of("calls"), "the scenario places no call")
+        return []
+    calls: list[ScenarioCall] = []
+    for index, raw in enumerate(raw_calls):
+        mark = raw_calls.mark_of(index)
+        if not isinstance(raw, MarkedMap):
+            diags.error(mark, f"a call must be a mapping (at:, to:, from: …), not {_kind_of(raw)}")
+            continue
+        entry = _known_keys(raw, _CALL_KEYS, diags)
+        parsed = validate_entry(CallEntry, entry, mark, diags) or _valid_part(entry)
+        if parsed is not None:
+            resolved = _resolve_call(index + 1, parsed, entry, config, diags)
+            if resolved is not None:
+                calls.append(resolved)
+    return calls
+
+
+def _valid_part(raw: MarkedMap) -> CallEntry | None:
+    """The call without its already-reported bad keys, so its numbers are checked too."""
     try:
-        return to_e164(key, None)
-    except NumberError:
+        return CallEntry.model_validate(raw)
+    except ValidationError as exc:
+        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    try:
+        return CallEntry.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
         return None
+
+
+def _countries(config: Config) -> list[str | None]:
+    """The trunks' countries, in file order: national numbers are read in these."""
+    countries = [t.country for t in config.trunks.values() if t.country]
+    return list(dict.fromkeys(countries)) or [None]
+
+
+def _parse_number(text: str, regions: list[str | None]) -> tuple[str | None, str]:
+    """(E.164, "") for a valid number in one of `regions`, else (None, why)."""
+    why = ""
+    for region in regions:
+        try:
+            return to_e164(text, region), ""
+        except NumberError as exc:
+            why = why or str(exc)
+    return None, why
 
 
 def _resolve_call(
-    index: int, call: CallEntry, config: Config, mark: Mark, diags: Diagnostics
+    index: int, call: CallEntry, raw: MarkedMap, config: Config, diags: Diagnostics
 ) -> ScenarioCall | None:
-    trunk = config.trunks.get(call.trunk) if call.trunk else None
-    if call.trunk and trunk is None:
-        diags.error(mark, f"unknown trunk '{call.trunk}'")
-        return None
-    regions = [trunk.country] if trunk else [t.country for t in config.trunks.values()]
-    did = None
-    for region in dict.fromkeys([*regions, None]):
-        try:
-            did = to_e164(call.to, region)
-            break
-        except NumberError:
-            continue
+    trunk: Trunk | None = None
+    if call.trunk is not None:
+        trunk = config.trunks.get(call.trunk)
+        if trunk is None:
+            diags.error(
+                raw.mark_of("trunk"),
+                f"trunk: unknown trunk '{call.trunk}'{_did_you_mean(call.trunk, config.trunks)}",
+            )
+    # The trunk's country alone when it is named: a national `to` means nothing elsewhere.
+    regions = [trunk.country] if trunk is not None else _countries(config)
+    did = _called_number(call.to, regions, config)
     if did is None:
-        # An unparseable called number is still a legitimate test (the carrier sends junk).
-        did = call.to.strip()
-    if trunk is None:
-        number = config.number(did)
-        trunk = (
-            config.trunks.get(number.trunk) if number else next(iter(config.trunks.values()), None)
-        )
-    if trunk is None:
-        diags.error(mark, "the configuration has no trunk to send this call on")
+        _, why = _parse_number(call.to, regions)
+        diags.error(raw.mark_of("to"), f"to: {why}")
+    if trunk is None and call.trunk is None:
+        trunk = _arrival_trunk(did, config)
+        if trunk is None:
+            diags.error(raw.mark_of("to"), "the configuration has no trunk to send this call on")
+    # With an unknown trunk, read the caller in the same countries as `to` (no cascade).
+    caller = _caller_id(call.from_, [trunk.country] if trunk else regions, raw, diags)
+    name_ok = call.name.isprintable()
+    if not name_ok:
+        diags.error(raw.mark_of("name"), "name: must be printable text (no control characters)")
+    if did is None or trunk is None or caller is None or not name_ok:
         return None
-    caller = call.from_.strip()
-    with contextlib.suppress(NumberError):  # anonymous or junk caller IDs are worth a test too
-        caller = to_e164(caller, trunk.country)
     return ScenarioCall(
         index, call.at, did, caller, call.name, trunk.inbound_endpoint, call.hangup_after
     )
+
+
+def _called_number(text: str, regions: list[str | None], config: Config) -> str | None:
+    """The E.164 of `to`; a national number valid in several countries: ours first."""
+    found: list[str] = []
+    for region in regions:
+        e164, _ = _parse_number(text, [region])
+        if e164 is not None:
+            if config.number(e164) is not None:
+                return e164
+            found.append(e164)
+    return found[0] if found else None
+
+
+def _arrival_trunk(did: str | None, config: Config) -> Trunk | None:
+    """The trunk a call to `did` arrives on: its inventory's, else one of its country."""
+    number = config.number(did) if did else None
+    if number is not None:
+        return config.trunks.get(number.trunk)
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(did)) if did else None
+    trunks = list(config.trunks.values())
+    return next((t for t in trunks if t.country == region), trunks[0] if trunks else None)
+
+
+def _caller_id(
+    text: str, regions: list[str | None], raw: MarkedMap, diags: Diagnostics
+) -> str | None:
+    """The caller number as the carrier sends it: E.164, or a withheld-number word."""
+    caller = text.strip()
+    if caller.lower() in WITHHELD_CALLER_IDS:
+        return caller
+    e164, why = _parse_number(caller, regions)
+    if e164 is not None:
+        return e164
+    if not any(c.isdigit() for c in caller):
+        why = f"{_kind_of(caller)} is not a caller ID"
+    diags.error(
+        raw.mark_of("from"),
+        f"from: {why}: a caller ID is a number (E.164, or national for the trunk's country) "
+        f"or one of {', '.join(WITHHELD_CALLER_IDS)}",
+    )
+    return None
 
 
 def prepare_simulator(sim: AriSimulator, config: Config, scenario: Scenario) -> None:

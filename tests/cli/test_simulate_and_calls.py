@@ -106,14 +106,19 @@ def test_scenario_errors_are_marked(example: Path, capsys: pytest.CaptureFixture
     assert main(["simulate", "scenarios/bad.yaml"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "scenarios/bad.yaml:3:25: error: answer_after: input should be greater than or equal to 0",
+        "scenarios/bad.yaml:3:25: error: answer_after: must be a number of seconds from 0 to "
+        "14400, not '-1'",
+        "scenarios/bad.yaml:4:3: warning: peer 'nobody-here' is neither a target name, an "
+        "endpoint (PJSIP/…) nor a number: ignored",
         "scenarios/bad.yaml:8:5: error: unknown key 'hangup_afterr' (did you mean 'hangup_after'?)",
     ]
-    bad.write_text("peers:\n  nobody-here: {}\ncalls: [{to: '0170000001'}]\n")
+    bad.write_text("calls: [{to: '12345', from: 'Jean Dupont'}]\n")
     assert main(["simulate", "scenarios/bad.yaml"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "scenarios/bad.yaml:2:3: error: 'nobody-here' is neither a target name, an endpoint "
-        "(PJSIP/…) nor an E.164 number"
+        "scenarios/bad.yaml:1:14: error: to: '12345' is not a valid number for FR",
+        "scenarios/bad.yaml:1:29: error: from: 'Jean Dupont' is not a caller ID: a caller ID is "
+        "a number (E.164, or national for the trunk's country) or one of anonymous, restricted, "
+        "private, unavailable",
     ]
 
 
@@ -165,7 +170,8 @@ def test_simulate_refuses_a_call_after_the_longest_scenario(
     bad.write_text("calls:\n  - at: 1e308\n    to: 01 70 00 00 01\n")
     assert main(["simulate", "scenarios/late.yaml"]) == 1
     assert capsys.readouterr().err == (
-        "pbxd simulate: call #1 starts at 1e+308s, after the 14400 s a scenario may last\n"
+        "scenarios/late.yaml:2:9: error: at: must be a number of seconds from 0 to 14400, "
+        "not '1e308'\n"
     )
 
 

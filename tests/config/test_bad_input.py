@@ -235,6 +235,13 @@ def test_broken_route_adds_no_warnings(edit: Edit, capsys: pytest.CaptureFixture
             "from 1 to 65535",
         ),
         (
+            "PBXD_ARI_URL",
+            "http://pbxd:s3cret@asterisk:8088/ari",
+            "pbxd.yaml:1:1: error: ari.url (from $PBXD_ARI_URL): must not carry credentials "
+            "(user:password@): put the user in ari.username and the password in "
+            "PBXD_ARI_PASSWORD or ari.password_file",
+        ),
+        (
             "PBXD_LOG_LEVEL",
             "verbos",
             "pbxd.yaml:1:1: error: log_level (from $PBXD_LOG_LEVEL): must be one of debug, info, "
@@ -262,6 +269,28 @@ def test_bad_environment_override(
     assert status == 1 and out == ""
     assert diagnostics(err) == [expected.format(example=example.resolve())]
     assert "s3cret" not in "\n".join(err)  # a database URL may carry a password
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://pbxd:s3cret@127.0.0.1:8088/ari",
+        "http://:s3cret@127.0.0.1:8088/ari",
+        "https://pbxd@127.0.0.1:8089/ari",
+        "http://pbxd:12/s3cret@127.0.0.1:8088/ari",  # urlsplit sees host `pbxd`, port 12
+    ],
+)
+def test_credentials_in_the_ari_url_are_refused_unechoed(
+    edit: Edit, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    edit("pbxd.yaml", "url: http://127.0.0.1:8088/ari", f"url: {url}")
+    status, err, out = check(capsys)
+    assert status == 1 and out == ""
+    assert diagnostics(err) == [
+        "pbxd.yaml:4:8: error: ari.url: must not carry credentials (user:password@): put the "
+        "user in ari.username and the password in PBXD_ARI_PASSWORD or ari.password_file"
+    ]
+    assert "s3cret" not in "\n".join(err)
 
 
 def test_bad_setting_in_the_file_points_at_it(
