@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -20,6 +21,10 @@ from pbxd.clock import Clock
 from pbxd.config.model import Config
 
 log = structlog.get_logger("pbxd.runtime")
+
+STREAM_RESTART_S = 0.1  # delay before restarting a failed event stream, doubling each time
+STREAM_RESTART_MAX_S = 5.0
+STREAM_HEALTHY_S = 60.0  # a stream that ran this long restarts from the first delay again
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class CallService:
         self.daemon: CallDaemon | None = None
         self.stream: EventStream | None = None
         self._stream_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.stream_failures = 0  # times the event stream died and was restarted
 
     async def start(self) -> None:
         """Connect; returns once the event stream is up (calls flow from then on)."""
@@ -88,15 +95,52 @@ class CallService:
             heartbeat=self._heartbeat,
             session=self._session,
         )
-        self._stream_task = asyncio.create_task(self.stream.run(), name="ari-events")
+        self._stream_task = asyncio.create_task(
+            self._keep_stream_running(self.stream), name="ari-events"
+        )
         await self.stream.wait_connected()
         log.info("connected to ARI", url=self._ari.url, app=self._ari.app)
 
+    async def _keep_stream_running(self, stream: EventStream) -> None:
+        """Run `stream` until `stop()`; if it ever dies, log why and run it again.
+
+        Without events pbxd would look alive while every new call waited for a controller
+        that never comes, so a failed stream is never left dead.
+        """
+        # Restart in-process, not exit for systemd: calls in progress keep controllers and timers.
+        delay = STREAM_RESTART_S
+        while not self._stopping:
+            started = time.monotonic()
+            error: Exception | None = None
+            try:
+                await stream.run()
+            except Exception as exc:
+                error = exc
+            if error is None and self._stopping:
+                return
+            if time.monotonic() - started >= STREAM_HEALTHY_S:
+                delay = STREAM_RESTART_S
+            self.stream_failures += 1
+            log.error(
+                "ari event stream died; restarting it",
+                url=self._ari.url,
+                app=self._ari.app,
+                error=repr(error) if error else "run() returned without stop()",
+                restart_in_s=delay,
+                failures=self.stream_failures,
+                exc_info=error,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, STREAM_RESTART_MAX_S)
+
     async def stop(self) -> None:
         """Stop reading events and driving calls; calls stay up on Asterisk for adoption."""
+        self._stopping = True
         if self.stream is not None:
             await self.stream.stop()
         if self._stream_task is not None:
+            # Still waiting to restart a failed stream: nothing left to wait for.
+            self._stream_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stream_task
         if self.daemon is not None:

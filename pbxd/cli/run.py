@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "run",
         help="run the daemon against Asterisk (stops cleanly on SIGTERM)",
         description="Connect to Asterisk's ARI and handle calls until SIGTERM or SIGINT. "
-        "Calls in progress stay up on Asterisk when pbxd stops; the next start adopts them.",
+        "Calls in progress stay up on Asterisk when pbxd stops; the next start adopts them. "
+        "SIGUSR1 logs the state of every call in progress.",
     )
     parser.set_defaults(func=run)
 
@@ -50,9 +51,13 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
     """Run until `stop` is set (by SIGTERM/SIGINT when not given)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    services: list[CallService] = []  # filled once the CDR database is open
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    # Installed first: SIGUSR1's default action would kill pbxd.
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGUSR1, log_calls_in_progress, services)
     settings = config.settings
     opening = asyncio.create_task(CdrStore.open(settings.database_url))
     # A slow or unreachable PostgreSQL must not make SIGTERM wait for its connect timeout.
@@ -83,6 +88,7 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
         store,
         RealClock(),
     )
+    services.append(service)
     log.info(
         "pbxd starting",
         ari=settings.ari_url,
@@ -115,13 +121,24 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
     return status
 
 
+def log_calls_in_progress(services: list[CallService]) -> None:
+    """One log line with the state of every call in progress (`kill -USR1`)."""
+    daemon = services[0].daemon if services else None
+    if daemon is None:
+        log.info("calls in progress", count=0, calls="not connected to ARI yet")
+        return
+    log.info("calls in progress", count=len(daemon.calls), calls=daemon.describe())
+
+
 def _failed(task: asyncio.Task[None]) -> bool:
     """True when `task` ended with an exception (not cancelled, not still running)."""
     return task.done() and not task.cancelled() and task.exception() is not None
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR1", None)):
+        if signum is None:
+            continue
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signum)
 
