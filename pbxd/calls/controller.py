@@ -327,12 +327,14 @@ class CallController:
         self._arm("route_timeout", max(0.0, left))
         for leg in self.legs:
             if leg.state is LegState.RINGING:
-                self._arm(
-                    f"ring_time:{leg.channel_id}",
-                    leg.plan.ring_time + RING_BACKSTOP_SECONDS,
-                    leg.channel_id,
-                )
+                self._arm_ring_time(leg, leg.plan.ring_time)
         await self._resync()
+        if self.plan.strategy is RingStrategy.RINGALL and not self._timed_out:
+            # Every ringall leg's turn came at the start: one still waiting was never created
+            # (its row lost with the last CDR batch), so it rings now, with the others.
+            unrung = [leg for leg in self.legs if leg.state is LegState.WAITING]
+            if self.state is CallState.RINGING and unrung:
+                await asyncio.gather(*(self._start_leg(leg) for leg in unrung))
         await self._check_progress()
 
     async def _reject(self, plan: Reject) -> None:
@@ -428,11 +430,11 @@ class CallController:
             log.info("dial refused", target=leg.plan.target, status=exc.status, message=exc.message)
             await self._hangup(leg.channel_id, reason=HangupReason.NORMAL)
             return
-        self._arm(
-            f"ring_time:{leg.channel_id}",
-            ring_time + RING_BACKSTOP_SECONDS,
-            leg.channel_id,
-        )
+        self._arm_ring_time(leg, ring_time)
+
+    def _arm_ring_time(self, leg: Leg, ring_time: float) -> None:
+        """Our backstop for Asterisk's dial timeout: the leg is hung up if that never comes."""
+        self._arm(f"ring_time:{leg.channel_id}", ring_time + RING_BACKSTOP_SECONDS, leg.channel_id)
 
     def _leg(self, channel_id: str) -> Leg | None:
         for leg in self.legs:
@@ -819,6 +821,29 @@ def cause_of(reason: HangupReason) -> int:
     return CAUSE_OF_REASON[reason]
 
 
+def _adopted(
+    record: CallRecord,
+    plan: RingPlan,
+    state: CallState,
+    ari: AriClient,
+    cdr: CdrSink,
+    clock: Clock,
+    directory: ChannelDirectory,
+) -> CallController:
+    """A controller taking back, in `state`, a call a previous run left on Asterisk."""
+    return CallController(
+        call_id=record.call_id,
+        plan=plan,
+        record=record,
+        ari=ari,
+        cdr=cdr,
+        clock=clock,
+        directory=directory,
+        state=state,
+        adopted=True,
+    )
+
+
 def adopt_bridged_call(
     record: CallRecord,
     leg_record: LegRecord,
@@ -854,18 +879,8 @@ def adopt_bridged_call(
         caller_number=record.caller_number or "",
         caller_name=record.caller_name or "",
     )
-    controller = CallController(
-        call_id=record.call_id,
-        plan=plan,
-        record=record,
-        ari=ari,
-        cdr=cdr,
-        clock=clock,
-        directory=directory,
-        state=CallState.BRIDGED,
-        bridge_id=bridge_id,
-        adopted=True,
-    )
+    controller = _adopted(record, plan, CallState.BRIDGED, ari, cdr, clock, directory)
+    controller.bridge_id = bridge_id
     leg = Leg(
         plan=leg_plan,
         channel_id=leg_record.leg_id,
@@ -903,17 +918,7 @@ def adopt_ringing_call(
     `elapsed` is how long the route has been ringing. Legs with a channel on Asterisk hold
     their trunk slot again (even above the maximum: the channel exists).
     """
-    controller = CallController(
-        call_id=record.call_id,
-        plan=plan,
-        record=record,
-        ari=ari,
-        cdr=cdr,
-        clock=clock,
-        directory=directory,
-        state=CallState.RINGING,
-        adopted=True,
-    )
+    controller = _adopted(record, plan, CallState.RINGING, ari, cdr, clock, directory)
     controller._started = clock.monotonic() - elapsed
     for leg in controller.legs:
         seen = found.get(leg.channel_id, FoundLeg(None, None))

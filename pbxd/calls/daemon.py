@@ -1,7 +1,8 @@
 """The call daemon: routes ARI events to one controller per call, and survives anything.
 
 It owns the map channel id -> controller, the per-trunk count of outbound legs, and the
-recovery of calls left open by a previous run (adopt those still bridged, close the rest).
+recovery of calls left open by a previous run (adopt those still bridged or still ringing
+under the same route, close the rest).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import structlog
 
-from pbxd.ari import AriClient, AriError, AriNotFound, Event, StasisStart
+from pbxd.ari import AriClient, AriError, AriNotFound, Channel, Event, StasisStart
 from pbxd.calls.controller import (
     CallController,
     CdrSink,
@@ -225,7 +226,7 @@ class CallDaemon:
                 controller.deliver(Resync())
 
     async def recover_open_calls(self) -> None:
-        """Adopt calls a previous run left bridged; close the CDRs of those that are gone."""
+        """Adopt calls a previous run left bridged or ringing; close the CDRs of the others."""
         try:
             open_calls = await self.cdr.open_calls()
         except Exception:
@@ -244,14 +245,28 @@ class CallDaemon:
                     status=exc.status,
                     message=exc.message,
                 )
+                await self._unstrand(record.call_id)
             except Exception:
                 # One odd record must not keep the others open: it is retried next start.
                 log.exception("recovery of a call failed", call_id=record.call_id)
+                await self._unstrand(record.call_id)
+
+    async def _unstrand(self, channel_id: str) -> None:
+        """After a failed recovery, a caller still ringing goes to the dialplan's fallback.
+
+        Nobody would drive it otherwise; a bridged call is left talking (retried next start).
+        """
+        try:
+            if await self._channel_state(channel_id) in UNANSWERED_STATES:
+                await self._back_to_dialplan(channel_id)
+        except Exception:
+            log.exception("could not hand a stranded caller back", channel=channel_id)
 
     async def _recover(self, record: CallRecord) -> None:
         legs = await self.cdr.legs_of(record.call_id)
         live = [leg for leg in legs if leg.ended_at is None]
-        caller_up = await self._channel_state(record.call_id)
+        caller = await self._channel(record.call_id)
+        caller_up = caller.state if caller is not None else None
         bridge_id = f"{record.call_id}-bridge"
         winner = await self._bridged_partner(record, legs, bridge_id) if caller_up == "Up" else None
         if winner is not None:
@@ -281,8 +296,8 @@ class CallDaemon:
             )
             self._start(controller)
             return
-        if caller_up in UNANSWERED_STATES and record.answered_at is None:
-            ringing = await self._adopt_ringing(record, legs)
+        if caller is not None and caller.state in UNANSWERED_STATES and record.answered_at is None:
+            ringing = await self._adopt_ringing(record, legs, caller)
             if ringing is not None:
                 self._start(ringing)
                 return
@@ -308,13 +323,9 @@ class CallDaemon:
         )
 
     async def _adopt_ringing(
-        self, record: CallRecord, legs: list[LegRecord]
+        self, record: CallRecord, legs: list[LegRecord], caller: Channel
     ) -> CallController | None:
         """A controller for a caller still waiting; None when its route cannot be resumed."""
-        try:
-            caller = await self.ari.get_channel(record.call_id)
-        except AriNotFound:
-            return None
         decision = plan_call(
             CallFacts(
                 channel_id=caller.id,
@@ -325,23 +336,26 @@ class CallDaemon:
             ),
             self.config,
         )
-        by_id = {leg.leg_id: leg for leg in legs}
-        if not isinstance(decision, RingPlan) or decision.route != record.route:
+        if not isinstance(decision, RingPlan):
+            return None
+        if decision.route != record.route or str(decision.strategy) != record.strategy:
             return None  # the configuration changed under the call: do not guess
-        found: dict[str, FoundLeg] = {}
+        planned = {
+            f"{record.call_id}-{index}": leg_plan.target
+            for index, leg_plan in enumerate(decision.legs, start=1)
+        }
+        if any(planned.get(leg.leg_id) != leg.target for leg in legs):
+            return None  # legs the plan does not know, or for other targets: another route
+        by_id = {leg.leg_id: leg for leg in legs}
         known = best_end_time(record, legs)
-        for index, leg_plan in enumerate(decision.legs, start=1):
-            channel_id = f"{record.call_id}-{index}"
-            leg = by_id.pop(channel_id, None)
-            if leg is not None and leg.target != leg_plan.target:
-                return None
+        found: dict[str, FoundLeg] = {}
+        for channel_id in planned:
+            leg = by_id.get(channel_id)
             state = await self._channel_state(channel_id)
             if leg is not None and state is None and leg.ended_at is None:
                 leg.ended_at = known  # ended while nobody listened
                 self.cdr.record_leg(leg)
             found[channel_id] = FoundLeg(leg, state)
-        if by_id:
-            return None  # legs the plan does not know: not the same route any more
         elapsed = (self.clock.now() - record.started_at).total_seconds()
         log.info("adopting ringing call", call_id=record.call_id, did=record.did)
         return adopt_ringing_call(
@@ -389,11 +403,15 @@ class CallDaemon:
         self.hold_trunk_slot(trunk)
         return trunk
 
-    async def _channel_state(self, channel_id: str) -> str | None:
+    async def _channel(self, channel_id: str) -> Channel | None:
         try:
-            return (await self.ari.get_channel(channel_id)).state
+            return await self.ari.get_channel(channel_id)
         except AriNotFound:
             return None
+
+    async def _channel_state(self, channel_id: str) -> str | None:
+        channel = await self._channel(channel_id)
+        return channel.state if channel is not None else None
 
     # ------------------------------------------------------------ status
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from pbxd.ari import parse_event
 from pbxd.cdr.records import Disposition
@@ -23,6 +23,7 @@ from .conftest import (
     RINGALL,
     ROUTING_YAML,
     SHORT,
+    TIGHT_HUNT,
     CallLab,
     LabFactory,
     assert_no_errors,
@@ -434,6 +435,60 @@ async def test_restart_goes_on_with_a_hunt_whose_leg_ended_meanwhile(
     assert_no_errors(logs)
 
 
+async def test_restart_rings_at_once_the_ringall_legs_never_created(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Killed while the legs were being created, the creates never reached Asterisk and the
+    # legs' rows were lost with the last CDR batch. A ringall rings them all after the
+    # restart, together: bob answers at once, alice and dave are not rung one by one first.
+    assert lab.service is not None and lab.service.client is not None
+    client = lab.service.client
+    creates: list[str] = []
+
+    async def create_stuck(endpoint: str, **kwargs: Any) -> Any:
+        creates.append(endpoint)
+        await asyncio.Event().wait()  # the daemon dies before Asterisk answers
+
+    client.create_channel = create_stuck  # type: ignore[method-assign]
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL, hangup_after=6)
+    await lab.wait_for(lambda: len(creates) == 3, what="creates sent")
+    await lab.kill_service()
+    store = await lab.reopen_store()
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(LegRow).where(LegRow.call_id == call_id))
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [
+        ("alice", 26),
+        ("bob", 16),
+        ("dave", 26),
+    ]
+    assert_no_errors(logs)
+
+
+async def test_restart_keeps_the_route_timeout_of_the_first_run(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # tight-hunt: 6 s a target, 10 s the route. Killed while alice rings, restarted 2 s
+    # later: bob gets what is left of the 10 s counted from the call's start, not a new 10 s.
+    call_id = await lab.call(TIGHT_HUNT)
+    await wait_ringing(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.virtual_sleep(2)
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.NO_ANSWER, lab.timeline(call_id)
+    assert abs(seconds(call.started_at, call.ended_at) - 10) < SLACK, lab.timeline(call_id)
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [("alice", 19), ("bob", 19)]
+    assert_no_errors(logs)
+
+
 async def test_restart_after_the_route_timeout_gives_up_at_once(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
@@ -484,6 +539,33 @@ async def test_restart_with_another_route_closes_a_ringing_call(
     assert call.duration is not None and call.duration >= 3
     for leg in entry.legs:
         assert leg.ended_at is not None and leg.ended_at >= restart_at
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_with_another_strategy_closes_a_ringing_call(
+    logs: list[dict[str, Any]], lab: CallLab, tmp_path: Path
+) -> None:
+    # Same route name, but the hunt became a ringall: the call is not driven by a plan it
+    # did not start with (its CDR says hunt), it is closed like a changed route.
+    call_id = await lab.call(HUNT)
+    await wait_ringing(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    hunt = "- name: hunt\n        numbers: [01 70 00 00 02]\n        strategy: hunt\n"
+    assert hunt in ROUTING_YAML
+    lab.config = write_config(
+        tmp_path / "v2",
+        routing=ROUTING_YAML.replace(hunt, hunt.replace("strategy: hunt", "strategy: ringall")),
+    )
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    assert entry.call.disposition is Disposition.FAILED, lab.timeline(call_id)
+    assert entry.call.strategy == "hunt"
+    assert lab.final_cause(call_id) == 16
+    assert [r["params"]["endpoint"] for r in lab.requests("POST", "/channels/create")] == [
+        "PJSIP/alice"
+    ]
     assert await lab.store.open_calls() == []
     assert_no_errors(logs)
 

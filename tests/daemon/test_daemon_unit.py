@@ -178,3 +178,46 @@ async def test_one_bad_open_call_does_not_stop_the_recovery_of_the_others() -> N
         ("2.2", Disposition.FAILED, True)
     ]
     assert [e["call_id"] for e in logs if e["event"] == "recovery of a call failed"] == ["1.1"]
+
+
+class RingingCallerAri(FakeAri):
+    """Asterisk still has the caller of call 3.3, ringing; nothing else."""
+
+    async def get_channel(self, channel_id: str) -> Any:
+        if channel_id != "3.3":
+            raise AriNotFound(404, "Channel not found", "GET", f"/channels/{channel_id}")
+        return stasis_start("3.3").channel
+
+
+class OneRingingCallCdr(NullCdr):
+    async def open_calls(self) -> list[CallRecord]:
+        start = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
+        return [
+            CallRecord(
+                call_id="3.3",
+                did="+33170000001",
+                started_at=start,
+                route="main-line",
+                strategy="ringall",
+            )
+        ]
+
+
+async def test_a_ringing_caller_whose_recovery_fails_goes_to_the_dialplan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nobody would drive it otherwise: it would ring in Stasis until the caller gives up.
+    config = compile_config(REPO / "pbxd.yaml").config
+    assert config is not None
+    ari = RingingCallerAri()
+    calls = CallDaemon(config, ari, OneRingingCallCdr(), RealClock())  # type: ignore[arg-type]
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("routing bug")
+
+    monkeypatch.setattr(daemon_module, "plan_call", broken)
+    with structlog.testing.capture_logs() as logs:
+        await calls.on_connected()
+    assert ari.requests == [("continue", "3.3", {"label": "unavailable"})]
+    assert calls.calls == {}
+    assert [e["call_id"] for e in logs if e["event"] == "recovery of a call failed"] == ["3.3"]
