@@ -646,6 +646,9 @@ class _Compiler:
             return
         if entry.status is NumberStatus.PORTING and entry.port_date is None:
             self.diags.error(mark, "a porting number needs a port_date")
+        if entry.status is NumberStatus.PORTING and not (entry.losing_carrier or "").strip():
+            # Support chases the port with the losing carrier: say who it is.
+            self.diags.warning(mark, "a porting number should name its losing_carrier")
         if entry.status is not NumberStatus.PORTING and entry.port_date is not None:
             self.diags.warning(
                 raw.mark_of("port_date"), f"port_date is ignored: status is {entry.status}"

@@ -363,3 +363,12 @@ def test_route_that_splits_a_block_between_trunks(
         "between trunks 'carrier-fr' (route 'direct-lines', routing/acme.yaml:42:15) "
         "and 'carrier-uk'"
     ) in err, "\n".join(err)
+
+
+def test_porting_number_without_losing_carrier_is_a_warning(
+    edit: Edit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit("sip-trunks.yaml", "        losing_carrier: Orange\n", "")
+    status, err, _ = check(capsys)
+    assert status == 0
+    assert err == ["sip-trunks.yaml:19:9: warning: a porting number should name its losing_carrier"]
