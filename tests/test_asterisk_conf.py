@@ -214,7 +214,8 @@ def test_from_trunk_goes_to_stasis_pbxd_with_a_fallback(pattern: str) -> None:
     apps = [s.app for s in steps]
     assert "Stasis" in apps
     stasis = apps.index("Stasis")
-    assert steps[stasis].args == "pbxd"
+    # The caller's presentation rides along: ARI's Channel model has none (CLIR).
+    assert steps[stasis].args == "pbxd,${CALLERID(pres)}"
     after = steps[stasis + 1 :]
     # The status is checked right after, and callers get a clean failure when pbxd is away.
     assert after[0].app == "GotoIf" and "STASISSTATUS" in after[0].args
@@ -341,7 +342,7 @@ def test_names_agree_with_the_shipped_pbxd_configuration() -> None:
     assert result.config is not None, [str(d) for d in result.diagnostics]
     config = result.config
     stasis_apps = {
-        s.args
+        s.args.split(",")[0]
         for steps in dialplan(section(load("extensions.conf"), "from-trunk")).values()
         for s in steps
         if s.app == "Stasis"
@@ -396,3 +397,16 @@ def test_systemd_unit_never_stops_restarting() -> None:
     unit = parse_unit(UNIT.read_text(encoding="utf-8"))
     # systemd's default (5 starts in 10 s) would leave pbxd dead after a short outage.
     assert unit["Unit"]["StartLimitIntervalSec"] == ["0"]
+
+
+def test_simulator_passes_the_stasis_args_of_the_shipped_dialplan() -> None:
+    from pbxd.sim import SHIPPED_STASIS_ARGS
+
+    ctx = section(load("extensions.conf"), "from-trunk")
+    shipped = {
+        tuple(s.args.split(",")[1:])
+        for steps in dialplan(ctx).values()
+        for s in steps
+        if s.app == "Stasis"
+    }
+    assert shipped == {SHIPPED_STASIS_ARGS}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ log = structlog.get_logger("pbxd.calls")
 END_GRACE_SECONDS = 5.0
 # Asterisk's dial timeout ends a ringing leg; ours is the backstop if that never comes.
 RING_BACKSTOP_SECONDS = 2.0
+# Asterisk answers a GET 404 a few ms before its ChannelDestroyed (with the cause) reaches us.
+VANISH_GRACE_SECONDS = 0.5
 
 
 class CdrSink(Protocol):
@@ -181,6 +184,8 @@ class CallController:
     caller: CallerSide = field(init=False)
     queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue, repr=False)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
+    # Channels a resync found gone, waiting for their ChannelDestroyed (never cancelled early).
+    _vanish_checks: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
     _timed_out: bool = False
     _started: float = 0.0  # clock.monotonic() when the route started ringing
     adopted: bool = False
@@ -255,6 +260,9 @@ class CallController:
                 await self._abort()
             finally:
                 self._cancel_timers()
+                for handle in self._vanish_checks.values():
+                    handle.cancel()
+                self._vanish_checks.clear()
                 for channel in [self.caller.channel_id, *(leg.channel_id for leg in self.legs)]:
                     self.directory.release(channel)
                 for leg in self.legs:
@@ -278,7 +286,9 @@ class CallController:
         self.state = CallState.RINGING
         self.cdr.record_call(self.record)
         self._note(
-            f"incoming call from {plan.caller_number} to {plan.did}: route {plan.route} "
+            f"incoming call from {plan.caller_number}"
+            f"{' (number withheld)' if plan.caller_withheld else ''} to {plan.did}: "
+            f"route {plan.route} "
             f"({plan.strategy}, timeout {plan.timeout} s)"
         )
         log.info(
@@ -706,6 +716,9 @@ class CallController:
                 self._note(f"{leg.plan.target}: ring time over")
                 leg.state = LegState.ENDING
                 await self._hangup(leg.channel_id, reason=HangupReason.NO_ANSWER)
+        elif timer.kind == "vanished":
+            self._vanish_checks.pop(timer.leg, None)
+            await self._channel_vanished(timer.leg)
         elif timer.kind == "end_grace" and self.state is CallState.ENDING:
             # Asterisk never confirmed some hangups (e.g. events lost): close the books anyway.
             log.warning("ending without confirmation of every hangup")
@@ -776,20 +789,12 @@ class CallController:
             try:
                 channel = await self.ari.get_channel(channel_id)
             except AriNotFound:
-                self._note(f"channel {channel_id} vanished while events were not received")
-                if channel_id == self.caller.channel_id:
-                    self.caller.destroyed = True
-                    # Gone because we hung it up: its cause is the one our reason gives.
-                    if self.caller.cause is None and self._caller_reason is not None:
-                        self.caller.cause = CAUSE_OF_REASON[self._caller_reason]
-                        self.record.hangup_cause = self.caller.cause
-                    await self._caller_gone(None)
-                else:
-                    leg = self._leg(channel_id)
-                    if leg is not None:
-                        leg.destroyed = True
-                        await self._leg_gone(leg, None)
-                await self._maybe_finish()
+                # Its ChannelDestroyed may be queued or on its way: handled first, with its cause.
+                if channel_id not in self._vanish_checks:
+                    self._vanish_checks[channel_id] = self.clock.call_later(
+                        VANISH_GRACE_SECONDS,
+                        functools.partial(self.deliver, Timer("vanished", channel_id)),
+                    )
                 continue
             except AriError as exc:
                 log.warning("resync failed", channel=channel_id, status=exc.status)
@@ -798,13 +803,38 @@ class CallController:
             if leg is not None and channel.state == "Up" and self.winner is None:
                 await self._leg_answered(leg)
 
+    async def _channel_vanished(self, channel_id: str) -> None:
+        """A channel the resync found gone whose ChannelDestroyed never came: close it now."""
+        if self.state is CallState.ENDED:
+            return
+        if channel_id == self.caller.channel_id:
+            if self.caller.destroyed:
+                return
+            self._note(f"channel {channel_id} vanished while events were not received")
+            self.caller.destroyed = True
+            # Gone because we hung it up: its cause is the one our reason gives.
+            if self.caller.cause is None and self._caller_reason is not None:
+                self.caller.cause = CAUSE_OF_REASON[self._caller_reason]
+                self.record.hangup_cause = self.caller.cause
+            await self._caller_gone(None)
+        else:
+            leg = self._leg(channel_id)
+            if leg is None or leg.destroyed:
+                return
+            self._note(f"channel {channel_id} vanished while events were not received")
+            leg.destroyed = True
+            await self._leg_gone(leg, None)
+        await self._maybe_finish()
+
 
 def caller_id_variables(leg: LegPlan) -> dict[str, str]:
     """Channel variables presenting the route's caller ID on an outbound leg.
 
     chan_pjsip builds the INVITE's From (and P-Asserted-Identity) from the channel's
     connected line, not its CALLERID; `i` sets it without an update frame to a channel
-    not yet called. CALLERID is set too, so the leg's own snapshot shows the same.
+    not yet called. CALLERID is set too, so the leg's own snapshot shows the same. A
+    presentation other than allowed (a withheld caller) goes in CONNECTEDLINE(pres): chan_pjsip
+    then leaves From alone and sends PAI (with `Privacy: id`) only to a trusted endpoint.
     """
     variables = {
         "CALLERID(num)": leg.caller_id_number,
@@ -813,6 +843,8 @@ def caller_id_variables(leg: LegPlan) -> dict[str, str]:
     if leg.caller_id_name:
         variables["CALLERID(name)"] = leg.caller_id_name
         variables["CONNECTEDLINE(name,i)"] = leg.caller_id_name
+    if not leg.caller_id_presentation.allowed:
+        variables["CONNECTEDLINE(pres,i)"] = str(leg.caller_id_presentation)
     return variables
 
 

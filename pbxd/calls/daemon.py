@@ -2,13 +2,15 @@
 
 It owns the map channel id -> controller, the per-trunk count of outbound legs, and the
 recovery of calls left open by a previous run (adopt those still bridged or still ringing
-under the same route, close the rest).
+under the same route, close the rest), then the sweep of channels in Stasis that no call
+claims (a crash before the first CDR batch leaves no row to recover from).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +32,7 @@ from pbxd.clock import Clock
 from pbxd.config.files import HangupReason
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, RingPlan, plan_call
+from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
 
 log = structlog.get_logger("pbxd.daemon")
 
@@ -37,6 +40,12 @@ log = structlog.get_logger("pbxd.daemon")
 FALLBACK_LABEL = "unavailable"
 # States of an inbound channel not answered yet (its caller still hears ringing).
 UNANSWERED_STATES = frozenset({"Ring", "Ringing"})
+# Our outbound legs' channel ids: `<call id>-<n>` (n short: never a UUID's last group).
+LEG_ID = re.compile(r"^.+-[0-9]{1,3}$")
+# A StasisStart already sent when the sweep lists the app's channels arrives within this.
+SWEEP_GRACE_SECONDS = 0.5
+# How long the sweep waits for a stranded leg it hung up to be gone before reusing its id.
+SWEEP_LEG_GONE_SECONDS = 2.0
 
 
 class CdrStoreLike(CdrSink, Protocol):
@@ -68,6 +77,8 @@ class CallDaemon:
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
     # Calls this run took while recovery was reading: never "recovered", even once ended.
     _taken_during_recovery: set[str] = field(default_factory=set)
+    # Channels whose StasisStart arrived while the sweep runs (None: no sweep running).
+    _seen_starting: set[str] | None = None
     bad_events: int = 0
 
     # ------------------------------------------------------------ ChannelDirectory
@@ -129,6 +140,8 @@ class CallDaemon:
                 controller.deliver(event)
                 return
         if isinstance(event, StasisStart):
+            if self._seen_starting is not None:
+                self._seen_starting.add(event.channel.id)
             self._stasis_start(event)
 
     def _stasis_start(self, event: StasisStart) -> None:
@@ -144,6 +157,7 @@ class CallDaemon:
             called=channel.dialplan.exten,
             caller_number=channel.caller.number,
             caller_name=channel.caller.name,
+            stasis_args=event.args,  # the caller's presentation (ARI's Channel has none)
         )
         decision = plan_call(facts, self.config)
         record = CallRecord(
@@ -199,16 +213,19 @@ class CallDaemon:
             )
             await self._hangup_quietly(channel_id)
 
-    async def _hangup_quietly(self, channel_id: str) -> None:
+    async def _hangup_quietly(self, channel_id: str, *, reason_code: int | None = None) -> None:
         try:
-            await self.ari.hangup(channel_id, reason=str(HangupReason.NORMAL))
+            if reason_code is not None:
+                await self.ari.hangup(channel_id, reason_code=reason_code)
+            else:
+                await self.ari.hangup(channel_id, reason=str(HangupReason.NORMAL))
         except AriError as exc:
             log.info("hangup of stray channel failed", channel=channel_id, status=exc.status)
 
     # ------------------------------------------------------------ (re)connection
 
     async def on_connected(self) -> None:
-        """After each WebSocket (re)connection: recover once; on reconnections, resync.
+        """After each WebSocket (re)connection: recover (and sweep) once; later, resync.
 
         Only calls that existed while the socket was down can have lost events; a call
         that started on this connection has seen all of its own.
@@ -217,6 +234,7 @@ class CallDaemon:
         if not self.recovered.is_set():
             try:
                 await self.recover_open_calls()
+                await self.sweep_stranded_channels()
             finally:
                 self.recovered.set()
                 self._taken_during_recovery.clear()
@@ -251,6 +269,83 @@ class CallDaemon:
                 log.exception("recovery of a call failed", call_id=record.call_id)
                 await self._unstrand(record.call_id)
 
+    async def sweep_stranded_channels(self) -> None:
+        """Handle the channels Asterisk says our app holds that no call claims.
+
+        A crash before the first CDR batch committed leaves a call without an open row,
+        which recovery never sees: its legs are hung up, a caller still ringing is taken
+        as a new call, anything else goes back to the dialplan's `unavailable` label.
+        """
+        self._seen_starting = set()
+        try:
+            try:
+                app = await self.ari.get_application()
+            except AriError as exc:
+                log.warning("could not list the app's channels; sweep skipped", status=exc.status)
+                return
+            stray = [c for c in app.channel_ids if c not in self._by_channel]
+            bridges = [b for b in app.bridge_ids if b.removesuffix("-bridge") not in self.calls]
+            if not stray and not bridges:
+                return
+            # A brand-new call's StasisStart may be in flight: let it claim its channel first.
+            await self.clock.sleep(SWEEP_GRACE_SECONDS)
+            channels: list[Channel] = []
+            for channel_id in stray:
+                if channel_id in self._by_channel or channel_id in self._seen_starting:
+                    continue
+                channel = await self._channel(channel_id)
+                if channel is not None:
+                    channels.append(channel)
+            legs = [c for c in channels if _is_our_leg(c)]
+            for leg in legs:
+                log.warning("stranded leg hung up", channel=leg.id)
+                await self._hangup_quietly(leg.id)
+            if legs:
+                await self._wait_gone([leg.id for leg in legs])
+            for channel in channels:
+                if channel in legs or channel.id in self._by_channel:
+                    continue
+                await self._sweep_one(channel)
+            for bridge_id in bridges:
+                call_id = bridge_id.removesuffix("-bridge")
+                if bridge_id != call_id and call_id not in self.calls:
+                    log.warning("stranded bridge destroyed", bridge=bridge_id)
+                    with contextlib.suppress(AriNotFound):  # gone with its last channel
+                        await self.ari.destroy_bridge(bridge_id)
+        except Exception:
+            log.exception("sweep of stranded channels failed")
+        finally:
+            self._seen_starting = None
+
+    async def _sweep_one(self, channel: Channel) -> None:
+        """A stranded caller: planned anew if still ringing, else back to the dialplan."""
+        if channel.state in UNANSWERED_STATES:
+            log.warning("stranded caller taken as a new call", channel=channel.id)
+            # Its call began when Asterisk created the channel, not now; its Stasis() args
+            # (after the app's name in app_data) are what its StasisStart carried.
+            self._stasis_start(
+                StasisStart(
+                    timestamp=channel.creationtime,
+                    application=self.ari.app,
+                    channel=channel,
+                    args=_stasis_args(channel),
+                )
+            )
+            return
+        log.warning("stranded channel sent back to the dialplan", channel=channel.id)
+        await self._back_to_dialplan(channel.id)
+
+    async def _wait_gone(self, channel_ids: list[str]) -> None:
+        """Until Asterisk no longer has these channels (bounded), then let their events pass."""
+        deadline = self.clock.monotonic() + SWEEP_LEG_GONE_SECONDS
+        pending = list(channel_ids)
+        while pending and self.clock.monotonic() < deadline:
+            pending = [c for c in pending if await self._channel(c) is not None]
+            if pending:
+                await self.clock.sleep(0.05)
+        # Their ChannelDestroyed must not reach a new call reusing the same leg ids.
+        await self.clock.sleep(SWEEP_GRACE_SECONDS)
+
     async def _unstrand(self, channel_id: str) -> None:
         """After a failed recovery, a caller still ringing goes to the dialplan's fallback.
 
@@ -281,8 +376,10 @@ class CallDaemon:
             record.disposition = None
             self.cdr.record_call(record)
             self.cdr.record_leg(winner)
-            # Losers hung up as the call was answered: close them, they never come back.
-            await self._close_legs([leg for leg in live if leg is not winner], known)
+            # Losers hung up as the call was answered: close them, they never come back;
+            # one still ringing is told it was answered elsewhere, like at the answer.
+            losers = [leg for leg in live if leg is not winner]
+            await self._close_legs(losers, known, reason_code=ANSWERED_ELSEWHERE)
             trunk = self._adopted_trunk(winner)
             controller = adopt_bridged_call(
                 record,
@@ -333,6 +430,7 @@ class CallDaemon:
                 called=caller.dialplan.exten,
                 caller_number=caller.caller.number,
                 caller_name=caller.caller.name,
+                stasis_args=_stasis_args(caller),  # a withheld caller stays withheld
             ),
             self.config,
         )
@@ -356,7 +454,9 @@ class CallDaemon:
                 leg.ended_at = known  # ended while nobody listened
                 self.cdr.record_leg(leg)
             found[channel_id] = FoundLeg(leg, state)
+        # Asterisk's clock (started_at) may be ahead of ours: never more than the whole route.
         elapsed = (self.clock.now() - record.started_at).total_seconds()
+        elapsed = min(max(0.0, elapsed), float(decision.timeout))
         log.info("adopting ringing call", call_id=record.call_id, did=record.did)
         return adopt_ringing_call(
             record,
@@ -385,12 +485,14 @@ class CallDaemon:
             return None
         return partners[0]
 
-    async def _close_legs(self, legs: list[LegRecord], known: datetime) -> None:
+    async def _close_legs(
+        self, legs: list[LegRecord], known: datetime, *, reason_code: int | None = None
+    ) -> None:
         """Hang up what is left of open legs and close their records."""
         for leg in legs:
             still_there = await self._channel_state(leg.leg_id) is not None
             if still_there:
-                await self._hangup_quietly(leg.leg_id)
+                await self._hangup_quietly(leg.leg_id, reason_code=reason_code)
             leg.ended_at = self.clock.now() if still_there else known
             self.cdr.record_leg(leg)
 
@@ -431,6 +533,18 @@ class CallDaemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _stasis_args(channel: Channel) -> tuple[str, ...]:
+    """The arguments of the Stasis() application a channel is in (app_data: `app,args...`)."""
+    if channel.dialplan.app_name != "Stasis" or not channel.dialplan.app_data:
+        return ()
+    return tuple(channel.dialplan.app_data.split(",")[1:])
+
+
+def _is_our_leg(channel: Channel) -> bool:
+    """A leg pbxd created: its id is `<call id>-<n>`, or it entered Stasis as `pbxd-leg`."""
+    return bool(LEG_ID.match(channel.id)) or _stasis_args(channel)[:1] == ("pbxd-leg",)
 
 
 def best_end_time(record: CallRecord, legs: list[LegRecord]) -> datetime:

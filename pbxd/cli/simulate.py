@@ -18,6 +18,7 @@ from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
 from pbxd.config.numbering import national_format
 from pbxd.log import configure_logging
+from pbxd.sim import SHIPPED_STASIS_ARGS
 from pbxd.sim.scenario import (
     MAX_SCENARIO_SECONDS,
     MAX_SPEED,
@@ -142,6 +143,8 @@ async def _place_calls(
             trunk=call.trunk_endpoint,
             hangup_after=call.hangup_after,
             app=config.settings.ari_app,
+            presentation=call.presentation,
+            stasis_args=SHIPPED_STASIS_ARGS,  # as asterisk-conf/extensions.conf passes them
         )
         placed[channel_id] = call
     await sim.wait_until_idle()

@@ -15,17 +15,32 @@ import phonenumbers
 from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import canonical_e164
+from pbxd.dialplan.presentation import Presentation, presentation_of_stasis_args
+
+# What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
+ANONYMOUS_NUMBER = "anonymous"
+ANONYMOUS_NAME = "Anonymous"
 
 
 @dataclass(frozen=True, slots=True)
 class CallFacts:
-    """What Asterisk tells us about an inbound call when it enters Stasis."""
+    """What Asterisk tells us about an inbound call when it enters Stasis.
+
+    `stasis_args` are StasisStart's `args`: the shipped dialplan passes the caller's
+    presentation first (`Stasis(pbxd,${CALLERID(pres)})`); none means allowed.
+    """
 
     channel_id: str
     channel_name: str
     called: str
     caller_number: str
     caller_name: str
+    stasis_args: tuple[str, ...] = ()
+
+    @property
+    def presentation(self) -> Presentation:
+        """The caller's presentation (CALLERID(pres)), as the dialplan passed it."""
+        return presentation_of_stasis_args(self.stasis_args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +60,8 @@ class LegPlan:
     ring_time: int
     caller_id_number: str
     caller_id_name: str
+    # Set as CONNECTEDLINE(pres) when not allowed: chan_pjsip then keeps it out of From/PAI.
+    caller_id_presentation: Presentation = Presentation.ALLOWED_NOT_SCREENED
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +77,7 @@ class RingPlan:
     no_answer_reason: HangupReason
     caller_number: str
     caller_name: str
+    caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
 
 
 class RejectWhy(StrEnum):
@@ -80,6 +98,7 @@ class Reject:
     reason: HangupReason
     caller_number: str
     caller_name: str
+    caller_withheld: bool = False
 
     @property
     def message(self) -> str:
@@ -148,9 +167,13 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
     caller_number, caller_name = presented_caller(facts, country)
     did = normalise_number(facts.called, country) or facts.called
     trunk_name = trunk.name if trunk else None
+    presentation = facts.presentation
+    withheld = presentation.withheld
 
     def reject(why: RejectWhy) -> Reject:
-        return Reject(did, trunk_name, why, HangupReason.UNALLOCATED, caller_number, caller_name)
+        return Reject(
+            did, trunk_name, why, HangupReason.UNALLOCATED, caller_number, caller_name, withheld
+        )
 
     number = config.number(did)
     if number is None:
@@ -161,13 +184,22 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
     if route is None:
         return reject(RejectWhy.NO_ROUTE)
 
-    if route.caller_id is CallerIdPolicy.NUMBER:
-        cid_number, cid_name = did, number.label or caller_name
-    else:
-        cid_number, cid_name = caller_number, caller_name
     legs: list[LegPlan] = []
     start = 0
     for ring in route.targets:
+        if route.caller_id is CallerIdPolicy.NUMBER:
+            # Our DID is shown, allowed; a withheld caller's name is not ours to show.
+            cid_number = did
+            cid_name = number.label or ("" if withheld else caller_name)
+            cid_presentation = Presentation.ALLOWED_NOT_SCREENED
+        elif withheld and ring.target.endpoint is not None:
+            # Our own phone: no need for the number (the CDR has it), and a phone whose
+            # endpoint trusts outbound identity or ignores Privacy cannot leak it.
+            cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
+        else:
+            # A carrier needs the real identity (billing, emergency, tracing): it goes in
+            # PAI with `Privacy: id` and the carrier withholds it from the callee.
+            cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
         # Even past the route timeout on paper: earlier targets that are busy or offline
         # end at once and leave time for this one.
         legs.append(
@@ -179,6 +211,7 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
                 ring_time=min(ring.ring_time, route.timeout),
                 caller_id_number=cid_number,
                 caller_id_name=cid_name,
+                caller_id_presentation=cid_presentation,
             )
         )
         if route.strategy is RingStrategy.HUNT:
@@ -193,4 +226,5 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
         no_answer_reason=route.no_answer_cause,
         caller_number=caller_number,
         caller_name=caller_name,
+        caller_withheld=withheld,
     )

@@ -12,18 +12,34 @@ playbacks and the events they raise), `hub.py` (event WebSockets and app ownersh
 
 Extras beyond the contract (all typed): `AriSimulator(..., asterisk_id=, stasis_delay=,
 stasis_min_real_delay=)`, `add_endpoint(..., context=)`, `inbound_call(..., app=, dtmf=,
-dtmf_after=)`, `hangup(channel_id)` and `send_dtmf(channel_id, digits)` (the far end acts
+dtmf_after=, presentation=, stasis_args=)` (a withheld caller; the dialplan's Stasis()
+arguments), `hangup(channel_id)` and `send_dtmf(channel_id, digits)` (the far end acts
 now), `await wait_connected(app)`, `await wait_until_idle()`, `channel(id)`, `channels`,
 `bridge(id)`, `bridges`, `default_script`, `sound_seconds`, `base_url`; and on a channel,
 `SimChannel.presented`: the identity its INVITE showed the callee (chan_pjsip's From is the
-connected line, not the caller ID).
+connected line, not the caller ID), with its `presentation` (CONNECTEDLINE(pres)).
+`SHIPPED_STASIS_ARGS` and the `PRES_*` codes go with `inbound_call`.
 """
 
-from .model import CallerId, SimBridge, SimChannel, SimEndpoint, SimPlayback
+from .model import (
+    PRES_ALLOWED_NOT_SCREENED,
+    PRES_NUMBER_NOT_AVAILABLE,
+    PRES_PROHIB_NOT_SCREENED,
+    CallerId,
+    SimBridge,
+    SimChannel,
+    SimEndpoint,
+    SimPlayback,
+)
+from .pbx import SHIPPED_STASIS_ARGS
 from .peers import PeerScript
 from .server import AriSimulator
 
 __all__ = [
+    "PRES_ALLOWED_NOT_SCREENED",
+    "PRES_NUMBER_NOT_AVAILABLE",
+    "PRES_PROHIB_NOT_SCREENED",
+    "SHIPPED_STASIS_ARGS",
     "AriSimulator",
     "CallerId",
     "PeerScript",

@@ -161,9 +161,43 @@ PRESENTATION_TEXTS: dict[int, str] = {
 }
 
 
+# ast_named_caller_presentation(): what CALLERID(pres) reads; ast_parse_caller_presentation()
+# takes the same names (any case) for CALLERID(pres)= and CONNECTEDLINE(pres)=.
+PRESENTATION_NAMES: dict[int, str] = {
+    0: "allowed_not_screened",
+    1: "allowed_passed_screen",
+    2: "allowed_failed_screen",
+    3: "allowed",
+    32: "prohib_not_screened",
+    33: "prohib_passed_screen",
+    34: "prohib_failed_screen",
+    35: "prohib",
+    67: "unavailable",
+}
+PRES_PROHIB_NOT_SCREENED = 32
+PRES_NUMBER_NOT_AVAILABLE = 67
+
+
 def presentation_text(presentation: int) -> str:
     """Asterisk's ast_describe_caller_presentation()."""
     return PRESENTATION_TEXTS.get(presentation, "Unknown")
+
+
+def presentation_name(presentation: int) -> str:
+    """Asterisk's ast_named_caller_presentation()."""
+    return PRESENTATION_NAMES.get(presentation, "unknown")
+
+
+def parse_presentation(value: str) -> int | None:
+    """How func_callerid.c reads a `pres` write: a leading digit -> atoi, else a name."""
+    text = value.strip()
+    if text[:1].isdigit():
+        digits = text[: len(text) - len(text.lstrip("0123456789"))]
+        return int(digits)
+    for code, name in PRESENTATION_NAMES.items():
+        if name == text.lower():
+            return code
+    return None  # Asterisk logs "Unknown combined presentation" and leaves it unchanged
 
 
 def cause_text(cause: int) -> str:
@@ -184,16 +218,29 @@ def ari_time(moment: datetime) -> str:
 
 @dataclass
 class CallerId:
-    """A caller or connected-line party."""
+    """A caller or connected-line party.
+
+    `presentation` is the combined name/number presentation (AST_PRES_*). It is not in
+    ARI's CallerID model, and Asterisk's snapshot comparisons behind ChannelCallerId /
+    ChannelConnectedLine look at name and number only: so it takes no part in equality.
+    """
 
     name: str = ""
     number: str = ""
+    presentation: int = field(default=PRES_ALLOWED_NOT_SCREENED, compare=False)
 
     def to_json(self) -> JsonDict:
         return {"name": self.name, "number": self.number}
 
     def copy(self) -> CallerId:
-        return CallerId(self.name, self.number)
+        return CallerId(self.name, self.number, self.presentation)
+
+    @property
+    def combined_presentation(self) -> int:
+        """ast_party_id_presentation(): a party with neither name nor number is unavailable."""
+        if not self.name and not self.number:
+            return PRES_NUMBER_NOT_AVAILABLE
+        return self.presentation
 
 
 @dataclass(eq=False)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..clock import Clock
@@ -43,6 +44,8 @@ from .model import (
     ari_time,
     cause_text,
     cause_to_sip,
+    parse_presentation,
+    presentation_name,
     presentation_text,
 )
 from .peers import DTMF_DURATION_MS, DTMF_INTERVAL, DialTarget, PeerScript, ScriptBook
@@ -59,6 +62,9 @@ PLAYBACK_START_DELAY = 0.001
 DEFAULT_SOUND_SECONDS = 1.0
 SECONDS_PER_SPOKEN_CHAR = 0.5
 MEDIA_SCHEMES = frozenset({"sound", "recording", "number", "digits", "characters", "tone"})
+# The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution.
+SHIPPED_STASIS_ARGS = ("${CALLERID(pres)}",)
+_DIALPLAN_EXPRESSION = re.compile(r"\$\{([^}]*)\}")
 
 
 class AriError(Exception):
@@ -258,8 +264,16 @@ class SimPbx:
         hangup_after: float | None,
         dtmf: str = "",
         dtmf_after: float = 0.5,
+        presentation: int = PRES_ALLOWED_NOT_SCREENED,
+        stasis_args: Sequence[str] = (),
     ) -> SimChannel:
-        """An INVITE from the carrier on `trunk`: dialplan `from-trunk` sends it to Stasis(app)."""
+        """An INVITE from the carrier on `trunk`: dialplan `from-trunk` sends it to Stasis(app).
+
+        `presentation`: the caller's, as chan_pjsip reads it (PAI with `Privacy: id` ->
+        prohib_not_screened). `stasis_args`: the dialplan's Stasis() arguments after the app,
+        `${CALLERID(...)}`/`${EXTEN}` substituted as pbx_substitute_variables would; none by
+        default, as in the captures (plain `Stasis(pbxd)`).
+        """
         endpoint = self.endpoint("PJSIP", trunk)
         if endpoint is None:
             endpoint = self.add_endpoint("PJSIP", trunk, context="from-trunk")
@@ -272,7 +286,7 @@ class SimPbx:
             direction="inbound",
             creationtime=self.clock.now(),
             state="Ring",
-            caller=CallerId(caller_name, caller_number),
+            caller=CallerId(caller_name, caller_number, presentation),
             context=endpoint.context,
             exten=did,
             via_dialplan=True,
@@ -280,7 +294,9 @@ class SimPbx:
         )
         chan.apps[app] = None
         self._register(chan)
-        self._enter_stasis(chan, app, [])
+        args = ",".join(substitute(arg, chan) for arg in stasis_args)
+        # Stasis() splits its (substituted) data on commas, as app_stasis's AST_STANDARD_APP_ARGS.
+        self._enter_stasis(chan, app, args.split(",") if stasis_args else [])
         if hangup_after is not None:
             self._later(chan, hangup_after, lambda: self.remote_hangup(chan))
         return chan
@@ -348,8 +364,8 @@ class SimPbx:
                 self._emit_channel(
                     chan,
                     "ChannelCallerId",
-                    caller_presentation=PRES_ALLOWED_NOT_SCREENED,
-                    caller_presentation_txt=presentation_text(PRES_ALLOWED_NOT_SCREENED),
+                    caller_presentation=chan.caller.combined_presentation,
+                    caller_presentation_txt=presentation_text(chan.caller.combined_presentation),
                 )
             if chan.connected != connected:
                 self._emit_channel(chan, "ChannelConnectedLine")
@@ -394,8 +410,10 @@ class SimPbx:
             raise AriError(409, "Dialing a channel not created by ARI")
         if caller is not None:
             chan.language = caller.language
-            if chan.connected != caller.caller:
-                chan.connected = caller.caller.copy()
+            changed = chan.connected != caller.caller
+            # The whole party is copied (presentation too); an event only if name/number moved.
+            chan.connected = caller.caller.copy()
+            if changed:
                 self._emit_channel(chan, "ChannelConnectedLine")
         self._start_dial(chan, timeout, None, [])
 
@@ -855,9 +873,34 @@ class SimPbx:
                 playback.timer.cancel()
 
 
+def substitute(text: str, chan: SimChannel) -> str:
+    """pbx_substitute_variables() for what dialplans hand to Stasis: `${EXTEN}` and
+    `${CALLERID(num|name|all|pres)}`; anything else expands to nothing, as an unset variable."""
+
+    def value(match: re.Match[str]) -> str:
+        expression = match.group(1).replace(" ", "")
+        if expression == "EXTEN":
+            return chan.exten
+        function, _, datatype = expression.partition("(")
+        if function.upper() != "CALLERID":
+            return ""
+        datatype = datatype.removesuffix(")").lower()
+        if datatype in ("num", "number"):
+            return chan.caller.number
+        if datatype == "name":
+            return chan.caller.name
+        if datatype == "all":
+            return f'"{chan.caller.name}" <{chan.caller.number}>'
+        if datatype.startswith("pres") or datatype in ("num-pres", "name-pres"):
+            return presentation_name(chan.caller.combined_presentation)
+        return ""
+
+    return _DIALPLAN_EXPRESSION.sub(value, text)
+
+
 def apply_variables(chan: SimChannel, variables: dict[str, str]) -> bool:
-    """The caller-ID dialplan functions among `variables`: CALLERID(num/name/all) and
-    CONNECTEDLINE(num/name/all[,i]) change the channel's parties; True if all were functions
+    """The caller-ID dialplan functions among `variables`: CALLERID(num/name/all/pres) and
+    CONNECTEDLINE(num/name/all/pres[,i]) change the channel's parties; True if all were functions
     (a `NAME(...)` is a function write, never a plain variable, as in pbx_builtin_setvar_helper)."""
     functions = True
     for key, value in variables.items():
@@ -880,6 +923,10 @@ def apply_variables(chan: SimChannel, variables: dict[str, str]) -> bool:
         elif datatype == "ALL":
             parsed = parse_caller_id(value)
             party.name, party.number = parsed.name, parsed.number
+        elif datatype.startswith("PRES"):
+            presentation = parse_presentation(value)
+            if presentation is not None:  # else Asterisk logs an error, value unchanged
+                party.presentation = presentation
     return functions
 
 

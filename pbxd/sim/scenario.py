@@ -21,6 +21,7 @@ from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import NumberError, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
+from pbxd.sim.model import PRES_ALLOWED_NOT_SCREENED, PRES_PROHIB_NOT_SCREENED
 from pbxd.sim.peers import DTMF_DIGITS, PeerScript
 from pbxd.sim.server import AriSimulator
 
@@ -113,6 +114,9 @@ class CallEntry(_Strict):
     to: str
     from_: str = Field(default="anonymous", alias="from")
     name: str = ""
+    # The caller withheld their number: the carrier still sends it (P-Asserted-Identity with
+    # `Privacy: id`), Asterisk reads presentation prohib_not_screened.
+    withheld: Annotated[bool, BeforeValidator(_flag)] = False
     trunk: str | None = None
     hangup_after: PositiveSeconds | None = None
 
@@ -150,6 +154,12 @@ class ScenarioCall:
     caller_name: str
     trunk_endpoint: str
     hangup_after: float | None
+    withheld: bool = False
+
+    @property
+    def presentation(self) -> int:
+        """The caller's presentation as Asterisk has it (AST_PRES_*), for `inbound_call`."""
+        return PRES_PROHIB_NOT_SCREENED if self.withheld else PRES_ALLOWED_NOT_SCREENED
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +401,14 @@ def _resolve_call(
     if did is None or trunk is None or caller is None or not name_ok:
         return None
     return ScenarioCall(
-        index, call.at, did, caller, call.name, trunk.inbound_endpoint, call.hangup_after
+        index,
+        call.at,
+        did,
+        caller,
+        call.name,
+        trunk.inbound_endpoint,
+        call.hangup_after,
+        call.withheld,
     )
 
 

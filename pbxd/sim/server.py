@@ -9,14 +9,14 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from ..clock import Clock, RealClock
 from .hub import EventHub, EventSession
-from .model import JsonDict, SimBridge, SimChannel, ari_time
+from .model import PRES_ALLOWED_NOT_SCREENED, JsonDict, SimBridge, SimChannel, ari_time
 from .pbx import SimPbx
 from .peers import DTMF_DIGITS, PeerScript
 from .rest import AriRest, AsteriskIdentity, Reply, RestRequest
@@ -197,13 +197,17 @@ class AriSimulator:
         app: str = "pbxd",
         dtmf: str = "",
         dtmf_after: float = 0.5,
+        presentation: int = PRES_ALLOWED_NOT_SCREENED,
+        stasis_args: Sequence[str] = (),
     ) -> str:
         """A call from the carrier to `did` enters Stasis(app); returns the channel id.
 
         `hangup_after` (virtual s from arrival): the caller sends CANCEL if the call is not
         answered by then (cause 127), BYE if it is (16). `dtmf` digits are sent `dtmf_after`
         s after pbxd answers. If `app` has no WebSocket, Stasis() fails and the call ends at
-        once, with no event, as on Asterisk.
+        once, with no event, as on Asterisk. `presentation` is the caller's (AST_PRES_*, e.g.
+        PRES_PROHIB_NOT_SCREENED for a withheld number); `stasis_args` the dialplan's Stasis()
+        arguments after the app, e.g. SHIPPED_STASIS_ARGS (none: plain `Stasis(pbxd)`).
         """
         chan = self.pbx.inbound_call(
             did,
@@ -214,6 +218,8 @@ class AriSimulator:
             hangup_after=hangup_after,
             dtmf=dtmf,
             dtmf_after=dtmf_after,
+            presentation=presentation,
+            stasis_args=stasis_args,
         )
         return chan.id
 

@@ -5,13 +5,14 @@ trunk capacity, and garbage on the event stream."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, update
 
-from pbxd.ari import parse_event
+from pbxd.ari import AriClient, parse_event
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.schema import CallRow, LegRow
 from pbxd.sim import PeerScript
@@ -305,6 +306,38 @@ async def test_restart_adopts_a_bridged_call_whose_answer_was_not_yet_written(
     assert_no_errors(logs)
 
 
+async def test_restart_hangs_up_losers_still_ringing_as_answered_elsewhere(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The daemon died before its hangups of the losers (cause 26) reached Asterisk: alice
+    # and dave still ring beside the bridged call. The restart ends them as answered
+    # elsewhere, so their phones do not log a missed call.
+    assert lab.service is not None and lab.service.client is not None
+    client = lab.service.client
+    hangup = client.hangup
+
+    async def hangup_lost_for_losers(channel_id: str, **kwargs: Any) -> None:
+        if kwargs.get("reason_code") == 26:
+            return  # never reached Asterisk
+        await hangup(channel_id, **kwargs)
+
+    client.hangup = hangup_lost_for_losers  # type: ignore[method-assign]
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    assert lab.sim.channel(f"{call_id}-1") is not None  # alice still ringing
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.final_cause(f"{call_id}-1") == lab.final_cause(f"{call_id}-3") == 26
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "bob" and entry.call.hangup_cause == 16
+    assert all(leg.ended_at is not None for leg in entry.legs)
+    assert_no_errors(logs)
+
+
 async def test_restart_adopted_external_leg_holds_its_trunk_slot(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
@@ -367,6 +400,123 @@ async def test_restart_closes_a_call_that_ended_while_down(
     assert lab.final_cause(f"{call_id}-2") == 16  # bob, alone in the bridge, hung up
     assert_no_errors(logs)
     lab.assert_nothing_leaked()  # ...and the bridge he was left in destroyed
+
+
+def hangup_at_the_resync(
+    lab: CallLab,
+    monkeypatch: pytest.MonkeyPatch,
+    channel_id: str,
+    *,
+    lose_events: bool,
+    nth_get: int = 2,
+) -> None:
+    """The far end of `channel_id` hangs up as the call's resync asks about it.
+
+    On the `nth_get` GET of the channel (after a restart the recovery's comes first), the
+    channel is hung up and its events are held back until that GET has answered 404 (as
+    Asterisk's WebSocket lags its REST answer by a few ms), or never sent (`lose_events`).
+    """
+    held: list[tuple[Any, dict[str, Any]]] = []
+    holding: list[bool] = []
+    publish = lab.sim.pbx._publish
+
+    def hold(apps: Any, event: dict[str, Any]) -> None:
+        if holding and (event.get("channel") or {}).get("id") == channel_id:
+            held.append((apps, event))
+            return
+        publish(apps, event)
+
+    def release() -> None:
+        holding.clear()
+        if not lose_events:
+            for apps, event in held:
+                publish(apps, event)
+
+    lab.sim.pbx._publish = hold  # type: ignore[method-assign]
+    get_channel = AriClient.get_channel
+    asked: list[str] = []
+
+    async def get_as_it_hangs_up(client: AriClient, asked_for: str) -> Any:
+        if asked_for == channel_id:
+            asked.append(asked_for)
+            if len(asked) == nth_get:
+                holding.append(True)
+                lab.sim.hangup(channel_id)
+                try:
+                    return await get_channel(client, asked_for)
+                finally:
+                    asyncio.get_running_loop().call_soon(release)
+        return await get_channel(client, asked_for)
+
+    monkeypatch.setattr(AriClient, "get_channel", get_as_it_hangs_up)
+
+
+async def test_restart_caller_hanging_up_during_the_resync_keeps_its_cause(
+    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The resync's GET answers 404 just before the caller's ChannelDestroyed (cause 16)
+    # arrives: the call waits for that event instead of closing the CDR without a cause.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    hangup_at_the_resync(lab, monkeypatch, call_id, lose_events=False)
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert call.hangup_cause == lab.final_cause(call_id) == 16, lab.timeline(call_id)
+    legs = {leg.target: leg for leg in entry.legs}
+    assert legs["bob"].hangup_cause == 16 and legs["bob"].ended_at is not None
+    assert "vanished" not in lab.timeline(call_id)
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_reconnection_caller_hanging_up_during_the_resync_keeps_its_cause(
+    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same race after a WebSocket reconnection: the resync's GET is the first one.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    hangup_at_the_resync(lab, monkeypatch, call_id, lose_events=False, nth_get=1)
+    lab.sim.drop_websockets()
+    await wait_reconnected(lab, 2)
+    entry = await lab.finish(call_id)
+    assert entry.call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert entry.call.hangup_cause == lab.final_cause(call_id) == 16, lab.timeline(call_id)
+    assert "vanished" not in lab.timeline(call_id)
+    assert_no_errors(logs)
+
+
+async def test_restart_caller_whose_hangup_events_are_lost_is_closed_after_the_grace(
+    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same, but Asterisk's events for the caller never come: the resync's 404 stands, the
+    # call ends (bob hung up) once the grace is over, not at the 5 s end backstop.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    hangup_at_the_resync(lab, monkeypatch, call_id, lose_events=True)
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert lab.final_cause(call_id) is None  # nothing about the caller reached the daemon
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.ended_at is not None and call.hangup_cause is None
+    assert f"channel {call_id} vanished" in lab.timeline(call_id)
+    legs = {leg.target: leg for leg in entry.legs}
+    assert legs["bob"].hangup_cause == lab.final_cause(f"{call_id}-2") == 16
+    assert not [
+        line for line in logs if line["event"] == "ending without confirmation of every hangup"
+    ]
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
 
 
 async def wait_ringing(lab: CallLab, call_id: str) -> None:
@@ -489,6 +639,29 @@ async def test_restart_keeps_the_route_timeout_of_the_first_run(
     assert_no_errors(logs)
 
 
+async def test_restart_with_asterisk_clock_ahead_keeps_the_route_timeout(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # tight-hunt (6 s a target, 10 s the route), its CDR start 30 s ahead of our clock (as
+    # Asterisk's event timestamps are when its clock is ahead): the route left after the
+    # restart is at most 10 s, not 40, so dave's turn never comes.
+    call_id = await lab.call(TIGHT_HUNT)
+    await wait_ringing(lab, call_id)
+    await lab.kill_service()
+    store = await lab.reopen_store()
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(CallRow)
+            .where(CallRow.call_id == call_id)
+            .values(started_at=lab.clock.now() + timedelta(seconds=30))
+        )
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+    assert entry.call.disposition is Disposition.NO_ANSWER, lab.timeline(call_id)
+    assert [leg.target for leg in entry.legs] == ["alice", "bob"], lab.timeline(call_id)
+    assert_no_errors(logs)
+
+
 async def test_restart_after_the_route_timeout_gives_up_at_once(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
@@ -567,6 +740,134 @@ async def test_restart_with_another_strategy_closes_a_ringing_call(
         "PJSIP/alice"
     ]
     assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+def lose_every_cdr_write(lab: CallLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first run dies before its first CDR batch commits: no row survives it."""
+    monkeypatch.setattr(lab.store, "record_call", lambda record: True)
+    monkeypatch.setattr(lab.store, "record_leg", lambda record: True)
+
+
+async def test_restart_takes_a_ringing_caller_whose_cdr_was_never_written(
+    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No open row, so recovery knows nothing; the sweep of the app's channels finds the
+    # caller still ringing and its three legs: the legs are hung up, the call is routed
+    # again from the caller's channel (its start: when Asterisk created it) and answered.
+    lose_every_cdr_write(lab, monkeypatch)
+    call_id = await lab.call(RINGALL)
+    await wait_ringing(lab, call_id)
+    caller = lab.sim.channel(call_id)
+    assert caller is not None
+    created = caller.creationtime
+    await lab.kill_service()
+    await lab.reopen_store()
+    assert await lab.store.open_calls() == []
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    await lab.start_service()
+    await wait_bridged(lab, call_id)
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob" and call.hangup_cause == 16
+    assert abs(seconds(created, call.started_at)) < 0.01
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [
+        ("alice", 26),
+        ("bob", 16),
+        ("dave", 26),
+    ]
+    # The first run's legs were hung up by the sweep before the new ones took their ids.
+    assert [e["cause"] for e in lab.events("ChannelDestroyed", f"{call_id}-1")] == [16, 26]
+    assert len(lab.requests("POST", "/channels/create")) == 6
+    assert_no_errors(logs)
+
+
+async def test_restart_sweep_leaves_a_call_whose_stasis_start_is_in_flight(
+    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new call enters Stasis as the sweep lists the app's channels; its StasisStart
+    # reaches pbxd only after that answer. It is this run's call, not a stranded one.
+    await lab.kill_service()
+    await lab.reopen_store()
+    publish = lab.sim.pbx._publish
+    held: list[tuple[Any, dict[str, Any]]] = []
+    holding: list[bool] = []
+
+    def hold(apps: Any, event: dict[str, Any]) -> None:
+        if holding:
+            held.append((apps, event))
+            return
+        publish(apps, event)
+
+    lab.sim.pbx._publish = hold  # type: ignore[method-assign]
+    get_application = AriClient.get_application
+    new_call: list[str] = []
+
+    async def list_as_a_call_arrives(client: AriClient, name: str | None = None) -> Any:
+        holding.append(True)
+        new_call.append(await lab.call(RINGALL, hangup_after=3))
+        try:
+            return await get_application(client, name)
+        finally:
+            holding.clear()
+            for apps, event in held:
+                publish(apps, event)
+
+    monkeypatch.setattr(AriClient, "get_application", list_as_a_call_arrives)
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
+    await lab.start_service()
+    [call_id] = new_call
+    listed = lab.requests("GET", "/applications/pbxd")
+    assert call_id in listed[-1]["body"]["channel_ids"]  # the restarted run's listing
+    entry = await lab.finish(call_id)
+    assert entry.call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert entry.call.answered_by == "alice"
+    assert not [line for line in logs if str(line["event"]).startswith("stranded")]
+    assert len(lab.requests("POST", "/channels/create")) == 3
+    assert_no_errors(logs)
+
+
+async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan(
+    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bridged with bob, but nothing written: nobody can complete that CDR. bob's leg is
+    # hung up and the caller handed to the dialplan's `unavailable` label (the simulator
+    # answers `continue` 501, so the fallback hangs it up); the stale bridge is destroyed.
+    lose_every_cdr_write(lab, monkeypatch)
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.start_service()
+    await lab.settle()
+    lab.assert_nothing_leaked()
+    sent_back = lab.requests("POST", f"/channels/{call_id}/continue")
+    assert [r["params"].get("label") for r in sent_back] == ["unavailable"]
+    assert lab.final_cause(f"{call_id}-2") == lab.final_cause(call_id) == 16
+    assert lab.requests("DELETE", f"/bridges/{call_id}-bridge")
+    assert await lab.store.get_call(call_id) is None
+    assert not [line for line in logs if line.get("log_level") in ("error", "critical")]
+
+
+async def test_restart_sweep_leaves_an_adopted_call_alone(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # A call with its CDR is adopted (claimed), so the sweep does not touch it.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.start_service()
+    assert lab.requests("GET", "/applications/pbxd")
+    assert bridged(lab, call_id)
+    assert not [line for line in logs if str(line["event"]).startswith("stranded")]
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "bob"
     assert_no_errors(logs)
 
 

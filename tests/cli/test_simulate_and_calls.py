@@ -191,3 +191,17 @@ def test_usage_errors_exit_1_with_the_reason(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_simulate_a_caller_who_withheld_their_number(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (example / "scenarios" / "withheld.yaml").write_text(
+        "peers:\n  alice: {answer_after: 1, hangup_after: 2}\n"
+        "calls:\n  - {at: 0, to: 01 70 00 00 01, from: 06 12 00 00 07, withheld: true}\n"
+    )
+    db = f"sqlite:///{example / 'cdr.db'}"
+    assert main(["simulate", "scenarios/withheld.yaml", "--speed", "50", "--database", db]) == 0
+    out = capsys.readouterr().out
+    assert "incoming call from +33612000007 (number withheld) to +33170000001" in out
+    assert "=> answered by alice" in out

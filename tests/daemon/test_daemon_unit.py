@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,28 @@ async def test_a_ringing_caller_whose_recovery_fails_goes_to_the_dialplan(
     assert ari.requests == [("continue", "3.3", {"label": "unavailable"})]
     assert calls.calls == {}
     assert [e["call_id"] for e in logs if e["event"] == "recovery of a call failed"] == ["3.3"]
+
+
+@pytest.mark.parametrize(
+    ("channel_id", "app_data", "ours"),
+    [
+        ("1795460593.239-2", "pbxd", True),  # `<call id>-<n>`
+        ("1795460593.239", "pbxd,pbxd-leg,1795460593.239", True),  # its Stasis args
+        ("1795460593.239", "pbxd", False),  # an inbound caller
+        ("5cce98c0-2f3f-41c1-a215-116869085123", "pbxd", False),  # a UUID ending in digits
+        ("1795460593.239", "pbxd,+33612000001", False),  # a caller with args of its own
+    ],
+)
+def test_the_sweep_tells_our_legs_from_callers(channel_id: str, app_data: str, ours: bool) -> None:
+    channel = stasis_start(channel_id).channel
+    channel = replace(channel, dialplan=replace(channel.dialplan, app_data=app_data))
+    assert daemon_module._is_our_leg(channel) is ours
+
+
+def test_a_swept_caller_keeps_its_stasis_args() -> None:
+    channel = stasis_start("1795460593.239").channel
+    assert daemon_module._stasis_args(channel) == ()
+    channel = replace(channel, dialplan=replace(channel.dialplan, app_data="pbxd,withheld,x"))
+    assert daemon_module._stasis_args(channel) == ("withheld", "x")
+    channel = replace(channel, dialplan=replace(channel.dialplan, app_name="Dial"))
+    assert daemon_module._stasis_args(channel) == ()

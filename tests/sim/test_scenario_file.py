@@ -324,3 +324,27 @@ def test_a_scenario_without_calls_warns(config: Config) -> None:
     scenario, diagnostics = load(config, "title: nothing\n")
     assert scenario is not None and scenario.calls == ()
     assert diagnostics == ["scenarios/t.yaml:1:1: warning: the scenario places no call"]
+
+
+def test_a_caller_may_withhold_their_number(config: Config) -> None:
+    # The carrier still sends the number (PAI with Privacy: id); Asterisk reads it restricted.
+    scenario, diagnostics = load(
+        config,
+        "calls:\n"
+        "  - {to: 01 70 00 00 01, from: 06 12 00 00 01, withheld: true}\n"
+        "  - {to: 01 70 00 00 01, from: 06 12 00 00 02}\n"
+        "  - {to: 01 70 00 00 01}\n",
+    )
+    assert diagnostics == []
+    assert scenario is not None
+    assert [(c.caller_number, c.withheld, c.presentation) for c in scenario.calls] == [
+        ("+33612000001", True, 32),  # prohib_not_screened
+        ("+33612000002", False, 0),  # allowed_not_screened
+        ("anonymous", False, 0),  # no identity from the carrier: nothing to withhold
+    ]
+
+
+def test_withheld_must_be_true_or_false(config: Config) -> None:
+    assert diagnose(config, "calls:\n  - {to: 01 70 00 00 01, withheld: 1}\n") == [
+        "scenarios/t.yaml:2:36: error: withheld: must be true or false, not '1'",
+    ]
