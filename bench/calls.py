@@ -16,7 +16,7 @@ hangs up after 2 s. Expected CDR dispositions: answered, answered, abandoned.
 Latency "StasisStart received -> first dial sent", per call, with `time.perf_counter()` in
 the daemon process and no change to pbxd: `EventStream._dispatch` is wrapped to time the
 moment a WebSocket message reaches pbxd (before JSON parsing), `CallDaemon.on_event` to
-tell which StasisStart it was, and the service's `AriClient.request` to time each request
+tell which StasisStart it was, and the service's `AriClient._send` to time each request
 as it is issued (before awaiting the response). Since a leg is dialled only once its own
 StasisStart arrives, the latency is broken down into the daemon's own work and the round
 trips it waits for (ring, create, the leg entering Stasis).
@@ -318,8 +318,12 @@ def instrumented(probe: Probe) -> Iterator[None]:
 
 
 def instrument_client(client: Any, probe: Probe) -> None:
-    """Time each ARI request of the service's client as it is issued and as it returns."""
-    request: Callable[..., Awaitable[Any]] = client.request
+    """Time each ARI request of the service's client as it is issued and as it returns.
+
+    Wraps `AriClient._send`, the one place every request (`request` and the typed calls that
+    parse models) goes through.
+    """
+    request: Callable[..., Awaitable[Any]] = client._send
     clock = time.perf_counter
 
     async def timed_request(
@@ -351,7 +355,7 @@ def instrument_client(client: Any, probe: Probe) -> None:
             if done is not None:
                 done[key] = clock()
 
-    client.request = timed_request
+    client._send = timed_request
 
 
 def request_kind(method: str, parts: list[str]) -> str:
