@@ -49,7 +49,7 @@ log = structlog.get_logger("pbxd.calls")
 END_GRACE_SECONDS = 5.0
 # Asterisk's dial timeout ends a ringing leg; ours is the backstop if that never comes.
 RING_BACKSTOP_SECONDS = 2.0
-# Asterisk answers a GET 404 a few ms before its ChannelDestroyed (with the cause) reaches us.
+# Asterisk answers a REST 404 a few ms before its ChannelDestroyed (with the cause) reaches us.
 VANISH_GRACE_SECONDS = 0.5
 
 
@@ -184,7 +184,7 @@ class CallController:
     caller: CallerSide = field(init=False)
     queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue, repr=False)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
-    # Channels a resync found gone, waiting for their ChannelDestroyed (never cancelled early).
+    # Channels Asterisk said are gone, waiting for their ChannelDestroyed (never cancelled early).
     _vanish_checks: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
     _timed_out: bool = False
     _started: float = 0.0  # clock.monotonic() when the route started ringing
@@ -376,7 +376,8 @@ class CallController:
     async def _caller_already_gone(self, error: AriError) -> None:
         # The caller hung up while we were deciding: an expected race, not an error.
         log.info("caller already gone", status=error.status, message=error.message)
-        self.caller.destroyed = True
+        # Legs stop ringing now; the CDR waits (briefly) for the ChannelDestroyed and its cause.
+        self._expect_destroyed(self.caller.channel_id)
         await self._caller_gone(None)
 
     # ------------------------------------------------------------------ legs
@@ -789,12 +790,7 @@ class CallController:
             try:
                 channel = await self.ari.get_channel(channel_id)
             except AriNotFound:
-                # Its ChannelDestroyed may be queued or on its way: handled first, with its cause.
-                if channel_id not in self._vanish_checks:
-                    self._vanish_checks[channel_id] = self.clock.call_later(
-                        VANISH_GRACE_SECONDS,
-                        functools.partial(self.deliver, Timer("vanished", channel_id)),
-                    )
+                self._expect_destroyed(channel_id)
                 continue
             except AriError as exc:
                 log.warning("resync failed", channel=channel_id, status=exc.status)
@@ -803,8 +799,20 @@ class CallController:
             if leg is not None and channel.state == "Up" and self.winner is None:
                 await self._leg_answered(leg)
 
+    def _expect_destroyed(self, channel_id: str) -> None:
+        """Asterisk says `channel_id` is gone: wait briefly for its ChannelDestroyed.
+
+        Asterisk answers REST 404/409/422 a few ms before that event (with its cause) reaches us;
+        if it never comes (events lost), `_channel_vanished` closes the channel.
+        """
+        if channel_id not in self._vanish_checks:
+            self._vanish_checks[channel_id] = self.clock.call_later(
+                VANISH_GRACE_SECONDS,
+                functools.partial(self.deliver, Timer("vanished", channel_id)),
+            )
+
     async def _channel_vanished(self, channel_id: str) -> None:
-        """A channel the resync found gone whose ChannelDestroyed never came: close it now."""
+        """A channel Asterisk said was gone whose ChannelDestroyed never came: close it now."""
         if self.state is CallState.ENDED:
             return
         if channel_id == self.caller.channel_id:
