@@ -40,6 +40,7 @@ CAUSE_USER_BUSY = 17
 CAUSE_NO_ANSWER = 19
 CAUSE_CALL_REJECTED = 21
 CAUSE_ANSWERED_ELSEWHERE = 26
+CAUSE_CONGESTION = 34
 CAUSE_INTERWORKING = 127
 
 CAUSE_TEXTS: dict[int, str] = {
@@ -292,6 +293,8 @@ class SimChannel:
     stasis_app: str | None = None
     # Entered Stasis from the dialplan (inbound): Stasis() returning adds a 2nd HangupRequest.
     via_dialplan: bool = False
+    # Back in the dialplan after `continue`: the PBX ending the call adds that HangupRequest too.
+    in_dialplan: bool = False
     # What `dial` sends: set only on channels made by channels/create ("Dialing a channel not
     # created by ARI" otherwise).
     dialstring: str | None = None

@@ -24,6 +24,7 @@ from ..clock import Clock
 from .model import (
     BRIDGE_TYPE_FLAGS,
     CAUSE_CALL_REJECTED,
+    CAUSE_CONGESTION,
     CAUSE_INTERWORKING,
     CAUSE_NO_ANSWER,
     CAUSE_NORMAL_CLEARING,
@@ -64,7 +65,23 @@ SECONDS_PER_SPOKEN_CHAR = 0.5
 MEDIA_SCHEMES = frozenset({"sound", "recording", "number", "digits", "characters", "tone"})
 # The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution.
 SHIPPED_STASIS_ARGS = ("${CALLERID(pres)}",)
+# The priorities after Stasis() of every extension of the shipped [from-trunk] (priority:
+# application, data), and its labels: what `continue` can send a caller back to.
+SHIPPED_TRUNK_DIALPLAN: dict[int, tuple[str, str]] = {
+    3: ("GotoIf", '$["${STASISSTATUS}" = "SUCCESS"]?done'),
+    4: ("Log", "WARNING,pbxd unavailable (STASISSTATUS=${STASISSTATUS}) for call to ${EXTEN}"),
+    5: ("Progress", ""),
+    6: ("Playback", "all-circuits-busy-now,noanswer"),
+    7: ("Congestion", "5"),
+    8: ("Hangup", ""),
+}
+SHIPPED_TRUNK_LABELS = {"unavailable": 4, "done": 8}
+SHIPPED_TRUNK_CONTEXT = "from-trunk"
+# Congestion(5): how long it waits for the far end to hang up an answered call.
+CONGESTION_WAIT = 5.0
 _DIALPLAN_EXPRESSION = re.compile(r"\$\{([^}]*)\}")
+# The shipped [from-trunk] extensions: _+X. and _X.
+_SHIPPED_TRUNK_EXTEN = re.compile(r"\+?[0-9].+")
 
 
 class AriError(Exception):
@@ -579,15 +596,18 @@ class SimPbx:
             bridge = self.bridges.get(chan.bridge_id)
             if bridge is not None:
                 self._leave_bridge(chan, bridge)
+        # The PBX running the channel ends it with a soft hangup of its own (APPUNLOAD).
+        pbx_ends = chan.in_dialplan
         if chan.stasis_app is not None:
             chan.stasis_app = None
             self._emit_channel(chan, "StasisEnd")
             self._varset(chan, "STASISSTATUS", "SUCCESS")
-            if chan.via_dialplan:
-                second: JsonDict = {"cause": SOFTHANGUP_APPUNLOAD, "soft": True}
-                if chan.tech_cause is not None:
-                    second["tech_cause"] = chan.tech_cause
-                self._emit_channel(chan, "ChannelHangupRequest", **second)
+            pbx_ends = chan.via_dialplan
+        if pbx_ends:
+            second: JsonDict = {"cause": SOFTHANGUP_APPUNLOAD, "soft": True}
+            if chan.tech_cause is not None:
+                second["tech_cause"] = chan.tech_cause
+            self._emit_channel(chan, "ChannelHangupRequest", **second)
         tech_cause = chan.tech_cause
         if (
             tech_cause is None
@@ -606,6 +626,87 @@ class SimPbx:
         self._emit_channel(chan, "ChannelDestroyed", **fields)
         if not self.channels:
             self._idle.set()
+
+    # ------------------------------------------------------ back to the dialplan
+    @staticmethod
+    def dialplan_label(context: str, exten: str, label: str) -> int | None:
+        """ast_findlabel_extension() in the shipped dialplan: the label's priority, or None."""
+        if context == SHIPPED_TRUNK_CONTEXT and _SHIPPED_TRUNK_EXTEN.fullmatch(exten):
+            return SHIPPED_TRUNK_LABELS.get(label)
+        return None
+
+    def continue_in_dialplan(
+        self, chan: SimChannel, context: str, exten: str, priority: int
+    ) -> None:
+        """POST /channels/{id}/continue (validated): the channel leaves Stasis just after the
+        answer and runs the dialplan from there; only the shipped [from-trunk] is modelled."""
+        if (
+            context != SHIPPED_TRUNK_CONTEXT
+            or not _SHIPPED_TRUNK_EXTEN.fullmatch(exten)
+            or priority not in SHIPPED_TRUNK_DIALPLAN
+        ):
+            raise AriError(501, "Not implemented by the ARI simulator")
+        self._later(chan, 0.0, lambda: self._leave_stasis(chan, context, exten, priority))
+
+    def _leave_stasis(self, chan: SimChannel, context: str, exten: str, priority: int) -> None:
+        """The continue command runs: StasisEnd, Stasis() returns SUCCESS, the PBX goes on."""
+        if chan.stasis_app is None or chan.hanging_up:
+            return
+        self._stop_playbacks(f"channel:{chan.id}")
+        if chan.bridge_id is not None:
+            bridge = self.bridges.get(chan.bridge_id)
+            if bridge is not None:
+                self._leave_bridge(chan, bridge)
+        chan.stasis_app = None
+        chan.in_dialplan = True
+        # The captures show the app still hears of a channel after its StasisEnd (STASISSTATUS,
+        # hangup requests, ChannelDestroyed): it stays subscribed until the channel is gone.
+        self._emit_channel(chan, "StasisEnd")
+        self._varset(chan, "STASISSTATUS", "SUCCESS")
+        chan.context, chan.exten = context, exten
+        self._run_priority(chan, priority)
+
+    def _run_priority(self, chan: SimChannel, priority: int) -> None:
+        """pbx_exec() of one priority of the shipped [from-trunk], then the next one."""
+        if chan.destroyed or chan.hanging_up:
+            return
+        app, data = SHIPPED_TRUNK_DIALPLAN[priority]
+        status = chan.variables.get("STASISSTATUS", "")
+        if app == "GotoIf":
+            # pbx_substitute_variables evaluates the $[...] expression before GotoIf runs.
+            data = f"{1 if status == 'SUCCESS' else 0}?done"
+        chan.priority, chan.app_name, chan.app_data = priority, app, substitute(data, chan)
+        self._emit_channel(
+            chan, "ChannelDialplan", dialplan_app=app, dialplan_app_data=chan.app_data
+        )
+        if app == "GotoIf":
+            target = SHIPPED_TRUNK_LABELS["done"] if status == "SUCCESS" else priority + 1
+            self._run_priority(chan, target)
+        elif app in ("Log", "Progress"):
+            self._run_priority(chan, priority + 1)
+        elif app == "Playback":
+            seconds = self.media_seconds(f"sound:{data.split(',')[0]}") or DEFAULT_SOUND_SECONDS
+            self._later(chan, seconds, lambda: self._run_priority(chan, priority + 1))
+        elif app == "Congestion":
+            self._congestion(chan)
+        else:
+            # Hangup(): ast_softhangup_nolock publishes no request; the PBX's APPUNLOAD follows.
+            self._teardown(chan, HangupStyle({}, CAUSE_NORMAL_CLEARING), silent=True)
+
+    def _congestion(self, chan: SimChannel) -> None:
+        """Congestion(5): unanswered, cause 34, state Busy and a 503 that ends the INVITE (the
+        channel then hangs up, no cause in the request); answered, 5 s of tone, then hangup."""
+        if chan.state == "Up":
+            self._later(
+                chan,
+                CONGESTION_WAIT,
+                lambda: self._teardown(chan, HangupStyle({}, CAUSE_NORMAL_CLEARING), silent=True),
+            )
+            return
+        self._set_state(chan, "Busy")
+        self._later(
+            chan, RING_DELAY, lambda: self._teardown(chan, HangupStyle({}, CAUSE_CONGESTION))
+        )
 
     # -------------------------------------------------------------------- DTMF
     def send_dtmf(self, chan: SimChannel, digits: str, start: float = 0.0) -> None:
@@ -874,13 +975,16 @@ class SimPbx:
 
 
 def substitute(text: str, chan: SimChannel) -> str:
-    """pbx_substitute_variables() for what dialplans hand to Stasis: `${EXTEN}` and
-    `${CALLERID(num|name|all|pres)}`; anything else expands to nothing, as an unset variable."""
+    """pbx_substitute_variables() for what the modelled dialplan hands to applications:
+    `${EXTEN}`, channel variables and `${CALLERID(num|name|all|pres)}`; anything else expands
+    to nothing, as an unset variable."""
 
     def value(match: re.Match[str]) -> str:
         expression = match.group(1).replace(" ", "")
         if expression == "EXTEN":
             return chan.exten
+        if expression in chan.variables:
+            return chan.variables[expression]
         function, _, datatype = expression.partition("(")
         if function.upper() != "CALLERID":
             return ""

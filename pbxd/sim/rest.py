@@ -137,7 +137,6 @@ NOT_SIMULATED: list[tuple[str, tuple[str, ...]]] = [
     ("/bridges/{bridge}/videoSource", ("DELETE",)),
     ("/bridges/{bridge}/moh", ("POST", "DELETE")),
     ("/bridges/{bridge}/record", ("POST",)),
-    ("/channels/{id}/continue", ("POST",)),
     ("/channels/{id}/move", ("POST",)),
     ("/channels/{id}/redirect", ("POST",)),
     ("/channels/{id}/record", ("POST",)),
@@ -212,6 +211,7 @@ class AriRest:
             DELETE=self.channel_hangup,
         )
         p("/channels/{id}/dial", POST=self.channel_dial)
+        p("/channels/{id}/continue", POST=self.channel_continue)
         p("/channels/{id}/answer", POST=self.channel_answer)
         p("/channels/{id}/ring", POST=self.channel_simple, DELETE=self.channel_simple)
         p("/channels/{id}/progress", POST=self.channel_simple)
@@ -476,6 +476,34 @@ class AriRest:
         caller_id = req.str_param("caller")
         caller = self.pbx.channels.get(caller_id) if caller_id else None
         self.pbx.dial(chan, caller, req.int_param("timeout", 0))
+        return no_content()
+
+    def channel_continue(self, req: RestRequest) -> Reply:
+        """ast_ari_channels_continue_in_dialplan(): 404/409, 412, then the target is resolved
+        (a label wins over priority; no target at all is the next priority)."""
+        chan = self.pbx.control(req.path_args["id"])
+        self._check_state(chan)
+        context, extension = req.str_param("context"), req.str_param("extension")
+        if context:
+            target_context, exten = context, extension or "s"
+        else:
+            target_context, exten = chan.context, extension or chan.exten
+        label = req.str_param("label")
+        if label:
+            priority = scan_int(label)
+            if priority is None:
+                priority = self.pbx.dialplan_label(target_context, exten, label)
+                if priority is None:
+                    raise AriError(404, "Requested label can not be found")
+            if priority == 0:
+                raise AriError(400, "Requested priority is illegal")
+        elif req.int_param("priority"):
+            priority = req.int_param("priority")
+        elif not context and not extension:
+            priority = chan.priority + 1
+        else:
+            priority = 1
+        self.pbx.continue_in_dialplan(chan, target_context, exten, priority)
         return no_content()
 
     def channel_var_get(self, req: RestRequest) -> Reply:

@@ -833,8 +833,8 @@ async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan
     logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Bridged with bob, but nothing written: nobody can complete that CDR. bob's leg is
-    # hung up and the caller handed to the dialplan's `unavailable` label (the simulator
-    # answers `continue` 501, so the fallback hangs it up); the stale bridge is destroyed.
+    # hung up and the caller handed to the dialplan's `unavailable` label, whose branch
+    # ends the answered caller (cause 16); the stale bridge is destroyed.
     lose_every_cdr_write(lab, monkeypatch)
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
@@ -845,7 +845,7 @@ async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan
     await lab.settle()
     lab.assert_nothing_leaked()
     sent_back = lab.requests("POST", f"/channels/{call_id}/continue")
-    assert [r["params"].get("label") for r in sent_back] == ["unavailable"]
+    assert [(r["params"].get("label"), r["status"]) for r in sent_back] == [("unavailable", 204)]
     assert lab.final_cause(f"{call_id}-2") == lab.final_cause(call_id) == 16
     assert lab.requests("DELETE", f"/bridges/{call_id}-bridge")
     assert await lab.store.get_call(call_id) is None
