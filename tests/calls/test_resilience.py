@@ -211,7 +211,22 @@ async def test_legs_created_while_the_websocket_drops_end_the_call_cleanly(
         return channel
 
     client.create_channel = create_then_drop  # type: ignore[method-assign]
+    # Asterisk's HTTP side stays down until the legs have failed to enter Stasis: without
+    # this, a quick reconnection under load let them in and the call rang on.
+    events = lab.sim._events
+    calls: list[str] = []
+
+    def legs_failed() -> bool:
+        return bool(calls) and all(lab.sim.channel(f"{calls[0]}-{n}") is None for n in (1, 2, 3))
+
+    async def events_once_the_legs_failed(request: Any) -> Any:
+        if dropped:
+            await lab.wait_for(legs_failed, what="legs failed to enter Stasis")
+        return await events(request)
+
+    lab.sim._events = events_once_the_legs_failed  # type: ignore[method-assign]
     call_id = await lab.call(RINGALL)
+    calls.append(call_id)
     await wait_reconnected(lab, 2)
     entry = await lab.finish(call_id)
     call = entry.call
@@ -807,7 +822,7 @@ async def test_restart_sweep_leaves_a_call_whose_stasis_start_is_in_flight(
 
     async def list_as_a_call_arrives(client: AriClient, name: str | None = None) -> Any:
         holding.append(True)
-        new_call.append(await lab.call(RINGALL, hangup_after=3))
+        new_call.append(await lab.call(RINGALL, hangup_after=8))
         try:
             return await get_application(client, name)
         finally:
@@ -1164,7 +1179,8 @@ async def test_startup_race_a_call_that_ended_during_recovery_is_left_alone(
     lab.store.open_calls = slow_open_calls  # type: ignore[method-assign]
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
     await lab.start_service(wait_recovery=False)
-    call_id = await lab.call(RINGALL, hangup_after=3)
+    # Up long enough (8 virtual s) to be read as open even on a loaded machine.
+    call_id = await lab.call(RINGALL, hangup_after=8)
     await wait_bridged(lab, call_id)
     await lab.store.flush()
     stale.extend(await real_open_calls())
