@@ -151,7 +151,8 @@ def _locate(data: Any, loc: tuple[int | str, ...], fallback: Mark) -> tuple[Mark
     return mark, key_mark
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'X'?)` for the closest of `choices`, or nothing when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -171,7 +172,7 @@ _DATE_ERRORS = frozenset(
 _INT_ERRORS = frozenset({"int_parsing", "int_type", "int_from_float"})
 
 
-def _kind_of(value: Any) -> str:
+def kind_of(value: Any) -> str:
     """How a YAML value is called in a message: `a list`, `text 'abc'`, `empty` …"""
     if value is None:
         return "empty"
@@ -193,7 +194,7 @@ def _message(error: Any, model: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
         allowed = owner.model_fields if owner is not None else {}
-        return f"unknown key '{name}'{_did_you_mean(name, allowed)}"
+        return f"unknown key '{name}'{did_you_mean(name, allowed)}"
     if kind == "missing":
         return f"missing required key '{name}'"
     given = error.get("input")
@@ -201,21 +202,21 @@ def _message(error: Any, model: type[BaseModel]) -> str:
     text = text.removeprefix("Value error, ")
     text = text[:1].lower() + text[1:]
     if kind in ("model_type", "dict_type"):
-        text = f"must be a mapping (key: value), not {_kind_of(given)}"
+        text = f"must be a mapping (key: value), not {kind_of(given)}"
         if not loc:
             return f"{_WHAT.get(model.__name__, 'this entry')} {text}"
     elif kind == "list_type":
-        text = f"must be a list, not {_kind_of(given)}"
+        text = f"must be a list, not {kind_of(given)}"
     elif kind == "string_type":
-        text = f"must be text, not {_kind_of(given)}"
+        text = f"must be text, not {kind_of(given)}"
     elif kind in _INT_ERRORS:
-        text = f"must be a whole number, not {_kind_of(given)}"
+        text = f"must be a whole number, not {kind_of(given)}"
     elif kind in _DATE_ERRORS:
-        text = f"must be a date written YYYY-MM-DD, not {_kind_of(given)}"
+        text = f"must be a date written YYYY-MM-DD, not {kind_of(given)}"
     elif kind == "enum" and "expected" in error.get("ctx", {}):
         expected = str(error["ctx"]["expected"])
-        text = f"must be one of {expected}, not {_kind_of(given)}"
-        text += _did_you_mean(str(given), re.findall(r"'([^']*)'", expected))
+        text = f"must be one of {expected}, not {kind_of(given)}"
+        text += did_you_mean(str(given), re.findall(r"'([^']*)'", expected))
     return f"{name}: {text}" if name and not isinstance(loc[-1], int) else text
 
 
@@ -346,7 +347,7 @@ class _SettingsChecker:
             self.error(
                 ("log_level",),
                 f"must be one of {', '.join(LOG_LEVELS)}, not {parsed.log_level!r}"
-                + _did_you_mean(parsed.log_level.lower(), LOG_LEVELS),
+                + did_you_mean(parsed.log_level.lower(), LOG_LEVELS),
             )
 
     def _url(self, url: str) -> None:
@@ -580,7 +581,7 @@ class _Compiler:
     def _check_zone(self, zone: str, raw: MarkedMap, key: str) -> bool:
         if numbering.is_time_zone(zone):
             return True
-        hint = _did_you_mean(zone, numbering.known_time_zones())
+        hint = did_you_mean(zone, numbering.known_time_zones())
         self.diags.error(raw.mark_of(key), f"unknown time zone '{zone}'{hint}")
         return False
 
@@ -891,7 +892,7 @@ class _Compiler:
         trunk = self.config.trunks.get(entry.trunk)
         if trunk is None:
             if not (self.inventory_unusable or entry.trunk in self.broken_trunks):
-                hint = _did_you_mean(entry.trunk, self.config.trunks)
+                hint = did_you_mean(entry.trunk, self.config.trunks)
                 self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
             return
         region = country.upper() if country else self.trunk_country.get(entry.trunk)
@@ -938,7 +939,7 @@ class _Compiler:
             and entry.trunk not in self.config.trunks
             and not (self.inventory_unusable or entry.trunk in self.broken_trunks)
         ):
-            hint = _did_you_mean(entry.trunk, self.config.trunks)
+            hint = did_you_mean(entry.trunk, self.config.trunks)
             self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
         route = Route(
             name=name,
@@ -1013,7 +1014,7 @@ class _Compiler:
             if block is None:
                 if self.inventory_unusable or entry.block in self.broken_blocks:
                     return
-                hint = _did_you_mean(entry.block, self.config.blocks)
+                hint = did_you_mean(entry.block, self.config.blocks)
                 self.diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
                 return
             block_mark = raw.mark_of("block")
@@ -1038,7 +1039,7 @@ class _Compiler:
             if target is None and step.target in self.broken_targets:
                 continue  # its own definition error is already reported
             if target is None:
-                hint = _did_you_mean(step.target, self.config.targets)
+                hint = did_you_mean(step.target, self.config.targets)
                 self.diags.error(step_mark, f"unknown target '{step.target}'{hint}")
                 continue
             self.used_targets.add(step.target)

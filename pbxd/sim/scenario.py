@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from pbxd.config.compile import _did_you_mean, _kind_of, display_path, validate_entry
+from pbxd.config.compile import did_you_mean, display_path, kind_of, validate_entry
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import NumberError, to_e164
@@ -47,7 +47,7 @@ def _seconds(value: Any) -> float:
     number = _finite(value)
     if number is None or not 0 <= number <= MAX_SCENARIO_SECONDS:
         raise ValueError(
-            f"must be a number of seconds from 0 to {MAX_SCENARIO_SECONDS}, not {_kind_of(value)}"
+            f"must be a number of seconds from 0 to {MAX_SCENARIO_SECONDS}, not {kind_of(value)}"
         )
     return number
 
@@ -57,7 +57,7 @@ def _positive_seconds(value: Any) -> float:
     if number is None or not 0 < number <= MAX_SCENARIO_SECONDS:
         raise ValueError(
             f"must be a number of seconds above 0 and at most {MAX_SCENARIO_SECONDS}, "
-            f"not {_kind_of(value)}"
+            f"not {kind_of(value)}"
         )
     return number
 
@@ -66,7 +66,7 @@ def _speed(value: Any) -> float:
     number = _finite(value)
     if number is None or not 0 < number <= MAX_SPEED:
         raise ValueError(
-            f"must be a number above 0 and at most {MAX_SPEED:g}, not {_kind_of(value)}"
+            f"must be a number above 0 and at most {MAX_SPEED:g}, not {kind_of(value)}"
         )
     return number
 
@@ -74,17 +74,17 @@ def _speed(value: Any) -> float:
 def _flag(value: Any) -> bool:
     # The YAML loader already reads true/false/yes/no; "1" or "t" would be pydantic guessing.
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {_kind_of(value)}")
+        raise ValueError(f"must be true or false, not {kind_of(value)}")
     return value
 
 
 def _dtmf(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"must be DTMF digits (0-9, *, #, A-D) as text, not {_kind_of(value)}")
+        raise ValueError(f"must be DTMF digits (0-9, *, #, A-D) as text, not {kind_of(value)}")
     bad = sorted({c for c in value if c not in DTMF_DIGITS})
     if bad:
         shown = ", ".join(repr(c) for c in bad[:5])
-        raise ValueError(f"{_kind_of(value)} has characters that are not DTMF digits: {shown}")
+        raise ValueError(f"{kind_of(value)} has characters that are not DTMF digits: {shown}")
     return value
 
 
@@ -188,7 +188,7 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
     if not isinstance(data, MarkedMap):
         diags.error(
             _mark_of(data, top),
-            f"a scenario must be a mapping (title:, speed:, peers:, calls:), not {_kind_of(data)}",
+            f"a scenario must be a mapping (title:, speed:, peers:, calls:), not {kind_of(data)}",
         )
         return None, diags.sorted()
     known = _known_keys(data, _TOP_KEYS, diags)
@@ -224,7 +224,7 @@ def _known_keys(raw: MarkedMap, allowed: tuple[str, ...], diags: Diagnostics) ->
         if key in _ELSEWHERE:
             diags.error(raw.key_marks[key], f"unknown key '{key}' here: {_ELSEWHERE[key]}")
         else:
-            diags.error(raw.key_marks[key], f"unknown key '{key}'{_did_you_mean(key, allowed)}")
+            diags.error(raw.key_marks[key], f"unknown key '{key}'{did_you_mean(key, allowed)}")
     return _subset(raw, allowed)
 
 
@@ -238,7 +238,7 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
     if not isinstance(raw_peers, MarkedMap):
         diags.error(
             data.mark_of("peers"),
-            f"peers: must be a mapping of target: behaviour, not {_kind_of(raw_peers)}",
+            f"peers: must be a mapping of target: behaviour, not {kind_of(raw_peers)}",
         )
         return {}
     regions = _countries(config)
@@ -258,21 +258,21 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
             diags.error(
                 value_mark,
                 f"peer '{key}' must be a mapping (answer_after:, busy_after:, hangup_after:, "
-                f"online:, dtmf:), not {_kind_of(entry)}",
+                f"online:, dtmf:), not {kind_of(entry)}",
             )
         destination = _peer_destination(key, config, regions)
         if destination is None:
             diags.warning(
                 key_mark,
                 f"peer '{key}' is neither a target name, an endpoint (PJSIP/…) nor a number: "
-                f"ignored{_did_you_mean(key, [*config.targets, *rung])}",
+                f"ignored{did_you_mean(key, [*config.targets, *rung])}",
             )
             continue
         if key not in config.targets and destination not in rung:
             diags.warning(
                 key_mark,
                 f"peer '{key}': no target rings {destination}, so this behaviour is never used"
-                f"{_did_you_mean(destination, rung)}",
+                f"{did_you_mean(destination, rung)}",
             )
         if destination in first_key:
             diags.warning(
@@ -322,7 +322,7 @@ def _calls(data: MarkedMap, config: Config, diags: Diagnostics) -> list[Scenario
     raw_calls = data.get("calls")
     if raw_calls is not None and not isinstance(raw_calls, MarkedSeq):
         diags.error(
-            data.mark_of("calls"), f"calls: must be a list of calls, not {_kind_of(raw_calls)}"
+            data.mark_of("calls"), f"calls: must be a list of calls, not {kind_of(raw_calls)}"
         )
         return []
     if not raw_calls:
@@ -332,7 +332,7 @@ def _calls(data: MarkedMap, config: Config, diags: Diagnostics) -> list[Scenario
     for index, raw in enumerate(raw_calls):
         mark = raw_calls.mark_of(index)
         if not isinstance(raw, MarkedMap):
-            diags.error(mark, f"a call must be a mapping (at:, to:, from: …), not {_kind_of(raw)}")
+            diags.error(mark, f"a call must be a mapping (at:, to:, from: …), not {kind_of(raw)}")
             continue
         entry = _known_keys(raw, _CALL_KEYS, diags)
         parsed = validate_entry(CallEntry, entry, mark, diags) or _valid_part(entry)
@@ -381,7 +381,7 @@ def _resolve_call(
         if trunk is None:
             diags.error(
                 raw.mark_of("trunk"),
-                f"trunk: unknown trunk '{call.trunk}'{_did_you_mean(call.trunk, config.trunks)}",
+                f"trunk: unknown trunk '{call.trunk}'{did_you_mean(call.trunk, config.trunks)}",
             )
     # The trunk's country alone when it is named: a national `to` means nothing elsewhere.
     regions = [trunk.country] if trunk is not None else _countries(config)
@@ -445,7 +445,7 @@ def _caller_id(
     if e164 is not None:
         return e164
     if not any(c.isdigit() for c in caller):
-        why = f"{_kind_of(caller)} is not a caller ID"
+        why = f"{kind_of(caller)} is not a caller ID"
     diags.error(
         raw.mark_of("from"),
         f"from: {why}: a caller ID is a number (E.164, or national for the trunk's country) "
