@@ -101,7 +101,10 @@ class TrunkEntry(_Strict):
     inbound_endpoint: str
     dial: str
     allowed_destinations: list[str] = Field(default_factory=list)
+    # Added to the built-in premium-rate and satellite prefixes (DEFAULT_DENIED).
+    denied_destinations: list[str] = Field(default_factory=list)
     max_outbound_legs: Whole = 30
+    max_call_duration: Whole | None = None
     country: str | None = None
     timezone: str | None = None
     label: str = ""
@@ -192,6 +195,7 @@ class RouteEntry(_Strict):
     timeout: Whole = 60
     no_answer: NoAnswerEntry = NoAnswerEntry()
     caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+    max_call_duration: Whole | None = None
 
 
 class RoutingFile(_Strict):
