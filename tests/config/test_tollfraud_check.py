@@ -15,6 +15,13 @@ ALICE = "softphone: PJSIP/alice"
 CEO = "external: 06 12 34 56 78"
 
 
+def assert_check_fails_with(capsys: pytest.CaptureFixture[str], expected: str) -> None:
+    """`pbxd check` exits 1 with a diagnostic line starting with `expected`."""
+    status, err, _ = check(capsys)
+    assert status == 1
+    assert any(line.startswith(expected) for line in err), "\n".join(err)
+
+
 @pytest.mark.parametrize(
     ("new", "expected"),
     [
@@ -65,9 +72,7 @@ def test_a_softphone_is_a_bare_endpoint_name(
     edit: Edit, capsys: pytest.CaptureFixture[str], new: str, expected: str
 ) -> None:
     edit("routing/acme.yaml", ALICE, new)
-    status, err, _ = check(capsys)
-    assert status == 1
-    assert any(line.startswith(expected) for line in err), "\n".join(err)
+    assert_check_fails_with(capsys, expected)
 
 
 @pytest.mark.parametrize(
@@ -111,9 +116,7 @@ def test_a_dial_template_is_one_technology_number_and_endpoint(
     edit: Edit, capsys: pytest.CaptureFixture[str], new: str, expected: str
 ) -> None:
     edit("sip-trunks.yaml", DIAL, new)
-    status, err, _ = check(capsys)
-    assert status == 1
-    assert any(line.startswith(expected) for line in err), "\n".join(err)
+    assert_check_fails_with(capsys, expected)
 
 
 def test_check_names_the_outbound_endpoint(example: Path) -> None:
@@ -168,11 +171,7 @@ def test_premium_numbers_are_denied_although_plus33_is_allowed(
     edit: Edit, capsys: pytest.CaptureFixture[str], number: str, expected: str
 ) -> None:
     edit("routing/acme.yaml", CEO, f"external: {number}")
-    status, err, _ = check(capsys)
-    assert status == 1
-    assert any(line.startswith(f"routing/acme.yaml:15:15: error: {expected}") for line in err), (
-        "\n".join(err)
-    )
+    assert_check_fails_with(capsys, f"routing/acme.yaml:15:15: error: {expected}")
 
 
 def test_a_broad_prefix_does_not_open_satellite_or_caribbean_numbers(
@@ -252,9 +251,7 @@ def test_bad_denied_destinations(
         'allowed_destinations: ["+33"]',
         f'allowed_destinations: ["+33"]\n    {new}',
     )
-    status, err, _ = check(capsys)
-    assert status == 1
-    assert any(line.startswith(expected) for line in err), "\n".join(err)
+    assert_check_fails_with(capsys, expected)
 
 
 # ---------------------------------------------------------------- maximum call duration
@@ -298,6 +295,4 @@ def test_max_call_duration_bounds(
         "max_outbound_legs: 20",
         f"max_outbound_legs: 20\n    max_call_duration: {value}",
     )
-    status, err, _ = check(capsys)
-    assert status == 1
-    assert any(line.startswith("sip-trunks.yaml:12:24: error: ") for line in err), "\n".join(err)
+    assert_check_fails_with(capsys, "sip-trunks.yaml:12:24: error: max_call_duration")
