@@ -62,8 +62,12 @@ def async_url(url: str | URL) -> URL:
     """Map `sqlite:///…` / `postgresql://…` to their async drivers; refuse anything else."""
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError):
+    except ValueError:  # SQLAlchemy's int(port); its message never holds the password
+        raise DatabaseUrlError("the port must be a number from 1 to 65535") from None
+    except ArgumentError:
         raise DatabaseUrlError(f"not a database URL: {SCHEMES_HINT}") from None
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise DatabaseUrlError("the port must be a number from 1 to 65535")
     driver = ASYNC_DRIVERS.get(parsed.drivername)
     if driver is None:
         raise DatabaseUrlError(
