@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxd.cdr.db import alembic_config, current_revision, make_engine, migrate, schema_change
 from pbxd.cdr.records import (
@@ -117,19 +118,25 @@ def _head() -> str:
     return head
 
 
+async def _written_by_0001(url: str, entries: list[CallLogEntry]) -> AsyncEngine:
+    """An engine on a database migrated to 0001 only, holding `entries` as 0001 wrote them."""
+    engine = make_engine(url)
+    await migrate(engine, "0001")
+    async with engine.begin() as conn:
+        assert await conn.run_sync(current_revision) == "0001"
+        await conn.run_sync(_write_as_0001, entries)
+    return engine
+
+
 async def test_head_is_0002() -> None:
     assert _head() == "0002"
 
 
 async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -> None:
-    engine = make_engine(cdr_url)
     old = _old_entries()
+    engine = await _written_by_0001(cdr_url, old)
     try:
-        await migrate(engine, "0001")
-        async with engine.begin() as conn:
-            assert await conn.run_sync(current_revision) == "0001"
-            await conn.run_sync(_write_as_0001, old)
-            # A call 0001 refuses: the CHECK really is the old one.
+        # A call 0001 refuses: the CHECK really is the old one.
         with pytest.raises(IntegrityError):
             async with engine.begin() as conn:
                 await conn.execute(
@@ -203,12 +210,9 @@ async def test_the_open_calls_index_keeps_its_where_clause(cdr_url: str) -> None
 async def test_downgrade_to_0001_keeps_the_rows(cdr_url: str) -> None:
     from alembic import command
 
-    engine = make_engine(cdr_url)
     old = _old_entries()
+    engine = await _written_by_0001(cdr_url, old)
     try:
-        await migrate(engine, "0001")
-        async with engine.begin() as conn:
-            await conn.run_sync(_write_as_0001, old)
         await migrate(engine)
 
         def downgrade(conn: Connection) -> None:
