@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Delays read off voicemail_record.jsonl (virtual seconds).
-RECORDING_START_DELAY = 0.001
+RECORDING_START_DELAY = 0.0  # the channel thread starts it at once (often before the answer)
 RECORDING_KEY_DELAY = 0.165  # terminating key's ChannelDtmfReceived -> RecordingFinished
 DTMF_AUDIO_SECONDS = 0.16  # a key's DTMF replaces that much audio
 SILENCE_KEPT_SECONDS = 0.2  # Asterisk trims trailing silence but 200 ms
