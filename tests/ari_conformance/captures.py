@@ -54,9 +54,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .swagger import REPO_ROOT, default_docs_dir
+from .swagger import DATA_DIR, docs_dir_from_environment
 
 CAPTURES_ENV = "PBXD_ARI_CAPTURES"
+CAPTURES_DIR = DATA_DIR / "captures"  # media/ below: the media traces
 IGNORED_EVENTS = frozenset({"ChannelVarset"})
 # Capture times have millisecond resolution; half of one keeps float rounding out of the way.
 CONCURRENT_GAP = 0.0005  # seconds of capture time; see the module docstring
@@ -66,15 +67,15 @@ _SNOOP_NAME = re.compile(r"Snoop/(.+)-\*")
 
 
 def captures_dir() -> Path:
-    """`$PBXD_ARI_CAPTURES`, else the `captures/` next to the api-docs directory."""
+    """`$PBXD_ARI_CAPTURES`, else the `captures/` next to `$PBXD_ARI_DOCS`, else the copies
+    the tests carry."""
     env = os.environ.get(CAPTURES_ENV)
     if env:
         return Path(env)
-    docs = default_docs_dir()
-    candidate = docs.parent / "captures"
-    if candidate.is_dir():
-        return candidate
-    return REPO_ROOT.parent / "shared" / "asterisk-ari" / "captures"
+    docs = docs_dir_from_environment()
+    if docs is not None and (docs.parent / "captures").is_dir():
+        return docs.parent / "captures"
+    return CAPTURES_DIR
 
 
 def capture_names() -> list[str]:
