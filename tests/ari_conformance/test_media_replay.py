@@ -229,5 +229,3 @@ async def test_media_replay(scenario: Scenario, swagger: Swagger) -> None:
 
 def test_media_captures_are_there() -> None:
     assert {s.capture for s in MEDIA_SCENARIOS} <= set(media_capture_names())
-
-

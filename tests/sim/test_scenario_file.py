@@ -390,15 +390,12 @@ def test_dated_calls_are_checked_at_their_place(config: Config) -> None:
         "  - {to: 01 70 00 00 01, at: 1926-02-03 10:00}\n"
         "  - {to: 01 70 00 00 01, keys: [{at: 1, digits: 'x'}], talk: -1}\n",
     ) == [
-        "scenarios/t.yaml:2:30: error: at: a date needs a time of day too, e.g. "
-        "'2026-12-25 10:00'",
+        "scenarios/t.yaml:2:30: error: at: a date needs a time of day too, e.g. '2026-12-25 10:00'",
         "scenarios/t.yaml:3:30: error: at: 2026-03-29 02:30 does not exist in Europe/Paris "
         "(the clocks go forward then)",
         "scenarios/t.yaml:4:30: error: at: '2026-02-30 10:00' is not a date and time: "
         "day is out of range for month",
-        "scenarios/t.yaml:5:30: error: at: '1926-02-03 10:00': the year must be from 2000 "
-        "to 2099",
+        "scenarios/t.yaml:5:30: error: at: '1926-02-03 10:00': the year must be from 2000 to 2099",
         "scenarios/t.yaml:6:49: error: digits: 'x' has characters that are not DTMF digits: 'x'",
-        "scenarios/t.yaml:6:62: error: talk: must be a number of seconds from 0 to 14400, "
-        "not '-1'",
+        "scenarios/t.yaml:6:62: error: talk: must be a number of seconds from 0 to 14400, not '-1'",
     ]
