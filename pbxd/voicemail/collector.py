@@ -1,0 +1,287 @@
+"""Copies recorded messages off Asterisk into the message store, never losing one.
+
+The call core, once a caller's recording is finished, calls `keep()` (or `discard()` for a
+message too short to keep). The job is written to disk first (`<root>/.pending/`), so it
+survives a crash or a restart; then the collector's own task, never the call's:
+
+1. fetches the recording through ARI (`GET /recordings/stored/{name}/file`) and saves it in
+   the store (temporary file + rename; an id already kept is not fetched again);
+2. queues the e-mail to the box (once: the job notes it before going on);
+3. deletes the recording on Asterisk (`DELETE /recordings/stored/{name}`; a 404 is fine);
+4. removes the job.
+
+A step that fails because Asterisk is away (or answers an error) is retried with backoff on
+the injected clock; a recording Asterisk no longer has, and that the store does not hold, is
+logged as lost (nothing more can be done for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from pbxd.ari.errors import AriError, AriNotFound
+from pbxd.clock import Clock
+from pbxd.voicemail.messages import Message, message_id_of
+from pbxd.voicemail.store import MessageStore, write_atomically
+
+_log = structlog.get_logger(logger_name=__name__)
+
+RETRY_INITIAL_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+PENDING_DIR = ".pending"
+
+
+class StoredRecordings(Protocol):
+    """What the collector needs of ARI's stored recordings.
+
+    `fetch` raises `AriNotFound` when Asterisk has no such recording; any other failure
+    (`AriUnavailable`, another `AriError`, `OSError`) is retried later.
+    """
+
+    async def fetch(self, name: str) -> bytes:
+        """The recording's file (`GET /recordings/stored/{name}/file`)."""
+        ...
+
+    async def delete(self, name: str) -> None:
+        """Remove the recording from Asterisk (`DELETE /recordings/stored/{name}`)."""
+        ...
+
+
+class MailQueue(Protocol):
+    """Where a kept message's e-mail goes (`pbxd.voicemail.mail.Outbox`)."""
+
+    def enqueue(self, message: Message, to: str, timezone: str) -> bool:
+        """Queue the notification of `message` to `to`; False if refused (logged)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CollectJob:
+    """One recording to copy off Asterisk (`message`) or only to delete (`message` None)."""
+
+    recording: str
+    message: Message | None
+    email: str | None = None
+    timezone: str = "UTC"
+    mailed: bool = False
+
+    @property
+    def job_id(self) -> str:
+        """The job's file name stem: the message id, or one derived from the recording."""
+        if self.message is not None:
+            return self.message.message_id
+        return "discard-" + message_id_of("", self.recording)
+
+    def to_json(self) -> dict[str, Any]:
+        """The job file's content."""
+        return {
+            "recording": self.recording,
+            "message": None if self.message is None else self.message.to_json(),
+            "email": self.email,
+            "timezone": self.timezone,
+            "mailed": self.mailed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> CollectJob:
+        """Read a job file; ValueError says what is wrong."""
+        if not isinstance(data, dict) or not isinstance(data.get("recording"), str):
+            raise ValueError("a voicemail job needs a recording name")
+        raw = data.get("message")
+        email = data.get("email")
+        return cls(
+            recording=data["recording"],
+            message=None if raw is None else Message.from_json(raw),
+            email=email if isinstance(email, str) else None,
+            timezone=str(data.get("timezone") or "UTC"),
+            mailed=bool(data.get("mailed")),
+        )
+
+
+@dataclass(slots=True)
+class _Retry:
+    attempts: int = 0
+    due: float = 0.0  # clock.monotonic() of the next attempt
+
+
+class RecordingCollector:
+    """Moves recordings from Asterisk into a `MessageStore`; start it, stop it, feed it."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        recordings: StoredRecordings,
+        clock: Clock,
+        *,
+        mail: MailQueue | None = None,
+        retry_initial: float = RETRY_INITIAL_SECONDS,
+        retry_max: float = RETRY_MAX_SECONDS,
+    ) -> None:
+        """Jobs live in `<store root>/.pending/`; those of a previous run are picked up."""
+        self.store = store
+        self._recordings = recordings
+        self._clock = clock
+        self._mail = mail
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._pending = store.root / PENDING_DIR
+        self._retries: dict[str, _Retry] = {}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.lost = 0  # recordings gone from Asterisk before they could be copied
+
+    # ------------------------------------------------------------------ feeding
+
+    async def keep(
+        self, recording: str, message: Message, *, email: str | None, timezone: str
+    ) -> None:
+        """Copy `recording` into the store as `message` (and mail it to `email`): durable
+        once this returns."""
+        await self._submit(CollectJob(recording, message, email, timezone))
+
+    async def discard(self, recording: str) -> None:
+        """Delete `recording` on Asterisk (a message too short to keep)."""
+        await self._submit(CollectJob(recording, None))
+
+    async def _submit(self, job: CollectJob) -> None:
+        await asyncio.to_thread(self._write_job, job)
+        _log.info(
+            "voicemail_job_queued",
+            recording=job.recording,
+            message_id=None if job.message is None else job.message.message_id,
+        )
+        self._wakeup.set()
+
+    def _job_path(self, job_id: str) -> Path:
+        return self._pending / f"{job_id}.json"
+
+    def _write_job(self, job: CollectJob) -> None:
+        data = json.dumps(job.to_json(), ensure_ascii=False).encode()
+        write_atomically(self._job_path(job.job_id), data)
+
+    def pending(self) -> list[CollectJob]:
+        """The jobs waiting on disk (unreadable ones are logged and set aside)."""
+        if not self._pending.is_dir():
+            return []
+        jobs: list[CollectJob] = []
+        for path in sorted(self._pending.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            try:
+                jobs.append(CollectJob.from_json(json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError) as exc:
+                _log.error("voicemail_job_unreadable", path=str(path), error=str(exc))
+                with contextlib.suppress(OSError):
+                    path.rename(path.with_suffix(".bad"))
+        return jobs
+
+    # ------------------------------------------------------------------ working
+
+    async def collect_due(self) -> int:
+        """One pass: try every job whose retry time has come; how many were settled (kept,
+        discarded, or found lost)."""
+        done = 0
+        now = self._clock.monotonic()
+        for job in await asyncio.to_thread(self.pending):
+            retry = self._retries.get(job.job_id)
+            if retry is not None and retry.due > now:
+                continue
+            try:
+                await self._collect(job)
+            except asyncio.CancelledError:
+                raise
+            except (AriError, OSError) as exc:
+                retry = self._retries.setdefault(job.job_id, _Retry())
+                retry.attempts += 1
+                delay = min(self._retry_initial * 2 ** (retry.attempts - 1), self._retry_max)
+                retry.due = now + delay
+                _log.warning(
+                    "voicemail_collect_retry",
+                    recording=job.recording,
+                    attempts=retry.attempts,
+                    retry_in=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                continue
+            self._retries.pop(job.job_id, None)
+            done += 1
+        return done
+
+    async def _collect(self, job: CollectJob) -> None:
+        message = job.message
+        if message is not None:
+            if not await asyncio.to_thread(self.store.has, message.did, message.message_id):
+                try:
+                    wav = await self._recordings.fetch(job.recording)
+                except AriNotFound:
+                    self.lost += 1
+                    _log.error(
+                        "voicemail_recording_lost",
+                        recording=job.recording,
+                        message_id=message.message_id,
+                        call_id=message.call_id,
+                    )
+                    await asyncio.to_thread(self._job_path(job.job_id).unlink, True)
+                    return
+                await asyncio.to_thread(self.store.save, message, wav)
+                _log.info(
+                    "voicemail_kept",
+                    message_id=message.message_id,
+                    did=message.did,
+                    call_id=message.call_id,
+                    duration=message.duration,
+                )
+            if job.email and self._mail is not None and not job.mailed:
+                self._mail.enqueue(message, job.email, job.timezone)
+                # Noted before going on: a retry of the delete must not mail twice.
+                await asyncio.to_thread(self._write_job, replace(job, mailed=True))
+        with contextlib.suppress(AriNotFound):
+            await self._recordings.delete(job.recording)
+        await asyncio.to_thread(self._job_path(job.job_id).unlink, True)
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest retry, None when nothing waits for one."""
+        if not self._retries:
+            return None
+        return max(0.0, min(r.due for r in self._retries.values()) - self._clock.monotonic())
+
+    async def run(self) -> None:
+        """Work until cancelled: at start (jobs of a previous run), on each job, on retries."""
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.collect_due()
+            except Exception:
+                # A bug here must not stop voicemail for the rest of the daemon's life.
+                _log.exception("voicemail_collector_error")
+            delay = self.next_due()
+            timers: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wakeup.wait())}
+            if delay is not None:
+                timers.add(asyncio.ensure_future(self._clock.sleep(delay)))
+            try:
+                await asyncio.wait(timers, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for timer in timers:
+                    timer.cancel()
+
+    def start(self) -> None:
+        """Start the collector's task (jobs left by a previous run are taken at once)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self.run(), name="pbxd-voicemail-collector"
+            )
+
+    async def stop(self) -> None:
+        """Stop the task; unfinished jobs stay on disk for the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
