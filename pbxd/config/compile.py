@@ -332,13 +332,7 @@ class _SettingsChecker:
             self.error(("ari", "username"), "must not be empty")
         if not parsed.ari.app.strip():
             self.error(("ari", "app"), "must not be empty (the Stasis application name)")
-        if parsed.ari.password_env is not None and not _ENV_NAME.match(parsed.ari.password_env):
-            # Not echoed: an admin may have pasted the password itself here.
-            self.error(
-                ("ari", "password_env"),
-                "must be the name of an environment variable (letters, digits, _), "
-                "not the password itself",
-            )
+        self._password_env(("ari", "password_env"), parsed.ari.password_env)
         # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
         if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
             self._password_file(base / parsed.ari.password_file)
@@ -394,6 +388,15 @@ class _SettingsChecker:
                 f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as 127.0.0.1:8080",
             )
 
+    def _password_env(self, path: tuple[str, ...], name: str | None) -> None:
+        if name is not None and not _ENV_NAME.match(name):
+            # Not echoed: an admin may have pasted the password itself here.
+            self.error(
+                path,
+                "must be the name of an environment variable (letters, digits, _), "
+                "not the password itself",
+            )
+
     def _mail(self, mail: MailSection, base: Path) -> None:
         """The SMTP settings: a reachable shape, a sender, a password source never inline."""
         if not mail.host.strip() or any(c in mail.host for c in "/@ "):
@@ -409,13 +412,7 @@ class _SettingsChecker:
                 f"{mail.from_address!r} is not an e-mail address (pbxd@example.com, "
                 "or 'PBX <pbxd@example.com>')",
             )
-        if mail.password_env is not None and not _ENV_NAME.match(mail.password_env):
-            # Not echoed: an admin may have pasted the password itself here.
-            self.error(
-                ("mail", "password_env"),
-                "must be the name of an environment variable (letters, digits, _), "
-                "not the password itself",
-            )
+        self._password_env(("mail", "password_env"), mail.password_env)
         has_source = mail.password_env is not None or mail.password_file is not None
         if mail.username is not None and not has_source:
             self.error(

@@ -167,6 +167,18 @@ class Route:
         return {key: value for key, value in found.items() if value is not None}
 
 
+def read_password_file(path: Path, what: str) -> str:
+    """A password from its file (stripped); LookupError naming the file, never its content."""
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise LookupError(f"cannot read the {what} password file {path}: {reason}") from None
+    if not secret:
+        raise LookupError(f"the {what} password file {path} is empty")
+    return secret
+
+
 DEFAULT_MAIL_PORTS = {MailSecurity.STARTTLS: 587, MailSecurity.TLS: 465, MailSecurity.NONE: 25}
 
 
@@ -192,16 +204,7 @@ class MailSettings:
         if self.username is None:
             return None
         if self.password_file is not None:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise LookupError(
-                    f"cannot read the SMTP password file {self.password_file}: {reason}"
-                ) from None
-            if secret:
-                return secret
-            raise LookupError(f"the SMTP password file {self.password_file} is empty")
+            return read_password_file(self.password_file, "SMTP")
         if self.password_env and os.environ.get(self.password_env):
             return os.environ[self.password_env]
         raise LookupError(
@@ -248,16 +251,7 @@ class DaemonSettings:
         if direct:
             return direct
         if self.ari_password_file is not None:
-            try:
-                secret = self.ari_password_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise LookupError(
-                    f"cannot read the ARI password file {self.ari_password_file}: {reason}"
-                ) from None
-            if not secret:
-                raise LookupError(f"the ARI password file {self.ari_password_file} is empty")
-            return secret
+            return read_password_file(self.ari_password_file, "ARI")
         if self.ari_password_env and os.environ.get(self.ari_password_env):
             return os.environ[self.ari_password_env]
         names = dict.fromkeys(["PBXD_ARI_PASSWORD", self.ari_password_env or "PBXD_ARI_PASSWORD"])
