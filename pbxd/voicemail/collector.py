@@ -29,6 +29,7 @@ import structlog
 from pbxd.ari.errors import AriError, AriNotFound
 from pbxd.clock import Clock
 from pbxd.voicemail.messages import Message, message_id_of
+from pbxd.voicemail.retry import PassRunner, Retries
 from pbxd.voicemail.store import MessageStore, write_atomically
 
 _log = structlog.get_logger(logger_name=__name__)
@@ -105,12 +106,6 @@ class CollectJob:
         )
 
 
-@dataclass(slots=True)
-class _Retry:
-    attempts: int = 0
-    due: float = 0.0  # clock.monotonic() of the next attempt
-
-
 class RecordingCollector:
     """Moves recordings from Asterisk into a `MessageStore`; start it, stop it, feed it."""
 
@@ -129,12 +124,11 @@ class RecordingCollector:
         self._recordings = recordings
         self._clock = clock
         self._mail = mail
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
         self._pending = store.root / PENDING_DIR
-        self._retries: dict[str, _Retry] = {}
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._retries = Retries(clock, retry_initial, retry_max)
+        self._worker = PassRunner(
+            "pbxd-voicemail-collector", self.collect_due, self._retries, clock
+        )
         self.lost = 0  # recordings gone from Asterisk before they could be copied
 
     # ------------------------------------------------------------------ feeding
@@ -157,7 +151,7 @@ class RecordingCollector:
             recording=job.recording,
             message_id=None if job.message is None else job.message.message_id,
         )
-        self._wakeup.set()
+        self._worker.wake()
 
     def _job_path(self, job_id: str) -> Path:
         return self._pending / f"{job_id}.json"
@@ -188,29 +182,24 @@ class RecordingCollector:
         """One pass: try every job whose retry time has come; how many were settled (kept,
         discarded, or found lost)."""
         done = 0
-        now = self._clock.monotonic()
         for job in await asyncio.to_thread(self.pending):
-            retry = self._retries.get(job.job_id)
-            if retry is not None and retry.due > now:
+            if self._retries.waiting(job.job_id):
                 continue
             try:
                 await self._collect(job)
             except asyncio.CancelledError:
                 raise
             except (AriError, OSError) as exc:
-                retry = self._retries.setdefault(job.job_id, _Retry())
-                retry.attempts += 1
-                delay = min(self._retry_initial * 2 ** (retry.attempts - 1), self._retry_max)
-                retry.due = now + delay
+                attempts, delay = self._retries.failed(job.job_id)
                 _log.warning(
                     "voicemail_collect_retry",
                     recording=job.recording,
-                    attempts=retry.attempts,
+                    attempts=attempts,
                     retry_in=delay,
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 continue
-            self._retries.pop(job.job_id, None)
+            self._retries.forget(job.job_id)
             done += 1
         return done
 
@@ -248,40 +237,12 @@ class RecordingCollector:
 
     def next_due(self) -> float | None:
         """Seconds until the earliest retry, None when nothing waits for one."""
-        if not self._retries:
-            return None
-        return max(0.0, min(r.due for r in self._retries.values()) - self._clock.monotonic())
-
-    async def run(self) -> None:
-        """Work until cancelled: at start (jobs of a previous run), on each job, on retries."""
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.collect_due()
-            except Exception:
-                # A bug here must not stop voicemail for the rest of the daemon's life.
-                _log.exception("voicemail_collector_error")
-            delay = self.next_due()
-            timers: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wakeup.wait())}
-            if delay is not None:
-                timers.add(asyncio.ensure_future(self._clock.sleep(delay)))
-            try:
-                await asyncio.wait(timers, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for timer in timers:
-                    timer.cancel()
+        return self._retries.next_due()
 
     def start(self) -> None:
         """Start the collector's task (jobs left by a previous run are taken at once)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self.run(), name="pbxd-voicemail-collector"
-            )
+        self._worker.start()
 
     async def stop(self) -> None:
         """Stop the task; unfinished jobs stay on disk for the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._worker.stop()
