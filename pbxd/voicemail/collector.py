@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from pbxd.ari.client import AriClient
 from pbxd.ari.errors import AriError, AriNotFound
 from pbxd.clock import Clock
 from pbxd.voicemail.messages import Message, message_id_of
@@ -53,6 +54,22 @@ class StoredRecordings(Protocol):
     async def delete(self, name: str) -> None:
         """Remove the recording from Asterisk (`DELETE /recordings/stored/{name}`)."""
         ...
+
+
+class AriRecordings:
+    """`StoredRecordings` over pbxd's ARI client."""
+
+    def __init__(self, client: AriClient) -> None:
+        """Use `client` (shared with the call core; this adapter never closes it)."""
+        self._client = client
+
+    async def fetch(self, name: str) -> bytes:
+        """`GET /recordings/stored/{name}/file` (size-capped by the client)."""
+        return await self._client.stored_recording_file(name)
+
+    async def delete(self, name: str) -> None:
+        """`DELETE /recordings/stored/{name}`."""
+        await self._client.delete_stored_recording(name)
 
 
 class MailQueue(Protocol):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,27 +39,6 @@ def message_id_of(call_id: str, recording: str) -> str:
         return recording
     digest = hashlib.sha256(f"{call_id}\0{recording}".encode()).hexdigest()[:20]
     return f"vm-{digest}"
-
-
-def wav_seconds(data: bytes) -> float | None:
-    """Seconds of audio in a RIFF/WAVE file (its data chunk / byte rate), None if not one."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    byte_rate: int | None = None
-    offset = 12
-    while offset + 8 <= len(data):
-        chunk = data[offset : offset + 4]
-        size: int = struct.unpack_from("<I", data, offset + 4)[0]
-        body = offset + 8
-        if chunk == b"fmt " and size >= 16 and body + 16 <= len(data):
-            byte_rate = int(struct.unpack_from("<I", data, body + 8)[0])
-        elif chunk == b"data":
-            if not byte_rate:
-                return None
-            # A file cut short (a recording still being written) counts what is there.
-            return min(size, len(data) - body) / byte_rate
-        offset = body + size + (size & 1)
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pbxd.cli.main import main
+from pbxd.sim.media import wav_bytes as make_wav
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageStore
-from tests.voicemail.wavs import make_wav
 
 DID = "+33170000001"
 

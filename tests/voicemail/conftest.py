@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pbxd.ari.errors import AriNotFound, AriUnavailable
-from tests.voicemail.wavs import make_wav as make_wav
 
 T0 = datetime(2026, 12, 24, 19, 0, tzinfo=UTC)  # 20:00 in Paris, after hours
 
@@ -21,6 +20,7 @@ class ManualClock:
         self._origin = origin
         self._now = 0.0
         self._moved = asyncio.Condition()
+        self.sleepers = 0  # tasks inside sleep(): a test waits for them before advancing
 
     def now(self) -> datetime:
         return self._origin + timedelta(seconds=self._now)
@@ -30,8 +30,12 @@ class ManualClock:
 
     async def sleep(self, seconds: float) -> None:
         until = self._now + max(0.0, seconds)
-        async with self._moved:
-            await self._moved.wait_for(lambda: self._now >= until)
+        self.sleepers += 1
+        try:
+            async with self._moved:
+                await self._moved.wait_for(lambda: self._now >= until)
+        finally:
+            self.sleepers -= 1
 
     def call_later(self, seconds: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
         raise NotImplementedError("not used by voicemail")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from pbxd.sim.media import wav_bytes as make_wav
 from pbxd.voicemail.collector import RecordingCollector
 from pbxd.voicemail.messages import Message, message_id_of
 from pbxd.voicemail.store import MessageStore
 
-from .conftest import T0, AsteriskRecordings, ManualClock, make_wav
+from .conftest import T0, AsteriskRecordings, ManualClock
 
 DID = "+33170000001"
 PARIS = "Europe/Paris"
@@ -170,7 +171,7 @@ async def test_the_task_works_on_its_own_and_retries_on_the_clock(
     try:
         with capture_logs() as logs:
             await collector.keep("vm-c1", left("c1", "vm-c1"), email=None, timezone=PARIS)
-            await _until(lambda: collector.next_due() is not None, "first attempt")
+            await _until(lambda: clock.sleepers == 1, "the backoff after the first attempt")
         assert [e["event"] for e in logs].count("voicemail_collect_retry") == 1
         recordings.reachable = True
         await clock.advance(4)

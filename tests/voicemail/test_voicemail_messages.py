@@ -11,10 +11,7 @@ from pbxd.voicemail.messages import (
     Message,
     keep_message,
     message_id_of,
-    wav_seconds,
 )
-
-from .conftest import make_wav
 
 
 @pytest.mark.parametrize(
@@ -40,14 +37,6 @@ def test_message_ids_are_stable_and_safe() -> None:
     assert odd != message_id_of("1733.43", "voicemail/acme reception")
     assert MESSAGE_ID.match(odd) and odd.startswith("vm-")
     assert message_id_of("c", "../../etc/passwd").startswith("vm-")
-
-
-def test_wav_seconds_reads_the_header() -> None:
-    assert wav_seconds(make_wav(3.0)) == pytest.approx(3.0)
-    assert len(make_wav(1.0)) == 44 + 16000  # as Asterisk stores them
-    assert wav_seconds(make_wav(0.5, rate=16000)) == pytest.approx(0.5)
-    assert wav_seconds(b"not a wav file at all") is None
-    assert wav_seconds(make_wav(2.0)[: 44 + 8000]) == pytest.approx(0.5)  # cut short
 
 
 def test_metadata_round_trips_in_utc() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from pbxd.sim.media import wav_bytes as make_wav
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageNotFound, MessageStore
 
-from .conftest import T0, make_wav
+from .conftest import T0
 
 DID = "+33170000001"
 
