@@ -30,7 +30,7 @@ from pbxd.ari.client import AriClient
 from pbxd.ari.errors import AriError, AriNotFound
 from pbxd.clock import Clock
 from pbxd.voicemail.messages import Message, message_id_of
-from pbxd.voicemail.retry import PassRunner, Retries
+from pbxd.voicemail.retry import PassRunner, Retries, RetryingQueue, read_jobs
 from pbxd.voicemail.store import MessageStore, write_atomically
 
 _log = structlog.get_logger(logger_name=__name__)
@@ -123,7 +123,7 @@ class CollectJob:
         )
 
 
-class RecordingCollector:
+class RecordingCollector(RetryingQueue):
     """Moves recordings from Asterisk into a `MessageStore`; start it, stop it, feed it."""
 
     def __init__(
@@ -179,19 +179,7 @@ class RecordingCollector:
 
     def pending(self) -> list[CollectJob]:
         """The jobs waiting on disk (unreadable ones are logged and set aside)."""
-        if not self._pending.is_dir():
-            return []
-        jobs: list[CollectJob] = []
-        for path in sorted(self._pending.glob("*.json")):
-            if path.name.startswith("."):
-                continue
-            try:
-                jobs.append(CollectJob.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError) as exc:
-                _log.error("voicemail_job_unreadable", path=str(path), error=str(exc))
-                with contextlib.suppress(OSError):
-                    path.rename(path.with_suffix(".bad"))
-        return jobs
+        return read_jobs(self._pending, CollectJob.from_json, "voicemail_job_unreadable")
 
     # ------------------------------------------------------------------ working
 
@@ -251,15 +239,3 @@ class RecordingCollector:
         with contextlib.suppress(AriNotFound):
             await self._recordings.delete(job.recording)
         await asyncio.to_thread(self._job_path(job.job_id).unlink, True)
-
-    def next_due(self) -> float | None:
-        """Seconds until the earliest retry, None when nothing waits for one."""
-        return self._retries.next_due()
-
-    def start(self) -> None:
-        """Start the collector's task (jobs left by a previous run are taken at once)."""
-        self._worker.start()
-
-    async def stop(self) -> None:
-        """Stop the task; unfinished jobs stay on disk for the next start."""
-        await self._worker.stop()

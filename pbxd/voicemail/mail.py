@@ -12,7 +12,6 @@ voicemail. The SMTP password is read at each send and never logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from pbxd.clock import Clock
 from pbxd.config.files import MailSecurity
 from pbxd.config.model import MailSettings
 from pbxd.voicemail.messages import MESSAGE_ID, Message
-from pbxd.voicemail.retry import PassRunner, Retries
+from pbxd.voicemail.retry import PassRunner, Retries, RetryingQueue, read_jobs
 from pbxd.voicemail.store import MessageNotFound, MessageStore, write_atomically
 
 _log = structlog.get_logger(logger_name=__name__)
@@ -129,7 +128,7 @@ def _is_permanent(exc: Exception) -> bool:
     return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500
 
 
-class Outbox:
+class Outbox(RetryingQueue):
     """Voicemail e-mails waiting to be sent, on disk; start it to send them."""
 
     def __init__(
@@ -162,18 +161,7 @@ class Outbox:
 
     def queued(self) -> list[MailJob]:
         """The e-mails waiting, oldest first (unreadable job files are logged and set aside)."""
-        if not self._folder.is_dir():
-            return []
-        jobs: list[MailJob] = []
-        for path in self._folder.glob("*.json"):
-            if path.name.startswith("."):
-                continue
-            try:
-                jobs.append(MailJob.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError) as exc:
-                _log.error("voicemail_mail_job_unreadable", path=str(path), error=str(exc))
-                with contextlib.suppress(OSError):
-                    path.rename(path.with_suffix(".bad"))
+        jobs = read_jobs(self._folder, MailJob.from_json, "voicemail_mail_job_unreadable")
         jobs.sort(key=lambda j: (j.queued_at, j.message_id))
         return jobs
 
@@ -271,18 +259,6 @@ class Outbox:
             reason=reason,
             error=error,
         )
-
-    def next_due(self) -> float | None:
-        """Seconds until the earliest retry, None when nothing waits for one."""
-        return self._retries.next_due()
-
-    def start(self) -> None:
-        """Start the outbox's task (e-mails left by a previous run are sent at once)."""
-        self._worker.start()
-
-    async def stop(self) -> None:
-        """Stop the task; unsent e-mails stay on disk for the next start."""
-        await self._worker.stop()
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -121,3 +123,43 @@ class PassRunner:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+_JobT = TypeVar("_JobT")
+
+
+def read_jobs(folder: Path, parse: Callable[[Any], _JobT], event: str) -> list[_JobT]:
+    """The job files of a queue folder, parsed; an unreadable one is logged as `event` and
+    renamed `.bad` (kept for an admin, never retried in a loop)."""
+    if not folder.is_dir():
+        return []
+    jobs: list[_JobT] = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            jobs.append(parse(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            _log.error(event, path=str(path), error=str(exc))
+            with contextlib.suppress(OSError):
+                path.rename(path.with_suffix(".bad"))
+    return jobs
+
+
+class RetryingQueue:
+    """What both voicemail queues share: a backoff per job and the task that runs passes."""
+
+    _retries: Retries
+    _worker: PassRunner
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest retry, None when nothing waits for one."""
+        return self._retries.next_due()
+
+    def start(self) -> None:
+        """Start the queue's task (jobs left by a previous run are taken at once)."""
+        self._worker.start()
+
+    async def stop(self) -> None:
+        """Stop the task; unfinished jobs stay on disk for the next start."""
+        await self._worker.stop()
