@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import structlog.testing
 
 from pbxd.sim import AriSimulator, PeerScript
 from pbxd.systemd import Notifier, keep_systemd_informed
+from tests.cli.test_run import start_daemon
 
 
 class FakeSystemd:
@@ -29,6 +29,7 @@ class FakeSystemd:
         self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
         self.sock.setblocking(False)
         self.messages: list[dict[str, str]] = []
+        self.seen = 0  # messages `until` has looked at
 
     def drain(self) -> list[dict[str, str]]:
         """Every message already delivered (without waiting)."""
@@ -42,18 +43,17 @@ class FakeSystemd:
     async def until(
         self, found: Callable[[dict[str, str]], bool], seconds: float = 20.0
     ) -> dict[str, str]:
-        """The first message from now on that `found` accepts (the others are kept too)."""
-        start = len(self.drain())
-        for message in self.messages[start:]:
-            if found(message):
-                return message
+        """The first message after the last one `until` returned that `found` accepts."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(seconds):
             while True:
-                message = _fields(await loop.sock_recv(self.sock, 4096))
-                self.messages.append(message)
-                if found(message):
-                    return message
+                self.drain()
+                while self.seen < len(self.messages):
+                    message = self.messages[self.seen]
+                    self.seen += 1
+                    if found(message):
+                        return message
+                self.messages.append(_fields(await loop.sock_recv(self.sock, 4096)))
 
     def close(self) -> None:
         self.sock.close()
@@ -175,29 +175,6 @@ async def test_a_wedged_loop_sends_no_watchdog_ping(fake_systemd: FakeSystemd) -
 # ------------------------------------------------------------- pbxd run under "systemd"
 
 
-async def _start(example: Path, url: str, fake: FakeSystemd) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "PBXD_CONFIG": str(example / "pbxd.yaml"),
-        "PBXD_ARI_URL": url,
-        "PBXD_ARI_PASSWORD": "pbxd-secret",
-        "PBXD_DATABASE_URL": f"sqlite:///{example / 'cdr.db'}",
-        "PBXD_LOG_LEVEL": "info",
-        "NOTIFY_SOCKET": fake.address,
-        "WATCHDOG_USEC": "200000",  # a ping every 0.1 s
-    }
-    env.pop("WATCHDOG_PID", None)
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pbxd",
-        "run",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 async def _log_until(process: asyncio.subprocess.Process, event: str, count: int = 1) -> None:
     assert process.stderr is not None
     seen = 0
@@ -212,7 +189,11 @@ async def test_pbxd_run_tells_systemd_ready_status_reload_watchdog_and_stopping(
     example: Path, fake_systemd: FakeSystemd, unused_tcp_port: int
 ) -> None:
     url = f"http://127.0.0.1:{unused_tcp_port}/ari"
-    process = await _start(example, url, fake_systemd)
+    db = f"sqlite:///{example / 'cdr.db'}"
+    # A ping every 0.1 s; no WATCHDOG_PID: the watchdog is the child's own.
+    process = await start_daemon(
+        example, url, db, NOTIFY_SOCKET=fake_systemd.address, WATCHDOG_USEC="200000"
+    )
     sim = AriSimulator()
     try:
         # Asterisk is not up yet: pbxd retries, pings the watchdog, and is not READY.
