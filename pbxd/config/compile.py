@@ -288,6 +288,12 @@ _DATABASE_SCHEMES = frozenset(
 )
 
 
+def _in_memory_sqlite(url: str) -> bool:
+    """`sqlite://`, `sqlite:///`, `sqlite:///:memory:`: a database that dies with the process."""
+    scheme, _, rest = url.partition("://")
+    return scheme.lower().startswith("sqlite") and rest.partition("?")[0] in ("", "/", "/:memory:")
+
+
 class _SettingsChecker:
     """Checks the meaning of pbxd.yaml values; blames the file's line or the PBXD_* variable."""
 
@@ -341,6 +347,12 @@ class _SettingsChecker:
                 self.error(
                     ("database", "url"),
                     "must be sqlite:///PATH or postgresql://USER@HOST/DB",
+                )
+            elif _in_memory_sqlite(parsed.database.url):
+                self.warning(
+                    ("database", "url"),
+                    "an in-memory database loses every CDR when pbxd stops: "
+                    "use sqlite:///PATH or postgresql://USER@HOST/DB",
                 )
         self._bind(parsed.http.bind)
         if parsed.log_level.lower() not in LOG_LEVELS:
