@@ -1,40 +1,55 @@
 """The CDR spool: records the database could not take yet, on local disk, in order.
 
-One JSON line per record snapshot (`{"seq": N, "kind": "call"|"leg", "record": {...}}`),
-appended and fsync'd before the records leave memory, so a stop, a crash or a restart during
-a database outage loses none. The store reads it from the front, oldest first, and empties
-the file once every line is in the database. Lines are not removed one by one: after a crash
-mid-replay the next start writes some again, which the store's upserts (keyed by call and
-leg id, latest snapshot last) make harmless.
+One JSON line per record snapshot (`{"seq": N, "kind": "call"|"leg", "row": {...}}`, the
+record as its database row), appended and fsync'd before the records leave memory, so a
+stop, a crash or a restart during a database outage loses none. The store reads it from the
+front, oldest first, and empties the file once every line is in the database. Lines are not
+removed one by one: after a crash mid-replay the next start writes some again, which the
+store's upserts (keyed by call and leg id, latest snapshot last) make harmless.
 
 The file is locked (`flock`) while a store uses it: two daemons never replay one spool.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import fcntl
 import json
 import os
-import types
-import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from sqlalchemy import Table
+
 from pbxd.cdr.records import CallRecord, LegRecord
+from pbxd.cdr.schema import (
+    Base,
+    CallRow,
+    LegRow,
+    UtcDateTime,
+    call_to_row,
+    leg_to_row,
+    row_to_call,
+    row_to_leg,
+)
 
 SpoolRecord = CallRecord | LegRecord
 
-_KINDS: Final[dict[str, type[CallRecord] | type[LegRecord]]] = {
-    "call": CallRecord,
-    "leg": LegRecord,
-}
 # A line longer than this is not one of ours (a corrupt file): skip it, never load it whole.
 MAX_LINE_BYTES = 1 << 20
+
+
+def _time_columns(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if isinstance(c.type, UtcDateTime))
+
+
+_TABLES: Final[dict[str, Table]] = {
+    "call": Base.metadata.tables[CallRow.__tablename__],
+    "leg": Base.metadata.tables[LegRow.__tablename__],
+}
+_TIME_COLUMNS: Final[dict[str, frozenset[str]]] = {k: _time_columns(t) for k, t in _TABLES.items()}
 
 
 class SpoolBusyError(RuntimeError):
@@ -51,65 +66,34 @@ class SpoolEntry:
     raw: str = ""
 
 
-def _kind_of(rec: SpoolRecord) -> str:
-    return "call" if isinstance(rec, CallRecord) else "leg"
-
-
-def _encode_value(value: object) -> object:
-    """JSON for one field: times as ISO 8601 with their offset, enums by value."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
 def record_fields(rec: SpoolRecord) -> dict[str, object]:
-    """Every field of `rec` as JSON values (what a spool line and a rejected-row log carry)."""
-    return {f.name: _encode_value(getattr(rec, f.name)) for f in dataclasses.fields(rec)}
+    """The record as its database row, in JSON values: what a spool line and a log carry.
+
+    The schema's own conversion (`call_to_row`), so the spool follows every column added to
+    it; raises like that conversion for a record that cannot become a row.
+    """
+    row = call_to_row(rec) if isinstance(rec, CallRecord) else leg_to_row(rec)
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def encode_line(seq: int, rec: SpoolRecord) -> bytes:
     """The spool line of `rec` (no newline inside: JSON escapes control characters)."""
+    kind = "call" if isinstance(rec, CallRecord) else "leg"
     line = json.dumps(
-        {"seq": seq, "kind": _kind_of(rec), "record": record_fields(rec)},
+        {"seq": seq, "kind": kind, "row": record_fields(rec)},
         ensure_ascii=True,
         separators=(",", ":"),
     )
     return line.encode("ascii") + b"\n"
 
 
-def _field_types(cls: type[Any]) -> dict[str, tuple[type[Any], ...]]:
-    """The concrete classes each dataclass field may hold (None left out)."""
-    hints = typing.get_type_hints(cls)
-    result: dict[str, tuple[type[Any], ...]] = {}
-    for name, hint in hints.items():
-        args = typing.get_args(hint)
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            result[name] = tuple(a for a in args if isinstance(a, type) and a is not type(None))
-        elif isinstance(hint, type):
-            result[name] = (hint,)
-    return result
-
-
-_TYPES: Final[dict[str, dict[str, tuple[type[Any], ...]]]] = {
-    kind: _field_types(cls) for kind, cls in _KINDS.items()
-}
-
-
-def _decode_value(value: object, allowed: tuple[type[Any], ...]) -> object:
-    """The field value from JSON, by the field's declared type (datetime, enum, plain)."""
+def _parse_time(name: str, value: object) -> datetime | None:
     if value is None:
         return None
-    for cls in allowed:
-        if issubclass(cls, datetime) and isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            if parsed.utcoffset() is None:
-                raise ValueError(f"naive time {value!r}")
-            return parsed
-        if issubclass(cls, enum.Enum):
-            return cls(value)
-    return value
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.utcoffset() is None:
+        raise ValueError(f"{name}: naive time {value!r}")
+    return parsed
 
 
 def decode_line(raw: bytes) -> SpoolEntry:
@@ -119,16 +103,14 @@ def decode_line(raw: bytes) -> SpoolEntry:
         data = json.loads(text)
         seq = int(data["seq"])
         kind = str(data["kind"])
-        cls = _KINDS[kind]
-        types_of = _TYPES[kind]
-        known = {f.name for f in dataclasses.fields(cls)}
-        # Fields a newer or older pbxd wrote that this one does not know are left out.
-        values: dict[str, Any] = {
-            name: _decode_value(value, types_of.get(name, ()))
-            for name, value in dict(data["record"]).items()
-            if name in known
-        }
-        return SpoolEntry(seq=seq, record=cls(**values))
+        table = _TABLES[kind]
+        # Columns a newer pbxd wrote are left out; columns an older one did not know are NULL.
+        row: dict[str, Any] = {c.name: None for c in table.columns}
+        row.update((k, v) for k, v in dict(data["row"]).items() if k in row)
+        for name in _TIME_COLUMNS[kind]:
+            row[name] = _parse_time(name, row[name])
+        record = row_to_call(row) if kind == "call" else row_to_leg(row)
+        return SpoolEntry(seq=seq, record=record)
     except (ValueError, KeyError, TypeError) as exc:
         return SpoolEntry(seq=0, record=None, problem=f"{type(exc).__name__}: {exc}", raw=text)
 
@@ -182,8 +164,12 @@ class CdrSpool:
         return self._pending
 
     def append(self, entries: Iterable[tuple[int, SpoolRecord]]) -> int:
+        """Append records (see `append_lines`); a record that cannot become a row raises."""
+        return self.append_lines([encode_line(seq, rec) for seq, rec in entries])
+
+    def append_lines(self, lines: Iterable[bytes]) -> int:
         """Append and fsync; on failure (disk full) nothing is added and OSError is raised."""
-        data = b"".join(encode_line(seq, rec) for seq, rec in entries)
+        data = b"".join(lines)
         if not data:
             return 0
         size = self._file.seek(0, os.SEEK_END)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -50,7 +51,7 @@ from pbxd.cdr.schema import (
     row_to_call,
     row_to_leg,
 )
-from pbxd.cdr.spool import CdrSpool, SpoolEntry, record_fields
+from pbxd.cdr.spool import CdrSpool, SpoolEntry, encode_line, record_fields
 
 # Not pbxd.log.get_logger: its `logger=` initial value collides with structlog's wrap_logger.
 _log = structlog.get_logger(logger_name=__name__)
@@ -91,6 +92,14 @@ def _describe(exc: BaseException) -> str:
     """One line for the log: the exception type and its first line."""
     first = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {first[0] if first else ''}"
+
+
+def _loggable(rec: CallRecord | LegRecord) -> dict[str, object]:
+    """The record as JSON values for a log line, even when it cannot become a row."""
+    try:
+        return record_fields(rec)
+    except (TypeError, ValueError):
+        return {f.name: str(getattr(rec, f.name)) for f in dataclasses.fields(rec)}
 
 
 def _key(rec: CallRecord | LegRecord) -> tuple[str, str]:
@@ -306,8 +315,15 @@ class CdrStore:
             return False
         if not self._queue:
             return True
+        lines: list[bytes] = []
+        for seq, rec in self._queue:
+            try:
+                lines.append(encode_line(seq, rec))
+            except (TypeError, ValueError) as exc:  # it could never become a row anyway
+                lines.append(b"")
+                self._reject(rec, exc)
         try:
-            count = self._spool.append(self._queue)
+            count = self._spool.append_lines(lines)
         except OSError as exc:
             _log.error(
                 "cdr_spool_failed",
@@ -592,7 +608,7 @@ class CdrStore:
             id=key,
             call_id=rec.call_id,
             error=_describe(exc),
-            row=record_fields(rec),
+            row=_loggable(rec),
         )
 
     def _reject_row(self, is_call: bool, row: dict[str, Any], exc: BaseException) -> None:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pbxd.cdr.records import CallRecord, Disposition, LegRecord
+from pbxd.cdr.records import (
+    CallRecord,
+    Disposition,
+    LegRecord,
+    PathStep,
+    StepKind,
+    StepOutcome,
+    VoicemailLeft,
+)
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError, decode_line, encode_line
 
 PARIS = timezone(timedelta(hours=2))
@@ -21,8 +29,14 @@ def call(n: int) -> CallRecord:
         started_at=datetime(2024, 6, 1, 12, n, tzinfo=UTC),
         caller_name='Zoë\n"quoted" \u2028',
         answered_at=datetime(2024, 6, 1, 14, n, 5, 123456, tzinfo=PARIS),
-        disposition=Disposition.ANSWERED,
+        ended_at=datetime(2024, 6, 1, 12, n, 50, tzinfo=UTC),
+        disposition=Disposition.VOICEMAIL,
         hangup_cause=16,
+        path=(
+            PathStep(StepKind.RING, StepOutcome.NO_ANSWER),
+            PathStep(StepKind.VOICEMAIL, StepOutcome.LEFT),
+        ),
+        voicemail=VoicemailLeft("msg-1", 12),
     )
 
 
@@ -32,7 +46,8 @@ def test_a_line_round_trips_times_enums_and_odd_text() -> None:
     entry = decode_line(line)
     assert entry.seq == 7 and entry.record == call(1)
     assert isinstance(entry.record, CallRecord)
-    assert entry.record.disposition is Disposition.ANSWERED
+    assert entry.record.disposition is Disposition.VOICEMAIL
+    assert entry.record.path[1].outcome is StepOutcome.LEFT
     leg = LegRecord("l1", "c1", "alice", "PJSIP/alice", datetime(2024, 6, 1, tzinfo=UTC))
     assert decode_line(encode_line(8, leg)).record == leg
 
@@ -41,10 +56,12 @@ def test_a_line_round_trips_times_enums_and_odd_text() -> None:
     "raw",
     [
         b"not json\n",
-        b'{"seq": 1, "kind": "fax", "record": {}}\n',
-        b'{"seq": 1, "kind": "call", "record": {"call_id": "x"}}\n',  # fields missing
-        b'{"seq": 1, "kind": "call", "record": {"call_id": "x", "did": "+1",'
+        b'{"seq": 1, "kind": "fax", "row": {}}\n',
+        b'{"seq": 1, "kind": "call", "record": {"call_id": "x"}}\n',  # no row
+        b'{"seq": 1, "kind": "call", "row": {"call_id": "x", "did": "+1",'
         b' "started_at": "2024-06-01T12:00:00"}}\n',  # a naive time
+        b'{"seq": 1, "kind": "call", "row": {"call_id": "x", "did": "+1",'
+        b' "started_at": "2024-06-01T12:00:00+00:00", "disposition": "teleported"}}\n',
     ],
 )
 def test_an_unreadable_line_says_why(raw: bytes) -> None:
