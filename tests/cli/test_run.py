@@ -71,12 +71,27 @@ async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None
             await asyncio.sleep(0.02)
 
 
-async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Path) -> None:
-    db = f"sqlite:///{example / 'cdr.db'}"
+def simulator_where_alice_answers() -> AriSimulator:
+    """The example's endpoints; alice answers after 0.2 s."""
     sim = AriSimulator()
     for endpoint in ("trunk-in", "trunk-out", "trunk-uk", "alice", "bob"):
         sim.add_endpoint("PJSIP", endpoint)
     sim.script("PJSIP/alice", PeerScript(answer_after=0.2))
+    return sim
+
+
+async def shut_down(sim: AriSimulator, *processes: asyncio.subprocess.Process) -> None:
+    """Kill whichever daemon is still running, then stop the simulator."""
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    await sim.stop()
+
+
+async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Path) -> None:
+    db = f"sqlite:///{example / 'cdr.db'}"
+    sim = simulator_where_alice_answers()
     url = await sim.start()
     first = await start_daemon(example, url, db)
     second = first
@@ -117,11 +132,7 @@ async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Pa
         await wait_for(lambda: not sim.channels)
         await stop_daemon(second)
     finally:
-        for process in (first, second):
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        await sim.stop()
+        await shut_down(sim, first, second)
 
     store = await CdrStore.open(db)
     try:
@@ -301,10 +312,7 @@ async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> N
     path = example / "cdr.db"
     db = f"sqlite:///{path}"
     spool = example / "var" / "cdr-spool.jsonl"
-    sim = AriSimulator()
-    for endpoint in ("trunk-in", "trunk-out", "trunk-uk", "alice", "bob"):
-        sim.add_endpoint("PJSIP", endpoint)
-    sim.script("PJSIP/alice", PeerScript(answer_after=0.2))
+    sim = simulator_where_alice_answers()
     url = await sim.start()
     first = await start_daemon(example, url, db)
     second = first
@@ -340,11 +348,7 @@ async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> N
         await wait_for(lambda: not sim.channels)
         await stop_daemon(second)
     finally:
-        for process in (first, second):
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        await sim.stop()
+        await shut_down(sim, first, second)
 
     store = await CdrStore.open(db)
     try:
