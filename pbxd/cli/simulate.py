@@ -17,7 +17,7 @@ from pbxd.clock import ScaledClock
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
 from pbxd.config.numbering import national_format
-from pbxd.log import configure_logging
+from pbxd.log import configure_logging, redact_url
 from pbxd.sim import SHIPPED_STASIS_ARGS
 from pbxd.sim.scenario import (
     MAX_SCENARIO_SECONDS,
@@ -74,8 +74,10 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         store = await CdrStore.open(database_url)
     except Exception as exc:
         print(
-            f"pbxd simulate: cannot open the CDR database {_safe_url(database_url)}: "
-            f"{type(exc).__name__}: {exc}",
+            redact_url(
+                f"pbxd simulate: cannot open the CDR database {database_url}: "
+                f"{type(exc).__name__}: {exc}"
+            ),
             file=sys.stderr,
         )
         return 1
@@ -113,7 +115,7 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         print()
         print(render_timeline(call, finished.get(channel_id), config))
     missing = [c for c in placed if c not in finished]
-    print(f"\n{len(finished)} call(s) recorded in {_safe_url(database_url)}")
+    print(f"\n{len(finished)} call(s) recorded in {redact_url(database_url)}")
     if not settled:
         print(
             f"pbxd simulate: calls still up after {MAX_SCENARIO_SECONDS} s of scenario time; "
@@ -175,12 +177,3 @@ def render_timeline(call: ScenarioCall, controller: CallController | None, confi
     outcome += f", hangup cause {record.hangup_cause}"
     lines.append(outcome)
     return "\n".join(lines)
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, for printing."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
-    return url
