@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import secrets
 import sys
@@ -27,6 +28,7 @@ from pbxd.sim.scenario import (
     load_scenario,
     prepare_simulator,
 )
+from pbxd.sim.scenario_clock import ScenarioClock
 from pbxd.sim.server import AriSimulator
 
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 f"pbxd simulate: --speed must be above 0 and at most {MAX_SPEED:g}", file=sys.stderr
             )
             return 1
-        scenario = Scenario(scenario.title, args.speed, scenario.peers, scenario.calls)
+        scenario = dataclasses.replace(scenario, speed=args.speed)
     configure_logging(config.settings.log_level if args.verbose else "error")
     database = args.database or config.settings.database_url
     return asyncio.run(play(config, scenario, database))
@@ -81,7 +83,8 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
             file=sys.stderr,
         )
         return 1
-    clock = ScaledClock(speed=scenario.speed)
+    # A scenario with calls at given dates reads those dates; its wall time jumps between them.
+    clock = ScenarioClock(ScaledClock(speed=scenario.speed, origin=scenario.start))
     password = secrets.token_urlsafe(12)
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
@@ -130,14 +133,14 @@ async def _place_calls(
     service: CallService,
     config: Config,
     scenario: Scenario,
-    clock: ScaledClock,
+    clock: ScenarioClock,
     placed: dict[str, ScenarioCall],
 ) -> None:
     """Place the scenario's calls at their times, then wait until every call has ended."""
     assert service.daemon is not None
     start = clock.monotonic()
     for call in scenario.calls:
-        await clock.sleep(call.at - (clock.monotonic() - start))
+        await _until(call.at, start, clock, sim, service)
         channel_id = await sim.inbound_call(
             call.did,
             call.caller_number,
@@ -147,10 +150,38 @@ async def _place_calls(
             app=config.settings.ari_app,
             presentation=call.presentation,
             stasis_args=SHIPPED_STASIS_ARGS,  # as asterisk-conf/extensions.conf passes them
+            script=call.script,
         )
         placed[channel_id] = call
     await sim.wait_until_idle()
     await service.daemon.wait_idle()
+
+
+async def _until(
+    at: float, start: float, clock: ScenarioClock, sim: AriSimulator, service: CallService
+) -> None:
+    """Wait until scenario second `at`; once no call is up, jump the wall time there."""
+    assert service.daemon is not None
+    delay = at - (clock.monotonic() - start + clock.jumped)
+    if delay <= 0:
+        return
+
+    async def idle() -> None:
+        assert service.daemon is not None
+        await sim.wait_until_idle()
+        await service.daemon.wait_idle()
+
+    sleeping = asyncio.ensure_future(clock.sleep(delay))
+    quiet = asyncio.ensure_future(idle())
+    try:
+        await asyncio.wait({sleeping, quiet}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeping, quiet):
+            task.cancel()
+        await asyncio.gather(sleeping, quiet, return_exceptions=True)
+    left = at - (clock.monotonic() - start + clock.jumped)
+    if left > 0:
+        clock.jump(left)
 
 
 def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:
@@ -159,7 +190,7 @@ def render_timeline(call: ScenarioCall, controller: CallController | None, confi
     shown = national_format(call.did) if number else call.did
     label = f" ({number.label})" if number and number.label else ""
     caller = call.caller_number + (f' "{call.caller_name}"' if call.caller_name else "")
-    lines = [f"#{call.index} at {call.at:g}s: {caller} -> {shown}{label}"]
+    lines = [f"#{call.index} at {call.shown_at}: {caller} -> {shown}{label}"]
     if controller is None:
         lines.append("    (pbxd never saw this call: was the Stasis application connected?)")
         return "\n".join(lines)
