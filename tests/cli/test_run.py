@@ -20,7 +20,9 @@ from pbxd.cdr.store import CdrStore
 from pbxd.sim import AriSimulator, PeerScript
 
 
-async def start_daemon(example: Path, url: str, db: str) -> asyncio.subprocess.Process:
+async def start_daemon(
+    example: Path, url: str, db: str, **extra_env: str
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "PBXD_CONFIG": str(example / "pbxd.yaml"),
@@ -28,6 +30,7 @@ async def start_daemon(example: Path, url: str, db: str) -> asyncio.subprocess.P
         "PBXD_ARI_PASSWORD": "pbxd-secret",
         "PBXD_DATABASE_URL": db,
         "PBXD_LOG_LEVEL": "info",
+        **extra_env,
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,
