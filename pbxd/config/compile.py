@@ -299,6 +299,12 @@ _DATABASE_SCHEMES = frozenset(
 )
 
 
+def _in_memory_sqlite(url: str) -> bool:
+    """`sqlite://`, `sqlite:///`, `sqlite:///:memory:`: a database that dies with the process."""
+    scheme, _, rest = url.partition("://")
+    return scheme.lower().startswith("sqlite") and rest.partition("?")[0] in ("", "/", "/:memory:")
+
+
 class _SettingsChecker:
     """Checks the meaning of pbxd.yaml values; blames the file's line or the PBXD_* variable."""
 
@@ -432,6 +438,12 @@ class _SettingsChecker:
         problem = check_database_url(url)
         if problem is not None:
             self.error(("database", "url"), problem)
+        elif _in_memory_sqlite(url):
+            self.warning(
+                ("database", "url"),
+                "an in-memory database loses every CDR when pbxd stops: "
+                "use sqlite:///PATH or postgresql://USER@HOST/DB",
+            )
 
     def _bind(self, bind: str) -> None:
         host, colon, port = bind.strip().rpartition(":")
