@@ -324,3 +324,40 @@ async def test_a_snoop_ends_with_the_channel_it_snoops_on(
     await events.next("StasisEnd", snoop["id"])
     assert sim.channel(snoop["id"]) is None
     assert not [e for e in events.of(snoop["id"]) if e["type"] == "ChannelDialplan"]
+
+
+async def test_a_record_sent_during_a_prompt_starts_after_it(
+    sim: AriSimulator, ari: Ari, events: EventReader
+) -> None:
+    caller = await incoming(sim, events)
+    await ari.post(f"/channels/{caller}/answer")
+    await ari.post(f"/channels/{caller}/play/greet", media="sound:pbxd-prompt-welcome")
+    status, live = await record(ari, caller, "vm-1", maxDurationSeconds="1")
+    assert status == 201 and live["state"] == "queued"
+    await recording_finished(events, "vm-1")
+    order = [e["type"] for e in events.events if e["type"].startswith(("Playback", "Recording"))]
+    assert order == ["PlaybackStarted", "PlaybackFinished", "RecordingStarted", "RecordingFinished"]
+
+
+def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pbxd.sim.scenario import prepare_sounds
+
+    with wave.open(str(tmp_path / "acme-welcome.wav"), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(bytes(2 * 12000))  # 1.5 s
+    greeting = SimpleNamespace(prompts=("sound:acme-welcome", "sound:acme-hours"))
+    config = SimpleNamespace(
+        routes={"reception": SimpleNamespace(greeting=greeting)},
+        mailboxes={"acme": SimpleNamespace(greeting=("sound:acme-vm",))},
+        settings=SimpleNamespace(sounds_dir=tmp_path),
+    )
+    sim = AriSimulator()
+    assumed = prepare_sounds(sim, config)  # type: ignore[arg-type]
+    assert assumed == ["sound:acme-hours", "sound:acme-vm"]
+    assert sim.sounds.seconds("acme-welcome") == pytest.approx(1.5)  # the real file
+    assert sim.sounds.seconds("acme-hours") == 3.0
+    assert sim.sounds.seconds("vm-intro") is not None  # a core sound of a real Asterisk
