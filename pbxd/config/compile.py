@@ -290,6 +290,9 @@ def _apply_env(data: dict[str, Any]) -> dict[tuple[str, ...], str]:
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # what systemd EnvironmentFile= admins write
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME_MAX = 255  # bytes in one file name (Linux NAME_MAX)
+_PATH_MAX = 4096  # bytes in a whole path (Linux PATH_MAX)
 _DATABASE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 )
@@ -333,8 +336,24 @@ class _SettingsChecker:
         if not parsed.ari.app.strip():
             self.error(("ari", "app"), "must not be empty (the Stasis application name)")
         self._password_env(("ari", "password_env"), parsed.ari.password_env)
+        for key in ("username", "app"):
+            if _CONTROL.search(getattr(parsed.ari, key)):
+                self.error(("ari", key), "must not contain control characters")
+        paths_ok = all(
+            self._path(where, value)
+            for where, value in (
+                (("state_dir",), parsed.state_dir),
+                (("trunks_file",), parsed.trunks_file),
+                (("routing_dir",), parsed.routing_dir),
+                (("ari", "password_file"), parsed.ari.password_file),
+            )
+        )
         # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
-        if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
+        if (
+            paths_ok
+            and parsed.ari.password_file is not None
+            and not os.environ.get("PBXD_ARI_PASSWORD")
+        ):
             self._password_file(base / parsed.ari.password_file)
         if parsed.database.url is not None:
             self._database_url(parsed.database.url)
@@ -374,7 +393,34 @@ class _SettingsChecker:
         if not port_ok:
             self.error(("ari", "url"), "the port must be a number from 1 to 65535")
 
+    def _path(self, where: tuple[str, ...], value: str | None) -> bool:
+        """Whether `value` can name a file at all (no NUL, names the filesystem accepts)."""
+        if value is None:
+            return True
+        control = _CONTROL.search(value)
+        if control is not None:
+            self.error(where, f"a path must not contain control characters (found {control[0]!r})")
+            return False
+        if not value.strip():
+            self.error(where, "must not be empty")
+            return False
+        longest = max(Path(value).parts or ("",), key=lambda p: len(p.encode()))
+        if len(longest.encode()) > _NAME_MAX:
+            self.error(
+                where,
+                f"a file name in this path is {len(longest.encode())} bytes long; "
+                f"at most {_NAME_MAX} are allowed",
+            )
+            return False
+        if len(value.encode()) > _PATH_MAX:
+            self.error(where, f"this path is longer than {_PATH_MAX} bytes")
+            return False
+        return True
+
     def _database_url(self, url: str) -> None:
+        if _CONTROL.search(url):
+            self.error(("database", "url"), "must not contain control characters")
+            return
         scheme = url.partition("://")[0].lower()
         if "://" not in url or scheme not in _DATABASE_SCHEMES:
             self.error(("database", "url"), "must be sqlite:///PATH or postgresql://USER@HOST/DB")
@@ -893,14 +939,9 @@ class _Compiler:
         if not path.is_dir():
             self.diags.error(Mark(name, 1, 1), "routing directory not found")
             return
-        # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in (".yaml", ".yml")
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
+        errors_before = len(self.diags.items)
+        files = self._routing_files(path)
+        if not files and len(self.diags.items) == errors_before:
             self.diags.warning(Mark(name, 1, 1), "no routing file (*.yaml) in this directory")
         loaded: list[tuple[MarkedMap, RoutingFile, Mark]] = []
         for file in files:
@@ -950,6 +991,28 @@ class _Compiler:
                 self.flows.broken.add(name)
                 continue
             self.flows.mailbox(name, raw_boxes[name], mark, entry)
+
+    def _routing_files(self, path: Path) -> list[Path]:
+        """Every *.yaml under `path`; a directory that cannot be listed is an error, since
+        the routes it hides would reject their calls."""
+
+        def unreadable(exc: OSError) -> None:
+            where = display_path(Path(exc.filename)) if exc.filename else display_path(path)
+            self.diags.error(
+                Mark(where, 1, 1), f"cannot read routing directory: {exc.strerror or exc}"
+            )
+
+        files: list[Path] = []
+        for root, dirs, names in os.walk(path, onerror=unreadable):
+            # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            # A directory named *.yaml is listed too: its "Is a directory" error says why.
+            files.extend(
+                Path(root, n)
+                for n in [*names, *dirs]
+                if n.endswith((".yaml", ".yml")) and not n.startswith(".")
+            )
+        return sorted(files)
 
     def target(self, name: str, raw: Any, key_mark: Mark, country: str | None) -> None:
         # Assume broken until the end; a route naming it then gets no "unknown target" cascade.

@@ -13,11 +13,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from pbxd.config.numbering import foreign_digit
+
 
 def _not_a_boolean(value: Any) -> Any:
-    """Refuse `yes`/`true` where a number is expected (pydantic would read them as 1)."""
+    """Refuse `yes`/`true` where a number is expected (pydantic would read them as 1), and
+    say which character of `3²` is not a digit 0-9."""
     if isinstance(value, bool):
         raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    if isinstance(value, str):
+        foreign = foreign_digit(value)
+        if foreign is not None:
+            raise ValueError(f"must be a whole number written with 0-9: {foreign}")
     return value
 
 
