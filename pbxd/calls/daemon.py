@@ -127,9 +127,9 @@ class CallDaemon:
                 self._spawn(self._back_to_dialplan(event.channel.id), "fallback")
 
     def on_bad_event(self, raw: object, error: Exception) -> None:
-        """A message that is not a valid ARI event: count it and log it, nothing else."""
+        """A message that is not a valid ARI event: count it, nothing else."""
+        # The stream logs it already (rate-limited, ari_bad_event): one flood, one budget.
         self.bad_events += 1
-        log.warning("malformed ARI event ignored", error=str(error))
 
     def _route(self, event: Event) -> None:
         if event.application != self.ari.app:
