@@ -28,14 +28,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxd.cdr.db import make_engine, migrate
-from pbxd.cdr.records import CallLogEntry, CallRecord, LegRecord
+from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, LegRecord
 from pbxd.cdr.schema import (
     Base,
+    CallEventRow,
     CallRow,
     LegRow,
     call_to_row,
+    event_to_row,
     leg_to_row,
     row_to_call,
+    row_to_event,
     row_to_leg,
 )
 
@@ -44,6 +47,9 @@ _log = structlog.get_logger(logger_name=__name__)
 
 _CALLS: Final[Table] = Base.metadata.tables[CallRow.__tablename__]
 _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
+_EVENTS: Final[Table] = Base.metadata.tables[CallEventRow.__tablename__]
+
+Record = CallRecord | LegRecord | CallEventRecord
 
 # Backoff between retries of a failed write: short first (a lock), capped (a restart).
 RETRY_INITIAL_DELAY = 0.05
@@ -95,7 +101,7 @@ class CdrStore:
         self._batch_size = batch_size
         self._max_backlog = max_backlog
         self._flush_interval = flush_interval
-        self._queue: deque[CallRecord | LegRecord] = deque()
+        self._queue: deque[Record] = deque()
         self._enqueued = 0  # records accepted so far
         self._processed = 0  # records committed or dropped so far
         self._refused = 0
@@ -111,6 +117,7 @@ class CdrStore:
             raise ValueError(f"unsupported CDR database dialect {dialect!r}")
         self._call_upsert = _upsert(_CALLS, dialect)
         self._leg_upsert = _upsert(_LEGS, dialect)
+        self._event_insert = _insert_once(_EVENTS, dialect)
         self._writer = asyncio.get_running_loop().create_task(
             self._run_writer(), name="pbxd-cdr-writer"
         )
@@ -168,7 +175,11 @@ class CdrStore:
         """Queue a snapshot of `rec` for writing; False (and a logged error) if refused."""
         return self._enqueue(rec.snapshot())
 
-    def _enqueue(self, rec: CallRecord | LegRecord) -> bool:
+    def record_event(self, rec: CallEventRecord) -> bool:
+        """Queue one journal event (immutable: no snapshot); False (logged) if refused."""
+        return self._enqueue(rec)
+
+    def _enqueue(self, rec: Record) -> bool:
         """Append to the queue unless full or closing; never blocks, never raises."""
         if self._closing:
             self._refuse(rec, "store closing")
@@ -183,7 +194,7 @@ class CdrStore:
             self._urgent.set()
         return True
 
-    def _refuse(self, rec: CallRecord | LegRecord, reason: str) -> None:
+    def _refuse(self, rec: Record, reason: str) -> None:
         """Count a refusal; log the first one and every Nth so the log stays readable."""
         self._refused += 1
         if self._refused % REFUSAL_LOG_EVERY == 1 or REFUSAL_LOG_EVERY == 1:
@@ -294,11 +305,15 @@ class CdrStore:
                 pending.append(waiter)
         self._waiters = pending
 
-    async def _write_batch(self, batch: Sequence[CallRecord | LegRecord]) -> None:
+    async def _write_batch(self, batch: Sequence[Record]) -> None:
         """Coalesce (latest snapshot wins), then upsert calls and legs in one transaction."""
         calls: dict[str, dict[str, Any]] = {}
         legs: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
         for rec in batch:
+            if isinstance(rec, CallEventRecord):
+                events.append(event_to_row(rec))
+                continue
             try:
                 if isinstance(rec, CallRecord):
                     calls[rec.call_id] = call_to_row(rec)
@@ -309,9 +324,9 @@ class CdrStore:
                 kind = "call" if isinstance(rec, CallRecord) else "leg"
                 self._drop(kind, key, rec.call_id, exc)
         call_rows, leg_rows = list(calls.values()), list(legs.values())
-        if not call_rows and not leg_rows:
+        if not call_rows and not leg_rows and not events:
             return
-        if await self._retrying("batch", lambda: self._commit(call_rows, leg_rows)) is None:
+        if await self._retrying("batch", lambda: self._commit(call_rows, leg_rows, events)) is None:
             return
         # The batch keeps failing on its data: find the culprit(s) one row at a time.
         _log.warning("cdr_batch_isolating", calls=len(call_rows), legs=len(leg_rows))
@@ -323,6 +338,10 @@ class CdrStore:
             error = await self._retrying(row["leg_id"], self._commit_one(self._leg_upsert, row))
             if error is not None:
                 self._drop("leg", row["leg_id"], row["call_id"], error)
+        for row in events:
+            error = await self._retrying(row["call_id"], self._commit_one(self._event_insert, row))
+            if error is not None:
+                self._drop("event", str(row["seq"]), row["call_id"], error)
 
     def _commit_one(self, stmt: Insert, row: dict[str, Any]) -> Callable[[], Awaitable[None]]:
         """A retryable unit writing one row in its own transaction."""
@@ -334,14 +353,19 @@ class CdrStore:
         return run
 
     async def _commit(
-        self, call_rows: list[dict[str, Any]], leg_rows: list[dict[str, Any]]
+        self,
+        call_rows: list[dict[str, Any]],
+        leg_rows: list[dict[str, Any]],
+        event_rows: list[dict[str, Any]] | None = None,
     ) -> None:
-        """One transaction: calls first, so legs find their call (foreign key)."""
+        """One transaction: calls first, so legs find their call (foreign key); then events."""
         async with self._engine.begin() as conn:
             if call_rows:
                 await conn.execute(self._call_upsert, call_rows)
             if leg_rows:
                 await conn.execute(self._leg_upsert, leg_rows)
+            if event_rows:
+                await conn.execute(self._event_insert, event_rows)
 
     async def _retrying(
         self, what: str, attempt: Callable[[], Awaitable[None]]
@@ -410,6 +434,13 @@ class CdrStore:
             legs = await self._legs(conn, [call_id])
         return CallLogEntry(call=row_to_call(row), legs=legs.get(call_id, []))
 
+    async def events_of(self, call_id: str) -> list[CallEventRecord]:
+        """The journal of one call, in order (empty for a call written before journals)."""
+        query = select(_EVENTS).where(_EVENTS.c.call_id == call_id).order_by(_EVENTS.c.seq)
+        async with self._connect() as conn:
+            result = await conn.execute(query)
+            return [row_to_event(row) for row in result.mappings()]
+
     async def legs_of(self, call_id: str) -> list[LegRecord]:
         """The legs of one call, ordered by start."""
         async with self._connect() as conn:
@@ -476,4 +507,15 @@ def _upsert(table: Table, dialect: str) -> Insert:
     return pg_stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
         set_={c.name: pg_stmt.excluded[c.name] for c in table.columns if not c.primary_key},
+    )
+
+
+def _insert_once(table: Table, dialect: str) -> Insert:
+    """INSERT … ON CONFLICT (pk) DO NOTHING: a retried batch never writes an event twice."""
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(
+            index_elements=list(table.primary_key.columns)
+        )
+    return postgresql.insert(table).on_conflict_do_nothing(
+        index_elements=list(table.primary_key.columns)
     )

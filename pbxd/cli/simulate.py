@@ -9,8 +9,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from pbxd.calls.controller import CallController
 from pbxd.calls.runtime import AriEndpoint, CallService
+from pbxd.calls.session import CallSession
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import load_config_or_report
 from pbxd.clock import ScaledClock
@@ -87,7 +87,7 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
     service = CallService(
         config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
     )
-    finished: dict[str, CallController] = {}
+    finished: dict[str, CallSession] = {}
     placed: dict[str, ScenarioCall] = {}
     settled = True
     try:
@@ -151,7 +151,7 @@ async def _place_calls(
     await service.daemon.wait_idle()
 
 
-def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:
+def render_timeline(call: ScenarioCall, controller: CallSession | None, config: Config) -> str:
     """One call's story: what pbxd did and when, in scenario seconds from the call's arrival."""
     number = config.number(call.did)
     shown = national_format(call.did) if number else call.did

@@ -18,8 +18,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.dialplan.presentation import Presentation
+from pbxd.vocabulary import HangupReason, RingStrategy
 
 StepName = str
 

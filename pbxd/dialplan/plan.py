@@ -1,21 +1,26 @@
-"""The routing decision for one inbound call: pure, no I/O, no clock.
+"""The routing decision for one inbound call: pure, no I/O, no clock of its own.
 
-`plan_call(facts, config)` says what to do with a call: ring these legs, when, for how long,
-with which caller ID — or reject it, with the cause to give the carrier and the reason to log.
+`plan_call(facts, config)` says what to do with a call: a `Flow` (ring these legs, for how
+long, with which caller ID, then where to go on no answer, busy or unavailable) — or reject
+it, with the cause to give the carrier and the reason to log. `facts.now` is the moment the
+caller gives it; the planner never reads a clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 
 import phonenumbers
 
-from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
+from pbxd.config.files import CallerIdPolicy, NumberStatus
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import canonical_e164
+from pbxd.dialplan.flow import Flow, HangupStep, LegPlan, RingStep, Step
 from pbxd.dialplan.presentation import Presentation, presentation_of_stasis_args
+from pbxd.vocabulary import HangupReason
 
 # What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
 ANONYMOUS_NUMBER = "anonymous"
@@ -36,48 +41,12 @@ class CallFacts:
     caller_number: str
     caller_name: str
     stasis_args: tuple[str, ...] = ()
+    now: datetime | None = None  # when the call arrived (the caller's clock, never read here)
 
     @property
     def presentation(self) -> Presentation:
         """The caller's presentation (CALLERID(pres)), as the dialplan passed it."""
         return presentation_of_stasis_args(self.stasis_args)
-
-
-@dataclass(frozen=True, slots=True)
-class LegPlan:
-    """One outbound leg to ring: where, when, and for how long.
-
-    `ring_time` is the target's own ring time (at most the route timeout); `start_after` is
-    when its turn comes if every earlier hunt target rings its full time (it may be past
-    the route timeout). The controller starts a hunt leg as soon as the previous one ends
-    and caps its ring time by what is left of the route timeout at that moment.
-    """
-
-    target: str
-    dial_string: str
-    trunk: str | None
-    start_after: int
-    ring_time: int
-    caller_id_number: str
-    caller_id_name: str
-    # Set as CONNECTEDLINE(pres) when not allowed: chan_pjsip then keeps it out of From/PAI.
-    caller_id_presentation: Presentation = Presentation.ALLOWED_NOT_SCREENED
-
-
-@dataclass(frozen=True, slots=True)
-class RingPlan:
-    """Ring the legs; give up after `timeout` seconds with `no_answer_reason`."""
-
-    did: str
-    trunk: str | None
-    route: str
-    strategy: RingStrategy
-    legs: tuple[LegPlan, ...]
-    timeout: int
-    no_answer_reason: HangupReason
-    caller_number: str
-    caller_name: str
-    caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
 
 
 class RejectWhy(StrEnum):
@@ -110,7 +79,13 @@ class Reject:
         }[self.why]
 
 
-Decision = RingPlan | Reject
+Decision = Flow | Reject
+
+# Step names of a route written the way routes are today: ring, then hang up on each outcome.
+RING_STEP = "ring"
+NO_ANSWER_STEP = "no_answer"
+BUSY_STEP = "busy"
+UNAVAILABLE_STEP = "unavailable"
 
 
 def endpoint_of_channel(channel_name: str) -> str:
@@ -185,7 +160,6 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
         return reject(RejectWhy.NO_ROUTE)
 
     legs: list[LegPlan] = []
-    start = 0
     for ring in route.targets:
         if route.caller_id is CallerIdPolicy.NUMBER:
             # Our DID is shown, allowed; a withheld caller's name is not ours to show.
@@ -200,31 +174,41 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
             # A carrier needs the real identity (billing, emergency, tracing): it goes in
             # PAI with `Privacy: id` and the carrier withholds it from the callee.
             cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
-        # Even past the route timeout on paper: earlier targets that are busy or offline
-        # end at once and leave time for this one.
         legs.append(
             LegPlan(
                 target=ring.target.name,
                 dial_string=config.dial_string(ring.target),
                 trunk=ring.target.trunk,
-                start_after=start,
                 ring_time=min(ring.ring_time, route.timeout),
                 caller_id_number=cid_number,
                 caller_id_name=cid_name,
                 caller_id_presentation=cid_presentation,
             )
         )
-        if route.strategy is RingStrategy.HUNT:
-            start += ring.ring_time
-    return RingPlan(
+    steps: dict[str, Step] = {
+        RING_STEP: RingStep(
+            name=RING_STEP,
+            strategy=route.strategy,
+            legs=tuple(legs),
+            timeout=route.timeout,
+            no_answer=NO_ANSWER_STEP,
+            busy=BUSY_STEP,
+            unavailable=UNAVAILABLE_STEP,
+        ),
+        # Nobody answered: the route's cause; nobody free: busy; nobody reachable:
+        # congestion, so the carrier may try elsewhere (`dialplan.outcome`).
+        NO_ANSWER_STEP: HangupStep(NO_ANSWER_STEP, route.no_answer_cause),
+        BUSY_STEP: HangupStep(BUSY_STEP, HangupReason.BUSY),
+        UNAVAILABLE_STEP: HangupStep(UNAVAILABLE_STEP, HangupReason.CONGESTION),
+    }
+    return Flow(
         did=did,
         trunk=trunk_name,
         route=route.name,
-        strategy=route.strategy,
-        legs=tuple(legs),
-        timeout=route.timeout,
-        no_answer_reason=route.no_answer_cause,
+        start=RING_STEP,
+        steps=steps,
         caller_number=caller_number,
         caller_name=caller_name,
         caller_withheld=withheld,
+        timezone=number.timezone,
     )

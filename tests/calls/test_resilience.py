@@ -762,6 +762,7 @@ def lose_every_cdr_write(lab: CallLab, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first run dies before its first CDR batch commits: no row survives it."""
     monkeypatch.setattr(lab.store, "record_call", lambda record: True)
     monkeypatch.setattr(lab.store, "record_leg", lambda record: True)
+    monkeypatch.setattr(lab.store, "record_event", lambda record: True)
 
 
 async def test_restart_takes_a_ringing_caller_whose_cdr_was_never_written(
@@ -844,12 +845,13 @@ async def test_restart_sweep_leaves_a_call_whose_stasis_start_is_in_flight(
     assert_no_errors(logs)
 
 
-async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan(
+async def test_restart_adopts_a_bridged_call_whose_cdr_was_never_written(
     logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Bridged with bob, but nothing written: nobody can complete that CDR. bob's leg is
-    # hung up and the caller handed to the dialplan's `unavailable` label, whose branch
-    # ends the answered caller (cause 16); the stale bridge is destroyed.
+    # Bridged with bob, but nothing written (issue 8: a crash before the batch, or a
+    # database outage at a stop). Asterisk's bridge, its channels and the PBXD_CALL
+    # variable on bob's leg say whose call it is: it is adopted, never hung up, and its
+    # CDR is written from what Asterisk knows.
     lose_every_cdr_write(lab, monkeypatch)
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
@@ -857,13 +859,22 @@ async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan
     await lab.kill_service()
     await lab.reopen_store()
     await lab.start_service()
-    await lab.settle()
-    lab.assert_nothing_leaked()
-    sent_back = lab.requests("POST", f"/channels/{call_id}/continue")
-    assert [(r["params"].get("label"), r["status"]) for r in sent_back] == [("unavailable", 204)]
-    assert lab.final_cause(f"{call_id}-2") == lab.final_cause(call_id) == 16
-    assert lab.requests("DELETE", f"/bridges/{call_id}-bridge")
-    assert await lab.store.get_call(call_id) is None
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+    assert bridged(lab, call_id)  # the conversation goes on
+    assert lab.requests("POST", f"/channels/{call_id}/continue") == []
+    await lab.virtual_sleep(1)
+    hangup_at = lab.clock.now()
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob" and call.hangup_cause == 16
+    assert call.route == "ringall" and call.did == RINGALL
+    assert call.ended_at is not None and abs(seconds(hangup_at, call.ended_at)) < SLACK
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [("bob", 16)]
+    assert lab.final_cause(f"{call_id}-2") == 16
+    assert await lab.store.open_calls() == []
     assert not [line for line in logs if line.get("log_level") in ("error", "critical")]
 
 

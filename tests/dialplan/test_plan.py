@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,10 +20,12 @@ from pbxd.config.files import CallerIdPolicy, HangupReason, RingStrategy
 from pbxd.config.model import Config
 from pbxd.dialplan import (
     CallFacts,
+    Flow,
+    HangupStep,
     LegPlan,
     Reject,
     RejectWhy,
-    RingPlan,
+    RingStep,
     endpoint_of_channel,
     plan_call,
 )
@@ -60,9 +63,28 @@ def facts(
     )
 
 
-def ring(decision: RingPlan | Reject) -> RingPlan:
-    assert isinstance(decision, RingPlan), decision
-    return decision
+@dataclass(frozen=True)
+class Ringing:
+    """A flow of today's shape (ring, then hang up), read with the names the plan had."""
+
+    flow: Flow
+    step: RingStep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.step if hasattr(self.step, name) else self.flow, name)
+
+    @property
+    def no_answer_reason(self) -> HangupReason:
+        hangup = self.flow.step(self.step.no_answer)
+        assert isinstance(hangup, HangupStep), hangup
+        return hangup.reason
+
+
+def ring(decision: Flow | Reject) -> Ringing:
+    assert isinstance(decision, Flow), decision
+    step = decision.step(decision.start)
+    assert isinstance(step, RingStep), step
+    return Ringing(decision, step)
 
 
 def write_config(directory: Path, trunks: str, routing: str) -> Config:
@@ -247,8 +269,14 @@ def test_porting_number_is_routed(example: Config) -> None:
 # ---------------------------------------------------------------- ring schedules
 
 
-def schedule(plan: RingPlan) -> list[tuple[str, int, int]]:
-    return [(leg.target, leg.start_after, leg.ring_time) for leg in plan.legs]
+def schedule(plan: Ringing) -> list[tuple[str, int, int]]:
+    # When each target's turn comes if every earlier one rings its full time (a hunt).
+    starts, start = [], 0
+    for leg in plan.legs:
+        starts.append(start)
+        if plan.strategy is RingStrategy.HUNT:
+            start += leg.ring_time
+    return [(leg.target, at, leg.ring_time) for leg, at in zip(plan.legs, starts, strict=True)]
 
 
 @pytest.mark.parametrize(
