@@ -237,13 +237,13 @@ def event_from_data(kind: str, at: datetime, data: Mapping[str, Any]) -> Journal
     if cls is None:
         return None
     values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name == "at" or f.name not in data:
-            continue
-        value = data[f.name]
-        enum = CallEnd if (cls is CallEnded and f.name == "why") else _ENUM_FIELDS.get(f.name)
-        values[f.name] = enum(value) if enum is not None and value is not None else value
     try:
+        for f in fields(cls):
+            if f.name == "at" or f.name not in data:
+                continue
+            value = data[f.name]
+            enum = CallEnd if (cls is CallEnded and f.name == "why") else _ENUM_FIELDS.get(f.name)
+            values[f.name] = enum(value) if enum is not None and value is not None else value
         return cls(at=at, **values)
     except (TypeError, ValueError):
         return None

@@ -532,3 +532,36 @@ def test_leg_plan_is_frozen(example: Config) -> None:
     leg: LegPlan = plan.legs[0]
     with pytest.raises(AttributeError):
         leg.ring_time = 99  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- flows
+
+
+@pytest.mark.parametrize(
+    ("did", "strategy", "no_answer"),
+    [
+        (PARIS, RingStrategy.RINGALL, HangupReason.NO_ANSWER),
+        (SUPPORT, RingStrategy.HUNT, HangupReason.BUSY),  # no_answer: {cause: busy}
+    ],
+)
+def test_todays_route_is_a_ring_step_then_hangups(
+    example: Config, did: str, strategy: RingStrategy, no_answer: HangupReason
+) -> None:
+    flow = plan_call(facts(did), example)
+    assert isinstance(flow, Flow)
+    assert flow.start == "ring"
+    step = flow.step("ring")
+    assert isinstance(step, RingStep) and step.strategy is strategy
+    # Each way a ring ends leads to a hangup with the cause today's routes give it.
+    reasons = {}
+    for outcome, name in step.exits().items():
+        hangup = flow.step(name)
+        assert isinstance(hangup, HangupStep) and hangup.exits() == {}
+        reasons[str(outcome)] = hangup.reason
+    assert reasons == {
+        "no_answer": no_answer,
+        "busy": HangupReason.BUSY,
+        "unavailable": HangupReason.CONGESTION,
+    }
+    assert [s.name for s in flow.walk()] == ["ring", "no_answer", "busy", "unavailable"]
+    assert flow.timezone == "Europe/Paris"
