@@ -11,6 +11,7 @@ Nothing here calls ARI or reads a clock: the times are in the events.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -18,7 +19,15 @@ from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 from pbxd.calls.ids import leg_number
-from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
+from pbxd.cdr.records import (
+    CallEventRecord,
+    CallRecord,
+    Disposition,
+    LegRecord,
+    PathError,
+    PathStep,
+    VoicemailLeft,
+)
 from pbxd.dialplan.flow import StepKind, StepOutcome
 
 
@@ -94,6 +103,7 @@ class StepLeft(JournalEvent):
     kind: ClassVar[str] = "step_left"
     step: str
     outcome: StepOutcome
+    label: str | None = None  # what the call log shows beside it (a goto's route, a cause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +181,13 @@ class PromptPlayed(JournalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class VoicemailLeft(JournalEvent):
-    """A voicemail message was recorded and kept."""
+class MessageLeft(JournalEvent):
+    """A voicemail message was recorded and kept (`message_id`: its id in the voicemail store)."""
 
     kind: ClassVar[str] = "voicemail_left"
     step: str
     mailbox: str
-    recording: str
+    message_id: str
     seconds: int
 
 
@@ -213,7 +223,7 @@ EVENT_TYPES: dict[str, type[JournalEvent]] = {
         CallerAnswered,
         Bridged,
         PromptPlayed,
-        VoicemailLeft,
+        MessageLeft,
         CallerGone,
         CallEnded,
     )
@@ -249,8 +259,9 @@ def event_from_data(kind: str, at: datetime, data: Mapping[str, Any]) -> Journal
         return None
 
 
-# Disposition of an unanswered call by the outcome of its last ring step.
+# Disposition of an unanswered call by the outcome of its last ring (or schedule) step.
 _DISPOSITION_OF_OUTCOME = {
+    StepOutcome.CLOSED: Disposition.CLOSED,
     StepOutcome.NO_ANSWER: Disposition.NO_ANSWER,
     StepOutcome.BUSY: Disposition.BUSY,
     StepOutcome.UNAVAILABLE: Disposition.FAILED,
@@ -279,7 +290,7 @@ class Journal:
     events: list[JournalEvent] = field(default_factory=list)
     seq: int = 0  # events numbered from 1; an adopted call goes on after the stored ones
     path: list[str] = field(default_factory=list)  # steps entered, in order
-    _last_ring_outcome: StepOutcome | None = None
+    _kinds: dict[str, StepKind] = field(default_factory=dict)  # step name -> its kind
 
     @property
     def call_id(self) -> str:
@@ -324,17 +335,23 @@ class Journal:
                 return True, None
             case StepEntered():
                 self.path.append(event.step)
+                self._kinds[event.step] = event.step_kind
                 if event.strategy is not None and rec.strategy is None:
                     rec.strategy = event.strategy
                     return True, None
                 return False, None
             case StepLeft():
-                if event.outcome in _DISPOSITION_OF_OUTCOME:
-                    self._last_ring_outcome = event.outcome
-                    if rec.answered_at is None:
-                        rec.disposition = _DISPOSITION_OF_OUTCOME[event.outcome]
-                        return True, None
-                return False, None
+                kind = self._kinds.get(event.step)
+                if kind is not None:
+                    with contextlib.suppress(PathError):  # an outcome the call log has no word for
+                        rec.add_step(PathStep(kind, event.outcome, event.label))
+                if rec.answered_at is None and event.outcome in _DISPOSITION_OF_OUTCOME:
+                    rec.disposition = _DISPOSITION_OF_OUTCOME[event.outcome]
+                return True, None
+            case MessageLeft():
+                rec.voicemail = VoicemailLeft(event.message_id, event.seconds)
+                rec.disposition = Disposition.VOICEMAIL
+                return True, None
             case LegCreated():
                 leg = LegRecord(
                     leg_id=event.leg,

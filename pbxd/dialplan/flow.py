@@ -15,43 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
+from pbxd.cdr.records import StepKind, StepOutcome
 from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
 StepName = str
 
-
-class StepKind(StrEnum):
-    """The kinds of step a flow is made of (`menu` arrives with the IVR)."""
-
-    SCHEDULE = "schedule"
-    PLAY = "play"
-    RING = "ring"
-    VOICEMAIL = "voicemail"
-    GOTO = "goto"
-    HANGUP = "hangup"
-    MENU = "menu"
-
-
-class StepOutcome(StrEnum):
-    """How a step ended: the label of the branch taken, and the word the call log shows."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-    PLAYED = "played"
-    ANSWERED = "answered"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    UNAVAILABLE = "unavailable"
-    LEFT = "left"  # a voicemail message was kept
-    TOO_SHORT = "too_short"  # a message under the box's minimum: dropped, not kept as noise
-    NO_MESSAGE = "no_message"  # the caller hung up before saying anything
-    ABANDONED = "abandoned"  # the caller hung up during the step
-    JUMPED = "jumped"
-    HUNG_UP = "hung_up"
+__all__ = ["StepKind", "StepOutcome"]  # the call path's words (`pbxd.cdr.records`)
 
 
 class OpenHours(Protocol):
@@ -114,7 +86,7 @@ class PlayStep:
 
     def exits(self) -> dict[StepOutcome, StepName]:
         """The step each outcome leads to."""
-        return {StepOutcome.PLAYED: self.next}
+        return {StepOutcome.GREETING: self.next}
 
 
 @dataclass(frozen=True, slots=True)

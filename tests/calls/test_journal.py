@@ -32,7 +32,7 @@ from pbxd.calls.journal import (
     event_from_data,
     replay,
 )
-from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
+from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord, format_path
 from pbxd.dialplan.flow import StepKind, StepOutcome
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -163,6 +163,13 @@ def test_leg_records_follow_their_events() -> None:
     assert journal.legs[f"{CALL}-1"].hangup_cause == 31
     assert sink.legs[-1].hangup_cause == 31
     assert journal.path == ["ring"]
+    assert format_path(journal.record.path) == "ring \N{RIGHTWARDS ARROW} answered"
+
+
+def test_the_call_path_says_which_way_the_flow_went() -> None:
+    journal, _ = journal_of(*NOBODY_ANSWERS)
+    assert journal.path == ["ring", "no_answer"]
+    assert [step.token() for step in journal.record.path] == ["ring:no_answer", "hangup:hung_up"]
 
 
 @pytest.mark.parametrize("event", [*ANSWERED_CALL, *NOBODY_ANSWERS])

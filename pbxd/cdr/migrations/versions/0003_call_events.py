@@ -1,7 +1,7 @@
 """The calls' journals: table `call_events` (one row per typed call event).
 
-Revision ID: 0002_call_events
-Revises: 0001
+Revision ID: 0003_call_events
+Revises: 0002
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_call_events"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0003_call_events"
+down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
