@@ -379,15 +379,6 @@ class AriClient:
         """One channel by id (raises AriNotFound once it is gone)."""
         return await self._model(Channel.from_json, "GET", f"/channels/{_segment(channel_id)}")
 
-    async def get_channel_variable(self, channel_id: str, variable: str) -> str:
-        """A channel variable's value (AriNotFound when the channel or the variable is absent)."""
-        path = f"/channels/{_segment(channel_id)}/variable"
-        data = await self.request("GET", path, params={"variable": variable})
-        value = data.get("value") if isinstance(data, dict) else None
-        if not isinstance(value, str):
-            raise AriError(200, "unexpected response: no variable value", "GET", path)
-        return value
-
     async def list_channels(self) -> list[Channel]:
         """Every channel Asterisk has, in or out of Stasis."""
         return await self._models(Channel.from_json, "/channels")

@@ -325,7 +325,7 @@ class CallDaemon:
         """Adopt a caller Asterisk has bridged with one of its legs; the ids of what it took.
 
         Its CDR rows were lost (a crash before the batch, a database outage at a stop): the
-        call's bridge, its channels and the PBXD_CALL variable set on its legs say enough.
+        call's bridge, its channels and the Stasis arguments of its leg say enough.
         """
         bridge_id = ids.bridge_id(caller.id)
         try:
@@ -338,11 +338,8 @@ class CallDaemon:
         leg = await self._channel(others[0])
         if leg is None or leg.state != "Up":
             return set()
-        try:
-            owner = await self.ari.get_channel_variable(leg.id, ids.CALL_VARIABLE)
-        except AriNotFound:
-            return set()
-        if owner != caller.id:
+        # Asterisk keeps the Stasis arguments our legs were created with: `pbxd-leg,<call>`.
+        if ids.call_of_stasis_args(_stasis_args(leg)) != caller.id:
             return set()
         decision = plan_call(
             CallFacts(

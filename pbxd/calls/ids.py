@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 
-# Set at create on each of our legs: Asterisk itself says which call a channel belongs to.
-CALL_VARIABLE = "PBXD_CALL"
-# ...and which target the leg rings (a bridged leg is adopted with its target's name).
-TARGET_VARIABLE = "PBXD_TARGET"
-# Stasis arguments of our legs (`appArgs`): a leg's StasisStart is never taken for a call.
+# Stasis arguments of our legs (`appArgs` = `pbxd-leg,<call id>`): a leg's StasisStart is
+# never taken for a call, and Asterisk itself keeps (in the channel's dialplan app_data)
+# which call a leg belongs to, so a restart finds it with no CDR row and no extra variable
+# (each variable set would cost Asterisk a ChannelVarset event per leg).
 LEG_MARK = "pbxd-leg"
 # Our outbound legs' channel ids: `<call id>-<n>` (n short: never a UUID's last group).
 _LEG_ID = re.compile(r"^(?P<call>.+)-(?P<n>[0-9]{1,3})$")
@@ -44,6 +43,11 @@ def is_leg_id(channel_id: str) -> bool:
 def leg_app_args(call_id: str) -> tuple[str, str]:
     """The Stasis arguments a leg is created with."""
     return (LEG_MARK, call_id)
+
+
+def call_of_stasis_args(args: tuple[str, ...]) -> str | None:
+    """The call a channel in Stasis with `args` is a leg of (None: not one of our legs)."""
+    return args[1] if len(args) >= 2 and args[0] == LEG_MARK else None
 
 
 def bridge_id(call_id: str) -> str:

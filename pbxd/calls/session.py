@@ -188,13 +188,6 @@ def caller_id_variables(leg: LegPlan) -> dict[str, str]:
     return variables
 
 
-def leg_variables(call_id: str, leg: LegPlan) -> dict[str, str]:
-    """Everything a leg is created with: its caller ID, and whose leg it is."""
-    # Asterisk keeps these with the channel: a restart finds the call of a bridged leg
-    # even when no CDR row says so.
-    return {**caller_id_variables(leg), ids.CALL_VARIABLE: call_id}
-
-
 @dataclass(eq=False)
 class CallSession:
     """One call's Asterisk side, and the runner of its flow."""
@@ -512,7 +505,7 @@ class CallSession:
                 originator=self.caller.channel_id,
                 channel_id=leg.channel_id,
                 app_args=ids.leg_app_args(self.call_id),
-                variables=leg_variables(self.call_id, leg.plan),
+                variables=caller_id_variables(leg.plan),
             )
         except AriError as exc:
             # Offline or unknown endpoint: Asterisk answers 500 "Allocation failed".

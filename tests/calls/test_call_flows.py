@@ -284,7 +284,6 @@ async def test_caller_id_policy_number_presents_the_did(
         "CONNECTEDLINE(num,i)": "+442079460123",
         "CALLERID(name)": "Tom",
         "CONNECTEDLINE(name,i)": "Tom",
-        "PBXD_CALL": call_id,  # whose leg it is, for a restart that finds no CDR row
     }
     await lab.wait_for(lambda: bool(lab.requests("POST", f"/channels/{call_id}-1/dial")))
     assert "caller" not in lab.requests("POST", f"/channels/{call_id}-1/dial")[0]["params"]

@@ -384,7 +384,7 @@ async def test_restart_adopted_call_ended_by_the_callee(
     await lab.start_service()
     entry = await lab.finish(call_id)
     assert entry.call.disposition is Disposition.ANSWERED
-    assert entry.call.hangup_cause == 16
+    assert entry.call.hangup_cause == 16, lab.timeline(call_id)
     assert lab.final_cause(call_id) == 16  # the daemon hung the caller up after bob left
     assert entry.call.billsec is not None and abs(entry.call.billsec - 4) <= 1
     assert await lab.store.open_calls() == []
@@ -849,9 +849,9 @@ async def test_restart_adopts_a_bridged_call_whose_cdr_was_never_written(
     logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Bridged with bob, but nothing written (issue 8: a crash before the batch, or a
-    # database outage at a stop). Asterisk's bridge, its channels and the PBXD_CALL
-    # variable on bob's leg say whose call it is: it is adopted, never hung up, and its
-    # CDR is written from what Asterisk knows.
+    # database outage at a stop). Asterisk's bridge, its channels and the Stasis
+    # arguments of bob's leg (`pbxd-leg,<call id>`) say whose call it is: it is adopted,
+    # never hung up, and its CDR is written from what Asterisk knows.
     lose_every_cdr_write(lab, monkeypatch)
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
