@@ -81,6 +81,7 @@ class CallDaemon:
     # Channels whose StasisStart arrived while the sweep runs (None: no sweep running).
     _seen_starting: set[str] | None = None
     bad_events: int = 0
+    lost_at: datetime | None = None  # when the event stream dropped (None while it is up)
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -237,9 +238,25 @@ class CallDaemon:
                 self.recovered.set()
                 self._taken_during_recovery.clear()
             return
+        lost, self.lost_at = self.lost_at, None
+        restarted = await self._asterisk_started() if lost is not None else None
         for session in list(self.calls.values()):
             if session.connection < self.connection:
-                session.deliver(Resync())
+                session.deliver(Resync(lost_at=_end_of_lost_call(session, lost, restarted)))
+
+    def on_disconnected(self) -> None:
+        """The event stream dropped: note the moment (a call Asterisk lost meanwhile ends then)."""
+        if self.lost_at is None:
+            self.lost_at = self.clock.now()
+            log.warning("ari_connection_lost", calls=len(self.calls))
+
+    async def _asterisk_started(self) -> datetime | None:
+        """When Asterisk (re)started, as it says; None when it cannot say."""
+        try:
+            return (await self.ari.info()).startup_time
+        except AriError as exc:
+            log.warning("could not read Asterisk's start time", status=exc.status)
+            return None
 
     async def recover_open_calls(self) -> None:
         """Adopt calls a previous run left bridged or ringing; close the CDRs of the others."""
@@ -667,6 +684,18 @@ class CallDaemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _end_of_lost_call(
+    session: CallSession, lost: datetime | None, restarted: datetime | None
+) -> datetime | None:
+    """When a call whose channels vanished with Asterisk ended: the drop, or the restart
+    if Asterisk restarted during the call and that came first."""
+    if lost is None:
+        return None
+    if restarted is not None and restarted > session.record.started_at:
+        return min(lost, restarted)
+    return lost
 
 
 def _stasis_args(channel: Channel) -> tuple[str, ...]:

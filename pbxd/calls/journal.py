@@ -399,6 +399,8 @@ class Journal:
                     rec.hangup_cause = event.cause
                 if rec.answered_by is not None and rec.answered_at is not None:
                     rec.disposition = Disposition.ANSWERED
+                elif event.why is CallEnd.ASTERISK_LOST and rec.answered_at is None:
+                    rec.disposition = Disposition.FAILED  # nobody hung up: Asterisk went away
                 elif rec.disposition is None:
                     answered = rec.answered_at is not None
                     rec.disposition = Disposition.ANSWERED if answered else Disposition.FAILED

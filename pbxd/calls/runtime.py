@@ -91,6 +91,7 @@ class CallService:
             self._ari.app,
             self.daemon.on_event,
             on_connected=self.daemon.on_connected,
+            on_disconnected=self.daemon.on_disconnected,
             on_bad_event=self.daemon.on_bad_event,
             heartbeat=self._heartbeat,
             session=self._session,

@@ -83,6 +83,8 @@ log = structlog.get_logger("pbxd.calls")
 END_GRACE_SECONDS = 5.0
 # Asterisk answers a REST 404 a few ms before its ChannelDestroyed (with the cause) reaches us.
 VANISH_GRACE_SECONDS = 0.5
+# Q.850 38, network out of order: the cause of a call Asterisk lost while ARI was down.
+LOST_CAUSE = CAUSE_OF_REASON[HangupReason.FAILURE]
 # A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
 MAX_STEPS_WITHOUT_WAITING = 32
 
@@ -153,7 +155,13 @@ class Timer:
 
 @dataclass(frozen=True, slots=True)
 class Resync:
-    """Check every channel still exists (after the event WebSocket reconnected)."""
+    """Check every channel still exists (after the event WebSocket reconnected).
+
+    `lost_at`: when the connection to Asterisk dropped, if it did; a call whose every
+    channel is gone ended then (Asterisk went away with it), not when we found out.
+    """
+
+    lost_at: datetime | None = None
 
 
 QueueItem = Event | Timer | Resync
@@ -720,20 +728,18 @@ class CallSession:
         """Asterisk lost the call while ARI was away: close it at `at`, billed up to then."""
         if self.state is CallState.ENDED:
             return
-        self.note("channels gone while ARI was disconnected")
-        log.warning("call lost with the ARI connection", lost_at=at.isoformat())
+        self.note("every channel gone while the connection to Asterisk was down")
+        log.warning("call_lost_with_asterisk", lost_at=at.isoformat())
         self.cancel_timers()
         for leg in self.legs:
             if leg.state is not LegState.ENDED:
                 self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, leg.cause))
-        if self.caller_present:
-            self._caller_to(CallerState.GONE)
-            self.journal.add(CallerGone(at, self.caller.cause))
+                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, LOST_CAUSE))
+        self.caller.cause = self.caller.cause or LOST_CAUSE
         self._caller_destroyed()
         if self.state is not CallState.ENDING:
             self.to(CallState.ENDING)
-        self.bridge_id = None
+        self.bridge_id = None  # gone with Asterisk's channels
         await self._finish(CallEnd.ASTERISK_LOST, at)
 
     # ------------------------------------------------------------------ timers
@@ -770,7 +776,7 @@ class CallSession:
         if isinstance(item, Timer):
             await self._on_timer(item)
         elif isinstance(item, Resync):
-            await self.resync()
+            await self.resync(item.lost_at)
         else:
             await self._on_event(item)
 
@@ -874,21 +880,32 @@ class CallSession:
         self.note(f"{leg.plan.target}: answered")
         log.info("answered", target=leg.plan.target)
 
-    async def resync(self) -> None:
-        """After a reconnection: events may have been lost, so ask Asterisk what still exists."""
+    async def resync(self, lost_at: datetime | None = None) -> None:
+        """After a reconnection: events may have been lost, so ask Asterisk what still exists.
+
+        When every channel of the call is gone and the connection to Asterisk had dropped
+        (`lost_at`), the call ended with it: it is closed at that moment, billed up to it.
+        """
         channels = [self.caller.channel_id] if self.caller_present else []
         channels += [leg.channel_id for leg in self.legs if leg.live]
+        found: dict[str, str] = {}
+        gone: list[str] = []
         for channel_id in channels:
             try:
-                channel = await self.ari.get_channel(channel_id)
+                found[channel_id] = (await self.ari.get_channel(channel_id)).state
             except AriNotFound:
-                self._expect_destroyed(channel_id)
-                continue
+                gone.append(channel_id)
             except AriError as exc:
                 log.warning("resync failed", channel=channel_id, status=exc.status)
+        if lost_at is not None and channels and len(gone) == len(channels):
+            await self.end_lost(lost_at)
+            return
+        for channel_id in channels:
+            if channel_id in gone:
+                self._expect_destroyed(channel_id)
                 continue
             leg = self.leg(channel_id)
-            if leg is not None and channel.state == "Up" and self.winner is None:
+            if leg is not None and found.get(channel_id) == "Up" and self.winner is None:
                 await self._leg_up(leg)
 
     def _expect_destroyed(self, channel_id: str) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import delete, update
 from pbxd.ari import AriClient, parse_event
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.schema import CallRow, LegRow
-from pbxd.sim import PeerScript
+from pbxd.sim import AriSimulator, PeerScript
 
 from .conftest import (
     HUNT,
@@ -25,8 +25,11 @@ from .conftest import (
     ROUTING_YAML,
     SHORT,
     TIGHT_HUNT,
+    SECRET,
+    USER,
     CallLab,
     LabFactory,
+    add_lab_endpoints,
     assert_no_errors,
     seconds,
     write_config,
@@ -239,6 +242,45 @@ async def test_legs_created_while_the_websocket_drops_end_the_call_cleanly(
         ("dave", True),
     ]
     assert_no_errors(logs)
+
+
+async def test_asterisk_lost_mid_call_is_billed_up_to_the_drop(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Issue 8: Asterisk dies 2.5 s after the answer and is back 45 s later with none of the
+    # call's channels. The call ended when the connection dropped, with a cause that says
+    # so (38, network out of order), not billed for the outage.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.virtual_sleep(2.5)
+    died_at = lab.clock.now()
+    port = int(lab.url.rsplit(":", 1)[1].split("/")[0])
+    await lab.sim.stop()
+    await lab.virtual_sleep(45)
+    restarted = AriSimulator(lab.clock, USER, SECRET)
+    add_lab_endpoints(restarted)
+    await restarted.start(port=port)
+    lab.sim = restarted  # the fixture validates and stops the new one
+    assert lab.service is not None and lab.service.daemon is not None
+    daemon = lab.service.daemon
+    await lab.wait_for(lambda: call_id not in daemon.calls, within=10, what="call closed")
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert call.hangup_cause == 38
+    assert call.ended_at is not None and abs(seconds(died_at, call.ended_at)) < SLACK
+    assert call.billsec is not None and call.billsec <= 4  # about 2.5 s, never the outage
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [
+        ("alice", 26),
+        ("bob", 38),
+        ("dave", 26),
+    ]
+    assert [line["event"] for line in logs if line["event"] == "call_lost_with_asterisk"] == [
+        "call_lost_with_asterisk"
+    ]
+    assert await lab.store.open_calls() == []
 
 
 # ------------------------------------------------------------ daemon restarted
