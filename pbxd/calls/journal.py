@@ -379,7 +379,8 @@ class Journal:
                     known.hangup_cause = event.cause
                 return False, known
             case CallerAnswered():
-                rec.answered_at = event.at
+                if rec.answered_at is None:  # billed from the first answer (a greeting's)
+                    rec.answered_at = event.at
                 rec.answered_by = event.by
                 if event.by is not None:
                     rec.disposition = None  # a target answered: not a failed ring any more

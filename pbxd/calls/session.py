@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -76,6 +76,7 @@ from pbxd.vocabulary import HangupReason
 
 if TYPE_CHECKING:
     from pbxd.calls.steps.base import StepHandler
+    from pbxd.calls.steps.voicemail import MessageDesk, NewMessage
 
 log = structlog.get_logger("pbxd.calls")
 
@@ -218,6 +219,8 @@ class CallSession:
     adopted: bool = False
     connection: int = 0  # which event-stream connection the call started on
     legs_made: int = 0  # leg ids used so far (`<call id>-<n>`, n from 1)
+    playbacks_made: int = 0
+    desk: MessageDesk | None = None  # the voicemail back office (None: messages stay on Asterisk)
     on_finished: Callable[[CallSession], Awaitable[None] | None] | None = None
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
     # Channels Asterisk said are gone, waiting for their ChannelDestroyed (never cancelled early).
@@ -325,8 +328,13 @@ class CallSession:
 
     @property
     def caller_present(self) -> bool:
-        """The caller is still in Stasis."""
-        return self.caller.state is CallerState.PRESENT
+        """The caller is still in Stasis (perhaps hanging up: see `caller_leaving`)."""
+        return self.caller.state in (CallerState.PRESENT, CallerState.LEAVING)
+
+    @property
+    def caller_leaving(self) -> bool:
+        """The caller hung up; its StasisEnd is on the way (a step must not go on)."""
+        return self.caller.state is CallerState.LEAVING
 
     # ------------------------------------------------------------------ start and flow
 
@@ -372,8 +380,10 @@ class CallSession:
 
         assert isinstance(self.flow, Flow)
         for _ in range(MAX_STEPS_WITHOUT_WAITING):
-            if self.state in (CallState.ENDING, CallState.ENDED) or not self.caller_present:
+            if self.state in (CallState.ENDING, CallState.ENDED):
                 return
+            if self.caller.state is not CallerState.PRESENT:
+                return  # hung up: its StasisEnd ends the call
             step = self.flow.step(name)
             self.step_name = name
             ring = isinstance(step, RingStep)
@@ -465,8 +475,12 @@ class CallSession:
         return await self.try_caller_request(self.ari.ring(self.caller.channel_id))
 
     async def answer_caller(self, by: str | None) -> bool:
-        """Answer the caller (for target `by`, or for pbxd itself); False if it is gone."""
-        if not await self.caller_request(self.ari.answer(self.caller.channel_id)):
+        """Answer the caller (for target `by`, or for pbxd itself); False if it is gone.
+
+        A caller pbxd answered already (a greeting after answering) is not answered twice.
+        """
+        answered = self.record.answered_at is not None
+        if not answered and not await self.caller_request(self.ari.answer(self.caller.channel_id)):
             return False
         self.journal.add(CallerAnswered(self.clock.now(), by))
         return True
@@ -605,6 +619,70 @@ class CallSession:
             return
         if self.handler is not None and self.state is CallState.RINGING:
             await self.after(await self.handler.on_leg_ended(leg))
+
+    # ------------------------------------------------------------------ media
+
+    @property
+    def flow_timezone(self) -> str:
+        """The called number's time zone (for the voicemail back office's mails)."""
+        return self.flow.timezone if isinstance(self.flow, Flow) else "UTC"
+
+    async def play(self, media: Sequence[str]) -> str | None:
+        """Play prompts to the caller under our own playback id; None if the caller is gone.
+
+        On an unanswered caller this is early media: Asterisk sends 183 with the audio.
+        """
+        self.playbacks_made += 1
+        playback = ids.playback_id(self.call_id, self.playbacks_made)
+
+        async def request() -> None:
+            await self.ari.play_with_id(self.caller.channel_id, playback, list(media))
+
+        return playback if await self.caller_request(request()) else None
+
+    async def stop_playback(self, playback: str) -> None:
+        """Stop a playback (one already finished is gone: not an error)."""
+        with contextlib.suppress(AriNotFound):
+            await self.ari.stop_playback(playback)
+
+    async def record_caller(
+        self, name: str, *, max_seconds: int, silence_seconds: int, finish_key: str
+    ) -> bool:
+        """Record the caller into the stored recording `name`; False if the caller is gone."""
+
+        async def request() -> None:
+            await self.ari.record(
+                self.caller.channel_id,
+                name,
+                file_format="wav",
+                max_duration_seconds=max_seconds,
+                max_silence_seconds=silence_seconds,
+                if_exists="overwrite",
+                beep=False,
+                terminate_on=finish_key,
+            )
+
+        return await self.caller_request(request())
+
+    async def stop_recording(self, name: str) -> None:
+        """End a live recording, keeping its file (RecordingFinished follows)."""
+        with contextlib.suppress(AriNotFound):
+            await self.ari.stop_recording(name)
+
+    async def discard_recording(self, name: str) -> None:
+        """A recording too short to keep: the back office deletes it (or Asterisk, now)."""
+        if self.desk is not None:
+            await self.desk.discard(name)
+            return
+        with contextlib.suppress(AriNotFound):
+            await self.ari.delete_stored_recording(name)
+
+    async def keep_message(self, message: NewMessage) -> str:
+        """Hand a message to the voicemail back office; its id in the box."""
+        if self.desk is None:
+            log.warning("voicemail kept on Asterisk: no back office", recording=message.recording)
+            return message.recording
+        return await self.desk.keep(message)
 
     # ------------------------------------------------------------------ ending
 
@@ -834,7 +912,11 @@ class CallSession:
         elif isinstance(event, ChannelHangupRequest):
             # A soft request (our DELETE, a dial timeout) carries Asterisk's flag 32, not a
             # Q.850 cause: the real cause only comes with ChannelDestroyed.
-            if event.soft or event.cause is None:
+            if event.soft:
+                return
+            if is_caller and self.caller.state is CallerState.PRESENT:
+                self._caller_to(CallerState.LEAVING)  # a prompt it cuts must not go on
+            if event.cause is None:
                 return
             if is_caller:
                 self.caller.cause = event.cause

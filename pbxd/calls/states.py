@@ -43,12 +43,14 @@ class CallerState(StrEnum):
     """The inbound channel: in Stasis, gone from it, or freed by Asterisk."""
 
     PRESENT = "present"
+    LEAVING = "leaving"  # the caller hung up (ChannelHangupRequest); StasisEnd follows
     GONE = "gone"  # StasisEnd (or a REST 404): its ChannelDestroyed may still come
     DESTROYED = "destroyed"
 
 
 CALLER_TRANSITIONS: dict[CallerState, frozenset[CallerState]] = {
-    CallerState.PRESENT: frozenset({CallerState.GONE, CallerState.DESTROYED}),
+    CallerState.PRESENT: frozenset({CallerState.LEAVING, CallerState.GONE, CallerState.DESTROYED}),
+    CallerState.LEAVING: frozenset({CallerState.GONE, CallerState.DESTROYED}),
     CallerState.GONE: frozenset({CallerState.DESTROYED}),
     CallerState.DESTROYED: frozenset(),
 }

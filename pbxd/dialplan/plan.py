@@ -8,6 +8,7 @@ caller gives it; the planner never reads a clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -15,10 +16,20 @@ from functools import lru_cache
 
 import phonenumbers
 
-from pbxd.config.files import CallerIdPolicy, NumberStatus
-from pbxd.config.model import Config, Trunk
+from pbxd.config.files import CallerIdPolicy, FallbackAction, NumberStatus
+from pbxd.config.model import Config, Fallback, RingTarget, Route, Trunk, hangup
 from pbxd.config.numbering import canonical_e164
-from pbxd.dialplan.flow import Flow, HangupStep, LegPlan, RingStep, Step
+from pbxd.dialplan.flow import (
+    Flow,
+    GotoStep,
+    HangupStep,
+    LegPlan,
+    PlayStep,
+    RingStep,
+    ScheduleStep,
+    Step,
+    VoicemailStep,
+)
 from pbxd.dialplan.presentation import Presentation, presentation_of_stasis_args
 from pbxd.vocabulary import HangupReason
 
@@ -159,56 +170,134 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
     if route is None:
         return reject(RejectWhy.NO_ROUTE)
 
-    legs: list[LegPlan] = []
-    for ring in route.targets:
-        if route.caller_id is CallerIdPolicy.NUMBER:
-            # Our DID is shown, allowed; a withheld caller's name is not ours to show.
-            cid_number = did
-            cid_name = number.label or ("" if withheld else caller_name)
-            cid_presentation = Presentation.ALLOWED_NOT_SCREENED
-        elif withheld and ring.target.endpoint is not None:
-            # Our own phone: no need for the number (the CDR has it), and a phone whose
-            # endpoint trusts outbound identity or ignores Privacy cannot leak it.
-            cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
-        else:
-            # A carrier needs the real identity (billing, emergency, tracing): it goes in
-            # PAI with `Privacy: id` and the carrier withholds it from the callee.
-            cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
-        legs.append(
-            LegPlan(
-                target=ring.target.name,
-                dial_string=config.dial_string(ring.target),
-                trunk=ring.target.trunk,
-                ring_time=min(ring.ring_time, route.timeout),
-                caller_id_number=cid_number,
-                caller_id_name=cid_name,
-                caller_id_presentation=cid_presentation,
+    def legs_of(ringing: Route) -> tuple[LegPlan, ...]:
+        return tuple(
+            leg_plan(
+                config, ringing, ring, did, number.label, caller_number, caller_name, presentation
             )
+            for ring in ringing.targets
         )
-    steps: dict[str, Step] = {
-        RING_STEP: RingStep(
-            name=RING_STEP,
-            strategy=route.strategy,
-            legs=tuple(legs),
-            timeout=route.timeout,
-            no_answer=NO_ANSWER_STEP,
-            busy=BUSY_STEP,
-            unavailable=UNAVAILABLE_STEP,
-        ),
-        # Nobody answered: the route's cause; nobody free: busy; nobody reachable:
-        # congestion, so the carrier may try elsewhere (`dialplan.outcome`).
-        NO_ANSWER_STEP: HangupStep(NO_ANSWER_STEP, route.no_answer_cause),
-        BUSY_STEP: HangupStep(BUSY_STEP, HangupReason.BUSY),
-        UNAVAILABLE_STEP: HangupStep(UNAVAILABLE_STEP, HangupReason.CONGESTION),
-    }
+
+    builder = _FlowBuilder(config, legs_of, number.timezone)
+    start = builder.route(route)
     return Flow(
         did=did,
         trunk=trunk_name,
         route=route.name,
-        start=RING_STEP,
-        steps=steps,
+        start=start,
+        steps=builder.steps,
         caller_number=caller_number,
         caller_name=caller_name,
         caller_withheld=withheld,
         timezone=number.timezone,
     )
+
+
+def leg_plan(
+    config: Config,
+    route: Route,
+    ring: RingTarget,
+    did: str,
+    label: str | None,
+    caller_number: str,
+    caller_name: str,
+    presentation: Presentation,
+) -> LegPlan:
+    """One leg of a route: its dial string, ring time and the caller ID it shows."""
+    withheld = presentation.withheld
+    if route.caller_id is CallerIdPolicy.NUMBER:
+        # Our DID is shown, allowed; a withheld caller's name is not ours to show.
+        cid_number = did
+        cid_name = label or ("" if withheld else caller_name)
+        cid_presentation = Presentation.ALLOWED_NOT_SCREENED
+    elif withheld and ring.target.endpoint is not None:
+        # Our own phone: no need for the number (the CDR has it), and a phone whose
+        # endpoint trusts outbound identity or ignores Privacy cannot leak it.
+        cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
+    else:
+        # A carrier needs the real identity (billing, emergency, tracing): it goes in
+        # PAI with `Privacy: id` and the carrier withholds it from the callee.
+        cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
+    return LegPlan(
+        target=ring.target.name,
+        dial_string=config.dial_string(ring.target),
+        trunk=ring.target.trunk,
+        ring_time=min(ring.ring_time, route.timeout),
+        caller_id_number=cid_number,
+        caller_id_name=cid_name,
+        caller_id_presentation=cid_presentation,
+    )
+
+
+class _FlowBuilder:
+    """Turns a route (and the routes its `goto`s reach) into the steps of one flow.
+
+    A route's steps are named `hours`, `greeting`, `ring` and the fallback keys
+    (`closed`, `no_answer`, `busy`, `unavailable`, `then`); a route reached by a `goto` is
+    copied in under `<route>/<step>` names, each route once (a goto back reuses it).
+    """
+
+    def __init__(
+        self, config: Config, legs_of: Callable[[Route], tuple[LegPlan, ...]], timezone: str
+    ) -> None:
+        self.config = config
+        self.legs_of = legs_of
+        self.timezone = timezone
+        self.steps: dict[str, Step] = {}
+        self.starts: dict[str, str] = {}  # route name -> the name of its first step
+
+    def route(self, route: Route, prefix: str = "") -> str:
+        """Add `route`'s steps; the name of its first step."""
+        if route.name in self.starts:
+            return self.starts[route.name]
+        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP)}
+        after_greeting = names[RING_STEP] if route.targets else ""
+        after_hours = names["greeting"] if route.greeting is not None else after_greeting
+        first = names["hours"] if route.hours is not None else after_hours
+        then_name = f"{prefix}then"
+        if not route.targets:
+            # No one to ring: straight to `then` (hang up when the route says nothing).
+            after_greeting = then_name
+            after_hours = names["greeting"] if route.greeting is not None else then_name
+            first = names["hours"] if route.hours is not None else after_hours
+        self.starts[route.name] = first
+        if not route.targets:
+            self.fallback(route.then or hangup(HangupReason.NORMAL), then_name, prefix)
+        if route.hours is not None:
+            closed = self.fallback(
+                route.closed or hangup(HangupReason.NORMAL), f"{prefix}closed", prefix
+            )
+            self.steps[names["hours"]] = ScheduleStep(
+                names["hours"], route.hours.in_zone(self.timezone), after_hours, closed
+            )
+        if route.greeting is not None:
+            self.steps[names["greeting"]] = PlayStep(
+                names["greeting"], route.greeting.prompts, route.greeting.answer, after_greeting
+            )
+        if route.targets:
+            self.steps[names[RING_STEP]] = RingStep(
+                name=names[RING_STEP],
+                strategy=route.strategy,
+                legs=self.legs_of(route),
+                timeout=route.timeout,
+                no_answer=self.fallback(route.no_answer, f"{prefix}{NO_ANSWER_STEP}", prefix),
+                busy=self.fallback(route.busy, f"{prefix}{BUSY_STEP}", prefix),
+                unavailable=self.fallback(route.unavailable, f"{prefix}{UNAVAILABLE_STEP}", prefix),
+            )
+        return first
+
+    def fallback(self, fallback: Fallback, name: str, prefix: str) -> str:
+        """Add the step a fallback is; its name."""
+        if fallback.action is FallbackAction.VOICEMAIL:
+            box = self.config.mailboxes.get(fallback.mailbox or "")
+            if box is not None:
+                self.steps[name] = VoicemailStep(name, box)
+                return name
+        if fallback.action is FallbackAction.GOTO:
+            target = self.config.routes.get(fallback.route or "")
+            if target is not None:
+                self.steps[name] = GotoStep(name, self.route(target, f"{target.name}/"))
+                return name
+        # `pbxd check` refuses a box or route that does not exist; never strand a caller.
+        self.steps[name] = HangupStep(name, fallback.cause)
+        return name

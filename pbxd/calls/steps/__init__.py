@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any
 from pbxd.calls.steps.base import StepHandler
 from pbxd.calls.steps.goto import GotoHandler
 from pbxd.calls.steps.hangup import HangupHandler
+from pbxd.calls.steps.play import PlayHandler
 from pbxd.calls.steps.ring import RingHandler
+from pbxd.calls.steps.schedule import ScheduleHandler
+from pbxd.calls.steps.voicemail import VoicemailHandler
 from pbxd.dialplan.flow import Step, StepKind
 
 if TYPE_CHECKING:
@@ -17,6 +20,9 @@ HANDLERS: dict[StepKind, type[StepHandler[Any]]] = {
     StepKind.RING: RingHandler,
     StepKind.HANGUP: HangupHandler,
     StepKind.GOTO: GotoHandler,
+    StepKind.PLAY: PlayHandler,
+    StepKind.SCHEDULE: ScheduleHandler,
+    StepKind.VOICEMAIL: VoicemailHandler,
 }
 
 
