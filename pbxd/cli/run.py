@@ -12,7 +12,7 @@ import structlog
 
 from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report
+from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import RealClock
 from pbxd.config.model import Config
 from pbxd.log import configure_logging
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         password = config.settings.ari_password()
     except (LookupError, OSError) as exc:
-        print(f"pbxd run: {exc}", file=sys.stderr)
+        report("run", str(exc))
         return 1
     configure_logging(config.settings.log_level)
     return asyncio.run(serve(config, password))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import email.utils
 import gc
 import os
 import re
@@ -29,6 +30,8 @@ from pbxd.config.files import (
     DaemonFile,
     InventoryEntry,
     MailboxEntry,
+    MailSection,
+    MailSecurity,
     NumberStatus,
     RingStrategy,
     RouteEntry,
@@ -39,9 +42,11 @@ from pbxd.config.files import (
 )
 from pbxd.config.flows import RouteFlows
 from pbxd.config.model import (
+    DEFAULT_MAIL_PORTS,
     Block,
     Config,
     DaemonSettings,
+    MailSettings,
     RingTarget,
     Route,
     Target,
@@ -285,6 +290,9 @@ def _apply_env(data: dict[str, Any]) -> dict[tuple[str, ...], str]:
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # what systemd EnvironmentFile= admins write
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME_MAX = 255  # bytes in one file name (Linux NAME_MAX)
+_PATH_MAX = 4096  # bytes in a whole path (Linux PATH_MAX)
 _DATABASE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 )
@@ -327,19 +335,31 @@ class _SettingsChecker:
             self.error(("ari", "username"), "must not be empty")
         if not parsed.ari.app.strip():
             self.error(("ari", "app"), "must not be empty (the Stasis application name)")
-        if parsed.ari.password_env is not None and not _ENV_NAME.match(parsed.ari.password_env):
-            # Not echoed: an admin may have pasted the password itself here.
-            self.error(
-                ("ari", "password_env"),
-                "must be the name of an environment variable (capital letters, digits, _, "
-                "such as PBXD_ARI_PASSWORD), not the password itself",
+        self._password_env(("ari", "password_env"), parsed.ari.password_env)
+        for key in ("username", "app"):
+            if _CONTROL.search(getattr(parsed.ari, key)):
+                self.error(("ari", key), "must not contain control characters")
+        paths_ok = all(
+            self._path(where, value)
+            for where, value in (
+                (("state_dir",), parsed.state_dir),
+                (("trunks_file",), parsed.trunks_file),
+                (("routing_dir",), parsed.routing_dir),
+                (("ari", "password_file"), parsed.ari.password_file),
             )
+        )
         # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
-        if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
+        if (
+            paths_ok
+            and parsed.ari.password_file is not None
+            and not os.environ.get("PBXD_ARI_PASSWORD")
+        ):
             self._password_file(base / parsed.ari.password_file)
         if parsed.database.url is not None:
             self._database_url(parsed.database.url)
         self._bind(parsed.http.bind)
+        if parsed.mail is not None:
+            self._mail(parsed.mail, base)
         if parsed.log_level.lower() not in LOG_LEVELS:
             self.error(
                 ("log_level",),
@@ -373,7 +393,34 @@ class _SettingsChecker:
         if not port_ok:
             self.error(("ari", "url"), "the port must be a number from 1 to 65535")
 
+    def _path(self, where: tuple[str, ...], value: str | None) -> bool:
+        """Whether `value` can name a file at all (no NUL, names the filesystem accepts)."""
+        if value is None:
+            return True
+        control = _CONTROL.search(value)
+        if control is not None:
+            self.error(where, f"a path must not contain control characters (found {control[0]!r})")
+            return False
+        if not value.strip():
+            self.error(where, "must not be empty")
+            return False
+        longest = max(Path(value).parts or ("",), key=lambda p: len(p.encode()))
+        if len(longest.encode()) > _NAME_MAX:
+            self.error(
+                where,
+                f"a file name in this path is {len(longest.encode())} bytes long; "
+                f"at most {_NAME_MAX} are allowed",
+            )
+            return False
+        if len(value.encode()) > _PATH_MAX:
+            self.error(where, f"this path is longer than {_PATH_MAX} bytes")
+            return False
+        return True
+
     def _database_url(self, url: str) -> None:
+        if _CONTROL.search(url):
+            self.error(("database", "url"), "must not contain control characters")
+            return
         scheme = url.partition("://")[0].lower()
         if "://" not in url or scheme not in _DATABASE_SCHEMES:
             self.error(("database", "url"), "must be sqlite:///PATH or postgresql://USER@HOST/DB")
@@ -392,6 +439,54 @@ class _SettingsChecker:
             self.error(
                 ("http", "bind"),
                 f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as 127.0.0.1:8080",
+            )
+
+    def _password_env(self, path: tuple[str, ...], name: str | None) -> None:
+        if name is not None and not _ENV_NAME.match(name):
+            # Not echoed: an admin may have pasted the password itself here.
+            self.error(
+                path,
+                "must be the name of an environment variable (capital letters, digits, _, "
+                f"such as {'PBXD_ARI_PASSWORD' if path[0] == 'ari' else 'PBXD_SMTP_PASSWORD'}), "
+                "not the password itself",
+            )
+
+    def _mail(self, mail: MailSection, base: Path) -> None:
+        """The SMTP settings: a reachable shape, a sender, a password source never inline."""
+        if not mail.host.strip() or any(c in mail.host for c in "/@ "):
+            self.error(("mail", "host"), "must be a host name or address, such as smtp.example.com")
+        if mail.port is not None and not 1 <= mail.port <= 65535:
+            self.error(("mail", "port"), f"must be from 1 to 65535, not {mail.port}")
+        if mail.timeout < 1:
+            self.error(("mail", "timeout"), "must be at least 1 second")
+        _, address = email.utils.parseaddr(mail.from_address)
+        if "@" not in address or address.startswith("@") or address.endswith("@"):
+            self.error(
+                ("mail", "from_address"),
+                f"{mail.from_address!r} is not an e-mail address (pbxd@example.com, "
+                "or 'PBX <pbxd@example.com>')",
+            )
+        self._password_env(("mail", "password_env"), mail.password_env)
+        has_source = mail.password_env is not None or mail.password_file is not None
+        if mail.username is not None and not has_source:
+            self.error(
+                ("mail", "username"),
+                "needs a password: set mail.password_env (a variable's name) or mail.password_file",
+            )
+        if mail.username is None and has_source:
+            self.warning(("mail",), "a password is configured without a username: it is unused")
+        if mail.password_file is not None:
+            path = base / mail.password_file
+            if not path.is_file():
+                what = "is not a file" if path.exists() else "does not exist"
+                self.warning(
+                    ("mail", "password_file"),
+                    f"{path} {what}: voicemail e-mails cannot be sent without it",
+                )
+        if mail.security is MailSecurity.NONE and mail.username is not None:
+            self.warning(
+                ("mail", "security"),
+                "none sends the SMTP password unencrypted: use starttls or tls",
             )
 
     def _password_file(self, path: Path) -> None:
@@ -413,6 +508,14 @@ def _refuse_inline_password(data: dict[str, Any], diags: Diagnostics) -> None:
             "(default PBXD_ARI_PASSWORD) or password_file",
         )
         del ari["password"]
+    mail = data.get("mail")
+    if isinstance(mail, MarkedMap) and "password" in mail:
+        diags.error(
+            mail.key_marks["password"],
+            "the SMTP password must not be written in pbxd.yaml: use mail.password_env "
+            "(the name of a variable holding it) or mail.password_file",
+        )
+        del mail["password"]
 
 
 def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | None:
@@ -437,6 +540,21 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
     if diags.has_errors:
         return None
     state_dir = _resolve(base / parsed.state_dir)
+    mail = parsed.mail
+    mail_settings = (
+        None
+        if mail is None
+        else MailSettings(
+            host=mail.host.strip(),
+            port=mail.port or DEFAULT_MAIL_PORTS[mail.security],
+            security=mail.security,
+            from_address=mail.from_address,
+            username=mail.username,
+            password_env=mail.password_env,
+            password_file=(base / mail.password_file) if mail.password_file else None,
+            timeout=mail.timeout,
+        )
+    )
     db_url = parsed.database.url or f"sqlite:///{state_dir / 'pbxd.db'}"
     return DaemonSettings(
         config_path=_resolve(config_path),
@@ -452,6 +570,8 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         routing_dir=_resolve(base / parsed.routing_dir),
         log_level=parsed.log_level.lower(),
         sounds_dir=_resolve(base / parsed.sounds_dir) if parsed.sounds_dir else None,
+        voicemail_dir=_resolve(base / parsed.voicemail.dir) if parsed.voicemail.dir else None,
+        mail=mail_settings,
     )
 
 
@@ -819,14 +939,9 @@ class _Compiler:
         if not path.is_dir():
             self.diags.error(Mark(name, 1, 1), "routing directory not found")
             return
-        # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in (".yaml", ".yml")
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
+        errors_before = len(self.diags.items)
+        files = self._routing_files(path)
+        if not files and len(self.diags.items) == errors_before:
             self.diags.warning(Mark(name, 1, 1), "no routing file (*.yaml) in this directory")
         loaded: list[tuple[MarkedMap, RoutingFile, Mark]] = []
         for file in files:
@@ -876,6 +991,28 @@ class _Compiler:
                 self.flows.broken.add(name)
                 continue
             self.flows.mailbox(name, raw_boxes[name], mark, entry)
+
+    def _routing_files(self, path: Path) -> list[Path]:
+        """Every *.yaml under `path`; a directory that cannot be listed is an error, since
+        the routes it hides would reject their calls."""
+
+        def unreadable(exc: OSError) -> None:
+            where = display_path(Path(exc.filename)) if exc.filename else display_path(path)
+            self.diags.error(
+                Mark(where, 1, 1), f"cannot read routing directory: {exc.strerror or exc}"
+            )
+
+        files: list[Path] = []
+        for root, dirs, names in os.walk(path, onerror=unreadable):
+            # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            # A directory named *.yaml is listed too: its "Is a directory" error says why.
+            files.extend(
+                Path(root, n)
+                for n in [*names, *dirs]
+                if n.endswith((".yaml", ".yml")) and not n.startswith(".")
+            )
+        return sorted(files)
 
     def target(self, name: str, raw: Any, key_mark: Mark, country: str | None) -> None:
         # Assume broken until the end; a route naming it then gets no "unknown target" cascade.

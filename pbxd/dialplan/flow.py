@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from pbxd.cdr.records import StepKind, StepOutcome
+# The step vocabulary is the call log's too (a CDR path is kind:outcome steps): one enum each.
+from pbxd.cdr.records import StepKind as StepKind
+from pbxd.cdr.records import StepOutcome as StepOutcome
 from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
 StepName = str
-
-__all__ = ["StepKind", "StepOutcome"]  # the call path's words (`pbxd.cdr.records`)
 
 
 class OpenHours(Protocol):

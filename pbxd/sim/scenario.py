@@ -23,7 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pbxd.config.compile import did_you_mean, display_path, kind_of, validate_entry
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
 from pbxd.config.model import Config, Trunk
-from pbxd.config.numbering import NumberError, to_e164
+from pbxd.config.numbering import NumberError, foreign_digit, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
 from pbxd.sim.model import PRES_ALLOWED_NOT_SCREENED, PRES_PROHIB_NOT_SCREENED
 from pbxd.sim.peers import DTMF_DIGITS, PeerScript
@@ -40,6 +40,9 @@ def _finite(value: Any) -> float | None:
     """A YAML value read as a finite number; None for booleans, lists, text and inf/nan."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
+    foreign = foreign_digit(value) if isinstance(value, str) else None
+    if foreign is not None:  # float() would read `٣` as 3: numbers are written with 0-9 only
+        raise ValueError(f"must be a number written with 0-9: {foreign}")
     try:
         number = float(value)
     except ValueError:
