@@ -30,6 +30,7 @@ from pbxd.calls.journal import (
 from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
+from pbxd.calls.steps.voicemail import MessageDesk
 from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
 from pbxd.config.model import Config
@@ -69,6 +70,7 @@ class CallDaemon:
     ari: AriClient
     cdr: CdrStoreLike
     clock: Clock
+    desk: MessageDesk | None = None  # the voicemail back office
     on_call_finished: Callable[[CallSession], None] | None = None
     calls: dict[str, CallSession] = field(default_factory=dict)
     _by_channel: dict[str, CallSession] = field(default_factory=dict)
@@ -178,6 +180,7 @@ class CallDaemon:
             ari=self.ari,
             clock=self.clock,
             directory=self,
+            desk=self.desk,
         )
         self.claim(channel.id, session)
         self._start(session)
@@ -522,6 +525,7 @@ class CallDaemon:
             clock=self.clock,
             directory=self,
             adopted=True,
+            desk=self.desk,
         )
         session.legs_made = max(numbers, default=0)
         return session

@@ -17,8 +17,11 @@ import structlog
 
 from pbxd.ari import AriClient, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike
+from pbxd.calls.desk import CollectorDesk
 from pbxd.clock import Clock
 from pbxd.config.model import Config
+from pbxd.voicemail.collector import AriRecordings, RecordingCollector
+from pbxd.voicemail.store import MessageStore
 
 log = structlog.get_logger("pbxd.runtime")
 
@@ -68,6 +71,7 @@ class CallService:
         self.clock = clock
         self.client: AriClient | None = None
         self.daemon: CallDaemon | None = None
+        self.collector: RecordingCollector | None = None
         self.stream: EventStream | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -83,7 +87,15 @@ class CallService:
             self._ari.app,
             session=self._session,
         )
-        self.daemon = CallDaemon(self.config, self.client, self.cdr, self.clock)
+        self.collector = RecordingCollector(
+            MessageStore(self.config.settings.voicemail_folder),
+            AriRecordings(self.client),
+            self.clock,
+        )
+        self.collector.start()
+        self.daemon = CallDaemon(
+            self.config, self.client, self.cdr, self.clock, desk=CollectorDesk(self.collector)
+        )
         self.stream = EventStream(
             self._ari.url,
             self._ari.username,
@@ -146,6 +158,8 @@ class CallService:
                 await self._stream_task
         if self.daemon is not None:
             await self.daemon.stop()
+        if self.collector is not None:
+            await self.collector.stop()  # its jobs are on disk: the next start goes on
         if self._session is not None:
             await self._session.close()
         log.info("call service stopped")

@@ -86,7 +86,7 @@ class PlayStep:
 
     def exits(self) -> dict[StepOutcome, StepName]:
         """The step each outcome leads to."""
-        return {StepOutcome.GREETING: self.next}
+        return {StepOutcome.PLAYED: self.next}
 
 
 @dataclass(frozen=True, slots=True)

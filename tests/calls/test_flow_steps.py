@@ -15,6 +15,7 @@ import pytest
 from pbxd.cdr.records import Disposition, format_path
 from pbxd.config.model import Config
 from pbxd.sim import PeerScript
+from pbxd.voicemail.store import MessageStore
 
 from .conftest import (
     CALLER,
@@ -175,7 +176,7 @@ async def test_caller_hanging_up_during_the_greeting(
     assert call.disposition is Disposition.ABANDONED, lab.timeline(call_id)
     assert call.answered_at is None and call.billsec == 0
     assert lab.requests("POST", "/channels/create") == []  # nobody rung
-    assert [step.token() for step in call.path] == ["play:caller_hung_up"]
+    assert [step.token() for step in call.path] == ["play:abandoned"]
     assert_no_errors(logs)
 
 
@@ -216,6 +217,16 @@ async def test_closed_line_takes_a_message(logs: list[dict[str, Any]], lab: Call
     assert [step.token() for step in call.path] == ["schedule:closed", "voicemail:left"]
     assert path_of(entry) == "closed \N{RIGHTWARDS ARROW} voicemail"
     assert lab.final_cause(call_id) in (None, 16)
+    # The back office copies it off Asterisk into the number's box, linked to its call.
+    box = MessageStore(lab.config.settings.voicemail_folder)
+    await lab.wait_for(lambda: len(box.messages(CLOSED)) == 1, what="message filed")
+    [message] = box.messages(CLOSED)
+    assert (message.message_id, message.call_id, message.mailbox) == (
+        call.voicemail.message_id,
+        call_id,
+        "front-desk",
+    )
+    assert len(box.audio(CLOSED, message.message_id)) > 44  # a WAV with sound in it
     assert_no_errors(logs)
 
 

@@ -52,7 +52,7 @@ class StepHandler(Generic[StepT]):
 
     async def on_caller_gone(self) -> StepOutcome | None:
         """The caller hung up during the step; the session then ends the call."""
-        return StepOutcome.CALLER_HUNG_UP
+        return StepOutcome.ABANDONED
 
     async def on_event(self, event: Event) -> StepOutcome | None:
         """Any other ARI event about the call's channels (playbacks, recordings, keys)."""

@@ -43,7 +43,7 @@ class PlayHandler(StepHandler[PlayStep]):
             return None
         if self.session.caller_leaving:
             self.playback = None
-            return StepOutcome.CALLER_HUNG_UP  # cut by the caller's hangup: nothing follows
+            return StepOutcome.ABANDONED  # cut by the caller's hangup: nothing follows
         return self._played(event.playback.state == "done")
 
     async def on_timer(self, name: str, key: str) -> StepOutcome | None:
@@ -61,4 +61,4 @@ class PlayHandler(StepHandler[PlayStep]):
                 PromptPlayed(session.clock.now(), self.step.name, prompt, early, completed)
             )
         self.playback = None
-        return StepOutcome.GREETING
+        return StepOutcome.PLAYED

@@ -142,7 +142,7 @@ class RingHandler(StepHandler[RingStep]):
 
     async def on_caller_gone(self) -> StepOutcome | None:
         """The caller hung up: the step is abandoned unless a leg answered already."""
-        return None if self.session.winner is not None else StepOutcome.CALLER_HUNG_UP
+        return None if self.session.winner is not None else StepOutcome.ABANDONED
 
     # ------------------------------------------------------------------ decisions
 

@@ -24,6 +24,7 @@ from pbxd.calls.states import CallState
 from pbxd.calls.steps.base import StepHandler
 from pbxd.dialplan.flow import Mailbox, StepOutcome, VoicemailStep
 from pbxd.vocabulary import HangupReason
+from pbxd.voicemail.messages import keep_message
 
 log = structlog.get_logger("pbxd.calls")
 
@@ -60,14 +61,6 @@ class MessageDesk(Protocol):
     async def discard(self, recording: str) -> None:
         """Delete a recording too short to keep."""
         ...
-
-
-def keeps(mailbox: Mailbox, duration: int | None, talking: int | None) -> bool:
-    """Enough talk for a message (the whole length when Asterisk gives no talk time)."""
-    heard = duration or 0
-    if talking is not None:
-        heard = min(heard, talking)
-    return heard >= mailbox.min_seconds
 
 
 class Phase(StrEnum):
@@ -154,7 +147,7 @@ class VoicemailHandler(StepHandler[VoicemailStep]):
         box = self.step.mailbox
         self.phase = Phase.DONE
         seconds = duration or 0
-        if not keeps(box, duration, talking):
+        if not keep_message(seconds, talking, box.min_seconds):
             outcome = StepOutcome.NO_MESSAGE if not seconds else StepOutcome.TOO_SHORT
             session.note(f"voicemail {box.name}: {outcome} ({seconds} s), dropped")
             await session.discard_recording(self.recording)
