@@ -251,7 +251,8 @@ class CallDaemon:
         """The event stream dropped: note the moment (a call Asterisk lost meanwhile ends then)."""
         if self.lost_at is None:
             self.lost_at = self.clock.now()
-            log.info("ari_connection_lost", calls=len(self.calls))
+            if self.calls:  # the moment matters only to calls in progress
+                log.info("ari_connection_lost", calls=len(self.calls))
 
     async def _asterisk_started(self) -> datetime | None:
         """When Asterisk (re)started, as it says; None when it cannot say."""
