@@ -36,6 +36,7 @@ from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Flow, LegPlan, RingStep, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
+from pbxd.dialplan.plan import max_call_duration
 from pbxd.vocabulary import HangupReason
 
 log = structlog.get_logger("pbxd.daemon")
@@ -131,9 +132,9 @@ class CallDaemon:
                 self._spawn(self._back_to_dialplan(event.channel.id), "fallback")
 
     def on_bad_event(self, raw: object, error: Exception) -> None:
-        """A message that is not a valid ARI event: count it and log it, nothing else."""
+        """A message that is not a valid ARI event: count it, nothing else."""
+        # The stream logs it already (rate-limited, ari_bad_event): one flood, one budget.
         self.bad_events += 1
-        log.warning("malformed ARI event ignored", error=str(error))
 
     def _route(self, event: Event) -> None:
         if event.application != self.ari.app:
@@ -552,6 +553,11 @@ class CallDaemon:
             ring_time=1,
             caller_id_number=record.caller_number or "",
             caller_id_name=record.caller_name or "",
+            # Its route's and trunk's limit, counted from its answer before the restart.
+            max_duration=max_call_duration(
+                self.config.routes.get(record.route or ""),
+                self.config.trunks.get(trunk) if trunk else None,
+            ),
         )
         leg = Leg(plan, winner.leg_id, step="", state=LegState.ANSWERED)
         if trunk is not None:

@@ -70,8 +70,10 @@ from pbxd.calls.states import (
 )
 from pbxd.cdr.records import CallRecord
 from pbxd.clock import Clock
+from pbxd.config.destinations import BARRED_CAUSE, MAX_DURATION_CAUSE
 from pbxd.dialplan import Flow, LegPlan, Reject, RingStep, StepOutcome
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON
+from pbxd.dialplan.tollfraud import leg_refusal
 from pbxd.vocabulary import HangupReason
 
 if TYPE_CHECKING:
@@ -440,6 +442,8 @@ class CallSession:
         if self.state is CallState.BRIDGED:
             self.note("adopted after restart: still bridged")
             log.info("call adopted", bridge=self.bridge_id)
+            if self.winner is not None:
+                self.arm_max_duration(self.winner)  # counted from its answer, before the restart
             self.deliver(Resync())  # it may have ended between our check and now
             return
         if self.handler is not None:
@@ -507,6 +511,17 @@ class CallSession:
         """Create the leg's channel (dialled once its StasisStart arrives)."""
         trunk = leg.plan.trunk
         now = self.clock.now()
+        barred = leg_refusal(leg.plan)  # the last check before anything reaches Asterisk
+        if barred is not None:
+            self.journal.add(
+                LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
+            )
+            leg.cause = BARRED_CAUSE
+            self.leg_to(leg, LegState.ENDED, LegEnd.REFUSED)
+            self.journal.add(LegEnded(now, leg.channel_id, LegEnd.REFUSED, BARRED_CAUSE))
+            self.note(f"{leg.plan.target}: not rung, barred: {barred}")
+            log.warning("leg_barred", target=leg.plan.target, trunk=trunk, why=barred)
+            return
         if trunk is not None and not self.directory.take_trunk_slot(trunk):
             self.journal.add(
                 LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
@@ -687,9 +702,16 @@ class CallSession:
     # ------------------------------------------------------------------ ending
 
     async def end_everything(
-        self, caller_reason: HangupReason, leg_reason: HangupReason = HangupReason.NORMAL
+        self,
+        caller_reason: HangupReason,
+        leg_reason: HangupReason = HangupReason.NORMAL,
+        *,
+        cause: int | None = None,
     ) -> None:
-        """Hang up every live channel and the bridge; the call ends when all are gone."""
+        """Hang up every live channel and the bridge; the call ends when all are gone.
+
+        `cause`: a Q.850 cause for every channel instead of the reasons (`reason_code`).
+        """
         if self.state in (CallState.ENDING, CallState.ENDED):
             return
         self.to(CallState.ENDING)
@@ -698,10 +720,11 @@ class CallSession:
         live = [leg for leg in self.legs if leg.live and leg.state is not LegState.ENDING]
         for leg in live:
             self.leg_to(leg, LegState.ENDING)
+        legs_reason, reason = (None, None) if cause else (leg_reason, caller_reason)
         await asyncio.gather(
-            *(self.hangup(leg.channel_id, reason=leg_reason) for leg in live),
+            *(self.hangup(leg.channel_id, reason=legs_reason, reason_code=cause) for leg in live),
             *(
-                [self.hangup(self.caller.channel_id, reason=caller_reason)]
+                [self.hangup(self.caller.channel_id, reason=reason, reason_code=cause)]
                 if self.caller_present
                 else []
             ),
@@ -865,6 +888,18 @@ class CallSession:
         elif timer.name == "end_grace":
             if self.state is CallState.ENDING:
                 await self._end_unconfirmed()
+        elif timer.name == "max_duration":
+            leg = self.leg(timer.key)
+            if leg is self.winner and self.state in (CallState.ANSWERING, CallState.BRIDGED):
+                assert leg is not None
+                self.note(f"{leg.plan.target}: maximum call duration reached, hanging up")
+                log.warning(
+                    "leg_max_duration",
+                    target=leg.plan.target,
+                    trunk=leg.plan.trunk,
+                    max_duration=leg.plan.max_duration,
+                )
+                await self.end_everything(HangupReason.NORMAL, cause=MAX_DURATION_CAUSE)
         elif timer.name == "ring_time":
             leg = self.leg(timer.key)
             if leg is not None and leg.state in (LegState.DIALING, LegState.RINGING):
@@ -954,6 +989,13 @@ class CallSession:
             await self.hang_up_legs([leg], reason_code=ANSWERED_ELSEWHERE)
             return
         await self.after(await self.handler.on_leg_answered(leg, at or self.clock.now()))
+
+    def arm_max_duration(self, leg: Leg) -> None:
+        """Cut the answered leg (and the call) at its maximum duration, counted from its answer."""
+        record = self.journal.legs.get(leg.channel_id)
+        answered = record.answered_at if record is not None else None
+        spent = (self.clock.now() - answered).total_seconds() if answered else 0.0
+        self.arm("max_duration", max(0.0, leg.plan.max_duration - spent), leg.channel_id)
 
     def mark_answered(self, leg: Leg, at: datetime) -> None:
         """Record that `leg` answered (the ring step then connects it)."""

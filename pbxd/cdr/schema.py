@@ -261,3 +261,28 @@ def row_to_event(row: Mapping[str, Any] | RowMapping) -> CallEventRecord:
         kind=row["kind"],
         data=dict(data) if isinstance(data, dict) else {},
     )
+
+
+StoredRecord = CallRecord | LegRecord | CallEventRecord
+"""What the CDR writer stores: call and leg snapshots, and journal events."""
+
+
+def record_kind(rec: StoredRecord) -> str:
+    """"call", "leg" or "event": which table a record goes to."""
+    if isinstance(rec, CallRecord):
+        return "call"
+    return "leg" if isinstance(rec, LegRecord) else "event"
+
+
+def record_to_row(rec: StoredRecord) -> dict[str, Any]:
+    """Column values of a record of any kind."""
+    if isinstance(rec, CallRecord):
+        return call_to_row(rec)
+    return leg_to_row(rec) if isinstance(rec, LegRecord) else event_to_row(rec)
+
+
+def row_to_record(kind: str, row: Mapping[str, Any] | RowMapping) -> StoredRecord:
+    """A record of `kind` from its row."""
+    if kind == "call":
+        return row_to_call(row)
+    return row_to_leg(row) if kind == "leg" else row_to_event(row)

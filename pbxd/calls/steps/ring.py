@@ -117,6 +117,7 @@ class RingHandler(StepHandler[RingStep]):
         session = self.session
         session.mark_answered(leg, at)
         session.cancel_timers()
+        session.arm_max_duration(leg)
         others = [
             o for o in self.legs if o is not leg and o.live and o.state is not LegState.ENDING
         ]
