@@ -460,11 +460,14 @@ class CallDaemon:
         return [event for event in events if event is not None]
 
     async def _recover(self, record: CallRecord) -> None:
-        legs = await self.cdr.legs_of(record.call_id)
-        events = await self._events_of(record.call_id)
+        # Three independent reads: at once, so a ringing caller waits as little as possible.
+        legs, events, caller = await asyncio.gather(
+            self.cdr.legs_of(record.call_id),
+            self._events_of(record.call_id),
+            self._channel(record.call_id),
+        )
         position = replay(events)
         live = [leg for leg in legs if leg.ended_at is None]
-        caller = await self._channel(record.call_id)
         caller_up = caller.state if caller is not None else None
         bridge_id = ids.bridge_id(record.call_id)
         winner = await self._bridged_partner(record, legs, bridge_id) if caller_up == "Up" else None
@@ -609,9 +612,9 @@ class CallDaemon:
         known = best_end_time(record, legs)
         channel_states: dict[str, str | None] = {}
         ended: dict[str, int | None] = {}
-        for channel_id in planned:
+        states = await asyncio.gather(*(self._channel_state(c) for c in planned))
+        for channel_id, state in zip(planned, states, strict=True):
             leg = by_id.get(channel_id)
-            state = await self._channel_state(channel_id)
             channel_states[channel_id] = state
             if leg is not None and state is None:
                 if leg.ended_at is None:

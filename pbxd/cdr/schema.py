@@ -268,7 +268,7 @@ StoredRecord = CallRecord | LegRecord | CallEventRecord
 
 
 def record_kind(rec: StoredRecord) -> str:
-    """"call", "leg" or "event": which table a record goes to."""
+    """ "call", "leg" or "event": which table a record goes to."""
     if isinstance(rec, CallRecord):
         return "call"
     return "leg" if isinstance(rec, LegRecord) else "event"
