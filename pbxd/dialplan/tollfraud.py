@@ -8,13 +8,34 @@ premium-rate number, a URI or a second destination through.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pbxd.config.destinations import bare_softphone, split_outbound
 from pbxd.config.model import Trunk
 
-if TYPE_CHECKING:
-    from pbxd.dialplan.plan import LegPlan
+
+class PlannedLeg(Protocol):
+    """What the check reads of a leg: today's `plan.LegPlan` and the flow's `flow.LegPlan`."""
+
+    @property
+    def dial_string(self) -> str:
+        """The endpoint string for channels/create."""
+        ...
+
+    @property
+    def trunk(self) -> str | None:
+        """The trunk's name, None for a softphone."""
+        ...
+
+    @property
+    def via(self) -> Trunk | None:
+        """The trunk's rules."""
+        ...
+
+    @property
+    def barred(self) -> str | None:
+        """The planner's refusal."""
+        ...
 
 
 def endpoint_refusal(endpoint: str, trunk: Trunk | None) -> str | None:
@@ -39,7 +60,7 @@ def endpoint_is_allowed(endpoint: str, trunk: Trunk | None) -> bool:
     return endpoint_refusal(endpoint, trunk) is None
 
 
-def leg_refusal(leg: LegPlan) -> str | None:
+def leg_refusal(leg: PlannedLeg) -> str | None:
     """Why a planned leg must not be placed (None: it may); checked just before creating it."""
     if leg.barred is not None:
         return leg.barred

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pbxd.config.model import Trunk
+from pbxd.dialplan.flow import LegPlan as FlowLegPlan
 from pbxd.dialplan.plan import LegPlan
 from pbxd.dialplan.tollfraud import endpoint_is_allowed, endpoint_refusal, leg_refusal
 
@@ -63,3 +64,13 @@ def test_leg_refusal() -> None:
     # A trunk leg without the trunk's rules, or with another trunk's, is never placed.
     assert leg_refusal(leg("PJSIP/+33612345678@trunk-out", "carrier-fr", None)) is not None
     assert leg_refusal(leg("PJSIP/+33612345678@trunk-out", "carrier-fr", WORLD)) is not None
+
+
+def test_the_flows_legs_are_checked_the_same_way() -> None:
+    # The rebuilt call core runs flow.LegPlan: the same check applies to it.
+    def flow_leg(dial_string: str, via: Trunk | None) -> FlowLegPlan:
+        return FlowLegPlan("t", dial_string, via.name if via else None, 10, "", "", via=via)
+
+    assert leg_refusal(flow_leg("PJSIP/+33612345678@trunk-out", FR)) is None
+    assert leg_refusal(flow_leg("PJSIP/+33899123456@trunk-out", FR)) is not None
+    assert leg_refusal(flow_leg("PJSIP/+19005551234@trunk-out", None)) is not None
