@@ -448,6 +448,10 @@ class _SettingsChecker:
     def _bind(self, bind: str) -> None:
         host, colon, port = bind.strip().rpartition(":")
         host = host.removeprefix("[").removesuffix("]")
+        foreign = numbering.foreign_digit(port)
+        if foreign is not None:
+            self.error(("http", "bind"), f"the port must be written with 0-9: {foreign}")
+            return
         if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             self.error(
                 ("http", "bind"),
