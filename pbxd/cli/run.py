@@ -12,7 +12,9 @@ import structlog
 
 from pbxd.agi.server import start_agi
 from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
-from pbxd.cdr.store import CdrStore
+from pbxd.cdr.db import why_not_writable
+from pbxd.cdr.spool import CdrSpool, SpoolBusyError
+from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import RealClock
 from pbxd.config.model import Config
@@ -20,6 +22,9 @@ from pbxd.log import configure_logging
 from pbxd.systemd import Notifier, keep_systemd_informed
 
 log = structlog.get_logger("pbxd.run")
+
+# Under state_dir: the CDRs the database could not take yet (see pbxd/cdr/spool.py).
+SPOOL_FILE = "cdr-spool.jsonl"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,7 +101,16 @@ async def _serve(
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGUSR1, log_calls_in_progress, services)
     settings = config.settings
-    opening = asyncio.create_task(CdrStore.open(settings.database_url))
+    try:
+        spool = CdrSpool(settings.state_dir / SPOOL_FILE)
+    except (OSError, SpoolBusyError) as exc:
+        log.error(
+            "cdr_spool_unavailable", path=str(settings.state_dir / SPOOL_FILE), error=str(exc)
+        )
+        _remove_signal_handlers(loop)
+        return 1
+    # Replays the spool a previous run left before anything else, after a write probe.
+    opening = asyncio.create_task(CdrStore.open(settings.database_url, spool=spool))
     # A slow or unreachable PostgreSQL must not make SIGTERM wait for its connect timeout.
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({opening, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -110,12 +124,17 @@ async def _serve(
         return 0
     try:
         store = opening.result()
+    except CdrNotWritableError as exc:
+        log.error("cdr_database_not_writable", database=settings.database_url, reason=str(exc))
+        _remove_signal_handlers(loop)
+        return 1
     except Exception as exc:
         # The URL's password, if any, is masked by the log configuration.
         log.error(
             "cannot open the CDR database",
             database=settings.database_url,
             error=f"{type(exc).__name__}: {exc}",
+            reason=_why(exc, settings.database_url),
         )
         _remove_signal_handlers(loop)
         return 1
@@ -167,6 +186,14 @@ async def _serve(
         _remove_signal_handlers(loop)
     log.info("pbxd stopped")
     return status
+
+
+def _why(exc: Exception, url: str) -> str:
+    """What to fix, in a sentence; the error itself when the URL cannot even be read."""
+    try:
+        return why_not_writable(exc, url)
+    except ValueError:
+        return f"{type(exc).__name__}: {exc}"
 
 
 async def _ready_once_recovered(

@@ -145,7 +145,10 @@ class TrunkEntry(_Strict):
     inbound_endpoint: str
     dial: str
     allowed_destinations: list[str] = Field(default_factory=list)
+    # Added to the built-in premium-rate and satellite prefixes (DEFAULT_DENIED).
+    denied_destinations: list[str] = Field(default_factory=list)
     max_outbound_legs: Whole = 30
+    max_call_duration: Whole | None = None
     country: str | None = None
     timezone: str | None = None
     label: str = ""
@@ -294,6 +297,7 @@ class RouteEntry(_Strict):
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None
     caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+    max_call_duration: Whole | None = None
     hours: Any = None  # a name from `hours:`, or opening hours written inline
     closed: ActionEntry | None = None
     greeting: GreetingEntry | None = None
