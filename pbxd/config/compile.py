@@ -457,8 +457,8 @@ class _SettingsChecker:
         host = host.removeprefix("[").removesuffix("]")
         foreign = numbering.foreign_digit(port)
         if foreign is not None:
-            self.error(("http", "bind"), f"the port must be written with 0-9: {foreign}")
-            return
+            self.error(path, f"the port must be written with 0-9: {foreign}")
+            return None
         if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             self.error(
                 path,
