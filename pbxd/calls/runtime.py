@@ -20,8 +20,8 @@ from pbxd.calls.daemon import CallDaemon, CdrStoreLike
 from pbxd.calls.desk import CollectorDesk
 from pbxd.clock import Clock
 from pbxd.config.model import Config
-from pbxd.voicemail.collector import AriRecordings, RecordingCollector
-from pbxd.voicemail.store import MessageStore
+from pbxd.voicemail.collector import AriRecordings
+from pbxd.voicemail.service import VoicemailService
 
 log = structlog.get_logger("pbxd.runtime")
 
@@ -71,8 +71,8 @@ class CallService:
         self.clock = clock
         self.client: AriClient | None = None
         self.daemon: CallDaemon | None = None
-        self.collector: RecordingCollector | None = None
         self.stream: EventStream | None = None
+        self.voicemail: VoicemailService | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.stream_failures = 0  # times the event stream died and was restarted
@@ -87,14 +87,17 @@ class CallService:
             self._ari.app,
             session=self._session,
         )
-        self.collector = RecordingCollector(
-            MessageStore(self.config.settings.voicemail_folder),
-            AriRecordings(self.client),
-            self.clock,
+        # Copies recorded messages off Asterisk and mails them, never in a call's task.
+        self.voicemail = VoicemailService(
+            self.config.settings, AriRecordings(self.client), self.clock
         )
-        self.collector.start()
+        self.voicemail.start()
         self.daemon = CallDaemon(
-            self.config, self.client, self.cdr, self.clock, desk=CollectorDesk(self.collector)
+            self.config,
+            self.client,
+            self.cdr,
+            self.clock,
+            desk=CollectorDesk(self.voicemail.collector),
         )
         self.stream = EventStream(
             self._ari.url,
@@ -158,8 +161,8 @@ class CallService:
                 await self._stream_task
         if self.daemon is not None:
             await self.daemon.stop()
-        if self.collector is not None:
-            await self.collector.stop()  # its jobs are on disk: the next start goes on
+        if self.voicemail is not None:
+            await self.voicemail.stop()  # its jobs are on disk: the next start goes on
         if self._session is not None:
             await self._session.close()
         log.info("call service stopped")
