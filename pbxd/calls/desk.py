@@ -37,6 +37,6 @@ class CollectorDesk:
         )
         return message_id
 
-    async def discard(self, recording: str) -> None:
+    async def discard(self, recording: str, *, call_id: str = "", did: str = "") -> None:
         """Have the collector delete a recording too short to keep."""
-        await self.collector.discard(recording)
+        await self.collector.discard(recording, call_id=call_id, did=did)

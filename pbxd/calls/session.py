@@ -687,7 +687,7 @@ class CallSession:
     async def discard_recording(self, name: str) -> None:
         """A recording too short to keep: the back office deletes it (or Asterisk, now)."""
         if self.desk is not None:
-            await self.desk.discard(name)
+            await self.desk.discard(name, call_id=self.call_id, did=self.did)
             return
         with contextlib.suppress(AriNotFound):
             await self.ari.delete_stored_recording(name)

@@ -1257,6 +1257,7 @@ class _Compiler:
         """A route with an error: its targets and numbers get no "unused"/"no route" warning."""
         if not isinstance(raw, MarkedMap):
             return
+        self.flows.note_broken_route(raw)
         targets = raw.get("targets")
         for step in targets if isinstance(targets, list) else []:
             name = step.get("target") if isinstance(step, dict) else step

@@ -80,6 +80,7 @@ class RouteFlows:
         self.broken: set[str] = set()  # hours or mailboxes with their own error
         self.nodes: dict[str, _RouteNode] = {}
         self.prompts: list[tuple[str, Mark]] = []
+        self.reached_by_broken: set[str] = set()  # goto targets of routes with errors
 
     # ---- top-level sections
 
@@ -273,6 +274,21 @@ class RouteFlows:
             return
         self.prompts.append((prompt, mark))
 
+    def note_broken_route(self, raw: MarkedMap) -> None:
+        """A route with an error: the hours, boxes and routes it names get no "unused" warning."""
+        if isinstance(raw.get("hours"), str):
+            self.used_hours.add(raw["hours"])
+        for key in ("no_answer", "busy", "unavailable", "closed", "then"):
+            branch = raw.get(key)
+            if not isinstance(branch, dict):
+                continue
+            box = branch.get("voicemail", branch.get("box"))
+            if isinstance(box, str):
+                self.used_mailboxes.add(box)
+            route = branch.get("goto", branch.get("route"))
+            if isinstance(route, str):
+                self.reached_by_broken.add(route)
+
     # ---- whole-graph checks
 
     def finish(self, sounds_dir: Path | None) -> None:
@@ -345,6 +361,7 @@ class RouteFlows:
 
     def _unreached(self) -> None:
         reached = {n for n, node in self.nodes.items() if node.entered}
+        reached |= self.reached_by_broken & set(self.nodes)
         queue = list(reached)
         while queue:
             for nxt in self._successors(queue.pop()):

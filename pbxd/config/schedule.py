@@ -41,9 +41,9 @@ from pbxd.dialplan.hours import (
     supported_countries,
 )
 
-_TIME = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
-_DAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
-_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2})$")
+_TIME = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$", re.ASCII)
+_DAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$", re.ASCII)
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2})$", re.ASCII)
 _DAY_ALIASES = {"daily": "mon-sun", "everyday": "mon-sun", "weekdays": "mon-fri"}
 _MAX_RULES = 1000  # a schedule longer than this is a mistake, not a calendar
 

@@ -96,7 +96,7 @@ def _dtmf(value: Any) -> str:
     return value
 
 
-_LOCAL_TIME = re.compile(r"^(\d{4})-(\d\d?)-(\d\d?)[ T](\d\d?):(\d\d)(?::(\d\d))?$")
+_LOCAL_TIME = re.compile(r"^(\d{4})-(\d\d?)-(\d\d?)[ T](\d\d?):(\d\d)(?::(\d\d))?$", re.ASCII)
 # Calls at a given date may be from 2000 to 2099: a typo in the year is caught.
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 
@@ -106,6 +106,9 @@ def _at(value: Any) -> float | datetime:
     if isinstance(value, date) and not isinstance(value, datetime):
         raise ValueError(f"a date needs a time of day too, e.g. '{value.isoformat()} 10:00'")
     if isinstance(value, str):
+        wrong = foreign_digit(value)
+        if wrong is not None:
+            raise ValueError(wrong)
         match = _LOCAL_TIME.match(value.strip())
         if match is not None:
             year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())

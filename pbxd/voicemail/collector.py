@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -89,6 +89,14 @@ class CollectJob:
     email: str | None = None
     timezone: str = "UTC"
     mailed: bool = False
+    call: dict[str, str] = field(default_factory=dict)  # call_id and did, for the log lines
+
+    @property
+    def log_context(self) -> dict[str, str]:
+        """The call a job belongs to, bound to every line logged while it runs."""
+        if self.message is not None:
+            return {"call_id": self.message.call_id, "did": self.message.did}
+        return self.call
 
     @property
     def job_id(self) -> str:
@@ -105,6 +113,7 @@ class CollectJob:
             "email": self.email,
             "timezone": self.timezone,
             "mailed": self.mailed,
+            "call": self.call,
         }
 
     @classmethod
@@ -120,6 +129,9 @@ class CollectJob:
             email=email if isinstance(email, str) else None,
             timezone=str(data.get("timezone") or "UTC"),
             mailed=bool(data.get("mailed")),
+            call={k: str(v) for k, v in (data.get("call") or {}).items() if k in ("call_id", "did")}
+            if isinstance(data.get("call"), dict)
+            else {},
         )
 
 
@@ -157,9 +169,10 @@ class RecordingCollector(RetryingQueue):
         once this returns."""
         await self._submit(CollectJob(recording, message, email, timezone))
 
-    async def discard(self, recording: str) -> None:
+    async def discard(self, recording: str, *, call_id: str = "", did: str = "") -> None:
         """Delete `recording` on Asterisk (a message too short to keep)."""
-        await self._submit(CollectJob(recording, None))
+        call = {"call_id": call_id, "did": did} if call_id else {}
+        await self._submit(CollectJob(recording, None, call=call))
 
     async def _submit(self, job: CollectJob) -> None:
         await asyncio.to_thread(self._write_job, job)
@@ -193,7 +206,9 @@ class RecordingCollector(RetryingQueue):
             if self._retries.waiting(job.job_id):
                 continue
             try:
-                await self._collect(job)
+                # Its log lines, ARI requests included, belong to the call that left it.
+                with structlog.contextvars.bound_contextvars(**job.log_context):
+                    await self._collect(job)
             except asyncio.CancelledError:
                 raise
             except (AriError, OSError) as exc:

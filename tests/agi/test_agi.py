@@ -65,6 +65,7 @@ def load(tmp_path: Path, *, hours: bool = False) -> Config:
     for name in ("pbxd.yaml", "sip-trunks.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "routing", tmp_path / "routing")
+    shutil.copytree(REPO / "sounds", tmp_path / "sounds")
     if hours:  # Paris reception opens 09:00-18:00 on weekdays
         acme = tmp_path / "routing" / "acme.yaml"
         text = acme.read_text()

@@ -22,6 +22,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("pbxd.yaml", "sip-trunks.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "routing", tmp_path / "routing")
+    shutil.copytree(REPO / "sounds", tmp_path / "sounds")
     monkeypatch.chdir(tmp_path)
     for var in ("PBXD_CONFIG", "PBXD_AGI_BIND", "PBXD_DATABASE_URL", "PBXD_STATE_DIR"):
         monkeypatch.delenv(var, raising=False)

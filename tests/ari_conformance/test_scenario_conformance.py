@@ -44,7 +44,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped configuration and scenarios in tmp_path, the working directory."""
     for name in ("pbxd.yaml", "sip-trunks.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    for name in ("routing", "scenarios"):
+    for name in ("routing", "scenarios", "sounds"):
         shutil.copytree(REPO / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     for var in ("PBXD_CONFIG", "PBXD_DATABASE_URL", "PBXD_STATE_DIR"):

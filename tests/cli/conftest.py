@@ -16,6 +16,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(REPO / "pbxd.yaml", tmp_path / "pbxd.yaml")
     shutil.copy(REPO / "sip-trunks.yaml", tmp_path / "sip-trunks.yaml")
     shutil.copytree(REPO / "routing", tmp_path / "routing")
+    shutil.copytree(REPO / "sounds", tmp_path / "sounds")
     shutil.copytree(REPO / "scenarios", tmp_path / "scenarios")
     monkeypatch.chdir(tmp_path)
     for var in ("PBXD_CONFIG", "PBXD_DATABASE_URL", "PBXD_STATE_DIR"):

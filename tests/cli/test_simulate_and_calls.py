@@ -11,37 +11,50 @@ from pbxd.cli.main import main
 
 
 def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped day at Acme: every path of the example's flows, as the call log shows it."""
     db = f"sqlite:///{example / 'cdr.db'}"
     assert main(["simulate", "scenarios/acme-morning.yaml", "--speed", "50", "--database", db]) == 0
     out = capsys.readouterr().out
     outcomes = [line.strip() for line in out.splitlines() if line.strip().startswith("=>")]
     assert [o.split(",")[0] for o in outcomes] == [
-        "=> answered by alice",
-        "=> answered by support-mobile",
+        "=> answered by alice",  # open: greeted, then answered
+        "=> voicemail",  # support hunt: bob busy, carol offline, the mobile rings out
         "=> abandoned",
         "=> no_answer",
         "=> rejected",
+        "=> voicemail",  # after hours
+        "=> closed",  # Christmas: closed, a message too short to keep
     ]
     assert "carol: unreachable (500 Allocation failed)" in out
-    assert "5 call(s) recorded" in out
+    assert "7 call(s) recorded" in out
 
     assert main(["calls", "09", "72", "10", "00", "01", "--database", db, "--format", "json"]) == 0
     calls = json.loads(capsys.readouterr().out)
     assert len(calls) == 1
     call = calls[0]
-    assert (call["disposition"], call["answered_by"], call["route"], call["strategy"]) == (
-        "answered",
-        "support-mobile",
+    assert (call["disposition"], call["answered_by"], call["route"]) == (
+        "voicemail",
+        None,
         "support-line",
-        "hunt",
     )
-    assert call["started_at"].endswith("+01:00")  # Europe/Paris in November
+    assert call["started_at"].startswith("2026-12-01T10:00:0")  # its local time, in Paris
+    assert call["started_at"].endswith("+01:00")  # winter time
     assert [(leg["target"], leg["hangup_cause"], leg["outcome"]) for leg in call["legs"]] == [
         ("bob", 17, "busy"),
         ("carol", None, "unreachable"),
-        ("support-mobile", 16, "answered"),
+        ("support-mobile", 19, "no answer"),
     ]
-    assert call["billsec"] == 20 and 26 <= call["duration"] <= 30
+    assert call["voicemail"]["duration"] == 12
+    assert [(p["step"], p["outcome"]) for p in call["path"]] == [
+        ("ring", "no_answer"),  # the hunt: softphones, then the on-call mobile
+        ("voicemail", "left"),
+    ]
+
+    assert main(["calls", "01 70 00 00 01", "--database", db]) == 0
+    table = capsys.readouterr().out
+    assert "greeting → ring → answered" in table
+    assert "closed → voicemail " in table and "0:08" in table
+    assert "closed → voicemail (too short)" in table
 
     assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
     table = capsys.readouterr().out
@@ -66,7 +79,12 @@ def test_calls_filters_by_local_dates(example: Path, capsys: pytest.CaptureFixtu
         main(["calls", "0170000001", "--database", db, "--since", "2000-01-01", "--format", "json"])
         == 0
     )
-    assert len(json.loads(capsys.readouterr().out)) == 1
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert (
+        main(["calls", "0170000001", "--database", db, "--since", "2026-12-02", "--format", "json"])
+        == 0
+    )
+    assert [c["disposition"] for c in json.loads(capsys.readouterr().out)] == ["closed"]
 
 
 @pytest.mark.parametrize(

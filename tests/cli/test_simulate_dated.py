@@ -47,4 +47,6 @@ def test_calls_on_given_days_read_those_days(
     assert starts[1].startswith("2026-12-25T10:00:0")
     assert starts[2].startswith("2026-12-25T10:00:2")
     assert all(c["started_at"].endswith("+01:00") for c in calls)
-    assert {c["disposition"] for c in calls} == {"answered"}
+    # Christmas Eve from noon and Christmas Day are closed in the shipped opening hours.
+    assert {c["disposition"] for c in calls} == {"closed"}
+    assert {c["path_text"] for c in calls} == {"closed → voicemail (no message)"}

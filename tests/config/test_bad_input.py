@@ -127,7 +127,7 @@ def test_route_ring_time_is_reported_once(edit: Edit, capsys: pytest.CaptureFixt
     status, err, _ = check(capsys)
     assert status == 1
     assert diagnostics(err) == [
-        "routing/acme.yaml:46:16: error: ring_time must be between 1 and 300 seconds, not 0"
+        "routing/acme.yaml:50:16: error: ring_time must be between 1 and 300 seconds, not 0"
     ]
 
 
@@ -200,7 +200,7 @@ def test_broken_route_adds_no_warnings(edit: Edit, capsys: pytest.CaptureFixture
     status, err, _ = check(capsys)
     assert status == 1
     assert diagnostics(err) == [
-        "routing/acme.yaml:38:14: error: timeout: must be a whole number, not '1m'"
+        "routing/acme.yaml:42:14: error: timeout: must be a whole number, not '1m'"
     ]
 
 

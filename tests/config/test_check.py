@@ -45,7 +45,7 @@ BROKEN = [
         "routing/acme.yaml",
         "strategy: hunt ",
         "strategy: hunt\n    stratgy: hunt ",
-        "routing/acme.yaml:34:5: error: unknown key 'stratgy' (did you mean 'strategy'?)",
+        "routing/acme.yaml:38:5: error: unknown key 'stratgy' (did you mean 'strategy'?)",
         id="unknown-key-in-route",
     ),
     pytest.param(
@@ -81,7 +81,7 @@ BROKEN = [
         "routing/acme.yaml",
         "targets: [alice, bob, ceo-mobile]",
         "targets: [alice, bobb, ceo-mobile]",
-        "routing/acme.yaml:27:22: error: unknown target 'bobb' (did you mean 'bob'?)",
+        "routing/acme.yaml:30:22: error: unknown target 'bobb' (did you mean 'bob'?)",
         id="unknown-target",
     ),
     pytest.param(
@@ -135,56 +135,56 @@ BROKEN = [
         "routing/acme.yaml",
         "{target: bob, ring_time: 15}",
         "{target: bob, ring_time: 0}",
-        "routing/acme.yaml:35:34: error: ring_time must be between 1 and 300 seconds, not 0",
+        "routing/acme.yaml:39:34: error: ring_time must be between 1 and 300 seconds, not 0",
         id="ring-time-zero",
     ),
     pytest.param(
         "routing/acme.yaml",
         "{target: bob, ring_time: 15}",
         "{target: bob, ring_time: -5}",
-        "routing/acme.yaml:35:34: error: ring_time must be between 1 and 300 seconds, not -5",
+        "routing/acme.yaml:39:34: error: ring_time must be between 1 and 300 seconds, not -5",
         id="ring-time-negative",
     ),
     pytest.param(
         "routing/acme.yaml",
         "{target: bob, ring_time: 15}",
         "{target: bob, ring_time: 86400}",
-        "routing/acme.yaml:35:34: error: ring_time must be between 1 and 300 seconds, not 86400",
+        "routing/acme.yaml:39:34: error: ring_time must be between 1 and 300 seconds, not 86400",
         id="ring-time-absurd",
     ),
     pytest.param(
         "routing/acme.yaml",
         "{target: bob, ring_time: 15}",
         "{target: bob, ring_time: soon}",
-        "routing/acme.yaml:35:34: error: ring_time: must be a whole number, not 'soon'",
+        "routing/acme.yaml:39:34: error: ring_time: must be a whole number, not 'soon'",
         id="ring-time-not-a-number",
     ),
     pytest.param(
         "routing/acme.yaml",
         "timeout: 30\n    caller_id: caller",
         "timeout: 0\n    caller_id: caller",
-        "routing/acme.yaml:28:14: error: timeout must be between 1 and 3600 seconds, not 0",
+        "routing/acme.yaml:31:14: error: timeout must be between 1 and 3600 seconds, not 0",
         id="route-timeout-zero",
     ),
     pytest.param(
         "routing/acme.yaml",
         "timeout: 30\n    caller_id: caller",
         "timeout: -30\n    caller_id: caller",
-        "routing/acme.yaml:28:14: error: timeout must be between 1 and 3600 seconds, not -30",
+        "routing/acme.yaml:31:14: error: timeout must be between 1 and 3600 seconds, not -30",
         id="route-timeout-negative",
     ),
     pytest.param(
         "routing/acme.yaml",
         "timeout: 30\n    caller_id: caller",
         "timeout: 86400\n    caller_id: caller",
-        "routing/acme.yaml:28:14: error: timeout must be between 1 and 3600 seconds, not 86400",
+        "routing/acme.yaml:31:14: error: timeout must be between 1 and 3600 seconds, not 86400",
         id="route-timeout-absurd",
     ),
     pytest.param(
         "routing/acme.yaml",
         "{target: bob, ring_time: 15}",
         "{target: bob, ring_time: yes}",
-        "routing/acme.yaml:35:34: error: ring_time: must be a whole number, not true",
+        "routing/acme.yaml:39:34: error: ring_time: must be a whole number, not true",
         id="ring-time-boolean",
     ),
     pytest.param(
@@ -259,7 +259,7 @@ BROKEN = [
         "routing/acme.yaml",
         "strategy: ringall            # everyone",
         "strategy: ring-all           # everyone",
-        "routing/acme.yaml:26:15: error: strategy: must be one of 'ringall' or 'hunt', "
+        "routing/acme.yaml:29:15: error: strategy: must be one of 'ringall' or 'hunt', "
         "not 'ring-all' (did you mean 'ringall'?)",
         id="unknown-strategy",
     ),
@@ -315,7 +315,7 @@ def test_all_problems_are_reported_at_once(edit: Edit, capsys: pytest.CaptureFix
     assert status == 1
     errors = [line for line in err if ": error: " in line]
     assert [e.split(": error: ")[0] for e in errors] == [
-        "routing/acme.yaml:27:22",
+        "routing/acme.yaml:30:22",
         "routing/london.yaml:8:14",
         "sip-trunks.yaml:16:9",
     ]
@@ -360,7 +360,7 @@ def test_route_that_splits_a_block_between_trunks(
     assert status == 1
     assert (
         "routing/london.yaml:11:15: error: route 'elsewhere' splits block 'acme-direct' "
-        "between trunks 'carrier-fr' (route 'direct-lines', routing/acme.yaml:42:15) "
+        "between trunks 'carrier-fr' (route 'direct-lines', routing/acme.yaml:46:15) "
         "and 'carrier-uk'"
     ) in err, "\n".join(err)
 

@@ -286,10 +286,9 @@ def test_max_call_duration_is_planned_per_leg(edit: Edit, example: Path) -> None
 
 
 def ring_step(flow: object) -> RingStep:
-    """The ring step a route of today's shape starts with."""
+    """The first ring step of a flow (after its opening hours and greeting, if any)."""
     assert isinstance(flow, Flow), flow
-    step = flow.step(flow.start)
-    assert isinstance(step, RingStep), step
+    step = next(s for s in flow.walk() if isinstance(s, RingStep))
     return step
 
 

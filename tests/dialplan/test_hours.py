@@ -151,6 +151,7 @@ def test_naive_instant_is_refused(acme: OpeningHours) -> None:
         ({"closed": [{"day": "12-24"}]}, "unknown key 'day'", ("closed", 0)),
         ({"open": [{"date": "2026-12-20"}]}, "exceptional opening", ("open", 0)),
         ({"closed": ["2026-12-2٤"]}, "not a date", ("closed", 0)),
+        ({"weekly": {"mon": "٠٩:00-18:00"}}, "not a time of day", ("weekly", "mon")),
         ({"weekdays": {}}, "unknown key 'weekdays'", ("weekdays",)),
     ],
 )

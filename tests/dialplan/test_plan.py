@@ -7,6 +7,7 @@ temporary directory when the example does not cover the case.
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,19 @@ LONDON = "+442079460123"
 CALLER = "+33612000001"
 
 
+CLASSIC = Path(__file__).resolve().parent / "data"
+
+
 @pytest.fixture(scope="module")
-def example() -> Config:
-    result = compile_config(REPO / "pbxd.yaml")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The shipped trunks with the example routing of before call flows (ring-only routes)."""
+    tree = tmp_path_factory.mktemp("classic")
+    for name in ("pbxd.yaml", "sip-trunks.yaml"):
+        shutil.copy(REPO / name, tree / name)
+    shutil.copytree(CLASSIC / "routing", tree / "routing")
+    shutil.copy(REPO / "routing" / "london.yaml", tree / "routing" / "london.yaml")
+    shutil.copytree(REPO / "sounds", tree / "sounds")
+    result = compile_config(tree / "pbxd.yaml")
     assert result.config is not None, result.diagnostics
     return result.config
 

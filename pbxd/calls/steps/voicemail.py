@@ -58,8 +58,8 @@ class MessageDesk(Protocol):
         """Queue the recording durably; the message id it will have in the box."""
         ...
 
-    async def discard(self, recording: str) -> None:
-        """Delete a recording too short to keep."""
+    async def discard(self, recording: str, *, call_id: str = "", did: str = "") -> None:
+        """Delete a recording too short to keep (of call `call_id` to `did`)."""
         ...
 
 
