@@ -10,6 +10,7 @@ could only do itself over ARI, and a hangup (PBXD_RESULT=reject).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -69,6 +70,8 @@ class RouteAnswer:
     timeout: int = 0
     cause: int | None = None  # Q.850, for a reject
     path: CallPath = field(default=())
+    greeting: tuple[str, ...] = ()  # prompts to play before ringing (Playback's names)
+    greeting_answers: bool = False  # the route answers for its greeting (else early media)
 
     def variables(self) -> list[tuple[str, str]]:
         """The channel variables to set, PBXD_RESULT last (a cut session never says ring)."""
@@ -88,6 +91,9 @@ class RouteAnswer:
                 for n, leg in enumerate(self.hunt, 1):
                     found += [(f"PBXD_HUNT_DIAL_{n}", leg.dial_string)]
                     found += [(f"PBXD_HUNT_TIMEOUT_{n}", str(leg.ring_time))]
+        if self.greeting:
+            found.append(("PBXD_GREETING", "&".join(self.greeting)))
+            found.append(("PBXD_GREETING_ANSWER", "1" if self.greeting_answers else "0"))
         if self.cause is not None:
             found.append(("PBXD_CAUSE", str(self.cause)))
         found.append(("PBXD_RESULT", str(self.result)))
@@ -133,6 +139,8 @@ def route_request(request: AgiRequest, config: Config, now: datetime) -> RouteAn
 def walk_flow(flow: Flow, now: datetime) -> RouteAnswer:
     """Follow `flow` from its start to the first step the dialplan has to take over."""
     path: list[PathStep] = []
+    greeting: list[str] = []
+    answers = False
     base = RouteAnswer(
         AgiResult.REJECT,
         flow.did,
@@ -153,13 +161,16 @@ def walk_flow(flow: Flow, now: datetime) -> RouteAnswer:
                     return _replace(base, AgiResult.CLOSED, "outside opening hours", path)
                 step = flow.step(step.open)
             case PlayStep():
-                # Prompts are the dialplan's own in AGI mode (Playback before Dial).
+                # The dialplan plays them (PBXD_GREETING), before it dials.
+                greeting += [p.removeprefix("sound:") for p in step.prompts]
+                answers = answers or step.answer
                 step = flow.step(step.next)
             case GotoStep():
                 path.append(PathStep(StepKind.GOTO, StepOutcome.JUMPED, step.target))
                 step = flow.step(step.target)
             case RingStep() if step.legs:
-                return _ring(base, step, path)
+                ring = _ring(base, step, path)
+                return dataclasses.replace(ring, greeting=tuple(greeting), greeting_answers=answers)
             case HangupStep():
                 cause = CAUSE_OF_REASON[step.reason]
                 return _replace(base, AgiResult.REJECT, f"hangup ({step.reason})", path, cause)
