@@ -14,7 +14,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from pbxd.agi.protocol import AgiRequest
 from pbxd.cdr.records import (
@@ -121,7 +120,7 @@ def route_request(request: AgiRequest, config: Config, now: datetime) -> RouteAn
         caller_name=request.caller_name,
         stasis_args=(request.calling_pres,) if request.calling_pres.strip() else (),
     )
-    decision: Any = plan_call(facts, config)
+    decision = plan_call(facts, config)
     if isinstance(decision, Reject):
         return RouteAnswer(
             AgiResult.REJECT,
@@ -132,8 +131,7 @@ def route_request(request: AgiRequest, config: Config, now: datetime) -> RouteAn
             caller_name=decision.caller_name,
             cause=CAUSE_OF_REASON[decision.reason],
         )
-    flow = decision if isinstance(decision, Flow) else _flow_of_ring_plan(decision, config)
-    return walk_flow(flow, now)
+    return walk_flow(decision, now)
 
 
 def walk_flow(flow: Flow, now: datetime) -> RouteAnswer:
@@ -223,47 +221,6 @@ def _ring(base: RouteAnswer, step: RingStep, path: list[PathStep]) -> RouteAnswe
         hunt=step.legs if hunt else (),
         timeout=min(step.timeout, max(leg.ring_time for leg in legs)),
         path=tuple(path),
-    )
-
-
-def _flow_of_ring_plan(plan: Any, config: Config) -> Flow:
-    """Today's RingPlan as a one-ring flow (with the route's hours): until the planner
-    returns flows itself (the call-core rebuild), after which this is never called."""
-    route = config.route_for(plan.did)
-    ring = RingStep(
-        "ring",
-        plan.strategy,
-        tuple(
-            LegPlan(
-                leg.target,
-                leg.dial_string,
-                leg.trunk,
-                leg.ring_time,
-                leg.caller_id_number,
-                leg.caller_id_name,
-                leg.caller_id_presentation,
-            )
-            for leg in plan.legs
-        ),
-        plan.timeout,
-        "end",
-        "end",
-        "end",
-    )
-    steps: dict[str, Step] = {"ring": ring, "end": HangupStep("end", plan.no_answer_reason)}
-    start = "ring"
-    if route is not None and route.hours is not None:
-        steps["hours"] = ScheduleStep("hours", route.hours, "ring", "end")
-        start = "hours"
-    return Flow(
-        plan.did,
-        plan.trunk,
-        plan.route,
-        start,
-        steps,
-        plan.caller_number,
-        plan.caller_name,
-        plan.caller_withheld,
     )
 
 
