@@ -213,6 +213,7 @@ class MailSettings:
     password_env: str | None = None
     password_file: Path | None = None
     timeout: int = 30
+    ca_file: Path | None = None  # PEM CA bundle for the server's certificate (else the system's)
 
     def password(self) -> str | None:
         """The SMTP password from its file or environment variable; None without a username.
