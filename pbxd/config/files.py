@@ -91,12 +91,19 @@ class MailSection(_Strict):
     ca_file: str | None = None  # a private CA's certificate(s), PEM; default: the system's
 
 
+class AgiSection(_Strict):
+    """FastAGI for dialplan-driven setups (`AGI(agi://HOST/route)`); off when bind is null."""
+
+    bind: str | None = None
+
+
 class DaemonFile(_Strict):
     """pbxd.yaml."""
 
     ari: AriSection = AriSection()
     database: DatabaseSection = DatabaseSection()
     http: HttpSection = HttpSection()
+    agi: AgiSection = AgiSection()
     state_dir: str = "var"
     trunks_file: str = "sip-trunks.yaml"
     routing_dir: str = "routing"
