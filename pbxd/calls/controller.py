@@ -39,7 +39,11 @@ from pbxd.ari import (
 )
 from pbxd.cdr.records import CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
-from pbxd.config.destinations import BARRED_CAUSE, MAX_DURATION_CAUSE
+from pbxd.config.destinations import (
+    BARRED_CAUSE,
+    DEFAULT_MAX_CALL_DURATION,
+    MAX_DURATION_CAUSE,
+)
 from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.dialplan import LegPlan, Reject, RingPlan
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON, unanswered_outcome
@@ -932,10 +936,12 @@ def adopt_bridged_call(
     clock: Clock,
     directory: ChannelDirectory,
     trunk: str | None = None,
+    max_duration: int = DEFAULT_MAX_CALL_DURATION,
 ) -> CallController:
     """A controller for a call found bridged after a restart; it completes the CDR.
 
     `trunk`: the trunk whose slot the leg holds (counted by the daemon), freed at its end.
+    `max_duration`: the leg's limit, counted from its answer before the restart.
     """
     leg_plan = LegPlan(
         target=leg_record.target,
@@ -945,6 +951,7 @@ def adopt_bridged_call(
         ring_time=1,
         caller_id_number=record.caller_number or "",
         caller_id_name=record.caller_name or "",
+        max_duration=max_duration,
     )
     plan = RingPlan(
         did=record.did,

@@ -33,6 +33,7 @@ from pbxd.config.files import HangupReason
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, RingPlan, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
+from pbxd.dialplan.plan import max_call_duration
 
 log = structlog.get_logger("pbxd.daemon")
 
@@ -409,6 +410,10 @@ class CallDaemon:
                 clock=self.clock,
                 directory=self,
                 trunk=trunk,
+                max_duration=max_call_duration(
+                    self.config.routes.get(record.route or ""),
+                    self.config.trunks.get(trunk) if trunk else None,
+                ),
             )
             self._start(controller)
             return

@@ -1355,6 +1355,14 @@ class _Compiler:
 
     def finish(self) -> None:
         self.flows.finish(self.config.settings.sounds_dir)
+        if self.config.settings.mail is None:
+            for name, box in self.config.mailboxes.items():
+                if box.email and name in self.flows.mailbox_marks:
+                    self.diags.warning(
+                        self.flows.mailbox_marks[name],
+                        f"mailbox '{name}' e-mails {box.email}, but pbxd.yaml has no `mail:` "
+                        "section: its messages will be kept, not mailed",
+                    )
         unrouted_blocks: dict[str, int] = {}
         for e164, number in self.config.numbers.items():
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:

@@ -168,13 +168,13 @@ def presented_caller(facts: CallFacts, country: str | None) -> tuple[str, str]:
     return number, name
 
 
-def max_call_duration(route: Route, via: Trunk | None) -> int:
+def max_call_duration(route: Route | None, via: Trunk | None) -> int:
     """How long a leg may last answered: the shorter of the route's and its trunk's limits.
 
     A trunk's limit caps what its carrier may bill, whatever the route says; with neither
     set, 4 hours.
     """
-    limits = [route.max_call_duration, via.max_call_duration if via else None]
+    limits = [route.max_call_duration if route else None, via.max_call_duration if via else None]
     return min((s for s in limits if s is not None), default=DEFAULT_MAX_CALL_DURATION)
 
 

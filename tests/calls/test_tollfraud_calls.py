@@ -181,3 +181,26 @@ async def test_a_call_that_ends_first_is_not_cut(
     assert [line for line in logs if line["event"] == "leg_max_duration"] == []
     assert hangups(lab, call_id) == []
     assert_no_errors(logs)
+
+
+async def test_a_call_adopted_after_a_restart_keeps_its_maximum_duration(
+    logs: list[dict[str, Any]], make_lab: LabFactory, tmp_path: Path
+) -> None:
+    lab = await make_lab(short_calls_config(tmp_path / "short"), speed=SPEED)
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await lab.wait_for(
+        lambda: call_id in lab.daemon.calls and lab.daemon.calls[call_id].state == "bridged",
+        what="bridged",
+    )
+    await lab.store.flush()
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.start_service()
+    entry = await lab.finish(call_id)
+
+    # Counted from the answer before the restart, with the route's 3 s, not the default 4 h.
+    bob = {leg.target: leg for leg in entry.legs}["bob"]
+    assert 3.0 <= seconds(bob.answered_at, bob.ended_at) < 4.5
+    assert (entry.call.hangup_cause, bob.hangup_cause) == (102, 102)
+    assert_no_errors(logs)
