@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pbxd.config.destinations import (
     DEFAULT_DENIED,
     DeniedPrefix,
-    destination_refusal,
+    DestinationRules,
     outbound_endpoint_of,
 )
 from pbxd.config.diagnostics import Mark
@@ -44,6 +44,12 @@ class Trunk:
     # Safe by default: a trunk built without this still refuses premium and satellite ranges.
     denied_prefixes: tuple[DeniedPrefix, ...] = DEFAULT_DENIED
     max_call_duration: int | None = None  # seconds; None: the route's, else 4 h
+    _rules: DestinationRules = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_rules", DestinationRules(self.allowed_prefixes, self.denied_prefixes)
+        )
 
     @property
     def outbound_endpoint(self) -> str | None:
@@ -56,7 +62,7 @@ class Trunk:
 
     def refusal(self, e164: str) -> str | None:
         """Why this trunk must not carry a leg to `e164` (None: it may)."""
-        return destination_refusal(e164, self.allowed_prefixes, self.denied_prefixes)
+        return self._rules.refusal(e164)
 
     def allows(self, e164: str) -> bool:
         """Whether this trunk may carry an outbound leg to `e164`."""
@@ -260,6 +266,7 @@ class DaemonSettings:
     sounds_dir: Path | None = None
     voicemail_dir: Path | None = None  # None: <state_dir>/voicemail
     mail: MailSettings | None = None  # None: voicemail is not mailed
+    agi_bind: str | None = None  # HOST:PORT of the FastAGI server; None: AGI mode is off
 
     @property
     def voicemail_folder(self) -> Path:
