@@ -11,8 +11,8 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pbxd.calls.controller import CallController
 from pbxd.calls.runtime import AriEndpoint, CallService
+from pbxd.calls.session import CallSession
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import ascii_number, load_config_or_report, report
 from pbxd.clock import ScaledClock
@@ -97,7 +97,7 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
     service = CallService(
         config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
     )
-    finished: dict[str, CallController] = {}
+    finished: dict[str, CallSession] = {}
     placed: dict[str, ScenarioCall] = {}
     settled = True
     try:
@@ -189,7 +189,7 @@ async def _until(
         clock.jump(left)
 
 
-def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:
+def render_timeline(call: ScenarioCall, controller: CallSession | None, config: Config) -> str:
     """One call's story: what pbxd did and when, in scenario seconds from the call's arrival."""
     number = config.number(call.did)
     shown = national_format(call.did) if number else call.did
