@@ -9,9 +9,16 @@ Two processes talk over loopback sockets, as pbxd and Asterisk do:
 - the daemon (`CallService`: ARI client, event WebSocket, call daemon, CDR store in SQLite or
   PostgreSQL) runs in this process, unmodified.
 
-Call mix (by call index modulo 10): 7 ringall [a phone ringing forever, a phone answering],
-2 hunt [a busy phone, then a mobile via the trunk, answering], 1 ringall where the caller
-hangs up after 2 s. Expected CDR dispositions: answered, answered, abandoned.
+Call mix (`--mix`, by call index modulo 10):
+- `standard`: 7 ringall [a phone ringing forever, a phone answering], 2 hunt [a busy phone,
+  then a mobile via the trunk, answering], 1 ringall where the caller hangs up after 2 s.
+  Expected CDR dispositions: answered, answered, abandoned.
+- `ringall`: 10 ringall (answered).
+- `flows`: 5 ringall, 3 greeted (a 1 s greeting as early media, then the ringall, answered),
+  2 voicemail (a phone that rings out after 3 s, then a 1 s mailbox greeting and a 4 s
+  message). Expected: answered, answered, voicemail.
+- `compare`: `ringall` then `flows`, each with its own simulator process, and the ratio of
+  the daemon's net CPU per call (the call-flow issue's target: at most 1.3).
 
 Latency "StasisStart received -> first dial sent", per call, with `time.perf_counter()` in
 the daemon process and no change to pbxd: `EventStream._dispatch` is wrapped to time the
@@ -60,10 +67,29 @@ VARIANTS = 10  # phones/numbers per kind of call: answer delays 1.0, 1.1, ... 1.
 TALK_SECONDS = 3.0  # the callee hangs up this long after answering
 BUSY_AFTER = 0.5
 ABANDON_AFTER = 2.0
-# Call kinds by `index % 10`: what the CDR must say in the end.
-KIND_OF_SLOT = ["ringall"] * 7 + ["hunt"] * 2 + ["abandon"]
-EXPECTED = {"ringall": "answered", "hunt": "answered", "abandon": "abandoned"}
-KIND_DIGIT = {"ringall": 0, "hunt": 1, "abandon": 2}
+VOICEMAIL_RING = 3  # seconds a voicemail call's phone rings before the mailbox takes it
+MESSAGE_SECONDS = 4.0  # what a voicemail caller says
+PROMPT_SECONDS = 1.0  # the greeting and the mailbox greeting
+# Call kinds by `index % 10`, per mix: what the CDR must say in the end.
+MIXES = {
+    "standard": ["ringall"] * 7 + ["hunt"] * 2 + ["abandon"],
+    "ringall": ["ringall"] * 10,
+    "flows": ["ringall"] * 5 + ["greeted"] * 3 + ["voicemail"] * 2,
+}
+KIND_OF_SLOT = MIXES["standard"]
+EXPECTED = {
+    "ringall": "answered",
+    "hunt": "answered",
+    "abandon": "abandoned",
+    "greeted": "answered",
+    "voicemail": "voicemail",
+}
+KIND_DIGIT = {"ringall": 0, "hunt": 1, "abandon": 2, "greeted": 3, "voicemail": 4}
+
+
+def use_mix(mix: str) -> None:
+    """Make `call_plan` follow `mix` (in this process)."""
+    KIND_OF_SLOT[:] = MIXES[mix]
 
 
 def answer_after(variant: int) -> float:
@@ -95,6 +121,10 @@ def write_config(root: Path, max_legs: int) -> Path:
     numbers = [did_of(k, v) for k in KIND_DIGIT for v in range(VARIANTS)]
     inventory = "".join(f"      - number: '{n}'\n" for n in numbers)
     (root / "pbxd.yaml").write_text("state_dir: var\n")
+    mailbox = (
+        "mailboxes:\n  bench:\n    greeting: [bench-vm]\n    min_seconds: 1\n"
+        "    max_seconds: 30\n    silence_seconds: 0\n"
+    )
     (root / "sip-trunks.yaml").write_text(
         "trunks:\n  bench:\n    inbound_endpoint: trunk-in\n"
         "    dial: 'PJSIP/{number}@trunk-out'\n    allowed_destinations: ['+33']\n"
@@ -118,10 +148,16 @@ def write_config(root: Path, max_legs: int) -> Path:
             f"{{target: mobile{v}, ring_time: 20}}]\n    timeout: 40\n"
             f"  - name: abandon{v}\n    numbers: ['{did_of('abandon', v)}']\n"
             f"    strategy: ringall\n    targets: [ring{v}]\n    timeout: 30\n"
+            f"  - name: greeted{v}\n    numbers: ['{did_of('greeted', v)}']\n"
+            "    greeting: {play: [bench-greeting]}\n"
+            f"    strategy: ringall\n    targets: [ring{v}, ans{v}]\n    timeout: 30\n"
+            f"  - name: voicemail{v}\n    numbers: ['{did_of('voicemail', v)}']\n"
+            f"    strategy: ringall\n    targets: [ring{v}]\n    timeout: {VOICEMAIL_RING}\n"
+            "    no_answer: {voicemail: bench}\n"
         )
     (root / "routing").mkdir()
     (root / "routing" / "bench.yaml").write_text(
-        "targets:\n" + "".join(targets) + "routes:\n" + "".join(routes)
+        "targets:\n" + "".join(targets) + "routes:\n" + "".join(routes) + mailbox
     )
     return root / "pbxd.yaml"
 
@@ -150,8 +186,11 @@ async def receive(conn: Connection) -> Any:
 # ------------------------------------------------------------------- simulator process
 
 
-def simulator_process(conn: Connection, calls: int, rate: float, stasis_delay: float) -> None:
+def simulator_process(
+    conn: Connection, calls: int, rate: float, stasis_delay: float, mix: str
+) -> None:
     """Child process entry point: run the simulator until told to stop."""
+    use_mix(mix)
     asyncio.run(_simulator(conn, calls, rate, stasis_delay))
 
 
@@ -167,6 +206,8 @@ async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: fl
         stasis_min_real_delay=stasis_delay,
     )
     sim.hub.on_delivered = None  # no capture log: it only grows for 1,000s of calls
+    sim.add_sound("bench-greeting", PROMPT_SECONDS)
+    sim.add_sound("bench-vm", PROMPT_SECONDS)
     for endpoint in ("trunk-in", "trunk-out"):
         sim.add_endpoint("PJSIP", endpoint)
     for v in range(VARIANTS):
@@ -202,6 +243,11 @@ async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: fl
                 f"+336{10_000_000 + i}",
                 f"Bench {i}",
                 hangup_after=ABANDON_AFTER if kind == "abandon" else None,
+                script=(
+                    PeerScript(talk=MESSAGE_SECONDS, hangup_after_talk=True)
+                    if kind == "voicemail"
+                    else None
+                ),
             )
             peak_channels = max(peak_channels, len(sim.pbx.channels))
         placing = time.perf_counter() - t0
@@ -362,7 +408,12 @@ def request_kind(method: str, parts: list[str]) -> str:
     """`POST channels/{id}/dial` for ['', 'channels', '<id>', 'dial']."""
     if len(parts) < 3 or parts[2] == "create":
         return f"{method} {'/'.join(parts[1:])}"
-    return f"{method} {'/'.join([parts[1], '{id}', *parts[3:]])}"
+    if parts[1] == "recordings":  # recordings/stored/<name>[/file]
+        return f"{method} {'/'.join([*parts[1:3], '{name}', *parts[4:]])}"
+    tail = parts[3:]
+    if tail[:1] == ["play"] and len(tail) > 1:  # play/<our playback id>
+        tail = ["play", "{playbackId}"]
+    return f"{method} {'/'.join([parts[1], '{id}', *tail])}"
 
 
 def usage() -> tuple[float, float]:
@@ -820,14 +871,36 @@ def main() -> None:
         "write the hottest functions to FILE",
     )
     parser.add_argument("--no-idle", action="store_true", help="skip the idle baseline")
+    parser.add_argument(
+        "--mix",
+        choices=(*MIXES, "compare"),
+        default="standard",
+        help="the calls placed (see the module's docstring); compare: ringall then flows",
+    )
     args = parser.parse_args()
     if args.calls < 1 or args.rate <= 0:
         parser.error("--calls must be >= 1 and --rate > 0")
+    if args.mix != "compare":
+        bench_once(args, args.mix)
+        return
+    figures = {mix: bench_once(args, mix) for mix in ("ringall", "flows")}
+    ringall, flows = figures["ringall"], figures["flows"]
+    ratio = flows / ringall if ringall > 0 else math.inf
+    print(
+        f"\ndaemon net CPU per call: ringall only {ringall:.2f} ms, flows mix (30 % greeted, "
+        f"20 % voicemail) {flows:.2f} ms: {ratio:.2f}x (target <= 1.3x)"
+    )
+
+
+def bench_once(args: argparse.Namespace, mix: str) -> float:
+    """One run of `mix` with its own simulator process; the daemon's net CPU ms per call."""
+    use_mix(mix)
+    print(f"\n=== mix: {mix}")
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     sim = ctx.Process(
         target=simulator_process,
-        args=(child, args.calls, args.rate, args.stasis_ms / 1000),
+        args=(child, args.calls, args.rate, args.stasis_ms / 1000, mix),
         name="ari-simulator",
         daemon=True,
     )
@@ -851,6 +924,7 @@ def main() -> None:
         if sim.is_alive():
             sim.terminate()
             sim.join(5)
+    return (sum(outcome.cpu) - sum(outcome.idle_cpu)) * 1000 / max(1, args.calls)
 
 
 if __name__ == "__main__":
