@@ -815,15 +815,19 @@ class CallSession:
             await self.end_everything(HangupReason.FAILURE)
         except Exception:
             log.exception("cleanup after failure also failed")
-        now = self.clock.now()
-        for leg in self.legs:
-            if leg.state is not LegState.ENDED:
-                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(now, leg.channel_id, LegEnd.LOST, leg.cause))
+        self._close_legs_lost(self.clock.now())
         self._caller_destroyed()  # we stop listening: nothing more will come
         if self.state is not CallState.ENDING:
             self.to(CallState.ENDING)
         await self._finish(CallEnd.FAILURE)
+
+    def _close_legs_lost(self, at: datetime, cause: int | None = None) -> None:
+        """Close every leg still open without Asterisk's word (its cause, or `cause`)."""
+        for leg in self.legs:
+            if leg.state is not LegState.ENDED:
+                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
+                lost_cause = cause if cause is not None else leg.cause
+                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, lost_cause))
 
     async def end_lost(self, at: datetime) -> None:
         """Asterisk lost the call while ARI was away: close it at `at`, billed up to then."""
@@ -832,10 +836,7 @@ class CallSession:
         self.note("every channel gone while the connection to Asterisk was down")
         log.warning("call_lost_with_asterisk", lost_at=at.isoformat())
         self.cancel_timers()
-        for leg in self.legs:
-            if leg.state is not LegState.ENDED:
-                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, LOST_CAUSE))
+        self._close_legs_lost(at, LOST_CAUSE)
         self.caller.cause = self.caller.cause or LOST_CAUSE
         self._caller_destroyed()
         if self.state is not CallState.ENDING:
@@ -912,11 +913,7 @@ class CallSession:
     async def _end_unconfirmed(self) -> None:
         # Asterisk never confirmed some hangups (e.g. events lost): close the books anyway.
         log.warning("ending without confirmation of every hangup")
-        now = self.clock.now()
-        for leg in self.legs:
-            if leg.state is not LegState.ENDED:
-                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(now, leg.channel_id, LegEnd.LOST, leg.cause))
+        self._close_legs_lost(self.clock.now())
         if self.caller_present:
             await self._caller_gone(None)
         self._caller_destroyed()
