@@ -128,8 +128,27 @@ class CallDaemon:
             self.bad_events += 1
             log.exception("event handling failed", event_type=event.type)
             if isinstance(event, StasisStart) and event.channel.id not in self._by_channel:
+                self._record_unhandled(event)
                 # Never strand a caller: the dialplan's fallback (label `unavailable`) takes it.
                 self._spawn(self._back_to_dialplan(event.channel.id), "fallback")
+
+    def _record_unhandled(self, event: StasisStart) -> None:
+        """Every inbound call gets a CDR, even one pbxd failed to handle: a failed row."""
+        channel = event.channel
+        try:
+            self.cdr.record_call(
+                CallRecord(
+                    call_id=channel.id,
+                    did=channel.dialplan.exten[:64],
+                    started_at=event.timestamp,
+                    caller_number=channel.caller.number[:64] or None,
+                    caller_name=channel.caller.name[:80] or None,
+                    ended_at=max(self.clock.now(), event.timestamp),
+                    disposition=Disposition.FAILED,
+                )
+            )
+        except Exception:
+            log.exception("cdr of an unhandled call failed", channel=channel.id)
 
     def on_bad_event(self, raw: object, error: Exception) -> None:
         """A message that is not a valid ARI event: count it, nothing else."""

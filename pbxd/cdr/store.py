@@ -250,6 +250,8 @@ class CdrStore:
                 finally:
                     await transaction.rollback()
         except Exception as exc:
+            if rejected_on_merits(exc):
+                return  # the database took the write and refused the probe's values: writable
             raise CdrNotWritableError(why_not_writable(exc, self._engine.url)) from exc
 
     # ----------------------------------------------------------------- write path

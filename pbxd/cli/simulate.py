@@ -14,7 +14,7 @@ from pathlib import Path
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report, report
+from pbxd.cli.common import ascii_number, load_config_or_report, report
 from pbxd.clock import ScaledClock
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
@@ -46,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "or --database).",
     )
     parser.add_argument("scenario", type=Path, help="scenario file (see scenarios/)")
-    parser.add_argument("--speed", type=float, help="override the scenario's speed factor")
+    parser.add_argument(
+        "--speed", type=ascii_number(float), help="override the scenario's speed factor"
+    )
     parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
     parser.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
     parser.set_defaults(func=run)

@@ -92,6 +92,7 @@ class MailSection(_Strict):
     password_file: str | None = None
     from_address: str
     timeout: Whole = 30
+    ca_file: str | None = None  # a private CA's certificate(s), PEM; default: the system's
 
 
 class AgiSection(_Strict):
