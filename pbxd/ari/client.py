@@ -1,4 +1,5 @@
-"""Typed async ARI REST client on aiohttp (channels, bridges, applications, asterisk, endpoints).
+"""Typed async ARI REST client on aiohttp (channels, bridges, playbacks, recordings, device
+states, applications, asterisk, endpoints).
 
 Every method maps to one Asterisk 22 ARI operation and returns a model from `models.py` or
 None. HTTP errors raise the `AriError` subclass for their status; an unreachable Asterisk
@@ -31,8 +32,11 @@ from pbxd.ari.models import (
     AsteriskPing,
     Bridge,
     Channel,
+    DeviceState,
     Endpoint,
+    LiveRecording,
     Playback,
+    StoredRecording,
 )
 
 # Not pbxd.log.get_logger: its `logger=` initial value collides with structlog's wrap_logger.
@@ -42,6 +46,9 @@ log = structlog.get_logger(logger_name=__name__)
 ParamValue = str | int | float | bool | Sequence[str] | None
 
 _ModelT = TypeVar("_ModelT")
+
+# A voicemail message is minutes at most: 16000 B/s WAV makes 10 minutes under 10 MB.
+DEFAULT_MAX_RECORDING_BYTES = 32 * 1024 * 1024
 
 
 def _param(value: str | int | float | bool | Sequence[str]) -> str:
@@ -53,6 +60,25 @@ def _param(value: str | int | float | bool | Sequence[str]) -> str:
     if isinstance(value, int | float):
         return str(value)
     return ",".join(value)
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, max_bytes: int, method: str, path: str
+) -> bytes:
+    """The whole body, refused (AriError) as soon as it is known to exceed `max_bytes`."""
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise AriError(
+            response.status, f"answer of {declared} bytes exceeds {max_bytes}", method, path
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise AriError(response.status, f"answer exceeds {max_bytes} bytes", method, path)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _segment(value: str) -> str:
@@ -134,6 +160,29 @@ class AriClient:
         body: Mapping[str, Any] | None = None,
     ) -> tuple[int, Any]:
         """`request`, also returning the HTTP status (for errors about a 2xx body's shape)."""
+        status, raw, _ = await self._exchange(method, path, params=params, body=body)
+        # Asterisk speaks UTF-8; a stray byte must not escape as UnicodeDecodeError.
+        text = raw.decode("utf-8", "replace")
+        if not text:
+            return status, None
+        try:
+            return status, json.loads(text)
+        except (ValueError, RecursionError):
+            raise AriError(
+                status, f"invalid JSON in response: {text[:200]!r}", method, path
+            ) from None
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        body: Mapping[str, Any] | None = None,
+        max_bytes: int | None = None,
+    ) -> tuple[int, bytes, str]:
+        """One HTTP round trip: (status, body bytes, content type) of a 2xx answer; an error
+        status raises its `AriError`, a body over `max_bytes` raises `AriError` too."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
@@ -148,8 +197,12 @@ class AriClient:
                 timeout=self._timeout,
             ) as response:
                 status = response.status
-                # Asterisk speaks UTF-8; a stray byte must not escape as UnicodeDecodeError.
-                text = (await response.read()).decode("utf-8", "replace")
+                if max_bytes is not None and status < 400:
+                    raw = await _read_capped(response, max_bytes, method, path)
+                else:
+                    raw = await response.read()
+                content_type = response.content_type
+                reason = response.reason
         except TimeoutError:
             self._log(method, path, None, started)
             raise AriUnavailable("ARI request timed out", method, path) from None
@@ -160,17 +213,9 @@ class AriClient:
             ) from exc
         self._log(method, path, status, started)
         if status >= 400:
-            raise error_for_status(
-                status, error_message(text) or response.reason or "", method, path
-            )
-        if not text:
-            return status, None
-        try:
-            return status, json.loads(text)
-        except (ValueError, RecursionError):
-            raise AriError(
-                status, f"invalid JSON in response: {text[:200]!r}", method, path
-            ) from None
+            text = raw.decode("utf-8", "replace")
+            raise error_for_status(status, error_message(text) or reason or "", method, path)
+        return status, raw, content_type
 
     @staticmethod
     def _log(method: str, path: str, status: int | None, started: float) -> None:
@@ -355,6 +400,78 @@ class AriClient:
         path = f"/channels/{_segment(channel_id)}/play"
         return await self._model(Playback.from_json, "POST", path, params=params)
 
+    async def play_with_id(
+        self,
+        channel_id: str,
+        playback_id: str,
+        media: str | Sequence[str],
+        *,
+        lang: str | None = None,
+        offsetms: int | None = None,
+        skipms: int | None = None,
+    ) -> Playback:
+        """Play media to a channel under our own playback id (`/play/{playbackId}`), so its
+        PlaybackStarted, which may beat the REST answer, is already known to us."""
+        params: dict[str, ParamValue] = {
+            "media": media,
+            "lang": lang,
+            "offsetms": offsetms,
+            "skipms": skipms,
+        }
+        path = f"/channels/{_segment(channel_id)}/play/{_segment(playback_id)}"
+        return await self._model(Playback.from_json, "POST", path, params=params)
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        file_format: str = "wav",
+        max_duration_seconds: int | None = None,
+        max_silence_seconds: int | None = None,
+        if_exists: str | None = None,
+        beep: bool | None = None,
+        terminate_on: str | None = None,
+    ) -> LiveRecording:
+        """Record a channel into the stored recording `name` (409 while a live recording of
+        that name exists, whatever `if_exists` says). `terminate_on` is a key such as "#",
+        "any" or "none"; the file is kept when the caller hangs up mid-recording."""
+        params: dict[str, ParamValue] = {
+            "name": name,
+            "format": file_format,
+            "maxDurationSeconds": max_duration_seconds,
+            "maxSilenceSeconds": max_silence_seconds,
+            "ifExists": if_exists,
+            "beep": beep,
+            "terminateOn": terminate_on,
+        }
+        path = f"/channels/{_segment(channel_id)}/record"
+        return await self._model(LiveRecording.from_json, "POST", path, params=params)
+
+    async def snoop(
+        self,
+        channel_id: str,
+        *,
+        spy: str | None = None,
+        whisper: str | None = None,
+        app: str | None = None,
+        app_args: str | None = None,
+        snoop_id: str | None = None,
+    ) -> Channel:
+        """A snoop channel on `channel_id` in our app (or `app`): `spy`/`whisper` are
+        "none", "in", "out" or "both"; playing to a whisper=out snoop speaks to that channel's
+        user only. Asterisk answers 200 (not 201) with the new channel, already Up."""
+        params: dict[str, ParamValue] = {
+            "app": app or self.app,
+            "appArgs": app_args,
+            "spy": spy,
+            "whisper": whisper,
+        }
+        path = f"/channels/{_segment(channel_id)}/snoop"
+        if snoop_id is not None:
+            path = f"{path}/{_segment(snoop_id)}"
+        return await self._model(Channel.from_json, "POST", path, params=params)
+
     async def send_dtmf(
         self,
         channel_id: str,
@@ -434,7 +551,99 @@ class AriClient:
         """Every bridge Asterisk has."""
         return await self._models(Bridge.from_json, "/bridges")
 
+    # -- playbacks -------------------------------------------------------------------------
+
+    async def get_playback(self, playback_id: str) -> Playback:
+        """A playback still queued or playing (AriNotFound once finished)."""
+        path = f"/playbacks/{_segment(playback_id)}"
+        return await self._model(Playback.from_json, "GET", path)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        """Stop a playback: PlaybackFinished follows with state "done" (AriNotFound once over).
+        Keys never stop a playback by themselves: the app stops it on ChannelDtmfReceived."""
+        await self.request("DELETE", f"/playbacks/{_segment(playback_id)}")
+
+    # -- recordings ------------------------------------------------------------------------
+
+    async def get_live_recording(self, name: str) -> LiveRecording:
+        """A recording in progress (AriNotFound once finished)."""
+        path = f"/recordings/live/{_segment(name)}"
+        return await self._model(LiveRecording.from_json, "GET", path)
+
+    async def stop_recording(self, name: str) -> None:
+        """End a live recording and keep its file (RecordingFinished follows)."""
+        await self.request("POST", f"/recordings/live/{_segment(name)}/stop")
+
+    async def cancel_recording(self, name: str) -> None:
+        """End a live recording and discard its file."""
+        await self.request("DELETE", f"/recordings/live/{_segment(name)}")
+
+    async def list_stored_recordings(self) -> list[StoredRecording]:
+        """Every recording Asterisk keeps."""
+        return await self._models(StoredRecording.from_json, "/recordings/stored")
+
+    async def get_stored_recording(self, name: str) -> StoredRecording:
+        """One stored recording (AriNotFound when there is none of that name)."""
+        path = f"/recordings/stored/{_segment(name)}"
+        return await self._model(StoredRecording.from_json, "GET", path)
+
+    async def stored_recording_file(
+        self, name: str, *, max_bytes: int = DEFAULT_MAX_RECORDING_BYTES
+    ) -> bytes:
+        """The stored recording's file (e.g. WAV: 44-byte header + 16000 bytes per second);
+        a file larger than `max_bytes` raises AriError rather than filling memory."""
+        path = f"/recordings/stored/{_segment(name)}/file"
+        return (await self._exchange("GET", path, max_bytes=max_bytes))[1]
+
+    async def delete_stored_recording(self, name: str) -> None:
+        """Delete a stored recording (AriNotFound when there is none)."""
+        await self.request("DELETE", f"/recordings/stored/{_segment(name)}")
+
+    async def copy_stored_recording(self, name: str, destination: str) -> StoredRecording:
+        """Copy a stored recording to `destination` (AriConflict if that name exists)."""
+        path = f"/recordings/stored/{_segment(name)}/copy"
+        params: dict[str, ParamValue] = {"destinationRecordingName": destination}
+        return await self._model(StoredRecording.from_json, "POST", path, params=params)
+
+    # -- device states ---------------------------------------------------------------------
+
+    async def list_device_states(self) -> list[DeviceState]:
+        """The device states ARI controls (`Stasis:<name>` devices)."""
+        return await self._models(DeviceState.from_json, "/deviceStates")
+
+    async def get_device_state(self, device: str) -> DeviceState:
+        """Any device's state, e.g. "PJSIP/alice" (NOT_INUSE, INUSE, UNAVAILABLE...)."""
+        path = f"/deviceStates/{_segment(device)}"
+        return await self._model(DeviceState.from_json, "GET", path)
+
+    async def set_device_state(self, device: str, state: str) -> None:
+        """Set a `Stasis:<name>` device's state (others: AriConflict; unknown state: 500)."""
+        path = f"/deviceStates/{_segment(device)}"
+        await self.request("PUT", path, params={"deviceState": state})
+
+    async def delete_device_state(self, device: str) -> None:
+        """Forget a `Stasis:<name>` device (it then reads UNKNOWN)."""
+        await self.request("DELETE", f"/deviceStates/{_segment(device)}")
+
     # -- applications, asterisk, endpoints -------------------------------------------------
+
+    async def subscribe(
+        self, event_source: str | Sequence[str], app: str | None = None
+    ) -> Application:
+        """Subscribe our app to `endpoint:PJSIP/carol`, `endpoint:PJSIP` (a technology),
+        `deviceState:Stasis:<name>`, `channel:<id>` or `bridge:<id>`: endpoint and device
+        events only come after this."""
+        path = f"/applications/{_segment(app or self.app)}/subscription"
+        params: dict[str, ParamValue] = {"eventSource": event_source}
+        return await self._model(Application.from_json, "POST", path, params=params)
+
+    async def unsubscribe(
+        self, event_source: str | Sequence[str], app: str | None = None
+    ) -> Application:
+        """Undo `subscribe`."""
+        path = f"/applications/{_segment(app or self.app)}/subscription"
+        params: dict[str, ParamValue] = {"eventSource": event_source}
+        return await self._model(Application.from_json, "DELETE", path, params=params)
 
     async def get_application(self, name: str | None = None) -> Application:
         """A Stasis application (default: ours) with the channels and bridges it holds."""

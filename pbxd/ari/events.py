@@ -26,7 +26,16 @@ from pbxd.ari._json import (
     str_tuple,
 )
 from pbxd.ari.errors import AriEventError, AriParseError
-from pbxd.ari.models import Bridge, Channel, Playback
+from pbxd.ari.models import (
+    Bridge,
+    Channel,
+    ContactInfo,
+    DeviceState,
+    Endpoint,
+    LiveRecording,
+    Peer,
+    Playback,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,10 +182,99 @@ class PlaybackStarted(_PlaybackEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackContinuing(_PlaybackEvent):
+    """One medium of a multi-media playback ended and the next one (`playback.next_media_uri`)
+    follows; a PlaybackStarted with the same id comes next."""
+
+    type: Literal["PlaybackContinuing"] = "PlaybackContinuing"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlaybackFinished(_PlaybackEvent):
-    """A playback finished (state "done" or "failed")."""
+    """A playback finished: "done" played out or stopped by DELETE, "failed" for a missing
+    file or a hangup mid-prompt."""
 
     type: Literal["PlaybackFinished"] = "PlaybackFinished"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RecordingEvent(_EventBase):
+    """An event about a live recording."""
+
+    recording: LiveRecording
+
+    def channel_ids(self) -> tuple[str, ...]:
+        """The channel recorded; none when the recording targets a bridge."""
+        channel_id = self.recording.channel_id
+        return () if channel_id is None else (channel_id,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingStarted(_RecordingEvent):
+    """A recording started (it may arrive before the REST answer of `record`)."""
+
+    type: Literal["RecordingStarted"] = "RecordingStarted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingFinished(_RecordingEvent):
+    """A recording ended (terminator key, silence, max duration, stop or the caller hanging
+    up: the file is kept); `recording.duration` is whole seconds of audio written."""
+
+    type: Literal["RecordingFinished"] = "RecordingFinished"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingFailed(_RecordingEvent):
+    """A recording could not be made (`recording.cause` says why)."""
+
+    type: Literal["RecordingFailed"] = "RecordingFailed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EndpointEvent(_EventBase):
+    """An event about an endpoint (only after an `endpoint:` subscription)."""
+
+    endpoint: Endpoint
+
+    def channel_ids(self) -> tuple[str, ...]:
+        """Endpoint events concern no channel."""
+        return ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointStateChange(_EndpointEvent):
+    """An endpoint went online or offline; the new state is `endpoint.state`."""
+
+    type: Literal["EndpointStateChange"] = "EndpointStateChange"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerStatusChange(_EndpointEvent):
+    """A peer's reachability changed (`peer.peer_status`: Reachable, Unreachable...)."""
+
+    type: Literal["PeerStatusChange"] = "PeerStatusChange"
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactStatusChange(_EndpointEvent):
+    """A contact of the endpoint registered, was removed or changed reachability."""
+
+    type: Literal["ContactStatusChange"] = "ContactStatusChange"
+    contact_info: ContactInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceStateChanged(_EventBase):
+    """A subscribed device changed state (`deviceState:` subscription)."""
+
+    type: Literal["DeviceStateChanged"] = "DeviceStateChanged"
+    device_state: DeviceState
+
+    def channel_ids(self) -> tuple[str, ...]:
+        """Device events concern no channel."""
+        return ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,7 +343,15 @@ Event: TypeAlias = (
     | BridgeDestroyed
     | ChannelDtmfReceived
     | PlaybackStarted
+    | PlaybackContinuing
     | PlaybackFinished
+    | RecordingStarted
+    | RecordingFinished
+    | RecordingFailed
+    | EndpointStateChange
+    | PeerStatusChange
+    | ContactStatusChange
+    | DeviceStateChanged
     | ChannelVarset
     | ChannelDialplan
     | ChannelCallerId
@@ -269,6 +375,14 @@ def _bridge(data: JsonObject, where: str) -> Bridge:
 
 def _playback(data: JsonObject, where: str) -> Playback:
     return Playback.from_json(req_object(data, "playback", where), f"{where}.playback")
+
+
+def _recording(data: JsonObject, where: str) -> LiveRecording:
+    return LiveRecording.from_json(req_object(data, "recording", where), f"{where}.recording")
+
+
+def _endpoint(data: JsonObject, where: str) -> Endpoint:
+    return Endpoint.from_json(req_object(data, "endpoint", where), f"{where}.endpoint")
 
 
 # Each parser gets the event dict, its `where` label, and the common fields as keywords.
@@ -323,7 +437,26 @@ _PARSERS: dict[str, _Parser] = {
         **c,
     ),
     "PlaybackStarted": lambda d, w, c: PlaybackStarted(playback=_playback(d, w), **c),
+    "PlaybackContinuing": lambda d, w, c: PlaybackContinuing(playback=_playback(d, w), **c),
     "PlaybackFinished": lambda d, w, c: PlaybackFinished(playback=_playback(d, w), **c),
+    "RecordingStarted": lambda d, w, c: RecordingStarted(recording=_recording(d, w), **c),
+    "RecordingFinished": lambda d, w, c: RecordingFinished(recording=_recording(d, w), **c),
+    "RecordingFailed": lambda d, w, c: RecordingFailed(recording=_recording(d, w), **c),
+    "EndpointStateChange": lambda d, w, c: EndpointStateChange(endpoint=_endpoint(d, w), **c),
+    "PeerStatusChange": lambda d, w, c: PeerStatusChange(
+        endpoint=_endpoint(d, w),
+        peer=Peer.from_json(req_object(d, "peer", w), f"{w}.peer"),
+        **c,
+    ),
+    "ContactStatusChange": lambda d, w, c: ContactStatusChange(
+        endpoint=_endpoint(d, w),
+        contact_info=ContactInfo.from_json(req_object(d, "contact_info", w), f"{w}.contact_info"),
+        **c,
+    ),
+    "DeviceStateChanged": lambda d, w, c: DeviceStateChanged(
+        device_state=DeviceState.from_json(req_object(d, "device_state", w), f"{w}.device_state"),
+        **c,
+    ),
     "ChannelVarset": lambda d, w, c: ChannelVarset(
         channel=_opt_channel(d, "channel", w),
         variable=req_str(d, "variable", w),

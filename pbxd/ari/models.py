@@ -256,3 +256,114 @@ class Playback:
         """The id of the channel played to, or None when the target is a bridge."""
         kind, _, target_id = self.target_uri.partition(":")
         return target_id if kind == "channel" else None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRecording:
+    """A recording in progress or just ended (`state`: queued, recording, paused, done,
+    failed, canceled). The durations (whole seconds) only come with RecordingFinished, the
+    talking/silence split only when the recording had `maxSilenceSeconds`."""
+
+    name: str
+    format: str
+    target_uri: str
+    state: str
+    duration: int | None = None
+    talking_duration: int | None = None
+    silence_duration: int | None = None
+    cause: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "LiveRecording") -> LiveRecording:
+        """Parse an ARI `LiveRecording` object."""
+        data = ensure_object(data, where)
+        return cls(
+            name=req_str(data, "name", where),
+            format=req_str(data, "format", where),
+            target_uri=req_str(data, "target_uri", where),
+            state=req_str(data, "state", where),
+            duration=opt_int(data, "duration", where),
+            talking_duration=opt_int(data, "talking_duration", where),
+            silence_duration=opt_int(data, "silence_duration", where),
+            cause=opt_str(data, "cause", where),
+        )
+
+    @property
+    def channel_id(self) -> str | None:
+        """The id of the channel recorded, or None when the target is a bridge."""
+        kind, _, target_id = self.target_uri.partition(":")
+        return target_id if kind == "channel" else None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecording:
+    """A finished recording kept by Asterisk (`GET /recordings/stored`)."""
+
+    name: str
+    format: str
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "StoredRecording") -> StoredRecording:
+        """Parse an ARI `StoredRecording` object."""
+        data = ensure_object(data, where)
+        return cls(name=req_str(data, "name", where), format=req_str(data, "format", where))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """A device's state (`NOT_INUSE`, `INUSE`, `UNAVAILABLE`, ...), e.g. `PJSIP/alice` or
+    an ARI-controlled `Stasis:<name>`."""
+
+    name: str
+    state: str
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "DeviceState") -> DeviceState:
+        """Parse an ARI `DeviceState` object."""
+        data = ensure_object(data, where)
+        return cls(name=req_str(data, "name", where), state=req_str(data, "state", where))
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A SIP peer's reachability as PeerStatusChange reports it (`Reachable`, ...)."""
+
+    peer_status: str
+    cause: str | None = None
+    address: str | None = None
+    port: str | None = None
+    time: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "Peer") -> Peer:
+        """Parse an ARI `Peer` object."""
+        data = ensure_object(data, where)
+        return cls(
+            peer_status=req_str(data, "peer_status", where),
+            cause=opt_str(data, "cause", where),
+            address=opt_str(data, "address", where),
+            port=opt_str(data, "port", where),
+            time=opt_str(data, "time", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    """A registered contact of an AOR (`contact_status`: NonQualified, Reachable, Removed...);
+    `roundtrip_usec` is a string, as Asterisk sends it."""
+
+    uri: str
+    contact_status: str
+    aor: str
+    roundtrip_usec: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "ContactInfo") -> ContactInfo:
+        """Parse an ARI `ContactInfo` object."""
+        data = ensure_object(data, where)
+        return cls(
+            uri=req_str(data, "uri", where),
+            contact_status=req_str(data, "contact_status", where),
+            aor=req_str(data, "aor", where),
+            roundtrip_usec=opt_str(data, "roundtrip_usec", where),
+        )

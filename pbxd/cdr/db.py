@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -122,20 +124,46 @@ def alembic_config() -> Config:
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
-    """Run `alembic upgrade head` on an open synchronous connection."""
+def _upgrade(connection: Connection, revision: str = "head") -> None:
+    """Run `alembic upgrade REVISION` on an open synchronous connection."""
     if connection.dialect.name == "postgresql":
         # Two daemons starting together must not both create the tables.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the CDR schema to the latest revision; a no-op when it already is."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+@asynccontextmanager
+async def schema_change(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction for migrations, committed on success.
+
+    On SQLite, foreign keys are off for its duration (a migration that copies `calls` into a
+    new table must not cascade its DROP to the legs) and checked before the commit.
+    """
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Only outside a transaction does SQLite honour this pragma.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        try:
+            async with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                    if broken is not None:
+                        raise RuntimeError(f"migration left a dangling foreign key: {broken}")
+        finally:
+            if sqlite:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
+
+
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the CDR schema to `revision` (the latest by default); a no-op when it is there."""
+    async with schema_change(engine) as conn:
+        await conn.run_sync(_upgrade, revision)
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import quote, unquote
 
 
 class Disposition(StrEnum):
@@ -17,6 +18,179 @@ class Disposition(StrEnum):
     FAILED = "failed"
     ABANDONED = "abandoned"
     REJECTED = "rejected"
+    # The caller left a voicemail message (the call has a `voicemail`).
+    VOICEMAIL = "voicemail"
+    # Outside opening hours, ended without reaching anyone or leaving a message.
+    CLOSED = "closed"
+
+
+class StepKind(StrEnum):
+    """The kinds of call-flow step a call's path can go through."""
+
+    SCHEDULE = "schedule"
+    PLAY = "play"
+    MENU = "menu"
+    RING = "ring"
+    VOICEMAIL = "voicemail"
+    GOTO = "goto"
+    HANGUP = "hangup"
+
+
+class StepOutcome(StrEnum):
+    """How a step ended; which outcomes each kind may have is `OUTCOMES_OF`."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    GREETING = "greeting"  # a prompt played to its end
+    CHOSEN = "chosen"  # a menu key led somewhere
+    TIMEOUT = "timeout"  # a menu waited in vain
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"  # every target offline or refused
+    LEFT = "left"  # a voicemail message was kept
+    NO_MESSAGE = "no_message"  # the caller hung up without speaking
+    TOO_SHORT = "too_short"  # shorter than the minimum: dropped as noise
+    JUMPED = "jumped"  # a goto to another route
+    HUNG_UP = "hung_up"  # pbxd ended the call (hangup step)
+    CALLER_HUNG_UP = "caller_hung_up"  # the caller left during this step
+
+
+_ANY_STEP = frozenset({StepOutcome.CALLER_HUNG_UP})
+OUTCOMES_OF: dict[StepKind, frozenset[StepOutcome]] = {
+    StepKind.SCHEDULE: frozenset({StepOutcome.OPEN, StepOutcome.CLOSED}),
+    StepKind.PLAY: frozenset({StepOutcome.GREETING}) | _ANY_STEP,
+    StepKind.MENU: frozenset({StepOutcome.CHOSEN, StepOutcome.TIMEOUT}) | _ANY_STEP,
+    StepKind.RING: frozenset(
+        {
+            StepOutcome.ANSWERED,
+            StepOutcome.NO_ANSWER,
+            StepOutcome.BUSY,
+            StepOutcome.UNAVAILABLE,
+        }
+    )
+    | _ANY_STEP,
+    StepKind.VOICEMAIL: frozenset(
+        {StepOutcome.LEFT, StepOutcome.NO_MESSAGE, StepOutcome.TOO_SHORT}
+    ),
+    StepKind.GOTO: frozenset({StepOutcome.JUMPED}),
+    StepKind.HANGUP: frozenset({StepOutcome.HUNG_UP}),
+}
+
+
+class PathError(ValueError):
+    """A path step or stored path that does not read as kind:outcome[:label]."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathStep:
+    """One step a call went through and how it ended: `ring:no_answer`, `goto:jumped:support`.
+
+    `label` is optional context an admin recognises (a goto's route, a menu's key, a prompt).
+    """
+
+    kind: StepKind
+    outcome: StepOutcome
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse an outcome the kind cannot have (a bug in the caller, caught at once)."""
+        if self.outcome not in OUTCOMES_OF[self.kind]:
+            raise PathError(f"a {self.kind} step cannot end {self.outcome}")
+
+    def token(self) -> str:
+        """`kind:outcome` or `kind:outcome:label` (label percent-encoded): the stored form."""
+        base = f"{self.kind}:{self.outcome}"
+        return base if self.label is None else f"{base}:{quote(self.label, safe='')}"
+
+    @classmethod
+    def parse(cls, token: str) -> PathStep:
+        """The step a `token()` wrote; PathError names what is wrong."""
+        kind, _, rest = token.partition(":")
+        outcome, sep, label = rest.partition(":")
+        try:
+            step_kind, step_outcome = StepKind(kind), StepOutcome(outcome)
+        except ValueError:
+            raise PathError(f"unknown call path step {token!r}") from None
+        return cls(step_kind, step_outcome, unquote(label) if sep else None)
+
+    def words(self) -> tuple[str, ...]:
+        """How a person reads this step: `("ring", "no answer")`, `("closed",)`."""
+        return _words(self)
+
+
+def _words(step: PathStep) -> tuple[str, ...]:
+    """The readable form of one step (see `format_path`)."""
+    outcome = step.outcome.replace("_", " ")
+    if step.outcome is StepOutcome.CALLER_HUNG_UP:
+        return (_kind_word(step), "caller hung up")
+    match step.kind:
+        case StepKind.SCHEDULE:
+            # Open is the everyday case: only a closed line is worth reading in a call log.
+            return () if step.outcome is StepOutcome.OPEN else (outcome,)
+        case StepKind.PLAY:
+            return ("greeting",)
+        case StepKind.RING:
+            return ("ring", outcome)
+        case StepKind.VOICEMAIL:
+            left = step.outcome is StepOutcome.LEFT
+            return ("voicemail",) if left else (f"voicemail ({outcome})",)
+        case StepKind.GOTO:
+            return (f"goto {step.label}" if step.label else "goto",)
+        case StepKind.MENU:
+            return (f"menu {step.label}" if step.label else "menu", outcome)
+        case StepKind.HANGUP:
+            return (f"hangup ({step.label})" if step.label else "hangup",)
+
+
+def _kind_word(step: PathStep) -> str:
+    return "greeting" if step.kind is StepKind.PLAY else str(step.kind)
+
+
+CallPath = tuple[PathStep, ...]
+"""The steps of one call, in order."""
+
+PATH_ARROW = " \N{RIGHTWARDS ARROW} "
+
+
+def format_path(path: CallPath) -> str:
+    """`closed → voicemail`, `greeting → ring → no answer → voicemail`; `` for no path."""
+    return PATH_ARROW.join(word for step in path for word in step.words())
+
+
+def path_to_text(path: CallPath) -> str | None:
+    """The stored form: tokens separated by spaces (None for an empty path)."""
+    return " ".join(step.token() for step in path) if path else None
+
+
+def path_from_text(text: str | None) -> CallPath:
+    """The typed path from its stored form; PathError for a token it cannot read."""
+    if not text:
+        return ()
+    return tuple(PathStep.parse(token) for token in text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailLeft:
+    """The message a caller left: its id in the voicemail store and its length."""
+
+    message_id: str
+    duration: int  # whole seconds of recording
+
+    def __post_init__(self) -> None:
+        """A message id is a non-empty token; a duration is never negative."""
+        if not self.message_id or self.duration < 0:
+            raise ValueError("a voicemail needs a message id and a duration >= 0")
+
+
+def disposition_after_voicemail(before: Disposition, left: VoicemailLeft | None) -> Disposition:
+    """The call's disposition once its voicemail step is over.
+
+    A message makes it `voicemail` (something to listen to). A caller who reached the box
+    and left nothing (or too short a message) is still a missed call: it keeps why nobody
+    took it (`no_answer`, `busy`, `closed`, ...), and its path says `voicemail (no message)`.
+    """
+    return Disposition.VOICEMAIL if left is not None else before
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:
@@ -68,6 +242,12 @@ class CallRecord:
     disposition: Disposition | None = None
     answered_by: str | None = None
     hangup_cause: int | None = None
+    path: CallPath = ()
+    voicemail: VoicemailLeft | None = None
+
+    def add_step(self, step: PathStep) -> None:
+        """Append a step to the call's path (a new tuple: earlier snapshots keep theirs)."""
+        self.path = (*self.path, step)
 
     @property
     def duration(self) -> int | None:

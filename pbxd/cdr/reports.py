@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pbxd.cdr.records import CallLogEntry, LegRecord
+from pbxd.cdr.records import (
+    CallLogEntry,
+    CallRecord,
+    LegRecord,
+    PathStep,
+    format_path,
+    path_to_text,
+)
 
 MISSING = "-"
 
@@ -49,6 +56,8 @@ TABLE_COLUMNS = (
     "billsec",
     "legs",
     "hangup cause",
+    "path",
+    "voicemail",
 )
 
 CSV_COLUMNS = (
@@ -69,6 +78,10 @@ CSV_COLUMNS = (
     "hangup_cause",
     "legs",
     "legs_summary",
+    "path",
+    "path_steps",
+    "voicemail_id",
+    "voicemail_seconds",
 )
 
 
@@ -148,6 +161,18 @@ def legs_summary(legs: Sequence[LegRecord]) -> str:
     return f"{len(legs)}: " + ", ".join(f"{leg.target} {_leg_outcome(leg)}" for leg in legs)
 
 
+def path_text(call: CallRecord) -> str:
+    """`closed → voicemail`; `-` for a call with no recorded path (written before paths)."""
+    return format_path(call.path) or MISSING
+
+
+def voicemail_text(call: CallRecord) -> str:
+    """`0:42 (msg-id)` for a message left, else `-`."""
+    if call.voicemail is None:
+        return MISSING
+    return f"{format_seconds(call.voicemail.duration)} ({call.voicemail.message_id})"
+
+
 def format_table(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
     """An aligned plain-text table, one line per call, times in `tz`."""
     rows = [
@@ -160,6 +185,8 @@ def format_table(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
             format_seconds(e.call.billsec),
             legs_summary(e.legs),
             hangup_cause_text(e.call.hangup_cause),
+            path_text(e.call),
+            voicemail_text(e.call),
         )
         for e in entries
     ]
@@ -206,6 +233,10 @@ def format_csv(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
                 "" if c.hangup_cause is None else c.hangup_cause,
                 len(e.legs),
                 legs_summary(e.legs) if e.legs else "",
+                format_path(c.path),
+                path_to_text(c.path) or "",
+                "" if c.voicemail is None else c.voicemail.message_id,
+                "" if c.voicemail is None else c.voicemail.duration,
             )
         )
     return buffer.getvalue()
@@ -233,6 +264,14 @@ def _leg_json(leg: LegRecord, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def _step_json(step: PathStep) -> dict[str, Any]:
+    """One path step as a JSON object: `{"step": "ring", "outcome": "no_answer"}`."""
+    out: dict[str, Any] = {"step": str(step.kind), "outcome": str(step.outcome)}
+    if step.label is not None:
+        out["label"] = step.label
+    return out
+
+
 def format_json(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
     """A JSON array, one object per call with its `legs`; local and `*_utc` ISO times."""
     calls: list[dict[str, Any]] = []
@@ -255,6 +294,13 @@ def format_json(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
                 "duration": c.duration,
                 "billsec": c.billsec,
                 "hangup_cause": c.hangup_cause,
+                "path": [_step_json(step) for step in c.path],
+                "path_text": format_path(c.path),
+                "voicemail": (
+                    None
+                    if c.voicemail is None
+                    else {"message_id": c.voicemail.message_id, "duration": c.voicemail.duration}
+                ),
                 "legs": [_leg_json(leg, tz) for leg in e.legs],
             }
         )

@@ -29,7 +29,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from pbxd.cdr.records import CallRecord, Disposition, LegRecord
+from pbxd.cdr.records import (
+    CallRecord,
+    Disposition,
+    LegRecord,
+    VoicemailLeft,
+    path_from_text,
+    path_to_text,
+)
 
 # Deterministic constraint names, so the Alembic migration and the models agree.
 NAMING_CONVENTION = {
@@ -114,6 +121,10 @@ class CallRow(Base):
     disposition: Mapped[str | None] = mapped_column(String(16))
     answered_by: Mapped[str | None] = mapped_column(String)
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    # The flow's steps as `kind:outcome[:label]` tokens (records.path_to_text); NULL before 0002.
+    path: Mapped[str | None] = mapped_column(String)
+    voicemail_id: Mapped[str | None] = mapped_column(String)
+    voicemail_seconds: Mapped[int | None] = mapped_column(Integer)
 
 
 class LegRow(Base):
@@ -156,12 +167,16 @@ def call_to_row(rec: CallRecord) -> dict[str, Any]:
         "disposition": None if rec.disposition is None else str(rec.disposition),
         "answered_by": rec.answered_by,
         "hangup_cause": rec.hangup_cause,
+        "path": path_to_text(rec.path),
+        "voicemail_id": None if rec.voicemail is None else rec.voicemail.message_id,
+        "voicemail_seconds": None if rec.voicemail is None else rec.voicemail.duration,
     }
 
 
 def row_to_call(row: Mapping[str, Any] | RowMapping) -> CallRecord:
     """A `CallRecord` from a `calls` row mapping (duration/billsec are recomputed from times)."""
     disposition = row["disposition"]
+    voicemail_id, voicemail_seconds = row["voicemail_id"], row["voicemail_seconds"]
     return CallRecord(
         call_id=row["call_id"],
         did=row["did"],
@@ -176,6 +191,10 @@ def row_to_call(row: Mapping[str, Any] | RowMapping) -> CallRecord:
         disposition=None if disposition is None else Disposition(disposition),
         answered_by=row["answered_by"],
         hangup_cause=row["hangup_cause"],
+        path=path_from_text(row["path"]),
+        voicemail=(
+            None if voicemail_id is None else VoicemailLeft(voicemail_id, voicemail_seconds or 0)
+        ),
     )
 
 

@@ -28,6 +28,7 @@ from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity
 from pbxd.config.files import (
     DaemonFile,
     InventoryEntry,
+    MailboxEntry,
     NumberStatus,
     RingStrategy,
     RouteEntry,
@@ -36,6 +37,7 @@ from pbxd.config.files import (
     TrunkEntry,
     TrunksFile,
 )
+from pbxd.config.flows import RouteFlows
 from pbxd.config.model import (
     Block,
     Config,
@@ -442,6 +444,7 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         trunks_file=_resolve(base / parsed.trunks_file),
         routing_dir=_resolve(base / parsed.routing_dir),
         log_level=parsed.log_level.lower(),
+        sounds_dir=_resolve(base / parsed.sounds_dir) if parsed.sounds_dir else None,
     )
 
 
@@ -473,6 +476,7 @@ class _Compiler:
         self.broken_spans: list[numbering.NumberSpan] = []
         self.unchecked_numbers: set[str] = set()
         self.unchecked_blocks: set[str] = set()
+        self.flows = RouteFlows(diags, self.config)
 
     # ---- sip-trunks.yaml
 
@@ -832,6 +836,7 @@ class _Compiler:
                     data.mark_of("country"), f"unknown country code '{parsed.country}'"
                 )
             loaded.append((data, parsed, top))
+            self._flow_sections(data, parsed)
             raw_targets = data.get("targets")
             for target_name in parsed.targets:
                 assert isinstance(raw_targets, MarkedMap)
@@ -848,6 +853,22 @@ class _Compiler:
                 region = parsed.country.upper() if parsed.country else None
                 for index, raw in enumerate(raw_routes):
                     self.route(raw, raw_routes.mark_of(index), region)
+
+    def _flow_sections(self, data: MarkedMap, parsed: RoutingFile) -> None:
+        """`hours:` and `mailboxes:` are global, like targets."""
+        raw_hours = data.get("hours")
+        for name in parsed.hours:
+            assert isinstance(raw_hours, MarkedMap)
+            self.flows.hours(name, raw_hours[name], raw_hours.key_marks[name])
+        raw_boxes = data.get("mailboxes")
+        for name in parsed.mailboxes:
+            assert isinstance(raw_boxes, MarkedMap)
+            mark = raw_boxes.key_marks[name]
+            entry = validate_entry(MailboxEntry, raw_boxes[name] or {}, mark, self.diags)
+            if entry is None:
+                self.flows.broken.add(name)
+                continue
+            self.flows.mailbox(name, raw_boxes[name], mark, entry)
 
     def target(self, name: str, raw: Any, key_mark: Mark, country: str | None) -> None:
         # Assume broken until the end; a route naming it then gets no "unknown target" cascade.
@@ -929,11 +950,8 @@ class _Compiler:
             return
         ring = self._ring_targets(entry, raw, mark)
         self._check_times(entry, raw, ring)
-        if entry.no_answer.action != "hangup":
-            self.diags.error(
-                _locate(raw, ("no_answer", "action"), mark)[0],
-                f"no_answer action '{entry.no_answer.action}' is not supported yet: use `hangup`",
-            )
+        entered = bool(entry.numbers) or entry.block is not None
+        flow = self.flows.route_parts(name, entry, raw, mark, entered)
         if (
             entry.trunk is not None
             and entry.trunk not in self.config.trunks
@@ -946,9 +964,9 @@ class _Compiler:
             strategy=entry.strategy,
             targets=tuple(ring),
             timeout=entry.timeout,
-            no_answer_cause=entry.no_answer.cause,
             caller_id=entry.caller_id,
             source=mark,
+            **flow,
         )
         self.route_marks[name] = mark
         self.config.routes[name] = route
@@ -986,8 +1004,6 @@ class _Compiler:
     def _route_numbers(
         self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
     ) -> Iterator[tuple[str, Mark]]:
-        if not entry.numbers and entry.block is None:
-            self.diags.error(mark, "route covers no number: add `numbers:` or `block:`")
         seq = raw.get("numbers")
         for index, text in enumerate(entry.numbers):
             number_mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else mark
@@ -1023,8 +1039,11 @@ class _Compiler:
                 yield e164, block_mark
 
     def _ring_targets(self, entry: RouteEntry, raw: MarkedMap, mark: Mark) -> list[RingTarget]:
-        if not entry.targets:
-            self.diags.error(raw.key_marks.get("targets", mark), "route has no targets to ring")
+        if not entry.targets and entry.then is None:
+            self.diags.error(
+                raw.key_marks.get("targets", mark),
+                "route has no targets to ring (or say where calls go with `then:`)",
+            )
         limit = f"between 1 and {RING_TIME_LIMIT} seconds"
         if not 1 <= entry.ring_time <= RING_TIME_LIMIT:
             # Once for the route, not once per target that inherits it.
@@ -1093,6 +1112,7 @@ class _Compiler:
     # ---- whole-configuration warnings
 
     def finish(self) -> None:
+        self.flows.finish(self.config.settings.sounds_dir)
         unrouted_blocks: dict[str, int] = {}
         for e164, number in self.config.numbers.items():
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:

@@ -65,6 +65,7 @@ class DaemonFile(_Strict):
     state_dir: str = "var"
     trunks_file: str = "sip-trunks.yaml"
     routing_dir: str = "routing"
+    sounds_dir: str | None = None  # where prompt files are, to check that each one exists
     log_level: str = "info"
 
 
@@ -172,11 +173,67 @@ class HangupReason(StrEnum):
     ANSWERED_ELSEWHERE = "answered_elsewhere"
 
 
-class NoAnswerEntry(_Strict):
-    """What happens when nobody answers (hang up for now; voicemail and overflow later)."""
+class FallbackAction(StrEnum):
+    """Where a call goes when a step ends without an answer (or the line is closed)."""
 
-    action: str = "hangup"
-    cause: HangupReason = HangupReason.NO_ANSWER
+    HANGUP = "hangup"
+    VOICEMAIL = "voicemail"
+    GOTO = "goto"
+
+
+class ActionEntry(_Strict):
+    """`{action: hangup, cause: busy}`, `{voicemail: BOX}`, `{goto: ROUTE}` or `{hangup: CAUSE}`."""
+
+    action: FallbackAction = FallbackAction.HANGUP
+    cause: HangupReason | None = None
+    box: str | None = None
+    route: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `{voicemail: reception}` reads as `{action: voicemail, box: reception}`.
+        if isinstance(data, dict) and len(data) == 1:
+            ((key, value),) = data.items()
+            field = {"voicemail": "box", "goto": "route", "hangup": "cause"}.get(str(key))
+            if field is not None:
+                return {"action": key, field: value}
+        return data
+
+
+# Kept for today's `no_answer: {action: hangup, cause: …}`.
+NoAnswerEntry = ActionEntry
+
+
+class GreetingEntry(_Strict):
+    """Prompts played before ringing: `welcome`, `[a, b]`, or `{play: [a, b], answer: true}`.
+
+    With `answer: false` (the default) they are early media: heard, not billed.
+    """
+
+    play: list[str] = Field(default_factory=list)
+    answer: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"play": [data]}
+        if isinstance(data, list):
+            return {"play": data}
+        return data
+
+
+class MailboxEntry(_Strict):
+    """A voicemail box (routing files' `mailboxes:`)."""
+
+    email: str | None = None
+    greeting: list[str] = Field(default_factory=list)
+    language: str = "en"
+    max_seconds: Whole = 180
+    min_seconds: Whole = 2
+    silence_seconds: Whole = 5
+    finish_key: str = "#"
 
 
 class RouteEntry(_Strict):
@@ -190,8 +247,14 @@ class RouteEntry(_Strict):
     targets: list[RingStep] = Field(default_factory=list)
     ring_time: Whole = 20
     timeout: Whole = 60
-    no_answer: NoAnswerEntry = NoAnswerEntry()
+    no_answer: ActionEntry = ActionEntry()
+    busy: ActionEntry | None = None
+    unavailable: ActionEntry | None = None
     caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+    hours: Any = None  # a name from `hours:`, or opening hours written inline
+    closed: ActionEntry | None = None
+    greeting: GreetingEntry | None = None
+    then: ActionEntry | None = None  # for a route that rings nobody
 
 
 class RoutingFile(_Strict):
@@ -201,3 +264,5 @@ class RoutingFile(_Strict):
     # Validated one by one (TargetEntry, RouteEntry) so one bad entry hides no other.
     targets: dict[str, Any] = Field(default_factory=dict)
     routes: list[Any] = Field(default_factory=list)
+    hours: dict[str, Any] = Field(default_factory=dict)
+    mailboxes: dict[str, Any] = Field(default_factory=dict)

@@ -6,9 +6,20 @@ import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pbxd.config.diagnostics import Mark
-from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
+from pbxd.config.files import (
+    CallerIdPolicy,
+    FallbackAction,
+    HangupReason,
+    NumberStatus,
+    RingStrategy,
+)
+
+if TYPE_CHECKING:  # the dialplan imports this module at run time, not the reverse
+    from pbxd.dialplan.flow import Mailbox
+    from pbxd.dialplan.hours import OpeningHours
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +98,72 @@ class RingTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class Fallback:
+    """Where a call goes next: hang up with `cause`, a voicemail box, or another route."""
+
+    action: FallbackAction
+    cause: HangupReason = HangupReason.NORMAL
+    mailbox: str | None = None
+    route: str | None = None
+    mark: Mark | None = None
+
+    def __str__(self) -> str:
+        if self.action is FallbackAction.VOICEMAIL:
+            return f"voicemail {self.mailbox}"
+        if self.action is FallbackAction.GOTO:
+            return f"goto {self.route}"
+        return f"hangup ({self.cause})"
+
+
+def hangup(cause: HangupReason) -> Fallback:
+    """A fallback that ends the call with `cause`."""
+    return Fallback(FallbackAction.HANGUP, cause)
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """Prompts played before the ringing; early media unless `answer`."""
+
+    prompts: tuple[str, ...]
+    answer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
-    """What happens to a call to one of the route's numbers."""
+    """What happens to a call to one of the route's numbers.
+
+    The flow an admin writes: opening `hours` (with where a call goes when `closed`), a
+    `greeting`, ringing the `targets` (or, with none, going straight to `then`), and where a
+    call goes on no answer, busy (every leg busy) or unavailable (every leg offline or
+    refused).
+    """
 
     name: str
     strategy: RingStrategy
     targets: tuple[RingTarget, ...]
     timeout: int
-    no_answer_cause: HangupReason
+    no_answer: Fallback
     caller_id: CallerIdPolicy
     source: Mark
+    busy: Fallback = field(default_factory=lambda: hangup(HangupReason.BUSY))
+    unavailable: Fallback = field(default_factory=lambda: hangup(HangupReason.CONGESTION))
+    hours: OpeningHours | None = None
+    closed: Fallback | None = None
+    greeting: Greeting | None = None
+    then: Fallback | None = None
+
+    @property
+    def no_answer_cause(self) -> HangupReason:
+        """The cause a no-answer hangup gives (today's `no_answer: {cause: …}`)."""
+        return self.no_answer.cause
+
+    def fallbacks(self) -> dict[str, Fallback]:
+        """Every branch out of the route, by the key it is written under."""
+        found = {"closed": self.closed, "then": self.then}
+        if self.targets:
+            found |= {"no_answer": self.no_answer, "busy": self.busy}
+            found["unavailable"] = self.unavailable
+        return {key: value for key, value in found.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +182,7 @@ class DaemonSettings:
     trunks_file: Path
     routing_dir: Path
     log_level: str
+    sounds_dir: Path | None = None
 
     def ari_password(self) -> str:
         """Read the ARI password from its file or environment variable, at the moment of use.
@@ -155,6 +223,8 @@ class Config:
     routes: dict[str, Route] = field(default_factory=dict)
     route_of_number: dict[str, Route] = field(default_factory=dict)
     trunk_of_endpoint: dict[str, Trunk] = field(default_factory=dict)
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    hours: dict[str, OpeningHours] = field(default_factory=dict)
 
     def number(self, e164: str) -> VirtualNumber | None:
         """The inventory entry of a number, if we have it."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .media import Heard
 from .peers import PeerScript
 
 JsonDict = dict[str, Any]
@@ -141,6 +142,10 @@ _CAUSE_TO_SIP: dict[int, int] = {
 SOFTHANGUP_EXPLICIT = 32  # ast_softhangup(AST_SOFTHANGUP_EXPLICIT): DELETE /channels, dial timeout
 SOFTHANGUP_APPUNLOAD = 16  # the Stasis() dialplan app returning on an inbound channel
 
+SIP_TRYING = 100
+SIP_RINGING = 180
+SIP_SESSION_PROGRESS = 183  # with SDP: early media
+SIP_OK = 200
 SIP_BUSY_HERE = 486
 SIP_REQUEST_TERMINATED = 487  # what the caller's CANCEL leaves as tech_cause
 SIP_DECLINE = 603
@@ -313,6 +318,15 @@ class SimChannel:
     script: PeerScript | None = None
     # POST /channels: enters Stasis only once answered.
     originated: bool = False
+    # The app watches the channel only while it is in Stasis (a lone inbound call, a snoop):
+    # after StasisEnd nothing more reaches it (no ChannelDestroyed), unless the channel became
+    # the originator of a leg the app created (then it stays subscribed to the end).
+    stasis_only: bool = False
+    # What the far end of an inbound call got: 100 Trying, 180, 183 Session Progress (early
+    # media: a play, `progress`, and any `ring` after them), 200, and the final answer.
+    sip_responses: list[int] = field(default_factory=list)
+    # Every medium played to the channel, with how long it was heard and whether before answer.
+    heard: list[Heard] = field(default_factory=list)
     destroyed: bool = False
     hanging_up: bool = False
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
@@ -339,6 +353,11 @@ class SimChannel:
             "protocol_id": self.protocol_id,
             "state": self.state,
         }
+
+    @property
+    def early_media(self) -> bool:
+        """The caller got 183 Session Progress (a prompt or progress before any answer)."""
+        return 183 in self.sip_responses
 
     def cancel_timers(self) -> None:
         for handle in (*self.timers, *self.dial_timers):
@@ -419,6 +438,8 @@ class SimPlayback:
     state: PlaybackState = "queued"
     index: int = 0
     timer: asyncio.TimerHandle | None = None
+    # What the target channel is hearing now (closed when the medium ends).
+    heard: Heard | None = None
 
     def to_json(self) -> JsonDict:
         """The ARI `Playback` model."""

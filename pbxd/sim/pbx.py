@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..clock import Clock
+from .media import Heard, MediaLength, Outcome, SoundLibrary
 from .model import (
     BRIDGE_TYPE_FLAGS,
     CAUSE_CALL_REJECTED,
@@ -32,12 +33,17 @@ from .model import (
     PRES_ALLOWED_NOT_SCREENED,
     SIP_BUSY_HERE,
     SIP_DECLINE,
+    SIP_OK,
     SIP_REQUEST_TERMINATED,
+    SIP_RINGING,
+    SIP_SESSION_PROGRESS,
+    SIP_TRYING,
     SOFTHANGUP_APPUNLOAD,
     SOFTHANGUP_EXPLICIT,
     CallerId,
     ChannelState,
     JsonDict,
+    PlaybackState,
     SimBridge,
     SimChannel,
     SimEndpoint,
@@ -50,6 +56,7 @@ from .model import (
     presentation_text,
 )
 from .peers import DTMF_DURATION_MS, DTMF_INTERVAL, DialTarget, PeerScript, ScriptBook
+from .recordings import RecordingDesk
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +66,8 @@ IsActive = Callable[[str], bool]
 # Virtual delays of the SIP round trips Asterisk waits for (loopback in the captures: ~1 ms).
 RING_DELAY = 0.001
 PLAYBACK_START_DELAY = 0.001
-# How long the media of each URI scheme plays, in virtual seconds.
+# What a dialplan Playback() of a sound the simulator does not have lasts, in virtual seconds.
 DEFAULT_SOUND_SECONDS = 1.0
-SECONDS_PER_SPOKEN_CHAR = 0.5
-MEDIA_SCHEMES = frozenset({"sound", "recording", "number", "digits", "characters", "tone"})
 # The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution.
 SHIPPED_STASIS_ARGS = ("${CALLERID(pres)}",)
 # The priorities after Stasis() of every extension of the shipped [from-trunk] (priority:
@@ -134,6 +139,9 @@ class SimPbx:
         self.stasis_delay = stasis_delay
         # Fault injection: more virtual seconds before a created channel enters Stasis.
         self._extra_stasis_delay = extra_stasis_delay or (lambda _channel_id: 0.0)
+        # Asterisk 22: a lone inbound channel's events stop at StasisEnd (no ChannelDestroyed).
+        # False keeps the older simulator's ChannelDestroyed, which today's daemon still needs.
+        self.stasis_only_subscriptions = False
         self._publish = publish
         self._is_active = is_active
         self.endpoints: dict[tuple[str, str], SimEndpoint] = {}
@@ -141,7 +149,10 @@ class SimPbx:
         self.bridges: dict[str, SimBridge] = {}
         self.playbacks: dict[str, SimPlayback] = {}
         self.scripts = ScriptBook()
-        self.sound_seconds: dict[str, float] = {"sound:beep": 0.42}
+        # Lengths by full media URI, checked before the sounds (kept for existing callers).
+        self.sound_seconds: dict[str, float] = {}
+        self.sounds = SoundLibrary()
+        self.recordings = RecordingDesk(self)
         # Per target (`channel:<id>` / `bridge:<id>`): playbacks in order, the first one active.
         self._playback_queues: dict[str, list[SimPlayback]] = {}
         self._unique_seq = 100  # uniqueid suffix, `<epoch>.<seq>` (PJSIP legs use two each)
@@ -161,6 +172,14 @@ class SimPbx:
 
     def _emit_channel(self, chan: SimChannel, event_type: str, **fields: object) -> None:
         self._publish(list(chan.apps), self._event(event_type, channel=chan.to_json(), **fields))
+
+    def publish_channel_event(self, chan: SimChannel, event_type: str, **fields: object) -> None:
+        """An event about `chan` (media modules: recordings) to the apps watching it."""
+        self._publish(list(chan.apps), self._event(event_type, **fields))
+
+    def later(self, chan: SimChannel, delay: float, action: Callable[[], None]) -> None:
+        """Run `action` after `delay` virtual seconds unless the channel is gone by then."""
+        self._later(chan, delay, action)
 
     def _varset(self, chan: SimChannel, variable: str, value: str) -> None:
         """pbx_builtin_setvar_helper(): the variable changes and ChannelVarset says so."""
@@ -286,6 +305,7 @@ class SimPbx:
         dtmf_after: float = 0.5,
         presentation: int = PRES_ALLOWED_NOT_SCREENED,
         stasis_args: Sequence[str] = (),
+        script: PeerScript | None = None,
     ) -> SimChannel:
         """An INVITE from the carrier on `trunk`: dialplan `from-trunk` sends it to Stasis(app).
 
@@ -310,7 +330,9 @@ class SimPbx:
             context=endpoint.context,
             exten=did,
             via_dialplan=True,
-            script=PeerScript(dtmf=dtmf, dtmf_after=dtmf_after),
+            script=script or PeerScript(dtmf=dtmf, dtmf_after=dtmf_after),
+            stasis_only=self.stasis_only_subscriptions,
+            sip_responses=[SIP_TRYING],
         )
         chan.apps[app] = None
         self._register(chan)
@@ -337,6 +359,7 @@ class SimPbx:
             chan.apps[app] = None
             if originator is not None:
                 originator.apps.setdefault(app, None)
+                originator.stasis_only = False  # the app now watches it until it is gone
         args = app_args.split(",") if app_args else []
         self._register(chan)
         # Set once the app is subscribed to the channel: it sees each change.
@@ -523,7 +546,8 @@ class SimPbx:
         script = chan.script
         if script is None:
             return
-        self.send_dtmf(chan, script.dtmf, script.dtmf_after)
+        for at, digits in script.presses:
+            self.send_dtmf(chan, digits, at)
         if from_peer and script.hangup_after is not None:
             self._later(chan, script.hangup_after, lambda: self.remote_hangup(chan))
 
@@ -551,8 +575,20 @@ class SimPbx:
         if chan.state == "Up":
             return
         self._mark_answered(chan)
+        if chan.direction == "inbound":
+            chan.sip_responses.append(SIP_OK)
         self._set_state(chan, "Up")
         self._after_answer(chan, from_peer=False)
+
+    def indicate(self, chan: SimChannel, indication: str) -> None:
+        """POST /channels/{id}/ring or /progress on a channel (state already checked): the
+        caller gets 180 Ringing, or 183 once early media has started (early_media_playback)."""
+        if chan.direction != "inbound" or chan.answered:
+            return
+        if indication == "progress" or (indication == "ring" and chan.early_media):
+            chan.sip_responses.append(SIP_SESSION_PROGRESS)
+        elif indication == "ring":
+            chan.sip_responses.append(SIP_RINGING)
 
     # ----------------------------------------------------------------- hangups
     def hangup(self, chan: SimChannel, cause: int) -> None:
@@ -595,7 +631,8 @@ class SimPbx:
         chan.cancel_timers()
         if not silent:
             self._emit_channel(chan, "ChannelHangupRequest", **style.request)
-        self._stop_playbacks(f"channel:{chan.id}")
+        self._stop_playbacks(f"channel:{chan.id}", state="failed")
+        self.recordings.channel_gone(chan)
         if chan.bridge_id is not None:
             bridge = self.bridges.get(chan.bridge_id)
             if bridge is not None:
@@ -605,6 +642,8 @@ class SimPbx:
         if chan.stasis_app is not None:
             chan.stasis_app = None
             self._emit_channel(chan, "StasisEnd")
+            if chan.stasis_only:
+                chan.apps.clear()  # Stasis was the app's only reason to watch this channel
             self._varset(chan, "STASISSTATUS", "SUCCESS")
             pbx_ends = chan.via_dialplan
         if pbx_ends:
@@ -620,6 +659,9 @@ class SimPbx:
         ):
             # The unanswered INVITE gets a final response mapped from the cause.
             tech_cause = cause_to_sip(style.cause)
+        if chan.direction == "inbound" and not chan.answered:
+            # chan_pjsip answers an INVITE it ends with no SIP mapping 603 Decline.
+            chan.sip_responses.append(tech_cause or SIP_DECLINE)
         chan.app_name = ""
         chan.app_data = ""
         fields: JsonDict = {"cause": style.cause, "cause_txt": cause_text(style.cause)}
@@ -732,6 +774,7 @@ class SimPbx:
             if bridge is not None and not bridge.dtmf_events:
                 return
         self._emit_channel(chan, "ChannelDtmfReceived", digit=digit, duration_ms=DTMF_DURATION_MS)
+        self.recordings.key_pressed(chan, digit)
 
     # ----------------------------------------------------------------- bridges
     def create_bridge(self, type_param: str, bridge_id: str | None, name: str) -> SimBridge:
@@ -854,16 +897,18 @@ class SimPbx:
         self._bridge_event("BridgeDestroyed", bridge)
 
     # --------------------------------------------------------------- playbacks
-    def media_seconds(self, media: str) -> float | None:
-        """How long one media URI plays; None for media that plays until stopped."""
+    def media_length(self, media: str) -> MediaLength:
+        """How one media URI plays here (`sound_seconds` overrides, then the sounds)."""
         if media in self.sound_seconds:
-            return self.sound_seconds[media]
-        scheme, _, rest = media.partition(":")
-        if scheme == "tone":
-            return None
-        if scheme in ("digits", "number", "characters"):
-            return max(1, len(rest)) * SECONDS_PER_SPOKEN_CHAR
-        return DEFAULT_SOUND_SECONDS
+            return MediaLength(Outcome.PLAYS, self.sound_seconds[media])
+        scheme, _, name = media.partition(":")
+        stored = self.recordings.stored_seconds(name) if scheme == "recording" else None
+        return self.sounds.length(media, stored)
+
+    def media_seconds(self, media: str) -> float | None:
+        """How long one media URI plays; None for media that fails or plays until stopped."""
+        length = self.media_length(media)
+        return length.seconds if length.outcome is Outcome.PLAYS else None
 
     def play(
         self, target_uri: str, media: list[str], language: str, playback_id: str
@@ -908,34 +953,61 @@ class SimPbx:
         playback.timer = self.clock.call_later(delay, step)
 
     def _playback_step(self, playback: SimPlayback, *, start: bool) -> None:
+        """A medium starts (start=True) or has played out (then the next one, or the end)."""
         if playback.state in ("done", "failed"):
             return
-        if start:
-            scheme = playback.media[0].partition(":")[0]
-            if scheme not in MEDIA_SCHEMES:
-                playback.state = "failed"  # Asterisk cannot open the media: the playback fails
+        if not start:
+            self._heard_until_now(playback, complete=True)
+            if playback.index + 1 >= len(playback.media):
+                playback.state = "done"
                 self._finish_playback(playback)
                 return
-            playback.state = "playing"
-            self._playback_event("PlaybackStarted", playback)
-        elif playback.index + 1 < len(playback.media):
-            playback.index += 1
+            # Continuing still names the medium that ended, with the next as next_media_uri.
             playback.state = "continuing"
             self._playback_event("PlaybackContinuing", playback)
-            playback.state = "playing"
-        else:
-            playback.state = "done"
+            playback.index += 1
+        media = playback.media[playback.index]
+        length = self.media_length(media)
+        playback.state = "playing"
+        self._playback_event("PlaybackStarted", playback)
+        if length.outcome is Outcome.FAILS:
+            playback.state = "failed"  # a missing file: Finished in the same millisecond
             self._finish_playback(playback)
             return
-        seconds = self.media_seconds(playback.media[playback.index])
-        if seconds is not None:
-            self._schedule_playback(playback, seconds, start=False)
+        if length.outcome is Outcome.VANISHES:
+            # An unknown scheme: the playback is gone without a PlaybackFinished.
+            self._finish_playback(playback, silent=True)
+            return
+        self._media_started(playback, media)
+        if length.outcome is Outcome.PLAYS:
+            self._schedule_playback(playback, length.seconds, start=False)
 
-    def _finish_playback(self, playback: SimPlayback) -> None:
+    def _media_started(self, playback: SimPlayback, media: str) -> None:
+        """The far end hears it: early media (183 with SDP) when the channel is unanswered."""
+        kind, _, ident = playback.target_uri.partition(":")
+        chan = self.channels.get(ident) if kind == "channel" else None
+        if chan is None:
+            return
+        early = chan.state != "Up"
+        if early and chan.direction == "inbound":
+            chan.sip_responses.append(SIP_SESSION_PROGRESS)
+        chan.heard.append(Heard(media, early, self.clock.monotonic()))
+        playback.heard = chan.heard[-1]
+
+    def _heard_until_now(self, playback: SimPlayback, *, complete: bool = False) -> None:
+        heard = playback.heard
+        if heard is not None:
+            heard.seconds = self.clock.monotonic() - heard.started
+            heard.complete = complete
+            playback.heard = None
+
+    def _finish_playback(self, playback: SimPlayback, *, silent: bool = False) -> None:
         if playback.timer is not None:
             playback.timer.cancel()
             playback.timer = None
-        self._playback_event("PlaybackFinished", playback)
+        self._heard_until_now(playback)
+        if not silent:
+            self._playback_event("PlaybackFinished", playback)
         self.playbacks.pop(playback.id, None)
         queue = self._playback_queues.get(playback.target_uri, [])
         if playback in queue:
@@ -956,16 +1028,18 @@ class SimPbx:
             playback.state = "done"
         self._finish_playback(playback)
 
-    def _stop_playbacks(self, target_uri: str) -> None:
-        """The target goes away: the active playback finishes, queued ones are dropped."""
+    def _stop_playbacks(self, target_uri: str, *, state: PlaybackState = "done") -> None:
+        """The target goes away: the active playback finishes with `state` (a channel hanging
+        up mid-prompt: failed, ivr_menu_dtmf), queued ones are dropped."""
         queue = self._playback_queues.pop(target_uri, [])
         for i, playback in enumerate(queue):
             self.playbacks.pop(playback.id, None)
             if playback.timer is not None:
                 playback.timer.cancel()
                 playback.timer = None
+            self._heard_until_now(playback)
             if i == 0 and playback.state in ("playing", "continuing"):
-                playback.state = "done"
+                playback.state = state
                 self._playback_event("PlaybackFinished", playback)
 
     # ----------------------------------------------------------------- teardown
@@ -976,6 +1050,7 @@ class SimPbx:
         for playback in self.playbacks.values():
             if playback.timer is not None:
                 playback.timer.cancel()
+        self.recordings.shutdown()
 
 
 def substitute(text: str, chan: SimChannel) -> str:

@@ -16,6 +16,9 @@ class PeerScript:
       as the phone in busy.jsonl did. If both are set, the earlier one wins.
     - `hangup_after`: hangs up (BYE, cause 16) N s after answering.
     - `dtmf`: digits sent (one ChannelDtmfReceived each) `dtmf_after` s after answering.
+    - `keys`: more presses, `(seconds after answering, digits)` each (SIP INFO, 160 ms).
+    - `talk`: seconds of speech from the start of the first recording of the channel (a
+      caller leaving a message), then silence; `hangup_after_talk`: then hang up.
     """
 
     online: bool = True
@@ -24,6 +27,9 @@ class PeerScript:
     hangup_after: float | None = None
     dtmf: str = ""
     dtmf_after: float = 0.5
+    keys: tuple[tuple[float, str], ...] = ()
+    talk: float | None = None
+    hangup_after_talk: bool = False
 
     def __post_init__(self) -> None:
         for name in ("answer_after", "busy_after", "hangup_after"):
@@ -35,6 +41,19 @@ class PeerScript:
         bad = [d for d in self.dtmf if d not in DTMF_DIGITS]
         if bad:
             raise ValueError(f"PeerScript.dtmf has invalid digits: {''.join(bad)!r}")
+        for at, digits in self.keys:
+            if at < 0 or not digits or any(d not in DTMF_DIGITS for d in digits):
+                raise ValueError(f"PeerScript.keys: bad press {digits!r} at {at}")
+        if self.talk is not None and self.talk < 0:
+            raise ValueError(f"PeerScript.talk must be >= 0, got {self.talk}")
+
+    @property
+    def presses(self) -> tuple[tuple[float, str], ...]:
+        """Every key press after answering, `dtmf` included, in time order."""
+        presses = list(self.keys)
+        if self.dtmf:
+            presses.append((self.dtmf_after, self.dtmf))
+        return tuple(sorted(presses, key=lambda press: press[0]))
 
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")

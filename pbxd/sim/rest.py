@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from .model import HANGUP_REASONS, JsonDict, SimBridge, SimChannel, ari_time
 from .pbx import AriError, SimPbx, parse_caller_id
@@ -139,7 +140,6 @@ NOT_SIMULATED: list[tuple[str, tuple[str, ...]]] = [
     ("/bridges/{bridge}/record", ("POST",)),
     ("/channels/{id}/move", ("POST",)),
     ("/channels/{id}/redirect", ("POST",)),
-    ("/channels/{id}/record", ("POST",)),
     ("/channels/{id}/variables", ("GET", "POST")),
     ("/channels/{id}/snoop", ("POST",)),
     ("/channels/{id}/snoop/{snoop}", ("POST",)),
@@ -157,12 +157,6 @@ NOT_SIMULATED: list[tuple[str, tuple[str, ...]]] = [
     ("/mailboxes", ("GET",)),
     ("/mailboxes/{mailbox}", ("GET", "PUT", "DELETE")),
     ("/playbacks/{playback}/control", ("POST",)),
-    ("/recordings/stored", ("GET",)),
-    ("/recordings/stored/{name}", ("GET", "DELETE")),
-    ("/recordings/stored/{name}/file", ("GET",)),
-    ("/recordings/stored/{name}/copy", ("POST",)),
-    ("/recordings/live/{name}", ("GET", "DELETE")),
-    ("/recordings/live/{name}/stop", ("POST",)),
     ("/recordings/live/{name}/pause", ("POST", "DELETE")),
     ("/recordings/live/{name}/mute", ("POST", "DELETE")),
     ("/sounds", ("GET",)),
@@ -242,6 +236,11 @@ class AriRest:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         self.routes.append(Route(re.compile(f"^{regex}$"), handlers))
 
+    def add_route(self, template: str, **handlers: Handler) -> None:
+        """A resource modelled in another module (media_rest.py); placed before the 501s."""
+        self._add(template, **handlers)
+        self.routes.insert(0, self.routes.pop())
+
     def dispatch(self, req: RestRequest) -> Reply:
         """Route and run; AriError becomes its error answer. Literal segments win (`create`)."""
         matches = [(r, m) for r in self.routes if (m := r.pattern.match(req.path))]
@@ -255,7 +254,8 @@ class AriRest:
             return Reply(204, None, {"Allow": allow})
         if handler is None:
             return Reply(405, {"message": "Invalid method"}, {"Allow": allow})
-        req.path_args = match.groupdict()
+        # Segments are matched encoded (`PJSIP%2Falice` is one device name), then decoded.
+        req.path_args = {k: unquote(v) for k, v in match.groupdict().items()}
         try:
             return handler(req)
         except AriError as err:
@@ -454,6 +454,8 @@ class AriRest:
         """ring, ring stop, progress, hold, moh, silence: indications with no ARI event."""
         chan = self.pbx.control(req.path_args["id"])
         self._check_state(chan)
+        if req.method == "POST":
+            self.pbx.indicate(chan, req.path.rsplit("/", 1)[-1])
         return no_content()
 
     def channel_mute(self, req: RestRequest) -> Reply:

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,9 +18,12 @@ from aiohttp import web
 from ..clock import Clock, RealClock
 from .faults import SimFaults
 from .hub import EventHub, EventSession
+from .media import SoundLibrary
+from .media_rest import RecordingRoutes
 from .model import PRES_ALLOWED_NOT_SCREENED, JsonDict, SimBridge, SimChannel, ari_time
 from .pbx import SimPbx
 from .peers import DTMF_DIGITS, PeerScript
+from .recordings import RecordingDesk
 from .rest import AriRest, AsteriskIdentity, Reply, RestRequest
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,11 @@ class AriSimulator:
     enter Stasis after the REST answer; it is never shorter than `stasis_min_real_delay` real
     seconds, so a client that dials before seeing StasisStart loses the race (409) whatever
     the clock speed, as against a real Asterisk.
+
+    `stasis_only_subscriptions=True` is Asterisk 22 exactly: an inbound channel that never
+    originated a leg is watched only while in Stasis, so after its StasisEnd no event about it
+    comes (no ChannelDestroyed: ivr_menu_dtmf, voicemail_record, early_media_playback). The
+    default (False) still sends them, for the call core that waits for that ChannelDestroyed.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class AriSimulator:
         asterisk_id: str = "02:fc:00:00:00:01",
         stasis_delay: float = 0.001,
         stasis_min_real_delay: float = 0.01,
+        stasis_only_subscriptions: bool = False,
     ) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
         self.username = username
@@ -85,11 +95,13 @@ class AriSimulator:
             stasis_delay=max(stasis_delay, stasis_min_real_delay * speed),
             extra_stasis_delay=self.faults.stasis_delay,
         )
+        self.pbx.stasis_only_subscriptions = stasis_only_subscriptions
         self.rest = AriRest(
             self.pbx,
             AsteriskIdentity(asterisk_id, ASTERISK_VERSION, self.clock.now()),
             lambda: self.hub.active_apps,
         )
+        RecordingRoutes(self.rest)
         self.rest_log: list[JsonDict] = []
         """Every REST exchange, in capture format: t, kind, method, path, params, status, body."""
         self.event_log: list[JsonDict] = []
@@ -139,6 +151,25 @@ class AriSimulator:
     def sound_seconds(self) -> dict[str, float]:
         """Playback length per media URI (`sound:beep` is 0.42 s; others default to 1 s)."""
         return self.pbx.sound_seconds
+
+    @property
+    def sounds(self) -> SoundLibrary:
+        """The sounds this Asterisk has (the lab's prompts and `beep` by default)."""
+        return self.pbx.sounds
+
+    def add_sound(self, name: str, seconds: float) -> None:
+        """A sound `sound:<name>` lasting `seconds`; a sound it lacks fails at once."""
+        self.pbx.sounds.add(name, seconds)
+
+    def scan_sounds(self, folder: str | Path, *, prefix: str = "") -> list[str]:
+        """Add the sound files of a folder (`.wav` by header, `.sln`, `.ulaw`... by size), e.g.
+        a real configuration's prompts for a dry run; returns the sound names added."""
+        return self.pbx.sounds.scan(Path(folder), prefix=prefix)
+
+    @property
+    def recordings(self) -> RecordingDesk:
+        """Live and stored recordings (`stored[name].seconds`, `add_stored(name, seconds)`)."""
+        return self.pbx.recordings
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -205,6 +236,7 @@ class AriSimulator:
         dtmf_after: float = 0.5,
         presentation: int = PRES_ALLOWED_NOT_SCREENED,
         stasis_args: Sequence[str] = (),
+        script: PeerScript | None = None,
     ) -> str:
         """A call from the carrier to `did` enters Stasis(app); returns the channel id.
 
@@ -214,6 +246,8 @@ class AriSimulator:
         once, with no event, as on Asterisk. `presentation` is the caller's (AST_PRES_*, e.g.
         PRES_PROHIB_NOT_SCREENED for a withheld number); `stasis_args` the dialplan's Stasis()
         arguments after the app, e.g. SHIPPED_STASIS_ARGS (none: plain `Stasis(pbxd)`).
+        `script` says what the caller does once answered (`keys`, `talk` into a recording);
+        it replaces `dtmf`/`dtmf_after` when given.
         """
         chan = self.pbx.inbound_call(
             did,
@@ -226,6 +260,7 @@ class AriSimulator:
             dtmf_after=dtmf_after,
             presentation=presentation,
             stasis_args=stasis_args,
+            script=script,
         )
         return chan.id
 
@@ -305,7 +340,7 @@ class AriSimulator:
             return web.json_response({"message": "Internal Server Error"}, status=500)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
+        path = request.rel_url.raw_path  # encoded: a `%2F` inside a segment stays inside it
         if path != "/ari" and not path.startswith("/ari/"):
             return _http_error(404, "Not Found", "The requested URL was not found on this server.")
         rel = path[len("/ari") :] or "/"
@@ -378,6 +413,13 @@ class AriSimulator:
                 "body": reply.body,
             }
         )
+        if isinstance(reply.body, bytes):
+            # A file (stored recording): logged as the captures do, without its bytes.
+            logged = self.rest_log[-1]
+            logged["body"] = None
+            logged["content_type"] = reply.headers.get("Content-Type", "")
+            logged["content_length"] = len(reply.body)
+            return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
         if reply.status == 204 or reply.body is None:
             return web.Response(status=reply.status, headers=reply.headers)
         return web.Response(

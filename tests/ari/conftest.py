@@ -1,7 +1,8 @@
 """Fixtures for the ARI client tests: real Asterisk 22 captures and small fake ARI servers.
 
-`captures/*.jsonl` are recordings of real Asterisk 22 traffic (one JSON record a line:
-`kind` "event" with `data`, "request" with method/path/params/status/body, or "ws").
+`tests/ari_conformance/data/captures/*.jsonl` are recordings of real Asterisk 22 traffic (one
+JSON record a line: `kind` "event" with `data`, "request" with method/path/params/status/body,
+or "ws").
 Tests asking for `capture_event` or `capture_request` run once per recorded record.
 """
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-CAPTURES = Path(__file__).parent / "captures"
+from tests.ari_conformance.captures import CAPTURES_DIR
+
+CAPTURES = CAPTURES_DIR  # the real Asterisk 22 traces the tests carry
 USERNAME = "pbxd"
 PASSWORD = "pbxd-secret"
 APP = "pbxd"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from pbxd.ari import events as ev
 from pbxd.ari.errors import AriEventError
 from pbxd.ari.models import Channel
 
-CAPTURES = Path(__file__).parent / "captures"
+from .fakes import CAPTURES
 
 
 def _first_event(event_type: str) -> dict[str, Any]:

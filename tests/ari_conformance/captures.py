@@ -54,30 +54,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .swagger import REPO_ROOT, default_docs_dir
+from .swagger import DATA_DIR, docs_dir_from_environment
 
 CAPTURES_ENV = "PBXD_ARI_CAPTURES"
+CAPTURES_DIR = DATA_DIR / "captures"  # media/ below: the media traces
 IGNORED_EVENTS = frozenset({"ChannelVarset"})
 # Capture times have millisecond resolution; half of one keeps float rounding out of the way.
 CONCURRENT_GAP = 0.0005  # seconds of capture time; see the module docstring
 
 _NAME_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}$")
+_SNOOP_NAME = re.compile(r"Snoop/(.+)-\*")
 
 
 def captures_dir() -> Path:
-    """`$PBXD_ARI_CAPTURES`, else the `captures/` next to the api-docs directory."""
+    """`$PBXD_ARI_CAPTURES`, else the `captures/` next to `$PBXD_ARI_DOCS`, else the copies
+    the tests carry."""
     env = os.environ.get(CAPTURES_ENV)
     if env:
         return Path(env)
-    docs = default_docs_dir()
-    candidate = docs.parent / "captures"
-    if candidate.is_dir():
-        return candidate
-    return REPO_ROOT.parent / "shared" / "asterisk-ari" / "captures"
+    docs = docs_dir_from_environment()
+    if docs is not None and (docs.parent / "captures").is_dir():
+        return docs.parent / "captures"
+    return CAPTURES_DIR
 
 
 def capture_names() -> list[str]:
     return sorted(p.stem for p in captures_dir().glob("*.jsonl"))
+
+
+def media_capture_names() -> list[str]:
+    """The media traces (2026-12-03) as `media/<name>`, loadable with `load_capture`."""
+    return sorted(f"media/{p.stem}" for p in (captures_dir() / "media").glob("*.jsonl"))
 
 
 # --------------------------------------------------------------------------- steps
@@ -91,6 +98,9 @@ class Request:
     params: dict[str, str]
     status: int
     body: Any
+    # A file answer (stored recording): recorded without its bytes.
+    content_type: str | None = None
+    content_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,11 +175,20 @@ class Roles:
             if ident in self.by_id:
                 continue
             if kind == "channel":
-                self._new(kind, ident, name_pattern(str(item.get("name", "?"))))
+                self._new(kind, ident, self._channel_pattern(str(item.get("name", "?"))))
             elif kind == "bridge":
                 self._new(kind, ident, str(item.get("bridge_type", "?")))
             else:
                 self._new(kind, ident, str(item.get("media_uri", "?")))
+
+    def _channel_pattern(self, name: str) -> str:
+        """`PJSIP/alice-*`; a snoop channel names the channel it snoops on by id, given as a
+        role (`Snoop/{leg1}-*`)."""
+        pattern = name_pattern(name)
+        snooped = _SNOOP_NAME.fullmatch(pattern)
+        if snooped is not None and snooped.group(1) in self.by_id:
+            return f"Snoop/{{{self.by_id[snooped.group(1)]}}}-*"
+        return pattern
 
     def role(self, ident: Any) -> str:
         """The role of an id; unknown ids are kept, marked with `?`."""
@@ -255,6 +274,8 @@ def parse_records(records: Iterable[Mapping[str, Any]], name: str = "") -> Captu
                 params={str(k): str(v) for k, v in (rec.get("params") or {}).items()},
                 status=int(rec["status"]),
                 body=rec.get("body"),
+                content_type=rec.get("content_type"),
+                content_length=rec.get("content_length"),
             )
             capture.roles.see(step.body)
         elif kind == "ws":
@@ -329,6 +350,25 @@ def normalise_event(data: Mapping[str, Any], roles: Roles) -> NormEvent:
     elif isinstance(playback, dict):
         subject = roles.role(playback.get("id"))
         detail = f"{playback.get('state')} on {roles.sub(str(playback.get('target_uri')))}"
+    elif isinstance(data.get("recording"), dict):
+        recording = data["recording"]
+        subject = f"recording:{recording.get('name')}"
+        detail = f"{recording.get('state')} on {roles.sub(str(recording.get('target_uri')))}"
+        durations = [recording.get(k) for k in _RECORDING_DURATIONS if k in recording]
+        if durations:
+            detail += " " + "/".join(str(d) for d in durations)
+    elif isinstance(data.get("endpoint"), dict):
+        endpoint = data["endpoint"]
+        subject = f"endpoint:{endpoint.get('technology')}/{endpoint.get('resource')}"
+        state = str(endpoint.get("state"))
+        peer, contact = data.get("peer"), data.get("contact_info")
+        if isinstance(peer, dict):
+            detail = str(peer.get("peer_status"))
+        elif isinstance(contact, dict):
+            detail = str(contact.get("contact_status"))
+    elif isinstance(data.get("device_state"), dict):
+        subject = f"device:{data['device_state'].get('name')}"
+        state = str(data["device_state"].get("state"))
     if etype == "ChannelVarset":
         detail = f"{data.get('variable')}={name_pattern(roles.sub(str(data.get('value'))))!r}"
     if etype == "ChannelDtmfReceived":
@@ -359,6 +399,7 @@ _EVENT_DETAIL_KEYS = (
     "digit",
     "duration_ms",
 )
+_RECORDING_DURATIONS = ("duration", "talking_duration", "silence_duration")
 _CHANNEL_DETAIL_KEYS = ("caller", "connected", "dialplan", "language", "accountcode")
 _BRIDGE_DETAIL_KEYS = ("bridge_type", "bridge_class", "technology", "creator", "name", "video_mode")
 
@@ -387,7 +428,15 @@ def event_details(data: Mapping[str, Any], roles: Roles) -> dict[str, Any]:
         out["bridge.channels"] = [roles.role(c) for c in bridge.get("channels", [])]
     playback = data.get("playback")
     if isinstance(playback, dict):
-        out.update({f"playback.{k}": playback.get(k) for k in ("media_uri", "language")})
+        out.update(
+            {f"playback.{k}": playback.get(k) for k in ("media_uri", "next_media_uri", "language")}
+        )
+    recording = data.get("recording")
+    if isinstance(recording, dict):
+        out["recording.format"] = recording.get("format")
+    contact = data.get("contact_info")
+    if isinstance(contact, dict):
+        out.update({f"contact.{k}": contact.get(k) for k in ("aor", "roundtrip_usec")})
     return out
 
 
@@ -579,7 +628,16 @@ def body_facts(body: Any, roles: Roles) -> dict[str, Any]:
             name=body.get("name"),
             channel_ids=sorted(roles.role(c) for c in body.get("channel_ids", [])),
             bridge_ids=sorted(roles.role(b) for b in body.get("bridge_ids", [])),
+            endpoint_ids=body.get("endpoint_ids"),
+            device_names=body.get("device_names"),
         )
+    elif {"name", "format", "target_uri"} <= body.keys():  # LiveRecording
+        facts.update(
+            {k: body.get(k) for k in ("name", "format", "state", *_RECORDING_DURATIONS)},
+            target_uri=roles.sub(str(body.get("target_uri"))),
+        )
+    elif body.keys() == {"name", "format"} or body.keys() == {"name", "state"}:
+        facts.update(body)  # StoredRecording, DeviceState
     elif {"technology", "resource"} <= body.keys():  # Endpoint
         facts.update(
             endpoint=f"{body['technology']}/{body['resource']}",
@@ -608,9 +666,45 @@ def compare_requests(expected: Capture, got: Capture) -> list[str]:
         if exp_shape != got_shape:
             problems.append(f"{sig}: body shape differs: {_shape_diff(exp_shape, got_shape)}")
         exp_facts, got_facts = body_facts(exp.body, expected.roles), body_facts(g.body, got.roles)
+        if _started_race(sig, exp_facts, got_facts):
+            exp_facts, got_facts = (
+                dict(exp_facts, state="<raced>"),
+                dict(got_facts, state="<raced>"),
+            )
+        exp_file = (exp.content_type, exp.content_length)
+        got_file = (g.content_type, g.content_length)
+        if exp_file != got_file and not _same_kind_of_file(exp_file, got_file):
+            problems.append(f"{sig}: file {got_file} != Asterisk's {exp_file}")
         if exp_facts != got_facts:
             problems.append(f"{sig}: body {got_facts} != Asterisk's {exp_facts}")
     return problems
+
+
+# The state a new playback or recording shows in its 201 answer: `queued`, or already
+# `playing` / `recording` when its Started event raced the answer (README, "Media").
+_RACED_STATES = {"play": {"queued", "playing"}, "record": {"queued", "recording"}}
+
+
+def _started_race(sig: RestSignature, exp: dict[str, Any], got: dict[str, Any]) -> bool:
+    if sig.method != "POST" or sig.status != 201:
+        return False
+    verb = sig.path.rsplit("/", 2)[-1] if "/play/" not in sig.path else "play"
+    states = _RACED_STATES.get(verb)
+    return states is not None and {exp.get("state"), got.get("state")} <= states
+
+
+def _same_kind_of_file(
+    exp: tuple[str | None, int | None], got: tuple[str | None, int | None]
+) -> bool:
+    """A WAV's length depends on when keys and hangups land: same type, whole header, and
+    within 0.25 s (4000 bytes) of audio is the same recording."""
+    if exp[0] != got[0] or exp[1] is None or got[1] is None:
+        return False
+    if exp[0] == "application/json":
+        return True  # an error body, compared as JSON like any other
+    if exp[0] != "audio/wav":
+        return exp[1] == got[1]
+    return got[1] >= 44 and (got[1] - 44) % 2 == 0 and abs(exp[1] - got[1]) <= 4000
 
 
 def _shape_diff(exp: Any, got: Any, path: str = "body") -> str:

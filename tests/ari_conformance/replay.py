@@ -48,6 +48,13 @@ class IncomingCall:
     caller_number: str = "+33612000001"
     caller_name: str = "Caller"
     hangup_after: float | None = None
+    # From the media captures on: the carrier endpoint (trunk-info sends keys as SIP INFO),
+    # the shipped dialplan's Stasis() argument, what the caller does once answered.
+    trunk: str = "trunk-in"
+    stasis_args: tuple[str, ...] = ()
+    role: str = "caller"
+    keys: tuple[tuple[float, str], ...] = ()
+    talk: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class When:
     role: str
     state: str | None = None
     timeout: float = 20.0  # virtual seconds
+    count: int = 1  # the n-th such event (a second key press)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,15 @@ class Do:
     path: str
     params: Mapping[str, str] = field(default_factory=dict)
     save: str | None = None
+
+
+@dataclass(frozen=True)
+class Bind:
+    """Give `role` an id of our own before the request that uses it (a playback id in
+    `/play/{playbackId}`); `template` may name roles known so far (`menu-{caller}`)."""
+
+    role: str
+    template: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,7 @@ class Connect:
     pass
 
 
-Step = IncomingCall | When | Do | Sleep | CloseWs | DropWs | Connect
+Step = IncomingCall | When | Do | Bind | Sleep | CloseWs | DropWs | Connect
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,9 @@ class Scenario:
     peers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     ws_states: tuple[str, ...] | None = None  # None: the capture's
     variant: str = ""
+    # Virtual seconds per real second; a trace whose keys land within 0.1 s of a recording's
+    # second boundary runs slower, so the loop's real latency does not move them across it.
+    speed: float = 10.0
 
     @property
     def id(self) -> str:
@@ -122,6 +142,7 @@ def basic_auth(username: str = USERNAME, password: str = PASSWORD) -> str:
 def setup_lab(sim: Any) -> None:
     """The endpoints of the capture lab (README): trunks, alice, bob, dave, offline carol."""
     sim.add_endpoint("PJSIP", "trunk-in")
+    sim.add_endpoint("PJSIP", "trunk-info")
     sim.add_endpoint("PJSIP", "trunk-out")
     sim.add_endpoint("PJSIP", "alice", caller_name="Alice", caller_number="alice")
     sim.add_endpoint("PJSIP", "bob", caller_name="Bob", caller_number="bob")
@@ -204,10 +225,13 @@ class ReplayClient:
         async with self.session.request(
             step.method, f"{self.base_url}{path}", params=params
         ) as resp:
-            text = await resp.text()
+            raw = await resp.read()
+            is_json = resp.content_type == "application/json"
+            text = raw.decode("utf-8", "replace") if is_json or not path.endswith("/file") else ""
             body = json.loads(text) if text.strip() else None
             status = resp.status
-        rec = {
+            content_type = resp.content_type
+        rec: dict[str, Any] = {
             "kind": "request",
             "method": step.method,
             "path": path,
@@ -215,6 +239,8 @@ class ReplayClient:
             "status": status,
             "body": body,
         }
+        if path.endswith("/file"):  # recorded as the captures record a file: no bytes
+            rec.update(content_type=content_type, content_length=len(raw))
         self._record(rec)
         if step.save is not None:
             if not isinstance(body, dict) or "id" not in body:
@@ -225,21 +251,24 @@ class ReplayClient:
     # ----------------------------------------------------------------- events
     def _find(self, step: When) -> bool:
         named = set(self.ids.values())
+        found = 0
         for rec in self.records:
             if rec["kind"] != "event" or rec["data"].get("type") != step.type:
                 continue
             data = rec["data"]
             obj = data.get("peer") if step.type == "Dial" else data.get("channel")
             if obj is None:
-                obj = data.get("bridge") or data.get("playback")
+                obj = data.get("bridge") or data.get("playback") or data.get("recording")
             if not isinstance(obj, dict):
                 continue
-            ident = str(obj.get("id"))
+            ident = str(obj.get("id", obj.get("name")))
             if step.state is not None and obj.get("state") != step.state:
                 continue
             if step.role in self.ids:
                 if self.ids[step.role] == ident:
-                    return True
+                    found += 1
+                    if found >= step.count:
+                        return True
             elif step.type == "StasisStart" and ident not in named:
                 self.ids[step.role] = ident
                 return True
@@ -277,14 +306,20 @@ class ReplayClient:
     # ------------------------------------------------------------------ steps
     async def run(self, step: Step) -> None:
         if isinstance(step, IncomingCall):
+            from pbxd.sim import PeerScript
+
             channel_id = await self.sim.inbound_call(
                 step.did,
                 step.caller_number,
                 step.caller_name,
-                trunk="trunk-in",
+                trunk=step.trunk,
                 hangup_after=step.hangup_after,
+                stasis_args=step.stasis_args,
+                script=PeerScript(keys=step.keys, talk=step.talk),
             )
-            self.ids.setdefault("caller", str(channel_id))
+            self.ids.setdefault(step.role, str(channel_id))
+        elif isinstance(step, Bind):
+            self.ids[step.role] = step.template.format_map(self.ids)
         elif isinstance(step, When):
             await self.wait(step)
         elif isinstance(step, Do):
@@ -308,7 +343,9 @@ async def run_scenario(scenario: Scenario, speed: float = 10.0) -> RunResult:
     from pbxd.sim import AriSimulator, PeerScript
 
     clock = ScaledClock(speed=speed)
-    sim = AriSimulator(clock=clock, username=USERNAME, password=PASSWORD)
+    sim = AriSimulator(
+        clock=clock, username=USERNAME, password=PASSWORD, stasis_only_subscriptions=True
+    )
     setup_lab(sim)
     for destination, kwargs in scenario.peers.items():
         sim.script(destination, PeerScript(**kwargs))

@@ -1,7 +1,8 @@
 """A small validator for Asterisk's ARI Swagger 1.1 description (no jsonschema).
 
-`Swagger.load()` reads every `api-docs/*.json` file of Asterisk 22 (directory from the
-`PBXD_ARI_DOCS` environment variable, else `<repo>/../shared/asterisk-ari/api-docs`).
+`Swagger.load()` reads the compact reference of Asterisk 22's api-docs the tests carry
+(`data/ari-22.10.1.json`, made by `scripts/ari_reference.py`), or, when the `PBXD_ARI_DOCS`
+environment variable names a directory, the raw `*.json` api-docs in it.
 
 What `validate(value, type_name)` checks, returning readable problems such as
 `"StasisStart.channel.state: 'Rung' not in ['Down', ...]"` (an empty list means valid):
@@ -40,8 +41,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from scripts.ari_reference import compact_api_docs
+
 DOCS_ENV = "PBXD_ARI_DOCS"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(__file__).resolve().parent / "data"
+REFERENCE = DATA_DIR / "ari-22.10.1.json"
 
 _LIST_RE = re.compile(r"^List\[(?P<item>.+)\]$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}$")
@@ -51,12 +55,10 @@ _PRIMITIVES = frozenset(
 _ERROR_KEYS = frozenset({"message", "error"})
 
 
-def default_docs_dir() -> Path:
-    """The api-docs directory: `$PBXD_ARI_DOCS`, else the shared reference data."""
+def docs_dir_from_environment() -> Path | None:
+    """The raw api-docs directory `$PBXD_ARI_DOCS` names, if any."""
     env = os.environ.get(DOCS_ENV)
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared" / "asterisk-ari" / "api-docs"
+    return Path(env) if env else None
 
 
 def parse_ari_date(text: str) -> datetime:
@@ -152,22 +154,21 @@ class Swagger:
 
     @classmethod
     def load(cls, docs_dir: Path | str | None = None) -> Swagger:
-        directory = Path(docs_dir) if docs_dir is not None else default_docs_dir()
-        files = sorted(directory.glob("*.json"))
-        if not files:
-            raise FileNotFoundError(f"no ARI api-docs in {directory}")
-        models: dict[str, dict[str, Any]] = {}
-        operations: list[Operation] = []
-        for file in files:
-            doc = json.loads(file.read_text(encoding="utf-8"))
-            for name, model in doc.get("models", {}).items():
-                if name in models and models[name] != model:
-                    raise ValueError(f"model {name} defined twice differently ({file.name})")
-                models[name] = model
-            for api in doc.get("apis", []):
-                for op in api.get("operations", []):
-                    operations.append(_operation(api["path"], op))
-        return cls(models, operations)
+        """Raw api-docs from `docs_dir` or `$PBXD_ARI_DOCS`, else the committed reference."""
+        directory = Path(docs_dir) if docs_dir is not None else docs_dir_from_environment()
+        if directory is not None:
+            return cls.from_reference(compact_api_docs(directory))
+        return cls.from_reference(json.loads(REFERENCE.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_reference(cls, reference: Mapping[str, Any]) -> Swagger:
+        """From the compact form (`models`, and `operations` by path and method)."""
+        operations = [
+            _operation(method, template, op)
+            for template, by_method in reference["operations"].items()
+            for method, op in by_method.items()
+        ]
+        return cls(dict(reference["models"]), operations)
 
     # ----------------------------------------------------------------- models
     def ancestors(self, name: str) -> list[str]:
@@ -354,7 +355,7 @@ class Swagger:
         return problems
 
 
-def _operation(template: str, op: Mapping[str, Any]) -> Operation:
+def _operation(method: str, template: str, op: Mapping[str, Any]) -> Operation:
     params = tuple(
         Parameter(
             name=p["name"],
@@ -366,11 +367,11 @@ def _operation(template: str, op: Mapping[str, Any]) -> Operation:
         for p in op.get("parameters", [])
     )
     return Operation(
-        method=str(op["httpMethod"]).upper(),
+        method=method,
         template=template,
         nickname=str(op.get("nickname", "")),
         response_class=str(op.get("responseClass", "void")),
-        error_codes=frozenset(int(e["code"]) for e in op.get("errorResponses", [])),
+        error_codes=frozenset(op.get("errorCodes", [])),
         parameters=params,
     )
 

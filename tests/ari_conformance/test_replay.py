@@ -357,8 +357,13 @@ def _replay_params() -> list[Any]:
 
 @pytest.mark.parametrize("scenario", _replay_params())
 async def test_replay(scenario: Scenario, swagger: Swagger) -> None:
+    await check_replay(scenario, swagger)
+
+
+async def check_replay(scenario: Scenario, swagger: Swagger) -> None:
+    """Run `scenario` against the simulator and fail with every deviation from its capture."""
     capture = load_capture(scenario.capture)
-    result = await run_scenario(scenario)
+    result = await run_scenario(scenario, speed=scenario.speed)
     run = result.run
     problems: list[str] = []
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .captures import Event, Request, capture_names, load_capture
-from .swagger import DOCS_ENV, Swagger, default_docs_dir, parse_ari_date
+from .sample_docs import write_api_docs
+from .swagger import DOCS_ENV, Swagger, docs_dir_from_environment, parse_ari_date
 
 CREATE = "/channels/create"
 
@@ -389,11 +389,9 @@ def test_event_dataclass_type() -> None:
 
 
 def test_docs_directory_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    target = tmp_path / "docs"
-    target.mkdir()
-    shutil.copy(default_docs_dir() / "events.json", target / "events.json")
+    target = write_api_docs(tmp_path / "docs")
     monkeypatch.setenv(DOCS_ENV, str(target))
-    assert default_docs_dir() == target
+    assert docs_dir_from_environment() == target
     only_events = Swagger.load()
     assert "StasisStart" in only_events.models
     assert "Bridge" not in only_events.models

@@ -109,6 +109,8 @@ def test_table_shows_local_times_with_zone_abbreviation(entries: list[CallLogEnt
         "legs",
         "hangup",
         "cause",
+        "path",
+        "voicemail",
     ]
     assert set(lines[1]) <= {"-", " "}
     spring, winter = lines[2], lines[3]
@@ -224,3 +226,63 @@ def test_leg_outcomes_follow_their_hangup_causes() -> None:
     assert summary == (
         "6: a busy, b answered elsewhere, c no answer, d unreachable, e answered, f failed (99)"
     )
+
+
+def _voicemail_entry() -> CallLogEntry:
+    """After hours: closed, then a 42 s message."""
+    from pbxd.cdr.records import PathStep, StepKind, StepOutcome, VoicemailLeft
+
+    call = CallRecord(
+        "vm",
+        DID,
+        started_at=utc(2024, 12, 24, 19, 0, 0),  # 20:00 in Paris
+        caller_number="+33612345678",
+        ended_at=utc(2024, 12, 24, 19, 1, 0),
+        disposition=Disposition.VOICEMAIL,
+        hangup_cause=16,
+        path=(
+            PathStep(StepKind.SCHEDULE, StepOutcome.CLOSED),
+            PathStep(StepKind.VOICEMAIL, StepOutcome.LEFT),
+        ),
+        voicemail=VoicemailLeft("20241224T190000Z-vm", 42),
+    )
+    return CallLogEntry(call)
+
+
+def test_table_shows_the_path_and_the_voicemail(entries: list[CallLogEntry]) -> None:
+    import re
+
+    lines = format_table([_voicemail_entry(), *entries], PARIS).splitlines()
+    vm, spring = (re.split(r"\s{2,}", line.strip()) for line in lines[2:4])
+    assert vm[:3] == ["2024-12-24 20:00:00 CET", "+33612345678", "voicemail"]
+    assert vm[-2:] == ["closed → voicemail", "0:42 (20241224T190000Z-vm)"]
+    assert spring[-3:] == ["16 (normal clearing)", "-", "-"]  # an older call: no path known
+
+
+def test_csv_has_the_path_readable_and_typed_and_the_voicemail(
+    entries: list[CallLogEntry],
+) -> None:
+    rows = list(csv.DictReader(io.StringIO(format_csv([_voicemail_entry(), *entries], PARIS))))
+    vm, spring = rows[0], rows[1]
+    assert vm["path"] == "closed → voicemail"
+    assert vm["path_steps"] == "schedule:closed voicemail:left"
+    assert (vm["voicemail_id"], vm["voicemail_seconds"]) == ("20241224T190000Z-vm", "42")
+    assert (spring["path"], spring["voicemail_id"], spring["voicemail_seconds"]) == ("", "", "")
+
+
+def test_json_keeps_one_object_per_call_with_path_legs_and_voicemail(
+    entries: list[CallLogEntry],
+) -> None:
+    calls = json.loads(format_json([_voicemail_entry(), *entries], PARIS))
+    assert [c["call_id"] for c in calls] == ["vm", "spring", "winter"]
+    vm = calls[0]
+    assert vm["disposition"] == "voicemail"
+    assert vm["path"] == [
+        {"step": "schedule", "outcome": "closed"},
+        {"step": "voicemail", "outcome": "left"},
+    ]
+    assert vm["path_text"] == "closed → voicemail"
+    assert vm["voicemail"] == {"message_id": "20241224T190000Z-vm", "duration": 42}
+    assert vm["legs"] == []
+    assert calls[1]["voicemail"] is None and calls[1]["path"] == []
+    assert len(calls[2]["legs"]) == 2

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +20,12 @@ from typing import Any
 
 from pbxd.clock import VirtualClock
 from pbxd.sim import AriSimulator, PeerScript
+from tests.ari_conformance.captures import captures_dir
 
 from .conftest import Ari, EventReader
 
 REPO = Path(__file__).resolve().parents[2]
 _SUFFIX = re.compile(r"-[0-9a-fA-F]{8}$")
-
-
-def captures_dir() -> Path:
-    env = os.environ.get("PBXD_ARI_CAPTURES")
-    return Path(env) if env else REPO.parent / "shared" / "asterisk-ari" / "captures"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from pbxd.cdr.db import async_url, make_engine
+from pbxd.cdr.db import async_url, make_engine, schema_change
 from pbxd.cdr.schema import Base
 
 config = context.config
@@ -49,7 +49,7 @@ async def _run_async() -> None:
     """Open our own engine (hand-run `alembic`), migrate, dispose."""
     engine = make_engine(_database_url())
     try:
-        async with engine.begin() as conn:
+        async with schema_change(engine) as conn:
             await conn.run_sync(_run)
     finally:
         await engine.dispose()

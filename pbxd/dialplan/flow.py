@@ -1,0 +1,227 @@
+"""A call flow: what to do with one inbound call, as a small graph of typed steps (pure data).
+
+The planner (`pbxd.dialplan.plan`) turns call facts, the configuration and `now` into a
+`Flow`; the call session (`pbxd.calls`) runs it step by step. Each step names the steps that
+follow it by outcome, so "where did this call go?" is a walk over data, and `pbxd check`
+can find loops, dead ends and unreachable steps without running anything.
+
+Step names are unique within a flow. A `goto` into another route is resolved by the planner:
+that route's steps are copied in under `<route>/<step>` names, so the session never needs
+the configuration at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from pbxd.config.files import HangupReason, RingStrategy
+from pbxd.dialplan.presentation import Presentation
+
+StepName = str
+
+
+class StepKind(StrEnum):
+    """The kinds of step a flow is made of (`menu` arrives with the IVR)."""
+
+    SCHEDULE = "schedule"
+    PLAY = "play"
+    RING = "ring"
+    VOICEMAIL = "voicemail"
+    GOTO = "goto"
+    HANGUP = "hangup"
+    MENU = "menu"
+
+
+class StepOutcome(StrEnum):
+    """How a step ended: the label of the branch taken, and the word the call log shows."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    PLAYED = "played"
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"
+    LEFT = "left"  # a voicemail message was kept
+    TOO_SHORT = "too_short"  # a message under the box's minimum: dropped, not kept as noise
+    NO_MESSAGE = "no_message"  # the caller hung up before saying anything
+    ABANDONED = "abandoned"  # the caller hung up during the step
+    JUMPED = "jumped"
+    HUNG_UP = "hung_up"
+
+
+class OpenHours(Protocol):
+    """Opening hours of a number, in its own time zone (see `pbxd.dialplan.hours`)."""
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether the line is open at the aware instant `at`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlan:
+    """One outbound leg to ring: where, for how long, and with which caller ID.
+
+    `ring_time` is the target's own ring time (at most the step's timeout). A hunt starts
+    each leg when the previous one ends and caps its ring time by what is left of the
+    step's timeout at that moment.
+    """
+
+    target: str
+    dial_string: str
+    trunk: str | None
+    ring_time: int
+    caller_id_number: str
+    caller_id_name: str
+    # Set as CONNECTEDLINE(pres) when not allowed: chan_pjsip then keeps it out of From/PAI.
+    caller_id_presentation: Presentation = Presentation.ALLOWED_NOT_SCREENED
+    # Hang the leg up after this long answered (toll fraud, forgotten calls); seconds.
+    max_duration: int = 4 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleStep:
+    """Branch on the number's opening hours at the moment the step is entered."""
+
+    name: StepName
+    hours: OpenHours
+    open: StepName
+    closed: StepName
+    kind: StepKind = field(default=StepKind.SCHEDULE, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """The step each outcome leads to."""
+        return {StepOutcome.OPEN: self.open, StepOutcome.CLOSED: self.closed}
+
+
+@dataclass(frozen=True, slots=True)
+class PlayStep:
+    """Play prompts (media URIs such as `sound:acme-welcome`) to the caller, then go on.
+
+    With `answer` false the prompts go out as early media (183 Session Progress): the caller
+    hears them without being answered, so without being billed.
+    """
+
+    name: StepName
+    prompts: tuple[str, ...]
+    answer: bool
+    next: StepName
+    kind: StepKind = field(default=StepKind.PLAY, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """The step each outcome leads to."""
+        return {StepOutcome.PLAYED: self.next}
+
+
+@dataclass(frozen=True, slots=True)
+class RingStep:
+    """Ring legs with a strategy; on no answer, busy or unavailable go to another step."""
+
+    name: StepName
+    strategy: RingStrategy
+    legs: tuple[LegPlan, ...]
+    timeout: int
+    no_answer: StepName
+    busy: StepName
+    unavailable: StepName
+    kind: StepKind = field(default=StepKind.RING, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """The step each outcome leads to (an answered call ends in its bridge)."""
+        return {
+            StepOutcome.NO_ANSWER: self.no_answer,
+            StepOutcome.BUSY: self.busy,
+            StepOutcome.UNAVAILABLE: self.unavailable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """A voicemail box: where messages go and how they are taken."""
+
+    name: str
+    email: str | None = None
+    greeting: tuple[str, ...] = ()  # empty: the default greeting of `language`
+    language: str = "en"
+    max_seconds: int = 180
+    min_seconds: int = 2
+    silence_seconds: int = 5
+    finish_key: str = "#"
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailStep:
+    """Greeting, beep, recording; the call ends after it."""
+
+    name: StepName
+    mailbox: Mailbox
+    kind: StepKind = field(default=StepKind.VOICEMAIL, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """A voicemail ends the call: no step follows."""
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class GotoStep:
+    """Go on at another step (of this route, or of another route copied into the flow)."""
+
+    name: StepName
+    target: StepName
+    kind: StepKind = field(default=StepKind.GOTO, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """The step each outcome leads to."""
+        return {StepOutcome.JUMPED: self.target}
+
+
+@dataclass(frozen=True, slots=True)
+class HangupStep:
+    """End the call with a reason the carrier understands."""
+
+    name: StepName
+    reason: HangupReason
+    kind: StepKind = field(default=StepKind.HANGUP, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """A hangup ends the call: no step follows."""
+        return {}
+
+
+Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """What to do with one call: its steps, where to start, and who is calling."""
+
+    did: str
+    trunk: str | None
+    route: str
+    start: StepName
+    steps: Mapping[StepName, Step]
+    caller_number: str
+    caller_name: str
+    caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
+    timezone: str = "UTC"
+
+    def step(self, name: StepName) -> Step:
+        """The step called `name` (KeyError if the planner built a broken flow)."""
+        return self.steps[name]
+
+    def walk(self) -> Iterator[Step]:
+        """Every step reachable from the start, each once, in breadth-first order."""
+        seen: set[StepName] = set()
+        queue = [self.start]
+        while queue:
+            name = queue.pop(0)
+            if name in seen:
+                continue
+            seen.add(name)
+            step = self.steps[name]
+            yield step
+            queue.extend(step.exits().values())

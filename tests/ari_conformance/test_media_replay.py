@@ -1,0 +1,202 @@
+"""Replay the media traces (captures/media, Asterisk 22.10.1, 2026-12-03) against the simulator.
+
+Same harness and checks as test_replay.py (REST statuses and bodies, event sequences per
+channel / playback / recording, their interleaving, Swagger validity), with the traces' own
+roles: `playbackN` ids are our own (`/play/{playbackId}`), bound with `Bind` before the call.
+The SIP side comes from the capture README: callers on trunk-info press keys (SIP INFO, times
+from the answer) and talk (`talk`: seconds of speech from the first recording's start).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pbxd.sim import SHIPPED_STASIS_ARGS
+
+from .captures import captures_dir, load_capture, media_capture_names
+from .replay import Bind, Do, IncomingCall, Scenario, Sleep, When
+from .swagger import Swagger
+from .test_replay import capture_requests, check_replay, create, dial, table_requests
+
+pytestmark = pytest.mark.skipif(
+    not (captures_dir() / "media").is_dir(), reason="media captures not available"
+)
+
+PROMPT_MENU = {"media": "sound:pbxd-prompt-menu"}
+WELCOME = {"media": "sound:pbxd-prompt-welcome"}
+
+
+def play(role: str, playback: str) -> str:
+    return f"/channels/{{{role}}}/play/{{{playback}}}"
+
+
+# Answered at once; the caller presses 2 1.5 s after the answer and # 3.5 s later, hangs up
+# 1 s after #. Missing sound: failed at once; unknown scheme: started, never finished.
+IVR_MENU_DTMF = Scenario(
+    capture="media/ivr_menu_dtmf",
+    steps=(
+        IncomingCall(
+            did="+33170000002",
+            trunk="trunk-info",
+            stasis_args=SHIPPED_STASIS_ARGS,
+            hangup_after=6.016,
+            keys=((1.506, "2"), (5.01, "#")),
+        ),
+        When("StasisStart", "caller"),
+        Do("POST", "/channels/{caller}/answer"),
+        Bind("playback1", "menu-{caller}"),
+        Do("POST", play("caller", "playback1"), PROMPT_MENU),
+        Do("GET", "/playbacks/{playback1}"),
+        When("ChannelDtmfReceived", "caller"),
+        Do("DELETE", "/playbacks/{playback1}"),
+        When("PlaybackFinished", "playback1"),
+        Do("GET", "/playbacks/{playback1}"),
+        Do("DELETE", "/playbacks/{playback1}"),
+        Bind("playback2", "welcome-{caller}"),
+        Do("POST", "/channels/{caller}/play", {**WELCOME, "playbackId": "{playback2}"}),
+        When("PlaybackFinished", "playback2"),
+        Bind("playback3", "list-{caller}"),
+        Do("POST", play("caller", "playback3"), {"media": "sound:pbxd-beep,sound:pbxd-beep"}),
+        When("PlaybackFinished", "playback3"),
+        Bind("playback4", "missing-{caller}"),
+        Do("POST", play("caller", "playback4"), {"media": "sound:pbxd-no-such-prompt"}),
+        When("PlaybackFinished", "playback4"),
+        Bind("playback5", "bad-{caller}"),
+        Do("POST", play("caller", "playback5"), {"media": "nosuchscheme:x"}),
+        Sleep(0.5),
+        Do("GET", "/playbacks/{playback5}"),
+        When("ChannelDtmfReceived", "caller", count=2),
+        Bind("playback6", "bye-{caller}"),
+        Do("POST", play("caller", "playback6"), PROMPT_MENU),
+        When("StasisEnd", "caller"),
+        Sleep(0.5),
+        Do("GET", "/playbacks/{playback5}"),
+    ),
+)
+
+# Two calls never answered: a prompt played as early media (the channel stays Ring), then
+# `ring`, then a hangup with reason normal; the second call sends `progress` first.
+EARLY_MEDIA_PLAYBACK = Scenario(
+    capture="media/early_media_playback",
+    steps=(
+        IncomingCall(did="+33170000004", stasis_args=SHIPPED_STASIS_ARGS),
+        When("StasisStart", "caller"),
+        Bind("playback1", "early-{caller}"),
+        Do("POST", play("caller", "playback1"), WELCOME),
+        When("PlaybackFinished", "playback1"),
+        Do("GET", "/channels/{caller}"),
+        Do("POST", "/channels/{caller}/ring"),
+        Sleep(0.5),
+        Do("DELETE", "/channels/{caller}", {"reason": "normal"}),
+        When("StasisEnd", "caller"),
+        Sleep(1.6),
+        IncomingCall(did="+33170000004", stasis_args=SHIPPED_STASIS_ARGS, role="leg1"),
+        When("StasisStart", "leg1"),
+        Do("POST", "/channels/{leg1}/progress"),
+        Sleep(0.3),
+        Bind("playback2", "early-{leg1}"),
+        Do("POST", play("leg1", "playback2"), WELCOME),
+        When("PlaybackFinished", "playback2"),
+        Do("GET", "/channels/{leg1}"),
+        Do("POST", "/channels/{leg1}/ring"),
+        Sleep(0.5),
+        Do("DELETE", "/channels/{leg1}", {"reason": "normal"}),
+        When("StasisEnd", "leg1"),
+    ),
+)
+
+VM_RECORD = {
+    "beep": "false",
+    "format": "wav",
+    "ifExists": "overwrite",
+    "maxDurationSeconds": "10",
+    "maxSilenceSeconds": "3",
+    "terminateOn": "#",
+}
+# The caller (trunk-info) talks; presses # 3.1 s into the first recording and 5 1.3 s into
+# the second, then hangs up 1.5 s later (7.0 s after arriving).
+VOICEMAIL_RECORD = Scenario(
+    capture="media/voicemail_record",
+    steps=(
+        Sleep(0.5),
+        Do("DELETE", "/recordings/stored/vm-test-1"),
+        Do("DELETE", "/recordings/stored/vm-test-2"),
+        IncomingCall(
+            did="+33170000003",
+            trunk="trunk-info",
+            stasis_args=SHIPPED_STASIS_ARGS,
+            hangup_after=7.017,
+            keys=((4.006, "#"), (5.506, "5")),
+            talk=6.5,
+        ),
+        When("StasisStart", "caller"),
+        Do("POST", "/channels/{caller}/answer"),
+        Bind("playback1", "tone0-{caller}"),
+        Do("POST", play("caller", "playback1"), {"media": "tone:beep"}),
+        When("PlaybackFinished", "playback1"),
+        Bind("playback2", "tone1-{caller}"),
+        Do("POST", play("caller", "playback2"), {"media": "tone:!1000/400"}),
+        Sleep(0.6),
+        Do("DELETE", "/playbacks/{playback2}"),
+        When("PlaybackFinished", "playback2"),
+        Bind("playback3", "beep-{caller}"),
+        Do("POST", play("caller", "playback3"), {"media": "sound:pbxd-beep"}),
+        When("PlaybackFinished", "playback3"),
+        Bind("vm-test-1", "vm-test-1"),  # recordings are named by us: the name is the role
+        Do("POST", "/channels/{caller}/record", {**VM_RECORD, "name": "vm-test-1"}),
+        Do("GET", "/recordings/live/vm-test-1"),
+        Do(
+            "POST",
+            "/channels/{caller}/record",
+            {"format": "wav", "ifExists": "overwrite", "name": "vm-test-1"},
+        ),
+        When("RecordingFinished", "vm-test-1"),
+        Do("GET", "/recordings/live/vm-test-1"),
+        Do("GET", "/recordings/stored"),
+        Do("GET", "/recordings/stored/vm-test-1"),
+        Do("GET", "/recordings/stored/vm-test-1/file"),
+        Do("POST", "/channels/{caller}/record", {**VM_RECORD, "name": "vm-test-2"}),
+        When("StasisEnd", "caller"),
+        Sleep(0.5),
+        Do("GET", "/recordings/live/vm-test-2"),
+        Do("GET", "/recordings/stored"),
+        Do("GET", "/recordings/stored/vm-test-2"),
+        Do("GET", "/recordings/stored/vm-test-2/file"),
+        Do("DELETE", "/recordings/stored/vm-test-1"),
+        Do("DELETE", "/recordings/stored/vm-test-2"),
+        Do("GET", "/recordings/stored/vm-test-1"),
+        Do("GET", "/recordings/stored/vm-test-1/file"),
+    ),
+    speed=1.0,  # the # lands 0.09 s after the recording's third second: real time
+)
+
+MEDIA_SCENARIOS = [IVR_MENU_DTMF, EARLY_MEDIA_PLAYBACK, VOICEMAIL_RECORD]
+# Requests the traces make on purpose with values the api-docs refuse (README: a validator
+# should expect those to fail).
+DELIBERATELY_INVALID: set[str] = set()
+
+
+@pytest.fixture(scope="module")
+def swagger() -> Swagger:
+    return Swagger.load()
+
+
+@pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id) for s in MEDIA_SCENARIOS])
+def test_table_matches_media_capture(scenario: Scenario, swagger: Swagger) -> None:
+    """The driving table performs exactly the trace's REST calls, and they are valid ARI."""
+    assert table_requests(scenario) == capture_requests(load_capture(scenario.capture))
+    for step in scenario.steps:
+        if isinstance(step, Do) and f"{step.method} {step.path}" not in DELIBERATELY_INVALID:
+            assert swagger.validate_request(step.method, step.path, step.params) == []
+
+
+@pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id) for s in MEDIA_SCENARIOS])
+async def test_media_replay(scenario: Scenario, swagger: Swagger) -> None:
+    await check_replay(scenario, swagger)
+
+
+def test_media_captures_are_there() -> None:
+    assert {s.capture for s in MEDIA_SCENARIOS} <= set(media_capture_names())
+
+
+__all__ = ["create", "dial"]
