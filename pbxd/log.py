@@ -1,4 +1,9 @@
-"""structlog set-up: a readable console on a terminal, JSON lines otherwise (journald)."""
+"""structlog set-up: a readable console on a terminal, JSON lines otherwise (journald).
+
+`redact_url` is the one place that knows how a password hides in a URL; every command that
+prints a URL and every log line (tracebacks and other libraries' lines included) goes
+through it.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,87 @@ import structlog
 
 _SECRET_KEYS = frozenset({"password", "ari_password", "token", "api_key", "secret"})
 
-# `scheme://user:password@host`: the password part of a URL's userinfo.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@")
+# `scheme://user:password@host`, the password running to the LAST `@` of the URL: SQLAlchemy
+# takes `u:hun/ter2@h` and admins write `u:p@ss@h`; hiding a host too is the safe mistake.
+# A URL ends at whitespace or a quote (it sits in free text, JSON or a repr).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\s'\"<>]*:)[^\s'\"<>]*@")
+# `?password=…` (and libpq's sslpassword, ARI's api_key=user:password) in a query string.
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&;](?:ssl)?(?:password|passwd|pass|pwd|api_key|token|secret)=)[^&;#\s'\"<>]*",
+    re.IGNORECASE,
+)
+_MASK = "***"
+_MAX_NESTING = 8  # how deep log fields are searched for URLs
 
 
 def redact_url(text: str) -> str:
-    """`text` with the password of any `scheme://user:password@host` URL replaced by ***."""
-    return _URL_PASSWORD.sub(r"\g<head>***@", text) if "@" in text else text
+    """`text` with every password of every URL in it replaced by ***.
+
+    Covers `scheme://user:password@host` (whatever `/` or `@` the password holds, any
+    `driver+dialect://` scheme) and secrets passed as query parameters (`?password=…`).
+    """
+    if "://" not in text and "=" not in text:
+        return text
+    if "@" in text:
+        text = _URL_PASSWORD.sub(rf"\g<head>{_MASK}@", text)
+    if "=" in text:
+        text = _QUERY_SECRET.sub(rf"\g<head>{_MASK}", text)
+    return text
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    """`value` with URL passwords masked in every string it holds (dicts, lists, tuples)."""
+    if type(value) is str:
+        return redact_url(value)
+    if depth >= _MAX_NESTING:
+        return value
+    if isinstance(value, dict):
+        return {k: _redacted(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redacted(v, depth + 1) for v in value)
+    return value
 
 
 def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Never let a password or token reach a log line, whoever passed it (URLs included)."""
     for key in _SECRET_KEYS & event.keys():
-        event[key] = "***"
+        event[key] = _MASK
     for key, value in event.items():
-        if type(value) is str and "://" in value:
-            event[key] = redact_url(value)
+        event[key] = _redacted(value)
     return event
+
+
+def _redact_line(_: Any, __: str, line: Any) -> Any:
+    """Last pass over the rendered line: catches a URL inside any object's repr."""
+    return redact_url(line) if isinstance(line, str) else line
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Lines of other libraries (asyncio, aiohttp, SQLAlchemy) get the same masking."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_url(super().format(record))
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def _install_stdlib_handler() -> None:
+    """Route the standard library's warnings and tracebacks through the URL masking."""
+    root = logging.getLogger()
+    if any(isinstance(h, _StderrHandler) for h in root.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
@@ -47,6 +116,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
             structlog.processors.format_exc_info,
             _redact_secrets,  # after format_exc_info: tracebacks get redacted too
             renderer,
+            _redact_line,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -54,6 +124,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _install_stdlib_handler()
 
 
 def get_logger(name: str) -> Any:

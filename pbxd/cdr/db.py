@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,9 +16,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from pbxd.cdr.url import async_url as async_url  # re-exported: env.py and tests use it here
+from pbxd.cdr.url import connect_options
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -28,48 +30,6 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 # Any constant shared by every pbxd process: serialises concurrent migrations on one database.
 _PG_MIGRATION_LOCK = 0x70627864  # "pbxd"
-
-_ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
-
-
-def async_url(url: str | URL) -> URL:
-    """Map `sqlite:///…` / `postgresql://…` to their async drivers; refuse anything else."""
-    parsed = make_url(url)
-    driver = _ASYNC_DRIVERS.get(parsed.drivername)
-    if driver is None:
-        raise ValueError(
-            f"unsupported CDR database URL scheme {parsed.drivername!r}: "
-            "use sqlite:///path/to/cdr.db or postgresql://user@host/db"
-        )
-    return parsed.set(drivername=driver)
-
-
-def _pg_server_settings(options: str) -> dict[str, str]:
-    """Parse libpq's `options=-c name=value …` into asyncpg `server_settings`."""
-    settings: dict[str, str] = {}
-    tokens = shlex.split(options)
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token == "-c" and i + 1 < len(tokens):
-            i += 1
-            token = tokens[i]
-        elif token.startswith(("-c", "--")):
-            token = token[2:]
-        else:
-            raise ValueError(f"unsupported PostgreSQL options token {token!r} (use -c name=value)")
-        name, sep, value = token.partition("=")
-        if not sep:
-            raise ValueError(f"PostgreSQL option {token!r} lacks '=value'")
-        settings[name.replace("-", "_")] = value
-        i += 1
-    return settings
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -92,9 +52,10 @@ def make_engine(url: str | URL) -> AsyncEngine:
 
     SQLite: parent directories are created, WAL + synchronous=NORMAL + busy_timeout set on
     each connection; `sqlite://` (memory) shares one connection. PostgreSQL: libpq's
-    `?options=-csearch_path%3Dpbxd` is honoured (asyncpg has no `options`).
+    options (`?sslmode=require`, `?options=-csearch_path%3Dpbxd`) are mapped to asyncpg's
+    (`pbxd.cdr.url.connect_options`); an unknown one raises DatabaseUrlError.
     """
-    parsed = async_url(url)
+    parsed, connect_args = connect_options(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:"):
@@ -105,12 +66,6 @@ def make_engine(url: str | URL) -> AsyncEngine:
             engine = create_async_engine(parsed)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
-    connect_args: dict[str, Any] = {}
-    options = parsed.query.get("options")
-    if options is not None:
-        joined = options if isinstance(options, str) else " ".join(options)
-        connect_args["server_settings"] = _pg_server_settings(joined)
-        parsed = parsed.difference_update_query(["options"])
     # pool_pre_ping: a PostgreSQL restart must cost a reconnect, not a failed batch.
     return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 

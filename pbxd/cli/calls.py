@@ -105,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         entries = asyncio.run(_read(url, did, since, until, args.limit))
     except Exception as exc:
         print(
-            f"pbxd calls: cannot read the call log from {redact_url(url)}: "
-            f"{type(exc).__name__}: {exc}",
+            redact_url(
+                f"pbxd calls: cannot read the call log from {url}: {type(exc).__name__}: {exc}"
+            ),
             file=sys.stderr,
         )
         return 2

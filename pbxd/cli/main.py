@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from pbxd import __version__
 from pbxd.cli import calls, check, numbers, run, simulate
+from pbxd.log import redact_url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,4 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # A bug, not bad input: keep the traceback for the report, minus any password in it.
+        print(redact_url("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        print(
+            f"pbxd {args.command}: internal error: {type(exc).__name__} (please report it)",
+            file=sys.stderr,
+        )
+        return 70  # EX_SOFTWARE
     return status

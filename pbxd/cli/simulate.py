@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import secrets
 import sys
@@ -17,7 +18,7 @@ from pbxd.clock import ScaledClock
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
 from pbxd.config.numbering import national_format
-from pbxd.log import configure_logging
+from pbxd.log import configure_logging, redact_url
 from pbxd.sim import SHIPPED_STASIS_ARGS
 from pbxd.sim.scenario import (
     MAX_SCENARIO_SECONDS,
@@ -27,6 +28,7 @@ from pbxd.sim.scenario import (
     load_scenario,
     prepare_simulator,
 )
+from pbxd.sim.scenario_clock import ScenarioClock
 from pbxd.sim.server import AriSimulator
 
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 f"pbxd simulate: --speed must be above 0 and at most {MAX_SPEED:g}", file=sys.stderr
             )
             return 1
-        scenario = Scenario(scenario.title, args.speed, scenario.peers, scenario.calls)
+        scenario = dataclasses.replace(scenario, speed=args.speed)
     configure_logging(config.settings.log_level if args.verbose else "error")
     database = args.database or config.settings.database_url
     return asyncio.run(play(config, scenario, database))
@@ -74,12 +76,15 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         store = await CdrStore.open(database_url)
     except Exception as exc:
         print(
-            f"pbxd simulate: cannot open the CDR database {_safe_url(database_url)}: "
-            f"{type(exc).__name__}: {exc}",
+            redact_url(
+                f"pbxd simulate: cannot open the CDR database {database_url}: "
+                f"{type(exc).__name__}: {exc}"
+            ),
             file=sys.stderr,
         )
         return 1
-    clock = ScaledClock(speed=scenario.speed)
+    # A scenario with calls at given dates reads those dates; its wall time jumps between them.
+    clock = ScenarioClock(ScaledClock(speed=scenario.speed, origin=scenario.start))
     password = secrets.token_urlsafe(12)
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
@@ -113,7 +118,7 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         print()
         print(render_timeline(call, finished.get(channel_id), config))
     missing = [c for c in placed if c not in finished]
-    print(f"\n{len(finished)} call(s) recorded in {_safe_url(database_url)}")
+    print(f"\n{len(finished)} call(s) recorded in {redact_url(database_url)}")
     if not settled:
         print(
             f"pbxd simulate: calls still up after {MAX_SCENARIO_SECONDS} s of scenario time; "
@@ -128,14 +133,14 @@ async def _place_calls(
     service: CallService,
     config: Config,
     scenario: Scenario,
-    clock: ScaledClock,
+    clock: ScenarioClock,
     placed: dict[str, ScenarioCall],
 ) -> None:
     """Place the scenario's calls at their times, then wait until every call has ended."""
     assert service.daemon is not None
     start = clock.monotonic()
     for call in scenario.calls:
-        await clock.sleep(call.at - (clock.monotonic() - start))
+        await _until(call.at, start, clock, sim, service)
         channel_id = await sim.inbound_call(
             call.did,
             call.caller_number,
@@ -145,10 +150,38 @@ async def _place_calls(
             app=config.settings.ari_app,
             presentation=call.presentation,
             stasis_args=SHIPPED_STASIS_ARGS,  # as asterisk-conf/extensions.conf passes them
+            script=call.script,
         )
         placed[channel_id] = call
     await sim.wait_until_idle()
     await service.daemon.wait_idle()
+
+
+async def _until(
+    at: float, start: float, clock: ScenarioClock, sim: AriSimulator, service: CallService
+) -> None:
+    """Wait until scenario second `at`; once no call is up, jump the wall time there."""
+    assert service.daemon is not None
+    delay = at - (clock.monotonic() - start + clock.jumped)
+    if delay <= 0:
+        return
+
+    async def idle() -> None:
+        assert service.daemon is not None
+        await sim.wait_until_idle()
+        await service.daemon.wait_idle()
+
+    sleeping = asyncio.ensure_future(clock.sleep(delay))
+    quiet = asyncio.ensure_future(idle())
+    try:
+        await asyncio.wait({sleeping, quiet}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeping, quiet):
+            task.cancel()
+        await asyncio.gather(sleeping, quiet, return_exceptions=True)
+    left = at - (clock.monotonic() - start + clock.jumped)
+    if left > 0:
+        clock.jump(left)
 
 
 def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:
@@ -157,7 +190,7 @@ def render_timeline(call: ScenarioCall, controller: CallController | None, confi
     shown = national_format(call.did) if number else call.did
     label = f" ({number.label})" if number and number.label else ""
     caller = call.caller_number + (f' "{call.caller_name}"' if call.caller_name else "")
-    lines = [f"#{call.index} at {call.at:g}s: {caller} -> {shown}{label}"]
+    lines = [f"#{call.index} at {call.shown_at}: {caller} -> {shown}{label}"]
     if controller is None:
         lines.append("    (pbxd never saw this call: was the Stasis application connected?)")
         return "\n".join(lines)
@@ -175,12 +208,3 @@ def render_timeline(call: ScenarioCall, controller: CallController | None, confi
     outcome += f", hangup cause {record.hangup_cause}"
     lines.append(outcome)
     return "\n".join(lines)
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, for printing."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
-    return url

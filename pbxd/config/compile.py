@@ -283,7 +283,7 @@ def _apply_env(data: dict[str, Any]) -> dict[tuple[str, ...], str]:
     return applied
 
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # what systemd EnvironmentFile= admins write
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _DATABASE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
@@ -331,19 +331,14 @@ class _SettingsChecker:
             # Not echoed: an admin may have pasted the password itself here.
             self.error(
                 ("ari", "password_env"),
-                "must be the name of an environment variable (letters, digits, _), "
-                "not the password itself",
+                "must be the name of an environment variable (capital letters, digits, _, "
+                "such as PBXD_ARI_PASSWORD), not the password itself",
             )
         # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
         if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
             self._password_file(base / parsed.ari.password_file)
         if parsed.database.url is not None:
-            scheme = parsed.database.url.partition("://")[0].lower()
-            if "://" not in parsed.database.url or scheme not in _DATABASE_SCHEMES:
-                self.error(
-                    ("database", "url"),
-                    "must be sqlite:///PATH or postgresql://USER@HOST/DB",
-                )
+            self._database_url(parsed.database.url)
         self._bind(parsed.http.bind)
         if parsed.log_level.lower() not in LOG_LEVELS:
             self.error(
@@ -377,6 +372,18 @@ class _SettingsChecker:
             port_ok = False
         if not port_ok:
             self.error(("ari", "url"), "the port must be a number from 1 to 65535")
+
+    def _database_url(self, url: str) -> None:
+        scheme = url.partition("://")[0].lower()
+        if "://" not in url or scheme not in _DATABASE_SCHEMES:
+            self.error(("database", "url"), "must be sqlite:///PATH or postgresql://USER@HOST/DB")
+            return
+        # Imported here: SQLAlchemy is only worth loading when a URL is set.
+        from pbxd.cdr.url import check_database_url
+
+        problem = check_database_url(url)
+        if problem is not None:
+            self.error(("database", "url"), problem)
 
     def _bind(self, bind: str) -> None:
         host, colon, port = bind.strip().rpartition(":")

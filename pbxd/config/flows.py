@@ -31,6 +31,8 @@ from pbxd.dialplan.hours import OpeningHours
 # What Asterisk plays a `sound:` prompt from (the formats it transcodes on the fly).
 SOUND_EXTENSIONS = (".wav", ".WAV", ".sln", ".sln16", ".gsm", ".ulaw", ".alaw", ".g722", ".g729")
 MAX_MAILBOX_SECONDS = 3600
+# Asterisk's core sounds, in every language pack: "please leave your message after the tone".
+DEFAULT_MAILBOX_GREETING = ("sound:vm-intro",)
 FLOATING_ZONE = ""  # hours written without `timezone`: each number's own zone applies
 _DEFAULT_CAUSES = {
     "no_answer": HangupReason.NO_ANSWER,
@@ -160,7 +162,7 @@ class RouteFlows:
         self.config.mailboxes[name] = Mailbox(
             name=name,
             email=entry.email,
-            greeting=tuple(f"sound:{p}" for p in entry.greeting),
+            greeting=tuple(f"sound:{p}" for p in entry.greeting) or DEFAULT_MAILBOX_GREETING,
             language=entry.language,
             max_seconds=entry.max_seconds,
             min_seconds=entry.min_seconds,

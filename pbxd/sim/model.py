@@ -258,6 +258,8 @@ class SimEndpoint:
     online: bool = True
     caller: CallerId = field(default_factory=CallerId)
     context: str = "from-internal"
+    # The audio codec its calls use: two legs bridge natively (native_rtp) only when equal.
+    codec: str = "ulaw"
 
     @property
     def key(self) -> str:

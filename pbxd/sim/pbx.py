@@ -250,6 +250,7 @@ class SimPbx:
         caller_name: str = "",
         caller_number: str = "",
         context: str | None = None,
+        codec: str = "ulaw",
     ) -> SimEndpoint:
         """Configure an endpoint; trunks (`trunk*`) get context from-trunk like the lab's."""
         if context is None:
@@ -260,6 +261,7 @@ class SimPbx:
             online=online,
             caller=CallerId(caller_name, caller_number),
             context=context,
+            codec=codec,
         )
         self.endpoints[(technology.lower(), resource)] = ep
         return ep
@@ -856,7 +858,8 @@ class SimPbx:
         for chan, other in ((members[1], members[0]), (members[0], members[1])):
             self._varset(chan, "BRIDGEPEER", other.name)
             self._varset(chan, "BRIDGEPVTCALLID", other.protocol_id)
-        if bridge.native_capable and all(m.state == "Up" for m in members):
+        same_codec = members[0].endpoint.codec == members[1].endpoint.codec
+        if bridge.native_capable and same_codec and all(m.state == "Up" for m in members):
             bridge.technology = "native_rtp"  # shows in later snapshots (ws_reconnect.jsonl)
         for chan, other in ((members[0], members[1]), (members[1], members[0])):
             if other.inhibit_colp:

@@ -7,11 +7,15 @@ like the configuration: every problem at once, each as `FILE:LINE:COLUMN: error:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -88,12 +92,42 @@ def _dtmf(value: Any) -> str:
     return value
 
 
+_LOCAL_TIME = re.compile(r"^(\d{4})-(\d\d?)-(\d\d?)[ T](\d\d?):(\d\d)(?::(\d\d))?$")
+# Calls at a given date may be from 2000 to 2099: a typo in the year is caught.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def _at(value: Any) -> float | datetime:
+    """Seconds from the scenario's start, or a local date and time (`2026-12-25 10:00`)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(f"a date needs a time of day too, e.g. '{value.isoformat()} 10:00'")
+    if isinstance(value, str):
+        match = _LOCAL_TIME.match(value.strip())
+        if match is not None:
+            year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
+            try:
+                moment = datetime(year, month, day, hour, minute, second)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a date and time: {exc}") from None
+            if not FIRST_YEAR <= year <= LAST_YEAR:
+                raise ValueError(f"{value!r}: the year must be from {FIRST_YEAR} to {LAST_YEAR}")
+            return moment
+    return _seconds(value)
+
+
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 PositiveSeconds = Annotated[float, BeforeValidator(_positive_seconds)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyPress(_Strict):
+    """Keys pressed `at` seconds after the call is answered (SIP INFO, 160 ms each)."""
+
+    at: Seconds
+    digits: Annotated[str, BeforeValidator(_dtmf)]
 
 
 class PeerEntry(_Strict):
@@ -105,12 +139,13 @@ class PeerEntry(_Strict):
     hangup_after: Seconds | None = None
     dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
     dtmf_after: Seconds = 0.5
+    keys: tuple[KeyPress, ...] = ()
 
 
 class CallEntry(_Strict):
     """One inbound call."""
 
-    at: Seconds = 0.0
+    at: Annotated[float | datetime, BeforeValidator(_at)] = 0.0
     to: str
     from_: str = Field(default="anonymous", alias="from")
     name: str = ""
@@ -119,6 +154,10 @@ class CallEntry(_Strict):
     withheld: Annotated[bool, BeforeValidator(_flag)] = False
     trunk: str | None = None
     hangup_after: PositiveSeconds | None = None
+    # What the caller does once answered: presses keys, talks into voicemail for N seconds
+    # (then hangs up, unless `hangup_after` says when).
+    keys: tuple[KeyPress, ...] = ()
+    talk: Seconds | None = None
 
 
 class ScenarioHeader(_Strict):
@@ -155,6 +194,23 @@ class ScenarioCall:
     trunk_endpoint: str
     hangup_after: float | None
     withheld: bool = False
+    # A call placed at a local date and time (in the called number's time zone).
+    when: datetime | None = None
+    keys: tuple[tuple[float, str], ...] = ()
+    talk: float | None = None
+
+    @property
+    def script(self) -> PeerScript:
+        """What the caller does once answered, for `inbound_call`."""
+        talk_then_hangup = self.talk is not None and self.hangup_after is None
+        return PeerScript(keys=self.keys, talk=self.talk, hangup_after_talk=talk_then_hangup)
+
+    @property
+    def shown_at(self) -> str:
+        """When the call is placed, as the scenario says it."""
+        if self.when is not None:
+            return self.when.strftime("%Y-%m-%d %H:%M:%S %Z")
+        return f"{self.at:g}s"
 
     @property
     def presentation(self) -> int:
@@ -170,6 +226,9 @@ class Scenario:
     speed: float
     peers: dict[str, PeerScript]
     calls: tuple[ScenarioCall, ...]
+    # The wall time (UTC) at scenario second 0: the first call placed at a date, else None
+    # (the run starts now).
+    start: datetime | None = None
 
 
 def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Diagnostic]]:
@@ -197,8 +256,20 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
     calls = _calls(known, config, diags)
     if header is None or diags.has_errors:
         return None, diags.sorted()
+    dated = [c.when for c in calls if c.when is not None]
+    start = min(dated).astimezone(UTC) if dated else None
+    if start is not None:
+        calls = [_from_start(c, start) for c in calls]
     ordered = tuple(sorted(calls, key=lambda c: (c.at, c.index)))
-    return Scenario(header.title, header.speed, peers, ordered), diags.sorted()
+    return Scenario(header.title, header.speed, peers, ordered, start), diags.sorted()
+
+
+def _from_start(call: ScenarioCall, start: datetime) -> ScenarioCall:
+    """A dated call's `at`: seconds from the scenario's start (the first dated call)."""
+    if call.when is None:
+        return call
+    at = (call.when - start).total_seconds()
+    return dataclasses.replace(call, at=at)
 
 
 def _mark_of(node: Any, fallback: Mark) -> Mark:
@@ -289,6 +360,7 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 hangup_after=parsed.hangup_after,
                 dtmf=parsed.dtmf,
                 dtmf_after=parsed.dtmf_after,
+                keys=tuple((k.at, k.digits) for k in parsed.keys),
             )
     return peers
 
@@ -400,16 +472,47 @@ def _resolve_call(
         diags.error(raw.mark_of("name"), "name: must be printable text (no control characters)")
     if did is None or trunk is None or caller is None or not name_ok:
         return None
+    when: datetime | None = None
+    if isinstance(call.at, datetime):
+        when = _local_moment(call.at, did, config, raw, diags)
+        if when is None:
+            return None
     return ScenarioCall(
         index,
-        call.at,
+        call.at if isinstance(call.at, float) else 0.0,
         did,
         caller,
         call.name,
         trunk.inbound_endpoint,
         call.hangup_after,
         call.withheld,
+        when=when,
+        keys=tuple((k.at, k.digits) for k in call.keys),
+        talk=call.talk,
     )
+
+
+def _local_moment(
+    local: datetime, did: str, config: Config, raw: MarkedMap, diags: Diagnostics
+) -> datetime | None:
+    """`local` in the called number's time zone (UTC for a number that is not ours); a time
+    the clocks skip when they go forward is an error, an hour they repeat is its first pass."""
+    number = config.number(did)
+    zone_name = number.timezone if number is not None else "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        diags.error(raw.mark_of("at"), f"at: unknown time zone {zone_name!r} for {did}")
+        return None
+    moment = local.replace(tzinfo=zone)
+    if moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+        diags.error(
+            raw.mark_of("at"),
+            f"at: {local:%Y-%m-%d %H:%M} does not exist in {zone_name} "
+            "(the clocks go forward then)",
+        )
+        return None
+    return moment
 
 
 def _called_number(text: str, regions: list[str | None], config: Config) -> str | None:

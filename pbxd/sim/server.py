@@ -121,9 +121,11 @@ class AriSimulator:
         caller_name: str = "",
         caller_number: str = "",
         context: str | None = None,
+        codec: str = "ulaw",
     ) -> None:
         """Configure a PJSIP endpoint. `context` defaults to from-trunk for `trunk*`, else
-        from-internal (what created channels show in `dialplan.context`)."""
+        from-internal (what created channels show in `dialplan.context`). Two legs of
+        different `codec`s share a bridge without native RTP (technology simple_bridge)."""
         self.pbx.add_endpoint(
             technology,
             resource,
@@ -131,6 +133,7 @@ class AriSimulator:
             caller_name=caller_name,
             caller_number=caller_number,
             context=context,
+            codec=codec,
         )
 
     def script(self, destination: str, script: PeerScript) -> None:

@@ -113,6 +113,9 @@ class Scenario:
     peers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     ws_states: tuple[str, ...] | None = None  # None: the capture's
     variant: str = ""
+    # Codecs of the lab's endpoints where not ulaw: the 2026-12-03 lab's carrier calls
+    # (PCMA) never bridged natively with the softphones (ChannelLeftBridge: simple_bridge).
+    codecs: Mapping[str, str] = field(default_factory=dict)
     # Virtual seconds per real second; a trace whose keys land within 0.1 s of a recording's
     # second boundary runs slower, so the loop's real latency does not move them across it.
     speed: float = 10.0
@@ -347,6 +350,8 @@ async def run_scenario(scenario: Scenario, speed: float = 10.0) -> RunResult:
         clock=clock, username=USERNAME, password=PASSWORD, stasis_only_subscriptions=True
     )
     setup_lab(sim)
+    for resource, codec in scenario.codecs.items():
+        sim.add_endpoint("PJSIP", resource, codec=codec)
     for destination, kwargs in scenario.peers.items():
         sim.script(destination, PeerScript(**kwargs))
     base_url = await sim.start("127.0.0.1", 0)

@@ -170,7 +170,39 @@ VOICEMAIL_RECORD = Scenario(
     speed=1.0,  # the # lands 0.09 s after the recording's third second: real time
 )
 
-MEDIA_SCENARIOS = [IVR_MENU_DTMF, EARLY_MEDIA_PLAYBACK, VOICEMAIL_RECORD]
+# dave answers after 1 s, presses 1 (SIP INFO) 1 s later, hangs up 1.5 s after that; the
+# screening prompt is played to his leg while the caller still rings.
+MEDIA_LAB_CODECS = {"trunk-in": "alaw", "trunk-info": "alaw"}
+SCREENING_PRESS1 = Scenario(
+    capture="media/screening_press1",
+    codecs=MEDIA_LAB_CODECS,
+    peers={
+        "PJSIP/dave": {"answer_after": 1.0, "dtmf": "1", "dtmf_after": 1.0, "hangup_after": 2.5}
+    },
+    steps=(
+        IncomingCall(did="+33170000005", stasis_args=SHIPPED_STASIS_ARGS),
+        When("StasisStart", "caller"),
+        Do("POST", "/channels/{caller}/ring"),
+        Do("POST", "/channels/create", create("PJSIP/dave"), save="leg1"),
+        When("StasisStart", "leg1"),
+        Do("POST", "/channels/{leg1}/dial", dial(15)),
+        When("ChannelStateChange", "leg1", state="Up"),
+        Bind("playback1", "screen-{leg1}"),
+        Do("POST", play("leg1", "playback1"), {"media": "sound:pbxd-prompt-screen"}),
+        When("ChannelDtmfReceived", "leg1"),
+        Do("DELETE", "/playbacks/{playback1}"),
+        Do("POST", "/channels/{caller}/answer"),
+        Do("POST", "/bridges", {"type": "mixing"}, save="bridge1"),
+        Do("POST", "/bridges/{bridge1}/addChannel", {"channel": "{caller},{leg1}"}),
+        When("StasisEnd", "leg1"),
+        Do("DELETE", "/channels/{caller}"),
+        Do("DELETE", "/bridges/{bridge1}"),
+        When("ChannelDestroyed", "caller"),
+        When("BridgeDestroyed", "bridge1"),
+    ),
+)
+
+MEDIA_SCENARIOS = [IVR_MENU_DTMF, EARLY_MEDIA_PLAYBACK, VOICEMAIL_RECORD, SCREENING_PRESS1]
 # Requests the traces make on purpose with values the api-docs refuse (README: a validator
 # should expect those to fail).
 DELIBERATELY_INVALID: set[str] = set()
@@ -197,6 +229,3 @@ async def test_media_replay(scenario: Scenario, swagger: Swagger) -> None:
 
 def test_media_captures_are_there() -> None:
     assert {s.capture for s in MEDIA_SCENARIOS} <= set(media_capture_names())
-
-
-__all__ = ["create", "dial"]

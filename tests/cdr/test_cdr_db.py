@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dbfixtures import postgres_unavailable
+from dbfixtures import database_url, postgres_unavailable
 from sqlalchemy import text
 
-from pbxd.cdr.db import MIGRATIONS_DIR, _pg_server_settings, async_url, make_engine
+from pbxd.cdr.db import MIGRATIONS_DIR, async_url, make_engine
 from pbxd.cdr.store import CdrStore
+from pbxd.cdr.url import pg_server_settings
 
 
 @pytest.mark.parametrize(
@@ -34,15 +35,15 @@ def test_other_drivers_are_refused() -> None:
 
 
 def test_libpq_options_become_server_settings() -> None:
-    assert _pg_server_settings("-csearch_path=pbxd -c statement_timeout=5000") == {
+    assert pg_server_settings("-csearch_path=pbxd -c statement_timeout=5000") == {
         "search_path": "pbxd",
         "statement_timeout": "5000",
     }
-    assert _pg_server_settings("--application-name=pbxd") == {"application_name": "pbxd"}
+    assert pg_server_settings("--application-name=pbxd") == {"application_name": "pbxd"}
     with pytest.raises(ValueError):
-        _pg_server_settings("-c search_path")
+        pg_server_settings("-c search_path")
     with pytest.raises(ValueError):
-        _pg_server_settings("search_path=x")
+        pg_server_settings("search_path=x")
 
 
 async def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -95,3 +96,17 @@ def test_migrations_ship_with_the_package() -> None:
     for name in ("__init__.py", "env.py", "script.py.mako", "alembic.ini"):
         assert (MIGRATIONS_DIR / name).is_file(), name
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
+
+
+async def test_run_connects_with_sslmode_disable(tmp_path: Path) -> None:
+    """The TypeError of the issue: asyncpg got `sslmode=` as a keyword and refused it."""
+    async with database_url("postgresql", tmp_path) as url:
+        engine = make_engine(f"{url}&sslmode=disable&connect_timeout=5")
+        try:
+            async with engine.connect() as conn:
+                ssl_in_use = await conn.exec_driver_sql(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                )
+                assert ssl_in_use.scalar() is False
+        finally:
+            await engine.dispose()

@@ -177,13 +177,30 @@ async def test_run_refuses_credentials_in_the_ari_url_without_showing_them(
 
 async def test_run_with_a_broken_database_exits_1_with_one_clear_line(example: Path) -> None:
     process = await start_daemon(
-        example, "http://127.0.0.1:1/ari", "postgresql://pbxd:db-secret@127.0.0.1:nope/pbx"
+        example, "http://127.0.0.1:1/ari", "postgresql://pbxd:db-secret@127.0.0.1:1/pbx"
     )
     async with asyncio.timeout(15):
         _, err = await process.communicate()
     assert process.returncode == 1
     [line] = [json.loads(text) for text in err.decode().splitlines()]
     assert line["event"] == "cannot open the CDR database"
-    assert line["database"] == "postgresql://pbxd:***@127.0.0.1:nope/pbx"
-    assert str(line["error"]).startswith("ValueError: ")
+    assert line["database"] == "postgresql://pbxd:***@127.0.0.1:1/pbx"
+    assert str(line["error"]).startswith(("ConnectionRefusedError: ", "OSError: "))
     assert "db-secret" not in err.decode()
+
+
+async def test_run_with_a_database_url_check_refuses_says_so_before_starting(
+    example: Path,
+) -> None:
+    """A port that is not a number used to surface as a ValueError at start; check says it."""
+    process = await start_daemon(
+        example, "http://127.0.0.1:1/ari", "postgresql://pbxd:db-secret@127.0.0.1:nope/pbx"
+    )
+    async with asyncio.timeout(15):
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    assert err.decode().splitlines() == [
+        "pbxd.yaml:1:1: error: database.url (from $PBXD_DATABASE_URL): "
+        "the port must be a number from 1 to 65535",
+        "pbxd run: fix the configuration first (see `pbxd check`)",
+    ]

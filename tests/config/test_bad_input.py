@@ -316,7 +316,7 @@ def test_password_pasted_as_variable_name_is_not_echoed(
     assert status == 1
     assert diagnostics(err) == [
         "pbxd.yaml:6:17: error: ari.password_env: must be the name of an environment variable "
-        "(letters, digits, _), not the password itself"
+        "(capital letters, digits, _, such as PBXD_ARI_PASSWORD), not the password itself"
     ]
 
 

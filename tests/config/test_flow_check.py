@@ -82,6 +82,14 @@ def test_a_rich_flow_compiles(example: Path, capsys: pytest.CaptureFixture[str])
     assert (box.max_seconds, box.min_seconds, box.greeting) == (120, 2, ("sound:vm-front-desk",))
 
 
+def test_a_mailbox_without_greeting_plays_asterisks_own(example: Path) -> None:
+    write_flows(example, FLOWS.replace("    greeting: [vm-front-desk]\n", "    language: fr\n"))
+    config = compile_config(example / "pbxd.yaml").config
+    assert config is not None
+    box = config.mailboxes["front-desk"]
+    assert (box.greeting, box.language) == (("sound:vm-intro",), "fr")
+
+
 def test_todays_no_answer_hangup_still_reads(example: Path) -> None:
     config = compile_config(example / "pbxd.yaml").config
     assert config is not None

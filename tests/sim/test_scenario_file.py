@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,6 +15,7 @@ from pbxd.sim.peers import PeerScript
 from pbxd.sim.scenario import Scenario, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
+PARIS = ZoneInfo("Europe/Paris")
 NOT_A_CALLER_ID = (
     "a caller ID is a number (E.164, or national for the trunk's country) "
     "or one of anonymous, restricted, private, unavailable"
@@ -347,4 +350,52 @@ def test_a_caller_may_withhold_their_number(config: Config) -> None:
 def test_withheld_must_be_true_or_false(config: Config) -> None:
     assert diagnose(config, "calls:\n  - {to: 01 70 00 00 01, withheld: 1}\n") == [
         "scenarios/t.yaml:2:36: error: withheld: must be true or false, not '1'",
+    ]
+
+
+def test_calls_at_a_local_date_keys_and_talk(config: Config) -> None:
+    scenario, lines = load(
+        config,
+        "peers:\n"
+        "  alice: {answer_after: 2, keys: [{at: 1, digits: '1'}]}\n"
+        "calls:\n"
+        "  - at: 2026-12-25 10:00\n"  # Christmas morning in Paris (UTC+1)
+        "    to: 01 70 00 00 01\n"
+        "    talk: 12\n"
+        "  - at: 30\n"  # 30 s after the scenario's start: the first dated call
+        "    to: 01 70 00 00 01\n"
+        "    keys: [{at: 4.5, digits: '#'}, {at: 6, digits: '12'}]\n"
+        "    hangup_after: 20\n"
+        "  - at: 2026-12-24 17:55:30\n"
+        "    to: 01 70 00 00 01\n",
+    )
+    assert lines == [] and scenario is not None
+    assert scenario.start == datetime(2026, 12, 24, 16, 55, 30, tzinfo=UTC)
+    eve, relative, christmas = scenario.calls
+    assert (eve.at, eve.when) == (0.0, datetime(2026, 12, 24, 17, 55, 30, tzinfo=PARIS))
+    assert relative.at == 30.0 and relative.when is None
+    assert relative.script == PeerScript(keys=((4.5, "#"), (6.0, "12")))
+    assert christmas.at == (16 * 3600 + 4 * 60 + 30) and christmas.shown_at.endswith("CET")
+    assert christmas.script == PeerScript(talk=12.0, hangup_after_talk=True)
+    assert scenario.peers["PJSIP/alice"].keys == ((1.0, "1"),)
+
+
+def test_dated_calls_are_checked_at_their_place(config: Config) -> None:
+    assert diagnose(
+        config,
+        "calls:\n"
+        "  - {to: 01 70 00 00 01, at: 2026-12-25}\n"
+        "  - {to: 01 70 00 00 01, at: 2026-03-29 02:30}\n"  # Paris springs forward at 02:00
+        "  - {to: 01 70 00 00 01, at: 2026-02-30 10:00}\n"
+        "  - {to: 01 70 00 00 01, at: 1926-02-03 10:00}\n"
+        "  - {to: 01 70 00 00 01, keys: [{at: 1, digits: 'x'}], talk: -1}\n",
+    ) == [
+        "scenarios/t.yaml:2:30: error: at: a date needs a time of day too, e.g. '2026-12-25 10:00'",
+        "scenarios/t.yaml:3:30: error: at: 2026-03-29 02:30 does not exist in Europe/Paris "
+        "(the clocks go forward then)",
+        "scenarios/t.yaml:4:30: error: at: '2026-02-30 10:00' is not a date and time: "
+        "day is out of range for month",
+        "scenarios/t.yaml:5:30: error: at: '1926-02-03 10:00': the year must be from 2000 to 2099",
+        "scenarios/t.yaml:6:49: error: digits: 'x' has characters that are not DTMF digits: 'x'",
+        "scenarios/t.yaml:6:62: error: talk: must be a number of seconds from 0 to 14400, not '-1'",
     ]
