@@ -143,5 +143,5 @@ async def test_scaled_clock_runs_virtual_seconds_faster() -> None:
     await clock.sleep(2.0)
     elapsed = (clock.now() - before).total_seconds()
     real = time.monotonic() - before_real
-    assert 2.0 - 1e-6 <= elapsed <= real * speed + 1e-6
+    assert 2.0 - 1e-3 <= elapsed <= real * speed + 1e-3
     assert real < 2.0  # not slept in real seconds
