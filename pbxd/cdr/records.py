@@ -25,42 +25,45 @@ class Disposition(StrEnum):
 
 
 class StepKind(StrEnum):
-    """The kinds of call-flow step a call's path can go through."""
+    """The kinds of call-flow step (`pbxd.dialplan.flow` builds flows of them)."""
 
     SCHEDULE = "schedule"
     PLAY = "play"
-    MENU = "menu"
     RING = "ring"
     VOICEMAIL = "voicemail"
     GOTO = "goto"
     HANGUP = "hangup"
+    MENU = "menu"
 
 
 class StepOutcome(StrEnum):
-    """How a step ended; which outcomes each kind may have is `OUTCOMES_OF`."""
+    """How a step ended: the label of the branch taken, and the word the call log shows.
+
+    Which outcomes each kind may have is `OUTCOMES_OF`.
+    """
 
     OPEN = "open"
     CLOSED = "closed"
-    GREETING = "greeting"  # a prompt played to its end
-    CHOSEN = "chosen"  # a menu key led somewhere
-    TIMEOUT = "timeout"  # a menu waited in vain
+    PLAYED = "played"
     ANSWERED = "answered"
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     UNAVAILABLE = "unavailable"  # every target offline or refused
     LEFT = "left"  # a voicemail message was kept
-    NO_MESSAGE = "no_message"  # the caller hung up without speaking
-    TOO_SHORT = "too_short"  # shorter than the minimum: dropped as noise
-    JUMPED = "jumped"  # a goto to another route
-    HUNG_UP = "hung_up"  # pbxd ended the call (hangup step)
-    CALLER_HUNG_UP = "caller_hung_up"  # the caller left during this step
+    TOO_SHORT = "too_short"  # a message under the box's minimum: dropped, not kept as noise
+    NO_MESSAGE = "no_message"  # the caller hung up before saying anything
+    ABANDONED = "abandoned"  # the caller hung up during the step
+    JUMPED = "jumped"
+    HUNG_UP = "hung_up"
+    CHOSEN = "chosen"  # a menu key led somewhere
+    TIMEOUT = "timeout"  # a menu waited in vain
 
 
-_ANY_STEP = frozenset({StepOutcome.CALLER_HUNG_UP})
+_WITH_CALLER = frozenset({StepOutcome.ABANDONED})
 OUTCOMES_OF: dict[StepKind, frozenset[StepOutcome]] = {
     StepKind.SCHEDULE: frozenset({StepOutcome.OPEN, StepOutcome.CLOSED}),
-    StepKind.PLAY: frozenset({StepOutcome.GREETING}) | _ANY_STEP,
-    StepKind.MENU: frozenset({StepOutcome.CHOSEN, StepOutcome.TIMEOUT}) | _ANY_STEP,
+    StepKind.PLAY: frozenset({StepOutcome.PLAYED}) | _WITH_CALLER,
+    StepKind.MENU: frozenset({StepOutcome.CHOSEN, StepOutcome.TIMEOUT}) | _WITH_CALLER,
     StepKind.RING: frozenset(
         {
             StepOutcome.ANSWERED,
@@ -69,10 +72,9 @@ OUTCOMES_OF: dict[StepKind, frozenset[StepOutcome]] = {
             StepOutcome.UNAVAILABLE,
         }
     )
-    | _ANY_STEP,
-    StepKind.VOICEMAIL: frozenset(
-        {StepOutcome.LEFT, StepOutcome.NO_MESSAGE, StepOutcome.TOO_SHORT}
-    ),
+    | _WITH_CALLER,
+    StepKind.VOICEMAIL: frozenset({StepOutcome.LEFT, StepOutcome.NO_MESSAGE, StepOutcome.TOO_SHORT})
+    | _WITH_CALLER,
     StepKind.GOTO: frozenset({StepOutcome.JUMPED}),
     StepKind.HANGUP: frozenset({StepOutcome.HUNG_UP}),
 }
@@ -122,7 +124,7 @@ class PathStep:
 def _words(step: PathStep) -> tuple[str, ...]:
     """The readable form of one step (see `format_path`)."""
     outcome = step.outcome.replace("_", " ")
-    if step.outcome is StepOutcome.CALLER_HUNG_UP:
+    if step.outcome is StepOutcome.ABANDONED:
         return (_kind_word(step), "caller hung up")
     match step.kind:
         case StepKind.SCHEDULE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import email.utils
 import gc
 import os
 import re
@@ -29,6 +30,8 @@ from pbxd.config.files import (
     DaemonFile,
     InventoryEntry,
     MailboxEntry,
+    MailSection,
+    MailSecurity,
     NumberStatus,
     RingStrategy,
     RouteEntry,
@@ -39,9 +42,11 @@ from pbxd.config.files import (
 )
 from pbxd.config.flows import RouteFlows
 from pbxd.config.model import (
+    DEFAULT_MAIL_PORTS,
     Block,
     Config,
     DaemonSettings,
+    MailSettings,
     RingTarget,
     Route,
     Target,
@@ -327,19 +332,15 @@ class _SettingsChecker:
             self.error(("ari", "username"), "must not be empty")
         if not parsed.ari.app.strip():
             self.error(("ari", "app"), "must not be empty (the Stasis application name)")
-        if parsed.ari.password_env is not None and not _ENV_NAME.match(parsed.ari.password_env):
-            # Not echoed: an admin may have pasted the password itself here.
-            self.error(
-                ("ari", "password_env"),
-                "must be the name of an environment variable (capital letters, digits, _, "
-                "such as PBXD_ARI_PASSWORD), not the password itself",
-            )
+        self._password_env(("ari", "password_env"), parsed.ari.password_env)
         # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
         if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
             self._password_file(base / parsed.ari.password_file)
         if parsed.database.url is not None:
             self._database_url(parsed.database.url)
         self._bind(parsed.http.bind)
+        if parsed.mail is not None:
+            self._mail(parsed.mail, base)
         if parsed.log_level.lower() not in LOG_LEVELS:
             self.error(
                 ("log_level",),
@@ -394,6 +395,54 @@ class _SettingsChecker:
                 f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as 127.0.0.1:8080",
             )
 
+    def _password_env(self, path: tuple[str, ...], name: str | None) -> None:
+        if name is not None and not _ENV_NAME.match(name):
+            # Not echoed: an admin may have pasted the password itself here.
+            self.error(
+                path,
+                "must be the name of an environment variable (capital letters, digits, _, "
+                f"such as {'PBXD_ARI_PASSWORD' if path[0] == 'ari' else 'PBXD_SMTP_PASSWORD'}), "
+                "not the password itself",
+            )
+
+    def _mail(self, mail: MailSection, base: Path) -> None:
+        """The SMTP settings: a reachable shape, a sender, a password source never inline."""
+        if not mail.host.strip() or any(c in mail.host for c in "/@ "):
+            self.error(("mail", "host"), "must be a host name or address, such as smtp.example.com")
+        if mail.port is not None and not 1 <= mail.port <= 65535:
+            self.error(("mail", "port"), f"must be from 1 to 65535, not {mail.port}")
+        if mail.timeout < 1:
+            self.error(("mail", "timeout"), "must be at least 1 second")
+        _, address = email.utils.parseaddr(mail.from_address)
+        if "@" not in address or address.startswith("@") or address.endswith("@"):
+            self.error(
+                ("mail", "from_address"),
+                f"{mail.from_address!r} is not an e-mail address (pbxd@example.com, "
+                "or 'PBX <pbxd@example.com>')",
+            )
+        self._password_env(("mail", "password_env"), mail.password_env)
+        has_source = mail.password_env is not None or mail.password_file is not None
+        if mail.username is not None and not has_source:
+            self.error(
+                ("mail", "username"),
+                "needs a password: set mail.password_env (a variable's name) or mail.password_file",
+            )
+        if mail.username is None and has_source:
+            self.warning(("mail",), "a password is configured without a username: it is unused")
+        if mail.password_file is not None:
+            path = base / mail.password_file
+            if not path.is_file():
+                what = "is not a file" if path.exists() else "does not exist"
+                self.warning(
+                    ("mail", "password_file"),
+                    f"{path} {what}: voicemail e-mails cannot be sent without it",
+                )
+        if mail.security is MailSecurity.NONE and mail.username is not None:
+            self.warning(
+                ("mail", "security"),
+                "none sends the SMTP password unencrypted: use starttls or tls",
+            )
+
     def _password_file(self, path: Path) -> None:
         # A warning: only `pbxd run` needs the password; check, simulate and calls do not.
         if path.is_file():
@@ -413,6 +462,14 @@ def _refuse_inline_password(data: dict[str, Any], diags: Diagnostics) -> None:
             "(default PBXD_ARI_PASSWORD) or password_file",
         )
         del ari["password"]
+    mail = data.get("mail")
+    if isinstance(mail, MarkedMap) and "password" in mail:
+        diags.error(
+            mail.key_marks["password"],
+            "the SMTP password must not be written in pbxd.yaml: use mail.password_env "
+            "(the name of a variable holding it) or mail.password_file",
+        )
+        del mail["password"]
 
 
 def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | None:
@@ -437,6 +494,21 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
     if diags.has_errors:
         return None
     state_dir = _resolve(base / parsed.state_dir)
+    mail = parsed.mail
+    mail_settings = (
+        None
+        if mail is None
+        else MailSettings(
+            host=mail.host.strip(),
+            port=mail.port or DEFAULT_MAIL_PORTS[mail.security],
+            security=mail.security,
+            from_address=mail.from_address,
+            username=mail.username,
+            password_env=mail.password_env,
+            password_file=(base / mail.password_file) if mail.password_file else None,
+            timeout=mail.timeout,
+        )
+    )
     db_url = parsed.database.url or f"sqlite:///{state_dir / 'pbxd.db'}"
     return DaemonSettings(
         config_path=_resolve(config_path),
@@ -452,6 +524,8 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         routing_dir=_resolve(base / parsed.routing_dir),
         log_level=parsed.log_level.lower(),
         sounds_dir=_resolve(base / parsed.sounds_dir) if parsed.sounds_dir else None,
+        voicemail_dir=_resolve(base / parsed.voicemail.dir) if parsed.voicemail.dir else None,
+        mail=mail_settings,
     )
 
 

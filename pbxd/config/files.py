@@ -56,6 +56,33 @@ class HttpSection(_Strict):
     bind: str = "127.0.0.1:8080"
 
 
+class VoicemailSection(_Strict):
+    """Where voicemail messages are kept; None means `voicemail/` in the state directory."""
+
+    dir: str | None = None
+
+
+class MailSecurity(StrEnum):
+    """How the SMTP connection is protected."""
+
+    STARTTLS = "starttls"  # plain connection upgraded by STARTTLS (submission, port 587)
+    TLS = "tls"  # TLS from the first byte (port 465)
+    NONE = "none"  # a local relay only: nothing is encrypted
+
+
+class MailSection(_Strict):
+    """The SMTP server voicemail e-mails go through. The password never sits in this file."""
+
+    host: str
+    port: Whole | None = None  # default: 587, 465 with tls, 25 with none
+    security: MailSecurity = MailSecurity.STARTTLS
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    from_address: str
+    timeout: Whole = 30
+
+
 class DaemonFile(_Strict):
     """pbxd.yaml."""
 
@@ -67,6 +94,8 @@ class DaemonFile(_Strict):
     routing_dir: str = "routing"
     sounds_dir: str | None = None  # where prompt files are, to check that each one exists
     log_level: str = "info"
+    voicemail: VoicemailSection = VoicemailSection()
+    mail: MailSection | None = None
 
 
 # ---------------------------------------------------------------- sip-trunks.yaml (inventory)

@@ -13,6 +13,7 @@ from pbxd.config.files import (
     CallerIdPolicy,
     FallbackAction,
     HangupReason,
+    MailSecurity,
     NumberStatus,
     RingStrategy,
 )
@@ -166,6 +167,56 @@ class Route:
         return {key: value for key, value in found.items() if value is not None}
 
 
+def read_password_file(path: Path, what: str) -> str:
+    """A password from its file (stripped); LookupError naming the file, never its content."""
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise LookupError(f"cannot read the {what} password file {path}: {reason}") from None
+    if not secret:
+        raise LookupError(f"the {what} password file {path} is empty")
+    return secret
+
+
+DEFAULT_MAIL_PORTS = {MailSecurity.STARTTLS: 587, MailSecurity.TLS: 465, MailSecurity.NONE: 25}
+
+
+@dataclass(frozen=True, slots=True)
+class MailSettings:
+    """pbxd.yaml's `mail:`: the SMTP server voicemail goes through (password read at use)."""
+
+    host: str
+    port: int
+    security: MailSecurity
+    from_address: str
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    timeout: int = 30
+
+    def password(self) -> str | None:
+        """The SMTP password from its file or environment variable; None without a username.
+
+        Raises LookupError with a message for the admin (never the password) when it is
+        configured but cannot be read.
+        """
+        if self.username is None:
+            return None
+        if self.password_file is not None:
+            return read_password_file(self.password_file, "SMTP")
+        if self.password_env and os.environ.get(self.password_env):
+            return os.environ[self.password_env]
+        raise LookupError(
+            f"no SMTP password: set {self.password_env or 'mail.password_env'}, "
+            "or mail.password_file in pbxd.yaml"
+        )
+
+    def __repr__(self) -> str:
+        # Never a secret here, but keep reprs to what an admin needs.
+        return f"MailSettings(host={self.host!r}, port={self.port}, security={self.security})"
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonSettings:
     """pbxd.yaml after environment overrides; paths are absolute."""
@@ -183,6 +234,13 @@ class DaemonSettings:
     routing_dir: Path
     log_level: str
     sounds_dir: Path | None = None
+    voicemail_dir: Path | None = None  # None: <state_dir>/voicemail
+    mail: MailSettings | None = None  # None: voicemail is not mailed
+
+    @property
+    def voicemail_folder(self) -> Path:
+        """Where voicemail messages are kept."""
+        return self.voicemail_dir or self.state_dir / "voicemail"
 
     def ari_password(self) -> str:
         """Read the ARI password from its file or environment variable, at the moment of use.
@@ -193,16 +251,7 @@ class DaemonSettings:
         if direct:
             return direct
         if self.ari_password_file is not None:
-            try:
-                secret = self.ari_password_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise LookupError(
-                    f"cannot read the ARI password file {self.ari_password_file}: {reason}"
-                ) from None
-            if not secret:
-                raise LookupError(f"the ARI password file {self.ari_password_file} is empty")
-            return secret
+            return read_password_file(self.ari_password_file, "ARI")
         if self.ari_password_env and os.environ.get(self.ari_password_env):
             return os.environ[self.ari_password_env]
         names = dict.fromkeys(["PBXD_ARI_PASSWORD", self.ari_password_env or "PBXD_ARI_PASSWORD"])

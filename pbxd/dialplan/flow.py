@@ -15,43 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
+# The step vocabulary is the call log's too (a CDR path is kind:outcome steps): one enum each.
+from pbxd.cdr.records import StepKind as StepKind
+from pbxd.cdr.records import StepOutcome as StepOutcome
 from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.dialplan.presentation import Presentation
 
 StepName = str
-
-
-class StepKind(StrEnum):
-    """The kinds of step a flow is made of (`menu` arrives with the IVR)."""
-
-    SCHEDULE = "schedule"
-    PLAY = "play"
-    RING = "ring"
-    VOICEMAIL = "voicemail"
-    GOTO = "goto"
-    HANGUP = "hangup"
-    MENU = "menu"
-
-
-class StepOutcome(StrEnum):
-    """How a step ended: the label of the branch taken, and the word the call log shows."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-    PLAYED = "played"
-    ANSWERED = "answered"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    UNAVAILABLE = "unavailable"
-    LEFT = "left"  # a voicemail message was kept
-    TOO_SHORT = "too_short"  # a message under the box's minimum: dropped, not kept as noise
-    NO_MESSAGE = "no_message"  # the caller hung up before saying anything
-    ABANDONED = "abandoned"  # the caller hung up during the step
-    JUMPED = "jumped"
-    HUNG_UP = "hung_up"
 
 
 class OpenHours(Protocol):

@@ -1,5 +1,7 @@
-"""ARI's media resources beyond playbacks, answered as Asterisk 22's resource_recordings.c and
-resource_channels.c (`record`) answer them: live and stored recordings, stored files as bytes."""
+"""ARI's media and presence resources, answered as Asterisk 22's resource_recordings.c,
+resource_channels.c (`record`, `snoop`), resource_applications.c (subscriptions) and
+resource_device_states.c answer them: live and stored recordings (files as bytes),
+subscriptions, device states and snoop channels."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .pbx import AriError
+from .presence import PresenceError
 from .recordings import RecordingError, RecordOptions
 from .rest import AriRest, Reply, RestRequest, no_content
 
@@ -93,3 +96,86 @@ class RecordingRoutes:
         name = req.path_args["name"]
         copy = self.desk.copy_stored(name, req.str_param("destinationRecordingName"))
         return Reply(200, copy.to_json())
+
+
+def _presence_checked(handler: Handler) -> Handler:
+    """A PresenceError becomes its ARI error answer."""
+
+    def run(req: RestRequest) -> Reply:
+        try:
+            return handler(req)
+        except PresenceError as err:
+            raise AriError(err.status, err.message) from None
+
+    return run
+
+
+SNOOP_DIRECTIONS = frozenset({"none", "in", "out", "both"})
+
+
+class PresenceRoutes:
+    """Subscriptions, device states and snoop channels over one AriRest."""
+
+    def __init__(self, rest: AriRest) -> None:
+        self.rest = rest
+        self.desk = rest.pbx.presence
+        add = rest.add_route
+        add(
+            "/applications/{app}/subscription",
+            POST=_presence_checked(self.subscribe),
+            DELETE=_presence_checked(self.unsubscribe),
+        )
+        add("/deviceStates", GET=self.device_states)
+        add(
+            "/deviceStates/{device}",
+            GET=self.device_get,
+            PUT=_presence_checked(self.device_put),
+            DELETE=_presence_checked(self.device_delete),
+        )
+        add("/channels/{id}/snoop", POST=self.snoop)
+        add("/channels/{id}/snoop/{snoop}", POST=self.snoop)
+
+    def subscribe(self, req: RestRequest) -> Reply:
+        app = req.path_args["app"]
+        self.rest.application_json(app)  # 404 for an unknown application first
+        self.desk.subscribe(app, [s for s in req.list_param("eventSource") if s])
+        return Reply(200, self.rest.application_json(app))
+
+    def unsubscribe(self, req: RestRequest) -> Reply:
+        app = req.path_args["app"]
+        self.rest.application_json(app)
+        self.desk.unsubscribe(app, [s for s in req.list_param("eventSource") if s])
+        return Reply(200, self.rest.application_json(app))
+
+    def device_states(self, req: RestRequest) -> Reply:
+        return Reply(200, [self.desk.device_json(name) for name in self.desk.device_states])
+
+    def device_get(self, req: RestRequest) -> Reply:
+        return Reply(200, self.desk.device_json(req.path_args["device"]))
+
+    def device_put(self, req: RestRequest) -> Reply:
+        self.desk.set_device_state(req.path_args["device"], req.str_param("deviceState"))
+        return no_content()
+
+    def device_delete(self, req: RestRequest) -> Reply:
+        self.desk.delete_device_state(req.path_args["device"])
+        return no_content()
+
+    def snoop(self, req: RestRequest) -> Reply:
+        """ast_ari_channels_snoop_channel(): directions, app, then the channel; 200."""
+        spy = req.str_param("spy") or "none"
+        whisper = req.str_param("whisper") or "none"
+        if spy not in SNOOP_DIRECTIONS:
+            raise AriError(400, "Invalid direction specified for spy")
+        if whisper not in SNOOP_DIRECTIONS:
+            raise AriError(400, "Invalid direction specified for whisper")
+        if spy == "none" and whisper == "none":
+            raise AriError(400, "Direction must be specified for at least spy or whisper")
+        app = req.str_param("app")
+        if not app:
+            raise AriError(400, "Application name is required")
+        target = self.rest.pbx.get_channel(req.path_args["id"])
+        args_text = req.str_param("appArgs")
+        snoop_id = req.path_args.get("snoop") or req.str_param("snoopId")
+        chan = self.rest.pbx.snoop(target, app, args_text.split(",") if args_text else [], snoop_id)
+        return Reply(200, chan.to_json())

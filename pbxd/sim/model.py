@@ -329,6 +329,8 @@ class SimChannel:
     sip_responses: list[int] = field(default_factory=list)
     # Every medium played to the channel, with how long it was heard and whether before answer.
     heard: list[Heard] = field(default_factory=list)
+    # Snoop channels spying on / whispering to this one (they end with it).
+    snoops: list[SimChannel] = field(default_factory=list)
     destroyed: bool = False
     hanging_up: bool = False
     timers: list[asyncio.TimerHandle] = field(default_factory=list)

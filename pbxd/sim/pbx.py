@@ -56,6 +56,7 @@ from .model import (
     presentation_text,
 )
 from .peers import DTMF_DURATION_MS, DTMF_INTERVAL, DialTarget, PeerScript, ScriptBook
+from .presence import PresenceDesk
 from .recordings import RecordingDesk
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class SimPbx:
         self.sound_seconds: dict[str, float] = {}
         self.sounds = SoundLibrary()
         self.recordings = RecordingDesk(self)
+        self.presence = PresenceDesk(self)
+        self._snoop_seq = 0  # Snoop/<id>-<8 hex digits>: one counter for all snoops
         # Per target (`channel:<id>` / `bridge:<id>`): playbacks in order, the first one active.
         self._playback_queues: dict[str, list[SimPlayback]] = {}
         self._unique_seq = 100  # uniqueid suffix, `<epoch>.<seq>` (PJSIP legs use two each)
@@ -176,6 +179,10 @@ class SimPbx:
     def publish_channel_event(self, chan: SimChannel, event_type: str, **fields: object) -> None:
         """An event about `chan` (media modules: recordings) to the apps watching it."""
         self._publish(list(chan.apps), self._event(event_type, **fields))
+
+    def publish_event(self, apps: Iterable[str], event_type: str, **fields: object) -> None:
+        """An event about no channel (endpoints, devices) to `apps`."""
+        self._publish(apps, self._event(event_type, **fields))
 
     def later(self, chan: SimChannel, delay: float, action: Callable[[], None]) -> None:
         """Run `action` after `delay` virtual seconds unless the channel is gone by then."""
@@ -447,6 +454,34 @@ class SimPbx:
         self._later(chan, 0.0, lambda: self._start_dial(chan, dial_timeout, app, args))
         return chan
 
+    def snoop(self, target: SimChannel, app: str, args: list[str], snoop_id: str) -> SimChannel:
+        """POST /channels/{id}/snoop (validated): a channel already Up that enters Stasis(app)
+        at once, with no ChannelDialplan; the app watches it only while in Stasis (no
+        ChannelDestroyed, snoop_whisper.jsonl). It hangs up when its target does."""
+        if snoop_id and snoop_id in self.channels:
+            raise AriError(409, "Channel with given unique ID already exists")
+        self._snoop_seq += 1
+        chan = SimChannel(
+            id=snoop_id or self._new_uniqueid(),
+            name=f"Snoop/{target.id}-{self._snoop_seq:08x}",
+            protocol_id="",
+            endpoint=SimEndpoint("Snoop", target.id, context="default"),
+            direction="outbound",
+            creationtime=self.clock.now(),
+            state="Up",
+            caller=CallerId(),
+            context="default",
+            via_dialplan=True,
+            stasis_only=True,
+            answered=True,
+        )
+        chan.apps[app] = None
+        target.snoops.append(chan)
+        self._register(chan)
+        # The answer shows it before Stasis; its StasisStart follows in the same millisecond.
+        self._later(chan, 0.0, lambda: self._enter_stasis(chan, app, args))
+        return chan
+
     # ------------------------------------------------------------------ dialing
     def dial(self, chan: SimChannel, caller: SimChannel | None, timeout: int) -> None:
         """POST /channels/{id}/dial on a created channel (already validated)."""
@@ -635,6 +670,8 @@ class SimPbx:
             self._emit_channel(chan, "ChannelHangupRequest", **style.request)
         self._stop_playbacks(f"channel:{chan.id}", state="failed")
         self.recordings.channel_gone(chan)
+        for snoop in chan.snoops:
+            self._teardown(snoop, HangupStyle({}, CAUSE_NORMAL_CLEARING))
         if chan.bridge_id is not None:
             bridge = self.bridges.get(chan.bridge_id)
             if bridge is not None:

@@ -123,7 +123,6 @@ Handler = Callable[[RestRequest], Reply]
 
 # Asterisk 22 resources the simulator does not model: 501 rather than a misleading 404.
 NOT_SIMULATED: list[tuple[str, tuple[str, ...]]] = [
-    ("/applications/{app}/subscription", ("POST", "DELETE")),
     ("/applications/{app}/eventFilter", ("PUT",)),
     ("/asterisk/config/dynamic/{cls}/{type}/{id}", ("GET", "PUT", "DELETE")),
     ("/asterisk/modules", ("GET",)),
@@ -141,13 +140,9 @@ NOT_SIMULATED: list[tuple[str, tuple[str, ...]]] = [
     ("/channels/{id}/move", ("POST",)),
     ("/channels/{id}/redirect", ("POST",)),
     ("/channels/{id}/variables", ("GET", "POST")),
-    ("/channels/{id}/snoop", ("POST",)),
-    ("/channels/{id}/snoop/{snoop}", ("POST",)),
     ("/channels/{id}/rtp_statistics", ("GET",)),
     ("/channels/externalMedia", ("POST",)),
     ("/channels/{id}/transfer_progress", ("POST",)),
-    ("/deviceStates", ("GET",)),
-    ("/deviceStates/{device}", ("GET", "PUT", "DELETE")),
     ("/endpoints/sendMessage", ("PUT",)),
     ("/endpoints/refer", ("POST",)),
     ("/endpoints/{tech}/{resource}/sendMessage", ("PUT",)),
@@ -312,11 +307,12 @@ class AriRest:
         return list(names)
 
     def _application_json(self, name: str) -> JsonDict:
+        subscribed = self.pbx.presence.subscriptions.get(name)
         return {
             "bridge_ids": [b.id for b in self.pbx.bridges.values() if name in b.apps],
             "channel_ids": [c.id for c in self.pbx.channels.values() if name in c.apps],
-            "device_names": [],
-            "endpoint_ids": [],
+            "device_names": list(subscribed.devices) if subscribed else [],
+            "endpoint_ids": list(subscribed.endpoints) if subscribed else [],
             "events_allowed": [],
             "events_disallowed": [],
             "name": name,
@@ -324,6 +320,12 @@ class AriRest:
 
     def applications_list(self, req: RestRequest) -> Reply:
         return Reply(200, [self._application_json(n) for n in self._known_apps()])
+
+    def application_json(self, name: str) -> JsonDict:
+        """The ARI `Application` model of a known app (404 otherwise)."""
+        if name not in self._known_apps():
+            raise AriError(404, "Application not found")
+        return self._application_json(name)
 
     def application_get(self, req: RestRequest) -> Reply:
         name = req.path_args["app"]

@@ -19,8 +19,15 @@ from ..clock import Clock, RealClock
 from .faults import SimFaults
 from .hub import EventHub, EventSession
 from .media import SoundLibrary
-from .media_rest import RecordingRoutes
-from .model import PRES_ALLOWED_NOT_SCREENED, JsonDict, SimBridge, SimChannel, ari_time
+from .media_rest import PresenceRoutes, RecordingRoutes
+from .model import (
+    PRES_ALLOWED_NOT_SCREENED,
+    JsonDict,
+    SimBridge,
+    SimChannel,
+    SimEndpoint,
+    ari_time,
+)
 from .pbx import SimPbx
 from .peers import DTMF_DIGITS, PeerScript
 from .recordings import RecordingDesk
@@ -102,6 +109,7 @@ class AriSimulator:
             lambda: self.hub.active_apps,
         )
         RecordingRoutes(self.rest)
+        PresenceRoutes(self.rest)
         self.rest_log: list[JsonDict] = []
         """Every REST exchange, in capture format: t, kind, method, path, params, status, body."""
         self.event_log: list[JsonDict] = []
@@ -168,6 +176,23 @@ class AriSimulator:
         """Add the sound files of a folder (`.wav` by header, `.sln`, `.ulaw`... by size), e.g.
         a real configuration's prompts for a dry run; returns the sound names added."""
         return self.pbx.sounds.scan(Path(folder), prefix=prefix)
+
+    def register(self, resource: str, contact_uri: str = "", technology: str = "PJSIP") -> None:
+        """The endpoint's phone registers (Expires > 0): it goes online; subscribed apps get
+        EndpointStateChange, PeerStatusChange (Reachable), ContactStatusChange (NonQualified)."""
+        endpoint = self._endpoint(technology, resource)
+        self.pbx.presence.register(endpoint, contact_uri or f"sip:{resource}@127.0.0.1:5060")
+
+    def unregister(self, resource: str, technology: str = "PJSIP") -> None:
+        """The endpoint's phone unregisters (Expires 0): it goes offline, the same three
+        events with Unreachable and Removed."""
+        self.pbx.presence.unregister(self._endpoint(technology, resource))
+
+    def _endpoint(self, technology: str, resource: str) -> SimEndpoint:
+        endpoint = self.pbx.endpoint(technology, resource)
+        if endpoint is None:
+            raise KeyError(f"{technology}/{resource}")
+        return endpoint
 
     @property
     def recordings(self) -> RecordingDesk:

@@ -175,13 +175,13 @@ class Roles:
             if ident in self.by_id:
                 continue
             if kind == "channel":
-                self._new(kind, ident, self._channel_pattern(str(item.get("name", "?"))))
+                self._new(kind, ident, self.channel_pattern(str(item.get("name", "?"))))
             elif kind == "bridge":
                 self._new(kind, ident, str(item.get("bridge_type", "?")))
             else:
                 self._new(kind, ident, str(item.get("media_uri", "?")))
 
-    def _channel_pattern(self, name: str) -> str:
+    def channel_pattern(self, name: str) -> str:
         """`PJSIP/alice-*`; a snoop channel names the channel it snoops on by id, given as a
         role (`Snoop/{leg1}-*`)."""
         pattern = name_pattern(name)
@@ -618,7 +618,7 @@ def body_facts(body: Any, roles: Roles) -> dict[str, Any]:
             dialplan["app_data"] = roles.sub(str(dialplan["app_data"]))
         facts.update(
             channel=roles.role(body["id"]),
-            name=name_pattern(str(body.get("name"))),
+            name=roles.channel_pattern(str(body.get("name"))),
             state=body.get("state"),
             dialplan=dialplan,
             **{k: body.get(k) for k in _CHANNEL_DETAIL_KEYS if k != "dialplan"},

@@ -14,7 +14,7 @@ import pytest
 from pbxd.sim import SHIPPED_STASIS_ARGS
 
 from .captures import captures_dir, load_capture, media_capture_names
-from .replay import Bind, Do, IncomingCall, Scenario, Sleep, When
+from .replay import Bind, Do, IncomingCall, Register, Scenario, Sleep, Step, When
 from .swagger import Swagger
 from .test_replay import capture_requests, check_replay, create, dial, table_requests
 
@@ -202,10 +202,114 @@ SCREENING_PRESS1 = Scenario(
     ),
 )
 
-MEDIA_SCENARIOS = [IVR_MENU_DTMF, EARLY_MEDIA_PLAYBACK, VOICEMAIL_RECORD, SCREENING_PRESS1]
+# The caller (trunk-in) is bridged with alice (answers after 1 s) and hangs up after 6 s; a
+# whisper=out snoop on alice's leg plays her the welcome prompt, then is hung up.
+SNOOP_WHISPER = Scenario(
+    capture="media/snoop_whisper",
+    codecs=MEDIA_LAB_CODECS,
+    peers={"PJSIP/alice": {"answer_after": 1.0}},
+    steps=(
+        IncomingCall(did="+33170000006", stasis_args=SHIPPED_STASIS_ARGS, hangup_after=7.021),
+        When("StasisStart", "caller"),
+        Do("POST", "/channels/{caller}/ring"),
+        Do("POST", "/bridges", {"type": "mixing"}, save="bridge1"),
+        Do("POST", "/channels/create", create("PJSIP/alice"), save="leg1"),
+        When("StasisStart", "leg1"),
+        Do("POST", "/channels/{leg1}/dial", dial(15)),
+        When("ChannelStateChange", "leg1", state="Up"),
+        Do("POST", "/channels/{caller}/answer"),
+        Do("POST", "/bridges/{bridge1}/addChannel", {"channel": "{caller},{leg1}"}),
+        Sleep(0.3),
+        Do(
+            "POST",
+            "/channels/{leg1}/snoop",
+            {"app": "pbxd", "appArgs": "whisper", "spy": "none", "whisper": "out"},
+            save="leg2",
+        ),
+        When("StasisStart", "leg2"),
+        Bind("playback1", "whisper-{leg2}"),
+        Do("POST", play("leg2", "playback1"), WELCOME),
+        When("PlaybackFinished", "playback1"),
+        Do("DELETE", "/channels/{leg2}"),
+        When("StasisEnd", "caller"),
+        Do("DELETE", "/channels/{leg1}"),
+        When("ChannelDestroyed", "leg1"),
+        Sleep(0.5),
+        Do("DELETE", "/bridges/{bridge1}"),
+        When("BridgeDestroyed", "bridge1"),
+    ),
+)
+
+CAROL = "/endpoints/PJSIP/carol"
+SUBSCRIPTION = "/applications/pbxd/subscription"
+PRESENCE_ALICE = "/deviceStates/Stasis:pbxd-presence-alice"
+
+
+def _register_twice(source: str) -> tuple[Step, ...]:
+    """carol registers (Expires 60), 2 s later unregisters (Expires 0), watched via `source`."""
+    return (
+        Do("POST", SUBSCRIPTION, {"eventSource": source}),
+        Do("GET", "/applications/pbxd"),
+        Sleep(0.1),
+        Register("carol", "sip:carol@127.0.0.4:5074"),
+        Sleep(0.3),
+        Do("GET", CAROL),
+        Sleep(1.7),
+        Register("carol", expires=0),
+        Sleep(0.5),
+        Do("GET", CAROL),
+    )
+
+
+# carol REGISTERs and unREGISTERs twice, watched per endpoint then per technology; then the
+# device states, with the traces' deliberately refused requests.
+ENDPOINT_PRESENCE = Scenario(
+    capture="media/endpoint_presence",
+    invalid_requests=(f"PUT {PRESENCE_ALICE}?deviceState=NOSUCHSTATE",),
+    steps=(
+        Sleep(0.5),
+        Do("GET", CAROL),
+        *_register_twice("endpoint:PJSIP/carol"),
+        Do("DELETE", SUBSCRIPTION, {"eventSource": "endpoint:PJSIP/carol"}),
+        *_register_twice("endpoint:PJSIP")[:1],
+        Do("GET", "/applications/pbxd"),
+        *_register_twice("endpoint:PJSIP")[2:],
+        Do("DELETE", SUBSCRIPTION, {"eventSource": "endpoint:PJSIP"}),
+        Do("GET", "/applications/pbxd"),
+        Do("GET", "/deviceStates"),
+        Do("GET", "/deviceStates/PJSIP%2Falice"),
+        Do("GET", "/deviceStates/PJSIP%2Fcarol"),
+        Do("PUT", "/deviceStates/PJSIP%2Falice", {"deviceState": "BUSY"}),
+        Do("PUT", PRESENCE_ALICE, {"deviceState": "NOT_INUSE"}),
+        Do("POST", SUBSCRIPTION, {"eventSource": "deviceState:Stasis:pbxd-presence-alice"}),
+        Do("PUT", PRESENCE_ALICE, {"deviceState": "INUSE"}),
+        Do("PUT", PRESENCE_ALICE, {"deviceState": "NOSUCHSTATE"}),
+        Sleep(0.3),
+        Do("GET", "/deviceStates"),
+        Do("GET", PRESENCE_ALICE),
+        Do("DELETE", PRESENCE_ALICE),
+        Sleep(0.3),
+        Do("GET", PRESENCE_ALICE),
+        Do("DELETE", SUBSCRIPTION, {"eventSource": "deviceState:Stasis:pbxd-presence-alice"}),
+    ),
+)
+
+MEDIA_SCENARIOS = [
+    IVR_MENU_DTMF,
+    EARLY_MEDIA_PLAYBACK,
+    VOICEMAIL_RECORD,
+    SCREENING_PRESS1,
+    SNOOP_WHISPER,
+    ENDPOINT_PRESENCE,
+]
 # Requests the traces make on purpose with values the api-docs refuse (README: a validator
 # should expect those to fail).
-DELIBERATELY_INVALID: set[str] = set()
+DELIBERATELY_INVALID = set(ENDPOINT_PRESENCE.invalid_requests)
+
+
+def _signature(step: Do) -> str:
+    query = "&".join(f"{k}={v}" for k, v in sorted(step.params.items()))
+    return f"{step.method} {step.path}{'?' + query if query else ''}"
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +322,7 @@ def test_table_matches_media_capture(scenario: Scenario, swagger: Swagger) -> No
     """The driving table performs exactly the trace's REST calls, and they are valid ARI."""
     assert table_requests(scenario) == capture_requests(load_capture(scenario.capture))
     for step in scenario.steps:
-        if isinstance(step, Do) and f"{step.method} {step.path}" not in DELIBERATELY_INVALID:
+        if isinstance(step, Do) and _signature(step) not in DELIBERATELY_INVALID:
             assert swagger.validate_request(step.method, step.path, step.params) == []
 
 
@@ -227,5 +331,5 @@ async def test_media_replay(scenario: Scenario, swagger: Swagger) -> None:
     await check_replay(scenario, swagger)
 
 
-def test_media_captures_are_there() -> None:
-    assert {s.capture for s in MEDIA_SCENARIOS} <= set(media_capture_names())
+def test_every_media_capture_has_a_scenario() -> None:
+    assert sorted({s.capture for s in MEDIA_SCENARIOS}) == media_capture_names()

@@ -28,7 +28,7 @@ K, Out = StepKind, StepOutcome
         (
             (
                 PathStep(K.SCHEDULE, Out.OPEN),
-                PathStep(K.PLAY, Out.GREETING, "acme-welcome"),
+                PathStep(K.PLAY, Out.PLAYED, "acme-welcome"),
                 PathStep(K.RING, Out.NO_ANSWER),
                 PathStep(K.VOICEMAIL, Out.LEFT),
             ),
@@ -47,7 +47,7 @@ K, Out = StepKind, StepOutcome
             "ring → busy → voicemail (no message)",
         ),
         ((PathStep(K.VOICEMAIL, Out.TOO_SHORT),), "voicemail (too short)"),
-        ((PathStep(K.PLAY, Out.CALLER_HUNG_UP),), "greeting → caller hung up"),
+        ((PathStep(K.PLAY, Out.ABANDONED),), "greeting → caller hung up"),
         ((PathStep(K.SCHEDULE, Out.CLOSED), PathStep(K.HANGUP, Out.HUNG_UP)), "closed → hangup"),
         ((), ""),
     ],

@@ -264,3 +264,63 @@ async def test_recording_names_and_if_exists(
     assert status == 200 and copy == {"format": "wav", "name": "c"}
     assert (await ari.post("/recordings/stored/old/copy", destinationRecordingName="c"))[0] == 409
     assert (await ari.get("/recordings/stored/nope/file"))[0] == 404
+
+
+# ------------------------------------------------------------------ presence and snoop
+async def test_registration_events_only_after_a_subscription(
+    sim: AriSimulator, ari: Ari, events: EventReader
+) -> None:
+    sim.register("carol", "sip:carol@127.0.0.4:5074")  # nobody subscribed: no event
+    assert (await ari.get("/endpoints/PJSIP/carol"))[1]["state"] == "online"
+    status, app = await ari.post("/applications/pbxd/subscription", eventSource="endpoint:PJSIP")
+    assert status == 200 and app["endpoint_ids"] == ["PJSIP"]
+    sim.unregister("carol")
+    await events.next("ContactStatusChange")
+    seen = [(e["type"], e["endpoint"]["state"]) for e in events.events]
+    assert seen == [
+        ("EndpointStateChange", "offline"),
+        ("PeerStatusChange", "offline"),
+        ("ContactStatusChange", "offline"),
+    ]
+    assert events.events[1]["peer"] == {"peer_status": "Unreachable"}
+    assert events.events[2]["contact_info"]["contact_status"] == "Removed"
+    sub = "/applications/pbxd/subscription"
+    assert (await ari.post(sub, eventSource="endpoint:PJSIP/nobody"))[0] == 422
+    assert (await ari.post(sub, eventSource="mailbox:x"))[0] == 400
+    assert (await ari.delete(sub, eventSource="deviceState:Stasis:x"))[0] == 409
+    assert (await ari.post("/applications/nosuchapp/subscription", eventSource="x:y"))[0] == 404
+
+
+async def test_device_states(sim: AriSimulator, ari: Ari, events: EventReader) -> None:
+    caller = await incoming(sim, events)
+    leg = await ari.create("PJSIP/alice", originator=caller)
+    await events.next("StasisStart", leg["id"])
+    await ari.post(f"/channels/{leg['id']}/dial")
+    await events.next("ChannelStateChange", leg["id"])
+    assert (await ari.get("/deviceStates/PJSIP%2Falice"))[1]["state"] == "RINGING"
+    assert (await ari.get("/deviceStates/PJSIP%2Fbob"))[1]["state"] == "NOT_INUSE"
+    assert (await ari.get("/deviceStates/PJSIP%2Fcarol"))[1]["state"] == "UNAVAILABLE"
+    assert (await ari.call("PUT", "/deviceStates/Stasis:q", deviceState="BUSY"))[0] == 204
+    assert (await ari.get("/deviceStates"))[1] == [{"name": "Stasis:q", "state": "BUSY"}]
+    assert (await ari.delete("/deviceStates/Stasis:q"))[0] == 204
+    assert (await ari.delete("/deviceStates/Stasis:q"))[0] == 404
+    assert (await ari.get("/deviceStates/Stasis:q"))[1]["state"] == "UNKNOWN"
+
+
+async def test_a_snoop_ends_with_the_channel_it_snoops_on(
+    sim: AriSimulator, ari: Ari, events: EventReader
+) -> None:
+    caller = await incoming(sim, events)
+    await ari.post(f"/channels/{caller}/answer")
+    path = f"/channels/{caller}/snoop"
+    assert (await ari.post(path, app="pbxd"))[0] == 400  # neither spy nor whisper
+    assert (await ari.post(path, app="pbxd", spy="sideways"))[0] == 400
+    assert (await ari.post("/channels/nope/snoop", app="pbxd", spy="in"))[0] == 404
+    status, snoop = await ari.post(path, app="pbxd", spy="in", appArgs="listen")
+    assert status == 200 and snoop["name"] == f"Snoop/{caller}-00000001"
+    start = await events.next("StasisStart", snoop["id"])
+    assert start["args"] == ["listen"] and start["channel"]["state"] == "Up"
+    await ari.delete(f"/channels/{caller}")
+    await events.next("StasisEnd", snoop["id"])
+    assert sim.channel(snoop["id"]) is None
+    assert not [e for e in events.of(snoop["id"]) if e["type"] == "ChannelDialplan"]

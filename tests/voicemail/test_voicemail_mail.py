@@ -1,0 +1,278 @@
+"""Voicemail e-mails through a real SMTP server (aiosmtpd, in the test's loop), never a mock."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from structlog.testing import capture_logs
+
+from pbxd.config.files import MailSecurity
+from pbxd.config.model import MailSettings
+from pbxd.sim.media import wav_bytes as make_wav
+from pbxd.voicemail.mail import Outbox, compose
+from pbxd.voicemail.messages import Message
+from pbxd.voicemail.store import MessageStore
+
+from .conftest import T0, ManualClock
+
+DID = "+33170000001"
+PARIS = "Europe/Paris"
+
+
+class Mailroom:
+    """What the SMTP server received; `refuse` makes it answer 550 to every recipient."""
+
+    def __init__(self) -> None:
+        self.received: list[EmailMessage] = []
+        self.logins: list[tuple[str, str]] = []
+        self.refuse = False
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.received.append(parsed)
+        return "250 OK"
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login = (data.login.decode(), data.password.decode())
+        self.logins.append(login)
+        return AuthResult(success=login == ("pbxd@acme.example", "smtp-secret"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class SmtpServer:
+    """An aiosmtpd server on a fixed port that the test starts and stops."""
+
+    def __init__(self, room: Mailroom) -> None:
+        self.room = room
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(
+                self.room,
+                hostname="mail.acme.example",
+                authenticator=self.room.authenticate,
+                auth_require_tls=False,
+            ),
+            "127.0.0.1",
+            self.port,
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    server = SmtpServer(Mailroom())
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def settings_for(port: int, **changes: Any) -> MailSettings:
+    base: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": MailSecurity.NONE,
+        "from_address": "Acme PBX <pbxd@acme.example>",
+        "timeout": 5,
+    }
+    return MailSettings(**(base | changes))
+
+
+def kept(store: MessageStore, n: int = 1) -> Message:
+    message = Message(
+        f"vm-{n}",
+        DID,
+        f"call-{n}",
+        recorded_at=T0,
+        duration=42,
+        mailbox="reception",
+        caller_number="+33612345678",
+        caller_name="Alice",
+    )
+    store.save(message, make_wav(2))
+    return message
+
+
+def outbox_on(root: Path, settings: MailSettings, clock: ManualClock) -> Outbox:
+    return Outbox(
+        MessageStore(root),
+        settings,
+        clock,
+        retry_initial=30,
+        retry_max=600,
+        give_up_after=timedelta(hours=1),
+    )
+
+
+def test_compose_attaches_the_wav_and_says_when_in_the_numbers_zone() -> None:
+    message = Message("vm-1", DID, "c1", T0, 42, "reception", "+33612345678", "Alice")
+    mail = compose(
+        message, make_wav(2), sender="pbxd@acme.example", to="desk@acme.example", timezone=PARIS
+    )
+    assert mail["Subject"] == f"Voicemail from Alice (+33612345678) on {DID} (0:42)"
+    body = mail.get_body(("plain",))
+    assert body is not None and "Thursday 24 December 2026 at 20:00:00 CET" in body.get_content()
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_filename() == "vm-1.wav"
+    assert attachment.get_content_type() == "audio/wav"
+    assert attachment.get_content() == make_wav(2)
+
+
+async def test_a_message_is_delivered_with_its_attachment(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    await smtp.start()
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    message = kept(outbox.store)
+    assert outbox.enqueue(message, "desk@acme.example", PARIS)
+    assert await outbox.send_due() == 1
+    [mail] = smtp.room.received
+    assert mail["To"] == "desk@acme.example"
+    assert "Alice" in mail["Subject"]
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_content() == make_wav(2)
+    assert outbox.queued() == []
+
+
+async def test_server_down_then_up_delivers_once(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    message = kept(outbox.store)
+    outbox.enqueue(message, "desk@acme.example", PARIS)
+    with capture_logs() as logs:
+        assert await outbox.send_due() == 0  # nobody listens on the port
+    [retry] = [e for e in logs if e["event"] == "voicemail_mail_retry"]
+    assert retry["retry_in"] == 30 and "Connect" in retry["error"]
+    assert [j.message_id for j in outbox.queued()] == ["vm-1"]  # on disk
+
+    # A restart meanwhile: the job is still there; the server comes back.
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    await smtp.start()
+    assert await outbox.send_due() == 1
+    assert await outbox.send_due() == 0
+    await clock.advance(3600)
+    assert await outbox.send_due() == 0
+    assert len(smtp.room.received) == 1  # once
+
+
+async def test_retries_back_off_on_the_clock(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    outbox.enqueue(kept(outbox.store), "desk@acme.example", PARIS)
+    assert await outbox.send_due() == 0
+    await smtp.start()
+    await clock.advance(29)
+    assert await outbox.send_due() == 0  # not before its time, although the server is up
+    assert smtp.room.received == []
+    await clock.advance(1)
+    assert await outbox.send_due() == 1
+
+
+async def test_an_outage_longer_than_give_up_after_drops_the_mail_not_the_message(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    outbox.enqueue(kept(outbox.store), "desk@acme.example", PARIS)
+    for _ in range(8):
+        await outbox.send_due()
+        await clock.advance(600)
+    assert outbox.queued() == [] and outbox.dropped == 1
+    assert outbox.store.has(DID, "vm-1")
+
+
+async def test_a_refused_recipient_is_dropped_at_once(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    smtp.room.refuse = True
+    await smtp.start()
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    outbox.enqueue(kept(outbox.store), "nobody@acme.example", PARIS)
+    with capture_logs() as logs:
+        assert await outbox.send_due() == 0
+    [dropped] = [e for e in logs if e["event"] == "voicemail_mail_dropped"]
+    assert dropped["reason"] == "refused" and "550" in dropped["error"]
+    assert outbox.queued() == [] and outbox.store.has(DID, "vm-1")
+
+
+async def test_login_with_the_password_from_its_variable_never_logged(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await smtp.start()
+    monkeypatch.setenv("PBXD_SMTP_PASSWORD", "wrong-secret")
+    settings = settings_for(
+        smtp.port, username="pbxd@acme.example", password_env="PBXD_SMTP_PASSWORD"
+    )
+    outbox = outbox_on(tmp_path, settings, clock)
+    outbox.enqueue(kept(outbox.store), "desk@acme.example", PARIS)
+    with capture_logs() as logs:
+        assert await outbox.send_due() == 0  # 535: retried, the admin may fix the password
+    assert "secret" not in repr(logs)
+    monkeypatch.setenv("PBXD_SMTP_PASSWORD", "smtp-secret")
+    await clock.advance(30)
+    assert await outbox.send_due() == 1
+    assert smtp.room.logins[-1] == ("pbxd@acme.example", "smtp-secret")
+
+
+async def test_the_outbox_task_sends_on_its_own(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    outbox = outbox_on(tmp_path, settings_for(smtp.port), clock)
+    outbox.start()
+    try:
+        outbox.enqueue(kept(outbox.store), "desk@acme.example", PARIS)
+        await _until(lambda: clock.sleepers == 1, "the backoff after a failed first try")
+        await smtp.start()
+        await clock.advance(30)
+        await _until(lambda: len(smtp.room.received) == 1, "the delivery")
+        await _until(lambda: not outbox.queued(), "the job settled")
+    finally:
+        await outbox.stop()
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for socket and file I/O (bounded: a hang fails, time never decides)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
