@@ -127,6 +127,37 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     _install_stdlib_handler()
 
 
+class LogBudget:
+    """How often a repeated warning may reach the log: a flood of bad input must not.
+
+    The first `burst` occurrences are logged; after that one line per `interval` seconds,
+    carrying how many were held back since the previous line. A quiet `interval` refills
+    the burst. Times come from the caller's clock (monotonic seconds).
+    """
+
+    def __init__(self, burst: int = 10, interval: float = 60.0) -> None:
+        self.burst = burst
+        self.interval = interval
+        self._used = 0
+        self._last_seen: float | None = None
+        self._last_logged = 0.0
+        self._held = 0
+
+    def take(self, now: float) -> int | None:
+        """None: do not log this one (it is counted). Otherwise log it, saying that the
+        returned number of occurrences were held back before it."""
+        if self._last_seen is not None and now - self._last_seen >= self.interval:
+            self._used = 0
+        self._last_seen = now
+        if self._used < self.burst or now - self._last_logged >= self.interval:
+            self._used = min(self._used + 1, self.burst)
+            self._last_logged = now
+            held, self._held = self._held, 0
+            return held
+        self._held += 1
+        return None
+
+
 def get_logger(name: str) -> Any:
     """A structlog logger bound with the module name."""
     return structlog.get_logger(logger_name=name)

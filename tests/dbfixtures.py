@@ -16,9 +16,11 @@ test is skipped, unless `CI` is set: then it fails, because CI must test both ba
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -109,3 +111,77 @@ async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
             yield url
     else:
         raise ValueError(f"unknown test database backend {backend!r}")
+
+
+@asynccontextmanager
+async def postgres_role_url() -> AsyncIterator[tuple[str, str, str]]:
+    """A fresh schema and a LOGIN role of its own: (role, URL as that role, admin URL).
+
+    Both URLs reach the schema (search_path). The role may use and create in the schema, so
+    it owns the tables it migrates; a test that wants less grants less through the admin URL.
+    Roles are cluster-wide: the name is random, and the role is dropped afterwards.
+    """
+    admin = postgres_admin_url()
+    async with postgres_schema_url(admin) as scoped_admin:
+        schema = make_url(scoped_admin).query["options"]
+        schema_name = str(schema).removeprefix("-csearch_path=")
+        role = f"pbxd_role_{uuid.uuid4().hex[:12]}"
+        engine = _admin_engine(admin)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+                await conn.execute(
+                    text(f'GRANT USAGE, CREATE ON SCHEMA "{schema_name}" TO "{role}"')
+                )
+            as_role = make_url(scoped_admin).set(username=role, password=None)
+            yield role, as_role.render_as_string(hide_password=False), scoped_admin
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"
+                    ),
+                    {"r": role},
+                )
+                await conn.execute(text(f'DROP OWNED BY "{role}"'))
+                await conn.execute(text(f'DROP ROLE "{role}"'))
+            await engine.dispose()
+
+
+@asynccontextmanager
+async def sqlite_held_locked(path: Path) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Another process holds `path` with BEGIN EXCLUSIVE until the yielded release() runs."""
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "c.execute('COMMIT')\n"
+    )
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    async with asyncio.timeout(10):
+        assert await holder.stdout.readline() == b"locked\n"
+
+    async def release() -> None:
+        if holder.returncode is None:
+            assert holder.stdin is not None
+            holder.stdin.write(b"\n")
+            await holder.stdin.drain()
+            async with asyncio.timeout(10):
+                await holder.wait()
+
+    try:
+        yield release
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()

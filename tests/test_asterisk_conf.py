@@ -410,3 +410,18 @@ def test_simulator_passes_the_stasis_args_of_the_shipped_dialplan() -> None:
         if s.app == "Stasis"
     }
     assert shipped == {SHIPPED_STASIS_ARGS}
+
+
+def test_systemd_unit_is_type_notify_with_a_watchdog_and_a_reload() -> None:
+    from pbxd.systemd import STATUS_EVERY_S
+
+    service = parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
+    assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
+    [watchdog] = service["WatchdogSec"]
+    # pbxd pings every half period, from a loop that wakes at least every STATUS_EVERY_S.
+    assert int(watchdog) >= 4 * STATUS_EVERY_S
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # The notify socket is AF_UNIX: the address-family filter must keep it.
+    assert "AF_UNIX" in " ".join(service["RestrictAddressFamilies"]).split()
+    assert service["SystemCallFilter"] == ["@system-service"]
+    assert service["CapabilityBoundingSet"] == [""]

@@ -47,6 +47,9 @@ ParamValue = str | int | float | bool | Sequence[str] | None
 
 _ModelT = TypeVar("_ModelT")
 
+# A 10,000-channel GET /channels is about 10 MB; far beyond is a broken or hostile server.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
 # A voicemail message is minutes at most: 16000 B/s WAV makes 10 minutes under 10 MB.
 DEFAULT_MAX_RECORDING_BYTES = 32 * 1024 * 1024
 
@@ -102,9 +105,11 @@ class AriClient:
         *,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         base_url, had_credentials = without_credentials(base_url)
         self.base_url = base_url.rstrip("/")
+        self._max_response_bytes = max_response_bytes
         self.app = app
         if had_credentials:
             log.warning("ari_url_credentials_ignored", url=self.base_url)
@@ -182,7 +187,8 @@ class AriClient:
         max_bytes: int | None = None,
     ) -> tuple[int, bytes, str]:
         """One HTTP round trip: (status, body bytes, content type) of a 2xx answer; an error
-        status raises its `AriError`, a body over `max_bytes` raises `AriError` too."""
+        status raises its `AriError`, a body over `max_bytes` (default: the client's
+        `max_response_bytes`) raises `AriError` too."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
@@ -197,10 +203,9 @@ class AriClient:
                 timeout=self._timeout,
             ) as response:
                 status = response.status
-                if max_bytes is not None and status < 400:
-                    raw = await _read_capped(response, max_bytes, method, path)
-                else:
-                    raw = await response.read()
+                # Every answer is capped: a 200 MB body once ran until the request timeout.
+                limit = self._max_response_bytes if max_bytes is None else max_bytes
+                raw = await _read_capped(response, limit, method, path)
                 content_type = response.content_type
                 reason = response.reason
         except TimeoutError:

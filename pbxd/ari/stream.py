@@ -21,6 +21,8 @@ from pbxd.ari._auth import basic_auth_header, without_credentials
 from pbxd.ari.errors import AriEventError
 from pbxd.ari.events import Event, parse_event
 from pbxd.clock import Clock, RealClock
+from pbxd.log import LogBudget
+from pbxd.metrics import ARI_BAD_EVENTS
 
 # Not pbxd.log.get_logger: its `logger=` initial value collides with structlog's wrap_logger.
 log = structlog.get_logger(logger_name=__name__)
@@ -77,6 +79,7 @@ class EventStream:
         healthy_after: float = 5.0,
         connect_timeout: float = 10.0,
         slow_handler: float = 0.05,
+        bad_event_budget: LogBudget | None = None,
     ) -> None:
         base_url, had_credentials = without_credentials(base_url)
         self.url = events_url(base_url)
@@ -95,6 +98,8 @@ class EventStream:
         self._healthy_after = healthy_after
         self._connect_timeout = connect_timeout
         self._slow_handler = slow_handler
+        # 50,000 garbage messages once wrote 20 MB of warnings: the metric counts them all.
+        self._bad_event_budget = bad_event_budget or LogBudget(burst=10, interval=60.0)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected = asyncio.Event()
         self._stopping = False
@@ -229,8 +234,8 @@ class EventStream:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     self._dispatch(message.data)
                 elif message.type is aiohttp.WSMsgType.BINARY:
-                    text = message.data.decode("utf-8", "replace")
-                    self._bad_event(text, ValueError("binary WebSocket message"))
+                    text = message.data[:300].decode("utf-8", "replace")
+                    self._bad_event(text, ValueError("binary WebSocket message"), "binary")
                 elif message.type is aiohttp.WSMsgType.ERROR:
                     log.warning("ari_events_error", url=self.url, error=repr(message.data))
                     break
@@ -244,14 +249,14 @@ class EventStream:
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-            self._bad_event(text, exc)
+            self._bad_event(text, exc, "json")
             return
         try:
             event = parse_event(data)
         except Exception as exc:
             # AriEventError, or a shape the parser did not foresee: bad input either way.
             error = exc if isinstance(exc, AriEventError) else AriEventError(f"ARI event: {exc!r}")
-            self._bad_event(data if isinstance(data, dict) else text, error)
+            self._bad_event(data if isinstance(data, dict) else text, error, "event")
             return
         started = time.perf_counter()
         try:
@@ -265,8 +270,18 @@ class EventStream:
                 "ari_event_handler_slow", event_type=event.type, elapsed_ms=round(elapsed * 1000, 1)
             )
 
-    def _bad_event(self, message: dict[str, Any] | str, error: Exception) -> None:
-        log.warning("ari_bad_event", url=self.url, error=str(error), message=str(message)[:300])
+    def _bad_event(self, message: dict[str, Any] | str, error: Exception, kind: str) -> None:
+        ARI_BAD_EVENTS.labels(kind=kind).inc()
+        held = self._bad_event_budget.take(self._clock.monotonic())
+        if held is not None:
+            log.warning(
+                "ari_bad_event",
+                url=self.url,
+                kind=kind,
+                error=str(error)[:300],
+                message=str(message)[:300],
+                suppressed=held,  # bad events not logged since the previous line
+            )
         if self._on_bad_event is not None:
             try:
                 self._on_bad_event(message, error)

@@ -39,9 +39,15 @@ from pbxd.ari import (
 )
 from pbxd.cdr.records import CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
+from pbxd.config.destinations import (
+    BARRED_CAUSE,
+    DEFAULT_MAX_CALL_DURATION,
+    MAX_DURATION_CAUSE,
+)
 from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.dialplan import LegPlan, Reject, RingPlan
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON, unanswered_outcome
+from pbxd.dialplan.tollfraud import leg_refusal
 
 log = structlog.get_logger("pbxd.calls")
 
@@ -326,6 +332,8 @@ class CallController:
         if self.state is not CallState.RINGING:
             self._note("adopted after restart: still bridged")
             log.info("call adopted", bridge=self.bridge_id)
+            if self.winner is not None:
+                self._arm_max_duration(self.winner)  # counted from its answer, before the restart
             self.deliver(Resync())  # it may have ended between our check and now
             return
         assert isinstance(self.plan, RingPlan)
@@ -383,6 +391,15 @@ class CallController:
     # ------------------------------------------------------------------ legs
 
     async def _start_leg(self, leg: Leg) -> None:
+        barred = leg_refusal(leg.plan)  # the last check before anything reaches Asterisk
+        if barred is not None:
+            leg.state, leg.note, leg.destroyed = LegState.ENDED, f"barred: {barred}", True
+            leg.cause = BARRED_CAUSE
+            leg.record.started_at = self.clock.now()
+            self._end_leg_record(leg, BARRED_CAUSE)
+            self._note(f"{leg.plan.target}: not rung, barred: {barred}")
+            log.warning("leg_barred", target=leg.plan.target, trunk=leg.plan.trunk, why=barred)
+            return
         trunk = leg.plan.trunk
         if trunk is not None and not self.directory.take_trunk_slot(trunk):
             leg.state, leg.note = LegState.ENDED, f"trunk {trunk} at capacity"
@@ -443,6 +460,12 @@ class CallController:
             return
         self._arm_ring_time(leg, ring_time)
 
+    def _arm_max_duration(self, leg: Leg) -> None:
+        """Cut the answered leg (and the call) at its maximum duration, counted from its answer."""
+        answered = leg.record.answered_at
+        spent = (self.clock.now() - answered).total_seconds() if answered else 0.0
+        self._arm("max_duration", max(0.0, leg.plan.max_duration - spent), leg.channel_id)
+
     def _arm_ring_time(self, leg: Leg, ring_time: float) -> None:
         """Our backstop for Asterisk's dial timeout: the leg is hung up if that never comes."""
         self._arm(f"ring_time:{leg.channel_id}", ring_time + RING_BACKSTOP_SECONDS, leg.channel_id)
@@ -467,6 +490,7 @@ class CallController:
         leg.record.answered_at = at or self.clock.now()
         self.cdr.record_leg(leg.record)
         self._cancel_timers()
+        self._arm_max_duration(leg)
         self._note(f"{leg.plan.target}: answered")
         log.info("answered", target=leg.plan.target)
         others = [other for other in self.legs if other is not leg and other.live]
@@ -559,8 +583,13 @@ class CallController:
 
     # ------------------------------------------------------------------ ending
 
-    async def _end_everything(self, caller_reason: HangupReason) -> None:
-        """Hang up every live channel and the bridge; the call ends when all are gone."""
+    async def _end_everything(
+        self, caller_reason: HangupReason, *, cause: int | None = None
+    ) -> None:
+        """Hang up every live channel and the bridge; the call ends when all are gone.
+
+        `cause`: a Q.850 cause for every channel instead of the reasons (`reason_code`).
+        """
         if self.state in (CallState.ENDING, CallState.ENDED):
             return
         self.state = CallState.ENDING
@@ -572,12 +601,13 @@ class CallController:
         for leg in live:
             leg.state = LegState.ENDING
         reason_of_legs = HangupReason.NO_ANSWER if self._timed_out else HangupReason.NORMAL
+        legs_reason, reason = (None, None) if cause else (reason_of_legs, caller_reason)
         await asyncio.gather(
-            *(self._hangup(leg.channel_id, reason=reason_of_legs) for leg in live),
+            *(self._hangup(leg.channel_id, reason=legs_reason, reason_code=cause) for leg in live),
             *(
                 []
                 if self.caller.gone
-                else [self._hangup(self.caller.channel_id, reason=caller_reason)]
+                else [self._hangup(self.caller.channel_id, reason=reason, reason_code=cause)]
             ),
         )
         await self._destroy_bridge()
@@ -717,6 +747,18 @@ class CallController:
                 self._note(f"{leg.plan.target}: ring time over")
                 leg.state = LegState.ENDING
                 await self._hangup(leg.channel_id, reason=HangupReason.NO_ANSWER)
+        elif timer.kind == "max_duration":
+            leg = self._leg(timer.leg)
+            if leg is self.winner and self.state in (CallState.ANSWERING, CallState.BRIDGED):
+                assert leg is not None
+                self._note(f"{leg.plan.target}: maximum call duration reached, hanging up")
+                log.warning(
+                    "leg_max_duration",
+                    target=leg.plan.target,
+                    trunk=leg.plan.trunk,
+                    max_duration=leg.plan.max_duration,
+                )
+                await self._end_everything(HangupReason.NORMAL, cause=MAX_DURATION_CAUSE)
         elif timer.kind == "vanished":
             self._vanish_checks.pop(timer.leg, None)
             await self._channel_vanished(timer.leg)
@@ -894,10 +936,12 @@ def adopt_bridged_call(
     clock: Clock,
     directory: ChannelDirectory,
     trunk: str | None = None,
+    max_duration: int = DEFAULT_MAX_CALL_DURATION,
 ) -> CallController:
     """A controller for a call found bridged after a restart; it completes the CDR.
 
     `trunk`: the trunk whose slot the leg holds (counted by the daemon), freed at its end.
+    `max_duration`: the leg's limit, counted from its answer before the restart.
     """
     leg_plan = LegPlan(
         target=leg_record.target,
@@ -907,6 +951,7 @@ def adopt_bridged_call(
         ring_time=1,
         caller_id_number=record.caller_number or "",
         caller_id_name=record.caller_name or "",
+        max_duration=max_duration,
     )
     plan = RingPlan(
         did=record.did,

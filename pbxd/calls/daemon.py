@@ -33,6 +33,7 @@ from pbxd.config.files import HangupReason
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, RingPlan, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
+from pbxd.dialplan.plan import max_call_duration
 
 log = structlog.get_logger("pbxd.daemon")
 
@@ -127,9 +128,9 @@ class CallDaemon:
                 self._spawn(self._back_to_dialplan(event.channel.id), "fallback")
 
     def on_bad_event(self, raw: object, error: Exception) -> None:
-        """A message that is not a valid ARI event: count it and log it, nothing else."""
+        """A message that is not a valid ARI event: count it, nothing else."""
+        # The stream logs it already (rate-limited, ari_bad_event): one flood, one budget.
         self.bad_events += 1
-        log.warning("malformed ARI event ignored", error=str(error))
 
     def _route(self, event: Event) -> None:
         if event.application != self.ari.app:
@@ -390,6 +391,10 @@ class CallDaemon:
                 clock=self.clock,
                 directory=self,
                 trunk=trunk,
+                max_duration=max_call_duration(
+                    self.config.routes.get(record.route or ""),
+                    self.config.trunks.get(trunk) if trunk else None,
+                ),
             )
             self._start(controller)
             return

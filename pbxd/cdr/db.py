@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -27,6 +29,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Waiting a little for a lock beats failing a write while `pbxd report` reads the file.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# An unreachable PostgreSQL must fail a write within seconds (asyncpg waits 60 s), so the
+# writer can retry, spool, or let a stopping daemon stop; a hung statement likewise.
+PG_CONNECT_TIMEOUT = 10.0
+PG_COMMAND_TIMEOUT = 30.0
 
 # Any constant shared by every pbxd process: serialises concurrent migrations on one database.
 _PG_MIGRATION_LOCK = 0x70627864  # "pbxd"
@@ -66,8 +73,46 @@ def make_engine(url: str | URL) -> AsyncEngine:
             engine = create_async_engine(parsed)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
+    connect_args.setdefault("timeout", PG_CONNECT_TIMEOUT)
+    connect_args.setdefault("command_timeout", PG_COMMAND_TIMEOUT)
     # pool_pre_ping: a PostgreSQL restart must cost a reconnect, not a failed batch.
     return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+def is_in_memory(url: str | URL) -> bool:
+    """True for a SQLite database that lives in memory (`sqlite://`, `sqlite:///:memory:`)."""
+    try:
+        parsed = make_url(url)
+    except (ValueError, ArgumentError):
+        return False  # not a URL at all: opening it says why
+    return parsed.get_backend_name() == "sqlite" and (parsed.database or "") in ("", ":memory:")
+
+
+def why_not_writable(exc: BaseException, url: str | URL) -> str:
+    """What an admin must fix when a write to the CDR database at `url` failed with `exc`."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    message = lines[0] if lines else type(orig).__name__
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not is_in_memory(parsed):
+        path = Path(parsed.database or "").expanduser()
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"{path} is read-only ({message})"
+        if not os.access(path.parent, os.W_OK):
+            return (
+                f"the directory {path.parent} is read-only: SQLite writes its "
+                f"{path.name}-wal and {path.name}-shm files beside the database ({message})"
+            )
+        return f"{message} ({path})"
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "42501":
+        return (
+            f"the database role lacks a privilege: {message} "
+            "(pbxd needs SELECT, INSERT and UPDATE on calls and legs)"
+        )
+    if sqlstate == "25006":
+        return f"the server accepts no writes (a standby?): {message}"
+    return message
 
 
 def alembic_config() -> Config:

@@ -22,6 +22,7 @@ from pbxd.cdr.records import (
     format_path,
     path_to_text,
 )
+from pbxd.config.destinations import BARRED_CAUSE, MAX_DURATION_CAUSE
 
 MISSING = "-"
 
@@ -44,6 +45,8 @@ HANGUP_CAUSES: dict[int, str] = {
     38: "network out of order",
     41: "temporary failure",
     42: "switching equipment congestion",
+    BARRED_CAUSE: "outgoing calls barred",  # pbxd refused the leg: not a destination it may dial
+    MAX_DURATION_CAUSE: "timer expired: max call duration",  # Q.850 "recovery on timer expiry"
     127: "interworking, unspecified",
 }
 
@@ -140,11 +143,14 @@ _UNANSWERED_LEG = {
     34: "congestion",
     38: "network failure",
     16: "cancelled",
+    BARRED_CAUSE: "barred",
 }
 
 
 def _leg_outcome(leg: LegRecord) -> str:
     """What happened to one leg, in a word or two."""
+    if leg.answered_at is not None and leg.hangup_cause == MAX_DURATION_CAUSE:
+        return "answered, cut at max duration"
     if leg.answered_at is not None:
         return "answered"
     if leg.ended_at is None:

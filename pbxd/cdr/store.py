@@ -1,33 +1,46 @@
 """The CDR store: a non-blocking write path for the call controller, and queries for reports.
 
 Write path: `record_call` / `record_leg` snapshot the record and append it to an in-memory
-queue (never awaiting, never touching the database). One writer task takes the queue in
-batches, keeps only the latest snapshot of each call/leg within a batch, and upserts the
-batch in one transaction, calls before legs (foreign key). Failures are retried with
-backoff; a batch that keeps failing for a non-transient reason is retried row by row, so one
-bad record is logged and dropped instead of blocking the others or killing the writer.
+queue (never awaiting). One writer task takes the queue in batches, keeps only the latest
+snapshot of each call/leg within a batch, and upserts the batch in one transaction, calls
+before legs (foreign key). Upserts are keyed by call and leg id, so a snapshot written twice
+(a replay after a crash mid-write) never doubles a row; snapshots are written in the order
+they were recorded, so the last one wins.
 
-The queue is bounded (`max_backlog`): when the database is away for long, new records are
-refused with a logged error rather than growing memory without limit.
+A database that is away is an outage, never a reason to drop a record: refused connections,
+logins refused, connection limits, a server starting up, shutting down or in recovery,
+terminated sessions, locks, timeouts are all retried with backoff for as long as it takes.
+Only a row the database rejects on its merits (a constraint, a bad value) is refused, and it
+is logged whole (`cdr_row_rejected`) so it can be re-entered by hand.
+
+With a spool (`spool.CdrSpool`, `pbxd run` keeps it under state_dir), records leave memory
+for a local fsync'd file when the memory queue is full (`max_backlog`), when an outage has
+lasted `spool_after` seconds, and when the store closes with records still unwritten. The
+spool is written first when the database answers again, and `open` replays what a previous
+run left before returning. Without a spool (reports, `pbxd simulate`), a full queue refuses
+new records and a close that times out loses what is left; both are logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Final
 
 import structlog
 from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pbxd.cdr.db import make_engine, migrate
+from pbxd.cdr.db import make_engine, migrate, why_not_writable
 from pbxd.cdr.records import CallLogEntry, CallRecord, LegRecord
 from pbxd.cdr.schema import (
     Base,
@@ -38,6 +51,7 @@ from pbxd.cdr.schema import (
     row_to_call,
     row_to_leg,
 )
+from pbxd.cdr.spool import CdrSpool, SpoolEntry, encode_line, record_fields
 
 # Not pbxd.log.get_logger: its `logger=` initial value collides with structlog's wrap_logger.
 _log = structlog.get_logger(logger_name=__name__)
@@ -48,19 +62,30 @@ _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
 # Backoff between retries of a failed write: short first (a lock), capped (a restart).
 RETRY_INITIAL_DELAY = 0.05
 RETRY_MAX_DELAY = 5.0
-# Non-transient failures (constraint, bad value) are tried this often before isolating/dropping.
-BAD_RECORD_ATTEMPTS = 2
 # When refusing records for a full backlog, log the first refusal and then every Nth.
 REFUSAL_LOG_EVERY = 1000
+# SQLSTATE classes of a row refused on its merits: 22 data exception, 23 integrity constraint.
+_ROW_SQLSTATE_CLASSES: Final = frozenset({"22", "23"})
+
+_Queued = tuple[int, CallRecord | LegRecord]
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """True for failures of the database connection (retry forever), not of the data."""
+class CdrNotWritableError(RuntimeError):
+    """The CDR database can be read but not written; the message says why."""
+
+
+def rejected_on_merits(exc: BaseException) -> bool:
+    """True when the database refused the row itself (retrying cannot help); else an outage."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(
-            exc, OperationalError | InterfaceError
-        )
-    return isinstance(exc, OSError | TimeoutError)
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _ROW_SQLSTATE_CLASSES:
+            return True
+        # asyncpg's own DataError (a value it cannot encode) is a ValueError.
+        return isinstance(getattr(exc.orig, "__cause__", None), ValueError)
+    # A bind parameter our column types refuse (a naive time), before any SQL ran.
+    return isinstance(exc, StatementError | ValueError | TypeError)
 
 
 def _describe(exc: BaseException) -> str:
@@ -69,9 +94,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[0] if first else ''}"
 
 
+def _loggable(rec: CallRecord | LegRecord) -> dict[str, object]:
+    """The record as JSON values for a log line, even when it cannot become a row."""
+    try:
+        return record_fields(rec)
+    except (TypeError, ValueError):
+        return {f.name: str(getattr(rec, f.name)) for f in dataclasses.fields(rec)}
+
+
+def _key(rec: CallRecord | LegRecord) -> tuple[str, str]:
+    """("call", call id) or ("leg", leg id): what a row is keyed by."""
+    return ("call", rec.call_id) if isinstance(rec, CallRecord) else ("leg", rec.leg_id)
+
+
 @dataclass(slots=True)
 class _Waiter:
-    """A `flush()` caller waiting until `target` queued records have been processed."""
+    """A `flush()` caller waiting until every record up to `target` is written or rejected."""
 
     target: int
     future: asyncio.Future[None]
@@ -87,33 +125,45 @@ class CdrStore:
         batch_size: int = 200,
         max_backlog: int = 100_000,
         flush_interval: float = 0.2,
+        spool: CdrSpool | None = None,
+        spool_after: float = 2.0,
     ) -> None:
         """Wrap an already migrated engine; prefer `CdrStore.open`, which also migrates."""
-        if batch_size < 1 or max_backlog < 1 or flush_interval < 0:
-            raise ValueError("batch_size and max_backlog must be >= 1, flush_interval >= 0")
+        if batch_size < 1 or max_backlog < 1 or flush_interval < 0 or spool_after < 0:
+            raise ValueError(
+                "batch_size and max_backlog must be >= 1, flush_interval and spool_after >= 0"
+            )
+        dialect = engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported CDR database dialect {dialect!r}")
         self._engine = engine
         self._batch_size = batch_size
         self._max_backlog = max_backlog
         self._flush_interval = flush_interval
-        self._queue: deque[CallRecord | LegRecord] = deque()
-        self._enqueued = 0  # records accepted so far
-        self._processed = 0  # records committed or dropped so far
+        self._spool = spool
+        self._spool_after = spool_after
+        self._queue: deque[_Queued] = deque()
+        # Sequence numbers order every record; a previous run's spooled lines come first.
+        self._seq = spool.last_seq if spool is not None else 0
+        self._done_seq = spool.first_seq - 1 if spool is not None and spool.pending else self._seq
         self._refused = 0
-        self._dropped = 0
+        self._rejected = 0
+        self._spooled = 0
+        self._outage_since: float | None = None
+        self._outage_error = ""
+        self._replay_started: float | None = None
+        self._replayed = 0
         self._waiters: list[_Waiter] = []
         self._wakeup = asyncio.Event()  # something is queued (or we are closing)
         self._urgent = asyncio.Event()  # write now: flush(), close() or a full batch
         self._closing = False
+        self._accepting = True
         self._closed = False
         self._closed_event = asyncio.Event()
-        dialect = engine.dialect.name
-        if dialect not in ("sqlite", "postgresql"):
-            raise ValueError(f"unsupported CDR database dialect {dialect!r}")
         self._call_upsert = _upsert(_CALLS, dialect)
         self._leg_upsert = _upsert(_LEGS, dialect)
-        self._writer = asyncio.get_running_loop().create_task(
-            self._run_writer(), name="pbxd-cdr-writer"
-        )
+        self._loop = asyncio.get_running_loop()
+        self._writer = self._loop.create_task(self._run_writer(), name="pbxd-cdr-writer")
 
     @classmethod
     async def open(
@@ -123,20 +173,73 @@ class CdrStore:
         batch_size: int = 200,
         max_backlog: int = 100_000,
         flush_interval: float = 0.2,
+        spool: CdrSpool | None = None,
+        spool_after: float = 2.0,
     ) -> CdrStore:
-        """Connect to `url` (sqlite:///… or postgresql://…), migrate, start the writer."""
+        """Connect to `url` (sqlite:///… or postgresql://…), migrate, start the writer.
+
+        With a `spool` (the daemon's store; the store owns it from here), a database pbxd
+        cannot write is refused (CdrNotWritableError, see `check_writable`), and what a
+        previous run left in the spool is written before this returns, so recovery reads a
+        complete database.
+        """
         engine = make_engine(url)
         try:
             await migrate(engine)
-            return cls(
+            store = cls(
                 engine,
                 batch_size=batch_size,
                 max_backlog=max_backlog,
                 flush_interval=flush_interval,
+                spool=spool,
+                spool_after=spool_after,
             )
         except BaseException:
+            if spool is not None:
+                spool.close()
             await engine.dispose()
             raise
+        if spool is not None:
+            try:
+                await store.check_writable()
+            except BaseException:
+                await store.close(drain_timeout=0)
+                raise
+        if spool is not None and spool.pending:
+            _log.info("cdr_spool_replaying", records=spool.pending, path=str(spool.path))
+            try:
+                await store.flush()
+            except BaseException:
+                # Stopped before the database took it all: the spool keeps the rest.
+                await store.close(drain_timeout=0)
+                raise
+        return store
+
+    async def check_writable(self) -> None:
+        """Write a probe call and leg and roll them back; CdrNotWritableError says why not.
+
+        The rows never commit, so CDR data is untouched; the upserts are the writer's own, so
+        every privilege the writer needs (INSERT, UPDATE on both tables) is exercised.
+        """
+        now = datetime.now(UTC)
+        call = CallRecord(call_id=f"pbxd-write-probe-{uuid.uuid4().hex}", did="+0", started_at=now)
+        leg = LegRecord(
+            leg_id=f"{call.call_id}-0",
+            call_id=call.call_id,
+            target="probe",
+            destination="probe",
+            started_at=now,
+        )
+        try:
+            async with self._connect() as conn:
+                transaction = await conn.begin()
+                try:
+                    await conn.execute(self._call_upsert, [call_to_row(call)])
+                    await conn.execute(self._leg_upsert, [leg_to_row(leg)])
+                finally:
+                    await transaction.rollback()
+        except Exception as exc:
+            raise CdrNotWritableError(why_not_writable(exc, self._engine.url)) from exc
 
     # ----------------------------------------------------------------- write path
 
@@ -147,18 +250,28 @@ class CdrStore:
 
     @property
     def backlog(self) -> int:
-        """Records queued and not yet taken by the writer."""
+        """Records queued in memory and not yet written."""
         return len(self._queue)
 
     @property
+    def spooled(self) -> int:
+        """Records waiting in the spool file."""
+        return self._spool.pending if self._spool is not None else 0
+
+    @property
+    def in_outage(self) -> bool:
+        """True from a failed write until the next successful one."""
+        return self._outage_since is not None
+
+    @property
     def refused(self) -> int:
-        """Records refused because the backlog was full or the store closed."""
+        """Records refused because the backlog was full (no spool) or the store closed."""
         return self._refused
 
     @property
     def dropped(self) -> int:
-        """Records the database rejected for good (logged one by one)."""
-        return self._dropped
+        """Rows the database rejected on their merits (logged one by one)."""
+        return self._rejected
 
     def record_call(self, rec: CallRecord) -> bool:
         """Queue a snapshot of `rec` for writing; False (and a logged error) if refused."""
@@ -169,15 +282,15 @@ class CdrStore:
         return self._enqueue(rec.snapshot())
 
     def _enqueue(self, rec: CallRecord | LegRecord) -> bool:
-        """Append to the queue unless full or closing; never blocks, never raises."""
-        if self._closing:
+        """Append to the queue (spilling it to the spool when full); never raises."""
+        if not self._accepting:
             self._refuse(rec, "store closing")
             return False
-        if len(self._queue) >= self._max_backlog:
+        if len(self._queue) >= self._max_backlog and not self._spill("memory backlog full"):
             self._refuse(rec, "backlog full")
             return False
-        self._queue.append(rec)
-        self._enqueued += 1
+        self._seq += 1
+        self._queue.append((self._seq, rec))
         self._wakeup.set()
         if len(self._queue) >= self._batch_size:
             self._urgent.set()
@@ -196,14 +309,49 @@ class CdrStore:
                 refused_total=self._refused,
             )
 
+    def _spill(self, reason: str) -> bool:
+        """Move the whole memory queue to the spool (oldest first); False if it cannot."""
+        if self._spool is None:
+            return False
+        if not self._queue:
+            return True
+        lines: list[bytes] = []
+        for seq, rec in self._queue:
+            try:
+                lines.append(encode_line(seq, rec))
+            except (TypeError, ValueError) as exc:  # it could never become a row anyway
+                lines.append(b"")
+                self._reject(rec, exc)
+        try:
+            count = self._spool.append_lines(lines)
+        except OSError as exc:
+            _log.error(
+                "cdr_spool_failed",
+                path=str(self._spool.path),
+                records=len(self._queue),
+                error=_describe(exc),
+            )
+            return False
+        self._queue.clear()
+        self._spooled += count
+        _log.warning(
+            "cdr_spooled",
+            records=count,
+            reason=reason,
+            pending=self._spool.pending,
+            spooled_total=self._spooled,
+            path=str(self._spool.path),
+        )
+        return True
+
     async def flush(self) -> None:
-        """Wait until every record queued before this call is committed (or dropped)."""
-        target = self._enqueued
-        if self._processed >= target:
+        """Wait until every record queued before this call is written (or rejected)."""
+        target = self._seq
+        if self._done_seq >= target:
             return
         if self._writer.done():
             raise RuntimeError("the CDR writer has stopped; queued records were not written")
-        waiter = _Waiter(target, asyncio.get_running_loop().create_future())
+        waiter = _Waiter(target, self._loop.create_future())
         self._waiters.append(waiter)
         self._urgent.set()
         self._wakeup.set()
@@ -212,33 +360,46 @@ class CdrStore:
     async def close(self, drain_timeout: float | None = 10.0) -> None:
         """Write everything queued, stop the writer, release connections.
 
-        If the database stays unreachable for `drain_timeout` seconds, what is left is logged as
-        lost and the store closes anyway (a stopping daemon must stop).
+        If the database stays away for `drain_timeout` seconds, what is left goes to the spool
+        (lost, and logged as such, only without one) and the store closes anyway: a stopping
+        daemon must stop.
         """
         if self._closing:
             # Already closed, or another task is closing: wait for that one to finish.
             await self._closed_event.wait()
             return
         self._closing = True
+        if self._outage_since is not None and self._spill("stopping during a database outage"):
+            # All on disk, and the next start writes the spool first: no reason to linger.
+            drain_timeout = 0
         self._urgent.set()
         self._wakeup.set()
+        timed_out = False
         try:
             if not self._writer.done():
                 await asyncio.wait_for(asyncio.shield(self._writer), drain_timeout)
         except TimeoutError:
-            _log.error(
-                "cdr_close_timeout",
-                lost=self._enqueued - self._processed,
-                drain_timeout=drain_timeout,
-            )
+            timed_out = True
         finally:
             # Also reached when close() itself is cancelled: never leave the writer behind.
+            self._accepting = False
             if not self._writer.done():
                 self._writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._writer
+            self._spill("stopping")
+            lost = len(self._queue)
+            if lost or (timed_out and self.spooled):
+                (_log.error if lost else _log.warning)(
+                    "cdr_close_timeout",
+                    lost=lost,
+                    spooled=self.spooled,
+                    drain_timeout=drain_timeout,
+                )
             self._closed = True
             self._release_waiters(error=True)
+            if self._spool is not None:
+                self._spool.close()
             await self._engine.dispose()
             self._closed_event.set()
 
@@ -252,41 +413,123 @@ class CdrStore:
 
     # ------------------------------------------------------------------- writer
 
+    def _has_pending(self) -> bool:
+        return bool(self._queue) or (self._spool is not None and self._spool.pending > 0)
+
     async def _run_writer(self) -> None:
-        """The single writer task: wait for records, linger briefly, write batches."""
+        """The single writer task: spool first, then memory, in batches, until closed."""
+        delay = RETRY_INITIAL_DELAY
+        draining = False  # writing a burst: no more lingering until the queue is empty
         while True:
-            await self._wakeup.wait()
-            if not self._queue:
+            if not self._has_pending():
                 if self._closing:
                     return
+                draining = False
+                self._urgent.clear()
                 self._wakeup.clear()
+                await self._wakeup.wait()
                 continue
-            if not self._urgent.is_set() and self._flush_interval > 0:
+            from_spool = self._spool is not None and self._spool.pending > 0
+            if not (draining or from_spool or self._urgent.is_set()) and self._flush_interval > 0:
                 # Let a burst of updates accumulate so they coalesce into one transaction.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), self._flush_interval)
-            while self._queue:
-                count = min(self._batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(count)]
-                try:
-                    await self._write_batch(batch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # A bug here must not stop CDRs for the rest of the daemon's life.
-                    self._dropped += len(batch)
-                    _log.exception("cdr_writer_error", dropped=len(batch))
-                self._processed += count
-                self._release_waiters()
-            self._urgent.clear()
+                draining = True
+                continue
+            draining = True
+            if from_spool and self._replay_started is None:
+                self._replay_started = self._loop.time()
+            entries, taken = self._next_batch()
+            attempt_started = self._loop.time()
+            try:
+                error = await self._write_entries(entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A bug here must not stop CDRs for good: keep the records and retry.
+                _log.exception("cdr_writer_error", records=len(entries))
+                error = exc
+            if error is None:
+                taken()
+                self._written(entries, from_spool)
+                delay = RETRY_INITIAL_DELAY
+                continue
+            self._replay_started = None
+            self._note_outage(error, delay, attempt_started)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
+
+    def _next_batch(self) -> tuple[list[SpoolEntry], Callable[[], None]]:
+        """The oldest records (spool first) and a callable forgetting them once written."""
+        spool = self._spool
+        if spool is not None and spool.pending:
+            entries, offset = spool.peek(self._batch_size)
+            count = len(entries)
+            return entries, lambda: spool.advance(offset, count)
+        batch = list(islice(self._queue, self._batch_size))
+        last = batch[-1][0]
+
+        def taken() -> None:
+            # The queue may have been spilled meanwhile: pop only what is still ours.
+            while self._queue and self._queue[0][0] <= last:
+                self._queue.popleft()
+
+        return [SpoolEntry(seq, rec) for seq, rec in batch], taken
+
+    def _written(self, entries: Sequence[SpoolEntry], from_spool: bool) -> None:
+        """Book a written batch: end the outage, report a finished replay, wake flush()."""
+        if self._outage_since is not None:
+            _log.warning(
+                "cdr_outage_ended",
+                seconds=round(self._loop.time() - self._outage_since, 3),
+                backlog=len(self._queue),
+                spooled=self.spooled,
+                error=self._outage_error,
+            )
+            self._outage_since = None
+        if from_spool:
+            self._replayed += len(entries)
+            if self.spooled == 0 and self._replay_started is not None:
+                seconds = max(self._loop.time() - self._replay_started, 1e-6)
+                _log.info(
+                    "cdr_spool_replayed",
+                    records=self._replayed,
+                    seconds=round(seconds, 3),
+                    per_second=round(self._replayed / seconds),
+                )
+                self._replayed = 0
+                self._replay_started = None
+        self._done_seq = max([self._done_seq, *(e.seq for e in entries)])
+        self._release_waiters()
+
+    def _note_outage(self, exc: BaseException, delay: float, since: float) -> None:
+        """Log the failure (once as an outage start); spill to the spool when it lasts."""
+        now = self._loop.time()
+        self._outage_error = _describe(exc)
+        if self._outage_since is None:
+            # From the start of the failed attempt: a lock wait or a connect timeout counts.
+            self._outage_since = since
+            _log.error(
+                "cdr_outage_started",
+                error=self._outage_error,
+                backlog=len(self._queue),
+                spooled=self.spooled,
+            )
+        _log.warning("cdr_write_retry", transient=True, retry_in=delay, error=self._outage_error)
+        if self._queue and (
+            self._closing
+            or len(self._queue) >= self._max_backlog
+            or now - self._outage_since >= self._spool_after
+        ):
+            self._spill("database outage")
 
     def _release_waiters(self, *, error: bool = False) -> None:
-        """Wake the flush() callers whose records are all processed (or all, on close)."""
+        """Wake the flush() callers whose records are all done (or all, on close)."""
         pending: list[_Waiter] = []
         for waiter in self._waiters:
             if waiter.future.done():
                 continue
-            if self._processed >= waiter.target:
+            if self._done_seq >= waiter.target:
                 waiter.future.set_result(None)
             elif error:
                 waiter.future.set_exception(RuntimeError("CDR store closed before flushing"))
@@ -294,44 +537,56 @@ class CdrStore:
                 pending.append(waiter)
         self._waiters = pending
 
-    async def _write_batch(self, batch: Sequence[CallRecord | LegRecord]) -> None:
-        """Coalesce (latest snapshot wins), then upsert calls and legs in one transaction."""
-        calls: dict[str, dict[str, Any]] = {}
-        legs: dict[str, dict[str, Any]] = {}
-        for rec in batch:
-            try:
-                if isinstance(rec, CallRecord):
-                    calls[rec.call_id] = call_to_row(rec)
-                else:
-                    legs[rec.leg_id] = leg_to_row(rec)
-            except Exception as exc:  # e.g. naive and aware times mixed in one record
-                key = rec.call_id if isinstance(rec, CallRecord) else rec.leg_id
-                kind = "call" if isinstance(rec, CallRecord) else "leg"
-                self._drop(kind, key, rec.call_id, exc)
-        call_rows, leg_rows = list(calls.values()), list(legs.values())
-        if not call_rows and not leg_rows:
-            return
-        if await self._retrying("batch", lambda: self._commit(call_rows, leg_rows)) is None:
-            return
-        # The batch keeps failing on its data: find the culprit(s) one row at a time.
+    async def _write_entries(self, entries: Sequence[SpoolEntry]) -> BaseException | None:
+        """Write a batch; None when every row is written or rejected, else the outage error.
+
+        Snapshots are coalesced (latest wins) and upserted in one transaction. When the
+        database refuses the batch on its data, rows are retried one by one so only the
+        culprits are rejected.
+        """
+        calls: dict[str, tuple[int, dict[str, Any]]] = {}
+        legs: dict[str, tuple[int, dict[str, Any]]] = {}
+        for entry in entries:
+            rec = entry.record
+            if rec is None:
+                _log.error(
+                    "cdr_row_rejected", kind="spool line", error=entry.problem, row=entry.raw
+                )
+                self._rejected += 1
+                continue
+            kind, key = _key(rec)
+            try:  # e.g. naive and aware times mixed in one record
+                row = call_to_row(rec) if isinstance(rec, CallRecord) else leg_to_row(rec)
+            except Exception as exc:
+                self._reject(rec, exc)
+                continue
+            (calls if kind == "call" else legs)[key] = (entry.seq, row)
+        if not calls and not legs:
+            return None
+        call_rows = [row for _, row in calls.values()]
+        leg_rows = [row for _, row in legs.values()]
+        try:
+            await self._commit(call_rows, leg_rows)
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not rejected_on_merits(exc):
+                return exc
+        # The batch fails on its data: find the culprit(s) one row at a time.
         _log.warning("cdr_batch_isolating", calls=len(call_rows), legs=len(leg_rows))
-        for row in call_rows:
-            error = await self._retrying(row["call_id"], self._commit_one(self._call_upsert, row))
-            if error is not None:
-                self._drop("call", row["call_id"], row["call_id"], error)
-        for row in leg_rows:
-            error = await self._retrying(row["leg_id"], self._commit_one(self._leg_upsert, row))
-            if error is not None:
-                self._drop("leg", row["leg_id"], row["call_id"], error)
-
-    def _commit_one(self, stmt: Insert, row: dict[str, Any]) -> Callable[[], Awaitable[None]]:
-        """A retryable unit writing one row in its own transaction."""
-
-        async def run() -> None:
-            async with self._engine.begin() as conn:
-                await conn.execute(stmt, [row])
-
-        return run
+        for stmt, rows in ((self._call_upsert, call_rows), (self._leg_upsert, leg_rows)):
+            for row in rows:
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(stmt, [row])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not rejected_on_merits(exc):
+                        return exc
+                    self._reject_row(stmt is self._call_upsert, row, exc)
+        return None
 
     async def _commit(
         self, call_rows: list[dict[str, Any]], leg_rows: list[dict[str, Any]]
@@ -343,43 +598,30 @@ class CdrStore:
             if leg_rows:
                 await conn.execute(self._leg_upsert, leg_rows)
 
-    async def _retrying(
-        self, what: str, attempt: Callable[[], Awaitable[None]]
-    ) -> Exception | None:
-        """Run `attempt()` until it succeeds (None) or fails for a non-transient reason.
+    def _reject(self, rec: CallRecord | LegRecord, exc: BaseException) -> None:
+        """Log (with the whole record) and count a record refused on its merits."""
+        kind, key = _key(rec)
+        self._rejected += 1
+        _log.error(
+            "cdr_row_rejected",
+            kind=kind,
+            id=key,
+            call_id=rec.call_id,
+            error=_describe(exc),
+            row=_loggable(rec),
+        )
 
-        Connection failures are retried for as long as it takes (close() bounds that);
-        data failures get BAD_RECORD_ATTEMPTS tries, then False.
-        """
-        delay = RETRY_INITIAL_DELAY
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                await attempt()
-                return None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                transient = _is_transient(exc)
-                if not transient and tries >= BAD_RECORD_ATTEMPTS:
-                    _log.warning("cdr_write_failed", unit=what, tries=tries, error=_describe(exc))
-                    return exc
-                _log.warning(
-                    "cdr_write_retry",
-                    unit=what,
-                    tries=tries,
-                    transient=transient,
-                    retry_in=delay,
-                    error=_describe(exc),
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_DELAY)
-
-    def _drop(self, kind: str, key: str, call_id: str, exc: BaseException) -> None:
-        """Log and count a record that cannot be written at all."""
-        self._dropped += 1
-        _log.error("cdr_record_dropped", kind=kind, id=key, call_id=call_id, error=_describe(exc))
+    def _reject_row(self, is_call: bool, row: dict[str, Any], exc: BaseException) -> None:
+        """Log (with the whole row) and count a row the database refused on its merits."""
+        self._rejected += 1
+        _log.error(
+            "cdr_row_rejected",
+            kind="call" if is_call else "leg",
+            id=row["call_id"] if is_call else row["leg_id"],
+            call_id=row["call_id"],
+            error=_describe(exc),
+            row={k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()},
+        )
 
     # ---------------------------------------------------------------- read side
 

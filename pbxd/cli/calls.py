@@ -15,11 +15,12 @@ from sqlalchemy.exc import ArgumentError
 from pbxd.cdr import reports
 from pbxd.cdr.records import CallLogEntry
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report
+from pbxd.cli.common import load_config_or_report, report
 from pbxd.config.model import Config
-from pbxd.config.numbering import NumberError, to_e164, zone_of
-from pbxd.log import configure_logging, redact_url
+from pbxd.config.numbering import NumberError, foreign_digit, to_e164, zone_of
+from pbxd.log import configure_logging
 
+MAX_LIMIT = 1_000_000_000
 FORMATS = {"table": reports.format_table, "csv": reports.format_csv, "json": reports.format_json}
 
 
@@ -41,11 +42,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
-def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
+def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime | None:
     """A --since/--until value in the number's zone -> aware UTC; a bare date as end is +1 day.
 
-    Raises ValueError naming the option and the expected forms.
+    None when the bound lies beyond what a datetime holds (`--until 9999-12-31`,
+    `--since 0001-01-01`): such a bound leaves out no call. Raises ValueError naming the
+    option and the expected forms.
     """
+    try:
+        return _parse_bound(text, tz, end=end)
+    except OverflowError:
+        return None
+
+
+def _parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
     option = "--until" if end else "--since"
     try:
         day = date.fromisoformat(text)
@@ -64,6 +74,9 @@ def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
 
 def resolve_number(text: str, config: Config) -> tuple[str, ZoneInfo]:
     """The number in E.164 and the zone its log is shown in (its own, else its country's)."""
+    foreign = foreign_digit(text)
+    if foreign is not None:
+        raise NumberError(f"'{text}': {foreign}")
     regions = list(dict.fromkeys([t.country for t in config.trunks.values()] + [None]))
     for region in regions:
         try:
@@ -86,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         since = parse_bound(args.since, tz, end=False) if args.since else None
         until = parse_bound(args.until, tz, end=True) if args.until else None
     except (NumberError, ValueError) as exc:
-        print(f"pbxd calls: {exc}", file=sys.stderr)
+        report("calls", str(exc))
         return 1
     if since is not None and until is not None and since >= until:
         print("pbxd calls: --since must be before --until", file=sys.stderr)
@@ -94,22 +107,19 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         print("pbxd calls: --limit must be positive", file=sys.stderr)
         return 1
+    # Past a billion rows a limit is no limit; a 20-digit one would overflow SQL's BIGINT.
+    limit = None if args.limit is None or args.limit > MAX_LIMIT else args.limit
     configure_logging("error")
     url = args.database or config.settings.database_url
     missing = _missing_sqlite_file(url)
     if missing is not None:
         # Reading must not create an empty database (and its directories) at a mistyped path.
-        print(f"pbxd calls: no CDR database at {missing}", file=sys.stderr)
+        report("calls", f"no CDR database at {missing}")
         return 2
     try:
-        entries = asyncio.run(_read(url, did, since, until, args.limit))
+        entries = asyncio.run(_read(url, did, since, until, limit))
     except Exception as exc:
-        print(
-            redact_url(
-                f"pbxd calls: cannot read the call log from {url}: {type(exc).__name__}: {exc}"
-            ),
-            file=sys.stderr,
-        )
+        report("calls", f"cannot read the call log from {url}: {type(exc).__name__}: {exc}")
         return 2
     if args.format == "table":
         number = config.number(did)

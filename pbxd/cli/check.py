@@ -7,7 +7,7 @@ import sys
 
 from pbxd.cli.common import config_path
 from pbxd.config.compile import compile_config
-from pbxd.config.diagnostics import Severity
+from pbxd.config.diagnostics import Severity, printable
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     errors = sum(d.severity is Severity.ERROR for d in result.diagnostics)
     warnings = len(result.diagnostics) - errors
     if result.config is None:
-        print(f"{path}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+        print(f"{printable(str(path))}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
         return 1
     suffix = f", {warnings} warning(s)" if warnings else ""
-    print(f"{path}: OK: {result.config.summary()}{suffix}")
+    print(f"{printable(str(path))}: OK: {result.config.summary()}{suffix}")
     return 0

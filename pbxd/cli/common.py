@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from pbxd.config.compile import compile_config
+from pbxd.config.diagnostics import printable
 from pbxd.config.model import Config
+from pbxd.log import redact_url
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -23,3 +25,9 @@ def load_config_or_report(args: argparse.Namespace) -> Config | None:
     for diagnostic in result.diagnostics:
         print(diagnostic, file=sys.stderr)
     return result.config
+
+
+def report(command: str, message: str) -> None:
+    """One error line on stderr: `pbxd COMMAND: MESSAGE`, passwords masked, control
+    characters escaped and a huge value cut (the message may quote what the admin typed)."""
+    print(f"pbxd {command}: {printable(redact_url(message))}", file=sys.stderr)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass
 
-from pbxd.cli.common import load_config_or_report
+from pbxd.cli.common import load_config_or_report, report
 from pbxd.cli.table import render_table
 from pbxd.config.files import NumberStatus
 from pbxd.config.model import Config
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.trunk is not None and args.trunk not in config.trunks:
         known = ", ".join(sorted(config.trunks))
-        print(f"pbxd numbers: unknown trunk '{args.trunk}' (known: {known})", file=sys.stderr)
+        report("numbers", f"unknown trunk '{args.trunk}' (known: {known})")
         return 1
     rows = inventory_rows(config, args.status, args.trunk)
     if args.format == "json":

@@ -11,13 +11,19 @@ import sys
 import structlog
 
 from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
-from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report
+from pbxd.cdr.db import why_not_writable
+from pbxd.cdr.spool import CdrSpool, SpoolBusyError
+from pbxd.cdr.store import CdrNotWritableError, CdrStore
+from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import RealClock
 from pbxd.config.model import Config
 from pbxd.log import configure_logging
+from pbxd.systemd import Notifier, keep_systemd_informed
 
 log = structlog.get_logger("pbxd.run")
+
+# Under state_dir: the CDRs the database could not take yet (see pbxd/cdr/spool.py).
+SPOOL_FILE = "cdr-spool.jsonl"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,17 +47,52 @@ def run(args: argparse.Namespace) -> int:
     try:
         password = config.settings.ari_password()
     except (LookupError, OSError) as exc:
-        print(f"pbxd run: {exc}", file=sys.stderr)
+        report("run", str(exc))
         return 1
     configure_logging(config.settings.log_level)
-    return asyncio.run(serve(config, password))
+    return asyncio.run(serve(config, password, notifier=Notifier.from_environment()))
 
 
-async def serve(config: Config, password: str, stop: asyncio.Event | None = None) -> int:
+async def serve(
+    config: Config,
+    password: str,
+    stop: asyncio.Event | None = None,
+    *,
+    notifier: Notifier | None = None,
+) -> int:
     """Run until `stop` is set (by SIGTERM/SIGINT when not given)."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     services: list[CallService] = []  # filled once the CDR database is open
+    notifier = notifier or Notifier(None)
+    informing = asyncio.create_task(
+        keep_systemd_informed(
+            notifier, lambda: "stopping" if stop.is_set() else status_line(services)
+        ),
+        name="systemd",
+    )
+    loop = asyncio.get_running_loop()
+    # `systemctl reload` sends SIGHUP, whose default action would end pbxd.
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, reload_configuration, notifier)
+    try:
+        return await _serve(config, password, stop, services, notifier)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.remove_signal_handler(signal.SIGHUP)
+        notifier.stopping()
+        informing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await informing
+
+
+async def _serve(
+    config: Config,
+    password: str,
+    stop: asyncio.Event,
+    services: list[CallService],
+    notifier: Notifier,
+) -> int:
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
@@ -59,7 +100,16 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGUSR1, log_calls_in_progress, services)
     settings = config.settings
-    opening = asyncio.create_task(CdrStore.open(settings.database_url))
+    try:
+        spool = CdrSpool(settings.state_dir / SPOOL_FILE)
+    except (OSError, SpoolBusyError) as exc:
+        log.error(
+            "cdr_spool_unavailable", path=str(settings.state_dir / SPOOL_FILE), error=str(exc)
+        )
+        _remove_signal_handlers(loop)
+        return 1
+    # Replays the spool a previous run left before anything else, after a write probe.
+    opening = asyncio.create_task(CdrStore.open(settings.database_url, spool=spool))
     # A slow or unreachable PostgreSQL must not make SIGTERM wait for its connect timeout.
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({opening, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -73,12 +123,17 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
         return 0
     try:
         store = opening.result()
+    except CdrNotWritableError as exc:
+        log.error("cdr_database_not_writable", database=settings.database_url, reason=str(exc))
+        _remove_signal_handlers(loop)
+        return 1
     except Exception as exc:
         # The URL's password, if any, is masked by the log configuration.
         log.error(
             "cannot open the CDR database",
             database=settings.database_url,
             error=f"{type(exc).__name__}: {exc}",
+            reason=_why(exc, settings.database_url),
         )
         _remove_signal_handlers(loop)
         return 1
@@ -107,9 +162,11 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
             log.error("pbxd could not start", error=repr(starting.exception()))
             status = 1
         else:
+            await _ready_once_recovered(service, notifier, stopped)
             await stopped
     finally:
         log.info("pbxd stopping")
+        notifier.stopping()
         stopped.cancel()
         starting.cancel()
         with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -119,6 +176,54 @@ async def serve(config: Config, password: str, stop: asyncio.Event | None = None
         _remove_signal_handlers(loop)
     log.info("pbxd stopped")
     return status
+
+
+def _why(exc: Exception, url: str) -> str:
+    """What to fix, in a sentence; the error itself when the URL cannot even be read."""
+    try:
+        return why_not_writable(exc, url)
+    except ValueError:
+        return f"{type(exc).__name__}: {exc}"
+
+
+async def _ready_once_recovered(
+    service: CallService, notifier: Notifier, stopped: asyncio.Task[bool]
+) -> None:
+    """READY=1 once ARI is connected and the calls a previous run left are recovered."""
+    daemon = service.daemon
+    if daemon is None:
+        return
+    recovering = asyncio.create_task(daemon.recovered.wait())
+    await asyncio.wait({recovering, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    recovering.cancel()
+    if daemon.recovered.is_set() and not stopped.done():
+        notifier.ready(status_line([service]))
+        log.info("pbxd ready", calls=len(daemon.calls))
+
+
+def status_line(services: list[CallService]) -> str:
+    """What `systemctl status pbxd` shows: ARI's state and the calls in progress."""
+    service = services[0] if services else None
+    if service is None:
+        return "opening the CDR database"
+    daemon, stream = service.daemon, service.stream
+    if daemon is None or stream is None or stream.connections == 0:
+        return "connecting to ARI"
+    if not daemon.recovered.is_set():
+        return "ARI connected; recovering calls left by the previous run"
+    count = len(daemon.calls)
+    calls = f"{count} call{'' if count == 1 else 's'} in progress"
+    return f"ARI connected; {calls}" if stream.connected else f"ARI reconnecting; {calls}"
+
+
+def reload_configuration(notifier: Notifier) -> None:
+    """SIGHUP (`systemctl reload pbxd`): re-read the configuration."""
+    with notifier.reloading():
+        # Hot reload is issue 12 part 2; until it lands, SIGHUP must not stop pbxd.
+        log.warning(
+            "reload_not_supported",
+            hint="restart pbxd to apply configuration changes (calls in progress stay up)",
+        )
 
 
 def log_calls_in_progress(services: list[CallService]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pbxd.calls.controller import CallController
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report
+from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import ScaledClock
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
@@ -75,12 +75,9 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
     try:
         store = await CdrStore.open(database_url)
     except Exception as exc:
-        print(
-            redact_url(
-                f"pbxd simulate: cannot open the CDR database {database_url}: "
-                f"{type(exc).__name__}: {exc}"
-            ),
-            file=sys.stderr,
+        report(
+            "simulate",
+            f"cannot open the CDR database {database_url}: {type(exc).__name__}: {exc}",
         )
         return 1
     # A scenario with calls at given dates reads those dates; its wall time jumps between them.

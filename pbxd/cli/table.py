@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pbxd.config.diagnostics import printable
+
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    """Left-aligned columns separated by two spaces, with a rule under the header.
+
+    Cells are made printable: a label holding CR/LF must not forge rows.
+    """
+    rows = [[printable(cell, limit=200) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

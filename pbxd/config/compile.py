@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from pbxd.config import numbering
+from pbxd.config import destinations, numbering
+from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity
 from pbxd.config.files import (
     DaemonFile,
@@ -290,9 +291,18 @@ def _apply_env(data: dict[str, Any]) -> dict[tuple[str, ...], str]:
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # what systemd EnvironmentFile= admins write
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME_MAX = 255  # bytes in one file name (Linux NAME_MAX)
+_PATH_MAX = 4096  # bytes in a whole path (Linux PATH_MAX)
 _DATABASE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 )
+
+
+def _in_memory_sqlite(url: str) -> bool:
+    """`sqlite://`, `sqlite:///`, `sqlite:///:memory:`: a database that dies with the process."""
+    scheme, _, rest = url.partition("://")
+    return scheme.lower().startswith("sqlite") and rest.partition("?")[0] in ("", "/", "/:memory:")
 
 
 class _SettingsChecker:
@@ -333,8 +343,24 @@ class _SettingsChecker:
         if not parsed.ari.app.strip():
             self.error(("ari", "app"), "must not be empty (the Stasis application name)")
         self._password_env(("ari", "password_env"), parsed.ari.password_env)
+        for key in ("username", "app"):
+            if _CONTROL.search(getattr(parsed.ari, key)):
+                self.error(("ari", key), "must not contain control characters")
+        paths_ok = all(
+            self._path(where, value)
+            for where, value in (
+                (("state_dir",), parsed.state_dir),
+                (("trunks_file",), parsed.trunks_file),
+                (("routing_dir",), parsed.routing_dir),
+                (("ari", "password_file"), parsed.ari.password_file),
+            )
+        )
         # PBXD_ARI_PASSWORD, when set, wins over the file: a missing file then does no harm.
-        if parsed.ari.password_file is not None and not os.environ.get("PBXD_ARI_PASSWORD"):
+        if (
+            paths_ok
+            and parsed.ari.password_file is not None
+            and not os.environ.get("PBXD_ARI_PASSWORD")
+        ):
             self._password_file(base / parsed.ari.password_file)
         if parsed.database.url is not None:
             self._database_url(parsed.database.url)
@@ -374,7 +400,34 @@ class _SettingsChecker:
         if not port_ok:
             self.error(("ari", "url"), "the port must be a number from 1 to 65535")
 
+    def _path(self, where: tuple[str, ...], value: str | None) -> bool:
+        """Whether `value` can name a file at all (no NUL, names the filesystem accepts)."""
+        if value is None:
+            return True
+        control = _CONTROL.search(value)
+        if control is not None:
+            self.error(where, f"a path must not contain control characters (found {control[0]!r})")
+            return False
+        if not value.strip():
+            self.error(where, "must not be empty")
+            return False
+        longest = max(Path(value).parts or ("",), key=lambda p: len(p.encode()))
+        if len(longest.encode()) > _NAME_MAX:
+            self.error(
+                where,
+                f"a file name in this path is {len(longest.encode())} bytes long; "
+                f"at most {_NAME_MAX} are allowed",
+            )
+            return False
+        if len(value.encode()) > _PATH_MAX:
+            self.error(where, f"this path is longer than {_PATH_MAX} bytes")
+            return False
+        return True
+
     def _database_url(self, url: str) -> None:
+        if _CONTROL.search(url):
+            self.error(("database", "url"), "must not contain control characters")
+            return
         scheme = url.partition("://")[0].lower()
         if "://" not in url or scheme not in _DATABASE_SCHEMES:
             self.error(("database", "url"), "must be sqlite:///PATH or postgresql://USER@HOST/DB")
@@ -385,10 +438,20 @@ class _SettingsChecker:
         problem = check_database_url(url)
         if problem is not None:
             self.error(("database", "url"), problem)
+        elif _in_memory_sqlite(url):
+            self.warning(
+                ("database", "url"),
+                "an in-memory database loses every CDR when pbxd stops: "
+                "use sqlite:///PATH or postgresql://USER@HOST/DB",
+            )
 
     def _bind(self, bind: str) -> None:
         host, colon, port = bind.strip().rpartition(":")
         host = host.removeprefix("[").removesuffix("]")
+        foreign = numbering.foreign_digit(port)
+        if foreign is not None:
+            self.error(("http", "bind"), f"the port must be written with 0-9: {foreign}")
+            return
         if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             self.error(
                 ("http", "bind"),
@@ -602,14 +665,16 @@ class _Compiler:
         default_zone = entry.timezone
         if default_zone is not None and not self._check_zone(default_zone, raw, "timezone"):
             default_zone = None
-        self._check_dial_template(entry.dial, raw.mark_of("dial"))
+        dial = self._check_dial_template(entry.dial, raw.mark_of("dial"))
         prefixes = self._allowed_prefixes(entry.allowed_destinations, raw)
+        denied = self._denied_prefixes(entry.denied_destinations, prefixes, raw)
         if not 1 <= entry.max_outbound_legs <= MAX_OUTBOUND_LEGS_LIMIT:
             self.diags.error(
                 raw.mark_of("max_outbound_legs"),
                 f"max_outbound_legs must be between 1 and {MAX_OUTBOUND_LEGS_LIMIT}, "
                 f"not {entry.max_outbound_legs}",
             )
+        self._check_max_call_duration(entry.max_call_duration, raw)
         if entry.inbound_endpoint in self.config.trunk_of_endpoint:
             other = self.config.trunk_of_endpoint[entry.inbound_endpoint].name
             self.diags.error(
@@ -619,12 +684,15 @@ class _Compiler:
         trunk = Trunk(
             name=name,
             inbound_endpoint=entry.inbound_endpoint,
-            dial_template=entry.dial,
+            dial_template=dial,
             allowed_prefixes=prefixes,
             max_outbound_legs=entry.max_outbound_legs,
             label=entry.label,
             country=country,
+            denied_prefixes=denied,
+            max_call_duration=entry.max_call_duration,
         )
+        self._check_outbound_endpoint(trunk, raw.mark_of("dial"))
         self.config.trunks[name] = trunk
         self.config.trunk_of_endpoint.setdefault(entry.inbound_endpoint, trunk)
         self.trunk_country[name] = country
@@ -633,7 +701,8 @@ class _Compiler:
             for index, item in enumerate(numbers):
                 self.inventory_entry(trunk, country, default_zone, item, numbers.mark_of(index))
 
-    def _check_dial_template(self, template: str, mark: Mark) -> None:
+    def _check_dial_template(self, template: str, mark: Mark) -> str:
+        """The template in canonical case; an error unless it is exactly PJSIP/{number}@NAME."""
         # Trunk.dial_string substitutes the literal `{number}`: any other brace would reach
         # Asterisk as written, so `{number!r}`, `{num}` or `{}` are refused here.
         others = re.findall(r"\{[^{}]*\}?|\}", template.replace("{number}", ""))
@@ -644,24 +713,74 @@ class _Compiler:
             self.diags.error(
                 mark, f"dial template may only contain the placeholder {{number}}, not {found}"
             )
-        if "/" not in template:
+        elif problem := destinations.dial_template_problem(template):
+            # Anything else reaches Asterisk verbatim: `&` dials a second destination, a URI
+            # a host the allowlist never sees.
             self.diags.error(
-                mark, f"dial template '{template}' must start with a technology such as PJSIP/"
+                mark,
+                f"dial template '{template}' {problem}: write it as "
+                "PJSIP/{number}@ENDPOINT, one technology, one number, one endpoint",
             )
+        else:
+            return destinations.canonical_dial_template(template)
+        return template
+
+    def _check_outbound_endpoint(self, trunk: Trunk, mark: Mark) -> None:
+        """Warn when a trunk dials out through an endpoint another trunk already uses."""
+        endpoint = trunk.outbound_endpoint
+        if endpoint is None:
+            return
+        for other in self.config.trunks.values():
+            if other.outbound_endpoint == endpoint:
+                self.diags.warning(
+                    mark,
+                    f"trunk '{trunk.name}' dials out through '{endpoint}' like trunk "
+                    f"'{other.name}': their allowed destinations and leg counts are kept apart",
+                )
+            elif other.inbound_endpoint == endpoint:
+                self.diags.warning(
+                    mark,
+                    f"trunk '{trunk.name}' dials out through '{endpoint}', the inbound "
+                    f"endpoint of trunk '{other.name}'",
+                )
 
     def _allowed_prefixes(self, prefixes: list[str], raw: MarkedMap) -> tuple[str, ...]:
-        seq = raw.get("allowed_destinations")
+        return tuple(self._prefixes(prefixes, raw, "allowed_destinations", "allowed"))
+
+    def _prefixes(self, prefixes: list[str], raw: MarkedMap, key: str, what: str) -> list[str]:
+        seq = raw.get(key)
         good: list[str] = []
         for index, prefix in enumerate(prefixes):
             mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else raw.mark
             compact = prefix.replace(" ", "")
-            if not (compact.startswith("+") and compact[1:].isdigit()):
+            if not destinations.PREFIX.fullmatch(compact):
                 self.diags.error(
-                    mark, f"allowed destination '{prefix}' must be an E.164 prefix such as +33"
+                    mark, f"{what} destination '{prefix}' must be an E.164 prefix such as +33"
                 )
             else:
                 good.append(compact)
-        return tuple(good)
+        return good
+
+    def _denied_prefixes(
+        self, prefixes: list[str], allowed: tuple[str, ...], raw: MarkedMap
+    ) -> tuple[DeniedPrefix, ...]:
+        """The built-in premium/satellite prefixes plus the trunk's own `denied_destinations`."""
+        seq = raw.get("denied_destinations")
+        own = self._prefixes(prefixes, raw, "denied_destinations", "denied")
+        for index, prefix in enumerate(own):
+            if prefix in allowed:
+                mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else raw.mark
+                self.diags.error(mark, f"{prefix} is both allowed and denied")
+        added = tuple(DeniedPrefix(p, "denied in sip-trunks.yaml", default=False) for p in own)
+        return DEFAULT_DENIED + added
+
+    def _check_max_call_duration(self, seconds: int | None, raw: MarkedMap) -> None:
+        if seconds is not None and not 1 <= seconds <= destinations.MAX_CALL_DURATION_LIMIT:
+            self.diags.error(
+                raw.mark_of("max_call_duration"),
+                f"max_call_duration must be between 1 and "
+                f"{destinations.MAX_CALL_DURATION_LIMIT} seconds, not {seconds}",
+            )
 
     def _check_zone(self, zone: str, raw: MarkedMap, key: str) -> bool:
         if numbering.is_time_zone(zone):
@@ -893,14 +1012,9 @@ class _Compiler:
         if not path.is_dir():
             self.diags.error(Mark(name, 1, 1), "routing directory not found")
             return
-        # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in (".yaml", ".yml")
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
+        errors_before = len(self.diags.items)
+        files = self._routing_files(path)
+        if not files and len(self.diags.items) == errors_before:
             self.diags.warning(Mark(name, 1, 1), "no routing file (*.yaml) in this directory")
         loaded: list[tuple[MarkedMap, RoutingFile, Mark]] = []
         for file in files:
@@ -951,6 +1065,28 @@ class _Compiler:
                 continue
             self.flows.mailbox(name, raw_boxes[name], mark, entry)
 
+    def _routing_files(self, path: Path) -> list[Path]:
+        """Every *.yaml under `path`; a directory that cannot be listed is an error, since
+        the routes it hides would reject their calls."""
+
+        def unreadable(exc: OSError) -> None:
+            where = display_path(Path(exc.filename)) if exc.filename else display_path(path)
+            self.diags.error(
+                Mark(where, 1, 1), f"cannot read routing directory: {exc.strerror or exc}"
+            )
+
+        files: list[Path] = []
+        for root, dirs, names in os.walk(path, onerror=unreadable):
+            # Hidden files are editors' (`.#acme.yaml` lock links) and tools', not the admin's.
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            # A directory named *.yaml is listed too: its "Is a directory" error says why.
+            files.extend(
+                Path(root, n)
+                for n in [*names, *dirs]
+                if n.endswith((".yaml", ".yml")) and not n.startswith(".")
+            )
+        return sorted(files)
+
     def target(self, name: str, raw: Any, key_mark: Mark, country: str | None) -> None:
         # Assume broken until the end; a route naming it then gets no "unknown target" cascade.
         self.broken_targets.add(name)
@@ -968,12 +1104,20 @@ class _Compiler:
             )
             return
         if entry.softphone is not None:
-            tech, _, resource = entry.softphone.partition("/")
-            if not tech or not resource:
+            problem = destinations.softphone_problem(entry.softphone)
+            if problem is not None:
                 self.diags.error(
                     raw.mark_of("softphone"),
-                    f"softphone '{entry.softphone}' must "
-                    "be an Asterisk endpoint such as PJSIP/alice",
+                    f"softphone '{entry.softphone}' {problem}: write it as PJSIP/NAME, "
+                    "NAME an endpoint of pjsip.conf (letters, digits, '-', '_', '.')",
+                )
+                return
+            endpoint = destinations.canonical_softphone(entry.softphone)
+            if carrier := self._trunk_using(endpoint.partition("/")[2]):
+                self.diags.error(
+                    raw.mark_of("softphone"),
+                    f"softphone '{entry.softphone}' is an endpoint of trunk '{carrier}': "
+                    "a carrier is dialled only through `external:` numbers",
                 )
                 return
             if entry.trunk is not None:
@@ -982,7 +1126,7 @@ class _Compiler:
                     "a softphone is not dialled through a trunk: `trunk` is ignored",
                 )
             self.target_marks[name] = key_mark
-            self.config.targets[name] = Target(name, endpoint=entry.softphone, label=entry.label)
+            self.config.targets[name] = Target(name, endpoint=endpoint, label=entry.label)
             self.broken_targets.discard(name)
             return
         assert entry.external is not None
@@ -1003,7 +1147,8 @@ class _Compiler:
         except numbering.NumberError as exc:
             self.diags.error(raw.mark_of("external"), str(exc))
             return
-        if not trunk.allows(e164):
+        refusal = trunk.refusal(e164)
+        if not any(e164.startswith(p) for p in trunk.allowed_prefixes):
             allowed = ", ".join(trunk.allowed_prefixes) or "none"
             self.diags.error(
                 raw.mark_of("external"),
@@ -1011,8 +1156,22 @@ class _Compiler:
                 f"trunk '{trunk.name}' may dial (allowed: {allowed})",
             )
             return
+        if refusal is not None:
+            self.diags.error(
+                raw.mark_of("external"),
+                f"{refusal} on trunk '{trunk.name}' (to dial it anyway, add the "
+                "prefix to its allowed_destinations)",
+            )
+            return
         self.target_marks[name] = key_mark
         self.config.targets[name] = Target(name, number=e164, trunk=trunk.name, label=entry.label)
+
+    def _trunk_using(self, endpoint: str) -> str | None:
+        """The trunk whose inbound or outbound endpoint is `endpoint`, if any."""
+        for trunk in self.config.trunks.values():
+            if endpoint in (trunk.inbound_endpoint, trunk.outbound_endpoint):
+                return trunk.name
+        return None
 
     def route(self, raw: Any, mark: Mark, region: str | None) -> None:
         entry = validate_entry(RouteEntry, raw, mark, self.diags)
@@ -1031,6 +1190,7 @@ class _Compiler:
             return
         ring = self._ring_targets(entry, raw, mark)
         self._check_times(entry, raw, ring)
+        self._check_max_call_duration(entry.max_call_duration, raw)
         entered = bool(entry.numbers) or entry.block is not None
         flow = self.flows.route_parts(name, entry, raw, mark, entered)
         if (
@@ -1047,6 +1207,7 @@ class _Compiler:
             timeout=entry.timeout,
             caller_id=entry.caller_id,
             source=mark,
+            max_call_duration=entry.max_call_duration,
             **flow,
         )
         self.route_marks[name] = mark

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+# C0/C1 controls (CR and LF forge lines), line/paragraph separators, bidi overrides.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+MAX_MESSAGE = 500  # characters; a 100 KB value pasted in a file is cut in the middle
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match[0]
+    return _ESCAPES.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def printable(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` safe for one line of a terminal or log: control characters escaped (`\\r`,
+    `\\x00`), and cut in the middle past `limit` characters, so a value read from a file
+    can neither forge another line nor flood the report."""
+    text = _UNPRINTABLE.sub(_escape, text)
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]}…[{len(text) - 2 * keep} characters cut]…{text[-keep:]}"
 
 
 class Severity(StrEnum):
@@ -22,7 +46,7 @@ class Mark:
     column: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{printable(self.file)}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +58,7 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.mark}: {self.severity}: {self.message}"
+        return f"{self.mark}: {self.severity}: {printable(self.message)}"
 
 
 class Diagnostics:

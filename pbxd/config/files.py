@@ -13,11 +13,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from pbxd.config.numbering import foreign_digit
+
 
 def _not_a_boolean(value: Any) -> Any:
-    """Refuse `yes`/`true` where a number is expected (pydantic would read them as 1)."""
+    """Refuse `yes`/`true` where a number is expected (pydantic would read them as 1), and
+    say which character of `3²` is not a digit 0-9."""
     if isinstance(value, bool):
         raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    if isinstance(value, str):
+        foreign = foreign_digit(value)
+        if foreign is not None:
+            raise ValueError(f"must be a whole number written with 0-9: {foreign}")
     return value
 
 
@@ -131,7 +138,10 @@ class TrunkEntry(_Strict):
     inbound_endpoint: str
     dial: str
     allowed_destinations: list[str] = Field(default_factory=list)
+    # Added to the built-in premium-rate and satellite prefixes (DEFAULT_DENIED).
+    denied_destinations: list[str] = Field(default_factory=list)
     max_outbound_legs: Whole = 30
+    max_call_duration: Whole | None = None
     country: str | None = None
     timezone: str | None = None
     label: str = ""
@@ -280,6 +290,7 @@ class RouteEntry(_Strict):
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None
     caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+    max_call_duration: Whole | None = None
     hours: Any = None  # a name from `hours:`, or opening hours written inline
     closed: ActionEntry | None = None
     greeting: GreetingEntry | None = None

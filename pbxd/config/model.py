@@ -8,6 +8,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pbxd.config.destinations import (
+    DEFAULT_DENIED,
+    DeniedPrefix,
+    destination_refusal,
+    outbound_endpoint_of,
+)
 from pbxd.config.diagnostics import Mark
 from pbxd.config.files import (
     CallerIdPolicy,
@@ -34,14 +40,26 @@ class Trunk:
     max_outbound_legs: int
     label: str = ""
     country: str | None = None
+    # Safe by default: a trunk built without this still refuses premium and satellite ranges.
+    denied_prefixes: tuple[DeniedPrefix, ...] = DEFAULT_DENIED
+    max_call_duration: int | None = None  # seconds; None: the route's, else 4 h
+
+    @property
+    def outbound_endpoint(self) -> str | None:
+        """The Asterisk endpoint legs go out through (`trunk-out`); None for a bad template."""
+        return outbound_endpoint_of(self.dial_template)
 
     def dial_string(self, e164: str) -> str:
         """The Asterisk dial string for an outbound leg to `e164`."""
         return self.dial_template.replace("{number}", e164)
 
+    def refusal(self, e164: str) -> str | None:
+        """Why this trunk must not carry a leg to `e164` (None: it may)."""
+        return destination_refusal(e164, self.allowed_prefixes, self.denied_prefixes)
+
     def allows(self, e164: str) -> bool:
         """Whether this trunk may carry an outbound leg to `e164`."""
-        return any(e164.startswith(p) for p in self.allowed_prefixes)
+        return self.refusal(e164) is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +164,7 @@ class Route:
     no_answer: Fallback
     caller_id: CallerIdPolicy
     source: Mark
+    max_call_duration: int | None = None  # seconds an answered leg may last; None: default
     busy: Fallback = field(default_factory=lambda: hangup(HangupReason.BUSY))
     unavailable: Fallback = field(default_factory=lambda: hangup(HangupReason.CONGESTION))
     hours: OpeningHours | None = None

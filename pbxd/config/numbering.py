@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
@@ -22,6 +23,20 @@ def is_region(code: str) -> bool:
     return code.upper() in phonenumbers.SUPPORTED_REGIONS
 
 
+def foreign_digit(text: str) -> str | None:
+    """Which character of `text` is a digit but not 0-9 (`²`, `٣`, `１`), said for an admin.
+
+    Python's int() and float() read Arabic-Indic or fullwidth digits and choke on `²`:
+    numbers in pbxd are ASCII digits only, so a look-alike is named instead of guessed at.
+    """
+    for char in text:
+        if not char.isascii() and (char.isdigit() or char.isnumeric()):
+            name = unicodedata.name(char, "")
+            named = f" {name}" if name else ""
+            return f"'{char}' (U+{ord(char):04X}{named}) is not a digit 0-9"
+    return None
+
+
 def to_e164(text: str, region: str | None) -> str:
     """Parse a number written in E.164 or national form and return it in E.164.
 
@@ -29,6 +44,9 @@ def to_e164(text: str, region: str | None) -> str:
     """
     raw = text.strip()
     shown = raw if len(raw) <= 40 else raw[:40] + "…"  # a pasted blob must not flood the report
+    foreign = foreign_digit(raw)
+    if foreign is not None:
+        raise NumberError(f"'{shown}': {foreign}")
     compact = canonical_e164(raw)
     if compact is not None:
         fast = _fast_e164(compact)
@@ -65,7 +83,7 @@ def canonical_e164(text: str) -> str | None:
     Used to find a number already validated in the inventory without parsing it again.
     """
     compact = text.translate(_SEPARATORS)
-    if len(compact) > 2 and compact[0] == "+" and compact[1:].isdigit():
+    if len(compact) > 2 and compact[0] == "+" and compact[1:].isascii() and compact[1:].isdigit():
         return compact
     return None
 
@@ -114,7 +132,7 @@ def _fast_national(text: str, region: str) -> str | None:
     every invalid number, for its message) goes to the full parser.
     """
     digits = text.translate(_SEPARATORS)
-    if not digits.isdigit() or len(digits) > _MAX_DIGITS:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > _MAX_DIGITS:
         return None
     plain = _plain_national_prefix(region)
     if plain is None:

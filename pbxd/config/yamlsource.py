@@ -7,7 +7,10 @@ field is numeric, so nothing is lost by this.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,17 @@ import yaml
 from pbxd.config.diagnostics import Diagnostics, Mark
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Our files nest six levels deep; 3 KB of `[[[[…` must not reach Python's recursion limit.
+MAX_DEPTH = 64
+# 100,000 numbers take 2.3 MB of YAML: far above is a mistake (or /dev/zero), not a config.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+_KIND_OF_FILE = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 class MarkedMap(dict[str, Any]):
@@ -106,6 +120,14 @@ def _peek(loader: yaml.SafeLoader, kind: type[yaml.Event]) -> bool:
     return bool(loader.check_event(kind))
 
 
+class _TooDeep(Exception):
+    """Nesting beyond MAX_DEPTH, at `mark`: the file is refused, not recursed into."""
+
+    def __init__(self, mark: Mark) -> None:
+        super().__init__(str(mark))
+        self.mark = mark
+
+
 class _TreeBuilder:
     """Builds MarkedMap/MarkedSeq straight from libyaml's parser events.
 
@@ -118,6 +140,7 @@ class _TreeBuilder:
         self.name = name
         self.diagnostics = diagnostics
         self.anchors: dict[str, Any] = {}
+        self.depth = 0
 
     def _mark(self, event: yaml.Event) -> Mark:
         start = event.start_mark
@@ -141,10 +164,17 @@ class _TreeBuilder:
     def node(self, event: yaml.Event) -> Any:
         if isinstance(event, yaml.ScalarEvent):
             value = self.scalar(event)
-        elif isinstance(event, yaml.MappingStartEvent):
-            value = self.mapping(event)
-        elif isinstance(event, yaml.SequenceStartEvent):
-            value = self.sequence(event)
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if self.depth >= MAX_DEPTH:
+                raise _TooDeep(self._mark(event))
+            self.depth += 1
+            try:
+                if isinstance(event, yaml.MappingStartEvent):
+                    value = self.mapping(event)
+                else:
+                    value = self.sequence(event)
+            finally:
+                self.depth -= 1
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 self.diagnostics.error(self._mark(event), f"unknown alias '*{event.anchor}'")
@@ -216,10 +246,35 @@ class _TreeBuilder:
             result.append(self.node(event))
 
 
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of `path`, which must be a regular file of at most `limit` bytes.
+
+    Raises OSError with a message for the admin: a FIFO would block `pbxd check` forever
+    and /dev/zero would fill its memory, so neither is ever read.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except ValueError:  # a NUL byte in the name
+        raise OSError(errno.EINVAL, "the file name contains a NUL byte") from None
+    limit = MAX_FILE_BYTES if limit is None else limit
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(mode):
+            kind = _KIND_OF_FILE.get(stat.S_IFMT(mode), "not a regular file")
+            raise OSError(errno.EINVAL, f"{kind}, not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes")
+    return data
+
+
 def load_yaml(path: Path, display_name: str, diagnostics: Diagnostics) -> Any:
     """Parse one YAML file; syntax errors become diagnostics and the result is None."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
     except FileNotFoundError:
         diagnostics.error(Mark(display_name, 1, 1), "file not found")
         return None
@@ -251,6 +306,9 @@ def load_yaml_text(text: str, display_name: str, diagnostics: Diagnostics) -> An
     loader = _Loader(text)
     try:
         return _TreeBuilder(loader, display_name, diagnostics).document()
+    except _TooDeep as exc:
+        diagnostics.error(exc.mark, f"nested more than {MAX_DEPTH} levels deep")
+        return None
     except yaml.MarkedYAMLError as exc:
         where = exc.problem_mark or exc.context_mark
         mark = (

@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 # The step vocabulary is the call log's too (a CDR path is kind:outcome steps): one enum each.
 from pbxd.cdr.records import StepKind as StepKind
 from pbxd.cdr.records import StepOutcome as StepOutcome
 from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.dialplan.presentation import Presentation
+
+if TYPE_CHECKING:
+    from pbxd.config.model import Trunk
 
 StepName = str
 
@@ -53,6 +56,10 @@ class LegPlan:
     caller_id_presentation: Presentation = Presentation.ALLOWED_NOT_SCREENED
     # Hang the leg up after this long answered (toll fraud, forgotten calls); seconds.
     max_duration: int = 4 * 3600
+    # The trunk's rules, so `tollfraud.leg_refusal` needs no configuration at run time.
+    via: Trunk | None = None
+    # Why the planner refused this leg (recorded with cause 52, never dialled).
+    barred: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,12 @@ from functools import lru_cache
 
 import phonenumbers
 
+from pbxd.config.destinations import DEFAULT_MAX_CALL_DURATION
 from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
-from pbxd.config.model import Config, Trunk
+from pbxd.config.model import Config, Route, Trunk
 from pbxd.config.numbering import canonical_e164
 from pbxd.dialplan.presentation import Presentation, presentation_of_stasis_args
+from pbxd.dialplan.tollfraud import endpoint_refusal
 
 # What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
 ANONYMOUS_NUMBER = "anonymous"
@@ -62,6 +64,12 @@ class LegPlan:
     caller_id_name: str
     # Set as CONNECTEDLINE(pres) when not allowed: chan_pjsip then keeps it out of From/PAI.
     caller_id_presentation: Presentation = Presentation.ALLOWED_NOT_SCREENED
+    # Hang the leg up after this long answered (toll fraud, forgotten calls); seconds.
+    max_duration: int = DEFAULT_MAX_CALL_DURATION
+    # The trunk's rules, so the check just before channels/create needs no configuration.
+    via: Trunk | None = None
+    # Why the planner refused this leg (it is logged, never dialled); None: it may be placed.
+    barred: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +168,16 @@ def presented_caller(facts: CallFacts, country: str | None) -> tuple[str, str]:
     return number, name
 
 
+def max_call_duration(route: Route | None, via: Trunk | None) -> int:
+    """How long a leg may last answered: the shorter of the route's and its trunk's limits.
+
+    A trunk's limit caps what its carrier may bill, whatever the route says; with neither
+    set, 4 hours.
+    """
+    limits = [route.max_call_duration if route else None, via.max_call_duration if via else None]
+    return min((s for s in limits if s is not None), default=DEFAULT_MAX_CALL_DURATION)
+
+
 def plan_call(facts: CallFacts, config: Config) -> Decision:
     """Decide what to do with an inbound call."""
     trunk: Trunk | None = config.trunk_for_endpoint(endpoint_of_channel(facts.channel_name))
@@ -200,18 +218,23 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
             # A carrier needs the real identity (billing, emergency, tracing): it goes in
             # PAI with `Privacy: id` and the carrier withholds it from the callee.
             cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
+        via = config.trunks.get(ring.target.trunk) if ring.target.trunk else None
+        dial_string = config.dial_string(ring.target)
         # Even past the route timeout on paper: earlier targets that are busy or offline
         # end at once and leave time for this one.
         legs.append(
             LegPlan(
                 target=ring.target.name,
-                dial_string=config.dial_string(ring.target),
+                dial_string=dial_string,
                 trunk=ring.target.trunk,
                 start_after=start,
                 ring_time=min(ring.ring_time, route.timeout),
                 caller_id_number=cid_number,
                 caller_id_name=cid_name,
                 caller_id_presentation=cid_presentation,
+                max_duration=max_call_duration(route, via),
+                via=via,
+                barred=endpoint_refusal(dial_string, via),
             )
         )
         if route.strategy is RingStrategy.HUNT:

@@ -73,7 +73,8 @@ def parse_presentation(text: str) -> Presentation | None:
     value = text.strip().lower()
     if value in _BY_NAME:
         return _BY_NAME[value]
-    if value.isdigit() and len(value) <= 3:
+    # isascii: `²` is a digit to str.isdigit() but not to int().
+    if value.isascii() and value.isdigit() and len(value) <= 3:
         code = int(value)
         if code in _BY_CODE:
             return _BY_CODE[code]

@@ -35,6 +35,15 @@ LAB_SOUNDS: dict[str, float] = {
     "pbxd-beep": 0.3,
     "beep": 0.42,
 }
+# A few of Asterisk's core sounds (en) a production system has and pbxd may play; their
+# lengths are approximate (beep: measured on the lab machine that had the sound packages).
+CORE_SOUNDS: dict[str, float] = {
+    "vm-intro": 5.0,
+    "vm-goodbye": 1.0,
+    "all-circuits-busy-now": 2.5,
+}
+# What a prompt the configuration names lasts in a dry run when no sounds folder has it.
+DEFAULT_PROMPT_SECONDS = 3.0
 # indications.conf.sample's tones: what `tone:<name>` can play on a stock Asterisk.
 STOCK_INDICATIONS = frozenset(
     {"dial", "busy", "ring", "congestion", "callwaiting", "dialrecall", "record", "info"}
@@ -142,7 +151,9 @@ class SoundLibrary:
     """The sounds the simulated Asterisk has, by name (`sound:<name>`), with their lengths."""
 
     def __init__(self, sounds: dict[str, float] | None = None) -> None:
-        self._sounds: dict[str, float] = dict(LAB_SOUNDS if sounds is None else sounds)
+        self._sounds: dict[str, float] = (
+            {**CORE_SOUNDS, **LAB_SOUNDS} if sounds is None else dict(sounds)
+        )
         self.indications: frozenset[str] = STOCK_INDICATIONS
 
     def add(self, name: str, seconds: float) -> None:

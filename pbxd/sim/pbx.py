@@ -937,6 +937,10 @@ class SimPbx:
         self._bridge_event("BridgeDestroyed", bridge)
 
     # --------------------------------------------------------------- playbacks
+    def is_playing(self, target_uri: str) -> bool:
+        """Whether a playback is queued or playing on the channel or bridge."""
+        return bool(self._playback_queues.get(target_uri))
+
     def media_length(self, media: str) -> MediaLength:
         """How one media URI plays here (`sound_seconds` overrides, then the sounds)."""
         if media in self.sound_seconds:
@@ -1056,6 +1060,7 @@ class SimPbx:
             self._schedule_playback(queue[0], PLAYBACK_START_DELAY, start=True)
         else:
             self._playback_queues.pop(playback.target_uri, None)
+            self.recordings.media_idle(playback.target_uri)
 
     def stop_playback(self, playback: SimPlayback) -> None:
         """DELETE /playbacks/{id}: a queued one is dropped, the active one finishes (done)."""

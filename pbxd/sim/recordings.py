@@ -1,7 +1,8 @@
 """Recordings as Asterisk 22 makes them: `POST /channels/{id}/record`, live and stored
 recordings, and the events (voicemail_record.jsonl).
 
-- The answer is 201 LiveRecording `queued`; RecordingStarted follows (it may beat the answer).
+- The answer is 201 LiveRecording `queued`; RecordingStarted follows (it may beat the answer),
+  once the channel's playbacks are over (its Stasis thread runs one command at a time).
 - A recording ends on its terminating key (RecordingFinished ~165 ms after the key's
   ChannelDtmfReceived), on `maxSilenceSeconds` of silence (the file keeps 200 ms of it), on
   `maxDurationSeconds`, on `stop`, or when the caller hangs up: always RecordingFinished
@@ -185,6 +186,7 @@ class RecordingDesk:
         self.live: dict[str, SimRecording] = {}
         self.stored: dict[str, StoredFile] = {}
         self._speech: dict[str, Speech] = {}
+        self._waiting: dict[str, list[SimRecording]] = {}  # channel id -> after its playback
 
     # ------------------------------------------------------------------ stored
     def stored_seconds(self, name: str) -> float | None:
@@ -235,11 +237,27 @@ class RecordingDesk:
             raise RecordingError(409, exists % options.name)
         recording = SimRecording(options, chan)
         self.live[options.name] = recording
+        if self._pbx.is_playing(f"channel:{chan.id}"):
+            # The channel's Stasis thread runs one command at a time: after the prompt.
+            self._waiting.setdefault(chan.id, []).append(recording)
+        else:
+            self._begin(recording)
+        return recording
+
+    def _begin(self, recording: SimRecording) -> None:
         delay = RECORDING_START_DELAY
-        if options.beep:
+        if recording.options.beep:
             delay += self._pbx.media_seconds("sound:beep") or 0.0
         self._after(recording, delay, lambda: self._start(recording))
-        return recording
+
+    def media_idle(self, target_uri: str) -> None:
+        """The channel's playbacks are over: recordings asked for meanwhile start now."""
+        kind, _, channel_id = target_uri.partition(":")
+        if kind != "channel":
+            return
+        for recording in self._waiting.pop(channel_id, []):
+            if recording.state == "queued":
+                self._begin(recording)
 
     def _after(self, recording: SimRecording, delay: float, action: Callable[[], None]) -> None:
         def fire() -> None:
@@ -307,6 +325,7 @@ class RecordingDesk:
                 else:
                     self._drop(recording, "failed")
         self._speech.pop(chan.id, None)
+        self._waiting.pop(chan.id, None)
 
     def stop(self, name: str) -> None:
         """POST /recordings/live/{name}/stop: finish now, keep the file."""

@@ -23,8 +23,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pbxd.config.compile import did_you_mean, display_path, kind_of, validate_entry
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
 from pbxd.config.model import Config, Trunk
-from pbxd.config.numbering import NumberError, to_e164
+from pbxd.config.numbering import NumberError, foreign_digit, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
+from pbxd.sim.media import DEFAULT_PROMPT_SECONDS
 from pbxd.sim.model import PRES_ALLOWED_NOT_SCREENED, PRES_PROHIB_NOT_SCREENED
 from pbxd.sim.peers import DTMF_DIGITS, PeerScript
 from pbxd.sim.server import AriSimulator
@@ -40,6 +41,9 @@ def _finite(value: Any) -> float | None:
     """A YAML value read as a finite number; None for booleans, lists, text and inf/nan."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
+    foreign = foreign_digit(value) if isinstance(value, str) else None
+    if foreign is not None:  # float() would read `٣` as 3: numbers are written with 0-9 only
+        raise ValueError(f"must be a number written with 0-9: {foreign}")
     try:
         number = float(value)
     except ValueError:
@@ -557,8 +561,34 @@ def _caller_id(
     return None
 
 
+def configured_prompts(config: Config) -> list[str]:
+    """Every prompt the configuration plays (`sound:` URIs): greetings and mailbox greetings."""
+    prompts: list[str] = []
+    for route in config.routes.values():
+        if route.greeting is not None:
+            prompts.extend(route.greeting.prompts)
+    for mailbox in config.mailboxes.values():
+        prompts.extend(mailbox.greeting)
+    return list(dict.fromkeys(p for p in prompts if p.startswith("sound:")))
+
+
+def prepare_sounds(sim: AriSimulator, config: Config) -> list[str]:
+    """The sounds folder's files at their real lengths; a prompt the configuration names that
+    no file provides plays DEFAULT_PROMPT_SECONDS (`pbxd check` warns about it; a real
+    Asterisk would fail it at once). Returns the prompts given a default length."""
+    folder = config.settings.sounds_dir
+    if folder is not None and folder.is_dir():
+        sim.scan_sounds(folder)
+    assumed = [p for p in configured_prompts(config) if p not in sim.sounds]
+    for prompt in assumed:
+        sim.add_sound(prompt, DEFAULT_PROMPT_SECONDS)
+    return assumed
+
+
 def prepare_simulator(sim: AriSimulator, config: Config, scenario: Scenario) -> None:
-    """Declare every endpoint the configuration uses, then the scenario's peer behaviour."""
+    """Declare every endpoint the configuration uses, its prompts, then the scenario's peer
+    behaviour."""
+    prepare_sounds(sim, config)
     declared: set[tuple[str, str]] = set()
 
     def declare(endpoint: str, caller_name: str = "", online: bool = True) -> None:

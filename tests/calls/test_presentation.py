@@ -122,6 +122,9 @@ async def test_caller_id_policy_number_is_unchanged_but_drops_a_withheld_name(
         (SHIPPED_STASIS_ARGS, PRES_ALLOWED_NOT_SCREENED),
         # A dialplan passing something else: pbxd cannot know, reads allowed, refuses nothing.
         (("sales",), PRES_PROHIB_NOT_SCREENED),
+        # Digits to str.isdigit() but not 0-9: once a crash (no CDR) or a guess (`٣٢` = 32).
+        (("²",), PRES_ALLOWED_NOT_SCREENED),
+        (("٣٢",), PRES_ALLOWED_NOT_SCREENED),
     ],
 )
 async def test_a_caller_read_as_allowed_is_shown_and_answered(

@@ -333,9 +333,14 @@ async def test_bad_records_are_dropped_and_the_writer_goes_on(store: CdrStore) -
         store.record_leg(new_leg("good-leg", "good-1", start=2))
         await store.flush()
     assert store.dropped == 3
-    dropped = {(e["kind"], e["id"]) for e in logs if e["event"] == "cdr_record_dropped"}
+    rejected = [e for e in logs if e["event"] == "cdr_row_rejected"]
+    dropped = {(e["kind"], e["id"]) for e in rejected}
     assert dropped == {("leg", "orphan"), ("call", "weird"), ("call", "naive")}
-    assert all(e["log_level"] == "error" for e in logs if e["event"] == "cdr_record_dropped")
+    assert all(e["log_level"] == "error" for e in rejected)
+    # The whole row is in the log line, so an admin can put it back by hand.
+    [weird_line] = [e for e in rejected if e["id"] == "weird"]
+    assert weird_line["row"]["disposition"] == "teleported"
+    assert weird_line["row"]["caller_number"] == "+33612345678"
     assert (await store.get_call("good-1")) is not None
     assert [leg.leg_id for leg in await store.legs_of("good-1")] == ["good-leg"]
     # The writer is alive: later records are written.
@@ -352,7 +357,7 @@ async def test_a_record_that_cannot_even_be_converted_is_dropped(store: CdrStore
         store.record_call(new_call("fine"))
         await store.flush()
     assert store.dropped == 1
-    assert any(e["event"] == "cdr_record_dropped" and e["id"] == "mixed" for e in logs)
+    assert any(e["event"] == "cdr_row_rejected" and e["id"] == "mixed" for e in logs)
     assert await store.get_call("fine") is not None
 
 

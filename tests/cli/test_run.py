@@ -6,18 +6,23 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.store import CdrStore
 from pbxd.sim import AriSimulator, PeerScript
 
 
-async def start_daemon(example: Path, url: str, db: str) -> asyncio.subprocess.Process:
+async def start_daemon(
+    example: Path, url: str, db: str, **extra_env: str
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "PBXD_CONFIG": str(example / "pbxd.yaml"),
@@ -25,6 +30,7 @@ async def start_daemon(example: Path, url: str, db: str) -> asyncio.subprocess.P
         "PBXD_ARI_PASSWORD": "pbxd-secret",
         "PBXD_DATABASE_URL": db,
         "PBXD_LOG_LEVEL": "info",
+        **extra_env,
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -68,12 +74,27 @@ async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None
             await asyncio.sleep(0.02)
 
 
-async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Path) -> None:
-    db = f"sqlite:///{example / 'cdr.db'}"
+def simulator_where_alice_answers() -> AriSimulator:
+    """The example's endpoints; alice answers after 0.2 s."""
     sim = AriSimulator()
     for endpoint in ("trunk-in", "trunk-out", "trunk-uk", "alice", "bob"):
         sim.add_endpoint("PJSIP", endpoint)
     sim.script("PJSIP/alice", PeerScript(answer_after=0.2))
+    return sim
+
+
+async def shut_down(sim: AriSimulator, *processes: asyncio.subprocess.Process) -> None:
+    """Kill whichever daemon is still running, then stop the simulator."""
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    await sim.stop()
+
+
+async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Path) -> None:
+    db = f"sqlite:///{example / 'cdr.db'}"
+    sim = simulator_where_alice_answers()
     url = await sim.start()
     first = await start_daemon(example, url, db)
     second = first
@@ -114,11 +135,7 @@ async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Pa
         await wait_for(lambda: not sim.channels)
         await stop_daemon(second)
     finally:
-        for process in (first, second):
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        await sim.stop()
+        await shut_down(sim, first, second)
 
     store = await CdrStore.open(db)
     try:
@@ -204,3 +221,165 @@ async def test_run_with_a_database_url_check_refuses_says_so_before_starting(
         "the port must be a number from 1 to 65535",
         "pbxd run: fix the configuration first (see `pbxd check`)",
     ]
+
+
+# ------------------------------------------------------------ the CDR database at start and stop
+
+# dbfixtures lives in tests/ (not a package): the CDR tests' helpers for both backends.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dbfixtures import postgres_role_url, sqlite_held_locked  # noqa: E402
+
+
+async def run_until_exit(example: Path, db: str) -> tuple[int | None, list[dict[str, object]]]:
+    """Start `pbxd run` against a dead ARI and wait for it to give up: (status, JSON lines)."""
+    process = await start_daemon(example, "http://127.0.0.1:1/ari", db)
+    async with asyncio.timeout(30):
+        _, err = await process.communicate()
+    return process.returncode, [json.loads(text) for text in err.decode().splitlines()]
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], None]]:
+    """Make a file or directory read-only for real, even for root (which ignores modes)."""
+    undo: list[Callable[[], None]] = []
+
+    def apply(path: Path) -> None:
+        if os.geteuid() == 0:
+            # root writes through any mode: only the immutable attribute stops it.
+            done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+            if done.returncode != 0:
+                pytest.skip(f"chattr +i not supported here: {done.stderr.decode().strip()}")
+            undo.append(lambda: subprocess.run(["chattr", "-i", str(path)], check=True))
+        else:
+            mode = path.stat().st_mode
+            path.chmod(mode & ~0o222)
+            undo.append(lambda: path.chmod(mode))
+
+    yield apply
+    for step in reversed(undo):
+        step()
+
+
+async def migrated(db: str) -> None:
+    """Create the CDR tables, then let go of the file (no -wal or -shm left behind)."""
+    store = await CdrStore.open(db)
+    await store.close()
+
+
+async def test_run_refuses_a_read_only_sqlite_file(
+    example: Path, read_only: Callable[[Path], None]
+) -> None:
+    path = example / "cdr.db"
+    await migrated(f"sqlite:///{path}")
+    read_only(path)
+    status, lines = await run_until_exit(example, f"sqlite:///{path}")
+    assert status == 1
+    [line] = [e for e in lines if e["level"] == "error"]
+    assert line["event"] == "cdr_database_not_writable"
+    assert str(line["reason"]).startswith(f"{path} is read-only")
+    assert not any(e["event"] == "pbxd starting" for e in lines)
+
+
+async def test_run_refuses_a_sqlite_file_in_a_read_only_directory(
+    example: Path, read_only: Callable[[Path], None]
+) -> None:
+    directory = example / "db"
+    path = directory / "cdr.db"
+    await migrated(f"sqlite:///{path}")
+    read_only(directory)
+    status, lines = await run_until_exit(example, f"sqlite:///{path}")
+    assert status == 1
+    [line] = [e for e in lines if e["level"] == "error"]
+    assert line["event"] in {"cdr_database_not_writable", "cannot open the CDR database"}
+    assert str(line["reason"]).startswith(f"the directory {directory} is read-only")
+
+
+async def test_run_refuses_a_postgresql_role_without_insert(example: Path) -> None:
+    async with postgres_role_url() as (role, url, admin_url):
+        await migrated(admin_url)  # the tables belong to the admin; the role may only read
+        admin = await CdrStore.open(admin_url)
+        try:
+            async with admin.engine.begin() as conn:
+                await conn.execute(
+                    text(f'GRANT SELECT ON ALL TABLES IN SCHEMA {schema_of(url)} TO "{role}"')
+                )
+        finally:
+            await admin.close()
+        status, lines = await run_until_exit(example, url)
+    assert status == 1
+    [line] = [e for e in lines if e["level"] == "error"]
+    assert line["event"] == "cdr_database_not_writable"
+    assert "permission denied for table calls" in str(line["reason"])
+    assert "pbxd needs SELECT, INSERT and UPDATE" in str(line["reason"])
+
+
+def schema_of(url: str) -> str:
+    return str(make_url(url).query["options"]).removeprefix("-csearch_path=")
+
+
+async def test_run_warns_about_an_in_memory_database(example: Path) -> None:
+    process = await start_daemon(example, "http://127.0.0.1:1/ari", "sqlite://")
+    assert process.stderr is not None
+    first = (await process.stderr.readline()).decode()
+    await read_until(process, lambda e: e["event"] == "pbxd starting")
+    await stop_daemon(process)
+    assert "warning: database.url (from $PBXD_DATABASE_URL): an in-memory database" in first
+
+
+async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> None:
+    """SQLite held by another process, 3 calls answered, SIGTERM: the CDRs wait in the spool,
+    the next run writes them before recovery, adopts the calls, and completes them."""
+    path = example / "cdr.db"
+    db = f"sqlite:///{path}"
+    spool = example / "var" / "cdr-spool.jsonl"
+    sim = simulator_where_alice_answers()
+    url = await sim.start()
+    first = await start_daemon(example, url, db)
+    second = first
+    callers: list[str] = []
+    try:
+        async with asyncio.timeout(20):
+            await sim.wait_connected("pbxd")
+        async with sqlite_held_locked(path) as release:
+            for n in range(3):
+                callers.append(await sim.inbound_call("+33170000001", f"+3361200000{n}", "Jean"))
+            await wait_for(lambda: sum(len(b.channels) == 2 for b in sim.bridges) == 3)
+            await read_until(first, lambda e: e["event"] == "cdr_outage_started")
+            log = [json.loads(text) for text in (await stop_daemon(first)).splitlines()]
+            await release()
+        [closing] = [e for e in log if e["event"] == "cdr_close_timeout"] or [{"lost": 0}]
+        assert closing["lost"] == 0
+        assert not any(e["event"] == "cdr_record_refused" for e in log)
+        spooled = len(spool.read_text().splitlines())
+        assert spooled > 0
+        assert all(sim.channel(c) is not None and sim.channel(c).state == "Up" for c in callers)
+
+        second = await start_daemon(example, url, db)
+        early = await read_until(
+            second, lambda e: e["event"] == "call adopted" and e.get("call_id") == callers[-1]
+        )
+        [replayed] = [e for e in early if e["event"] == "cdr_spool_replayed"]
+        assert replayed["records"] == spooled
+        assert spool.read_text() == ""
+        # Nobody was hung up for want of a row: all three still talk.
+        assert all(sim.channel(c) is not None and sim.channel(c).state == "Up" for c in callers)
+        for caller in callers:
+            sim.hangup(caller)
+        await wait_for(lambda: not sim.channels)
+        await stop_daemon(second)
+    finally:
+        await shut_down(sim, first, second)
+
+    store = await CdrStore.open(db)
+    try:
+        entries = [await store.get_call(c) for c in callers]
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT count(*) FROM calls"))).scalar()
+    finally:
+        await store.close()
+    assert rows == 3
+    for entry in entries:
+        assert entry is not None
+        assert entry.call.disposition is Disposition.ANSWERED, entry
+        assert entry.call.answered_by == "alice" and entry.call.hangup_cause == 16
+        assert len(entry.legs) == 3 and all(leg.ended_at is not None for leg in entry.legs)

@@ -25,6 +25,13 @@ async def incoming(sim: AriSimulator, events: EventReader, **kw: Any) -> str:
     return caller
 
 
+async def answered(sim: AriSimulator, ari: Ari, events: EventReader, **kw: Any) -> str:
+    """An inbound call, answered by the app."""
+    caller = await incoming(sim, events, **kw)
+    await ari.post(f"/channels/{caller}/answer")
+    return caller
+
+
 async def finished(events: EventReader, playback_id: str) -> dict[str, Any]:
     event = await events.next(
         "PlaybackFinished", where=lambda e: e["playback"]["id"] == playback_id, within=10
@@ -32,14 +39,19 @@ async def finished(events: EventReader, playback_id: str) -> dict[str, Any]:
     return dict(event["playback"])
 
 
-# ------------------------------------------------------------------------------ sounds
-def test_sound_lengths_from_a_folder(tmp_path: Path) -> None:
-    (tmp_path / "custom").mkdir()
-    with wave.open(str(tmp_path / "custom" / "acme-welcome.wav"), "wb") as wav:
+def write_wav(path: Path, seconds: float) -> None:
+    """A mono 8 kHz 16-bit WAV of silence, as a sounds folder holds prompts."""
+    with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(8000)
-        wav.writeframes(bytes(2 * 12000))  # 1.5 s
+        wav.writeframes(bytes(2 * round(8000 * seconds)))
+
+
+# ------------------------------------------------------------------------------ sounds
+def test_sound_lengths_from_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "custom").mkdir()
+    write_wav(tmp_path / "custom" / "acme-welcome.wav", 1.5)
     (tmp_path / "closed.sln").write_bytes(bytes(8000))  # 0.5 s of 8 kHz signed linear
     (tmp_path / "broken.wav").write_bytes(b"not a wav")
     (tmp_path / "notes.txt").write_text("not a sound")
@@ -79,8 +91,7 @@ async def test_added_sound_plays_its_length(
     sim: AriSimulator, ari: Ari, events: EventReader, clock: VirtualClock
 ) -> None:
     sim.add_sound("custom/acme-closed", 3.0)
-    caller = await incoming(sim, events)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events)
     t0 = clock.monotonic()
     status, playback = await ari.post(
         f"/channels/{caller}/play/p1", media="sound:custom/acme-closed"
@@ -93,8 +104,7 @@ async def test_added_sound_plays_its_length(
 async def test_missing_sound_fails_at_once_and_unknown_scheme_vanishes(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events)
     await ari.post(f"/channels/{caller}/play/missing", media="sound:nope")
     assert (await finished(events, "missing"))["state"] == "failed"
     await ari.post(f"/channels/{caller}/play/bad", media="nosuchscheme:x")
@@ -108,8 +118,7 @@ async def test_missing_sound_fails_at_once_and_unknown_scheme_vanishes(
 async def test_several_media_continue_with_the_next_uri(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events)
     await ari.post(f"/channels/{caller}/play/l", media="sound:pbxd-beep,sound:pbxd-prompt-welcome")
     await finished(events, "l")
     seen = [
@@ -163,8 +172,7 @@ async def test_ring_then_answer_is_180_then_200(
 async def test_hangup_mid_prompt_fails_the_playback(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events, hangup_after=1.0)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events, hangup_after=1.0)
     await ari.post(f"/channels/{caller}/play/menu", media="sound:pbxd-prompt-menu")
     assert (await finished(events, "menu"))["state"] == "failed"
     order = [e["type"] for e in events.events if e["type"] != "ChannelStateChange"]
@@ -177,8 +185,7 @@ async def test_callers_press_keys_at_given_times(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
     script = PeerScript(keys=((0.5, "1"), (1.5, "#")))
-    caller = await incoming(sim, events, script=script)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events, script=script)
     await events.next("ChannelDtmfReceived", caller, where=lambda e: e["digit"] == "#")
     keys = [e for e in events.of(caller) if e["type"] == "ChannelDtmfReceived"]
     assert [(k["digit"], k["duration_ms"]) for k in keys] == [("1", 160), ("#", 160)]
@@ -200,8 +207,7 @@ async def recording_finished(events: EventReader, name: str) -> dict[str, Any]:
 async def test_silence_ends_a_message_and_keeps_200_ms(
     sim: AriSimulator, ari: Ari, events: EventReader, clock: VirtualClock
 ) -> None:
-    caller = await incoming(sim, events, script=PeerScript(talk=2.5))
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events, script=PeerScript(talk=2.5))
     t0 = clock.monotonic()
     status, live = await record(ari, caller, "vm-1", maxSilenceSeconds="3", terminateOn="#")
     assert status == 201 and live["state"] in ("queued", "recording")
@@ -215,8 +221,7 @@ async def test_silence_ends_a_message_and_keeps_200_ms(
 async def test_max_duration_cuts_a_long_message(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events, script=PeerScript(talk=30))
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events, script=PeerScript(talk=30))
     await record(ari, caller, "vm-1", maxDurationSeconds="3", maxSilenceSeconds="2")
     done = await recording_finished(events, "vm-1")
     assert (done["duration"], done["talking_duration"], done["silence_duration"]) == (3, 3, 0)
@@ -225,8 +230,7 @@ async def test_max_duration_cuts_a_long_message(
 async def test_a_caller_who_talks_then_hangs_up_leaves_a_wav(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events, script=PeerScript(talk=2.0, hangup_after_talk=True))
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events, script=PeerScript(talk=2.0, hangup_after_talk=True))
     await record(ari, caller, "vm-1", maxSilenceSeconds="5")
     done = await recording_finished(events, "vm-1")
     assert done["duration"] == 2 and "talking_duration" in done
@@ -243,8 +247,7 @@ async def test_a_caller_who_talks_then_hangs_up_leaves_a_wav(
 async def test_recording_names_and_if_exists(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events)
     sim.recordings.add_stored("old", 4.0)
     status, body = await record(ari, caller, "old")
     assert status == 409 and "already exists" in body["message"]  # ifExists=fail
@@ -310,8 +313,7 @@ async def test_device_states(sim: AriSimulator, ari: Ari, events: EventReader) -
 async def test_a_snoop_ends_with_the_channel_it_snoops_on(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
-    caller = await incoming(sim, events)
-    await ari.post(f"/channels/{caller}/answer")
+    caller = await answered(sim, ari, events)
     path = f"/channels/{caller}/snoop"
     assert (await ari.post(path, app="pbxd"))[0] == 400  # neither spy nor whisper
     assert (await ari.post(path, app="pbxd", spy="sideways"))[0] == 400
@@ -324,3 +326,35 @@ async def test_a_snoop_ends_with_the_channel_it_snoops_on(
     await events.next("StasisEnd", snoop["id"])
     assert sim.channel(snoop["id"]) is None
     assert not [e for e in events.of(snoop["id"]) if e["type"] == "ChannelDialplan"]
+
+
+async def test_a_record_sent_during_a_prompt_starts_after_it(
+    sim: AriSimulator, ari: Ari, events: EventReader
+) -> None:
+    caller = await answered(sim, ari, events)
+    await ari.post(f"/channels/{caller}/play/greet", media="sound:pbxd-prompt-welcome")
+    status, live = await record(ari, caller, "vm-1", maxDurationSeconds="1")
+    assert status == 201 and live["state"] == "queued"
+    await recording_finished(events, "vm-1")
+    order = [e["type"] for e in events.events if e["type"].startswith(("Playback", "Recording"))]
+    assert order == ["PlaybackStarted", "PlaybackFinished", "RecordingStarted", "RecordingFinished"]
+
+
+def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pbxd.sim.scenario import prepare_sounds
+
+    write_wav(tmp_path / "acme-welcome.wav", 1.5)
+    greeting = SimpleNamespace(prompts=("sound:acme-welcome", "sound:acme-hours"))
+    config = SimpleNamespace(
+        routes={"reception": SimpleNamespace(greeting=greeting)},
+        mailboxes={"acme": SimpleNamespace(greeting=("sound:acme-vm",))},
+        settings=SimpleNamespace(sounds_dir=tmp_path),
+    )
+    sim = AriSimulator()
+    assumed = prepare_sounds(sim, config)  # type: ignore[arg-type]
+    assert assumed == ["sound:acme-hours", "sound:acme-vm"]
+    assert sim.sounds.seconds("acme-welcome") == pytest.approx(1.5)  # the real file
+    assert sim.sounds.seconds("acme-hours") == 3.0
+    assert sim.sounds.seconds("vm-intro") is not None  # a core sound of a real Asterisk

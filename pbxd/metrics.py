@@ -1,0 +1,29 @@
+"""pbxd's process metrics, in one prometheus-client registry others add their own to.
+
+A module-level registry (not prometheus-client's global one): tests and the future HTTP API's
+`/metrics` read exactly pbxd's series, and a second import of a library cannot clash with it.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ARI_BAD_EVENTS = Counter(
+    "pbxd_ari_bad_events",
+    "ARI event-stream messages pbxd could not read, by kind (json, event, binary)",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    """Every metric in Prometheus' text format (what `/metrics` serves)."""
+    return generate_latest(REGISTRY)
+
+
+def sample(name: str, **labels: str) -> float:
+    """The current value of one series (0 when it has never been set): for tests and health."""
+    value = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value
