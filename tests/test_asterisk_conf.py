@@ -425,3 +425,45 @@ def test_systemd_unit_is_type_notify_with_a_watchdog_and_a_reload() -> None:
     assert "AF_UNIX" in " ".join(service["RestrictAddressFamilies"]).split()
     assert service["SystemCallFilter"] == ["@system-service"]
     assert service["CapabilityBoundingSet"] == [""]
+
+
+def test_agi_example_context_uses_what_pbxd_serves_and_sets() -> None:
+    from pbxd.agi.route import AgiResult, RouteAnswer
+    from pbxd.agi.server import FastAgiServer
+    from pbxd.clock import RealClock
+    from pbxd.config.compile import compile_config
+    from pbxd.dialplan.flow import LegPlan
+
+    ctx = section(load("extensions.conf"), "from-trunk-agi")
+    steps = dialplan(ctx)
+    [number] = [p for p in steps if p != "h"]
+    apps = [s.app for s in steps[number]]
+    assert apps[:3] == ["NoOp", "AGI", "GotoIf"] and "Dial" in apps
+    scripts = {
+        s.args.split(",")[0].rpartition("/")[2]
+        for ext in steps.values()
+        for s in ext
+        if s.app == "AGI"
+    }
+    config = compile_config(ROOT / "pbxd.yaml").config
+    assert config is not None
+    served = FastAgiServer(config, None, RealClock()).scripts  # type: ignore[arg-type]
+    assert scripts == {"route", "result"} and scripts <= set(served)
+    # Every PBXD_* variable the dialplan reads is one the route script sets.
+    leg = LegPlan("alice", "PJSIP/alice", None, 20, "+33612000001", "Jean")
+    ring = RouteAnswer(AgiResult.RING, "+33170000001", "", legs=(leg,), timeout=20, cause=1)
+    set_names = {name for name, _ in ring.variables()}
+    read = set(re.findall(r"\$\{(PBXD_\w+)\}", " ".join(s.args for s in steps[number])))
+    assert read and read <= set_names
+    # Each result a route may give has its branch; the `h` report passes the outcome in order.
+    branches = " ".join(s.args for s in steps[number] if s.app == "GotoIf")
+    assert all(f'"{r}"' in branches for r in (AgiResult.RING, AgiResult.CLOSED))
+    [report] = steps["h"]
+    assert report.args.split(",")[1:] == [
+        "${DIALSTATUS}",
+        "${ANSWEREDTIME}",
+        "${DIALEDTIME}",
+        "${DIALEDPEERNUMBER}",
+        "${HANGUPCAUSE}",
+    ]
+    assert "PBXD_HUNT_DIAL_n" in (CONF_DIR / "extensions.conf").read_text()

@@ -18,6 +18,8 @@ from pbxd.ari import AriClient, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike
 from pbxd.clock import Clock
 from pbxd.config.model import Config
+from pbxd.voicemail.collector import AriRecordings
+from pbxd.voicemail.service import VoicemailService
 
 log = structlog.get_logger("pbxd.runtime")
 
@@ -68,6 +70,7 @@ class CallService:
         self.client: AriClient | None = None
         self.daemon: CallDaemon | None = None
         self.stream: EventStream | None = None
+        self.voicemail: VoicemailService | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.stream_failures = 0  # times the event stream died and was restarted
@@ -83,6 +86,11 @@ class CallService:
             session=self._session,
         )
         self.daemon = CallDaemon(self.config, self.client, self.cdr, self.clock)
+        # Copies recorded messages off Asterisk and mails them, never in a call's task.
+        self.voicemail = VoicemailService(
+            self.config.settings, AriRecordings(self.client), self.clock
+        )
+        self.voicemail.start()
         self.stream = EventStream(
             self._ari.url,
             self._ari.username,
@@ -145,6 +153,8 @@ class CallService:
                 await self._stream_task
         if self.daemon is not None:
             await self.daemon.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         if self._session is not None:
             await self._session.close()
         log.info("call service stopped")

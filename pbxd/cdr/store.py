@@ -62,6 +62,9 @@ _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
 # Backoff between retries of a failed write: short first (a lock), capped (a restart).
 RETRY_INITIAL_DELAY = 0.05
 RETRY_MAX_DELAY = 5.0
+# A full memory queue spills this many of its oldest records at a time: encoding and fsync
+# run on the event loop, so a spill must stay short (the calls wait meanwhile).
+SPILL_CHUNK = 1000
 # When refusing records for a full backlog, log the first refusal and then every Nth.
 REFUSAL_LOG_EVERY = 1000
 # SQLSTATE classes of a row refused on its merits: 22 data exception, 23 integrity constraint.
@@ -286,7 +289,9 @@ class CdrStore:
         if not self._accepting:
             self._refuse(rec, "store closing")
             return False
-        if len(self._queue) >= self._max_backlog and not self._spill("memory backlog full"):
+        if len(self._queue) >= self._max_backlog and not self._spill(
+            "memory backlog full", min(SPILL_CHUNK, self._max_backlog)
+        ):
             self._refuse(rec, "backlog full")
             return False
         self._seq += 1
@@ -309,14 +314,16 @@ class CdrStore:
                 refused_total=self._refused,
             )
 
-    def _spill(self, reason: str) -> bool:
-        """Move the whole memory queue to the spool (oldest first); False if it cannot."""
+    def _spill(self, reason: str, limit: int | None = None) -> bool:
+        """Move the oldest `limit` queued records (all by default) to the spool; False if it
+        cannot. The spool only ever holds records older than those left in memory."""
         if self._spool is None:
             return False
         if not self._queue:
             return True
+        moving = list(islice(self._queue, limit))
         lines: list[bytes] = []
-        for seq, rec in self._queue:
+        for seq, rec in moving:
             try:
                 lines.append(encode_line(seq, rec))
             except (TypeError, ValueError) as exc:  # it could never become a row anyway
@@ -328,11 +335,12 @@ class CdrStore:
             _log.error(
                 "cdr_spool_failed",
                 path=str(self._spool.path),
-                records=len(self._queue),
+                records=len(moving),
                 error=_describe(exc),
             )
             return False
-        self._queue.clear()
+        for _ in moving:
+            self._queue.popleft()
         self._spooled += count
         _log.warning(
             "cdr_spooled",

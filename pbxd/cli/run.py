@@ -10,6 +10,7 @@ import sys
 
 import structlog
 
+from pbxd.agi.server import start_agi
 from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
 from pbxd.cdr.db import why_not_writable
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError
@@ -144,6 +145,13 @@ async def _serve(
         RealClock(),
     )
     services.append(service)
+    try:
+        agi = await start_agi(config, store, RealClock())
+    except OSError as exc:
+        log.error("agi_bind_failed", bind=settings.agi_bind, error=f"{type(exc).__name__}: {exc}")
+        await store.close()
+        _remove_signal_handlers(loop)
+        return 1
     log.info(
         "pbxd starting",
         ari=settings.ari_url,
@@ -171,6 +179,8 @@ async def _serve(
         starting.cancel()
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await starting
+        if agi is not None:
+            await agi.stop()
         await service.stop()
         await store.close()
         _remove_signal_handlers(loop)

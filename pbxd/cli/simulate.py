@@ -8,6 +8,7 @@ import dataclasses
 import math
 import secrets
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pbxd.calls.controller import CallController
@@ -30,6 +31,9 @@ from pbxd.sim.scenario import (
 )
 from pbxd.sim.scenario_clock import ScenarioClock
 from pbxd.sim.server import AriSimulator
+
+# Wall seconds a dated scenario's clock starts before its first call (the daemon's start-up).
+STARTUP_SLACK = 60.0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +85,9 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         )
         return 1
     # A scenario with calls at given dates reads those dates; its wall time jumps between them.
-    clock = ScenarioClock(ScaledClock(speed=scenario.speed, origin=scenario.start))
+    # It starts a little before the first dated call, then jumps to it once the daemon is up.
+    origin = None if scenario.start is None else scenario.start - timedelta(seconds=STARTUP_SLACK)
+    clock = ScenarioClock(ScaledClock(speed=scenario.speed, origin=origin))
     password = secrets.token_urlsafe(12)
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
@@ -135,9 +141,9 @@ async def _place_calls(
 ) -> None:
     """Place the scenario's calls at their times, then wait until every call has ended."""
     assert service.daemon is not None
-    start = clock.monotonic()
+    start = scenario.start or clock.now()  # the wall time of scenario second 0
     for call in scenario.calls:
-        await _until(call.at, start, clock, sim, service)
+        await _until(start + timedelta(seconds=call.at), clock, sim, service)
         channel_id = await sim.inbound_call(
             call.did,
             call.caller_number,
@@ -155,11 +161,11 @@ async def _place_calls(
 
 
 async def _until(
-    at: float, start: float, clock: ScenarioClock, sim: AriSimulator, service: CallService
+    moment: datetime, clock: ScenarioClock, sim: AriSimulator, service: CallService
 ) -> None:
-    """Wait until scenario second `at`; once no call is up, jump the wall time there."""
+    """Wait until the wall time `moment`; once no call is up, jump the clock there."""
     assert service.daemon is not None
-    delay = at - (clock.monotonic() - start + clock.jumped)
+    delay = (moment - clock.now()).total_seconds()
     if delay <= 0:
         return
 
@@ -176,7 +182,7 @@ async def _until(
         for task in (sleeping, quiet):
             task.cancel()
         await asyncio.gather(sleeping, quiet, return_exceptions=True)
-    left = at - (clock.monotonic() - start + clock.jumped)
+    left = (moment - clock.now()).total_seconds()
     if left > 0:
         clock.jump(left)
 

@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import email.utils
 import gc
+import ipaddress
 import os
 import re
 import types
@@ -70,6 +71,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_ARI_PASSWORD_FILE": ("ari", "password_file"),
     "PBXD_DATABASE_URL": ("database", "url"),
     "PBXD_HTTP_BIND": ("http", "bind"),
+    "PBXD_AGI_BIND": ("agi", "bind"),
     "PBXD_STATE_DIR": ("state_dir",),
     "PBXD_TRUNKS_FILE": ("trunks_file",),
     "PBXD_ROUTING_DIR": ("routing_dir",),
@@ -365,6 +367,8 @@ class _SettingsChecker:
         if parsed.database.url is not None:
             self._database_url(parsed.database.url)
         self._bind(parsed.http.bind)
+        if parsed.agi.bind is not None:
+            self._agi_bind(parsed.agi.bind)
         if parsed.mail is not None:
             self._mail(parsed.mail, base)
         if parsed.log_level.lower() not in LOG_LEVELS:
@@ -445,18 +449,23 @@ class _SettingsChecker:
                 "use sqlite:///PATH or postgresql://USER@HOST/DB",
             )
 
-    def _bind(self, bind: str) -> None:
+    def _bind(
+        self, bind: str, path: tuple[str, ...] = ("http", "bind"), example: str = "127.0.0.1:8080"
+    ) -> str | None:
+        """The host of a HOST:PORT setting, or None after reporting why it is not one."""
         host, colon, port = bind.strip().rpartition(":")
         host = host.removeprefix("[").removesuffix("]")
         foreign = numbering.foreign_digit(port)
         if foreign is not None:
-            self.error(("http", "bind"), f"the port must be written with 0-9: {foreign}")
-            return
+            self.error(path, f"the port must be written with 0-9: {foreign}")
+            return None
         if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             self.error(
-                ("http", "bind"),
-                f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as 127.0.0.1:8080",
+                path,
+                f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as {example}",
             )
+            return None
+        return host
 
     def _password_env(self, path: tuple[str, ...], name: str | None) -> None:
         if name is not None and not _ENV_NAME.match(name):
@@ -504,6 +513,23 @@ class _SettingsChecker:
             self.warning(
                 ("mail", "security"),
                 "none sends the SMTP password unencrypted: use starttls or tls",
+            )
+
+    def _agi_bind(self, bind: str) -> None:
+        host = self._bind(bind, ("agi", "bind"), "127.0.0.1:4573 (FastAGI's port)")
+        if host is None:
+            return
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            # FastAGI has no authentication: whoever connects can route calls and write CDRs.
+            self.warning(
+                ("agi", "bind"),
+                f"{host[:60]} is not a loopback address: FastAGI has no authentication, so anyone "
+                "who reaches this port can query routes and write call records; bind it to "
+                "127.0.0.1 or firewall it to the Asterisk servers",
             )
 
     def _password_file(self, path: Path) -> None:
@@ -589,6 +615,7 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         sounds_dir=_resolve(base / parsed.sounds_dir) if parsed.sounds_dir else None,
         voicemail_dir=_resolve(base / parsed.voicemail.dir) if parsed.voicemail.dir else None,
         mail=mail_settings,
+        agi_bind=parsed.agi.bind.strip() if parsed.agi.bind else None,
     )
 
 
@@ -1355,6 +1382,14 @@ class _Compiler:
 
     def finish(self) -> None:
         self.flows.finish(self.config.settings.sounds_dir)
+        if self.config.settings.mail is None:
+            for name, box in self.config.mailboxes.items():
+                if box.email and name in self.flows.mailbox_marks:
+                    self.diags.warning(
+                        self.flows.mailbox_marks[name],
+                        f"mailbox '{name}' e-mails {box.email}, but pbxd.yaml has no `mail:` "
+                        "section: its messages will be kept, not mailed",
+                    )
         unrouted_blocks: dict[str, int] = {}
         for e164, number in self.config.numbers.items():
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:

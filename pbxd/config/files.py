@@ -90,12 +90,19 @@ class MailSection(_Strict):
     timeout: Whole = 30
 
 
+class AgiSection(_Strict):
+    """FastAGI for dialplan-driven setups (`AGI(agi://HOST/route)`); off when bind is null."""
+
+    bind: str | None = None
+
+
 class DaemonFile(_Strict):
     """pbxd.yaml."""
 
     ari: AriSection = AriSection()
     database: DatabaseSection = DatabaseSection()
     http: HttpSection = HttpSection()
+    agi: AgiSection = AgiSection()
     state_dir: str = "var"
     trunks_file: str = "sip-trunks.yaml"
     routing_dir: str = "routing"

@@ -255,6 +255,7 @@ class DaemonSettings:
     sounds_dir: Path | None = None
     voicemail_dir: Path | None = None  # None: <state_dir>/voicemail
     mail: MailSettings | None = None  # None: voicemail is not mailed
+    agi_bind: str | None = None  # HOST:PORT of the FastAGI server; None: AGI mode is off
 
     @property
     def voicemail_folder(self) -> Path:

@@ -20,6 +20,10 @@ now), `await wait_connected(app)`, `await wait_until_idle()`, `channel(id)`, `ch
 `SimChannel.presented`: the identity its INVITE showed the callee (chan_pjsip's From is the
 connected line, not the caller ID), with its `presentation` (CONNECTEDLINE(pres)).
 `SHIPPED_STASIS_ARGS` and the `PRES_*` codes go with `inbound_call`.
+
+Media and presence (media.py, recordings.py, presence.py, media_rest.py): `sounds`,
+`add_sound`, `scan_sounds`, `recordings`, `register`/`unregister`, `channel_history(id)`,
+`inbound_call(..., script=PeerScript(keys=, talk=))`; see docs/CONTRACTS.md.
 """
 
 from .model import (

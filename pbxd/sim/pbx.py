@@ -67,6 +67,8 @@ IsActive = Callable[[str], bool]
 # Virtual delays of the SIP round trips Asterisk waits for (loopback in the captures: ~1 ms).
 RING_DELAY = 0.001
 PLAYBACK_START_DELAY = 0.001
+# Channels kept after they are gone, for tests and dry runs to read (sip_responses, heard).
+MAX_ENDED_CHANNELS = 10_000
 # What a dialplan Playback() of a sound the simulator does not have lasts, in virtual seconds.
 DEFAULT_SOUND_SECONDS = 1.0
 # The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution.
@@ -155,6 +157,7 @@ class SimPbx:
         self.sounds = SoundLibrary()
         self.recordings = RecordingDesk(self)
         self.presence = PresenceDesk(self)
+        self.ended: dict[str, SimChannel] = {}  # the last MAX_ENDED_CHANNELS gone, oldest first
         self._snoop_seq = 0  # Snoop/<id>-<8 hex digits>: one counter for all snoops
         # Per target (`channel:<id>` / `bridge:<id>`): playbacks in order, the first one active.
         self._playback_queues: dict[str, list[SimPlayback]] = {}
@@ -708,6 +711,9 @@ class SimPbx:
             fields["tech_cause"] = tech_cause
         chan.destroyed = True
         self.channels.pop(chan.id, None)
+        self.ended[chan.id] = chan  # what its far end heard stays readable after the call
+        if len(self.ended) > MAX_ENDED_CHANNELS:
+            self.ended.pop(next(iter(self.ended)))
         self._emit_channel(chan, "ChannelDestroyed", **fields)
         if not self.channels:
             self._idle.set()

@@ -312,6 +312,11 @@ class AriSimulator:
         """A live channel's state (None once destroyed)."""
         return self.pbx.channels.get(channel_id)
 
+    def channel_history(self, channel_id: str) -> SimChannel | None:
+        """A channel live or ended (the last 10,000): e.g. whether its caller got early media
+        (`sip_responses`, `heard`) once the call is over."""
+        return self.pbx.channels.get(channel_id) or self.pbx.ended.get(channel_id)
+
     @property
     def channels(self) -> list[SimChannel]:
         return list(self.pbx.channels.values())

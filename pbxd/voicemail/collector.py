@@ -186,6 +186,8 @@ class RecordingCollector(RetryingQueue):
     async def collect_due(self) -> int:
         """One pass: try every job whose retry time has come; how many were settled (kept,
         discarded, or found lost)."""
+        if not self._pending.is_dir():
+            return 0  # nothing ever queued: no thread hop while the daemon starts
         done = 0
         for job in await asyncio.to_thread(self.pending):
             if self._retries.waiting(job.job_id):

@@ -189,6 +189,8 @@ class Outbox(RetryingQueue):
 
     async def send_due(self) -> int:
         """One pass: send every job whose retry time has come; how many were sent."""
+        if not self._folder.is_dir():
+            return 0  # nothing ever queued: no thread hop while the daemon starts
         sent = 0
         for job in await asyncio.to_thread(self.queued):
             if self._retries.waiting(job.message_id):

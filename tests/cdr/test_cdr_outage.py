@@ -337,3 +337,27 @@ async def test_a_row_the_database_refuses_is_the_only_one_left_out(tmp_path: Pat
     assert rejected["id"] == "orphan-1" and rejected["row"]["destination"] == "PJSIP/bob"
     assert not events(logs, "cdr_outage_started")
     await assert_landed_once(url, [good])
+
+
+async def test_a_full_memory_queue_spills_its_oldest_records_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cdr_store, "SPILL_CHUNK", 2)  # a spill blocks the event loop: keep short
+    url = sqlite_url(tmp_path)
+    spool_path = tmp_path / "spool.jsonl"
+    store = await CdrStore.open(
+        url, flush_interval=30, max_backlog=4, spool=CdrSpool(spool_path), spool_after=60
+    )
+    plays = [CallPlay(n) for n in range(4)]
+    try:
+        for play in plays:
+            play.ring(store)  # 8 records: the 5th and the 7th each spill the 2 oldest
+        assert (store.spooled, store.backlog) == (4, 4)
+        seqs = [json.loads(line)["seq"] for line in spool_path.read_text().splitlines()]
+        assert seqs == [1, 2, 3, 4]
+        for play in plays:
+            play.end(store)
+        await store.flush()
+    finally:
+        await store.close()
+    await assert_landed_once(url, plays)

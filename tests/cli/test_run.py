@@ -354,9 +354,27 @@ async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> N
         assert spooled > 0
         assert all(sim.channel(c) is not None and sim.channel(c).state == "Up" for c in callers)
 
+        restart = len(sim.rest_log)
         second = await start_daemon(example, url, db)
-        early = await read_until(
-            second, lambda e: e["event"] == "call adopted" and e.get("call_id") == callers[-1]
+        adopted: set[object] = set()
+
+        def all_adopted(line: dict[str, object]) -> bool:
+            if line["event"] == "call adopted":
+                adopted.add(line.get("call_id"))
+            return adopted == set(callers)
+
+        early = await read_until(second, all_adopted)
+        # Hang up once each adopted call's resync has asked about its caller (a BYE racing
+        # recovery is the call core's business, not this test's).
+        await wait_for(
+            lambda: all(
+                sum(
+                    r["method"] == "GET" and r["path"] == f"/channels/{c}"
+                    for r in sim.rest_log[restart:]
+                )
+                >= 2
+                for c in callers
+            )
         )
         [replayed] = [e for e in early if e["event"] == "cdr_spool_replayed"]
         assert replayed["records"] == spooled

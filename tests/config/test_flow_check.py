@@ -252,6 +252,8 @@ def test_missing_prompt_in_sounds_folder(example: Path, capsys: pytest.CaptureFi
     _wav(sounds / "welcome.wav")
     with (example / "pbxd.yaml").open("a") as f:
         f.write("sounds_dir: sounds\n")
+        # The box mails its messages: without an SMTP server that would be a warning too.
+        f.write("mail: {host: smtp.acme.example, from_address: pbxd@acme.example}\n")
     write_flows(example)
     status, err = run_check(capsys)
     assert status == 0

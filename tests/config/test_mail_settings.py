@@ -115,3 +115,19 @@ def test_a_missing_password_is_a_clear_lookup_error(
     assert config is not None and config.settings.mail is not None
     with pytest.raises(LookupError, match="no SMTP password: set PBXD_SMTP_PASSWORD"):
         config.settings.mail.password()
+
+
+def test_a_box_that_mails_without_a_mail_section_is_a_warning(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (example / "routing" / "boxes.yaml").write_text(
+        "mailboxes:\n  front-desk:\n    email: reception@acme.example\n"
+    )
+    status, diagnostics = check(capsys)
+    assert status == 0
+    assert (
+        "routing/boxes.yaml:2:3: warning: mailbox 'front-desk' e-mails reception@acme.example, "
+        "but pbxd.yaml has no `mail:` section: its messages will be kept, not mailed"
+    ) in diagnostics
+    write(example, GOOD_MAIL)
+    assert not any("no `mail:` section" in d for d in check(capsys)[1])

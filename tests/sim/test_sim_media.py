@@ -153,6 +153,7 @@ async def test_greeting_as_early_media_does_not_answer(
     await events.next("StasisEnd", caller)
     # 100 Trying, 183 with the prompt, 183 again for `ring`, 603 Decline for reason normal.
     assert chan.sip_responses == [100, 183, 183, 603]
+    assert sim.channel(caller) is None and sim.channel_history(caller) is chan
     assert not [e for e in events.of(caller) if e["type"] == "ChannelStateChange"]
 
 

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from structlog.testing import capture_logs
 
 from pbxd.config.files import MailSecurity
@@ -22,78 +17,12 @@ from pbxd.sim.media import wav_bytes as make_wav
 from pbxd.voicemail.mail import Outbox, compose
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageStore
+from tests.voicemail.smtp import Mailroom, SmtpServer
 
 from .conftest import T0, ManualClock
 
 DID = "+33170000001"
 PARIS = "Europe/Paris"
-
-
-class Mailroom:
-    """What the SMTP server received; `refuse` makes it answer 550 to every recipient."""
-
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-        self.logins: list[tuple[str, str]] = []
-        self.refuse = False
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(parsed)
-        return "250 OK"
-
-    def authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        login = (data.login.decode(), data.password.decode())
-        self.logins.append(login)
-        return AuthResult(success=login == ("pbxd@acme.example", "smtp-secret"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class SmtpServer:
-    """An aiosmtpd server on a fixed port that the test starts and stops."""
-
-    def __init__(self, room: Mailroom) -> None:
-        self.room = room
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(
-                self.room,
-                hostname="mail.acme.example",
-                authenticator=self.room.authenticate,
-                auth_require_tls=False,
-            ),
-            "127.0.0.1",
-            self.port,
-        )
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
 
 
 @pytest.fixture
@@ -276,3 +205,20 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_the_outbox_is_bounded_and_a_deleted_message_is_not_mailed(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    outbox = Outbox(MessageStore(tmp_path), settings_for(smtp.port), clock, max_queued=1)
+    first, second = kept(outbox.store, 1), kept(outbox.store, 2)
+    assert outbox.enqueue(first, "desk@acme.example", PARIS)
+    assert outbox.enqueue(first, "desk@acme.example", PARIS)  # already queued: once
+    with capture_logs() as logs:
+        assert not outbox.enqueue(second, "desk@acme.example", PARIS)
+    assert [e["reason"] for e in logs if e["event"] == "voicemail_mail_refused"] == ["outbox full"]
+    assert outbox.store.has(DID, "vm-2")  # the message itself is kept all the same
+    outbox.store.delete(DID, "vm-1")  # an admin deleted it before the server came back
+    await smtp.start()
+    assert await outbox.send_due() == 0
+    assert smtp.room.received == [] and outbox.queued() == [] and outbox.dropped == 1
