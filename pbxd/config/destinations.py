@@ -8,8 +8,12 @@ destination, a broad prefix that hides premium-rate or satellite ranges.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+_V = TypeVar("_V")
 
 # The only channel technology pbxd dials: Asterisk 22's SIP driver. `Local/` would go back
 # through the dialplan, and other drivers accept a host or a number in the resource.
@@ -82,26 +86,43 @@ DEFAULT_DENIED: tuple[DeniedPrefix, ...] = (
 )  # fmt: skip
 
 
-def destination_refusal(
-    e164: str, allowed: tuple[str, ...], denied: tuple[DeniedPrefix, ...]
-) -> str | None:
-    """Why a leg to `e164` is refused (None: it may be placed).
+@dataclass(frozen=True, slots=True)
+class DestinationRules:
+    """A trunk's allowed and denied prefixes, indexed once: a check is a few dict lookups."""
 
-    The longest matching prefix decides: `+1` allowed still denies `+1900`; allowing
-    `+1900` itself (as long as the denied prefix, or longer) overrides the denial.
-    """
-    if not E164.fullmatch(e164):
-        return f"{e164!r} is not an E.164 number"
-    allow = max((len(p) for p in allowed if e164.startswith(p)), default=0)
-    if not allow:
-        return f"{e164} is outside the allowed destinations ({', '.join(allowed) or 'none'})"
-    deny = max(
-        (d for d in denied if e164.startswith(d.prefix)),
-        key=lambda d: len(d.prefix),
-        default=None,
-    )
-    if deny is not None and len(deny.prefix) > allow:
-        return f"{e164} is a denied destination: {deny.prefix} is {deny.why}"
+    allowed: tuple[str, ...]
+    denied: tuple[DeniedPrefix, ...]
+    _allow: dict[str, str] = field(init=False, repr=False, compare=False)
+    _deny: dict[str, DeniedPrefix] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_allow", {p: p for p in self.allowed})
+        object.__setattr__(self, "_deny", {d.prefix: d for d in self.denied})
+
+    def refusal(self, e164: str) -> str | None:
+        """Why a leg to `e164` is refused (None: it may be placed).
+
+        The longest matching prefix decides: `+1` allowed still denies `+1900`; allowing
+        `+1900` itself (as long as the denied prefix, or longer) overrides the denial.
+        """
+        if not E164.fullmatch(e164):
+            return f"{e164!r} is not an E.164 number"
+        allow = _longest(e164, self._allow)
+        if allow is None:
+            allowed = ", ".join(self.allowed) or "none"
+            return f"{e164} is outside the allowed destinations ({allowed})"
+        deny = _longest(e164, self._deny)
+        if deny is not None and len(deny.prefix) > len(allow):
+            return f"{e164} is a denied destination: {deny.prefix} is {deny.why}"
+        return None
+
+
+def _longest(e164: str, index: dict[str, _V]) -> _V | None:
+    """The value of the longest prefix of `e164` in `index` (at most 16 dict lookups)."""
+    for end in range(len(e164), 1, -1):
+        found = index.get(e164[:end])
+        if found is not None:
+            return found
     return None
 
 
@@ -151,6 +172,7 @@ def dial_template_problem(template: str) -> str | None:
     return "needs {number} then @ and one endpoint name (letters, digits, '-', '_', '.')"
 
 
+@functools.lru_cache(maxsize=64)
 def outbound_endpoint_of(template: str) -> str | None:
     """The endpoint a checked dial template goes out through (`trunk-out`), else None."""
     match = _DIAL_TEMPLATE.fullmatch(template)

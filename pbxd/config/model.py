@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pbxd.config.destinations import (
     DEFAULT_DENIED,
     DeniedPrefix,
-    destination_refusal,
+    DestinationRules,
     outbound_endpoint_of,
 )
 from pbxd.config.diagnostics import Mark
@@ -43,6 +43,12 @@ class Trunk:
     # Safe by default: a trunk built without this still refuses premium and satellite ranges.
     denied_prefixes: tuple[DeniedPrefix, ...] = DEFAULT_DENIED
     max_call_duration: int | None = None  # seconds; None: the route's, else 4 h
+    _rules: DestinationRules = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_rules", DestinationRules(self.allowed_prefixes, self.denied_prefixes)
+        )
 
     @property
     def outbound_endpoint(self) -> str | None:
@@ -55,7 +61,7 @@ class Trunk:
 
     def refusal(self, e164: str) -> str | None:
         """Why this trunk must not carry a leg to `e164` (None: it may)."""
-        return destination_refusal(e164, self.allowed_prefixes, self.denied_prefixes)
+        return self._rules.refusal(e164)
 
     def allows(self, e164: str) -> bool:
         """Whether this trunk may carry an outbound leg to `e164`."""
