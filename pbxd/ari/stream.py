@@ -70,6 +70,7 @@ class EventStream:
         on_event: OnEvent,
         *,
         on_connected: OnConnected | None = None,
+        on_disconnected: Callable[[], None] | None = None,
         on_bad_event: OnBadEvent | None = None,
         heartbeat: float = 10.0,
         session: aiohttp.ClientSession | None = None,
@@ -89,6 +90,7 @@ class EventStream:
         self._headers = basic_auth_header(username, password)
         self._on_event = on_event
         self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
         self._on_bad_event = on_bad_event
         self._heartbeat = heartbeat if heartbeat > 0 else None
         self._session = session
@@ -242,6 +244,11 @@ class EventStream:
         finally:
             self._connected.clear()
             self._ws = None
+            if self._on_disconnected is not None:
+                try:
+                    self._on_disconnected()  # the moment events stop: calls lost end there
+                except Exception:
+                    log.exception("ari_on_disconnected_failed", url=self.url)
             await ws.close()
 
     def _dispatch(self, text: str) -> None:

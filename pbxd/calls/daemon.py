@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,21 +18,26 @@ from typing import Protocol
 import structlog
 
 from pbxd.ari import AriClient, AriError, AriNotFound, Channel, Event, StasisStart
-from pbxd.calls.controller import (
-    CallController,
-    CdrSink,
-    FoundLeg,
-    Resync,
-    adopt_bridged_call,
-    adopt_ringing_call,
+from pbxd.calls import ids
+from pbxd.calls.journal import (
+    Journal,
+    JournalEvent,
+    JournalSink,
+    Position,
+    event_of_record,
+    replay,
 )
-from pbxd.cdr.records import CallRecord, Disposition, LegRecord
+from pbxd.calls.session import CallSession, Leg, Resync
+from pbxd.calls.states import CallState, LegState
+from pbxd.calls.steps.ring import RingHandler, found_leg_states
+from pbxd.calls.steps.voicemail import MessageDesk
+from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
-from pbxd.config.files import HangupReason
 from pbxd.config.model import Config
-from pbxd.dialplan import CallFacts, RingPlan, plan_call
+from pbxd.dialplan import CallFacts, Flow, LegPlan, RingStep, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
 from pbxd.dialplan.plan import max_call_duration
+from pbxd.vocabulary import HangupReason
 
 log = structlog.get_logger("pbxd.daemon")
 
@@ -41,15 +45,13 @@ log = structlog.get_logger("pbxd.daemon")
 FALLBACK_LABEL = "unavailable"
 # States of an inbound channel not answered yet (its caller still hears ringing).
 UNANSWERED_STATES = frozenset({"Ring", "Ringing"})
-# Our outbound legs' channel ids: `<call id>-<n>` (n short: never a UUID's last group).
-LEG_ID = re.compile(r"^.+-[0-9]{1,3}$")
 # A StasisStart already sent when the sweep lists the app's channels arrives within this.
 SWEEP_GRACE_SECONDS = 0.5
 # How long the sweep waits for a stranded leg it hung up to be gone before reusing its id.
 SWEEP_LEG_GONE_SECONDS = 2.0
 
 
-class CdrStoreLike(CdrSink, Protocol):
+class CdrStoreLike(JournalSink, Protocol):
     """What recovery needs from the CDR store, beyond writing."""
 
     async def open_calls(self) -> list[CallRecord]:
@@ -69,9 +71,10 @@ class CallDaemon:
     ari: AriClient
     cdr: CdrStoreLike
     clock: Clock
-    on_call_finished: Callable[[CallController], None] | None = None
-    calls: dict[str, CallController] = field(default_factory=dict)
-    _by_channel: dict[str, CallController] = field(default_factory=dict)
+    desk: MessageDesk | None = None  # the voicemail back office
+    on_call_finished: Callable[[CallSession], None] | None = None
+    calls: dict[str, CallSession] = field(default_factory=dict)
+    _by_channel: dict[str, CallSession] = field(default_factory=dict)
     connection: int = 0  # bumped at each (re)connection; calls note the one they started on
     _trunk_legs: dict[str, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -81,12 +84,13 @@ class CallDaemon:
     # Channels whose StasisStart arrived while the sweep runs (None: no sweep running).
     _seen_starting: set[str] | None = None
     bad_events: int = 0
+    lost_at: datetime | None = None  # when the event stream dropped (None while it is up)
 
     # ------------------------------------------------------------ ChannelDirectory
 
-    def claim(self, channel_id: str, controller: CallController) -> None:
-        """Route this channel's events to `controller`."""
-        self._by_channel[channel_id] = controller
+    def claim(self, channel_id: str, session: CallSession) -> None:
+        """Route this channel's events to `session`."""
+        self._by_channel[channel_id] = session
 
     def release(self, channel_id: str) -> None:
         """Stop routing this channel's events."""
@@ -124,8 +128,27 @@ class CallDaemon:
             self.bad_events += 1
             log.exception("event handling failed", event_type=event.type)
             if isinstance(event, StasisStart) and event.channel.id not in self._by_channel:
+                self._record_unhandled(event)
                 # Never strand a caller: the dialplan's fallback (label `unavailable`) takes it.
                 self._spawn(self._back_to_dialplan(event.channel.id), "fallback")
+
+    def _record_unhandled(self, event: StasisStart) -> None:
+        """Every inbound call gets a CDR, even one pbxd failed to handle: a failed row."""
+        channel = event.channel
+        try:
+            self.cdr.record_call(
+                CallRecord(
+                    call_id=channel.id,
+                    did=channel.dialplan.exten[:64],
+                    started_at=event.timestamp,
+                    caller_number=channel.caller.number[:64] or None,
+                    caller_name=channel.caller.name[:80] or None,
+                    ended_at=max(self.clock.now(), event.timestamp),
+                    disposition=Disposition.FAILED,
+                )
+            )
+        except Exception:
+            log.exception("cdr of an unhandled call failed", channel=channel.id)
 
     def on_bad_event(self, raw: object, error: Exception) -> None:
         """A message that is not a valid ARI event: count it, nothing else."""
@@ -136,9 +159,9 @@ class CallDaemon:
         if event.application != self.ari.app:
             return
         for channel_id in event.channel_ids():
-            controller = self._by_channel.get(channel_id)
-            if controller is not None:
-                controller.deliver(event)
+            session = self._by_channel.get(channel_id)
+            if session is not None:
+                session.deliver(event)
                 return
         if isinstance(event, StasisStart):
             if self._seen_starting is not None:
@@ -147,7 +170,7 @@ class CallDaemon:
 
     def _stasis_start(self, event: StasisStart) -> None:
         channel = event.channel
-        if event.args and event.args[0] == "pbxd-leg":
+        if event.args and event.args[0] == ids.LEG_MARK:
             # A leg of a call this process does not know (left by a previous run): drop it.
             log.warning("orphan leg hung up", channel=channel.id)
             self._spawn(self._hangup_quietly(channel.id), f"orphan {channel.id}")
@@ -159,6 +182,7 @@ class CallDaemon:
             caller_number=channel.caller.number,
             caller_name=channel.caller.name,
             stasis_args=event.args,  # the caller's presentation (ARI's Channel has none)
+            now=self.clock.now(),
         )
         decision = plan_call(facts, self.config)
         record = CallRecord(
@@ -169,34 +193,31 @@ class CallDaemon:
             caller_name=decision.caller_name or None,
             trunk=decision.trunk,
         )
-        if isinstance(decision, RingPlan):
-            record.route = decision.route
-            record.strategy = str(decision.strategy)
-        controller = CallController(
+        session = CallSession(
             call_id=channel.id,
-            plan=decision,
-            record=record,
+            flow=decision,
+            journal=Journal(record, self.cdr),
             ari=self.ari,
-            cdr=self.cdr,
             clock=self.clock,
             directory=self,
+            desk=self.desk,
         )
-        self.claim(channel.id, controller)
-        self._start(controller)
+        self.claim(channel.id, session)
+        self._start(session)
 
-    def _start(self, controller: CallController) -> None:
-        controller.connection = self.connection
-        self.calls[controller.call_id] = controller
+    def _start(self, session: CallSession) -> None:
+        session.connection = self.connection
+        self.calls[session.call_id] = session
         if not self.recovered.is_set():
-            self._taken_during_recovery.add(controller.call_id)
+            self._taken_during_recovery.add(session.call_id)
 
-        async def finished(done: CallController) -> None:
+        async def finished(done: CallSession) -> None:
             self.calls.pop(done.call_id, None)
             if self.on_call_finished is not None:
                 self.on_call_finished(done)
 
-        controller.on_finished = finished
-        self._spawn(controller.run(), f"call {controller.call_id}")
+        session.on_finished = finished
+        self._spawn(session.run(), f"call {session.call_id}")
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
@@ -240,9 +261,26 @@ class CallDaemon:
                 self.recovered.set()
                 self._taken_during_recovery.clear()
             return
-        for controller in list(self.calls.values()):
-            if controller.connection < self.connection:
-                controller.deliver(Resync())
+        lost, self.lost_at = self.lost_at, None
+        restarted = await self._asterisk_started() if lost is not None else None
+        for session in list(self.calls.values()):
+            if session.connection < self.connection:
+                session.deliver(Resync(lost_at=_end_of_lost_call(session, lost, restarted)))
+
+    def on_disconnected(self) -> None:
+        """The event stream dropped: note the moment (a call Asterisk lost meanwhile ends then)."""
+        if self.lost_at is None:
+            self.lost_at = self.clock.now()
+            if self.calls:  # the moment matters only to calls in progress
+                log.info("ari_connection_lost", calls=len(self.calls))
+
+    async def _asterisk_started(self) -> datetime | None:
+        """When Asterisk (re)started, as it says; None when it cannot say."""
+        try:
+            return (await self.ari.info()).startup_time
+        except AriError as exc:
+            log.warning("could not read Asterisk's start time", status=exc.status)
+            return None
 
     async def recover_open_calls(self) -> None:
         """Adopt calls a previous run left bridged or ringing; close the CDRs of the others."""
@@ -285,7 +323,7 @@ class CallDaemon:
                 log.warning("could not list the app's channels; sweep skipped", status=exc.status)
                 return
             stray = [c for c in app.channel_ids if c not in self._by_channel]
-            bridges = [b for b in app.bridge_ids if b.removesuffix("-bridge") not in self.calls]
+            bridges = [b for b in app.bridge_ids if ids.call_of_bridge(b) not in self.calls]
             if not stray and not bridges:
                 return
             # A brand-new call's StasisStart may be in flight: let it claim its channel first.
@@ -297,6 +335,12 @@ class CallDaemon:
                 channel = await self._channel(channel_id)
                 if channel is not None:
                     channels.append(channel)
+            # A call answered and bridged is adopted from Asterisk's own state, row or not.
+            adopted_legs: set[str] = set()
+            for channel in channels:
+                if channel.state == "Up" and not _is_our_leg(channel):
+                    adopted_legs |= await self._adopt_bridged_without_record(channel)
+            channels = [c for c in channels if c.id not in adopted_legs]
             legs = [c for c in channels if _is_our_leg(c)]
             for leg in legs:
                 log.warning("stranded leg hung up", channel=leg.id)
@@ -308,8 +352,8 @@ class CallDaemon:
                     continue
                 await self._sweep_one(channel)
             for bridge_id in bridges:
-                call_id = bridge_id.removesuffix("-bridge")
-                if bridge_id != call_id and call_id not in self.calls:
+                call_id = ids.call_of_bridge(bridge_id)
+                if call_id is not None and call_id not in self.calls:
                     log.warning("stranded bridge destroyed", bridge=bridge_id)
                     with contextlib.suppress(AriNotFound):  # gone with its last channel
                         await self.ari.destroy_bridge(bridge_id)
@@ -317,6 +361,73 @@ class CallDaemon:
             log.exception("sweep of stranded channels failed")
         finally:
             self._seen_starting = None
+
+    async def _adopt_bridged_without_record(self, caller: Channel) -> set[str]:
+        """Adopt a caller Asterisk has bridged with one of its legs; the ids of what it took.
+
+        Its CDR rows were lost (a crash before the batch, a database outage at a stop): the
+        call's bridge, its channels and the Stasis arguments of its leg say enough.
+        """
+        bridge_id = ids.bridge_id(caller.id)
+        try:
+            bridge = await self.ari.get_bridge(bridge_id)
+        except AriNotFound:
+            return set()
+        others = [c for c in bridge.channels if c != caller.id]
+        if caller.id not in bridge.channels or len(others) != 1:
+            return set()
+        leg = await self._channel(others[0])
+        if leg is None or leg.state != "Up":
+            return set()
+        # Asterisk keeps the Stasis arguments our legs were created with: `pbxd-leg,<call>`.
+        if ids.call_of_stasis_args(_stasis_args(leg)) != caller.id:
+            return set()
+        decision = plan_call(
+            CallFacts(
+                channel_id=caller.id,
+                channel_name=caller.name,
+                called=caller.dialplan.exten,
+                caller_number=caller.caller.number,
+                caller_name=caller.caller.name,
+                stasis_args=_stasis_args(caller),
+                now=self.clock.now(),
+            ),
+            self.config,
+        )
+        target = self._target_of_channel(leg)
+        # Nothing says when it was answered: the leg's creation is the earliest it can be.
+        record = CallRecord(
+            call_id=caller.id,
+            did=decision.did,
+            started_at=caller.creationtime,
+            caller_number=decision.caller_number,
+            caller_name=decision.caller_name or None,
+            trunk=decision.trunk,
+            route=decision.route if isinstance(decision, Flow) else None,
+            answered_at=leg.creationtime,
+            answered_by=target,
+        )
+        winner = LegRecord(
+            leg_id=leg.id,
+            call_id=caller.id,
+            target=target,
+            destination=leg.name,
+            started_at=leg.creationtime,
+            answered_at=leg.creationtime,
+        )
+        log.warning("adopting bridged call without CDR", call_id=caller.id, did=record.did)
+        self.cdr.record_call(record)
+        self.cdr.record_leg(winner)
+        self._start(self._adopt_bridged(record, winner, bridge_id, [winner], 0))
+        return {caller.id, leg.id}
+
+    def _target_of_channel(self, channel: Channel) -> str:
+        """The softphone target whose endpoint a channel is on (`PJSIP/bob-0000001a`)."""
+        endpoint = channel.name.rsplit("-", 1)[0]
+        for target in self.config.targets.values():
+            if target.endpoint == endpoint:
+                return target.name
+        return endpoint
 
     async def _sweep_one(self, channel: Channel) -> None:
         """A stranded caller: planned anew if still ringing, else back to the dialplan."""
@@ -358,12 +469,26 @@ class CallDaemon:
         except Exception:
             log.exception("could not hand a stranded caller back", channel=channel_id)
 
+    async def _events_of(self, call_id: str) -> list[JournalEvent]:
+        """The call's journal as stored (empty from a store that keeps none)."""
+        read = getattr(self.cdr, "events_of", None)
+        if read is None:
+            return []
+        stored: list[CallEventRecord] = await read(call_id)
+        events = [event_of_record(record) for record in stored]
+        return [event for event in events if event is not None]
+
     async def _recover(self, record: CallRecord) -> None:
-        legs = await self.cdr.legs_of(record.call_id)
+        # Three independent reads: at once, so a ringing caller waits as little as possible.
+        legs, events, caller = await asyncio.gather(
+            self.cdr.legs_of(record.call_id),
+            self._events_of(record.call_id),
+            self._channel(record.call_id),
+        )
+        position = replay(events)
         live = [leg for leg in legs if leg.ended_at is None]
-        caller = await self._channel(record.call_id)
         caller_up = caller.state if caller is not None else None
-        bridge_id = f"{record.call_id}-bridge"
+        bridge_id = ids.bridge_id(record.call_id)
         winner = await self._bridged_partner(record, legs, bridge_id) if caller_up == "Up" else None
         if winner is not None:
             log.info("adopting bridged call", call_id=record.call_id, did=record.did)
@@ -381,25 +506,10 @@ class CallDaemon:
             # one still ringing is told it was answered elsewhere, like at the answer.
             losers = [leg for leg in live if leg is not winner]
             await self._close_legs(losers, known, reason_code=ANSWERED_ELSEWHERE)
-            trunk = self._adopted_trunk(winner)
-            controller = adopt_bridged_call(
-                record,
-                winner,
-                bridge_id,
-                ari=self.ari,
-                cdr=self.cdr,
-                clock=self.clock,
-                directory=self,
-                trunk=trunk,
-                max_duration=max_call_duration(
-                    self.config.routes.get(record.route or ""),
-                    self.config.trunks.get(trunk) if trunk else None,
-                ),
-            )
-            self._start(controller)
+            self._start(self._adopt_bridged(record, winner, bridge_id, legs, len(events)))
             return
         if caller is not None and caller.state in UNANSWERED_STATES and record.answered_at is None:
-            ringing = await self._adopt_ringing(record, legs, caller)
+            ringing = await self._adopt_ringing(record, legs, caller, events, position)
             if ringing is not None:
                 self._start(ringing)
                 return
@@ -424,10 +534,73 @@ class CallDaemon:
             ended_at=record.ended_at.isoformat(),
         )
 
+    def _adopted_session(
+        self, record: CallRecord, legs: list[LegRecord], stored_events: int
+    ) -> CallSession:
+        """A session taking back a call a previous run left on Asterisk."""
+        journal = Journal(record, self.cdr, legs={leg.leg_id: leg for leg in legs})
+        journal.seq = stored_events  # new events go on after the stored ones
+        numbers = [n for n in (ids.leg_number(leg.leg_id) for leg in legs) if n is not None]
+        session = CallSession(
+            call_id=record.call_id,
+            flow=None,
+            journal=journal,
+            ari=self.ari,
+            clock=self.clock,
+            directory=self,
+            adopted=True,
+            desk=self.desk,
+        )
+        session.legs_made = max(numbers, default=0)
+        return session
+
+    def _adopt_bridged(
+        self,
+        record: CallRecord,
+        winner: LegRecord,
+        bridge_id: str,
+        legs: list[LegRecord],
+        stored_events: int,
+    ) -> CallSession:
+        """A session for a call found bridged after a restart; it completes the CDR."""
+        session = self._adopted_session(record, legs, stored_events)
+        session.state = CallState.BRIDGED  # as found: the session starts there
+        session.bridge_id = bridge_id
+        target = self.config.targets.get(winner.target)
+        trunk = target.trunk if target is not None and target.trunk in self.config.trunks else None
+        plan = LegPlan(
+            target=winner.target,
+            dial_string=winner.destination,
+            trunk=trunk,
+            ring_time=1,
+            caller_id_number=record.caller_number or "",
+            caller_id_name=record.caller_name or "",
+            # Its route's and trunk's limit, counted from its answer before the restart.
+            max_duration=max_call_duration(
+                self.config.routes.get(record.route or ""),
+                self.config.trunks.get(trunk) if trunk else None,
+            ),
+        )
+        leg = Leg(plan, winner.leg_id, step="", state=LegState.ANSWERED)
+        if trunk is not None:
+            self.hold_trunk_slot(trunk)  # the channel exists: it counts, even above the maximum
+        session.legs.append(leg)
+        session.winner = leg
+        return session
+
     async def _adopt_ringing(
-        self, record: CallRecord, legs: list[LegRecord], caller: Channel
-    ) -> CallController | None:
-        """A controller for a caller still waiting; None when its route cannot be resumed."""
+        self,
+        record: CallRecord,
+        legs: list[LegRecord],
+        caller: Channel,
+        events: list[JournalEvent],
+        position: Position,
+    ) -> CallSession | None:
+        """A session for a caller still waiting; None when its flow cannot be resumed.
+
+        Where the call stood (which ring step, which legs it made) is read from its
+        journal; the step itself from the configuration, which must not have changed.
+        """
         decision = plan_call(
             CallFacts(
                 channel_id=caller.id,
@@ -436,43 +609,58 @@ class CallDaemon:
                 caller_number=caller.caller.number,
                 caller_name=caller.caller.name,
                 stasis_args=_stasis_args(caller),  # a withheld caller stays withheld
+                now=self.clock.now(),
             ),
             self.config,
         )
-        if not isinstance(decision, RingPlan):
-            return None
-        if decision.route != record.route or str(decision.strategy) != record.strategy:
+        if not isinstance(decision, Flow) or decision.route != record.route:
             return None  # the configuration changed under the call: do not guess
+        # A journal says which step rang; a row written by an older pbxd: the route's first.
+        step_name = position.step if events else decision.start
+        step = decision.steps.get(step_name) if step_name is not None else None
+        if not isinstance(step, RingStep) or str(step.strategy) != record.strategy:
+            return None
+        first = position.first_leg if events else 1
         planned = {
-            f"{record.call_id}-{index}": leg_plan.target
-            for index, leg_plan in enumerate(decision.legs, start=1)
+            ids.leg_id(record.call_id, first + index): leg_plan.target
+            for index, leg_plan in enumerate(step.legs)
         }
         if any(planned.get(leg.leg_id) != leg.target for leg in legs):
-            return None  # legs the plan does not know, or for other targets: another route
+            return None  # legs the step does not know, or for other targets: another route
         by_id = {leg.leg_id: leg for leg in legs}
         known = best_end_time(record, legs)
-        found: dict[str, FoundLeg] = {}
-        for channel_id in planned:
+        channel_states: dict[str, str | None] = {}
+        ended: dict[str, int | None] = {}
+        states = await asyncio.gather(*(self._channel_state(c) for c in planned))
+        for channel_id, state in zip(planned, states, strict=True):
             leg = by_id.get(channel_id)
-            state = await self._channel_state(channel_id)
-            if leg is not None and state is None and leg.ended_at is None:
-                leg.ended_at = known  # ended while nobody listened
-                self.cdr.record_leg(leg)
-            found[channel_id] = FoundLeg(leg, state)
-        # Asterisk's clock (started_at) may be ahead of ours: never more than the whole route.
-        elapsed = (self.clock.now() - record.started_at).total_seconds()
-        elapsed = min(max(0.0, elapsed), float(decision.timeout))
+            channel_states[channel_id] = state
+            if leg is not None and state is None:
+                if leg.ended_at is None:
+                    leg.ended_at = known  # ended while nobody listened
+                    self.cdr.record_leg(leg)
+                ended[channel_id] = leg.hangup_cause
+        # The step's start by our clock (the journal), else Asterisk's: at most the whole step.
+        began = position.step_entered if events and position.step_entered else record.started_at
+        elapsed = (self.clock.now() - began).total_seconds()
+        elapsed = min(max(0.0, elapsed), float(step.timeout))
         log.info("adopting ringing call", call_id=record.call_id, did=record.did)
-        return adopt_ringing_call(
-            record,
-            decision,
-            found,
-            elapsed,
-            ari=self.ari,
-            cdr=self.cdr,
-            clock=self.clock,
-            directory=self,
-        )
+        session = self._adopted_session(record, legs, len(events))
+        session.flow = decision
+        session.state = CallState.RINGING  # as found: the session starts there
+        session.step_name = step.name
+        adopted = [
+            Leg(plan, channel_id, step.name)
+            for plan, channel_id in zip(step.legs, planned, strict=True)
+        ]
+        found_leg_states(adopted, channel_states, ended)
+        for adopted_leg in adopted:
+            if adopted_leg.holds_trunk_slot and adopted_leg.plan.trunk is not None:
+                self.hold_trunk_slot(adopted_leg.plan.trunk)
+        session.legs.extend(adopted)
+        session.legs_made = max(session.legs_made, first + len(step.legs) - 1)
+        session.handler = RingHandler.adopt(step, session, adopted, elapsed)
+        return session
 
     async def _bridged_partner(
         self, record: CallRecord, legs: list[LegRecord], bridge_id: str
@@ -500,15 +688,6 @@ class CallDaemon:
                 await self._hangup_quietly(leg.leg_id, reason_code=reason_code)
             leg.ended_at = self.clock.now() if still_there else known
             self.cdr.record_leg(leg)
-
-    def _adopted_trunk(self, leg: LegRecord) -> str | None:
-        """The trunk an adopted leg occupies (counted against its maximum), if external."""
-        target = self.config.targets.get(leg.target)
-        trunk = target.trunk if target is not None else None
-        if trunk is None or trunk not in self.config.trunks:
-            return None
-        self.hold_trunk_slot(trunk)
-        return trunk
 
     async def _channel(self, channel_id: str) -> Channel | None:
         try:
@@ -540,6 +719,18 @@ class CallDaemon:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+def _end_of_lost_call(
+    session: CallSession, lost: datetime | None, restarted: datetime | None
+) -> datetime | None:
+    """When a call whose channels vanished with Asterisk ended: the drop, or the restart
+    if Asterisk restarted during the call and that came first."""
+    if lost is None:
+        return None
+    if restarted is not None and restarted > session.record.started_at:
+        return min(lost, restarted)
+    return lost
+
+
 def _stasis_args(channel: Channel) -> tuple[str, ...]:
     """The arguments of the Stasis() application a channel is in (app_data: `app,args...`)."""
     if channel.dialplan.app_name != "Stasis" or not channel.dialplan.app_data:
@@ -549,7 +740,7 @@ def _stasis_args(channel: Channel) -> tuple[str, ...]:
 
 def _is_our_leg(channel: Channel) -> bool:
     """A leg pbxd created: its id is `<call id>-<n>`, or it entered Stasis as `pbxd-leg`."""
-    return bool(LEG_ID.match(channel.id)) or _stasis_args(channel)[:1] == ("pbxd-leg",)
+    return ids.is_leg_id(channel.id) or _stasis_args(channel)[:1] == (ids.LEG_MARK,)
 
 
 def best_end_time(record: CallRecord, legs: list[LegRecord]) -> datetime:

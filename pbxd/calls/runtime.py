@@ -16,6 +16,7 @@ import structlog
 
 from pbxd.ari import AriClient, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike
+from pbxd.calls.desk import CollectorDesk
 from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.voicemail.collector import AriRecordings
@@ -85,12 +86,18 @@ class CallService:
             self._ari.app,
             session=self._session,
         )
-        self.daemon = CallDaemon(self.config, self.client, self.cdr, self.clock)
         # Copies recorded messages off Asterisk and mails them, never in a call's task.
         self.voicemail = VoicemailService(
             self.config.settings, AriRecordings(self.client), self.clock
         )
         self.voicemail.start()
+        self.daemon = CallDaemon(
+            self.config,
+            self.client,
+            self.cdr,
+            self.clock,
+            desk=CollectorDesk(self.voicemail.collector),
+        )
         self.stream = EventStream(
             self._ari.url,
             self._ari.username,
@@ -98,6 +105,7 @@ class CallService:
             self._ari.app,
             self.daemon.on_event,
             on_connected=self.daemon.on_connected,
+            on_disconnected=self.daemon.on_disconnected,
             on_bad_event=self.daemon.on_bad_event,
             heartbeat=self._heartbeat,
             session=self._session,
@@ -154,7 +162,7 @@ class CallService:
         if self.daemon is not None:
             await self.daemon.stop()
         if self.voicemail is not None:
-            await self.voicemail.stop()
+            await self.voicemail.stop()  # its jobs are on disk: the next start goes on
         if self._session is not None:
             await self._session.close()
         log.info("call service stopped")

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from urllib.parse import quote, unquote
 
 
@@ -266,6 +267,17 @@ class CallRecord:
     def snapshot(self) -> CallRecord:
         """A copy the CDR writer can keep while the controller goes on changing this one."""
         return dataclasses.replace(self)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventRecord:
+    """One event of a call's journal as stored (`pbxd.calls.journal` gives it meaning)."""
+
+    call_id: str
+    seq: int  # its order within the call, from 1
+    at: datetime
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -30,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from pbxd.cdr.records import (
+    CallEventRecord,
     CallRecord,
     Disposition,
     LegRecord,
@@ -143,6 +145,18 @@ class LegRow(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
 
 
+class CallEventRow(Base):
+    """One event of a call's journal (table `call_events`): what a restart resumes from."""
+
+    __tablename__ = "call_events"
+
+    call_id: Mapped[str] = mapped_column(String, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 CALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in CallRow.__table__.columns)
 LEG_COLUMNS: tuple[str, ...] = tuple(c.name for c in LegRow.__table__.columns)
 
@@ -224,3 +238,51 @@ def row_to_leg(row: Mapping[str, Any] | RowMapping) -> LegRecord:
         ended_at=row["ended_at"],
         hangup_cause=row["hangup_cause"],
     )
+
+
+def event_to_row(rec: CallEventRecord) -> dict[str, Any]:
+    """Column values for `call_events`."""
+    return {
+        "call_id": rec.call_id,
+        "seq": rec.seq,
+        "at": rec.at,
+        "kind": rec.kind,
+        "data": rec.data,
+    }
+
+
+def row_to_event(row: Mapping[str, Any] | RowMapping) -> CallEventRecord:
+    """A `CallEventRecord` from a `call_events` row mapping."""
+    data = row["data"]
+    return CallEventRecord(
+        call_id=row["call_id"],
+        seq=row["seq"],
+        at=row["at"],
+        kind=row["kind"],
+        data=dict(data) if isinstance(data, dict) else {},
+    )
+
+
+StoredRecord = CallRecord | LegRecord | CallEventRecord
+"""What the CDR writer stores: call and leg snapshots, and journal events."""
+
+
+def record_kind(rec: StoredRecord) -> str:
+    """ "call", "leg" or "event": which table a record goes to."""
+    if isinstance(rec, CallRecord):
+        return "call"
+    return "leg" if isinstance(rec, LegRecord) else "event"
+
+
+def record_to_row(rec: StoredRecord) -> dict[str, Any]:
+    """Column values of a record of any kind."""
+    if isinstance(rec, CallRecord):
+        return call_to_row(rec)
+    return leg_to_row(rec) if isinstance(rec, LegRecord) else event_to_row(rec)
+
+
+def row_to_record(kind: str, row: Mapping[str, Any] | RowMapping) -> StoredRecord:
+    """A record of `kind` from its row."""
+    if kind == "call":
+        return row_to_call(row)
+    return row_to_leg(row) if kind == "leg" else row_to_event(row)

@@ -23,19 +23,19 @@ from typing import Any, BinaryIO, Final
 
 from sqlalchemy import Table
 
-from pbxd.cdr.records import CallRecord, LegRecord
 from pbxd.cdr.schema import (
     Base,
+    CallEventRow,
     CallRow,
     LegRow,
+    StoredRecord,
     UtcDateTime,
-    call_to_row,
-    leg_to_row,
-    row_to_call,
-    row_to_leg,
+    record_kind,
+    record_to_row,
+    row_to_record,
 )
 
-SpoolRecord = CallRecord | LegRecord
+SpoolRecord = StoredRecord
 
 # A line longer than this is not one of ours (a corrupt file): skip it, never load it whole.
 MAX_LINE_BYTES = 1 << 20
@@ -48,6 +48,7 @@ def _time_columns(table: Table) -> frozenset[str]:
 _TABLES: Final[dict[str, Table]] = {
     "call": Base.metadata.tables[CallRow.__tablename__],
     "leg": Base.metadata.tables[LegRow.__tablename__],
+    "event": Base.metadata.tables[CallEventRow.__tablename__],
 }
 _TIME_COLUMNS: Final[dict[str, frozenset[str]]] = {k: _time_columns(t) for k, t in _TABLES.items()}
 
@@ -72,13 +73,13 @@ def record_fields(rec: SpoolRecord) -> dict[str, object]:
     The schema's own conversion (`call_to_row`), so the spool follows every column added to
     it; raises like that conversion for a record that cannot become a row.
     """
-    row = call_to_row(rec) if isinstance(rec, CallRecord) else leg_to_row(rec)
+    row = record_to_row(rec)
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def encode_line(seq: int, rec: SpoolRecord) -> bytes:
     """The spool line of `rec` (no newline inside: JSON escapes control characters)."""
-    kind = "call" if isinstance(rec, CallRecord) else "leg"
+    kind = record_kind(rec)
     line = json.dumps(
         {"seq": seq, "kind": kind, "row": record_fields(rec)},
         ensure_ascii=True,
@@ -109,7 +110,7 @@ def decode_line(raw: bytes) -> SpoolEntry:
         row.update((k, v) for k, v in dict(data["row"]).items() if k in row)
         for name in _TIME_COLUMNS[kind]:
             row[name] = _parse_time(name, row[name])
-        record = row_to_call(row) if kind == "call" else row_to_leg(row)
+        record = row_to_record(kind, row)
         return SpoolEntry(seq=seq, record=record)
     except (ValueError, KeyError, TypeError) as exc:
         return SpoolEntry(seq=0, record=None, problem=f"{type(exc).__name__}: {exc}", raw=text)

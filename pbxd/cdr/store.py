@@ -41,14 +41,18 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxd.cdr.db import make_engine, migrate, why_not_writable
-from pbxd.cdr.records import CallLogEntry, CallRecord, LegRecord
+from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, LegRecord
 from pbxd.cdr.schema import (
     Base,
+    CallEventRow,
     CallRow,
     LegRow,
+    StoredRecord,
     call_to_row,
     leg_to_row,
+    record_to_row,
     row_to_call,
+    row_to_event,
     row_to_leg,
 )
 from pbxd.cdr.spool import CdrSpool, SpoolEntry, encode_line, record_fields
@@ -70,7 +74,8 @@ REFUSAL_LOG_EVERY = 1000
 # SQLSTATE classes of a row refused on its merits: 22 data exception, 23 integrity constraint.
 _ROW_SQLSTATE_CLASSES: Final = frozenset({"22", "23"})
 
-_Queued = tuple[int, CallRecord | LegRecord]
+_EVENTS: Final[Table] = Base.metadata.tables[CallEventRow.__tablename__]
+_Queued = tuple[int, StoredRecord]
 
 
 class CdrNotWritableError(RuntimeError):
@@ -97,7 +102,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[0] if first else ''}"
 
 
-def _loggable(rec: CallRecord | LegRecord) -> dict[str, object]:
+def _loggable(rec: StoredRecord) -> dict[str, object]:
     """The record as JSON values for a log line, even when it cannot become a row."""
     try:
         return record_fields(rec)
@@ -105,8 +110,10 @@ def _loggable(rec: CallRecord | LegRecord) -> dict[str, object]:
         return {f.name: str(getattr(rec, f.name)) for f in dataclasses.fields(rec)}
 
 
-def _key(rec: CallRecord | LegRecord) -> tuple[str, str]:
-    """("call", call id) or ("leg", leg id): what a row is keyed by."""
+def _key(rec: StoredRecord) -> tuple[str, str]:
+    """("call", call id), ("leg", leg id) or ("event", "call id#seq"): a row's key."""
+    if isinstance(rec, CallEventRecord):
+        return ("event", f"{rec.call_id}#{rec.seq}")
     return ("call", rec.call_id) if isinstance(rec, CallRecord) else ("leg", rec.leg_id)
 
 
@@ -165,6 +172,7 @@ class CdrStore:
         self._closed_event = asyncio.Event()
         self._call_upsert = _upsert(_CALLS, dialect)
         self._leg_upsert = _upsert(_LEGS, dialect)
+        self._event_insert = _insert_once(_EVENTS, dialect)
         self._loop = asyncio.get_running_loop()
         self._writer = self._loop.create_task(self._run_writer(), name="pbxd-cdr-writer")
 
@@ -242,6 +250,8 @@ class CdrStore:
                 finally:
                     await transaction.rollback()
         except Exception as exc:
+            if rejected_on_merits(exc):
+                return  # the database took the write and refused the probe's values: writable
             raise CdrNotWritableError(why_not_writable(exc, self._engine.url)) from exc
 
     # ----------------------------------------------------------------- write path
@@ -284,7 +294,11 @@ class CdrStore:
         """Queue a snapshot of `rec` for writing; False (and a logged error) if refused."""
         return self._enqueue(rec.snapshot())
 
-    def _enqueue(self, rec: CallRecord | LegRecord) -> bool:
+    def record_event(self, rec: CallEventRecord) -> bool:
+        """Queue one journal event (immutable: no snapshot); False (logged) if refused."""
+        return self._enqueue(rec)
+
+    def _enqueue(self, rec: StoredRecord) -> bool:
         """Append to the queue (spilling it to the spool when full); never raises."""
         if not self._accepting:
             self._refuse(rec, "store closing")
@@ -301,7 +315,7 @@ class CdrStore:
             self._urgent.set()
         return True
 
-    def _refuse(self, rec: CallRecord | LegRecord, reason: str) -> None:
+    def _refuse(self, rec: StoredRecord, reason: str) -> None:
         """Count a refusal; log the first one and every Nth so the log stays readable."""
         self._refused += 1
         if self._refused % REFUSAL_LOG_EVERY == 1 or REFUSAL_LOG_EVERY == 1:
@@ -554,6 +568,7 @@ class CdrStore:
         """
         calls: dict[str, tuple[int, dict[str, Any]]] = {}
         legs: dict[str, tuple[int, dict[str, Any]]] = {}
+        events: dict[str, tuple[int, dict[str, Any]]] = {}
         for entry in entries:
             rec = entry.record
             if rec is None:
@@ -564,17 +579,18 @@ class CdrStore:
                 continue
             kind, key = _key(rec)
             try:  # e.g. naive and aware times mixed in one record
-                row = call_to_row(rec) if isinstance(rec, CallRecord) else leg_to_row(rec)
+                row = record_to_row(rec)
             except Exception as exc:
                 self._reject(rec, exc)
                 continue
-            (calls if kind == "call" else legs)[key] = (entry.seq, row)
-        if not calls and not legs:
+            {"call": calls, "leg": legs, "event": events}[kind][key] = (entry.seq, row)
+        if not calls and not legs and not events:
             return None
         call_rows = [row for _, row in calls.values()]
         leg_rows = [row for _, row in legs.values()]
+        event_rows = [row for _, row in events.values()]
         try:
-            await self._commit(call_rows, leg_rows)
+            await self._commit(call_rows, leg_rows, event_rows)
             return None
         except asyncio.CancelledError:
             raise
@@ -583,7 +599,11 @@ class CdrStore:
                 return exc
         # The batch fails on its data: find the culprit(s) one row at a time.
         _log.warning("cdr_batch_isolating", calls=len(call_rows), legs=len(leg_rows))
-        for stmt, rows in ((self._call_upsert, call_rows), (self._leg_upsert, leg_rows)):
+        for stmt, rows in (
+            (self._call_upsert, call_rows),
+            (self._leg_upsert, leg_rows),
+            (self._event_insert, event_rows),
+        ):
             for row in rows:
                 try:
                     async with self._engine.begin() as conn:
@@ -593,20 +613,25 @@ class CdrStore:
                 except Exception as exc:
                     if not rejected_on_merits(exc):
                         return exc
-                    self._reject_row(stmt is self._call_upsert, row, exc)
+                    self._reject_row(_kind_of(stmt, self._call_upsert, self._leg_upsert), row, exc)
         return None
 
     async def _commit(
-        self, call_rows: list[dict[str, Any]], leg_rows: list[dict[str, Any]]
+        self,
+        call_rows: list[dict[str, Any]],
+        leg_rows: list[dict[str, Any]],
+        event_rows: list[dict[str, Any]] | None = None,
     ) -> None:
-        """One transaction: calls first, so legs find their call (foreign key)."""
+        """One transaction: calls first, so legs find their call (foreign key); then events."""
         async with self._engine.begin() as conn:
             if call_rows:
                 await conn.execute(self._call_upsert, call_rows)
             if leg_rows:
                 await conn.execute(self._leg_upsert, leg_rows)
+            if event_rows:
+                await conn.execute(self._event_insert, event_rows)
 
-    def _reject(self, rec: CallRecord | LegRecord, exc: BaseException) -> None:
+    def _reject(self, rec: StoredRecord, exc: BaseException) -> None:
         """Log (with the whole record) and count a record refused on its merits."""
         kind, key = _key(rec)
         self._rejected += 1
@@ -619,13 +644,13 @@ class CdrStore:
             row=_loggable(rec),
         )
 
-    def _reject_row(self, is_call: bool, row: dict[str, Any], exc: BaseException) -> None:
+    def _reject_row(self, kind: str, row: dict[str, Any], exc: BaseException) -> None:
         """Log (with the whole row) and count a row the database refused on its merits."""
         self._rejected += 1
         _log.error(
             "cdr_row_rejected",
-            kind="call" if is_call else "leg",
-            id=row["call_id"] if is_call else row["leg_id"],
+            kind=kind,
+            id=row.get("leg_id") or row["call_id"],
             call_id=row["call_id"],
             error=_describe(exc),
             row={k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()},
@@ -659,6 +684,13 @@ class CdrStore:
                 return None
             legs = await self._legs(conn, [call_id])
         return CallLogEntry(call=row_to_call(row), legs=legs.get(call_id, []))
+
+    async def events_of(self, call_id: str) -> list[CallEventRecord]:
+        """The journal of one call, in order (empty for a call written before journals)."""
+        query = select(_EVENTS).where(_EVENTS.c.call_id == call_id).order_by(_EVENTS.c.seq)
+        async with self._connect() as conn:
+            result = await conn.execute(query)
+            return [row_to_event(row) for row in result.mappings()]
 
     async def legs_of(self, call_id: str) -> list[LegRecord]:
         """The legs of one call, ordered by start."""
@@ -726,4 +758,20 @@ def _upsert(table: Table, dialect: str) -> Insert:
     return pg_stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
         set_={c.name: pg_stmt.excluded[c.name] for c in table.columns if not c.primary_key},
+    )
+
+
+def _kind_of(stmt: Insert, call_upsert: Insert, leg_upsert: Insert) -> str:
+    """Which kind of row a statement writes."""
+    return "call" if stmt is call_upsert else "leg" if stmt is leg_upsert else "event"
+
+
+def _insert_once(table: Table, dialect: str) -> Insert:
+    """INSERT … ON CONFLICT (pk) DO NOTHING: a retried batch never writes an event twice."""
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(
+            index_elements=list(table.primary_key.columns)
+        )
+    return postgresql.insert(table).on_conflict_do_nothing(
+        index_elements=list(table.primary_key.columns)
     )

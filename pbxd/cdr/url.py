@@ -68,6 +68,9 @@ def async_url(url: str | URL) -> URL:
         raise DatabaseUrlError(f"not a database URL: {SCHEMES_HINT}") from None
     if parsed.port is not None and not 0 < parsed.port <= 65535:
         raise DatabaseUrlError("the port must be a number from 1 to 65535")
+    if parsed.host is not None and "@" in parsed.host:
+        # SQLAlchemy ends the password at the first `@`: `u:p@ss@h` would dial host `ss@h`.
+        raise DatabaseUrlError("an '@' in the user or password must be written %40")
     driver = ASYNC_DRIVERS.get(parsed.drivername)
     if driver is None:
         raise DatabaseUrlError(

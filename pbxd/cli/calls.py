@@ -15,7 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from pbxd.cdr import reports
 from pbxd.cdr.records import CallLogEntry
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report, report
+from pbxd.cli.common import ascii_number, load_config_or_report, report
 from pbxd.config.model import Config
 from pbxd.config.numbering import NumberError, foreign_digit, to_e164, zone_of
 from pbxd.log import configure_logging
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--since", help="from this date/time (inclusive)")
     parser.add_argument("--until", help="to this date/time (exclusive; a date means its end)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="table")
-    parser.add_argument("--limit", type=int, help="at most this many calls")
+    parser.add_argument("--limit", type=ascii_number(int), help="at most this many calls")
     parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
     parser.set_defaults(func=run)
 

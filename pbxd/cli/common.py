@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pbxd.config.compile import compile_config
 from pbxd.config.diagnostics import printable
 from pbxd.config.model import Config
+from pbxd.config.numbering import foreign_digit
 from pbxd.log import redact_url
 
 
@@ -31,3 +33,16 @@ def report(command: str, message: str) -> None:
     """One error line on stderr: `pbxd COMMAND: MESSAGE`, passwords masked, control
     characters escaped and a huge value cut (the message may quote what the admin typed)."""
     print(f"pbxd {command}: {printable(redact_url(message))}", file=sys.stderr)
+
+
+def ascii_number(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse `type` reading digits 0-9 only: int() and float() take `٣` as 3."""
+
+    def parse(text: str) -> int | float:
+        foreign = foreign_digit(text)
+        if foreign is not None:
+            raise argparse.ArgumentTypeError(printable(foreign))
+        return kind(text)  # a ValueError: argparse's own "invalid int value: 'x'"
+
+    parse.__name__ = kind.__name__
+    return parse

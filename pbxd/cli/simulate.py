@@ -11,10 +11,10 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pbxd.calls.controller import CallController
 from pbxd.calls.runtime import AriEndpoint, CallService
+from pbxd.calls.session import CallSession
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import load_config_or_report, report
+from pbxd.cli.common import ascii_number, load_config_or_report, report
 from pbxd.clock import ScaledClock
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
@@ -46,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "or --database).",
     )
     parser.add_argument("scenario", type=Path, help="scenario file (see scenarios/)")
-    parser.add_argument("--speed", type=float, help="override the scenario's speed factor")
+    parser.add_argument(
+        "--speed", type=ascii_number(float), help="override the scenario's speed factor"
+    )
     parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
     parser.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
     parser.set_defaults(func=run)
@@ -95,7 +97,7 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
     service = CallService(
         config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
     )
-    finished: dict[str, CallController] = {}
+    finished: dict[str, CallSession] = {}
     placed: dict[str, ScenarioCall] = {}
     settled = True
     try:
@@ -187,7 +189,7 @@ async def _until(
         clock.jump(left)
 
 
-def render_timeline(call: ScenarioCall, controller: CallController | None, config: Config) -> str:
+def render_timeline(call: ScenarioCall, controller: CallSession | None, config: Config) -> str:
     """One call's story: what pbxd did and when, in scenario seconds from the call's arrival."""
     number = config.number(call.did)
     shown = national_format(call.did) if number else call.did

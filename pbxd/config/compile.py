@@ -509,6 +509,8 @@ class _SettingsChecker:
                     ("mail", "password_file"),
                     f"{path} {what}: voicemail e-mails cannot be sent without it",
                 )
+        if mail.ca_file is not None and not (base / mail.ca_file).is_file():
+            self.error(("mail", "ca_file"), f"{base / mail.ca_file} is not a file")
         if mail.security is MailSecurity.NONE and mail.username is not None:
             self.warning(
                 ("mail", "security"),
@@ -596,6 +598,7 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
             password_env=mail.password_env,
             password_file=(base / mail.password_file) if mail.password_file else None,
             timeout=mail.timeout,
+            ca_file=(base / mail.ca_file) if mail.ca_file else None,
         )
     )
     db_url = parsed.database.url or f"sqlite:///{state_dir / 'pbxd.db'}"

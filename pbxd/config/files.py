@@ -15,6 +15,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from pbxd.config.numbering import foreign_digit
 
+# Runtime vocabulary, re-exported: the YAML models name these values.
+from pbxd.vocabulary import HangupReason as HangupReason
+from pbxd.vocabulary import RingStrategy as RingStrategy
+
 
 def _not_a_boolean(value: Any) -> Any:
     """Refuse `yes`/`true` where a number is expected (pydantic would read them as 1), and
@@ -88,6 +92,7 @@ class MailSection(_Strict):
     password_file: str | None = None
     from_address: str
     timeout: Whole = 30
+    ca_file: str | None = None  # a private CA's certificate(s), PEM; default: the system's
 
 
 class AgiSection(_Strict):
@@ -187,36 +192,11 @@ class RingStep(_Strict):
         return {"target": data} if isinstance(data, str) else data
 
 
-class RingStrategy(StrEnum):
-    """How a route's targets are rung."""
-
-    RINGALL = "ringall"
-    HUNT = "hunt"
-
-
 class CallerIdPolicy(StrEnum):
     """What the called target sees as caller ID."""
 
     CALLER = "caller"
     NUMBER = "number"
-
-
-class HangupReason(StrEnum):
-    """Reasons ARI accepts on DELETE /channels/{id} (Asterisk 22's allowable values)."""
-
-    NORMAL = "normal"
-    BUSY = "busy"
-    CONGESTION = "congestion"
-    NO_ANSWER = "no_answer"
-    TIMEOUT = "timeout"
-    REJECTED = "rejected"
-    UNALLOCATED = "unallocated"
-    NORMAL_UNSPECIFIED = "normal_unspecified"
-    NUMBER_INCOMPLETE = "number_incomplete"
-    CODEC_MISMATCH = "codec_mismatch"
-    INTERWORKING = "interworking"
-    FAILURE = "failure"
-    ANSWERED_ELSEWHERE = "answered_elsewhere"
 
 
 class FallbackAction(StrEnum):

@@ -23,6 +23,7 @@ from pbxd.config.files import (
     NumberStatus,
     RingStrategy,
 )
+from pbxd.config.yamlsource import read_regular_file
 
 if TYPE_CHECKING:  # the dialplan imports this module at run time, not the reverse
     from pbxd.dialplan.flow import Mailbox
@@ -192,10 +193,14 @@ class Route:
         return {key: value for key, value in found.items() if value is not None}
 
 
+PASSWORD_FILE_BYTES = 64 * 1024
+
+
 def read_password_file(path: Path, what: str) -> str:
     """A password from its file (stripped); LookupError naming the file, never its content."""
     try:
-        secret = path.read_text(encoding="utf-8").strip()
+        # A FIFO or /dev/zero named here must not hang or fill `pbxd run`: 64 KB at most.
+        secret = read_regular_file(path, limit=PASSWORD_FILE_BYTES).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise LookupError(f"cannot read the {what} password file {path}: {reason}") from None
@@ -219,6 +224,7 @@ class MailSettings:
     password_env: str | None = None
     password_file: Path | None = None
     timeout: int = 30
+    ca_file: Path | None = None  # PEM CA bundle for the server's certificate (else the system's)
 
     def password(self) -> str | None:
         """The SMTP password from its file or environment variable; None without a username.

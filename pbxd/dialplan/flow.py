@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 # The step vocabulary is the call log's too (a CDR path is kind:outcome steps): one enum each.
 from pbxd.cdr.records import StepKind as StepKind
 from pbxd.cdr.records import StepOutcome as StepOutcome
-from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.dialplan.presentation import Presentation
+from pbxd.vocabulary import HangupReason, RingStrategy
 
 if TYPE_CHECKING:
     from pbxd.config.model import Trunk

@@ -1,23 +1,39 @@
-"""The routing decision for one inbound call: pure, no I/O, no clock.
+"""The routing decision for one inbound call: pure, no I/O, no clock of its own.
 
-`plan_call(facts, config)` says what to do with a call: ring these legs, when, for how long,
-with which caller ID — or reject it, with the cause to give the carrier and the reason to log.
+`plan_call(facts, config)` says what to do with a call: a `Flow` (ring these legs, for how
+long, with which caller ID, then where to go on no answer, busy or unavailable) — or reject
+it, with the cause to give the carrier and the reason to log. `facts.now` is the moment the
+caller gives it; the planner never reads a clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 
 import phonenumbers
 
 from pbxd.config.destinations import DEFAULT_MAX_CALL_DURATION
-from pbxd.config.files import CallerIdPolicy, HangupReason, NumberStatus, RingStrategy
-from pbxd.config.model import Config, Route, Trunk
+from pbxd.config.files import CallerIdPolicy, FallbackAction, NumberStatus
+from pbxd.config.model import Config, Fallback, RingTarget, Route, Trunk, hangup
 from pbxd.config.numbering import canonical_e164
+from pbxd.dialplan.flow import (
+    Flow,
+    GotoStep,
+    HangupStep,
+    LegPlan,
+    PlayStep,
+    RingStep,
+    ScheduleStep,
+    Step,
+    VoicemailStep,
+)
 from pbxd.dialplan.presentation import Presentation, presentation_of_stasis_args
 from pbxd.dialplan.tollfraud import endpoint_refusal
+from pbxd.vocabulary import HangupReason
 
 # What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
 ANONYMOUS_NUMBER = "anonymous"
@@ -38,54 +54,12 @@ class CallFacts:
     caller_number: str
     caller_name: str
     stasis_args: tuple[str, ...] = ()
+    now: datetime | None = None  # when the call arrived (the caller's clock, never read here)
 
     @property
     def presentation(self) -> Presentation:
         """The caller's presentation (CALLERID(pres)), as the dialplan passed it."""
         return presentation_of_stasis_args(self.stasis_args)
-
-
-@dataclass(frozen=True, slots=True)
-class LegPlan:
-    """One outbound leg to ring: where, when, and for how long.
-
-    `ring_time` is the target's own ring time (at most the route timeout); `start_after` is
-    when its turn comes if every earlier hunt target rings its full time (it may be past
-    the route timeout). The controller starts a hunt leg as soon as the previous one ends
-    and caps its ring time by what is left of the route timeout at that moment.
-    """
-
-    target: str
-    dial_string: str
-    trunk: str | None
-    start_after: int
-    ring_time: int
-    caller_id_number: str
-    caller_id_name: str
-    # Set as CONNECTEDLINE(pres) when not allowed: chan_pjsip then keeps it out of From/PAI.
-    caller_id_presentation: Presentation = Presentation.ALLOWED_NOT_SCREENED
-    # Hang the leg up after this long answered (toll fraud, forgotten calls); seconds.
-    max_duration: int = DEFAULT_MAX_CALL_DURATION
-    # The trunk's rules, so the check just before channels/create needs no configuration.
-    via: Trunk | None = None
-    # Why the planner refused this leg (it is logged, never dialled); None: it may be placed.
-    barred: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RingPlan:
-    """Ring the legs; give up after `timeout` seconds with `no_answer_reason`."""
-
-    did: str
-    trunk: str | None
-    route: str
-    strategy: RingStrategy
-    legs: tuple[LegPlan, ...]
-    timeout: int
-    no_answer_reason: HangupReason
-    caller_number: str
-    caller_name: str
-    caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
 
 
 class RejectWhy(StrEnum):
@@ -118,7 +92,13 @@ class Reject:
         }[self.why]
 
 
-Decision = RingPlan | Reject
+Decision = Flow | Reject
+
+# Step names of a route written the way routes are today: ring, then hang up on each outcome.
+RING_STEP = "ring"
+NO_ANSWER_STEP = "no_answer"
+BUSY_STEP = "busy"
+UNAVAILABLE_STEP = "unavailable"
 
 
 def endpoint_of_channel(channel_name: str) -> str:
@@ -202,52 +182,139 @@ def plan_call(facts: CallFacts, config: Config) -> Decision:
     if route is None:
         return reject(RejectWhy.NO_ROUTE)
 
-    legs: list[LegPlan] = []
-    start = 0
-    for ring in route.targets:
-        if route.caller_id is CallerIdPolicy.NUMBER:
-            # Our DID is shown, allowed; a withheld caller's name is not ours to show.
-            cid_number = did
-            cid_name = number.label or ("" if withheld else caller_name)
-            cid_presentation = Presentation.ALLOWED_NOT_SCREENED
-        elif withheld and ring.target.endpoint is not None:
-            # Our own phone: no need for the number (the CDR has it), and a phone whose
-            # endpoint trusts outbound identity or ignores Privacy cannot leak it.
-            cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
-        else:
-            # A carrier needs the real identity (billing, emergency, tracing): it goes in
-            # PAI with `Privacy: id` and the carrier withholds it from the callee.
-            cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
-        via = config.trunks.get(ring.target.trunk) if ring.target.trunk else None
-        dial_string = config.dial_string(ring.target)
-        # Even past the route timeout on paper: earlier targets that are busy or offline
-        # end at once and leave time for this one.
-        legs.append(
-            LegPlan(
-                target=ring.target.name,
-                dial_string=dial_string,
-                trunk=ring.target.trunk,
-                start_after=start,
-                ring_time=min(ring.ring_time, route.timeout),
-                caller_id_number=cid_number,
-                caller_id_name=cid_name,
-                caller_id_presentation=cid_presentation,
-                max_duration=max_call_duration(route, via),
-                via=via,
-                barred=endpoint_refusal(dial_string, via),
+    def legs_of(ringing: Route) -> tuple[LegPlan, ...]:
+        return tuple(
+            leg_plan(
+                config, ringing, ring, did, number.label, caller_number, caller_name, presentation
             )
+            for ring in ringing.targets
         )
-        if route.strategy is RingStrategy.HUNT:
-            start += ring.ring_time
-    return RingPlan(
+
+    builder = _FlowBuilder(config, legs_of, number.timezone)
+    start = builder.route(route)
+    return Flow(
         did=did,
         trunk=trunk_name,
         route=route.name,
-        strategy=route.strategy,
-        legs=tuple(legs),
-        timeout=route.timeout,
-        no_answer_reason=route.no_answer_cause,
+        start=start,
+        steps=builder.steps,
         caller_number=caller_number,
         caller_name=caller_name,
         caller_withheld=withheld,
+        timezone=number.timezone,
     )
+
+
+def leg_plan(
+    config: Config,
+    route: Route,
+    ring: RingTarget,
+    did: str,
+    label: str | None,
+    caller_number: str,
+    caller_name: str,
+    presentation: Presentation,
+) -> LegPlan:
+    """One leg of a route: its dial string, ring time and the caller ID it shows."""
+    withheld = presentation.withheld
+    if route.caller_id is CallerIdPolicy.NUMBER:
+        # Our DID is shown, allowed; a withheld caller's name is not ours to show.
+        cid_number = did
+        cid_name = label or ("" if withheld else caller_name)
+        cid_presentation = Presentation.ALLOWED_NOT_SCREENED
+    elif withheld and ring.target.endpoint is not None:
+        # Our own phone: no need for the number (the CDR has it), and a phone whose
+        # endpoint trusts outbound identity or ignores Privacy cannot leak it.
+        cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
+    else:
+        # A carrier needs the real identity (billing, emergency, tracing): it goes in
+        # PAI with `Privacy: id` and the carrier withholds it from the callee.
+        cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
+    via = config.trunks.get(ring.target.trunk) if ring.target.trunk else None
+    dial_string = config.dial_string(ring.target)
+    return LegPlan(
+        target=ring.target.name,
+        dial_string=dial_string,
+        trunk=ring.target.trunk,
+        ring_time=min(ring.ring_time, route.timeout),
+        caller_id_number=cid_number,
+        caller_id_name=cid_name,
+        caller_id_presentation=cid_presentation,
+        max_duration=max_call_duration(route, via),
+        via=via,
+        barred=endpoint_refusal(dial_string, via),
+    )
+
+
+class _FlowBuilder:
+    """Turns a route (and the routes its `goto`s reach) into the steps of one flow.
+
+    A route's steps are named `hours`, `greeting`, `ring` and the fallback keys
+    (`closed`, `no_answer`, `busy`, `unavailable`, `then`); a route reached by a `goto` is
+    copied in under `<route>/<step>` names, each route once (a goto back reuses it).
+    """
+
+    def __init__(
+        self, config: Config, legs_of: Callable[[Route], tuple[LegPlan, ...]], timezone: str
+    ) -> None:
+        self.config = config
+        self.legs_of = legs_of
+        self.timezone = timezone
+        self.steps: dict[str, Step] = {}
+        self.starts: dict[str, str] = {}  # route name -> the name of its first step
+
+    def route(self, route: Route, prefix: str = "") -> str:
+        """Add `route`'s steps; the name of its first step."""
+        if route.name in self.starts:
+            return self.starts[route.name]
+        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP)}
+        after_greeting = names[RING_STEP] if route.targets else ""
+        after_hours = names["greeting"] if route.greeting is not None else after_greeting
+        first = names["hours"] if route.hours is not None else after_hours
+        then_name = f"{prefix}then"
+        if not route.targets:
+            # No one to ring: straight to `then` (hang up when the route says nothing).
+            after_greeting = then_name
+            after_hours = names["greeting"] if route.greeting is not None else then_name
+            first = names["hours"] if route.hours is not None else after_hours
+        self.starts[route.name] = first
+        if not route.targets:
+            self.fallback(route.then or hangup(HangupReason.NORMAL), then_name, prefix)
+        if route.hours is not None:
+            closed = self.fallback(
+                route.closed or hangup(HangupReason.NORMAL), f"{prefix}closed", prefix
+            )
+            self.steps[names["hours"]] = ScheduleStep(
+                names["hours"], route.hours.in_zone(self.timezone), after_hours, closed
+            )
+        if route.greeting is not None:
+            self.steps[names["greeting"]] = PlayStep(
+                names["greeting"], route.greeting.prompts, route.greeting.answer, after_greeting
+            )
+        if route.targets:
+            self.steps[names[RING_STEP]] = RingStep(
+                name=names[RING_STEP],
+                strategy=route.strategy,
+                legs=self.legs_of(route),
+                timeout=route.timeout,
+                no_answer=self.fallback(route.no_answer, f"{prefix}{NO_ANSWER_STEP}", prefix),
+                busy=self.fallback(route.busy, f"{prefix}{BUSY_STEP}", prefix),
+                unavailable=self.fallback(route.unavailable, f"{prefix}{UNAVAILABLE_STEP}", prefix),
+            )
+        return first
+
+    def fallback(self, fallback: Fallback, name: str, prefix: str) -> str:
+        """Add the step a fallback is; its name."""
+        if fallback.action is FallbackAction.VOICEMAIL:
+            box = self.config.mailboxes.get(fallback.mailbox or "")
+            if box is not None:
+                self.steps[name] = VoicemailStep(name, box)
+                return name
+        if fallback.action is FallbackAction.GOTO:
+            target = self.config.routes.get(fallback.route or "")
+            if target is not None:
+                self.steps[name] = GotoStep(name, self.route(target, f"{target.name}/"))
+                return name
+        # `pbxd check` refuses a box or route that does not exist; never strand a caller.
+        self.steps[name] = HangupStep(name, fallback.cause)
+        return name

@@ -243,6 +243,7 @@ class Outbox(RetryingQueue):
                 use_tls=settings.security is MailSecurity.TLS,
                 start_tls=settings.security is MailSecurity.STARTTLS,
                 timeout=settings.timeout,
+                cert_bundle=None if settings.ca_file is None else str(settings.ca_file),
             )
         except aiosmtplib.SMTPException as exc:
             if _is_permanent(exc):

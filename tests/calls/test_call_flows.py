@@ -95,7 +95,7 @@ async def test_ringall_answered_by_the_second_target(
     assert legs["bob"].answered_at is not None
     assert legs["alice"].answered_at is None and legs["dave"].answered_at is None
     assert_times_ordered(entry)
-    assert near(seconds(call.started_at, call.answered_at), 2.0)
+    assert near(seconds(call.started_at, call.answered_at), 2.0), lab.timeline(call_id)
     assert near(seconds(call.started_at, call.ended_at), 6.0)
     assert about(call.duration, 6)
     assert about(call.billsec, 3)

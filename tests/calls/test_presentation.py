@@ -182,3 +182,20 @@ async def test_a_withheld_hunt_adopted_after_a_restart_stays_withheld(
     entry = await lab.finish(call_id)
     assert [leg.target for leg in entry.legs][:2] == ["alice", "bob"]
     assert_no_errors(logs)
+
+
+async def test_a_call_pbxd_fails_to_handle_still_gets_a_cdr(
+    lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever breaks the handling of a StasisStart, the caller goes back to the dialplan
+    # and the call is on record (failed), instead of vanishing from the call log.
+    def broken(*_: object) -> None:
+        raise RuntimeError("a planner bug")
+
+    monkeypatch.setattr("pbxd.calls.daemon.plan_call", broken)
+    call_id = await incoming(lab, RINGALL, stasis_args=("²",), hangup_after=2)
+    entry = await lab.finish(call_id)
+    assert entry.call.disposition is Disposition.FAILED
+    assert (entry.call.did, entry.call.caller_number) == (RINGALL, CALLER)
+    sent_back = lab.requests("POST", f"/channels/{call_id}/continue")
+    assert [r["params"].get("label") for r in sent_back] == ["unavailable"]

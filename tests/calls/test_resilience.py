@@ -15,7 +15,7 @@ from sqlalchemy import delete, update
 from pbxd.ari import parse_event
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.schema import CallRow, LegRow
-from pbxd.sim import PeerScript
+from pbxd.sim import AriSimulator, PeerScript
 from pbxd.sim.faults import EventHold, WebSocketHold
 
 from .conftest import (
@@ -24,10 +24,13 @@ from .conftest import (
     MOBILES,
     RINGALL,
     ROUTING_YAML,
+    SECRET,
     SHORT,
     TIGHT_HUNT,
+    USER,
     CallLab,
     LabFactory,
+    add_lab_endpoints,
     assert_no_errors,
     seconds,
     write_config,
@@ -227,6 +230,45 @@ async def test_legs_created_while_the_websocket_drops_end_the_call_cleanly(
     assert_no_errors(logs)
 
 
+async def test_asterisk_lost_mid_call_is_billed_up_to_the_drop(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Issue 8: Asterisk dies 2.5 s after the answer and is back 45 s later with none of the
+    # call's channels. The call ended when the connection dropped, with a cause that says
+    # so (38, network out of order), not billed for the outage.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
+    call_id = await lab.call(RINGALL)
+    await wait_bridged(lab, call_id)
+    await lab.virtual_sleep(2.5)
+    died_at = lab.clock.now()
+    port = int(lab.url.rsplit(":", 1)[1].split("/")[0])
+    await lab.sim.stop()
+    await lab.virtual_sleep(45)
+    restarted = AriSimulator(lab.clock, USER, SECRET)
+    add_lab_endpoints(restarted)
+    await restarted.start(port=port)
+    lab.sim = restarted  # the fixture validates and stops the new one
+    assert lab.service is not None and lab.service.daemon is not None
+    daemon = lab.service.daemon
+    await lab.wait_for(lambda: call_id not in daemon.calls, within=10, what="call closed")
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert call.hangup_cause == 38
+    assert call.ended_at is not None and abs(seconds(died_at, call.ended_at)) < SLACK
+    assert call.billsec is not None and call.billsec <= 4  # about 2.5 s, never the outage
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [
+        ("alice", 26),
+        ("bob", 38),
+        ("dave", 26),
+    ]
+    assert [line["event"] for line in logs if line["event"] == "call_lost_with_asterisk"] == [
+        "call_lost_with_asterisk"
+    ]
+    assert await lab.store.open_calls() == []
+
+
 # ------------------------------------------------------------ daemon restarted
 
 
@@ -369,7 +411,7 @@ async def test_restart_adopted_call_ended_by_the_callee(
     await lab.start_service()
     entry = await lab.finish(call_id)
     assert entry.call.disposition is Disposition.ANSWERED
-    assert entry.call.hangup_cause == 16
+    assert entry.call.hangup_cause == 16, lab.timeline(call_id)
     assert lab.final_cause(call_id) == 16  # the daemon hung the caller up after bob left
     assert entry.call.billsec is not None and abs(entry.call.billsec - 4) <= 1
     assert await lab.store.open_calls() == []
@@ -702,6 +744,7 @@ def lose_every_cdr_write(lab: CallLab, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first run dies before its first CDR batch commits: no row survives it."""
     monkeypatch.setattr(lab.store, "record_call", lambda record: True)
     monkeypatch.setattr(lab.store, "record_leg", lambda record: True)
+    monkeypatch.setattr(lab.store, "record_event", lambda record: True)
 
 
 async def test_restart_takes_a_ringing_caller_whose_cdr_was_never_written(
@@ -772,12 +815,13 @@ async def test_restart_sweep_leaves_a_call_whose_stasis_start_is_in_flight(
     assert_no_errors(logs)
 
 
-async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan(
+async def test_restart_adopts_a_bridged_call_whose_cdr_was_never_written(
     logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Bridged with bob, but nothing written: nobody can complete that CDR. bob's leg is
-    # hung up and the caller handed to the dialplan's `unavailable` label, whose branch
-    # ends the answered caller (cause 16); the stale bridge is destroyed.
+    # Bridged with bob, but nothing written (issue 8: a crash before the batch, or a
+    # database outage at a stop). Asterisk's bridge, its channels and the Stasis
+    # arguments of bob's leg (`pbxd-leg,<call id>`) say whose call it is: it is adopted,
+    # never hung up, and its CDR is written from what Asterisk knows.
     lose_every_cdr_write(lab, monkeypatch)
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
@@ -785,13 +829,22 @@ async def test_restart_sends_an_answered_caller_without_cdr_back_to_the_dialplan
     await lab.kill_service()
     await lab.reopen_store()
     await lab.start_service()
-    await lab.settle()
-    lab.assert_nothing_leaked()
-    sent_back = lab.requests("POST", f"/channels/{call_id}/continue")
-    assert [(r["params"].get("label"), r["status"]) for r in sent_back] == [("unavailable", 204)]
-    assert lab.final_cause(f"{call_id}-2") == lab.final_cause(call_id) == 16
-    assert lab.requests("DELETE", f"/bridges/{call_id}-bridge")
-    assert await lab.store.get_call(call_id) is None
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+    assert bridged(lab, call_id)  # the conversation goes on
+    assert lab.requests("POST", f"/channels/{call_id}/continue") == []
+    await lab.virtual_sleep(1)
+    hangup_at = lab.clock.now()
+    lab.sim.hangup(call_id)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob" and call.hangup_cause == 16
+    assert call.route == "ringall" and call.did == RINGALL
+    assert call.ended_at is not None and abs(seconds(hangup_at, call.ended_at)) < SLACK
+    assert [(leg.target, leg.hangup_cause) for leg in entry.legs] == [("bob", 16)]
+    assert lab.final_cause(f"{call_id}-2") == 16
+    assert await lab.store.open_calls() == []
     assert not [line for line in logs if line.get("log_level") in ("error", "critical")]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from dbfixtures import postgres_admin_url, postgres_role_url, sqlite_held_locked, sqlite_url
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
@@ -361,3 +363,36 @@ async def test_a_full_memory_queue_spills_its_oldest_records_a_chunk_at_a_time(
     finally:
         await store.close()
     await assert_landed_once(url, plays)
+
+
+class _PgError(Exception):
+    """What asyncpg's errors look like once SQLAlchemy has adapted them: a SQLSTATE."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "rejected"),
+    [
+        # PostgreSQL away or refusing pbxd: an outage, whatever the wrapping.
+        (DBAPIError("connect", {}, _PgError("too many connections for role", "53300")), False),
+        (DBAPIError("connect", {}, _PgError("role is not permitted to log in", "28000")), False),
+        (DBAPIError("connect", {}, _PgError("the database system is starting up", "57P03")), False),
+        (DBAPIError("x", {}, _PgError("terminating connection (admin command)", "57P01")), False),
+        (DBAPIError("x", {}, _PgError("the database system is in recovery mode", "57P03")), False),
+        (DBAPIError("x", {}, _PgError("permission denied for table calls", "42501")), False),
+        (OperationalError("x", {}, Exception("database is locked")), False),
+        (ConnectionRefusedError(111, "Connect call failed"), False),
+        (socket.gaierror(-2, "Name or service not known"), False),
+        (TimeoutError(), False),
+        # The row itself: refused.
+        (IntegrityError("x", {}, Exception("FOREIGN KEY constraint failed")), True),
+        (DBAPIError("x", {}, _PgError("value too long for type", "22001")), True),
+        (DBAPIError("x", {}, _PgError("duplicate key value", "23505")), True),
+        (StatementError("naive datetime", "x", {}, ValueError("naive")), True),
+    ],
+)
+def test_an_outage_is_told_from_a_bad_row(error: BaseException, rejected: bool) -> None:
+    assert cdr_store.rejected_on_merits(error) is rejected

@@ -383,7 +383,14 @@ async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> N
         assert all(sim.channel(c) is not None and sim.channel(c).state == "Up" for c in callers)
         for caller in callers:
             sim.hangup(caller)
-        await wait_for(lambda: not sim.channels)
+        ended: set[object] = set()
+
+        def all_ended(line: dict[str, object]) -> bool:
+            if line["event"] == "call ended":
+                ended.add(line.get("call_id"))
+            return ended == set(callers)
+
+        await read_until(second, all_ended)  # pbxd has seen every end, not just the simulator
         await stop_daemon(second)
     finally:
         await shut_down(sim, first, second)

@@ -19,7 +19,7 @@ from pbxd.log import configure_logging, redact_url
 LEAKY_URLS = [
     ("postgresql://pbxd:s3cr3t-a@127.0.0.1:1/pbx", "s3cr3t-a"),
     ("postgresql://pbxd:hun/ter2-b@127.0.0.1:1/pbx", "hun/ter2-b"),
-    ("postgresql://pbxd:p@ss-c@127.0.0.1:1/pbx", "ss-c"),
+    ("postgresql://pbxd:p%40ss-c@127.0.0.1:1/pbx", "ss-c"),
     ("postgresql://pbxd@127.0.0.1:1/pbx?password=s3cr3t-d", "s3cr3t-d"),
     ("postgresql+asyncpg://pbxd:s3cr3t-e@127.0.0.1:1/pbx", "s3cr3t-e"),
     ("postgres://pbxd:s3cr3t-f@127.0.0.1:1/pbx?sslmode=disable", "s3cr3t-f"),
@@ -88,6 +88,19 @@ class _Dsn:
 
     def __repr__(self) -> str:
         return "Dsn(postgresql://u:hun/ter2-2@h/db)"
+
+
+def test_an_at_sign_in_the_password_is_a_check_error_that_does_not_echo_it(
+    example: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PBXD_DATABASE_URL", "postgresql://pbxd:p@ss-h@127.0.0.1/pbx")
+    assert main(["check"]) == 1
+    monkeypatch.delenv("PBXD_DATABASE_URL")
+    assert main(["calls", "01 70 00 00 01", "--database", "postgresql://u:p@ss-i@h/db"]) == 2
+    out, err = capsys.readouterr()
+    assert "database.url (from $PBXD_DATABASE_URL): an '@' in the user or password" in err
+    assert "postgresql://u:***@h/db: DatabaseUrlError: an '@'" in err
+    assert "ss-h" not in out + err and "ss-i" not in out + err
 
 
 def test_log_lines_of_other_libraries_and_nested_fields_are_masked(

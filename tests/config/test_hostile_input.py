@@ -273,3 +273,32 @@ def test_a_device_or_a_huge_file_is_refused(
         "not a regular file" in err
     )
     assert "routing/big.yaml:1:1: error: cannot read file: larger than 4,096 bytes" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["calls", "01 70 00 00 01", "--limit", "٣"],
+        ["simulate", "scenarios/acme-morning.yaml", "--speed", "²"],
+    ],
+)
+def test_numeric_options_take_digits_0_9_only(
+    example: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    status, err = run(capsys, *argv)
+    assert status == 1
+    assert re.search(r"error: argument --(limit|speed): '.' \(U\+[0-9A-F]{4} .+\) is not", err[-1])
+
+
+def test_a_fifo_as_password_file_does_not_hang_run(
+    example: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(example / "ari-secret")
+    monkeypatch.delenv("PBXD_ARI_PASSWORD", raising=False)
+    monkeypatch.setenv("PBXD_ARI_PASSWORD_FILE", str(example / "ari-secret"))
+    status, err = run(capsys, "run")  # the suite's timeout catches a hang
+    assert status == 1
+    assert err[-1] == (
+        f"pbxd run: cannot read the ARI password file {example / 'ari-secret'}: "
+        "a FIFO (named pipe), not a regular file"
+    )

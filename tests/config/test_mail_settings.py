@@ -87,6 +87,10 @@ def test_without_sections_there_is_no_mail_and_messages_go_to_the_state_dir(
             "warning: mail.password_file: ",
         ),
         (
+            ("host: smtp.acme.example", "host: smtp.acme.example\n  ca_file: no-such-ca.pem"),
+            "error: mail.ca_file: ",
+        ),
+        (
             ("host: smtp.acme.example", "host: smtp.acme.example\n  security: none"),
             "warning: mail.security: none sends the SMTP password unencrypted",
         ),

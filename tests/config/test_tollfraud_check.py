@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pbxd.config.compile import compile_config
-from pbxd.dialplan.plan import CallFacts, RingPlan, plan_call
+from pbxd.dialplan.flow import Flow, RingStep
+from pbxd.dialplan.plan import CallFacts, plan_call
 from tests.config.test_check import Edit, check
 
 DIAL = 'dial: "PJSIP/{number}@trunk-out"'
@@ -267,8 +268,7 @@ def test_max_call_duration_is_planned_per_leg(edit: Edit, example: Path) -> None
     result = compile_config(example / "pbxd.yaml")
     assert result.config is not None
     facts = CallFacts("c1", "PJSIP/trunk-in-00000001", "+33170000001", "+33612000001", "")
-    plan = plan_call(facts, result.config)
-    assert isinstance(plan, RingPlan)
+    plan = ring_step(plan_call(facts, result.config))
     assert {leg.target: leg.max_duration for leg in plan.legs} == {
         "alice": 4 * 3600,
         "bob": 4 * 3600,
@@ -281,9 +281,16 @@ def test_max_call_duration_is_planned_per_leg(edit: Edit, example: Path) -> None
     )
     result = compile_config(example / "pbxd.yaml")
     assert result.config is not None
-    plan = plan_call(facts, result.config)
-    assert isinstance(plan, RingPlan)
+    plan = ring_step(plan_call(facts, result.config))
     assert {leg.max_duration for leg in plan.legs} == {3600}
+
+
+def ring_step(flow: object) -> RingStep:
+    """The ring step a route of today's shape starts with."""
+    assert isinstance(flow, Flow), flow
+    step = flow.step(flow.start)
+    assert isinstance(step, RingStep), step
+    return step
 
 
 @pytest.mark.parametrize("value", ["0", "86401", "yes"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,10 +20,12 @@ from pbxd.config.files import CallerIdPolicy, HangupReason, RingStrategy
 from pbxd.config.model import Config
 from pbxd.dialplan import (
     CallFacts,
+    Flow,
+    HangupStep,
     LegPlan,
     Reject,
     RejectWhy,
-    RingPlan,
+    RingStep,
     endpoint_of_channel,
     plan_call,
 )
@@ -60,9 +63,28 @@ def facts(
     )
 
 
-def ring(decision: RingPlan | Reject) -> RingPlan:
-    assert isinstance(decision, RingPlan), decision
-    return decision
+@dataclass(frozen=True)
+class Ringing:
+    """A flow of today's shape (ring, then hang up), read with the names the plan had."""
+
+    flow: Flow
+    step: RingStep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.step if hasattr(self.step, name) else self.flow, name)
+
+    @property
+    def no_answer_reason(self) -> HangupReason:
+        hangup = self.flow.step(self.step.no_answer)
+        assert isinstance(hangup, HangupStep), hangup
+        return hangup.reason
+
+
+def ring(decision: Flow | Reject) -> Ringing:
+    assert isinstance(decision, Flow), decision
+    step = decision.step(decision.start)
+    assert isinstance(step, RingStep), step
+    return Ringing(decision, step)
 
 
 def write_config(directory: Path, trunks: str, routing: str) -> Config:
@@ -247,8 +269,14 @@ def test_porting_number_is_routed(example: Config) -> None:
 # ---------------------------------------------------------------- ring schedules
 
 
-def schedule(plan: RingPlan) -> list[tuple[str, int, int]]:
-    return [(leg.target, leg.start_after, leg.ring_time) for leg in plan.legs]
+def schedule(plan: Ringing) -> list[tuple[str, int, int]]:
+    # When each target's turn comes if every earlier one rings its full time (a hunt).
+    starts, start = [], 0
+    for leg in plan.legs:
+        starts.append(start)
+        if plan.strategy is RingStrategy.HUNT:
+            start += leg.ring_time
+    return [(leg.target, at, leg.ring_time) for leg, at in zip(plan.legs, starts, strict=True)]
 
 
 @pytest.mark.parametrize(
@@ -504,3 +532,36 @@ def test_leg_plan_is_frozen(example: Config) -> None:
     leg: LegPlan = plan.legs[0]
     with pytest.raises(AttributeError):
         leg.ring_time = 99  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- flows
+
+
+@pytest.mark.parametrize(
+    ("did", "strategy", "no_answer"),
+    [
+        (PARIS, RingStrategy.RINGALL, HangupReason.NO_ANSWER),
+        (SUPPORT, RingStrategy.HUNT, HangupReason.BUSY),  # no_answer: {cause: busy}
+    ],
+)
+def test_todays_route_is_a_ring_step_then_hangups(
+    example: Config, did: str, strategy: RingStrategy, no_answer: HangupReason
+) -> None:
+    flow = plan_call(facts(did), example)
+    assert isinstance(flow, Flow)
+    assert flow.start == "ring"
+    step = flow.step("ring")
+    assert isinstance(step, RingStep) and step.strategy is strategy
+    # Each way a ring ends leads to a hangup with the cause today's routes give it.
+    reasons = {}
+    for outcome, name in step.exits().items():
+        hangup = flow.step(name)
+        assert isinstance(hangup, HangupStep) and hangup.exits() == {}
+        reasons[str(outcome)] = hangup.reason
+    assert reasons == {
+        "no_answer": no_answer,
+        "busy": HangupReason.BUSY,
+        "unavailable": HangupReason.CONGESTION,
+    }
+    assert [s.name for s in flow.walk()] == ["ring", "no_answer", "busy", "unavailable"]
+    assert flow.timezone == "Europe/Paris"

@@ -18,10 +18,11 @@ from pbxd.config.compile import compile_config
 from pbxd.config.model import Config
 from pbxd.dialplan import (
     CallFacts,
+    Flow,
     LegPlan,
     Presentation,
     Reject,
-    RingPlan,
+    RingStep,
     plan_call,
     presentation_of_stasis_args,
 )
@@ -107,8 +108,14 @@ def facts(called: str, *args: str, caller: str = CALLER, name: str = "Jean") -> 
 
 def legs(config: Config, called: str, *args: str, name: str = "Jean") -> dict[str, LegPlan]:
     plan = plan_call(facts(called, *args, name=name), config)
-    assert isinstance(plan, RingPlan), plan
-    return {leg.target: leg for leg in plan.legs}
+    assert isinstance(plan, Flow), plan
+    return {leg.target: leg for leg in ring_step(plan).legs}
+
+
+def ring_step(flow: Flow) -> RingStep:
+    step = flow.step(flow.start)
+    assert isinstance(step, RingStep), step
+    return step
 
 
 def shown(leg: LegPlan) -> tuple[str, str, str]:
@@ -225,9 +232,9 @@ def test_policy_caller_withheld_hides_the_number_from_our_phones(
 
 def test_policy_caller_unavailable_is_passed_on(config: Config) -> None:
     plan = plan_call(facts(RINGALL, "unavailable", caller="", name=""), config)
-    assert isinstance(plan, RingPlan)
+    assert isinstance(plan, Flow)
     assert not plan.caller_withheld
-    assert {shown(leg) for leg in plan.legs} == {("anonymous", "", "unavailable")}
+    assert {shown(leg) for leg in ring_step(plan).legs} == {("anonymous", "", "unavailable")}
 
 
 @pytest.mark.parametrize("value", [*ALLOWED_VALUES, *WITHHELD_VALUES, "unavailable"])
@@ -247,7 +254,7 @@ def test_policy_number_never_shows_a_withheld_callers_name(config: Config) -> No
 @pytest.mark.parametrize("value", [*WITHHELD_VALUES, "allowed", ""])
 def test_the_cdr_keeps_the_real_caller(config: Config, value: str) -> None:
     plan = plan_call(facts(RINGALL, value), config)
-    assert isinstance(plan, RingPlan)
+    assert isinstance(plan, Flow)
     assert (plan.caller_number, plan.caller_name) == (CALLER, "Jean")
     assert plan.caller_withheld is value.startswith("prohib")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pbxd.config.model import Trunk
+from pbxd.dialplan.flow import LegPlan
 from pbxd.dialplan.flow import LegPlan as FlowLegPlan
-from pbxd.dialplan.plan import LegPlan
 from pbxd.dialplan.tollfraud import endpoint_is_allowed, endpoint_refusal, leg_refusal
 
 FR = Trunk("carrier-fr", "trunk-in", "PJSIP/{number}@trunk-out", ("+33",), 10)
@@ -53,7 +53,7 @@ def test_a_trunk_with_a_bad_template_dials_nothing() -> None:
 def leg(
     dial_string: str, trunk: str | None, via: Trunk | None, barred: str | None = None
 ) -> LegPlan:
-    return LegPlan("t", dial_string, trunk, 0, 10, "+33612000001", "", via=via, barred=barred)
+    return LegPlan("t", dial_string, trunk, 10, "+33612000001", "", via=via, barred=barred)
 
 
 def test_leg_refusal() -> None:

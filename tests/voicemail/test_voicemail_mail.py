@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pbxd.sim.media import wav_bytes as make_wav
 from pbxd.voicemail.mail import Outbox, compose
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageStore
-from tests.voicemail.smtp import Mailroom, SmtpServer
+from tests.voicemail.smtp import Mailroom, SmtpServer, self_signed
 
 from .conftest import T0, ManualClock
 
@@ -222,3 +223,40 @@ async def test_the_outbox_is_bounded_and_a_deleted_message_is_not_mailed(
     await smtp.start()
     assert await outbox.send_due() == 0
     assert smtp.room.received == [] and outbox.queued() == [] and outbox.dropped == 1
+
+
+@pytest.mark.parametrize("security", [MailSecurity.STARTTLS, MailSecurity.TLS])
+async def test_starttls_and_tls_with_the_servers_ca_and_a_login(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, security: MailSecurity
+) -> None:
+    made = self_signed(tmp_path)
+    if made is None:
+        pytest.skip("no openssl command to make a test certificate")
+    context, cert = made
+    server = SmtpServer(Mailroom(), tls=context, starttls=security is MailSecurity.STARTTLS)
+    await server.start()
+    monkeypatch.setenv("PBXD_SMTP_PASSWORD", "smtp-secret")
+    try:
+        settings = settings_for(
+            server.port,
+            security=security,
+            username="pbxd@acme.example",
+            password_env="PBXD_SMTP_PASSWORD",
+            ca_file=cert,
+        )
+        outbox = outbox_on(tmp_path / "vm", settings, clock)
+        outbox.enqueue(kept(outbox.store), "desk@acme.example", PARIS)
+        assert await outbox.send_due() == 1
+        assert len(server.room.received) == 1
+        assert server.room.logins == [("pbxd@acme.example", "smtp-secret")]
+
+        # Without the server's CA the certificate is refused: retried, never sent in clear.
+        untrusting = outbox_on(tmp_path / "vm2", replace(settings, ca_file=None), clock)
+        untrusting.enqueue(kept(untrusting.store), "desk@acme.example", PARIS)
+        with capture_logs() as logs:
+            assert await untrusting.send_due() == 0
+        [retry] = [e for e in logs if e["event"] == "voicemail_mail_retry"]
+        assert "CERTIFICATE_VERIFY_FAILED" in retry["error"] or "certificate" in retry["error"]
+        assert len(server.room.received) == 1
+    finally:
+        await server.stop()

@@ -1,0 +1,71 @@
+"""Every id pbxd gives Asterisk for a call: its legs, its bridge, its playbacks, its recordings.
+
+One module, so "is this channel ours, and whose?" has one answer. The call id is the inbound
+channel's id (Asterisk's `<epoch>.<seq>`); everything else is derived from it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Stasis arguments of our legs (`appArgs` = `pbxd-leg,<call id>`): a leg's StasisStart is
+# never taken for a call, and Asterisk itself keeps (in the channel's dialplan app_data)
+# which call a leg belongs to, so a restart finds it with no CDR row and no extra variable
+# (each variable set would cost Asterisk a ChannelVarset event per leg).
+LEG_MARK = "pbxd-leg"
+# Our outbound legs' channel ids: `<call id>-<n>` (n short: never a UUID's last group).
+_LEG_ID = re.compile(r"^(?P<call>.+)-(?P<n>[0-9]{1,3})$")
+_BRIDGE_SUFFIX = "-bridge"
+
+
+def leg_id(call_id: str, number: int) -> str:
+    """The channel id of the call's `number`th leg (1-based, across every ring step)."""
+    return f"{call_id}-{number}"
+
+
+def leg_number(channel_id: str) -> int | None:
+    """The `n` of a leg id `<call id>-<n>`, or None for a channel that is not one of ours."""
+    match = _LEG_ID.match(channel_id)
+    return int(match["n"]) if match else None
+
+
+def call_of_leg(channel_id: str) -> str | None:
+    """The call id a leg id belongs to, or None."""
+    match = _LEG_ID.match(channel_id)
+    return match["call"] if match else None
+
+
+def is_leg_id(channel_id: str) -> bool:
+    """True for a channel id of the form `<call id>-<n>`."""
+    return _LEG_ID.match(channel_id) is not None
+
+
+def leg_app_args(call_id: str) -> tuple[str, str]:
+    """The Stasis arguments a leg is created with."""
+    return (LEG_MARK, call_id)
+
+
+def call_of_stasis_args(args: tuple[str, ...]) -> str | None:
+    """The call a channel in Stasis with `args` is a leg of (None: not one of our legs)."""
+    return args[1] if len(args) >= 2 and args[0] == LEG_MARK else None
+
+
+def bridge_id(call_id: str) -> str:
+    """The id of the call's mixing bridge."""
+    return f"{call_id}{_BRIDGE_SUFFIX}"
+
+
+def call_of_bridge(bridge: str) -> str | None:
+    """The call id a bridge id belongs to, or None for a bridge that is not one of ours."""
+    return bridge.removesuffix(_BRIDGE_SUFFIX) if bridge.endswith(_BRIDGE_SUFFIX) else None
+
+
+def playback_id(call_id: str, number: int) -> str:
+    """The id of the call's `number`th playback."""
+    return f"{call_id}-play-{number}"
+
+
+def recording_name(call_id: str, step: str) -> str:
+    """The name of the recording a voicemail step makes (unique per call and step)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", step)
+    return f"pbxd-vm-{call_id}-{safe}"

@@ -1,0 +1,1069 @@
+"""One session per call: the only code that asks Asterisk anything about that call.
+
+A session owns the call's Asterisk side: the caller's channel, the legs it creates, the
+bridge, the timers, teardown and resync after a reconnection. It runs the call's flow one
+step at a time: each step's handler (`pbxd.calls.steps`) decides, and asks the session to
+act; what happens is told to the call's journal (`pbxd.calls.journal`), which builds the CDR.
+
+Everything that happens to a call (ARI events, its timers, a resync) goes through one queue
+and is handled in order by the session's own task, so no two handlers of one call ever
+interleave. The daemon only routes events to the right session.
+
+CDR times are Asterisk's own event timestamps wherever an event marks the moment (arrival,
+answer of a leg, hangups), so a busy daemon records when things happened, not when it got
+to them; the moments pbxd itself causes (leg created, caller answered) use the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from pbxd.ari import (
+    AriClient,
+    AriConflict,
+    AriError,
+    AriNotFound,
+    AriUnprocessable,
+    ChannelDestroyed,
+    ChannelHangupRequest,
+    ChannelStateChange,
+    Dial,
+    Event,
+    StasisEnd,
+    StasisStart,
+)
+from pbxd.calls import ids
+from pbxd.calls.journal import (
+    Bridged,
+    CallArrived,
+    CallEnd,
+    CallEnded,
+    CallerAnswered,
+    CallerGone,
+    CallRejected,
+    Journal,
+    LegAnswered,
+    LegCause,
+    LegCreated,
+    LegEnd,
+    LegEnded,
+    LegRinging,
+    StepEntered,
+    StepLeft,
+)
+from pbxd.calls.states import (
+    CALL_TRANSITIONS,
+    CALLER_TRANSITIONS,
+    LEG_TRANSITIONS,
+    CallerState,
+    CallState,
+    LegState,
+    check,
+)
+from pbxd.cdr.records import CallRecord
+from pbxd.clock import Clock
+from pbxd.config.destinations import BARRED_CAUSE, MAX_DURATION_CAUSE
+from pbxd.dialplan import Flow, LegPlan, Reject, RingStep, StepOutcome
+from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON
+from pbxd.dialplan.tollfraud import leg_refusal
+from pbxd.vocabulary import HangupReason
+
+if TYPE_CHECKING:
+    from pbxd.calls.steps.base import StepHandler
+    from pbxd.calls.steps.voicemail import MessageDesk, NewMessage
+
+log = structlog.get_logger("pbxd.calls")
+
+# After we hang a channel up, Asterisk confirms within milliseconds; past this, stop waiting.
+END_GRACE_SECONDS = 5.0
+# Asterisk answers a REST 404 a few ms before its ChannelDestroyed (with the cause) reaches us.
+VANISH_GRACE_SECONDS = 0.5
+# Q.850 38, network out of order: the cause of a call Asterisk lost while ARI was down.
+LOST_CAUSE = CAUSE_OF_REASON[HangupReason.FAILURE]
+# A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
+MAX_STEPS_WITHOUT_WAITING = 32
+
+
+class ChannelDirectory(Protocol):
+    """The daemon's map from channel id to session, and its trunk capacity."""
+
+    def claim(self, channel_id: str, session: CallSession) -> None:
+        """Route this channel's events to `session`."""
+        ...
+
+    def release(self, channel_id: str) -> None:
+        """Stop routing this channel's events."""
+        ...
+
+    def take_trunk_slot(self, trunk: str) -> bool:
+        """Reserve one outbound leg on `trunk`; False when it is at its maximum."""
+        ...
+
+    def give_trunk_slot(self, trunk: str) -> None:
+        """Free a slot taken with `take_trunk_slot` or `hold_trunk_slot`."""
+        ...
+
+    def hold_trunk_slot(self, trunk: str) -> None:
+        """Count a leg that exists already (adopted), even above the maximum."""
+        ...
+
+
+@dataclass(slots=True)
+class Leg:
+    """One outbound attempt to one target, made by a ring step (`step`)."""
+
+    plan: LegPlan
+    channel_id: str
+    step: str
+    state: LegState = LegState.WAITING
+    cause: int | None = None
+    end: LegEnd | None = None  # why it ended, once ENDED
+
+    @property
+    def live(self) -> bool:
+        """True while the leg has (or is getting) a channel on Asterisk."""
+        return self.state.live
+
+    @property
+    def holds_trunk_slot(self) -> bool:
+        """A live leg through a trunk counts against its maximum of outbound legs."""
+        return self.plan.trunk is not None and self.live
+
+
+@dataclass(slots=True)
+class Caller:
+    """The inbound channel."""
+
+    channel_id: str
+    state: CallerState = CallerState.PRESENT
+    cause: int | None = None
+    hung_up_with: HangupReason | None = None  # how we hung it up, if we did
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer firing, delivered through the call's queue like an event."""
+
+    name: str
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Check every channel still exists (after the event WebSocket reconnected).
+
+    `lost_at`: when the connection to Asterisk dropped, if it did; a call whose every
+    channel is gone ended then (Asterisk went away with it), not when we found out.
+    """
+
+    lost_at: datetime | None = None
+
+
+QueueItem = Event | Timer | Resync
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    """One line of a call's readable history."""
+
+    at: datetime
+    text: str
+
+
+def caller_id_variables(leg: LegPlan) -> dict[str, str]:
+    """Channel variables presenting the route's caller ID on an outbound leg.
+
+    chan_pjsip builds the INVITE's From (and P-Asserted-Identity) from the channel's
+    connected line, not its CALLERID; `i` sets it without an update frame to a channel
+    not yet called. CALLERID is set too, so the leg's own snapshot shows the same. A
+    presentation other than allowed (a withheld caller) goes in CONNECTEDLINE(pres): chan_pjsip
+    then leaves From alone and sends PAI (with `Privacy: id`) only to a trusted endpoint.
+    """
+    variables = {
+        "CALLERID(num)": leg.caller_id_number,
+        "CONNECTEDLINE(num,i)": leg.caller_id_number,
+    }
+    if leg.caller_id_name:
+        variables["CALLERID(name)"] = leg.caller_id_name
+        variables["CONNECTEDLINE(name,i)"] = leg.caller_id_name
+    if not leg.caller_id_presentation.allowed:
+        variables["CONNECTEDLINE(pres,i)"] = str(leg.caller_id_presentation)
+    return variables
+
+
+@dataclass(eq=False)
+class CallSession:
+    """One call's Asterisk side, and the runner of its flow."""
+
+    call_id: str
+    flow: Flow | Reject | None
+    journal: Journal
+    ari: AriClient
+    clock: Clock
+    directory: ChannelDirectory
+    state: CallState = CallState.STARTING
+    legs: list[Leg] = field(default_factory=list)
+    bridge_id: str | None = None
+    winner: Leg | None = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    caller: Caller = field(init=False)
+    queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue, repr=False)
+    handler: StepHandler[Any] | None = field(default=None, repr=False)
+    step_name: str | None = None
+    adopted: bool = False
+    connection: int = 0  # which event-stream connection the call started on
+    legs_made: int = 0  # leg ids used so far (`<call id>-<n>`, n from 1)
+    playbacks_made: int = 0
+    desk: MessageDesk | None = None  # the voicemail back office (None: messages stay on Asterisk)
+    on_finished: Callable[[CallSession], Awaitable[None] | None] | None = None
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
+    # Channels Asterisk said are gone, waiting for their ChannelDestroyed (never cancelled early).
+    _vanish_checks: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.caller = Caller(self.call_id)
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def record(self) -> CallRecord:
+        """The call's CDR as its journal built it so far."""
+        return self.journal.record
+
+    @property
+    def did(self) -> str:
+        """The virtual number called."""
+        return self.record.did
+
+    def deliver(self, item: QueueItem) -> None:
+        """Hand an event (or timer, or resync) to this call; never blocks."""
+        self.queue.put_nowait(item)
+
+    def describe(self) -> str:
+        """The call's state as a person reads it (SIGUSR1 logs this for every call)."""
+        record = self.record
+        step = f", step {self.step_name}" if self.step_name and self.step_name != "ring" else ""
+        lines = [
+            f"call {self.call_id} to {self.did} from {record.caller_number}: {self.state}"
+            + (f", route {record.route} ({record.strategy})" if record.route else "")
+            + step
+        ]
+        for leg in self.legs:
+            cause = f" cause {leg.cause}" if leg.cause is not None else ""
+            why = f" ({leg.end})" if leg.end not in (None, LegEnd.HUNG_UP) else ""
+            lines.append(
+                f"  leg {leg.plan.target} [{leg.plan.dial_string}]: {leg.state}{cause}{why}"
+            )
+        if self.bridge_id:
+            lines.append(f"  bridge {self.bridge_id}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    async def run(self) -> None:
+        """The call's task: start (or resume) the flow, then handle queued items until the end."""
+        with structlog.contextvars.bound_contextvars(call_id=self.call_id, did=self.did):
+            try:
+                if self.adopted:
+                    await self._resume()
+                else:
+                    await self._start()
+                while self.state is not CallState.ENDED:
+                    item = await self.queue.get()
+                    await self._handle(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call session failed; cleaning the call up")
+                await self._abort()
+            finally:
+                self.cancel_timers()
+                for handle in self._vanish_checks.values():
+                    handle.cancel()
+                self._vanish_checks.clear()
+                for channel in [self.caller.channel_id, *(leg.channel_id for leg in self.legs)]:
+                    self.directory.release(channel)
+                for leg in self.legs:
+                    if leg.holds_trunk_slot and leg.plan.trunk is not None:
+                        self.directory.give_trunk_slot(leg.plan.trunk)
+                if self.on_finished is not None:
+                    result = self.on_finished(self)
+                    if result is not None:
+                        await result
+
+    # ------------------------------------------------------------------ states
+
+    def to(self, state: CallState) -> None:
+        """Move the call to `state` (only as CALL_TRANSITIONS allows)."""
+        if state is self.state and state in (CallState.RINGING, CallState.PLAYING):
+            return  # one ring or play step after another
+        check(CALL_TRANSITIONS, self.state, state)
+        self.state = state
+
+    def _caller_to(self, state: CallerState) -> None:
+        check(CALLER_TRANSITIONS, self.caller.state, state)
+        self.caller.state = state
+
+    def _caller_destroyed(self) -> None:
+        """Asterisk freed the caller's channel (or we stop waiting for it)."""
+        if self.caller.state is not CallerState.DESTROYED:
+            self._caller_to(CallerState.DESTROYED)
+
+    def leg_to(self, leg: Leg, state: LegState, end: LegEnd | None = None) -> None:
+        """Move a leg to `state`; leaving the live states frees its trunk slot."""
+        check(LEG_TRANSITIONS, leg.state, state)
+        held = leg.holds_trunk_slot
+        leg.state = state
+        if state is LegState.ENDED:
+            leg.end = end or LegEnd.HUNG_UP
+        if held and not leg.holds_trunk_slot and leg.plan.trunk is not None:
+            self.directory.give_trunk_slot(leg.plan.trunk)
+
+    @property
+    def caller_present(self) -> bool:
+        """The caller is still in Stasis (perhaps hanging up: see `caller_leaving`)."""
+        return self.caller.state in (CallerState.PRESENT, CallerState.LEAVING)
+
+    @property
+    def caller_leaving(self) -> bool:
+        """The caller hung up; its StasisEnd is on the way (a step must not go on)."""
+        return self.caller.state is CallerState.LEAVING
+
+    # ------------------------------------------------------------------ start and flow
+
+    def note(self, text: str) -> None:
+        """Add a line to the call's readable history."""
+        self.timeline.append(TimelineEntry(self.clock.now(), text))
+
+    async def _start(self) -> None:
+        self.directory.claim(self.caller.channel_id, self)
+        plan = self.flow
+        record = self.record
+        self.journal.add(
+            CallArrived(
+                at=record.started_at,
+                did=record.did,
+                caller_number=record.caller_number or "",
+                caller_name=record.caller_name or "",
+                trunk=record.trunk,
+                route=plan.route if isinstance(plan, Flow) else None,
+            )
+        )
+        if isinstance(plan, Reject):
+            await self._reject(plan)
+            return
+        assert isinstance(plan, Flow)
+        self.note(
+            f"incoming call from {plan.caller_number}"
+            f"{' (number withheld)' if plan.caller_withheld else ''} to {plan.did}: "
+            f"route {plan.route}"
+        )
+        log.info(
+            "call routed",
+            route=plan.route,
+            start=plan.start,
+            steps=len(plan.steps),
+            caller=plan.caller_number,
+        )
+        await self.enter(plan.start)
+
+    async def enter(self, name: str) -> None:
+        """Run the flow from step `name` until a step waits for something (or the call ends)."""
+        from pbxd.calls.steps import handler_for
+
+        assert isinstance(self.flow, Flow)
+        for _ in range(MAX_STEPS_WITHOUT_WAITING):
+            if self.state in (CallState.ENDING, CallState.ENDED):
+                return
+            if self.caller.state is not CallerState.PRESENT:
+                return  # hung up: its StasisEnd ends the call
+            step = self.flow.step(name)
+            self.step_name = name
+            ring = isinstance(step, RingStep)
+            self.journal.add(
+                StepEntered(
+                    self.clock.now(),
+                    name,
+                    step.kind,
+                    str(step.strategy) if isinstance(step, RingStep) else None,
+                    self.legs_made + 1 if ring else None,
+                )
+            )
+            self.handler = handler_for(step, self)
+            outcome = await self.handler.enter()
+            if outcome is None:
+                return
+            following = self._leave(outcome)
+            if following is None:
+                return
+            name = following
+        log.error("flow jumps without waiting; ending the call", step=name)
+        await self.end_everything(HangupReason.FAILURE)
+
+    def _leave(self, outcome: StepOutcome) -> str | None:
+        """Journal the current step's outcome; the step it leads to, if any."""
+        assert isinstance(self.flow, Flow) and self.step_name is not None
+        step = self.flow.step(self.step_name)
+        self.journal.add(StepLeft(self.clock.now(), self.step_name, outcome))
+        self._cancel_step_timers()
+        self.handler = None
+        return step.exits().get(outcome)
+
+    async def after(self, outcome: StepOutcome | None) -> None:
+        """A step handler ended its step with `outcome` (None: it goes on): follow the flow."""
+        if outcome is None or self.handler is None:
+            return
+        following = self._leave(outcome)
+        if following is not None:
+            await self.enter(following)
+
+    async def _reject(self, plan: Reject) -> None:
+        self.journal.add(CallRejected(self.clock.now(), str(plan.why), str(plan.reason)))
+        self.note(f"rejected: {plan.message} (hangup: {plan.reason})")
+        log.warning("call rejected", reason=str(plan.why), caller=plan.caller_number)
+        self.to(CallState.ENDING)
+        await self.hangup(self.caller.channel_id, reason=plan.reason)
+        self.arm("end_grace", END_GRACE_SECONDS)
+
+    async def _resume(self) -> None:
+        """Take a call back after a restart: listen to its channels, then catch up."""
+        self.directory.claim(self.caller.channel_id, self)
+        for leg in self.legs:
+            self.directory.claim(leg.channel_id, self)
+        if self.state is CallState.BRIDGED:
+            self.note("adopted after restart: still bridged")
+            log.info("call adopted", bridge=self.bridge_id)
+            if self.winner is not None:
+                self.arm_max_duration(self.winner)  # counted from its answer, before the restart
+            self.deliver(Resync())  # it may have ended between our check and now
+            return
+        if self.handler is not None:
+            await self.after(await self.handler.resume())
+
+    # ------------------------------------------------------------------ caller
+
+    async def try_caller_request(self, request: Awaitable[None]) -> AriError | None:
+        """Run a request on the caller's channel; the error if the caller is already gone."""
+        try:
+            await request
+        except (AriNotFound, AriConflict, AriUnprocessable) as exc:
+            return exc
+        return None
+
+    async def caller_request(self, request: Awaitable[None]) -> bool:
+        """Run a request on the caller's channel; False (and end) if the caller is gone."""
+        error = await self.try_caller_request(request)
+        if error is not None:
+            await self.caller_already_gone(error)
+            return False
+        return True
+
+    async def caller_already_gone(self, error: AriError) -> None:
+        """The caller hung up while we were deciding: an expected race, not an error."""
+        log.info("caller already gone", status=error.status, message=error.message)
+        # Legs stop now; the CDR waits (briefly) for the ChannelDestroyed and its cause.
+        self._expect_destroyed(self.caller.channel_id)
+        await self._caller_gone(None)
+
+    async def ring_caller(self) -> AriError | None:
+        """Indicate ringing to the caller (not answered); the error if it is gone."""
+        return await self.try_caller_request(self.ari.ring(self.caller.channel_id))
+
+    async def answer_caller(self, by: str | None) -> bool:
+        """Answer the caller (for target `by`, or for pbxd itself); False if it is gone.
+
+        A caller pbxd answered already (a greeting after answering) is not answered twice.
+        """
+        answered = self.record.answered_at is not None
+        if not answered and not await self.caller_request(self.ari.answer(self.caller.channel_id)):
+            return False
+        self.journal.add(CallerAnswered(self.clock.now(), by))
+        return True
+
+    # ------------------------------------------------------------------ legs
+
+    def add_legs(self, step: RingStep) -> list[Leg]:
+        """The legs of a ring step, waiting for their turn (ids numbered across the call)."""
+        made = []
+        for plan in step.legs:
+            self.legs_made += 1
+            made.append(Leg(plan, ids.leg_id(self.call_id, self.legs_made), step.name))
+        self.legs.extend(made)
+        return made
+
+    def leg(self, channel_id: str) -> Leg | None:
+        """The leg with this channel id."""
+        for leg in self.legs:
+            if leg.channel_id == channel_id:
+                return leg
+        return None
+
+    async def start_leg(self, leg: Leg) -> None:
+        """Create the leg's channel (dialled once its StasisStart arrives)."""
+        trunk = leg.plan.trunk
+        now = self.clock.now()
+        barred = leg_refusal(leg.plan)  # the last check before anything reaches Asterisk
+        if barred is not None:
+            self.journal.add(
+                LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
+            )
+            leg.cause = BARRED_CAUSE
+            self.leg_to(leg, LegState.ENDED, LegEnd.REFUSED)
+            self.journal.add(LegEnded(now, leg.channel_id, LegEnd.REFUSED, BARRED_CAUSE))
+            self.note(f"{leg.plan.target}: not rung, barred: {barred}")
+            log.warning("leg_barred", target=leg.plan.target, trunk=trunk, why=barred)
+            return
+        if trunk is not None and not self.directory.take_trunk_slot(trunk):
+            self.journal.add(
+                LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
+            )
+            self.leg_to(leg, LegState.ENDED, LegEnd.TRUNK_FULL)
+            self.journal.add(LegEnded(now, leg.channel_id, LegEnd.TRUNK_FULL))
+            self.note(f"{leg.plan.target}: not rung, trunk {trunk} at its maximum of legs")
+            log.warning("trunk at capacity: leg not placed", trunk=trunk, target=leg.plan.target)
+            return
+        self.leg_to(leg, LegState.CREATING)
+        self.journal.add(
+            LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
+        )
+        self.directory.claim(leg.channel_id, self)
+        try:
+            await self.ari.create_channel(
+                leg.plan.dial_string,
+                originator=self.caller.channel_id,
+                channel_id=leg.channel_id,
+                app_args=ids.leg_app_args(self.call_id),
+                variables=caller_id_variables(leg.plan),
+            )
+        except AriError as exc:
+            # Offline or unknown endpoint: Asterisk answers 500 "Allocation failed".
+            self.leg_to(leg, LegState.ENDED, LegEnd.UNREACHABLE)
+            self.journal.add(LegEnded(self.clock.now(), leg.channel_id, LegEnd.UNREACHABLE))
+            self.note(f"{leg.plan.target}: unreachable ({exc.status} {exc.message})")
+            log.info(
+                "leg could not be created",
+                target=leg.plan.target,
+                status=exc.status,
+                message=exc.message,
+            )
+            return
+        self.note(f"{leg.plan.target}: calling {leg.plan.dial_string}")
+
+    async def dial(self, leg: Leg, ring_time: int) -> bool:
+        """Dial a leg in Stasis for `ring_time` seconds; False (leg hung up) if refused."""
+        self.leg_to(leg, LegState.DIALING)
+        try:
+            # No `caller`: Asterisk would copy the inbound caller ID over the leg's connected
+            # line, which is what chan_pjsip sends in From, undoing the route's presentation.
+            await self.ari.dial(leg.channel_id, timeout=ring_time)
+        except AriError as exc:
+            log.info("dial refused", target=leg.plan.target, status=exc.status, message=exc.message)
+            await self.hangup(leg.channel_id, reason=HangupReason.NORMAL)
+            return False
+        return True
+
+    async def hang_up_legs(self, legs: list[Leg], **how: HangupReason | int) -> None:
+        """Hang up these legs at once (each goes ENDING; gone on its ChannelDestroyed)."""
+        for leg in legs:
+            self.leg_to(leg, LegState.ENDING)
+        reason = how.get("reason")
+        code = how.get("reason_code")
+        await asyncio.gather(
+            *(
+                self.hangup(
+                    leg.channel_id,
+                    reason=reason if isinstance(reason, HangupReason) else None,
+                    reason_code=code if isinstance(code, int) else None,
+                )
+                for leg in legs
+            )
+        )
+
+    def drop_waiting(self, legs: list[Leg]) -> None:
+        """Legs whose turn will never come: ended without a channel (not in the CDR)."""
+        for leg in legs:
+            if leg.state is LegState.WAITING:
+                self.leg_to(leg, LegState.ENDED, LegEnd.NOT_RUNG)
+
+    async def connect(self, leg: Leg) -> bool:
+        """A leg answered: answer the caller and bridge them; False if the call ended."""
+        self.to(CallState.ANSWERING)
+        self.winner = leg
+        if not await self.answer_caller(leg.plan.target):
+            return False
+        try:
+            bridge = await self.ari.create_bridge(
+                bridge_type="mixing",
+                bridge_id=ids.bridge_id(self.call_id),
+                name=f"pbxd {self.did}",
+            )
+            self.bridge_id = bridge.id
+            await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+        except AriError as exc:
+            log.warning("bridging failed", status=exc.status, message=exc.message)
+            await self.end_everything(HangupReason.NORMAL)
+            return False
+        self.to(CallState.BRIDGED)
+        self.journal.add(Bridged(self.clock.now(), bridge.id, leg.channel_id))
+        self.note(f"bridged caller with {leg.plan.target}")
+        return True
+
+    async def _leg_gone(self, leg: Leg, cause: int | None, at: datetime | None = None) -> None:
+        if leg.state is LegState.ENDED:
+            return
+        leg.cause = cause if cause is not None else leg.cause
+        self.leg_to(leg, LegState.ENDED)
+        self.journal.add(
+            LegEnded(at or self.clock.now(), leg.channel_id, LegEnd.HUNG_UP, leg.cause)
+        )
+        self.disarm(f"ring_time:{leg.channel_id}")
+        self.note(f"{leg.plan.target}: ended (cause {leg.cause})")
+        if leg is self.winner:
+            if self.state in (CallState.BRIDGED, CallState.ANSWERING):
+                self.note("callee hung up")
+                await self.end_everything(HangupReason.NORMAL)
+            return
+        if self.handler is not None and self.state is CallState.RINGING:
+            await self.after(await self.handler.on_leg_ended(leg))
+
+    # ------------------------------------------------------------------ media
+
+    @property
+    def flow_timezone(self) -> str:
+        """The called number's time zone (for the voicemail back office's mails)."""
+        return self.flow.timezone if isinstance(self.flow, Flow) else "UTC"
+
+    async def play(self, media: Sequence[str]) -> str | None:
+        """Play prompts to the caller under our own playback id; None if the caller is gone.
+
+        On an unanswered caller this is early media: Asterisk sends 183 with the audio.
+        """
+        self.playbacks_made += 1
+        playback = ids.playback_id(self.call_id, self.playbacks_made)
+
+        async def request() -> None:
+            await self.ari.play_with_id(self.caller.channel_id, playback, list(media))
+
+        return playback if await self.caller_request(request()) else None
+
+    async def stop_playback(self, playback: str) -> None:
+        """Stop a playback (one already finished is gone: not an error)."""
+        with contextlib.suppress(AriNotFound):
+            await self.ari.stop_playback(playback)
+
+    async def record_caller(
+        self, name: str, *, max_seconds: int, silence_seconds: int, finish_key: str
+    ) -> bool:
+        """Record the caller into the stored recording `name`; False if the caller is gone."""
+
+        async def request() -> None:
+            await self.ari.record(
+                self.caller.channel_id,
+                name,
+                file_format="wav",
+                max_duration_seconds=max_seconds,
+                max_silence_seconds=silence_seconds,
+                if_exists="overwrite",
+                beep=False,
+                terminate_on=finish_key,
+            )
+
+        return await self.caller_request(request())
+
+    async def stop_recording(self, name: str) -> None:
+        """End a live recording, keeping its file (RecordingFinished follows)."""
+        with contextlib.suppress(AriNotFound):
+            await self.ari.stop_recording(name)
+
+    async def discard_recording(self, name: str) -> None:
+        """A recording too short to keep: the back office deletes it (or Asterisk, now)."""
+        if self.desk is not None:
+            await self.desk.discard(name)
+            return
+        with contextlib.suppress(AriNotFound):
+            await self.ari.delete_stored_recording(name)
+
+    async def keep_message(self, message: NewMessage) -> str:
+        """Hand a message to the voicemail back office; its id in the box."""
+        if self.desk is None:
+            log.warning("voicemail kept on Asterisk: no back office", recording=message.recording)
+            return message.recording
+        return await self.desk.keep(message)
+
+    # ------------------------------------------------------------------ ending
+
+    async def end_everything(
+        self,
+        caller_reason: HangupReason,
+        leg_reason: HangupReason = HangupReason.NORMAL,
+        *,
+        cause: int | None = None,
+    ) -> None:
+        """Hang up every live channel and the bridge; the call ends when all are gone.
+
+        `cause`: a Q.850 cause for every channel instead of the reasons (`reason_code`).
+        """
+        if self.state in (CallState.ENDING, CallState.ENDED):
+            return
+        self.to(CallState.ENDING)
+        self.cancel_timers()
+        self.drop_waiting(self.legs)
+        live = [leg for leg in self.legs if leg.live and leg.state is not LegState.ENDING]
+        for leg in live:
+            self.leg_to(leg, LegState.ENDING)
+        legs_reason, reason = (None, None) if cause else (leg_reason, caller_reason)
+        await asyncio.gather(
+            *(self.hangup(leg.channel_id, reason=legs_reason, reason_code=cause) for leg in live),
+            *(
+                [self.hangup(self.caller.channel_id, reason=reason, reason_code=cause)]
+                if self.caller_present
+                else []
+            ),
+        )
+        await self._destroy_bridge()
+        self.arm("end_grace", END_GRACE_SECONDS)
+        await self._maybe_finish()
+
+    async def _destroy_bridge(self) -> None:
+        if self.bridge_id is None:
+            return
+        bridge_id, self.bridge_id = self.bridge_id, None
+        with contextlib.suppress(AriNotFound):  # already gone with its last channel
+            await self.ari.destroy_bridge(bridge_id)
+
+    async def hangup(
+        self,
+        channel_id: str,
+        *,
+        reason: HangupReason | None = None,
+        reason_code: int | None = None,
+    ) -> None:
+        """DELETE a channel of this call; a channel already gone is not an error."""
+        if channel_id == self.caller.channel_id and reason is not None:
+            self.caller.hung_up_with = reason
+        try:
+            if reason_code is not None:
+                await self.ari.hangup(channel_id, reason_code=reason_code)
+            else:
+                await self.ari.hangup(channel_id, reason=str(reason or HangupReason.NORMAL))
+        except AriNotFound:
+            pass  # already gone: the race is expected
+        except AriError as exc:
+            log.warning("hangup failed", channel=channel_id, status=exc.status, message=exc.message)
+
+    async def _caller_gone(self, cause: int | None, at: datetime | None = None) -> None:
+        if not self.caller_present:
+            return
+        self._caller_to(CallerState.GONE)
+        self.caller.cause = cause if cause is not None else self.caller.cause
+        answered = self.record.answered_at is not None
+        self.journal.add(CallerGone(at or self.clock.now(), self.caller.cause))
+        if (
+            self.state in (CallState.RINGING, CallState.ANSWERING, CallState.PLAYING)
+            and not answered
+        ):
+            self.note(f"caller hung up while ringing (cause {self.caller.cause})")
+            log.info("caller abandoned", cause=self.caller.cause)
+        elif self.state in (CallState.BRIDGED, CallState.ANSWERING, CallState.RECORDING):
+            self.note(f"caller hung up (cause {self.caller.cause})")
+        if self.handler is not None and self.state not in (CallState.ENDING, CallState.ENDED):
+            outcome = await self.handler.on_caller_gone()
+            if outcome is not None and self.handler is not None:
+                self._leave(outcome)
+        if self.state not in (CallState.ENDING, CallState.ENDED):
+            await self.end_everything(HangupReason.NORMAL)
+        await self._maybe_finish()
+
+    async def _maybe_finish(self) -> None:
+        """End the call once Asterisk confirmed every one of its channels destroyed."""
+        if self.state is not CallState.ENDING or self.caller.state is not CallerState.DESTROYED:
+            return
+        if any(leg.state is not LegState.ENDED for leg in self.legs):
+            return
+        await self._finish()
+
+    async def _finish(self, why: CallEnd = CallEnd.NORMAL, at: datetime | None = None) -> None:
+        await self._destroy_bridge()
+        self.journal.add(CallEnded(at or self.clock.now(), self.caller.cause, why))
+        self.cancel_timers()
+        self.to(CallState.ENDED)
+        record = self.record
+        self.note(
+            f"call ended: {record.disposition}, {record.duration} s, billable {record.billsec} s"
+        )
+        log.info(
+            "call ended",
+            disposition=str(record.disposition),
+            duration=record.duration,
+            billsec=record.billsec,
+            hangup_cause=record.hangup_cause,
+            path=" > ".join(self.journal.path),
+        )
+
+    async def _abort(self) -> None:
+        """After an unexpected error: hang everything up, close the CDR, never strand a caller."""
+        try:
+            await self.end_everything(HangupReason.FAILURE)
+        except Exception:
+            log.exception("cleanup after failure also failed")
+        now = self.clock.now()
+        for leg in self.legs:
+            if leg.state is not LegState.ENDED:
+                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
+                self.journal.add(LegEnded(now, leg.channel_id, LegEnd.LOST, leg.cause))
+        self._caller_destroyed()  # we stop listening: nothing more will come
+        if self.state is not CallState.ENDING:
+            self.to(CallState.ENDING)
+        await self._finish(CallEnd.FAILURE)
+
+    async def end_lost(self, at: datetime) -> None:
+        """Asterisk lost the call while ARI was away: close it at `at`, billed up to then."""
+        if self.state is CallState.ENDED:
+            return
+        self.note("every channel gone while the connection to Asterisk was down")
+        log.warning("call_lost_with_asterisk", lost_at=at.isoformat())
+        self.cancel_timers()
+        for leg in self.legs:
+            if leg.state is not LegState.ENDED:
+                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
+                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, LOST_CAUSE))
+        self.caller.cause = self.caller.cause or LOST_CAUSE
+        self._caller_destroyed()
+        if self.state is not CallState.ENDING:
+            self.to(CallState.ENDING)
+        self.bridge_id = None  # gone with Asterisk's channels
+        await self._finish(CallEnd.ASTERISK_LOST, at)
+
+    # ------------------------------------------------------------------ timers
+
+    def arm(self, name: str, seconds: float, key: str = "") -> None:
+        """Deliver Timer(name) through the queue in `seconds` (re-arming replaces it).
+
+        Names starting `step:` belong to the current step: they are cancelled when it ends.
+        """
+        self.disarm(name)
+        self._timers[name] = self.clock.call_later(
+            seconds, lambda: self.deliver(Timer(name.partition(":")[0], key))
+        )
+
+    def disarm(self, name: str) -> None:
+        """Cancel a timer if armed."""
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _cancel_step_timers(self) -> None:
+        for name in [n for n in self._timers if n.startswith("step")]:
+            self.disarm(name)
+
+    def cancel_timers(self) -> None:
+        """Cancel every timer of the call (not the checks of channels said to be gone)."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _handle(self, item: QueueItem) -> None:
+        if isinstance(item, Timer):
+            await self._on_timer(item)
+        elif isinstance(item, Resync):
+            await self.resync(item.lost_at)
+        else:
+            await self._on_event(item)
+
+    async def _on_timer(self, timer: Timer) -> None:
+        if timer.name == "vanished":
+            self._vanish_checks.pop(timer.key, None)
+            await self._channel_vanished(timer.key)
+        elif timer.name == "end_grace":
+            if self.state is CallState.ENDING:
+                await self._end_unconfirmed()
+        elif timer.name == "max_duration":
+            leg = self.leg(timer.key)
+            if leg is self.winner and self.state in (CallState.ANSWERING, CallState.BRIDGED):
+                assert leg is not None
+                self.note(f"{leg.plan.target}: maximum call duration reached, hanging up")
+                log.warning(
+                    "leg_max_duration",
+                    target=leg.plan.target,
+                    trunk=leg.plan.trunk,
+                    max_duration=leg.plan.max_duration,
+                )
+                await self.end_everything(HangupReason.NORMAL, cause=MAX_DURATION_CAUSE)
+        elif timer.name == "ring_time":
+            leg = self.leg(timer.key)
+            if leg is not None and leg.state in (LegState.DIALING, LegState.RINGING):
+                self.note(f"{leg.plan.target}: ring time over")
+                await self.hang_up_legs([leg], reason=HangupReason.NO_ANSWER)
+        elif self.handler is not None:
+            self._timers.pop(f"{timer.name}:{timer.key}" if timer.key else timer.name, None)
+            await self.after(await self.handler.on_timer(timer.name, timer.key))
+
+    async def _end_unconfirmed(self) -> None:
+        # Asterisk never confirmed some hangups (e.g. events lost): close the books anyway.
+        log.warning("ending without confirmation of every hangup")
+        now = self.clock.now()
+        for leg in self.legs:
+            if leg.state is not LegState.ENDED:
+                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
+                self.journal.add(LegEnded(now, leg.channel_id, LegEnd.LOST, leg.cause))
+        if self.caller_present:
+            await self._caller_gone(None)
+        self._caller_destroyed()
+        await self._finish()
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Dial):
+            leg = self.leg(event.peer.id)
+            if leg is not None and event.dialstatus == "RINGING" and leg.state is LegState.DIALING:
+                self.leg_to(leg, LegState.RINGING)
+                self.journal.add(LegRinging(event.timestamp, leg.channel_id))
+                self.note(f"{leg.plan.target}: ringing")
+            return
+        channel_ids = event.channel_ids()
+        channel_id = channel_ids[0] if channel_ids else ""
+        is_caller = channel_id == self.caller.channel_id
+        leg = None if is_caller else self.leg(channel_id)
+        if not is_caller and leg is None:
+            return
+        if isinstance(event, StasisStart):
+            if leg is not None and leg.state is LegState.CREATING and self.handler is not None:
+                await self.after(await self.handler.on_leg_in_stasis(leg))
+            elif leg is not None and leg.state is LegState.CREATING:
+                await self.hang_up_legs([leg], reason=HangupReason.NORMAL)
+        elif isinstance(event, ChannelStateChange):
+            if leg is not None and event.channel.state == "Up":
+                await self._leg_up(leg, event.timestamp)
+        elif isinstance(event, ChannelHangupRequest):
+            # A soft request (our DELETE, a dial timeout) carries Asterisk's flag 32, not a
+            # Q.850 cause: the real cause only comes with ChannelDestroyed.
+            if event.soft:
+                return
+            if is_caller and self.caller.state is CallerState.PRESENT:
+                self._caller_to(CallerState.LEAVING)  # a prompt it cuts must not go on
+            if event.cause is None:
+                return
+            if is_caller:
+                self.caller.cause = event.cause
+            elif leg is not None:
+                leg.cause = event.cause
+        elif isinstance(event, ChannelDestroyed):
+            if is_caller:
+                self.caller.cause = event.cause
+                if self.caller.state is CallerState.GONE:
+                    self.journal.add(CallerGone(event.timestamp, event.cause))
+                    self._caller_to(CallerState.DESTROYED)
+                else:
+                    await self._caller_gone(event.cause, event.timestamp)
+                    self._caller_destroyed()
+            elif leg is not None:
+                leg.cause = event.cause
+                if leg.state is LegState.ENDED:
+                    self.journal.add(LegCause(event.timestamp, leg.channel_id, event.cause))
+                else:
+                    await self._leg_gone(leg, event.cause, event.timestamp)
+            await self._maybe_finish()
+        elif isinstance(event, StasisEnd) and is_caller:
+            # A leg is judged on its ChannelDestroyed, which follows at once with its cause;
+            # the caller's departure is acted on now so legs stop ringing without delay.
+            await self._caller_gone(None, event.timestamp)
+        elif self.handler is not None:
+            await self.after(await self.handler.on_event(event))
+
+    async def _leg_up(self, leg: Leg, at: datetime | None = None) -> None:
+        """A leg answered: its step decides; a leg answering too late is answered elsewhere."""
+        if leg.state in (LegState.ANSWERED, LegState.ENDING, LegState.ENDED):
+            return
+        if self.handler is None or self.winner is not None or self.state is not CallState.RINGING:
+            # Answered a moment after another leg, or after the caller left.
+            await self.hang_up_legs([leg], reason_code=ANSWERED_ELSEWHERE)
+            return
+        await self.after(await self.handler.on_leg_answered(leg, at or self.clock.now()))
+
+    def arm_max_duration(self, leg: Leg) -> None:
+        """Cut the answered leg (and the call) at its maximum duration, counted from its answer."""
+        record = self.journal.legs.get(leg.channel_id)
+        answered = record.answered_at if record is not None else None
+        spent = (self.clock.now() - answered).total_seconds() if answered else 0.0
+        self.arm("max_duration", max(0.0, leg.plan.max_duration - spent), leg.channel_id)
+
+    def mark_answered(self, leg: Leg, at: datetime) -> None:
+        """Record that `leg` answered (the ring step then connects it)."""
+        self.leg_to(leg, LegState.ANSWERED)
+        self.journal.add(LegAnswered(at, leg.channel_id))
+        self.note(f"{leg.plan.target}: answered")
+        log.info("answered", target=leg.plan.target)
+
+    async def resync(self, lost_at: datetime | None = None) -> None:
+        """After a reconnection: events may have been lost, so ask Asterisk what still exists.
+
+        When every channel of the call is gone and the connection to Asterisk had dropped
+        (`lost_at`), the call ended with it: it is closed at that moment, billed up to it.
+        """
+        channels = [self.caller.channel_id] if self.caller_present else []
+        channels += [leg.channel_id for leg in self.legs if leg.live]
+        found: dict[str, str] = {}
+        gone: list[str] = []
+        for channel_id in channels:
+            try:
+                found[channel_id] = (await self.ari.get_channel(channel_id)).state
+            except AriNotFound:
+                gone.append(channel_id)
+            except AriError as exc:
+                log.warning("resync failed", channel=channel_id, status=exc.status)
+        if lost_at is not None and channels and len(gone) == len(channels):
+            await self.end_lost(lost_at)
+            return
+        for channel_id in channels:
+            if channel_id in gone:
+                self._expect_destroyed(channel_id)
+                continue
+            leg = self.leg(channel_id)
+            if leg is not None and found.get(channel_id) == "Up" and self.winner is None:
+                await self._leg_up(leg)
+
+    def _expect_destroyed(self, channel_id: str) -> None:
+        """Asterisk says `channel_id` is gone: wait briefly for its ChannelDestroyed.
+
+        Asterisk answers REST 404/409/422 a few ms before that event (with its cause) reaches us;
+        if it never comes (events lost), `_channel_vanished` closes the channel.
+        """
+        if channel_id not in self._vanish_checks:
+            self._vanish_checks[channel_id] = self.clock.call_later(
+                VANISH_GRACE_SECONDS,
+                functools.partial(self.deliver, Timer("vanished", channel_id)),
+            )
+
+    async def _channel_vanished(self, channel_id: str) -> None:
+        """A channel Asterisk said was gone whose ChannelDestroyed never came: close it now."""
+        if self.state is CallState.ENDED:
+            return
+        if channel_id == self.caller.channel_id:
+            if self.caller.state is CallerState.DESTROYED:
+                return
+            self.note(f"channel {channel_id} vanished while events were not received")
+            # Gone because we hung it up: its cause is the one our reason gives.
+            if self.caller.cause is None and self.caller.hung_up_with is not None:
+                self.caller.cause = CAUSE_OF_REASON[self.caller.hung_up_with]
+            if self.caller_present:
+                await self._caller_gone(None)
+            else:
+                self.journal.add(CallerGone(self.clock.now(), self.caller.cause))
+            self._caller_destroyed()
+        else:
+            leg = self.leg(channel_id)
+            if leg is None or leg.state is LegState.ENDED:
+                return
+            self.note(f"channel {channel_id} vanished while events were not received")
+            await self._leg_gone(leg, None)
+        await self._maybe_finish()

@@ -1,0 +1,210 @@
+"""The ring step: ring the step's legs with its strategy; bridge the first to answer.
+
+The strategy (`pbxd.calls.strategies`) says which legs start when; this handler keeps the
+step's timeout, each leg's ring time (a hunt leg's is cut by what is left of the step), and
+decides how the step ends: answered (the call stays in its bridge), or no answer, busy,
+unavailable (`pbxd.dialplan.outcome.ring_outcome`), each leading to the step the flow says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from pbxd.calls.journal import LegEnd
+from pbxd.calls.states import CallState, LegState
+from pbxd.calls.steps.base import StepHandler
+from pbxd.calls.strategies import RingAll, strategy_of
+from pbxd.dialplan.flow import RingStep, StepOutcome
+from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, ring_outcome
+from pbxd.vocabulary import HangupReason
+
+if TYPE_CHECKING:
+    from pbxd.calls.session import CallSession, Leg
+
+log = structlog.get_logger("pbxd.calls")
+
+# Asterisk's dial timeout ends a ringing leg; ours is the backstop if that never comes.
+RING_BACKSTOP_SECONDS = 2.0
+TIMEOUT_TIMER = "step_timeout"
+
+
+class RingHandler(StepHandler[RingStep]):
+    """Rings the legs of one ring step."""
+
+    def __init__(self, step: RingStep, session: CallSession) -> None:
+        super().__init__(step, session)
+        self.rule = strategy_of(step.strategy)
+        self.legs: list[Leg] = []
+        self.timed_out = False
+        self.started = 0.0  # clock.monotonic() when the step started ringing
+
+    # ------------------------------------------------------------------ entering
+
+    async def enter(self) -> StepOutcome | None:
+        """Indicate ringing to the caller while the first legs are created."""
+        session = self.session
+        session.to(CallState.RINGING)
+        self.legs = session.add_legs(self.step)
+        self.started = session.clock.monotonic()
+        session.note(f"ring ({self.step.strategy}, timeout {self.step.timeout} s)")
+        session.arm(TIMEOUT_TIMER, self.step.timeout)
+        first = [self.legs[i] for i in self.rule.to_start([leg.state for leg in self.legs])]
+        # No round trip before the first dial. A caller gone meanwhile is handled once every
+        # create has answered, so no leg is left half-made.
+        ring_error, *_ = await asyncio.gather(
+            session.ring_caller(), *(session.start_leg(leg) for leg in first)
+        )
+        if ring_error is not None:
+            await session.caller_already_gone(ring_error)
+            return None
+        return await self._progress()
+
+    @classmethod
+    def adopt(
+        cls,
+        step: RingStep,
+        session: CallSession,
+        legs: list[Leg],
+        elapsed: float,
+    ) -> RingHandler:
+        """The handler of a ring step a previous run left ringing `elapsed` seconds ago."""
+        handler = cls(step, session)
+        handler.legs = legs
+        handler.started = session.clock.monotonic() - elapsed
+        return handler
+
+    async def resume(self) -> StepOutcome | None:
+        """After a restart: what is left of the timeout; catch up with Asterisk; go on."""
+        session = self.session
+        left = self.time_left()
+        session.note(f"adopted after restart: still ringing, {max(0.0, left):.1f} s of route left")
+        log.info("ringing call adopted", route_time_left=round(left, 1))
+        if left <= 0:
+            self.timed_out = True  # ran out while nobody listened: legs rang out, no answer
+        session.arm(TIMEOUT_TIMER, max(0.0, left))
+        for leg in self.legs:
+            if leg.state is LegState.RINGING:
+                self._arm_ring_time(leg, leg.plan.ring_time)
+        await session.resync()
+        if session.handler is not self:
+            return None  # answered (or ended) during the resync
+        if isinstance(self.rule, RingAll) and not self.timed_out:
+            # Every ringall leg's turn came at the start: one still waiting was never created
+            # (lost with the last CDR batch), so it rings now, with the others.
+            unrung = [leg for leg in self.legs if leg.state is LegState.WAITING]
+            if session.state is CallState.RINGING and unrung:
+                await asyncio.gather(*(session.start_leg(leg) for leg in unrung))
+        return await self._progress()
+
+    # ------------------------------------------------------------------ events
+
+    async def on_leg_in_stasis(self, leg: Leg) -> StepOutcome | None:
+        """Dial it: its own ring time, unless the step gives up sooner (a late hunt leg)."""
+        # Rounded up so the step's timer, not Asterisk, ends a leg at the timeout.
+        ring_time = max(1, min(leg.plan.ring_time, math.ceil(self.time_left())))
+        if await self.session.dial(leg, ring_time):
+            self._arm_ring_time(leg, ring_time)
+        return None
+
+    async def on_leg_answered(self, leg: Leg, at: datetime) -> StepOutcome | None:
+        """The first leg to answer wins: the others are answered elsewhere (cause 26)."""
+        session = self.session
+        session.mark_answered(leg, at)
+        session.cancel_timers()
+        session.arm_max_duration(leg)
+        others = [
+            o for o in self.legs if o is not leg and o.live and o.state is not LegState.ENDING
+        ]
+        await session.hang_up_legs(others, reason_code=ANSWERED_ELSEWHERE)
+        session.drop_waiting(self.legs)
+        if not await session.connect(leg):
+            return None
+        return StepOutcome.ANSWERED
+
+    async def on_leg_ended(self, leg: Leg) -> StepOutcome | None:
+        """A leg of this step is gone: start the next one, or give up."""
+        if leg not in self.legs:
+            return None
+        return await self._progress()
+
+    async def on_timer(self, name: str, key: str) -> StepOutcome | None:
+        """The step's timeout: whoever still rings is hung up, nobody answered."""
+        if name != TIMEOUT_TIMER or self.session.state is not CallState.RINGING:
+            return None
+        self.timed_out = True
+        self.session.note("route timeout")
+        return await self._give_up()
+
+    async def on_caller_gone(self) -> StepOutcome | None:
+        """The caller hung up: the step is abandoned unless a leg answered already."""
+        return None if self.session.winner is not None else StepOutcome.ABANDONED
+
+    # ------------------------------------------------------------------ decisions
+
+    def time_left(self) -> float:
+        """Seconds before the step's timeout (the whole step is bounded by it)."""
+        return self.step.timeout - (self.session.clock.monotonic() - self.started)
+
+    def _arm_ring_time(self, leg: Leg, ring_time: float) -> None:
+        """Our backstop for Asterisk's dial timeout: the leg is hung up if that never comes."""
+        self.session.arm(
+            f"ring_time:{leg.channel_id}", ring_time + RING_BACKSTOP_SECONDS, leg.channel_id
+        )
+
+    async def _progress(self) -> StepOutcome | None:
+        """While ringing: start the next legs the strategy names, or give up when none is left."""
+        session = self.session
+        while session.state is CallState.RINGING and session.handler is self:
+            if any(leg.live for leg in self.legs):
+                return None
+            waiting = [leg for leg in self.legs if leg.state is LegState.WAITING]
+            if waiting and not self.timed_out and self.time_left() <= 0:
+                self.timed_out = True  # the step's timer is due: no time left for the next turn
+            if not waiting or self.timed_out:
+                return await self._give_up()
+            for index in self.rule.to_start([leg.state for leg in self.legs]):
+                await session.start_leg(self.legs[index])
+        return None
+
+    async def _give_up(self) -> StepOutcome:
+        """Nobody answered: stop what still rings; the outcome picks the next step."""
+        session = self.session
+        causes = [
+            leg.cause
+            for leg in self.legs
+            if leg.state is LegState.ENDED and leg.end is not LegEnd.NOT_RUNG
+        ]
+        outcome = ring_outcome(causes, self.timed_out)
+        session.note(f"nobody answered: {outcome}")
+        log.info("call not answered", outcome=str(outcome))
+        session.drop_waiting(self.legs)
+        live = [leg for leg in self.legs if leg.live and leg.state is not LegState.ENDING]
+        reason = HangupReason.NO_ANSWER if self.timed_out else HangupReason.NORMAL
+        await session.hang_up_legs(live, reason=reason)
+        return outcome
+
+
+def found_leg_states(
+    legs: list[Leg], channel_states: Mapping[str, str | None], ended: Mapping[str, int | None]
+) -> None:
+    """Set adopted legs' states from what Asterisk and the journal say (see the daemon).
+
+    `channel_states`: each leg's channel state on Asterisk (None: no such channel);
+    `ended`: legs the journal or the CDR knows ended, with their cause.
+    """
+    for leg in legs:
+        state = channel_states.get(leg.channel_id)
+        if state is None:
+            if leg.channel_id in ended:  # it had a channel, gone while nobody listened
+                leg.state, leg.end = LegState.ENDED, LegEnd.HUNG_UP
+                leg.cause = ended[leg.channel_id]
+            continue  # else: its turn has not come yet
+        # Down may mean dialled, not ringing yet: never dial twice; Asterisk's dial timeout
+        # or our ring-time backstop ends a leg that was not dialled after all.
+        leg.state = LegState.RINGING

@@ -1,0 +1,34 @@
+"""The words a call is run with, shared by the configuration, the planner and the call core.
+
+They used to live with the YAML file models (`pbxd.config.files`, which re-exports them);
+the runtime needs them without the configuration's parsing layer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RingStrategy(StrEnum):
+    """How a ring step's targets are rung (each one a class in `pbxd.calls.strategies`)."""
+
+    RINGALL = "ringall"
+    HUNT = "hunt"
+
+
+class HangupReason(StrEnum):
+    """Reasons ARI accepts on DELETE /channels/{id} (Asterisk 22's allowable values)."""
+
+    NORMAL = "normal"
+    BUSY = "busy"
+    CONGESTION = "congestion"
+    NO_ANSWER = "no_answer"
+    TIMEOUT = "timeout"
+    REJECTED = "rejected"
+    UNALLOCATED = "unallocated"
+    NORMAL_UNSPECIFIED = "normal_unspecified"
+    NUMBER_INCOMPLETE = "number_incomplete"
+    CODEC_MISMATCH = "codec_mismatch"
+    INTERWORKING = "interworking"
+    FAILURE = "failure"
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
