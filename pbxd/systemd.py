@@ -39,6 +39,7 @@ class Notifier:
         # Half the period, as sd_watchdog_enabled(3) advises: one late ping is not a restart.
         self.watchdog_interval = watchdog_usec / 2e6 if watchdog_usec else None
         self._failed = False
+        self._ready = False  # READY=1 sent: a reload may say it again, start-up may not
         self.sent = 0  # datagrams delivered, for tests and the status line
 
     @classmethod
@@ -94,6 +95,7 @@ class Notifier:
 
     def ready(self, status: str | None = None) -> bool:
         """Start-up (or a reload) is over: pbxd takes calls."""
+        self._ready = True
         return self.notify("READY=1", *([f"STATUS={status}"] if status else []))
 
     def status(self, text: str) -> bool:
@@ -113,8 +115,12 @@ class Notifier:
         """Wrap a configuration reload: `RELOADING=1` before, `READY=1` after, even on error.
 
         MONOTONIC_USEC lets `Type=notify-reload` (systemd 253+) tell this reload from an
-        older one; plain `Type=notify` ignores it.
+        older one; plain `Type=notify` ignores it. A reload during start-up sends nothing:
+        READY=1 then would tell systemd pbxd takes calls before ARI is even connected.
         """
+        if not self._ready:
+            yield
+            return
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading configuration")
         try:

@@ -451,7 +451,9 @@ def test_agi_example_context_uses_what_pbxd_serves_and_sets() -> None:
     assert scripts == {"route", "result"} and scripts <= set(served)
     # Every PBXD_* variable the dialplan reads is one the route script sets.
     leg = LegPlan("alice", "PJSIP/alice", None, 20, "+33612000001", "Jean")
-    ring = RouteAnswer(AgiResult.RING, "+33170000001", "", legs=(leg,), timeout=20, cause=1)
+    ring = RouteAnswer(
+        AgiResult.RING, "+33170000001", "", legs=(leg,), timeout=20, cause=1, greeting=("hi",)
+    )
     set_names = {name for name, _ in ring.variables()}
     read = set(re.findall(r"\$\{(PBXD_\w+)\}", " ".join(s.args for s in steps[number])))
     assert read and read <= set_names

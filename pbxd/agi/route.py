@@ -10,10 +10,10 @@ could only do itself over ARI, and a hangup (PBXD_RESULT=reject).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from pbxd.agi.protocol import AgiRequest
 from pbxd.cdr.records import (
@@ -69,6 +69,8 @@ class RouteAnswer:
     timeout: int = 0
     cause: int | None = None  # Q.850, for a reject
     path: CallPath = field(default=())
+    greeting: tuple[str, ...] = ()  # prompts to play before ringing (Playback's names)
+    greeting_answers: bool = False  # the route answers for its greeting (else early media)
 
     def variables(self) -> list[tuple[str, str]]:
         """The channel variables to set, PBXD_RESULT last (a cut session never says ring)."""
@@ -88,6 +90,9 @@ class RouteAnswer:
                 for n, leg in enumerate(self.hunt, 1):
                     found += [(f"PBXD_HUNT_DIAL_{n}", leg.dial_string)]
                     found += [(f"PBXD_HUNT_TIMEOUT_{n}", str(leg.ring_time))]
+        if self.greeting:
+            found.append(("PBXD_GREETING", "&".join(self.greeting)))
+            found.append(("PBXD_GREETING_ANSWER", "1" if self.greeting_answers else "0"))
         if self.cause is not None:
             found.append(("PBXD_CAUSE", str(self.cause)))
         found.append(("PBXD_RESULT", str(self.result)))
@@ -115,7 +120,7 @@ def route_request(request: AgiRequest, config: Config, now: datetime) -> RouteAn
         caller_name=request.caller_name,
         stasis_args=(request.calling_pres,) if request.calling_pres.strip() else (),
     )
-    decision: Any = plan_call(facts, config)
+    decision = plan_call(facts, config)
     if isinstance(decision, Reject):
         return RouteAnswer(
             AgiResult.REJECT,
@@ -126,13 +131,14 @@ def route_request(request: AgiRequest, config: Config, now: datetime) -> RouteAn
             caller_name=decision.caller_name,
             cause=CAUSE_OF_REASON[decision.reason],
         )
-    flow = decision if isinstance(decision, Flow) else _flow_of_ring_plan(decision, config)
-    return walk_flow(flow, now)
+    return walk_flow(decision, now)
 
 
 def walk_flow(flow: Flow, now: datetime) -> RouteAnswer:
     """Follow `flow` from its start to the first step the dialplan has to take over."""
     path: list[PathStep] = []
+    greeting: list[str] = []
+    answers = False
     base = RouteAnswer(
         AgiResult.REJECT,
         flow.did,
@@ -153,13 +159,16 @@ def walk_flow(flow: Flow, now: datetime) -> RouteAnswer:
                     return _replace(base, AgiResult.CLOSED, "outside opening hours", path)
                 step = flow.step(step.open)
             case PlayStep():
-                # Prompts are the dialplan's own in AGI mode (Playback before Dial).
+                # The dialplan plays them (PBXD_GREETING), before it dials.
+                greeting += [p.removeprefix("sound:") for p in step.prompts]
+                answers = answers or step.answer
                 step = flow.step(step.next)
             case GotoStep():
                 path.append(PathStep(StepKind.GOTO, StepOutcome.JUMPED, step.target))
                 step = flow.step(step.target)
             case RingStep() if step.legs:
-                return _ring(base, step, path)
+                ring = _ring(base, step, path)
+                return dataclasses.replace(ring, greeting=tuple(greeting), greeting_answers=answers)
             case HangupStep():
                 cause = CAUSE_OF_REASON[step.reason]
                 return _replace(base, AgiResult.REJECT, f"hangup ({step.reason})", path, cause)
@@ -212,47 +221,6 @@ def _ring(base: RouteAnswer, step: RingStep, path: list[PathStep]) -> RouteAnswe
         hunt=step.legs if hunt else (),
         timeout=min(step.timeout, max(leg.ring_time for leg in legs)),
         path=tuple(path),
-    )
-
-
-def _flow_of_ring_plan(plan: Any, config: Config) -> Flow:
-    """Today's RingPlan as a one-ring flow (with the route's hours): until the planner
-    returns flows itself (the call-core rebuild), after which this is never called."""
-    route = config.route_for(plan.did)
-    ring = RingStep(
-        "ring",
-        plan.strategy,
-        tuple(
-            LegPlan(
-                leg.target,
-                leg.dial_string,
-                leg.trunk,
-                leg.ring_time,
-                leg.caller_id_number,
-                leg.caller_id_name,
-                leg.caller_id_presentation,
-            )
-            for leg in plan.legs
-        ),
-        plan.timeout,
-        "end",
-        "end",
-        "end",
-    )
-    steps: dict[str, Step] = {"ring": ring, "end": HangupStep("end", plan.no_answer_reason)}
-    start = "ring"
-    if route is not None and route.hours is not None:
-        steps["hours"] = ScheduleStep("hours", route.hours, "ring", "end")
-        start = "hours"
-    return Flow(
-        plan.did,
-        plan.trunk,
-        plan.route,
-        start,
-        steps,
-        plan.caller_number,
-        plan.caller_name,
-        plan.caller_withheld,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ import pytest
 import structlog.testing
 
 from pbxd.agi.protocol import AgiProtocolError, AgiRequest, parse_header_line, quote
-from pbxd.agi.route import DialOutcome, call_record, route_request
+from pbxd.agi.route import AgiResult, DialOutcome, call_record, route_request, walk_flow
 from pbxd.agi.server import FastAgiServer
 from pbxd.cdr.records import CallRecord, Disposition, LegRecord, format_path
 from pbxd.config.compile import compile_config
@@ -370,3 +371,38 @@ def test_header_lines_must_be_agi_keys() -> None:
     assert parse_header_line("agi_accountcode: ") == ("agi_accountcode", "")
     with pytest.raises(AgiProtocolError):
         parse_header_line("HANGUP")
+
+
+def test_a_flow_walk_passes_greetings_and_gotos_to_the_dialplan() -> None:
+    from pbxd.config.files import HangupReason, RingStrategy
+    from pbxd.dialplan.flow import Flow, GotoStep, HangupStep, LegPlan, PlayStep, RingStep
+
+    leg = LegPlan("alice", "PJSIP/alice", None, 25, "+33612000001", "Jean")
+    flow = Flow(
+        did="+33170000001",
+        trunk="carrier-fr",
+        route="front",
+        start="greeting",
+        steps={
+            "greeting": PlayStep(
+                "greeting", ("sound:acme-welcome", "sound:acme-wait"), False, "go"
+            ),
+            "go": GotoStep("go", "overflow/ring"),
+            "overflow/ring": RingStep(
+                "overflow/ring", RingStrategy.RINGALL, (leg,), 20, "end", "end", "end"
+            ),
+            "end": HangupStep("end", HangupReason.NO_ANSWER),
+        },
+        caller_number="+33612000001",
+        caller_name="Jean",
+    )
+    answer = walk_flow(flow, MONDAY_10H_PARIS)
+    variables = dict(answer.variables())
+    assert variables["PBXD_GREETING"] == "acme-welcome&acme-wait"
+    assert variables["PBXD_GREETING_ANSWER"] == "0"  # early media: the caller is not billed
+    assert variables["PBXD_TIMEOUT"] == "20"  # the ring time, capped by the step's timeout
+    assert format_path(answer.path) == "goto overflow/ring"
+    # A flow that only hangs up is a reject with the step's cause.
+    flow_end = dataclasses.replace(flow, start="end")
+    ended = walk_flow(flow_end, MONDAY_10H_PARIS)
+    assert (ended.result, ended.cause) == (AgiResult.REJECT, 19)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,25 @@ async def test_pbxd_run_serves_fastagi_and_writes_the_cdr(
     assert entry.call.disposition is Disposition.BUSY and entry.call.hangup_cause == 17
     assert entry.call.route == "paris-reception" and entry.call.caller_number == "+33612000001"
     assert {leg.target for leg in entry.legs} == {"alice", "bob", "ceo-mobile"}
+
+
+async def test_pbxd_run_exits_1_with_one_line_when_the_agi_port_is_taken(example: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        process = await start_daemon(
+            example,
+            "http://127.0.0.1:1/ari",
+            f"sqlite:///{example / 'cdr.db'}",
+            PBXD_AGI_BIND=f"127.0.0.1:{port}",
+        )
+        async with asyncio.timeout(20):
+            _, err = await process.communicate()
+    finally:
+        taken.close()
+    assert process.returncode == 1
+    [failed] = [json.loads(line) for line in err.decode().splitlines() if "agi_" in line]
+    assert failed["event"] == "agi_bind_failed" and failed["bind"] == f"127.0.0.1:{port}"
+    assert "Traceback" not in err.decode()

@@ -133,6 +133,10 @@ async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Pa
         )
         sim.hangup(caller)
         await wait_for(lambda: not sim.channels)
+        # The simulator is done; SIGTERM only once pbxd has handled the end too.
+        await read_until(
+            second, lambda line: line["event"] == "call ended" and line.get("call_id") == caller
+        )
         await stop_daemon(second)
     finally:
         await shut_down(sim, first, second)

@@ -93,11 +93,19 @@ def test_messages_reach_a_socket_path_as_key_value_lines() -> None:
 
 def test_reloading_wraps_a_reload_even_when_it_fails(fake_systemd: FakeSystemd) -> None:
     notifier = Notifier(fake_systemd.address)
+    notifier.ready()
     with pytest.raises(RuntimeError), notifier.reloading():
         raise RuntimeError("bad configuration")
-    reloading, ready = fake_systemd.drain()
+    _, reloading, ready = fake_systemd.drain()
     assert reloading["RELOADING"] == "1" and int(reloading["MONOTONIC_USEC"]) > 0
     assert ready == {"READY": "1"}
+
+
+def test_a_reload_during_start_up_never_says_ready(fake_systemd: FakeSystemd) -> None:
+    notifier = Notifier(fake_systemd.address)
+    with notifier.reloading():
+        pass
+    assert fake_systemd.drain() == []  # READY=1 waits for ARI and recovery
 
 
 def test_environment_is_read_once_and_removed() -> None:
