@@ -478,15 +478,16 @@ class CallSession:
         """Indicate ringing to the caller (not answered); the error if it is gone."""
         return await self.try_caller_request(self.ari.ring(self.caller.channel_id))
 
-    async def answer_caller(self, by: str | None) -> bool:
+    async def answer_caller(self, by: str | None, at: datetime | None = None) -> bool:
         """Answer the caller (for target `by`, or for pbxd itself); False if it is gone.
 
-        A caller pbxd answered already (a greeting after answering) is not answered twice.
+        `at`: the moment the call counts as answered (the target's answer, by Asterisk's
+        clock), else now. A caller pbxd answered already (a greeting) is not answered twice.
         """
         answered = self.record.answered_at is not None
         if not answered and not await self.caller_request(self.ari.answer(self.caller.channel_id)):
             return False
-        self.journal.add(CallerAnswered(self.clock.now(), by))
+        self.journal.add(CallerAnswered(at or self.clock.now(), by))
         return True
 
     # ------------------------------------------------------------------ legs
@@ -594,11 +595,12 @@ class CallSession:
             if leg.state is LegState.WAITING:
                 self.leg_to(leg, LegState.ENDED, LegEnd.NOT_RUNG)
 
-    async def connect(self, leg: Leg) -> bool:
-        """A leg answered: answer the caller and bridge them; False if the call ended."""
+    async def connect(self, leg: Leg, answered_at: datetime | None = None) -> bool:
+        """A leg answered (at `answered_at`): answer the caller and bridge them; False if
+        the call ended. The call is billed from the target's answer."""
         self.to(CallState.ANSWERING)
         self.winner = leg
-        if not await self.answer_caller(leg.plan.target):
+        if not await self.answer_caller(leg.plan.target, answered_at):
             return False
         try:
             bridge = await self.ari.create_bridge(
