@@ -34,7 +34,7 @@ from pbxd.calls.steps.voicemail import MessageDesk
 from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
 from pbxd.config.model import Config
-from pbxd.dialplan import CallFacts, Flow, LegPlan, RingStep, plan_call
+from pbxd.dialplan import CallFacts, Decision, Flow, LegPlan, RingStep, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
 from pbxd.dialplan.plan import max_call_duration
 from pbxd.vocabulary import HangupReason
@@ -382,18 +382,7 @@ class CallDaemon:
         # Asterisk keeps the Stasis arguments our legs were created with: `pbxd-leg,<call>`.
         if ids.call_of_stasis_args(_stasis_args(leg)) != caller.id:
             return set()
-        decision = plan_call(
-            CallFacts(
-                channel_id=caller.id,
-                channel_name=caller.name,
-                called=caller.dialplan.exten,
-                caller_number=caller.caller.number,
-                caller_name=caller.caller.name,
-                stasis_args=_stasis_args(caller),
-                now=self.clock.now(),
-            ),
-            self.config,
-        )
+        decision = self._plan_again(caller)
         target = self._target_of_channel(leg)
         # Nothing says when it was answered: the leg's creation is the earliest it can be.
         record = CallRecord(
@@ -420,6 +409,21 @@ class CallDaemon:
         self.cdr.record_leg(winner)
         self._start(self._adopt_bridged(record, winner, bridge_id, [winner], 0))
         return {caller.id, leg.id}
+
+    def _plan_again(self, caller: Channel) -> Decision:
+        """Plan a call found on Asterisk from its caller's channel, as its StasisStart did."""
+        return plan_call(
+            CallFacts(
+                channel_id=caller.id,
+                channel_name=caller.name,
+                called=caller.dialplan.exten,
+                caller_number=caller.caller.number,
+                caller_name=caller.caller.name,
+                stasis_args=_stasis_args(caller),  # a withheld caller stays withheld
+                now=self.clock.now(),
+            ),
+            self.config,
+        )
 
     def _target_of_channel(self, channel: Channel) -> str:
         """The softphone target whose endpoint a channel is on (`PJSIP/bob-0000001a`)."""
@@ -601,18 +605,7 @@ class CallDaemon:
         Where the call stood (which ring step, which legs it made) is read from its
         journal; the step itself from the configuration, which must not have changed.
         """
-        decision = plan_call(
-            CallFacts(
-                channel_id=caller.id,
-                channel_name=caller.name,
-                called=caller.dialplan.exten,
-                caller_number=caller.caller.number,
-                caller_name=caller.caller.name,
-                stasis_args=_stasis_args(caller),  # a withheld caller stays withheld
-                now=self.clock.now(),
-            ),
-            self.config,
-        )
+        decision = self._plan_again(caller)
         if not isinstance(decision, Flow) or decision.route != record.route:
             return None  # the configuration changed under the call: do not guess
         # A journal says which step rang; a row written by an older pbxd: the route's first.

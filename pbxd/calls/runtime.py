@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import time
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -110,6 +109,7 @@ class CallService:
             on_bad_event=self.daemon.on_bad_event,
             heartbeat=self._heartbeat,
             session=self._session,
+            clock=self.clock,
         )
         self._stream_task = asyncio.create_task(
             self._keep_stream_running(self.stream), name="ari-events"
@@ -126,7 +126,7 @@ class CallService:
         # Restart in-process, not exit for systemd: calls in progress keep controllers and timers.
         delay = STREAM_RESTART_S
         while not self._stopping:
-            started = time.monotonic()
+            started = self.clock.monotonic()
             error: Exception | None = None
             try:
                 await stream.run()
@@ -134,7 +134,7 @@ class CallService:
                 error = exc
             if error is None and self._stopping:
                 return
-            if time.monotonic() - started >= STREAM_HEALTHY_S:
+            if self.clock.monotonic() - started >= STREAM_HEALTHY_S:
                 delay = STREAM_RESTART_S
             self.stream_failures += 1
             log.error(
@@ -146,7 +146,7 @@ class CallService:
                 failures=self.stream_failures,
                 exc_info=error,
             )
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
             delay = min(delay * 2, STREAM_RESTART_MAX_S)
 
     async def stop(self) -> None:

@@ -478,15 +478,16 @@ class CallSession:
         """Indicate ringing to the caller (not answered); the error if it is gone."""
         return await self.try_caller_request(self.ari.ring(self.caller.channel_id))
 
-    async def answer_caller(self, by: str | None) -> bool:
+    async def answer_caller(self, by: str | None, at: datetime | None = None) -> bool:
         """Answer the caller (for target `by`, or for pbxd itself); False if it is gone.
 
-        A caller pbxd answered already (a greeting after answering) is not answered twice.
+        `at`: the moment the call counts as answered (the target's answer, by Asterisk's
+        clock), else now. A caller pbxd answered already (a greeting) is not answered twice.
         """
         answered = self.record.answered_at is not None
         if not answered and not await self.caller_request(self.ari.answer(self.caller.channel_id)):
             return False
-        self.journal.add(CallerAnswered(self.clock.now(), by))
+        self.journal.add(CallerAnswered(at or self.clock.now(), by))
         return True
 
     # ------------------------------------------------------------------ legs
@@ -594,11 +595,12 @@ class CallSession:
             if leg.state is LegState.WAITING:
                 self.leg_to(leg, LegState.ENDED, LegEnd.NOT_RUNG)
 
-    async def connect(self, leg: Leg) -> bool:
-        """A leg answered: answer the caller and bridge them; False if the call ended."""
+    async def connect(self, leg: Leg, answered_at: datetime | None = None) -> bool:
+        """A leg answered (at `answered_at`): answer the caller and bridge them; False if
+        the call ended. The call is billed from the target's answer."""
         self.to(CallState.ANSWERING)
         self.winner = leg
-        if not await self.answer_caller(leg.plan.target):
+        if not await self.answer_caller(leg.plan.target, answered_at):
             return False
         try:
             bridge = await self.ari.create_bridge(
@@ -815,15 +817,19 @@ class CallSession:
             await self.end_everything(HangupReason.FAILURE)
         except Exception:
             log.exception("cleanup after failure also failed")
-        now = self.clock.now()
-        for leg in self.legs:
-            if leg.state is not LegState.ENDED:
-                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(now, leg.channel_id, LegEnd.LOST, leg.cause))
+        self._close_legs_lost(self.clock.now())
         self._caller_destroyed()  # we stop listening: nothing more will come
         if self.state is not CallState.ENDING:
             self.to(CallState.ENDING)
         await self._finish(CallEnd.FAILURE)
+
+    def _close_legs_lost(self, at: datetime, cause: int | None = None) -> None:
+        """Close every leg still open without Asterisk's word (its cause, or `cause`)."""
+        for leg in self.legs:
+            if leg.state is not LegState.ENDED:
+                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
+                lost_cause = cause if cause is not None else leg.cause
+                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, lost_cause))
 
     async def end_lost(self, at: datetime) -> None:
         """Asterisk lost the call while ARI was away: close it at `at`, billed up to then."""
@@ -832,10 +838,7 @@ class CallSession:
         self.note("every channel gone while the connection to Asterisk was down")
         log.warning("call_lost_with_asterisk", lost_at=at.isoformat())
         self.cancel_timers()
-        for leg in self.legs:
-            if leg.state is not LegState.ENDED:
-                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(at, leg.channel_id, LegEnd.LOST, LOST_CAUSE))
+        self._close_legs_lost(at, LOST_CAUSE)
         self.caller.cause = self.caller.cause or LOST_CAUSE
         self._caller_destroyed()
         if self.state is not CallState.ENDING:
@@ -912,11 +915,7 @@ class CallSession:
     async def _end_unconfirmed(self) -> None:
         # Asterisk never confirmed some hangups (e.g. events lost): close the books anyway.
         log.warning("ending without confirmation of every hangup")
-        now = self.clock.now()
-        for leg in self.legs:
-            if leg.state is not LegState.ENDED:
-                self.leg_to(leg, LegState.ENDED, LegEnd.LOST)
-                self.journal.add(LegEnded(now, leg.channel_id, LegEnd.LOST, leg.cause))
+        self._close_legs_lost(self.clock.now())
         if self.caller_present:
             await self._caller_gone(None)
         self._caller_destroyed()

@@ -8,7 +8,8 @@ and error answers mirror the captures in shared/asterisk-ari (see the module doc
 Files: `model.py` (state classes, JSON renderings, cause tables), `peers.py` (PeerScript,
 dial-string parsing, script lookup), `pbx.py` (channels, Stasis, dialing, bridges,
 playbacks and the events they raise), `hub.py` (event WebSockets and app ownership),
-`rest.py` (ARI routes and handlers), `server.py` (AriSimulator, aiohttp plumbing).
+`rest.py` (ARI routes and handlers), `server.py` (AriSimulator, aiohttp plumbing),
+`faults.py` (`AriSimulator.faults`: the fault-injection API tests use).
 
 Extras beyond the contract (all typed): `AriSimulator(..., asterisk_id=, stasis_delay=,
 stasis_min_real_delay=)`, `add_endpoint(..., context=)`, `inbound_call(..., app=, dtmf=,

@@ -86,6 +86,8 @@ class EventHub:
         self._owner: dict[str, EventSession] = {}
         self.sessions: list[EventSession] = []
         self.on_delivered: Callable[[JsonDict], None] | None = None
+        # Fault injection: True keeps an event back (it is neither logged nor sent).
+        self.gate: Callable[[list[str], JsonDict], bool] | None = None
         self._changed = asyncio.Event()
 
     def is_active(self, app: str) -> bool:
@@ -119,14 +121,17 @@ class EventHub:
 
     def publish(self, apps: Iterable[str], event: JsonDict) -> None:
         """Send `event` to each app's WebSocket, with its `application` set; others drop it."""
-        for app in dict.fromkeys(apps):
+        apps = list(dict.fromkeys(apps))
+        if self.gate is not None and self.gate(apps, event):
+            return
+        for app in apps:
             session = self._owner.get(app)
             if session is None:
                 continue
             message = {**event, "application": app}
-            if self.on_delivered is not None:
-                self.on_delivered(message)
             session.send(message)
+            if self.on_delivered is not None:  # after: what it triggers is queued behind it
+                self.on_delivered(message)
 
     def drop_all(self) -> list[EventSession]:
         """Close every WebSocket now (apps inactive at once); returns the sessions closed."""

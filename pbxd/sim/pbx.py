@@ -135,10 +135,13 @@ class SimPbx:
         *,
         asterisk_id: str,
         stasis_delay: float,
+        extra_stasis_delay: Callable[[str], float] | None = None,
     ) -> None:
         self.clock = clock
         self.asterisk_id = asterisk_id
         self.stasis_delay = stasis_delay
+        # Fault injection: more virtual seconds before a created channel enters Stasis.
+        self._extra_stasis_delay = extra_stasis_delay or (lambda _channel_id: 0.0)
         # Asterisk 22: a lone inbound channel's events stop at StasisEnd (no ChannelDestroyed).
         # False keeps the older simulator's ChannelDestroyed, which today's daemon still needs.
         self.stasis_only_subscriptions = False
@@ -375,7 +378,8 @@ class SimPbx:
         self.set_variables(chan, variables)
         # The channel thread runs Stasis() just after the REST answer: a `dial` sent before
         # the client has seen StasisStart gets 409 (race_dial_before_stasisstart.jsonl).
-        self._later(chan, self.stasis_delay, lambda: self._enter_stasis(chan, app, args))
+        delay = self.stasis_delay + self._extra_stasis_delay(chan.id)
+        self._later(chan, delay, lambda: self._enter_stasis(chan, app, args))
         return chan
 
     def _request_channel(self, endpoint: str, channel_id: str | None) -> SimChannel:

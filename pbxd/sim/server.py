@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..clock import Clock, RealClock
+from .faults import SimFaults
 from .hub import EventHub, EventSession
 from .media import SoundLibrary
 from .media_rest import PresenceRoutes, RecordingRoutes
@@ -90,12 +91,16 @@ class AriSimulator:
         speed = float(getattr(self.clock, "speed", 1.0))
         self.hub = EventHub(self._app_event)
         self.hub.on_delivered = self._log_event
+        self.faults = SimFaults(self, self.clock)
+        """Fault injection (pbxd/sim/faults.py): held events, failed requests, and more."""
+        self.hub.gate = self.faults.keeps_back
         self.pbx = SimPbx(
             self.clock,
             self.hub.publish,
             self.hub.is_active,
             asterisk_id=asterisk_id,
             stasis_delay=max(stasis_delay, stasis_min_real_delay * speed),
+            extra_stasis_delay=self.faults.stasis_delay,
         )
         self.pbx.stasis_only_subscriptions = stasis_only_subscriptions
         self.rest = AriRest(
@@ -219,6 +224,7 @@ class AriSimulator:
 
     async def stop(self) -> None:
         """Close the WebSockets, cancel every pending timer and stop listening."""
+        self.faults.clear()
         sessions = self.hub.drop_all()
         for session in sessions:
             with contextlib.suppress(TimeoutError):
@@ -336,6 +342,7 @@ class AriSimulator:
 
     def _log_event(self, message: JsonDict) -> None:
         self.event_log.append({"t": self._now_t(), "kind": "event", "data": message})
+        self.faults.sent(message)
 
     def _authorized(self, request: web.Request) -> bool:
         api_key = request.query.get("api_key")
@@ -390,11 +397,21 @@ class AriSimulator:
                 request, rel, query, Reply(400, {"message": "Error parsing request body"})
             )
         req = RestRequest(method=request.method, path=rel, query=query, body=body)
+        rule = self.faults.request_rule(request.method, rel, query)
+        if rule is not None:
+            await self.faults.run(rule.before)
+            if rule.stall:
+                await self.faults.stalled()
+                return _http_error(503, "Service Unavailable", "The simulator is stopping.")
+            if rule.reply is not None:
+                return self._respond(request, rel, query, Reply(*rule.reply))
         try:
             reply = self.rest.dispatch(req)
         except Exception:  # a simulator bug answers 500, it never takes the server down
             log.exception("ARI simulator failed on %s %s", request.method, rel)
             reply = Reply(500, {"message": "Internal Server Error"})
+        if rule is not None:
+            await self.faults.run(rule.after)
         return self._respond(request, rel, query, reply)
 
     @staticmethod
@@ -457,6 +474,7 @@ class AriSimulator:
         ws = web.WebSocketResponse(autoping=True)
         if not ws.can_prepare(request).ok:
             return _http_error(426, "Upgrade Required", "WebSocket upgrade required")
+        await self.faults.websockets_open()
         session = EventSession(ws, apps)
         # Registered before the handshake completes, like Asterisk's event_session_alloc:
         # events raised meanwhile wait in the queue.

@@ -2,13 +2,19 @@
 
 `lab` gives a started simulator (trunks, alice, bob, dave, carol offline), a CDR store on the
 `cdr_url` database (SQLite, then PostgreSQL), and a started `CallService` on a small
-purpose-built configuration whose ring times make every scenario precise. Times are virtual
-(ScaledClock), so durations in CDRs read as real seconds.
+purpose-built configuration whose ring times make every scenario precise.
+
+Time is a VirtualClock shared by the simulator and the daemon: it stands still until the test
+waits (`wait_for`, `finish`, `settle`, `virtual_sleep`), then moves from timer to timer, each
+once everything the previous one caused is done, and never while the daemon waits for the
+database. So a loaded machine makes the suite slower, never different; CDR durations read as
+the virtual seconds they lasted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,20 +35,18 @@ from dbfixtures import BACKENDS, database_url  # noqa: E402
 from pbxd.calls.runtime import AriEndpoint, CallService  # noqa: E402
 from pbxd.cdr.records import CallLogEntry  # noqa: E402
 from pbxd.cdr.store import CdrStore  # noqa: E402
-from pbxd.clock import ScaledClock  # noqa: E402
+from pbxd.clock import VirtualClock  # noqa: E402
 from pbxd.config.compile import compile_config  # noqa: E402
 from pbxd.config.model import Config  # noqa: E402
 from pbxd.sim import AriSimulator  # noqa: E402
 from tests.ari_conformance.swagger import Swagger, validate_run  # noqa: E402
 
-# 1 virtual second = 50 ms: a 20 s route runs in a second, and the few milliseconds an
-# event and the daemon's REST requests take stay well under the tolerance of time assertions.
-SPEED = 20.0
 USER, SECRET, APP = "pbxd", "pbxd-secret", "pbxd"
 SWAGGER = Swagger.load()
 REPO = Path(__file__).resolve().parents[2]
 CALLER = "+33612000001"
-SETTLE_SECONDS = 10.0  # real seconds a scenario may take to wind down
+SETTLE_SECONDS = 120.0  # virtual seconds a scenario may take to wind down
+START_SECONDS = 30.0  # real seconds the daemon may take to connect (a guard against hangs)
 
 # DIDs of the purpose-built configuration.
 RINGALL = "+33170000001"  # alice, bob, dave at once; 8 s each; route 10 s
@@ -178,12 +182,36 @@ def add_lab_endpoints(sim: AriSimulator) -> None:
     sim.add_endpoint("PJSIP", "carol", caller_name="Carol", caller_number="carol", online=False)
 
 
+class HeldReads:
+    """The CDR store as the daemon sees it: virtual time stands still while it reads.
+
+    A database answers from outside the event loop, in real time; holding the clock meanwhile
+    keeps a slow answer (a loaded machine, PostgreSQL) from letting a timer overtake it. The
+    store is looked up at each call, so `reopen_store` and patches of `lab.store` apply. A test
+    that wants time to pass during a read (a slow recovery) patches this object instead.
+    """
+
+    def __init__(self, lab: CallLab) -> None:
+        self._lab = lab
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._lab.store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            with self._lab.clock.hold():
+                return await attr(*args, **kwargs)
+
+        return held
+
+
 @dataclass
 class CallLab:
     """A simulator, a CDR store and the daemon; helpers to place calls and read the result."""
 
     config: Config
-    clock: ScaledClock
+    clock: VirtualClock
     sim: AriSimulator
     cdr_url: str
     store: CdrStore
@@ -194,6 +222,10 @@ class CallLab:
     # channel id -> the `variables` the daemon sent with channels/create (the simulator
     # only models CALLERID, so the rest is read off the client).
     created_variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    cdr_view: HeldReads = field(init=False)  # what the daemon is given as its CDR store
+
+    def __post_init__(self) -> None:
+        self.cdr_view = HeldReads(self)
 
     @property
     def url(self) -> str:
@@ -206,16 +238,16 @@ class CallLab:
 
     async def start_service(self, *, wait_recovery: bool = True) -> CallService:
         service = CallService(
-            self.config, AriEndpoint(self.url, USER, SECRET, APP), self.store, self.clock
+            self.config, AriEndpoint(self.url, USER, SECRET, APP), self.cdr_view, self.clock
         )
         self.services.append(service)
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(START_SECONDS):
             await service.start()
-            if wait_recovery:
-                # The first connection's recovery runs as a task; calls placed meanwhile are
-                # covered by their own tests (test_startup_race_*).
-                assert service.daemon is not None
-                await service.daemon.recovered.wait()
+        if wait_recovery:
+            # The first connection's recovery runs as a task; calls placed meanwhile are
+            # covered by their own tests (test_startup_race_*).
+            assert service.daemon is not None
+            await self.clock.drive(service.daemon.recovered.wait(), within=SETTLE_SECONDS)
         assert service.daemon is not None and service.client is not None
         service.daemon.on_call_finished = lambda done: self.finished.__setitem__(done.call_id, done)
         self._spy_on_creates(service.client)
@@ -259,12 +291,16 @@ class CallLab:
         )
 
     async def settle(self, within: float = SETTLE_SECONDS) -> None:
-        """Wait until no channel is left, every call task ended and every CDR is written."""
-        async with asyncio.timeout(within):
+        """Let time run until no channel is left and every call task ended (at most `within`
+        virtual seconds), then write every CDR."""
+
+        async def idle() -> None:
             await self.sim.wait_until_idle()
             if self.service is not None and self.service.daemon is not None:
                 await self.service.daemon.wait_idle()
-            await self.store.flush()
+
+        await self.clock.drive(idle(), within=within)
+        await self.store.flush()
 
     async def finish(
         self, call_id: str, within: float = SETTLE_SECONDS, *, check_leaks: bool = True
@@ -316,19 +352,40 @@ class CallLab:
         ]
 
     async def wait_for(
-        self, condition: Callable[[], bool], within: float = 5.0, what: str = ""
+        self, condition: Callable[[], bool], within: float = 60.0, what: str = ""
     ) -> None:
-        """Poll `condition` every few milliseconds until true (at most `within` real s)."""
+        """Let time run until `condition` holds at a quiet moment (at most `within` virtual s)."""
         try:
-            async with asyncio.timeout(within):
-                # Polling on purpose: the state watched (simulator, daemon) has no event to await.
-                while not condition():  # noqa: ASYNC110
-                    await asyncio.sleep(0.005)
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what or condition}") from None
+            await self.clock.run_until(condition, within=within, what=what)
+        except TimeoutError as exc:
+            raise AssertionError(f"timed out waiting for {what or condition}: {exc}") from None
+
+    def hangup_as_requested(
+        self, channel_id: str, method: str, path: str, *, lose_events: bool, skip: int = 0
+    ) -> None:
+        """The far end of `channel_id` hangs up just as the daemon's `method path` (after
+        `skip` such requests) reaches the simulator, so it meets a channel already gone.
+
+        Its events trail the answer by 10 ms (Asterisk's WebSocket lags its REST answers), or
+        never come (`lose_events`).
+        """
+        holds = []
+
+        def hang_up() -> None:
+            holds.append(self.sim.faults.hold_events(channel_id))
+            self.sim.hangup(channel_id)
+
+        def answered() -> None:
+            if lose_events:
+                holds[0].discard()
+            else:
+                holds[0].release(after=0.01)
+
+        self.sim.faults.on_request(method, path, before=hang_up, after=answered, skip=skip)
 
     async def virtual_sleep(self, seconds: float) -> None:
-        await self.clock.sleep(seconds)
+        """Let `seconds` of virtual time pass, everything due meanwhile happening."""
+        await self.clock.advance(seconds)
 
 
 def seconds(start: datetime | None, end: datetime | None) -> float:
@@ -353,13 +410,11 @@ def lab_config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory]:
-    """Build a lab (optionally with another config or speed); everything stops at the end."""
+    """Build a lab (optionally with another config); everything stops at the end."""
     labs: list[CallLab] = []
 
-    async def make(
-        config: Config | None = None, *, speed: float = SPEED, start: bool = True
-    ) -> CallLab:
-        clock = ScaledClock(speed=speed)
+    async def make(config: Config | None = None, *, start: bool = True) -> CallLab:
+        clock = VirtualClock()
         sim = AriSimulator(clock, USER, SECRET)
         add_lab_endpoints(sim)
         await sim.start()

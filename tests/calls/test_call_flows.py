@@ -248,7 +248,7 @@ async def test_example_support_line_nobody_answers_caller_gets_busy(
 ) -> None:
     from .conftest import example_config
 
-    lab: CallLab = await make_lab(example_config())  # speed 40 left too little slack
+    lab: CallLab = await make_lab(example_config())
     call_id = await lab.call("+33972100001")
     entry = await lab.finish(call_id)
     call = entry.call

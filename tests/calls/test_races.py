@@ -3,62 +3,29 @@ ms before the caller's ChannelDestroyed (with the real cause) reaches the daemon
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import pytest
-
-from pbxd.ari import AriClient
 from pbxd.cdr.records import Disposition
 from pbxd.sim import PeerScript
 
 from .conftest import ALL_OFFLINE, MOBILE, RINGALL, CallLab, assert_no_errors
 
 
-def cancel_during_ring(lab: CallLab, monkeypatch: pytest.MonkeyPatch, *, lose_events: bool) -> None:
-    """The caller CANCELs as the daemon's `ring` is sent, so the ring answers 404.
-
-    The caller's events are held back until that 404 has answered (as Asterisk's WebSocket
-    lags its REST answers by a few ms), or never sent (`lose_events`).
-    """
-    held: list[tuple[Any, dict[str, Any]]] = []
-    holding: list[str] = []
-    publish = lab.sim.pbx._publish
-
-    def hold(apps: Any, event: dict[str, Any]) -> None:
-        if holding and (event.get("channel") or {}).get("id") == holding[0]:
-            held.append((apps, event))
-            return
-        publish(apps, event)
-
-    def release() -> None:
-        holding.clear()
-        if not lose_events:
-            for apps, event in held:
-                publish(apps, event)
-
-    lab.sim.pbx._publish = hold  # type: ignore[method-assign]
-    ring = AriClient.ring
-
-    async def ring_as_the_caller_cancels(client: AriClient, channel_id: str) -> None:
-        holding.append(channel_id)
-        lab.sim.hangup(channel_id)
-        try:
-            await ring(client, channel_id)
-        finally:
-            asyncio.get_running_loop().call_soon(release)
-
-    monkeypatch.setattr(AriClient, "ring", ring_as_the_caller_cancels)
+async def call_cancelled_during_ring(lab: CallLab, did: str, *, lose_events: bool) -> str:
+    """A call whose caller CANCELs as the daemon's `ring` reaches Asterisk (404), its events
+    trailing that answer, or lost (`lose_events`)."""
+    call_id = await lab.call(did)
+    lab.hangup_as_requested(call_id, "POST", f"/channels/{call_id}/ring", lose_events=lose_events)
+    return call_id
 
 
 async def test_caller_cancelling_during_ring_keeps_its_cause(
-    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+    logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
     # No leg can be created, so nothing else keeps the call open: the CDR must wait for the
     # caller's ChannelDestroyed (127, CANCEL) that trails the ring's 404.
     lab.sim.script(MOBILE[4], PeerScript(online=False))
-    cancel_during_ring(lab, monkeypatch, lose_events=False)
-    call_id = await lab.call(ALL_OFFLINE)
+    call_id = await call_cancelled_during_ring(lab, ALL_OFFLINE, lose_events=False)
     entry = await lab.finish(call_id)
     call = entry.call
     assert [r["status"] for r in lab.requests("POST", f"/channels/{call_id}/ring")] == [404]
@@ -72,12 +39,11 @@ async def test_caller_cancelling_during_ring_keeps_its_cause(
 
 
 async def test_caller_cancelling_during_ring_with_its_events_lost_is_closed_after_the_grace(
-    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+    logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
     # Same race, but nothing about the caller ever reaches the daemon: the legs are hung up
     # at once (never dialled), and the call closes once the grace is over.
-    cancel_during_ring(lab, monkeypatch, lose_events=True)
-    call_id = await lab.call(RINGALL)
+    call_id = await call_cancelled_during_ring(lab, RINGALL, lose_events=True)
     entry = await lab.finish(call_id)
     call = entry.call
     assert [r["status"] for r in lab.requests("POST", f"/channels/{call_id}/ring")] == [404]

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, update
 
-from pbxd.ari import AriClient, parse_event
+from pbxd.ari import parse_event
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.schema import CallRow, LegRow
 from pbxd.sim import AriSimulator, PeerScript
+from pbxd.sim.faults import EventHold, WebSocketHold
 
 from .conftest import (
     HUNT,
@@ -201,35 +202,20 @@ async def test_legs_created_while_the_websocket_drops_end_the_call_cleanly(
     # The WebSocket drops right after the legs are created: they enter Stasis() with no
     # application connected, which fails, and Asterisk hangs them up unseen. The resync
     # finds them gone: the call fails (congestion, so the carrier may retry), no leak.
-    assert lab.service is not None and lab.service.client is not None
-    client = lab.service.client
-    create = client.create_channel
-    dropped: list[bool] = []
+    # Asterisk's HTTP side stays down until the legs have failed to enter Stasis.
+    down: list[WebSocketHold] = []
 
-    async def create_then_drop(endpoint: str, **kwargs: Any) -> Any:
-        channel = await create(endpoint, **kwargs)
-        if not dropped:
-            dropped.append(True)
-            lab.sim.drop_websockets()
-        return channel
+    def drop() -> None:
+        down.append(lab.sim.faults.hold_websockets())
+        lab.sim.faults.drop_websockets()
 
-    client.create_channel = create_then_drop  # type: ignore[method-assign]
-    # Asterisk's HTTP side stays down until the legs have failed to enter Stasis: without
-    # this, a quick reconnection under load let them in and the call rang on.
-    events = lab.sim._events
-    calls: list[str] = []
-
-    def legs_failed() -> bool:
-        return bool(calls) and all(lab.sim.channel(f"{calls[0]}-{n}") is None for n in (1, 2, 3))
-
-    async def events_once_the_legs_failed(request: Any) -> Any:
-        if dropped:
-            await lab.wait_for(legs_failed, what="legs failed to enter Stasis")
-        return await events(request)
-
-    lab.sim._events = events_once_the_legs_failed  # type: ignore[method-assign]
+    lab.sim.faults.on_request("POST", "/channels/create", after=drop)
     call_id = await lab.call(RINGALL)
-    calls.append(call_id)
+    await lab.wait_for(
+        lambda: bool(down) and all(lab.sim.channel(f"{call_id}-{n}") is None for n in (1, 2, 3)),
+        what="legs failed to enter Stasis",
+    )
+    down[0].release()
     await wait_reconnected(lab, 2)
     entry = await lab.finish(call_id)
     call = entry.call
@@ -369,21 +355,20 @@ async def test_restart_hangs_up_losers_still_ringing_as_answered_elsewhere(
     # The daemon died before its hangups of the losers (cause 26) reached Asterisk: alice
     # and dave still ring beside the bridged call. The restart ends them as answered
     # elsewhere, so their phones do not log a missed call.
-    assert lab.service is not None and lab.service.client is not None
-    client = lab.service.client
-    hangup = client.hangup
-
-    async def hangup_lost_for_losers(channel_id: str, **kwargs: Any) -> None:
-        if kwargs.get("reason_code") == 26:
-            return  # never reached Asterisk
-        await hangup(channel_id, **kwargs)
-
-    client.hangup = hangup_lost_for_losers  # type: ignore[method-assign]
+    lost = lab.sim.faults.fail_requests(
+        "DELETE",
+        "/channels/*",
+        404,
+        {"message": "Channel not found"},
+        params={"reason_code": "26"},
+        times=None,
+    )
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
     await wait_bridged(lab, call_id)
     assert lab.sim.channel(f"{call_id}-1") is not None  # alice still ringing
     await lab.kill_service()
+    lost.cancel()
     await lab.reopen_store()
     await lab.start_service()
     await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
@@ -460,56 +445,18 @@ async def test_restart_closes_a_call_that_ended_while_down(
 
 
 def hangup_at_the_resync(
-    lab: CallLab,
-    monkeypatch: pytest.MonkeyPatch,
-    channel_id: str,
-    *,
-    lose_events: bool,
-    nth_get: int = 2,
+    lab: CallLab, channel_id: str, *, lose_events: bool, nth_get: int = 2
 ) -> None:
-    """The far end of `channel_id` hangs up as the call's resync asks about it.
-
-    On the `nth_get` GET of the channel (after a restart the recovery's comes first), the
-    channel is hung up and its events are held back until that GET has answered 404 (as
-    Asterisk's WebSocket lags its REST answer by a few ms), or never sent (`lose_events`).
-    """
-    held: list[tuple[Any, dict[str, Any]]] = []
-    holding: list[bool] = []
-    publish = lab.sim.pbx._publish
-
-    def hold(apps: Any, event: dict[str, Any]) -> None:
-        if holding and (event.get("channel") or {}).get("id") == channel_id:
-            held.append((apps, event))
-            return
-        publish(apps, event)
-
-    def release() -> None:
-        holding.clear()
-        if not lose_events:
-            for apps, event in held:
-                publish(apps, event)
-
-    lab.sim.pbx._publish = hold  # type: ignore[method-assign]
-    get_channel = AriClient.get_channel
-    asked: list[str] = []
-
-    async def get_as_it_hangs_up(client: AriClient, asked_for: str) -> Any:
-        if asked_for == channel_id:
-            asked.append(asked_for)
-            if len(asked) == nth_get:
-                holding.append(True)
-                lab.sim.hangup(channel_id)
-                try:
-                    return await get_channel(client, asked_for)
-                finally:
-                    asyncio.get_running_loop().call_soon(release)
-        return await get_channel(client, asked_for)
-
-    monkeypatch.setattr(AriClient, "get_channel", get_as_it_hangs_up)
+    """The far end of `channel_id` hangs up as the call's resync asks about it: on the
+    `nth_get` GET of the channel (after a restart the recovery's comes first), which answers
+    404 before the channel's events arrive, or with its events lost (`lose_events`)."""
+    lab.hangup_as_requested(
+        channel_id, "GET", f"/channels/{channel_id}", lose_events=lose_events, skip=nth_get - 1
+    )
 
 
 async def test_restart_caller_hanging_up_during_the_resync_keeps_its_cause(
-    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+    logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
     # The resync's GET answers 404 just before the caller's ChannelDestroyed (cause 16)
     # arrives: the call waits for that event instead of closing the CDR without a cause.
@@ -518,7 +465,7 @@ async def test_restart_caller_hanging_up_during_the_resync_keeps_its_cause(
     await wait_bridged(lab, call_id)
     await lab.kill_service()
     await lab.reopen_store()
-    hangup_at_the_resync(lab, monkeypatch, call_id, lose_events=False)
+    hangup_at_the_resync(lab, call_id, lose_events=False)
     await lab.start_service()
     entry = await lab.finish(call_id)
     call = entry.call
@@ -533,13 +480,13 @@ async def test_restart_caller_hanging_up_during_the_resync_keeps_its_cause(
 
 
 async def test_reconnection_caller_hanging_up_during_the_resync_keeps_its_cause(
-    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+    logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
     # The same race after a WebSocket reconnection: the resync's GET is the first one.
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
     await wait_bridged(lab, call_id)
-    hangup_at_the_resync(lab, monkeypatch, call_id, lose_events=False, nth_get=1)
+    hangup_at_the_resync(lab, call_id, lose_events=False, nth_get=1)
     lab.sim.drop_websockets()
     await wait_reconnected(lab, 2)
     entry = await lab.finish(call_id)
@@ -550,7 +497,7 @@ async def test_reconnection_caller_hanging_up_during_the_resync_keeps_its_cause(
 
 
 async def test_restart_caller_whose_hangup_events_are_lost_is_closed_after_the_grace(
-    logs: list[dict[str, Any]], lab: CallLab, monkeypatch: pytest.MonkeyPatch
+    logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
     # Same, but Asterisk's events for the caller never come: the resync's 404 stands, the
     # call ends (bob hung up) once the grace is over, not at the 5 s end backstop.
@@ -559,7 +506,7 @@ async def test_restart_caller_whose_hangup_events_are_lost_is_closed_after_the_g
     await wait_bridged(lab, call_id)
     await lab.kill_service()
     await lab.reopen_store()
-    hangup_at_the_resync(lab, monkeypatch, call_id, lose_events=True)
+    hangup_at_the_resync(lab, call_id, lose_events=True)
     await lab.start_service()
     entry = await lab.finish(call_id)
     call = entry.call
@@ -648,18 +595,11 @@ async def test_restart_rings_at_once_the_ringall_legs_never_created(
     # Killed while the legs were being created, the creates never reached Asterisk and the
     # legs' rows were lost with the last CDR batch. A ringall rings them all after the
     # restart, together: bob answers at once, alice and dave are not rung one by one first.
-    assert lab.service is not None and lab.service.client is not None
-    client = lab.service.client
-    creates: list[str] = []
-
-    async def create_stuck(endpoint: str, **kwargs: Any) -> Any:
-        creates.append(endpoint)
-        await asyncio.Event().wait()  # the daemon dies before Asterisk answers
-
-    client.create_channel = create_stuck  # type: ignore[method-assign]
+    stuck = lab.sim.faults.stall_requests("POST", "/channels/create", times=3)
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL, hangup_after=6)
-    await lab.wait_for(lambda: len(creates) == 3, what="creates sent")
+    await lab.wait_for(lambda: stuck.applied == 3, what="creates sent")
+    assert lab.sim.channels == [lab.sim.channel(call_id)]  # none carried out
     await lab.kill_service()
     store = await lab.reopen_store()
     async with store.engine.begin() as conn:
@@ -849,31 +789,19 @@ async def test_restart_sweep_leaves_a_call_whose_stasis_start_is_in_flight(
     # reaches pbxd only after that answer. It is this run's call, not a stranded one.
     await lab.kill_service()
     await lab.reopen_store()
-    publish = lab.sim.pbx._publish
-    held: list[tuple[Any, dict[str, Any]]] = []
-    holding: list[bool] = []
-
-    def hold(apps: Any, event: dict[str, Any]) -> None:
-        if holding:
-            held.append((apps, event))
-            return
-        publish(apps, event)
-
-    lab.sim.pbx._publish = hold  # type: ignore[method-assign]
-    get_application = AriClient.get_application
+    holds: list[EventHold] = []
     new_call: list[str] = []
 
-    async def list_as_a_call_arrives(client: AriClient, name: str | None = None) -> Any:
-        holding.append(True)
+    async def a_call_arrives() -> None:
+        holds.append(lab.sim.faults.hold_events())
         new_call.append(await lab.call(RINGALL, hangup_after=8))
-        try:
-            return await get_application(client, name)
-        finally:
-            holding.clear()
-            for apps, event in held:
-                publish(apps, event)
 
-    monkeypatch.setattr(AriClient, "get_application", list_as_a_call_arrives)
+    lab.sim.faults.on_request(
+        "GET",
+        "/applications/pbxd",
+        before=a_call_arrives,
+        after=lambda: holds[0].release(after=0.01),
+    )
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
     await lab.start_service()
     [call_id] = new_call
@@ -948,24 +876,13 @@ async def test_caller_hangs_up_at_the_moment_of_answer(
     # As bob's answer is sent to the daemon, the caller's BYE/CANCEL is processed: the
     # daemon's answer/bridge requests get 404; that is a race, not an error.
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
-    caller: list[str] = []
-    forward = lab.sim.hub.on_delivered
-    loop = asyncio.get_running_loop()
-
-    def on_delivered(message: dict[str, Any]) -> None:
-        if forward is not None:
-            forward(message)
-        chan = message.get("channel") or {}
-        if (
-            message["type"] == "ChannelStateChange"
-            and chan.get("state") == "Up"
-            and chan.get("id", "").endswith("-2")
-        ):
-            loop.call_soon(lab.sim.hangup, caller[0])
-
-    lab.sim.hub.on_delivered = on_delivered
-    caller.append(await lab.call(RINGALL))
-    call_id = caller[0]
+    call_id = await lab.call(RINGALL)
+    lab.sim.faults.on_event(
+        "ChannelStateChange",
+        lambda: lab.sim.hangup(call_id),
+        channel_id=f"{call_id}-2",
+        where=lambda event: event["channel"]["state"] == "Up",
+    )
     entry = await lab.finish(call_id)
     call = entry.call
     assert lab.final_cause(call_id) == 127  # CANCEL: never answered
@@ -984,20 +901,10 @@ async def test_caller_hangs_up_between_create_and_the_legs_stasis_start(
 ) -> None:
     # The caller's CANCEL lands right after the legs were created, before any of them
     # entered Stasis: nothing is dialled, every leg is hung up, the call is abandoned.
-    assert lab.service is not None and lab.service.client is not None
-    client = lab.service.client
-    create = client.create_channel
-    caller: list[str] = []
-
-    async def create_then_caller_leaves(endpoint: str, **kwargs: Any) -> Any:
-        channel = await create(endpoint, **kwargs)
-        if lab.sim.channel(caller[0]) is not None:
-            lab.sim.hangup(caller[0])
-        return channel
-
-    client.create_channel = create_then_caller_leaves  # type: ignore[method-assign]
-    caller.append(await lab.call(RINGALL))
-    call_id = caller[0]
+    call_id = await lab.call(RINGALL)
+    lab.sim.faults.on_request(
+        "POST", "/channels/create", after=lambda: lab.sim.hangup(call_id), skip=2
+    )
     entry = await lab.finish(call_id)
     call = entry.call
     assert call.disposition is Disposition.ABANDONED, lab.timeline(call_id)
@@ -1037,9 +944,8 @@ async def test_hangup_of_a_leg_already_gone_is_quiet(
 
 
 async def test_burst_of_concurrent_calls(logs: list[dict[str, Any]], make_lab: LabFactory) -> None:
-    # 25 calls at once (75 legs): the daemon takes ~100 ms of real time to set them all up,
-    # so this one runs at speed 10 to keep every answer well before the callers leave.
-    lab = await make_lab(speed=10)
+    # 25 calls at once (75 legs), all arriving at the same virtual instant.
+    lab = await make_lab()
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     count = 25
     call_ids = await asyncio.gather(
@@ -1196,14 +1102,14 @@ async def test_startup_race_no_resync_of_calls_started_after_connecting(
     # Recovery on the first connection takes a moment (a slow database); a call placed
     # meanwhile lost no event and must not be "resynced" as if it had.
     lab = await make_lab(start=False)
-    real_open_calls = lab.store.open_calls
+    real_open_calls = lab.cdr_view.open_calls
     released = asyncio.Event()
 
     async def slow_open_calls() -> list[Any]:
-        await released.wait()
+        await released.wait()  # virtual time goes on meanwhile: patched above the hold
         return await real_open_calls()
 
-    lab.store.open_calls = slow_open_calls  # type: ignore[method-assign]
+    lab.cdr_view.open_calls = slow_open_calls  # type: ignore[method-assign]
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
     await lab.start_service(wait_recovery=False)
     call_id = await lab.call(RINGALL, hangup_after=6)
@@ -1226,10 +1132,10 @@ async def test_startup_race_a_call_that_ended_during_recovery_is_left_alone(
     stale: list[Any] = []
 
     async def slow_open_calls() -> list[Any]:
-        await released.wait()
+        await released.wait()  # virtual time goes on meanwhile: patched above the hold
         return stale
 
-    lab.store.open_calls = slow_open_calls  # type: ignore[method-assign]
+    lab.cdr_view.open_calls = slow_open_calls  # type: ignore[method-assign]
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
     await lab.start_service(wait_recovery=False)
     # Up long enough (8 virtual s) to be read as open even on a loaded machine.
@@ -1244,7 +1150,7 @@ async def test_startup_race_a_call_that_ended_during_recovery_is_left_alone(
     assert ended is not None and ended.call.ended_at is not None
 
     released.set()
-    await lab.daemon.recovered.wait()
+    await lab.clock.drive(lab.daemon.recovered.wait())
     entry = await lab.finish(call_id)
     assert entry.call == ended.call  # untouched by recovery
     assert entry.call.hangup_cause == 16  # the caller's BYE

@@ -28,9 +28,6 @@ from .conftest import (
     write_config,
 )
 
-# Slower than the lab's 20: each virtual second is 200 ms, so a loaded machine's latency
-# stays well inside the margins of the 3 s limit.
-SPEED = 5.0
 SECOND_DESTINATION = "PJSIP/{number}@trunk-out&Local/+882100000001@from-internal"
 
 
@@ -145,7 +142,7 @@ def short_calls_config(directory: Path) -> Config:
 async def test_an_answered_leg_is_hung_up_at_its_maximum_duration(
     logs: list[dict[str, Any]], make_lab: LabFactory, tmp_path: Path
 ) -> None:
-    lab = await make_lab(short_calls_config(tmp_path / "short"), speed=SPEED)
+    lab = await make_lab(short_calls_config(tmp_path / "short"))
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)  # nobody ever hangs up
     entry = await lab.finish(call_id)
@@ -171,7 +168,7 @@ async def test_an_answered_leg_is_hung_up_at_its_maximum_duration(
 async def test_a_call_that_ends_first_is_not_cut(
     logs: list[dict[str, Any]], make_lab: LabFactory, tmp_path: Path
 ) -> None:
-    lab = await make_lab(short_calls_config(tmp_path / "short"), speed=SPEED)
+    lab = await make_lab(short_calls_config(tmp_path / "short"))
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL, hangup_after=3)  # 2 s answered, under the 3 s limit
     entry = await lab.finish(call_id)
@@ -186,7 +183,7 @@ async def test_a_call_that_ends_first_is_not_cut(
 async def test_a_call_adopted_after_a_restart_keeps_its_maximum_duration(
     logs: list[dict[str, Any]], make_lab: LabFactory, tmp_path: Path
 ) -> None:
-    lab = await make_lab(short_calls_config(tmp_path / "short"), speed=SPEED)
+    lab = await make_lab(short_calls_config(tmp_path / "short"))
     lab.sim.script("PJSIP/bob", PeerScript(answer_after=1))
     call_id = await lab.call(RINGALL)
     await lab.wait_for(

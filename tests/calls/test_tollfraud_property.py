@@ -30,15 +30,13 @@ from hypothesis import strategies as st
 
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.cdr.records import CallRecord, LegRecord
-from pbxd.clock import ScaledClock
+from pbxd.clock import VirtualClock
 from pbxd.config.compile import compile_config
 from pbxd.config.model import Config, Target
 from pbxd.dialplan import plan as plan_module
 from pbxd.sim import AriSimulator, PeerScript
 
 USER, SECRET, APP = "pbxd", "pbxd-secret", "pbxd"
-# Fast enough for a few seconds in all, slow enough that REST round trips stay short.
-SPEED = 100.0
 CALLER = "+33612000001"
 
 # What must never be dialled unless an allowed prefix at least as long says so (README).
@@ -260,7 +258,7 @@ async def endpoints_sent(
     config: Config, endpoints: set[str], calls: list[tuple[str, str]]
 ) -> list[str]:
     """Place `calls` (DID, inbound endpoint) and return every endpoint pbxd asked to create."""
-    clock = ScaledClock(speed=SPEED)
+    clock = VirtualClock()
     sim = AriSimulator(clock, USER, SECRET)
     for name in sorted(endpoints):
         sim.add_endpoint("PJSIP", name)
@@ -270,12 +268,12 @@ async def endpoints_sent(
     try:
         async with asyncio.timeout(10):
             await service.start()
-            assert service.daemon is not None
-            await service.daemon.recovered.wait()
-            for number, inbound in calls:
-                await sim.inbound_call(number, CALLER, trunk=inbound)
-            await sim.wait_until_idle()
-            await service.daemon.wait_idle()
+        assert service.daemon is not None
+        await clock.drive(service.daemon.recovered.wait())
+        for number, inbound in calls:
+            await sim.inbound_call(number, CALLER, trunk=inbound)
+        await clock.drive(sim.wait_until_idle())
+        await clock.drive(service.daemon.wait_idle())
     finally:
         await service.stop()
         await sim.stop()

@@ -1,5 +1,8 @@
 """Fixtures: a started simulator with the captures' lab (trunks, alice, bob, dave, carol) and an
-ARI client talking to it over real sockets."""
+ARI client talking to it over real sockets.
+
+Time is a VirtualClock: it moves only while a test waits for an event (`EventReader.next`) or
+says so (`clock.advance`), so a loaded machine makes the tests slower, never different."""
 
 from __future__ import annotations
 
@@ -12,11 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pbxd.clock import ScaledClock
+from pbxd.clock import VirtualClock
 from pbxd.sim import AriSimulator
 from tests.ari_conformance.swagger import Swagger, validate_run
 
-SPEED = 20.0
 USER, SECRET = "pbxd", "pbxd-secret"
 SWAGGER = Swagger.load()
 Json = Any
@@ -35,18 +37,21 @@ def lab(sim: AriSimulator) -> None:
 class EventReader:
     """One event WebSocket; every event received is kept in `events`."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, clock: VirtualClock) -> None:
         self.ws = ws
+        self.clock = clock
         self.events: list[dict[str, Json]] = []
-        self._arrived = asyncio.Condition()
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
         async for msg in self.ws:
             if msg.type is aiohttp.WSMsgType.TEXT:
-                async with self._arrived:
-                    self.events.append(json.loads(msg.data))
-                    self._arrived.notify_all()
+                self.events.append(json.loads(msg.data))
+
+    @property
+    def ended(self) -> bool:
+        """The server closed the socket and every event before that was read."""
+        return self._task.done()
 
     async def next(
         self,
@@ -56,8 +61,8 @@ class EventReader:
         within: float = 5.0,
         start: int = 0,
     ) -> dict[str, Json]:
-        """The first event (from index `start`) of that type (about that channel), waiting
-        at most `within` real seconds."""
+        """The first event (from index `start`) of that type (about that channel), letting
+        at most `within` virtual seconds pass."""
 
         def find() -> dict[str, Json] | None:
             for event in self.events[start:]:
@@ -71,9 +76,10 @@ class EventReader:
                 return event
             return None
 
-        async with asyncio.timeout(within), self._arrived:
-            while (found := find()) is None:
-                await self._arrived.wait()
+        what = f"{event_type} about {channel}" if channel else event_type
+        await self.clock.run_until(lambda: find() is not None, within=within, what=what)
+        found = find()
+        assert found is not None
         return found
 
     def of(self, channel: str) -> list[dict[str, Json]]:
@@ -97,9 +103,10 @@ class EventReader:
 class Ari:
     """A thin ARI client for tests: returns (status, json body or None)."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, clock: VirtualClock) -> None:
         self.session = session
         self.base_url = base_url
+        self.clock = clock
 
     async def call(
         self, method: str, path: str, json_body: Json = None, **params: str
@@ -122,7 +129,7 @@ class Ari:
 
     async def events(self, app: str = "pbxd") -> EventReader:
         ws_url = self.base_url.replace("http://", "ws://") + f"/events?app={app}"
-        return EventReader(await self.session.ws_connect(ws_url))
+        return EventReader(await self.session.ws_connect(ws_url), self.clock)
 
     async def create(self, endpoint: str, **params: str) -> Json:
         """channels/create for app pbxd; asserts 200."""
@@ -132,12 +139,12 @@ class Ari:
 
 
 @pytest.fixture
-def clock() -> ScaledClock:
-    return ScaledClock(speed=SPEED)
+def clock() -> VirtualClock:
+    return VirtualClock()
 
 
 @pytest.fixture
-async def sim(clock: ScaledClock) -> AsyncIterator[AriSimulator]:
+async def sim(clock: VirtualClock) -> AsyncIterator[AriSimulator]:
     simulator = AriSimulator(clock=clock, username=USER, password=SECRET)
     lab(simulator)
     await simulator.start("127.0.0.1", 0)
@@ -151,16 +158,15 @@ async def sim(clock: ScaledClock) -> AsyncIterator[AriSimulator]:
 
 
 @pytest.fixture
-async def ari(sim: AriSimulator) -> AsyncIterator[Ari]:
+async def ari(sim: AriSimulator, clock: VirtualClock) -> AsyncIterator[Ari]:
     headers = {"Authorization": aiohttp.encode_basic_auth(USER, SECRET)}
     async with aiohttp.ClientSession(headers=headers) as session:
-        yield Ari(session, sim.base_url)
+        yield Ari(session, sim.base_url, clock)
 
 
 @pytest.fixture
-async def events(ari: Ari, sim: AriSimulator) -> AsyncIterator[EventReader]:
+async def events(ari: Ari, sim: AriSimulator, clock: VirtualClock) -> AsyncIterator[EventReader]:
     reader = await ari.events()
-    async with asyncio.timeout(5):
-        await sim.wait_connected("pbxd")
+    await clock.drive(sim.wait_connected("pbxd"))
     yield reader
     await reader.close()

@@ -11,13 +11,14 @@ interleaving of concurrent subjects.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbxd.clock import VirtualClock
 from pbxd.sim import AriSimulator, PeerScript
 from tests.ari_conformance.captures import captures_dir
 
@@ -197,32 +198,36 @@ RACE = {"message": "Channel not in Stasis application"}
 
 
 async def _wait_for(
+    clock: VirtualClock,
     received: list[dict[str, Any]],
     roles: Roles,
     key: tuple[str, tuple[Any, ...]],
     count: int,
-    deadline: float,
 ) -> None:
-    """Until the simulator sent `count` events with that key, or the (loop time) deadline:
-    the comparison then shows what is missing."""
-    loop = asyncio.get_running_loop()
-    while loop.time() < deadline:
+    """Until the simulator sent `count` events with that key, or a minute of virtual time
+    passed: the comparison then shows what is missing."""
+
+    def arrived() -> bool:
         roles.see(received)
         got = sum(1 for e in received if e["type"] != "ChannelVarset" and _key(e, roles) == key)
-        if got >= count:
-            return
-        await asyncio.sleep(0.002)
+        return got >= count
+
+    with contextlib.suppress(TimeoutError):
+        await clock.run_until(arrived, within=60.0)
 
 
 async def _wait_all(
-    received: list[dict[str, Any]], seen: list[dict[str, Any]], cap_roles: Roles, sim_roles: Roles
+    clock: VirtualClock,
+    received: list[dict[str, Any]],
+    seen: list[dict[str, Any]],
+    cap_roles: Roles,
+    sim_roles: Roles,
 ) -> None:
-    """Until every captured event so far has its counterpart (or 3 s)."""
-    deadline = asyncio.get_running_loop().time() + 3.0
+    """Until every captured event so far has its counterpart."""
     for i, event in enumerate(seen):
         key = _key(event, cap_roles)
         count = sum(1 for e in seen[: i + 1] if _key(e, cap_roles) == key)
-        await _wait_for(received, sim_roles, key, count, deadline)
+        await _wait_for(clock, received, sim_roles, key, count)
 
 
 async def replay(name: str, sim: AriSimulator, ari: Ari) -> ReplayResult:
@@ -240,10 +245,9 @@ async def replay(name: str, sim: AriSimulator, ari: Ari) -> ReplayResult:
         reader = await ari.events()
         reader.events = received  # every socket appends to one list
         readers.append(reader)
-        async with asyncio.timeout(5):
-            await sim.wait_connected()
+        await clock.drive(sim.wait_connected(), within=5)
 
-    loop = asyncio.get_running_loop()
+    clock = ari.clock
     expected_statuses: list[str] = []
     statuses: list[str] = []
     seen: list[dict[str, Any]] = []  # capture events so far
@@ -268,10 +272,10 @@ async def replay(name: str, sim: AriSimulator, ari: Ari) -> ReplayResult:
                 if first_ws:
                     first_ws = False
                 else:
-                    await asyncio.sleep(0.05)
+                    await clock.advance(0.05)  # down for a moment, as in the capture
                 await connect()
             elif rec["state"] == "closing":
-                await _wait_all(received, seen, cap_roles, sim_roles)
+                await _wait_all(clock, received, seen, cap_roles, sim_roles)
                 await readers[-1].close()
         elif kind == "request":
             # Wait for what triggered this call: the last event before it that is not about
@@ -279,25 +283,28 @@ async def replay(name: str, sim: AriSimulator, ari: Ari) -> ReplayResult:
             # answer; race_dial_before_stasisstart's dial must not wait for StasisStart).
             mentioned = _mentioned(rec, cap_roles)
             racing = rec["status"] == 409 and rec.get("body") == RACE
-            deadline = loop.time() + 3.0
             for i in range(len(seen) - 1, -1, -1):
                 key = _key(seen[i], cap_roles)
                 if key[0] in mentioned and (key[1][0] in EFFECTS or racing):
                     continue
                 count = sum(1 for e in seen[: i + 1] if _key(e, cap_roles) == key)
-                await _wait_for(received, sim_roles, key, count, deadline)
+                await _wait_for(clock, received, sim_roles, key, count)
                 break
-            while loop.time() < deadline and not all(r in sim_roles.ids for r in mentioned):
-                await asyncio.sleep(0.002)
+
+            def named(mentioned: set[str] = mentioned) -> bool:
                 sim_roles.see(received)
+                return all(r in sim_roles.ids for r in mentioned)
+
+            with contextlib.suppress(TimeoutError):
+                await clock.run_until(named, within=60.0)
             path = cap_roles.sub(rec["path"], sim_roles)
             params = {k: cap_roles.sub(str(v), sim_roles) for k, v in rec["params"].items()}
             status, answer = await ari.call(rec["method"], path, **params)
             sim_roles.see(answer)
             expected_statuses.append(f"{rec['method']} {rec['path']} -> {rec['status']}")
             statuses.append(f"{rec['method']} {rec['path']} -> {status}")
-    await _wait_all(received, seen, cap_roles, sim_roles)
-    await asyncio.sleep(0.05)  # anything extra the simulator would send
+    await _wait_all(clock, received, seen, cap_roles, sim_roles)
+    await clock.advance(0.05)  # anything extra the simulator would send
     sim_roles.see(received)
     for reader in readers:
         if not reader.ws.closed:

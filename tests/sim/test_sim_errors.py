@@ -72,6 +72,7 @@ async def test_dial_before_stasis_start_is_409(
     await events.next("StasisStart", leg["id"])
     # Once in Stasis, the same dial works; a second dial is refused (not Down any more).
     assert (await ari.post(f"/channels/{leg['id']}/dial", caller=caller))[0] == 204
+    await events.next("Dial", leg["id"], where=lambda e: e["dialstatus"] == "RINGING")
     assert await ari.post(f"/channels/{leg['id']}/dial", caller=caller) == (
         409,
         {"message": "Channel is not in the 'Down' state"},

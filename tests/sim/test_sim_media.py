@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pbxd.clock import ScaledClock
+from pbxd.clock import VirtualClock
 from pbxd.sim import AriSimulator, PeerScript
 from pbxd.sim.media import Outcome, SoundLibrary, wav_bytes
 
@@ -88,7 +88,7 @@ def test_wav_bytes_are_a_real_wav() -> None:
 
 # ------------------------------------------------------------------------------ playbacks
 async def test_added_sound_plays_its_length(
-    sim: AriSimulator, ari: Ari, events: EventReader, clock: ScaledClock
+    sim: AriSimulator, ari: Ari, events: EventReader, clock: VirtualClock
 ) -> None:
     sim.add_sound("custom/acme-closed", 3.0)
     caller = await answered(sim, ari, events)
@@ -206,7 +206,7 @@ async def recording_finished(events: EventReader, name: str) -> dict[str, Any]:
 
 
 async def test_silence_ends_a_message_and_keeps_200_ms(
-    sim: AriSimulator, ari: Ari, events: EventReader, clock: ScaledClock
+    sim: AriSimulator, ari: Ari, events: EventReader, clock: VirtualClock
 ) -> None:
     caller = await answered(sim, ari, events, script=PeerScript(talk=2.5))
     t0 = clock.monotonic()

@@ -28,22 +28,20 @@ async def test_drop_and_reconnect_keeps_channels_and_bridges(
     await events.next("ChannelConnectedLine", caller)
 
     sim.drop_websockets()
-    async with asyncio.timeout(5):
-        await events._task  # the reader ends when the server closes the socket
+    await ari.clock.run_until(lambda: events.ended)  # the reader ends when the server closes
     assert events.ws.closed
     # While no WebSocket holds the app, its events are dropped, but the call stays up.
     delivered = len(sim.event_log)
     sim.send_dtmf(alice["id"], "5")  # plain mixing bridge: no event anyway
     await ari.post(f"/channels/{alice['id']}/play", media="sound:beep")
-    await asyncio.sleep(0.1)
+    await ari.clock.advance(1.0)  # the beep plays out unseen
     assert len(sim.event_log) == delivered
     status, app = await ari.get("/applications/pbxd")
     assert status == 200
     assert app["channel_ids"] == [caller, alice["id"]] and app["bridge_ids"] == [bridge["id"]]
 
     again = await ari.events()
-    async with asyncio.timeout(5):
-        await sim.wait_connected()
+    await ari.clock.drive(sim.wait_connected())
     status, live = await ari.get(f"/bridges/{bridge['id']}")
     assert live["channels"] == [caller, alice["id"]] and live["technology"] == "native_rtp"
     status, chan = await ari.get(f"/channels/{caller}")
@@ -71,14 +69,13 @@ async def test_events_go_only_to_the_owning_app(sim: AriSimulator, ari: Ari) -> 
     both = await ari.events("pbxd,other")
     other_only = await ari.events("other")  # replaces `other` on the first socket
     await both.next("ApplicationReplaced", where=lambda e: e["application"] == "other")
-    async with asyncio.timeout(5):
-        await sim.wait_connected("pbxd")
+    await ari.clock.drive(sim.wait_connected("pbxd"))
     mine = await sim.inbound_call("+33170000001", "+33612000001", app="pbxd")
     theirs = await sim.inbound_call("+33170000002", "+33612000002", app="other")
     start_mine = await both.next("StasisStart", mine)
     start_theirs = await other_only.next("StasisStart", theirs)
     assert start_mine["application"] == "pbxd" and start_theirs["application"] == "other"
-    await asyncio.sleep(0.05)
+    await ari.clock.advance(1.0)
     assert not [e for e in both.events if e["type"] == "StasisStart" and e is not start_mine]
     assert not [e for e in other_only.events if e.get("channel", {}).get("id") == mine]
     await both.close()

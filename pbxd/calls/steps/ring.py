@@ -123,7 +123,7 @@ class RingHandler(StepHandler[RingStep]):
         ]
         await session.hang_up_legs(others, reason_code=ANSWERED_ELSEWHERE)
         session.drop_waiting(self.legs)
-        if not await session.connect(leg):
+        if not await session.connect(leg, at):
             return None
         return StepOutcome.ANSWERED
 
