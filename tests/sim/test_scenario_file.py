@@ -62,9 +62,12 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
         ("+33170000103", "+33698765432", "trunk-in"),
         ("+442079460123", "+442079460000", "trunk-uk"),
         ("+33170000009", "anonymous", "trunk-in"),
+        ("+33170000001", "+33655443322", "trunk-in"),
+        ("+33170000001", "+33611223344", "trunk-in"),
     ]
     assert scenario.peers["PJSIP/bob"] == PeerScript(busy_after=1.0)
-    assert scenario.peers["+33612345679"] == PeerScript(answer_after=6.0, hangup_after=20.0)
+    assert scenario.peers["+33612345679"] == PeerScript()  # the on-call mobile rings out
+    assert [c.talk for c in scenario.calls] == [None, 12.0, None, None, None, 8.0, 1.0]
 
 
 def test_every_problem_at_once_at_its_place(config: Config) -> None:
