@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 import sys
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -167,7 +169,15 @@ def write_config(directory: Path, trunks: str = TRUNKS_YAML, routing: str = ROUT
 
 
 def example_config() -> Config:
-    result = compile_config(REPO / "pbxd.yaml")
+    """The shipped trunks with the example routing of before call flows (ring-only routes)."""
+    tree = Path(tempfile.mkdtemp(prefix="pbxd-classic-"))
+    for name in ("pbxd.yaml", "sip-trunks.yaml"):
+        shutil.copy(REPO / name, tree / name)
+    shutil.copytree(REPO / "tests" / "dialplan" / "data" / "routing", tree / "routing")
+    shutil.copy(REPO / "routing" / "london.yaml", tree / "routing" / "london.yaml")
+    shutil.copytree(REPO / "sounds", tree / "sounds")
+    result = compile_config(tree / "pbxd.yaml")
+    shutil.rmtree(tree)
     assert result.config is not None, [str(d) for d in result.diagnostics]
     return result.config
 
