@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from pbxd.config.diagnostics import did_you_mean
+
 ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",
@@ -120,10 +122,7 @@ def _one_of(name: str, value: str, allowed: Iterable[str]) -> str:
 
 
 def _unknown(name: str, known: Iterable[str], driver: str) -> DatabaseUrlError:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(name, known)
     return DatabaseUrlError(
         f"option '{name[:40]}' is not understood by {driver}{hint}; "
         f"known: {', '.join(sorted(known))}"

@@ -8,7 +8,6 @@ no error; diagnostics come back either way.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import email.utils
 import gc
 import ipaddress
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from pbxd.config import destinations, numbering
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
-from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity
+from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
     DaemonFile,
     InventoryEntry,
@@ -55,7 +54,7 @@ from pbxd.config.model import (
     Trunk,
     VirtualNumber,
 )
-from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
+from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -148,25 +147,6 @@ def _model_at(model: type[BaseModel], loc: Iterable[int | str]) -> type[BaseMode
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _locate(data: Any, loc: tuple[int | str, ...], fallback: Mark) -> tuple[Mark, Mark | None]:
-    """(mark of the value at loc, mark of its key) — as deep as the data goes."""
-    mark, key_mark, node = fallback, None, data
-    for part in loc:
-        if isinstance(node, MarkedMap) and isinstance(part, str) and part in node:
-            mark, key_mark, node = node.mark_of(part), node.key_marks[part], node[part]
-        elif isinstance(node, MarkedSeq) and isinstance(part, int) and part < len(node):
-            mark, key_mark, node = node.mark_of(part), None, node[part]
-        else:
-            break
-    return mark, key_mark
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'X'?)` for the closest of `choices`, or nothing when none is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 _WHAT: dict[str, str] = {
     "DaemonFile": "pbxd.yaml",
     "TrunksFile": "the trunks file",
@@ -237,11 +217,11 @@ def validate_entry(model: type[M], data: Any, fallback: Mark, diags: Diagnostics
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            mark, key_mark = _locate(data, loc, fallback)
+            mark, key_mark = locate(data, loc, fallback)
             if error["type"] == "extra_forbidden" and key_mark is not None:
                 mark = key_mark
             elif error["type"] == "missing":
-                mark, _ = _locate(data, loc[:-1], fallback)
+                mark, _ = locate(data, loc[:-1], fallback)
             diags.error(mark, _message(error, model))
         return _recover(model, data, exc)
 
@@ -334,7 +314,7 @@ class _SettingsChecker:
         if var is not None:
             emit(self.top, f"{dotted} (from ${var}): {message}")
             return
-        mark, _ = _locate(self.data, path, self.top)
+        mark, _ = locate(self.data, path, self.top)
         emit(mark, f"{dotted}: {message}")
 
     def check(self, parsed: DaemonFile, base: Path) -> None:
@@ -1337,7 +1317,7 @@ class _Compiler:
             self.used_targets.add(step.target)
             ring_time = step.ring_time if step.ring_time is not None else entry.ring_time
             if step.ring_time is not None and not 1 <= step.ring_time <= RING_TIME_LIMIT:
-                where = _locate(raw, ("targets", index, "ring_time"), step_mark)[0]
+                where = locate(raw, ("targets", index, "ring_time"), step_mark)[0]
                 self.diags.error(where, f"ring_time must be {limit}, not {step.ring_time}")
             ring.append(RingTarget(target, ring_time))
         return ring

@@ -8,12 +8,11 @@ step waits, a route nothing reaches, opening hours that never open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pbxd.config.diagnostics import Diagnostics, Mark
+from pbxd.config.diagnostics import Diagnostics, Mark, did_you_mean
 from pbxd.config.files import (
     ActionEntry,
     FallbackAction,
@@ -23,8 +22,9 @@ from pbxd.config.files import (
     RouteEntry,
 )
 from pbxd.config.model import Config, Fallback, Greeting
+from pbxd.config.numbering import is_time_zone
 from pbxd.config.schedule import ScheduleError, parse_opening_hours
-from pbxd.config.yamlsource import MarkedMap, MarkedSeq
+from pbxd.config.yamlsource import MarkedMap, locate
 from pbxd.dialplan.flow import Mailbox
 from pbxd.dialplan.hours import OpeningHours
 
@@ -41,20 +41,6 @@ _DEFAULT_CAUSES = {
     "closed": HangupReason.NORMAL,
     "then": HangupReason.NORMAL,
 }
-
-
-def locate(data: Any, path: Iterable[int | str], fallback: Mark) -> Mark:
-    """The mark of the value at `path` in marked YAML, as deep as the data goes."""
-    mark, node = fallback, data
-    for part in path:
-        if isinstance(node, MarkedMap) and isinstance(part, str) and part in node:
-            mark, node = node.mark_of(part), node[part]
-            continue
-        if isinstance(node, MarkedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            mark, node = node.mark_of(part), node[part]
-            continue
-        break
-    return mark
 
 
 @dataclass
@@ -100,13 +86,13 @@ class RouteFlows:
 
     def _opening_hours(self, name: str, raw: Any, mark: Mark) -> OpeningHours | None:
         zone = raw.get("timezone") if isinstance(raw, dict) else None
-        if zone is not None and not _known_zone(str(zone)):
-            self.diags.error(locate(raw, ["timezone"], mark), f"unknown time zone '{zone}'")
+        if zone is not None and not is_time_zone(str(zone)):
+            self.diags.error(locate(raw, ["timezone"], mark)[0], f"unknown time zone '{zone}'")
             return None
         try:
             hours = parse_opening_hours(name, raw, str(zone) if zone else "UTC")
         except ScheduleError as exc:
-            self.diags.error(locate(raw, exc.key, mark), str(exc))
+            self.diags.error(locate(raw, exc.key, mark)[0], str(exc))
             return None
         if zone is None:
             hours = hours.floating()
@@ -126,36 +112,36 @@ class RouteFlows:
         ok = True
         if not 1 <= entry.max_seconds <= MAX_MAILBOX_SECONDS:
             self.diags.error(
-                locate(raw, ["max_seconds"], key_mark),
+                locate(raw, ["max_seconds"], key_mark)[0],
                 f"max_seconds must be between 1 and {MAX_MAILBOX_SECONDS}, not {entry.max_seconds}",
             )
             ok = False
         if not 0 <= entry.min_seconds < entry.max_seconds:
             self.diags.error(
-                locate(raw, ["min_seconds"], key_mark),
+                locate(raw, ["min_seconds"], key_mark)[0],
                 f"min_seconds must be from 0 to under max_seconds ({entry.max_seconds})",
             )
             ok = False
         if not 0 <= entry.silence_seconds <= 60:
             self.diags.error(
-                locate(raw, ["silence_seconds"], key_mark),
+                locate(raw, ["silence_seconds"], key_mark)[0],
                 "silence_seconds must be between 0 (off) and 60",
             )
             ok = False
         if entry.finish_key not in ("#", "*", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"):
             self.diags.error(
-                locate(raw, ["finish_key"], key_mark),
+                locate(raw, ["finish_key"], key_mark)[0],
                 f"finish_key must be one key of the keypad, not '{entry.finish_key}'",
             )
             ok = False
         if entry.email is not None and not _looks_like_email(entry.email):
             self.diags.error(
-                locate(raw, ["email"], key_mark), f"'{entry.email}' is not an e-mail address"
+                locate(raw, ["email"], key_mark)[0], f"'{entry.email}' is not an e-mail address"
             )
             ok = False
         greeting_seq = raw.get("greeting") if isinstance(raw, dict) else None
         for index, prompt in enumerate(entry.greeting):
-            self._prompt(prompt, locate(greeting_seq, [index], key_mark))
+            self._prompt(prompt, locate(greeting_seq, [index], key_mark)[0])
         if not ok:
             self.broken.add(name)
             return
@@ -248,8 +234,6 @@ class RouteFlows:
             self.used_hours.add(value)
             found = self.config.hours.get(value)
             if found is None and value not in self.broken:
-                from pbxd.config.compile import did_you_mean
-
                 hint = did_you_mean(value, self.config.hours)
                 self.diags.error(raw.mark_of("hours"), f"unknown hours '{value}'{hint}")
             return found
@@ -257,11 +241,11 @@ class RouteFlows:
 
     def _greeting(self, entry: GreetingEntry, raw: Any, mark: Mark) -> Greeting | None:
         if not entry.play:
-            self.diags.error(locate(raw, [], mark), "greeting: name at least one prompt to play")
+            self.diags.error(locate(raw, [], mark)[0], "greeting: name at least one prompt to play")
             return None
         seq = raw.get("play") if isinstance(raw, dict) else raw
         for index, prompt in enumerate(entry.play):
-            self._prompt(prompt, locate(seq, [index], mark))
+            self._prompt(prompt, locate(seq, [index], mark)[0])
         return Greeting(tuple(f"sound:{p}" for p in entry.play), entry.answer)
 
     def _prompt(self, prompt: str, mark: Mark) -> None:
@@ -293,8 +277,6 @@ class RouteFlows:
 
     def finish(self, sounds_dir: Path | None) -> None:
         """Check the goto graph, unused sections and prompt files."""
-        from pbxd.config.compile import did_you_mean
-
         for name, node in self.nodes.items():
             for key, fallback in node.edges:
                 where = fallback.mark or node.mark
@@ -388,12 +370,6 @@ class RouteFlows:
                     f"prompt '{prompt}' is not in the sounds folder {sounds_dir} "
                     f"(expected {prompt}.wav or another Asterisk format)",
                 )
-
-
-def _known_zone(name: str) -> bool:
-    from pbxd.config.numbering import is_time_zone
-
-    return is_time_zone(name)
 
 
 def _looks_like_email(text: str) -> bool:

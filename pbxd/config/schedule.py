@@ -24,9 +24,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from difflib import get_close_matches
 from typing import Any
 
+from pbxd.config.diagnostics import did_you_mean
 from pbxd.dialplan.hours import (
     MINUTES_PER_DAY,
     WEEKDAYS,
@@ -173,8 +173,7 @@ def _holidays(value: Any) -> HolidayCalendar:
         raise ScheduleError("holidays: a country code (FR) or {country: FR, subdivision: …}")
     known = supported_countries()
     if country not in known:
-        close = get_close_matches(country, known, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(country, known)
         raise ScheduleError(
             f"no public holidays known for country '{country}'{hint}", ("holidays",)
         )

@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,16 @@ def load_yaml_text(text: str, display_name: str, diagnostics: Diagnostics) -> An
         return None
     finally:
         loader.dispose()
+
+
+def locate(data: Any, loc: Iterable[int | str], fallback: Mark) -> tuple[Mark, Mark | None]:
+    """(mark of the value at `loc`, mark of its key) in marked YAML, as deep as the data goes."""
+    mark, key_mark, node = fallback, None, data
+    for part in loc:
+        if isinstance(node, MarkedMap) and isinstance(part, str) and part in node:
+            mark, key_mark, node = node.mark_of(part), node.key_marks[part], node[part]
+        elif isinstance(node, MarkedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            mark, key_mark, node = node.mark_of(part), None, node[part]
+        else:
+            break
+    return mark, key_mark

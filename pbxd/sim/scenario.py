@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from pbxd.config.compile import did_you_mean, display_path, kind_of, validate_entry
-from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark
+from pbxd.config.compile import display_path, kind_of, validate_entry
+from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, did_you_mean
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import NumberError, foreign_digit, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml

@@ -32,6 +32,7 @@ _TESTS_DIR = str(Path(__file__).resolve().parents[1])
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+from classic_example import classic_example_config  # noqa: E402
 from dbfixtures import BACKENDS, database_url  # noqa: E402
 
 from pbxd.calls.runtime import AriEndpoint, CallService  # noqa: E402
@@ -171,15 +172,10 @@ def write_config(directory: Path, trunks: str = TRUNKS_YAML, routing: str = ROUT
 def example_config() -> Config:
     """The shipped trunks with the example routing of before call flows (ring-only routes)."""
     tree = Path(tempfile.mkdtemp(prefix="pbxd-classic-"))
-    for name in ("pbxd.yaml", "sip-trunks.yaml"):
-        shutil.copy(REPO / name, tree / name)
-    shutil.copytree(REPO / "tests" / "dialplan" / "data" / "routing", tree / "routing")
-    shutil.copy(REPO / "routing" / "london.yaml", tree / "routing" / "london.yaml")
-    shutil.copytree(REPO / "sounds", tree / "sounds")
-    result = compile_config(tree / "pbxd.yaml")
-    shutil.rmtree(tree)
-    assert result.config is not None, [str(d) for d in result.diagnostics]
-    return result.config
+    try:
+        return classic_example_config(tree)
+    finally:
+        shutil.rmtree(tree)
 
 
 def add_lab_endpoints(sim: AriSimulator) -> None:

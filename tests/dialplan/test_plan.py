@@ -7,7 +7,7 @@ temporary directory when the example does not cover the case.
 
 from __future__ import annotations
 
-import shutil
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,11 @@ from pbxd.dialplan.outcome import CAUSE_OF_REASON, unanswered_outcome
 from pbxd.dialplan.plan import normalise_number, presented_caller
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+from classic_example import classic_example_config  # noqa: E402
+
 FR_IN = "PJSIP/trunk-in-0000001c"
 UK_IN = "PJSIP/trunk-uk-000000a3"
 
@@ -45,21 +50,10 @@ LONDON = "+442079460123"
 CALLER = "+33612000001"
 
 
-CLASSIC = Path(__file__).resolve().parent / "data"
-
-
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """The shipped trunks with the example routing of before call flows (ring-only routes)."""
-    tree = tmp_path_factory.mktemp("classic")
-    for name in ("pbxd.yaml", "sip-trunks.yaml"):
-        shutil.copy(REPO / name, tree / name)
-    shutil.copytree(CLASSIC / "routing", tree / "routing")
-    shutil.copy(REPO / "routing" / "london.yaml", tree / "routing" / "london.yaml")
-    shutil.copytree(REPO / "sounds", tree / "sounds")
-    result = compile_config(tree / "pbxd.yaml")
-    assert result.config is not None, result.diagnostics
-    return result.config
+    return classic_example_config(tmp_path_factory.mktemp("classic"))
 
 
 def facts(
