@@ -564,7 +564,7 @@ class MemoryStore:
         self.legs[rec.leg_id] = rec.snapshot()
         return True
 
-    async def open_calls(self) -> list[Any]:
+    async def open_calls(self, server: str | None = None) -> list[Any]:
         return [c for c in self.calls.values() if c.ended_at is None]
 
     async def legs_of(self, call_id: str) -> list[Any]:

@@ -188,6 +188,17 @@ class AsteriskInfo:
     startup_time: datetime | None
     last_reload_time: datetime | None
     build_date: str | None
+    system_name: str | None = None  # asterisk.conf `systemname`; None when not set
+
+    @property
+    def server(self) -> str:
+        """How pbxd names this Asterisk in CDRs: its system name, else its entity id.
+
+        The entity id is what every ARI event carries as `asterisk_id`; the system name is
+        what an admin chose for it (and what prefixes its channel ids, so two servers' calls
+        never share an id).
+        """
+        return self.system_name or self.entity_id
 
     @classmethod
     def from_json(cls, data: Any, where: str = "AsteriskInfo") -> AsteriskInfo:
@@ -205,6 +216,7 @@ class AsteriskInfo:
             startup_time=opt_date(status, "startup_time", f"{where}.status"),
             last_reload_time=opt_date(status, "last_reload_time", f"{where}.status"),
             build_date=opt_str(build, "date", f"{where}.build"),
+            system_name=opt_str(config, "name", f"{where}.config") or None,
         )
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import structlog
 
-from pbxd.ari import AriClient, AriError, AriNotFound, Channel, Event, StasisStart
+from pbxd.ari import AriClient, AriError, AriNotFound, AsteriskInfo, Channel, Event, StasisStart
 from pbxd.calls import ids
 from pbxd.calls.journal import (
     Journal,
@@ -49,13 +49,16 @@ UNANSWERED_STATES = frozenset({"Ring", "Ringing"})
 SWEEP_GRACE_SECONDS = 0.5
 # How long the sweep waits for a stranded leg it hung up to be gone before reusing its id.
 SWEEP_LEG_GONE_SECONDS = 2.0
+# Asking Asterisk who it is, while it cannot say yet: backoff from the first to the last.
+IDENTIFY_RETRY_S = 0.1
+IDENTIFY_RETRY_MAX_S = 5.0
 
 
 class CdrStoreLike(JournalSink, Protocol):
     """What recovery needs from the CDR store, beyond writing."""
 
-    async def open_calls(self) -> list[CallRecord]:
-        """Calls with no end time."""
+    async def open_calls(self, server: str | None = None) -> list[CallRecord]:
+        """Calls with no end time (of `server` only, when given)."""
         ...
 
     async def legs_of(self, call_id: str) -> list[LegRecord]:
@@ -85,6 +88,8 @@ class CallDaemon:
     _seen_starting: set[str] | None = None
     bad_events: int = 0
     lost_at: datetime | None = None  # when the event stream dropped (None while it is up)
+    # Who the Asterisk is (GET /asterisk/info): asked at the first connection unless given.
+    asterisk: AsteriskInfo | None = None
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -145,6 +150,7 @@ class CallDaemon:
                     caller_name=channel.caller.name[:80] or None,
                     ended_at=max(self.clock.now(), event.timestamp),
                     disposition=Disposition.FAILED,
+                    server=self.server,
                 )
             )
         except Exception:
@@ -192,6 +198,7 @@ class CallDaemon:
             caller_number=decision.caller_number,
             caller_name=decision.caller_name or None,
             trunk=decision.trunk,
+            server=self.server or event.asterisk_id,
         )
         session = CallSession(
             call_id=channel.id,
@@ -253,6 +260,8 @@ class CallDaemon:
         that started on this connection has seen all of its own.
         """
         self.connection += 1
+        if self.asterisk is None:
+            self._identified(await identify_asterisk(self.ari, self.clock))
         if not self.recovered.is_set():
             try:
                 await self.recover_open_calls()
@@ -274,6 +283,18 @@ class CallDaemon:
             if self.calls:  # the moment matters only to calls in progress
                 log.info("ari_connection_lost", calls=len(self.calls))
 
+    @property
+    def server(self) -> str | None:
+        """How CDRs name this daemon's Asterisk (AsteriskInfo.server); None until known."""
+        return self.asterisk.server if self.asterisk is not None else None
+
+    def _identified(self, info: AsteriskInfo) -> None:
+        """Who ARI is; calls that arrived before it was known had only the event's entity id."""
+        self.asterisk = info
+        for session in self.calls.values():
+            if session.record.server in (None, info.entity_id):
+                session.record.server = info.server
+
     async def _asterisk_started(self) -> datetime | None:
         """When Asterisk (re)started, as it says; None when it cannot say."""
         try:
@@ -285,7 +306,8 @@ class CallDaemon:
     async def recover_open_calls(self) -> None:
         """Adopt calls a previous run left bridged or ringing; close the CDRs of the others."""
         try:
-            open_calls = await self.cdr.open_calls()
+            # Only this Asterisk's: another server's open calls are alive under its own pbxd.
+            open_calls = await self.cdr.open_calls(server=self.server)
         except Exception:
             log.exception("could not read open calls; recovery skipped")
             return
@@ -395,6 +417,7 @@ class CallDaemon:
             route=decision.route if isinstance(decision, Flow) else None,
             answered_at=leg.creationtime,
             answered_by=target,
+            server=self.server,
         )
         winner = LegRecord(
             leg_id=leg.id,
@@ -483,6 +506,7 @@ class CallDaemon:
         return [event for event in events if event is not None]
 
     async def _recover(self, record: CallRecord) -> None:
+        record.server = record.server or self.server  # a row older than `calls.server`
         # Three independent reads: at once, so a ringing caller waits as little as possible.
         legs, events, caller = await asyncio.gather(
             self.cdr.legs_of(record.call_id),
@@ -710,6 +734,27 @@ class CallDaemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def identify_asterisk(client: AriClient, clock: Clock) -> AsteriskInfo:
+    """`GET /asterisk/info`, retried with backoff while Asterisk is away (starting, down)."""
+    delay = IDENTIFY_RETRY_S
+    while True:
+        try:
+            info = await client.info()
+        except AriError as exc:
+            log.warning("asterisk_info_unavailable", error=str(exc), retry_in_s=delay)
+            await clock.sleep(delay)
+            delay = min(delay * 2, IDENTIFY_RETRY_MAX_S)
+            continue
+        log.info(
+            "asterisk_identified",
+            server=info.server,
+            entity_id=info.entity_id,
+            system_name=info.system_name,
+            version=info.version,
+        )
+        return info
 
 
 def _end_of_lost_call(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
-from pbxd.ari import AriClient, EventStream
+from pbxd.ari import AriClient, AsteriskInfo, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike
 from pbxd.calls.desk import CollectorDesk
 from pbxd.clock import Clock
@@ -61,7 +61,9 @@ class CallService:
         clock: Clock,
         *,
         heartbeat: float = 10.0,
+        asterisk: AsteriskInfo | None = None,
     ) -> None:
+        """`asterisk`: who ARI is, when already asked (an active/standby pair asks first)."""
         self._session: aiohttp.ClientSession | None = None
         self._ari = ari
         self._heartbeat = heartbeat
@@ -72,6 +74,7 @@ class CallService:
         self.daemon: CallDaemon | None = None
         self.stream: EventStream | None = None
         self.voicemail: VoicemailService | None = None
+        self.asterisk = asterisk
         self._stream_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.stream_failures = 0  # times the event stream died and was restarted
@@ -97,6 +100,7 @@ class CallService:
             self.cdr,
             self.clock,
             desk=CollectorDesk(self.voicemail.collector),
+            asterisk=self.asterisk,
         )
         self.stream = EventStream(
             self._ari.url,

@@ -247,6 +247,8 @@ class CallRecord:
     hangup_cause: int | None = None
     path: CallPath = ()
     voicemail: VoicemailLeft | None = None
+    # The Asterisk that carried the call (its system name, else its entity id); None before 0004.
+    server: str | None = None
 
     def add_step(self, step: PathStep) -> None:
         """Append a step to the call's path (a new tuple: earlier snapshots keep theirs)."""

@@ -85,6 +85,7 @@ CSV_COLUMNS = (
     "path_steps",
     "voicemail_id",
     "voicemail_seconds",
+    "server",  # last: spreadsheets built on the older columns keep their places
 )
 
 
@@ -180,7 +181,13 @@ def voicemail_text(call: CallRecord) -> str:
 
 
 def format_table(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
-    """An aligned plain-text table, one line per call, times in `tz`."""
+    """An aligned plain-text table, one line per call, times in `tz`.
+
+    A log merging calls of several Asterisk servers gets a `server` column; one server's
+    log (the usual case) does not need it.
+    """
+    servers = {e.call.server for e in entries}
+    columns = (*TABLE_COLUMNS, "server") if len(servers) > 1 else TABLE_COLUMNS
     rows = [
         (
             local_time(e.call.started_at, tz),
@@ -193,10 +200,11 @@ def format_table(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
             hangup_cause_text(e.call.hangup_cause),
             path_text(e.call),
             voicemail_text(e.call),
+            *((e.call.server or MISSING,) if len(columns) > len(TABLE_COLUMNS) else ()),
         )
         for e in entries
     ]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(TABLE_COLUMNS)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(columns)]
     # Numbers read best right-aligned; everything else left-aligned.
     right = {TABLE_COLUMNS.index("duration"), TABLE_COLUMNS.index("billsec")}
 
@@ -206,7 +214,7 @@ def format_table(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
         )
         return "  ".join(padded).rstrip()
 
-    out = [line(TABLE_COLUMNS), "  ".join("-" * w for w in widths)]
+    out = [line(columns), "  ".join("-" * w for w in widths)]
     out.extend(line(r) for r in rows)
     if not rows:
         out.append("(no calls)")
@@ -243,6 +251,7 @@ def format_csv(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
                 path_to_text(c.path) or "",
                 "" if c.voicemail is None else c.voicemail.message_id,
                 "" if c.voicemail is None else c.voicemail.duration,
+                c.server or "",
             )
         )
     return buffer.getvalue()
@@ -307,6 +316,7 @@ def format_json(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
                     if c.voicemail is None
                     else {"message_id": c.voicemail.message_id, "duration": c.voicemail.duration}
                 ),
+                "server": c.server,
                 "legs": [_leg_json(leg, tz) for leg in e.legs],
             }
         )

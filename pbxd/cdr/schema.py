@@ -127,6 +127,8 @@ class CallRow(Base):
     path: Mapped[str | None] = mapped_column(String)
     voicemail_id: Mapped[str | None] = mapped_column(String)
     voicemail_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The Asterisk server the call came through (several share one database); NULL before 0004.
+    server: Mapped[str | None] = mapped_column(String)
 
 
 class LegRow(Base):
@@ -184,6 +186,7 @@ def call_to_row(rec: CallRecord) -> dict[str, Any]:
         "path": path_to_text(rec.path),
         "voicemail_id": None if rec.voicemail is None else rec.voicemail.message_id,
         "voicemail_seconds": None if rec.voicemail is None else rec.voicemail.duration,
+        "server": rec.server,
     }
 
 
@@ -209,6 +212,7 @@ def row_to_call(row: Mapping[str, Any] | RowMapping) -> CallRecord:
         voicemail=(
             None if voicemail_id is None else VoicemailLeft(voicemail_id, voicemail_seconds or 0)
         ),
+        server=row["server"],
     )
 
 

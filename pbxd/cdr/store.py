@@ -35,7 +35,7 @@ from itertools import islice
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import Insert, Table, select
+from sqlalchemy import Insert, Table, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -664,13 +664,16 @@ class CdrStore:
             raise RuntimeError("CdrStore is closed")
         return self._engine.connect()
 
-    async def open_calls(self) -> list[CallRecord]:
-        """Calls not yet ended (ended_at IS NULL), oldest first: what a restart must settle."""
-        query = (
-            select(_CALLS)
-            .where(_CALLS.c.ended_at.is_(None))
-            .order_by(_CALLS.c.started_at, _CALLS.c.call_id)
-        )
+    async def open_calls(self, server: str | None = None) -> list[CallRecord]:
+        """Calls not yet ended (ended_at IS NULL), oldest first: what a restart must settle.
+
+        With `server`, only that Asterisk's calls (and rows older than `calls.server`, which
+        one server wrote): another server's calls are its own pbxd's to settle.
+        """
+        query = select(_CALLS).where(_CALLS.c.ended_at.is_(None))
+        if server is not None:
+            query = query.where(or_(_CALLS.c.server == server, _CALLS.c.server.is_(None)))
+        query = query.order_by(_CALLS.c.started_at, _CALLS.c.call_id)
         async with self._connect() as conn:
             result = await conn.execute(query)
             return [row_to_call(row) for row in result.mappings()]

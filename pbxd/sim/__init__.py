@@ -11,8 +11,9 @@ playbacks and the events they raise), `hub.py` (event WebSockets and app ownersh
 `rest.py` (ARI routes and handlers), `server.py` (AriSimulator, aiohttp plumbing),
 `faults.py` (`AriSimulator.faults`: the fault-injection API tests use).
 
-Extras beyond the contract (all typed): `AriSimulator(..., asterisk_id=, stasis_delay=,
-stasis_min_real_delay=)`, `add_endpoint(..., context=)`, `inbound_call(..., app=, dtmf=,
+Extras beyond the contract (all typed): `AriSimulator(..., asterisk_id=, system_name=,
+stasis_delay=, stasis_min_real_delay=)` (`system_name` prefixes channel ids, as Asterisk's),
+`add_endpoint(..., context=)`, `inbound_call(..., app=, dtmf=,
 dtmf_after=, presentation=, stasis_args=)` (a withheld caller; the dialplan's Stasis()
 arguments), `hangup(channel_id)` and `send_dtmf(channel_id, digits)` (the far end acts
 now), `await wait_connected(app)`, `await wait_until_idle()`, `channel(id)`, `channels`,

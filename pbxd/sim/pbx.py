@@ -134,11 +134,13 @@ class SimPbx:
         is_active: IsActive,
         *,
         asterisk_id: str,
+        system_name: str = "",
         stasis_delay: float,
         extra_stasis_delay: Callable[[str], float] | None = None,
     ) -> None:
         self.clock = clock
         self.asterisk_id = asterisk_id
+        self.system_name = system_name
         self.stasis_delay = stasis_delay
         # Fault injection: more virtual seconds before a created channel enters Stasis.
         self._extra_stasis_delay = extra_stasis_delay or (lambda _channel_id: 0.0)
@@ -214,7 +216,9 @@ class SimPbx:
 
     def _new_uniqueid(self) -> str:
         self._unique_seq += 2
-        return f"{int(self.clock.now().timestamp())}.{self._unique_seq}"
+        unique = f"{int(self.clock.now().timestamp())}.{self._unique_seq}"
+        # Asterisk prefixes its uniqueids with asterisk.conf's `systemname` when one is set.
+        return f"{self.system_name}-{unique}" if self.system_name else unique
 
     def _new_name(self, technology: str, resource: str) -> str:
         self._name_seq += 1

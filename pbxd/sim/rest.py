@@ -173,6 +173,7 @@ class AsteriskIdentity:
     version: str
     startup_time: datetime
     build_date: str = "2026-11-23 18:41:17 UTC"
+    system_name: str = ""  # asterisk.conf `systemname` (Asterisk reports "" when unset)
 
 
 class AriRest:
@@ -273,7 +274,7 @@ class AriRest:
             },
             "config": {
                 "default_language": "en",
-                "name": "",
+                "name": ident.system_name,
                 "setid": {"group": "", "user": ""},
             },
             "status": {

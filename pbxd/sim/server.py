@@ -80,6 +80,7 @@ class AriSimulator:
         password: str = "pbxd-secret",
         *,
         asterisk_id: str = "02:fc:00:00:00:01",
+        system_name: str = "",
         stasis_delay: float = 0.001,
         stasis_min_real_delay: float = 0.01,
         stasis_only_subscriptions: bool = False,
@@ -99,13 +100,16 @@ class AriSimulator:
             self.hub.publish,
             self.hub.is_active,
             asterisk_id=asterisk_id,
+            system_name=system_name,
             stasis_delay=max(stasis_delay, stasis_min_real_delay * speed),
             extra_stasis_delay=self.faults.stasis_delay,
         )
         self.pbx.stasis_only_subscriptions = stasis_only_subscriptions
         self.rest = AriRest(
             self.pbx,
-            AsteriskIdentity(asterisk_id, ASTERISK_VERSION, self.clock.now()),
+            AsteriskIdentity(
+                asterisk_id, ASTERISK_VERSION, self.clock.now(), system_name=system_name
+            ),
             lambda: self.hub.active_apps,
         )
         RecordingRoutes(self.rest)

@@ -1105,9 +1105,9 @@ async def test_startup_race_no_resync_of_calls_started_after_connecting(
     real_open_calls = lab.cdr_view.open_calls
     released = asyncio.Event()
 
-    async def slow_open_calls() -> list[Any]:
+    async def slow_open_calls(server: str | None = None) -> list[Any]:
         await released.wait()  # virtual time goes on meanwhile: patched above the hold
-        return await real_open_calls()
+        return await real_open_calls(server)
 
     lab.cdr_view.open_calls = slow_open_calls  # type: ignore[method-assign]
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
@@ -1131,7 +1131,7 @@ async def test_startup_race_a_call_that_ended_during_recovery_is_left_alone(
     released = asyncio.Event()
     stale: list[Any] = []
 
-    async def slow_open_calls() -> list[Any]:
+    async def slow_open_calls(server: str | None = None) -> list[Any]:
         await released.wait()  # virtual time goes on meanwhile: patched above the hold
         return stale
 

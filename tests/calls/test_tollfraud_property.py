@@ -247,7 +247,7 @@ class NullCdr:
     def record_leg(self, record: LegRecord) -> None:
         pass
 
-    async def open_calls(self) -> list[CallRecord]:
+    async def open_calls(self, server: str | None = None) -> list[CallRecord]:
         return []
 
     async def legs_of(self, call_id: str) -> list[LegRecord]:

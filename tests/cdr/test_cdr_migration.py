@@ -128,8 +128,8 @@ async def _written_by_0001(url: str, entries: list[CallLogEntry]) -> AsyncEngine
     return engine
 
 
-async def test_head_is_0003() -> None:
-    assert _head() == "0003_call_events"
+async def test_head_is_0004() -> None:
+    assert _head() == "0004_call_server"
 
 
 async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -> None:
@@ -152,7 +152,7 @@ async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -
     store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
     try:
         async with store.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0003_call_events"
+            assert await conn.run_sync(current_revision) == "0004_call_server"
             counts = [
                 (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
                 for t in ("calls", "legs")
@@ -246,5 +246,110 @@ async def test_sqlite_migration_refuses_to_run_with_foreign_keys_on(tmp_path: An
         async with engine.begin() as conn:
             with pytest.raises(RuntimeError, match="foreign keys are on"):
                 await conn.run_sync(upgrade)
+    finally:
+        await engine.dispose()
+
+
+# The columns of revision 0003 (calls gained path and voicemail in 0002; 0003 added journals).
+_CALLS_0003 = [*_CALLS_0001, "path", "voicemail_id", "voicemail_seconds"]
+
+
+async def _written_by_0003(url: str, entries: list[CallLogEntry]) -> AsyncEngine:
+    """A database at 0003 holding `entries` and one journal event per call, as 0003 wrote."""
+    engine = make_engine(url)
+    await migrate(engine, "0003_call_events")
+    calls = sa.table("calls", *(sa.column(c) for c in _CALLS_0003))
+    legs = sa.table("legs", *(sa.column(c) for c in _LEGS_0001))
+    events = sa.table(
+        "call_events",
+        *(sa.column(c) for c in ("call_id", "seq", "at", "kind")),
+        sa.column("data", sa.JSON),
+    )
+
+    def write(conn: Connection) -> None:
+        naive = conn.dialect.name == "sqlite"
+
+        def stored(row: dict[str, Any]) -> dict[str, Any]:
+            return {
+                k: v.astimezone(UTC).replace(tzinfo=None)
+                if naive and isinstance(v, datetime)
+                else v
+                for k, v in row.items()
+            }
+
+        for entry in entries:
+            row = call_to_row(entry.call)
+            conn.execute(calls.insert(), [stored({c: row[c] for c in _CALLS_0003})])
+            for leg in entry.legs:
+                leg_row = leg_to_row(leg)
+                conn.execute(legs.insert(), [stored({c: leg_row[c] for c in _LEGS_0001})])
+            event = {"call_id": entry.call.call_id, "seq": 1, "kind": "call_arrived"}
+            event["at"] = entry.call.started_at
+            conn.execute(events.insert(), [stored(event) | {"data": {"did": entry.call.did}}])
+
+    async with engine.begin() as conn:
+        await conn.run_sync(write)
+    return engine
+
+
+async def test_a_0003_database_gains_the_server_column_without_losing_a_row(cdr_url: str) -> None:
+    old = _old_entries()
+    engine = await _written_by_0003(cdr_url, old)
+    await engine.dispose()
+
+    store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
+    try:
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(current_revision) == "0004_call_server"
+            counts = [
+                (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
+                for t in ("calls", "legs", "call_events")
+            ]
+        assert counts == [len(old), sum(len(e.legs) for e in old), len(old)]
+        assert await store.call_log(DID) == old  # every field, every leg; server None
+        assert all(e.call.server is None for e in await store.call_log(DID))
+        assert [e.kind for e in await store.events_of(old[0].call.call_id)] == ["call_arrived"]
+        # A row older than the column was written by the only server there was: each server's
+        # recovery still sees it, and no other server's open calls.
+        store.record_call(CallRecord("lyon-open", DID, T0, server="ast-lyon"))
+        store.record_call(CallRecord("paris-open", DID, T0, server="ast-paris"))
+        await store.flush()
+        older_open = [e.call.call_id for e in old if e.call.ended_at is None]
+        assert [c.call_id for c in await store.open_calls(server="ast-paris")] == sorted(
+            [*older_open, "paris-open"]
+        )
+        assert len(await store.open_calls()) == len(older_open) + 2
+        entry = await store.get_call("paris-open")
+        assert entry is not None and entry.call.server == "ast-paris"
+    finally:
+        await store.close()
+
+
+async def test_downgrade_to_0003_drops_only_the_server_column(cdr_url: str) -> None:
+    from alembic import command
+
+    old = _old_entries()
+    engine = await _written_by_0003(cdr_url, old)
+    try:
+        await migrate(engine)
+
+        def downgrade(conn: Connection) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003_call_events")
+
+        async with schema_change(engine) as conn:
+            await conn.run_sync(downgrade)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(current_revision) == "0003_call_events"
+            columns = await conn.run_sync(
+                lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("calls")]
+            )
+            counts = [
+                (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
+                for t in ("calls", "legs", "call_events")
+            ]
+        assert "server" not in columns and "path" in columns
+        assert counts == [len(old), sum(len(e.legs) for e in old), len(old)]
     finally:
         await engine.dispose()

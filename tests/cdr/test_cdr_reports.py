@@ -286,3 +286,26 @@ def test_json_keeps_one_object_per_call_with_path_legs_and_voicemail(
     assert vm["legs"] == []
     assert calls[1]["voicemail"] is None and calls[1]["path"] == []
     assert len(calls[2]["legs"]) == 2
+
+
+def test_a_log_merging_two_servers_shows_each_calls_server(
+    entries: list[CallLogEntry],
+) -> None:
+    entries[0].call.server = "ast-paris"
+    entries[1].call.server = "ast-lyon"
+    table = format_table(entries, PARIS).splitlines()
+    assert table[0].split()[-1] == "server"
+    assert table[2].endswith("ast-paris") and table[3].endswith("ast-lyon")
+    rows = list(csv.DictReader(io.StringIO(format_csv(entries, PARIS))))
+    assert [r["server"] for r in rows] == ["ast-paris", "ast-lyon"]
+    assert list(rows[0])[-1] == "server"  # appended: older spreadsheets keep their columns
+    calls = json.loads(format_json(entries, PARIS))
+    assert [c["server"] for c in calls] == ["ast-paris", "ast-lyon"]
+
+
+def test_one_servers_log_has_no_server_column(entries: list[CallLogEntry]) -> None:
+    for entry in entries:
+        entry.call.server = "ast-paris"
+    assert "server" not in format_table(entries, PARIS).splitlines()[0].split()
+    rows = list(csv.DictReader(io.StringIO(format_csv(entries, PARIS))))
+    assert [r["server"] for r in rows] == ["ast-paris", "ast-paris"]  # exports always carry it

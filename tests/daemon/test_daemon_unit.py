@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from pbxd.ari import AriNotFound, parse_event
+from pbxd.ari import AriNotFound, AsteriskInfo, parse_event
 from pbxd.calls import daemon as daemon_module
 from pbxd.calls.daemon import CallDaemon
 from pbxd.cdr.records import CallRecord, Disposition, LegRecord
@@ -35,6 +35,9 @@ class FakeAri:
     async def hangup(self, channel_id: str, **kwargs: Any) -> None:
         self.requests.append(("hangup", channel_id, kwargs))
 
+    async def info(self) -> AsteriskInfo:
+        return AsteriskInfo("22.10.1", "02:fc:00:00:00:01", "en", None, None, None, None)
+
 
 class NullCdr:
     def record_call(self, record: CallRecord) -> None:
@@ -43,7 +46,7 @@ class NullCdr:
     def record_leg(self, record: LegRecord) -> None:
         pass
 
-    async def open_calls(self) -> list[CallRecord]:
+    async def open_calls(self, server: str | None = None) -> list[CallRecord]:
         return []
 
     async def legs_of(self, call_id: str) -> list[LegRecord]:
@@ -143,7 +146,7 @@ class OpenCallsCdr(NullCdr):
     def __init__(self) -> None:
         self.written: list[CallRecord] = []
 
-    async def open_calls(self) -> list[CallRecord]:
+    async def open_calls(self, server: str | None = None) -> list[CallRecord]:
         start = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
         return [
             CallRecord(call_id="1.1", did="+33170000001", started_at=start),
@@ -191,7 +194,7 @@ class RingingCallerAri(FakeAri):
 
 
 class OneRingingCallCdr(NullCdr):
-    async def open_calls(self) -> list[CallRecord]:
+    async def open_calls(self, server: str | None = None) -> list[CallRecord]:
         start = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
         return [
             CallRecord(
