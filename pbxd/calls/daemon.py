@@ -90,6 +90,11 @@ class CallDaemon:
     lost_at: datetime | None = None  # when the event stream dropped (None while it is up)
     # Who the Asterisk is (GET /asterisk/info): asked at the first connection unless given.
     asterisk: AsteriskInfo | None = None
+    # An active/standby pair's lease (pbxd.ha): events are ignored once it ran out.
+    owns: Callable[[], bool] | None = None
+    # Told when Asterisk gives our Stasis app to another WebSocket (ApplicationReplaced).
+    on_app_replaced: Callable[[], None] | None = None
+    fenced_events: int = 0  # events ignored because the lease had run out
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -126,6 +131,10 @@ class CallDaemon:
 
     def on_event(self, event: Event) -> None:
         """Called by the event stream for each event; must return at once."""
+        if self.owns is not None and not self.owns():
+            # Fenced: the other pbxd of the pair may own the app now; it recovers the calls.
+            self.fenced_events += 1
+            return
         try:
             self._route(event)
         except Exception:
@@ -164,6 +173,9 @@ class CallDaemon:
     def _route(self, event: Event) -> None:
         if event.application != self.ari.app:
             return
+        if event.type == "ApplicationReplaced":
+            self._app_replaced()
+            return
         for channel_id in event.channel_ids():
             session = self._by_channel.get(channel_id)
             if session is not None:
@@ -173,6 +185,19 @@ class CallDaemon:
             if self._seen_starting is not None:
                 self._seen_starting.add(event.channel.id)
             self._stasis_start(event)
+
+    def _app_replaced(self) -> None:
+        """Another WebSocket took our Stasis app: Asterisk sends this one no more events."""
+        if self.on_app_replaced is not None:
+            log.info("ari_app_replaced", app=self.ari.app, hint="the pair's other pbxd took over")
+            self.on_app_replaced()
+            return
+        log.error(
+            "ari_app_replaced",
+            app=self.ari.app,
+            hint="another client registered the same Stasis app: run one pbxd per app and "
+            "Asterisk, or two as a pair (ha: {mode: active-standby})",
+        )
 
     def _stasis_start(self, event: StasisStart) -> None:
         channel = event.channel

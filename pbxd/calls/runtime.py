@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -62,8 +63,13 @@ class CallService:
         *,
         heartbeat: float = 10.0,
         asterisk: AsteriskInfo | None = None,
+        owns: Callable[[], bool] | None = None,
+        on_app_replaced: Callable[[], None] | None = None,
     ) -> None:
-        """`asterisk`: who ARI is, when already asked (an active/standby pair asks first)."""
+        """`asterisk`: who ARI is, when already asked; `owns` and `on_app_replaced`: an
+        active/standby pair's lease and fence (pbxd.ha), handed to the daemon."""
+        self._owns = owns
+        self._on_app_replaced = on_app_replaced
         self._session: aiohttp.ClientSession | None = None
         self._ari = ari
         self._heartbeat = heartbeat
@@ -101,6 +107,8 @@ class CallService:
             self.clock,
             desk=CollectorDesk(self.voicemail.collector),
             asterisk=self.asterisk,
+            owns=self._owns,
+            on_app_replaced=self._on_app_replaced,
         )
         self.stream = EventStream(
             self._ari.url,

@@ -17,7 +17,9 @@ from pbxd.cdr.spool import CdrSpool, SpoolBusyError
 from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import RealClock
+from pbxd.config.files import HaMode
 from pbxd.config.model import Config
+from pbxd.ha.service import PairedService
 from pbxd.log import configure_logging
 from pbxd.systemd import Notifier, keep_systemd_informed
 
@@ -63,7 +65,7 @@ async def serve(
 ) -> int:
     """Run until `stop` is set (by SIGTERM/SIGINT when not given)."""
     stop = stop or asyncio.Event()
-    services: list[CallService] = []  # filled once the CDR database is open
+    services: list[CallService | PairedService] = []  # filled once the CDR database is open
     notifier = notifier or Notifier(None)
     informing = asyncio.create_task(
         keep_systemd_informed(
@@ -90,7 +92,7 @@ async def _serve(
     config: Config,
     password: str,
     stop: asyncio.Event,
-    services: list[CallService],
+    services: list[CallService | PairedService],
     notifier: Notifier,
 ) -> int:
     loop = asyncio.get_running_loop()
@@ -138,12 +140,10 @@ async def _serve(
         )
         _remove_signal_handlers(loop)
         return 1
-    service = CallService(
-        config,
-        AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app),
-        store,
-        RealClock(),
-    )
+    endpoint = AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app)
+    # A pair (pbxd.ha) starts its call service only while it holds the app's lock.
+    paired = settings.ha_mode is HaMode.ACTIVE_STANDBY
+    service = (PairedService if paired else CallService)(config, endpoint, store, RealClock())
     services.append(service)
     try:
         agi = await start_agi(config, store, RealClock())
@@ -158,6 +158,7 @@ async def _serve(
         app=settings.ari_app,
         numbers=len(config.numbers),
         routes=len(config.routes),
+        ha=str(settings.ha_mode),
     )
     starting = asyncio.create_task(service.start())
     starting.add_done_callback(_settle_once_started)
@@ -197,9 +198,13 @@ def _why(exc: Exception, url: str) -> str:
 
 
 async def _ready_once_recovered(
-    service: CallService, notifier: Notifier, stopped: asyncio.Task[bool]
+    service: CallService | PairedService, notifier: Notifier, stopped: asyncio.Task[bool]
 ) -> None:
     """READY=1 once ARI is connected and the calls a previous run left are recovered."""
+    if isinstance(service, PairedService):  # started: standing by, or active and recovered
+        notifier.ready(status_line([service]))
+        log.info("pbxd ready", role=str(service.role))
+        return
     daemon = service.daemon
     if daemon is None:
         return
@@ -211,11 +216,18 @@ async def _ready_once_recovered(
         log.info("pbxd ready", calls=len(daemon.calls))
 
 
-def status_line(services: list[CallService]) -> str:
-    """What `systemctl status pbxd` shows: ARI's state and the calls in progress."""
+def status_line(services: list[CallService | PairedService]) -> str:
+    """What `systemctl status pbxd` shows: ARI's state and the calls in progress (and, in a
+    pair, whether this pbxd is active or standby)."""
     service = services[0] if services else None
     if service is None:
         return "opening the CDR database"
+    if isinstance(service, PairedService):
+        return service.pair.status(lambda: _calls_status(service))
+    return _calls_status(service)
+
+
+def _calls_status(service: CallService | PairedService) -> str:
     daemon, stream = service.daemon, service.stream
     if daemon is None or stream is None or stream.connections == 0:
         return "connecting to ARI"
@@ -236,7 +248,7 @@ def reload_configuration(notifier: Notifier) -> None:
         )
 
 
-def log_calls_in_progress(services: list[CallService]) -> None:
+def log_calls_in_progress(services: list[CallService | PairedService]) -> None:
     """One log line with the state of every call in progress (`kill -USR1`)."""
     daemon = services[0].daemon if services else None
     if daemon is None:

@@ -29,6 +29,7 @@ from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
     DaemonFile,
+    HaMode,
     InventoryEntry,
     MailboxEntry,
     MailSection,
@@ -71,6 +72,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_DATABASE_URL": ("database", "url"),
     "PBXD_HTTP_BIND": ("http", "bind"),
     "PBXD_AGI_BIND": ("agi", "bind"),
+    "PBXD_HA_MODE": ("ha", "mode"),
     "PBXD_STATE_DIR": ("state_dir",),
     "PBXD_TRUNKS_FILE": ("trunks_file",),
     "PBXD_ROUTING_DIR": ("routing_dir",),
@@ -349,6 +351,8 @@ class _SettingsChecker:
         self._bind(parsed.http.bind)
         if parsed.agi.bind is not None:
             self._agi_bind(parsed.agi.bind)
+        if parsed.ha.mode is HaMode.ACTIVE_STANDBY:
+            self._pair(parsed.database.url)
         if parsed.mail is not None:
             self._mail(parsed.mail, base)
         if parsed.log_level.lower() not in LOG_LEVELS:
@@ -514,6 +518,17 @@ class _SettingsChecker:
                 "127.0.0.1 or firewall it to the Asterisk servers",
             )
 
+    def _pair(self, url: str | None) -> None:
+        scheme = (url or "sqlite").partition("://")[0].lower()
+        if not scheme.startswith("postgres"):
+            # The pair shares the lock and the calls' journals through one database server.
+            self.error(
+                ("ha", "mode"),
+                "active-standby needs a PostgreSQL database (database.url: "
+                "postgresql://USER@HOST/DB) that both pbxd share; with SQLite there is no "
+                "pair: use ha.mode: single, and systemd restarts pbxd",
+            )
+
     def _password_file(self, path: Path) -> None:
         # A warning: only `pbxd run` needs the password; check, simulate and calls do not.
         if path.is_file():
@@ -599,6 +614,7 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         voicemail_dir=_resolve(base / parsed.voicemail.dir) if parsed.voicemail.dir else None,
         mail=mail_settings,
         agi_bind=parsed.agi.bind.strip() if parsed.agi.bind else None,
+        ha_mode=parsed.ha.mode,
     )
 
 

@@ -101,6 +101,19 @@ class AgiSection(_Strict):
     bind: str | None = None
 
 
+class HaMode(StrEnum):
+    """How many pbxd drive one Asterisk's Stasis application."""
+
+    SINGLE = "single"  # one pbxd (systemd restarts it)
+    ACTIVE_STANDBY = "active-standby"  # two: a PostgreSQL lock says which one drives calls
+
+
+class HaSection(_Strict):
+    """High availability: `active-standby` pairs two pbxd for one Asterisk (PostgreSQL only)."""
+
+    mode: HaMode = HaMode.SINGLE
+
+
 class DaemonFile(_Strict):
     """pbxd.yaml."""
 
@@ -108,6 +121,7 @@ class DaemonFile(_Strict):
     database: DatabaseSection = DatabaseSection()
     http: HttpSection = HttpSection()
     agi: AgiSection = AgiSection()
+    ha: HaSection = HaSection()
     state_dir: str = "var"
     trunks_file: str = "sip-trunks.yaml"
     routing_dir: str = "routing"

@@ -18,6 +18,7 @@ from pbxd.config.diagnostics import Mark
 from pbxd.config.files import (
     CallerIdPolicy,
     FallbackAction,
+    HaMode,
     HangupReason,
     MailSecurity,
     NumberStatus,
@@ -268,6 +269,7 @@ class DaemonSettings:
     voicemail_dir: Path | None = None  # None: <state_dir>/voicemail
     mail: MailSettings | None = None  # None: voicemail is not mailed
     agi_bind: str | None = None  # HOST:PORT of the FastAGI server; None: AGI mode is off
+    ha_mode: HaMode = HaMode.SINGLE  # active-standby: two pbxd share this Asterisk (pbxd.ha)
 
     @property
     def voicemail_folder(self) -> Path:

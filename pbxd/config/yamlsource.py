@@ -341,7 +341,8 @@ def locate(data: Any, loc: Iterable[int | str], fallback: Mark) -> tuple[Mark, M
     mark, key_mark, node = fallback, None, data
     for part in loc:
         if isinstance(node, MarkedMap) and isinstance(part, str) and part in node:
-            mark, key_mark, node = node.mark_of(part), node.key_marks[part], node[part]
+            # A section an environment variable created has no key written anywhere.
+            mark, key_mark, node = node.mark_of(part), node.key_marks.get(part), node[part]
         elif isinstance(node, MarkedSeq) and isinstance(part, int) and 0 <= part < len(node):
             mark, key_mark, node = node.mark_of(part), None, node[part]
         else:
