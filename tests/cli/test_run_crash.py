@@ -168,8 +168,8 @@ async def wait_until(
         raise AssertionError(f"timed out ({within} s) waiting for {what}") from None
 
 
-def lab_simulator() -> AriSimulator:
-    sim = AriSimulator()
+def lab_simulator(**options: Any) -> AriSimulator:
+    sim = AriSimulator(**options)
     for endpoint in ("trunk-in", "trunk-out", "alice", "bob", "dave", "erin"):
         sim.add_endpoint("PJSIP", endpoint)
     sim.script("PJSIP/alice", PeerScript(answer_after=0.2))
