@@ -1,0 +1,32 @@
+"""What `systemctl status pbxd` says of each pbxd of a pair (run.status_line)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from pbxd.calls.runtime import AriEndpoint
+from pbxd.cli.run import status_line
+from pbxd.clock import VirtualClock
+from pbxd.ha.lease import Role
+from pbxd.ha.service import PairedService
+
+
+def paired() -> PairedService:
+    config: Any = SimpleNamespace(settings=SimpleNamespace(database_url="postgresql://db/pbx"))
+    endpoint = AriEndpoint("http://127.0.0.1:8088/ari", "pbxd", "secret", "pbxd")
+    return PairedService(config, endpoint, None, VirtualClock())  # type: ignore[arg-type]
+
+
+def test_each_role_is_the_first_word_of_the_status() -> None:
+    service = paired()
+    assert status_line([service]).startswith("standby (starting): asking Asterisk who it is")
+    service.pair.server = "ast-paris"
+    service.pair.role = Role.STANDBY
+    assert status_line([service]) == "standby: another pbxd is active for app pbxd on ast-paris"
+    service.pair.role = Role.TAKING_OVER
+    assert status_line([service]).startswith("taking over app pbxd on ast-paris")
+    service.pair.role = Role.ACTIVE
+    # Active, its call service not connected yet: what a single pbxd would say, after the role.
+    assert status_line([service]) == "active for app pbxd on ast-paris; connecting to ARI"
+    assert service.daemon is None and service.stream is None
