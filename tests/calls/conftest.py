@@ -420,10 +420,14 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
     labs: list[CallLab] = []
 
     async def make(
-        config: Config | None = None, *, start: bool = True, **sim_options: Any
+        config: Config | None = None,
+        *,
+        start: bool = True,
+        event_filter: bool = True,
+        **sim_options: Any,
     ) -> CallLab:
         clock = VirtualClock()
-        sim = AriSimulator(clock, USER, SECRET, **sim_options)
+        sim = AriSimulator(clock, USER, SECRET, event_filter=event_filter, **sim_options)
         add_lab_endpoints(sim)
         await sim.start()
         store = await CdrStore.open(cdr_url, flush_interval=0.02)

@@ -22,6 +22,7 @@ PROCESS_EVENTS = {
     "ari_events_stopped",
     "call service stopped",
     "asterisk_identified",
+    "ari_event_filter_set",
 }
 
 
@@ -84,16 +85,14 @@ def test_simulate_logs_json_lines_bound_to_their_call(tmp_path: Path, example: P
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]  # stderr is no TTY: JSON
-    # Start-up asks who Asterisk is and (the sweep of stranded channels) about the
-    # application, outside any call.
+    # Start-up asks who Asterisk is, the sweep of stranded channels asks about the
+    # application, and the event filter is set, outside any call.
+    start_up = ("/applications/pbxd", "/applications/pbxd/eventFilter", "/asterisk/info")
     in_calls = [
         e
         for e in lines
         if e["event"] not in PROCESS_EVENTS
-        and not (
-            e["event"] == "ari_request"
-            and e.get("path") in ("/applications/pbxd", "/asterisk/info")
-        )
+        and not (e["event"] == "ari_request" and e.get("path") in start_up)
     ]
     assert {e["event"] for e in in_calls} >= {"call routed", "call ended", "ari_request"}
     unbound = [e for e in in_calls if not (e.get("call_id") and e.get("did"))]
