@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
+
 from pbxd.cdr.records import CallRecord, Disposition
 from pbxd.sim import PeerScript
 
-from .conftest import RINGALL, CallLab, LabFactory, assert_no_errors
+from .conftest import APP, RINGALL, SECRET, USER, CallLab, LabFactory, assert_no_errors
 
 PARIS = "02:fc:00:00:00:01"  # the simulator's default entity id
 
@@ -80,3 +82,35 @@ async def test_two_servers_one_database_each_pbxd_recovers_only_its_own_calls(
         (done[0].call.call_id, "ast-paris"),
     }
     assert_no_errors(logs)
+
+
+async def test_a_rival_websocket_for_the_app_is_reported_and_fences_a_pair(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Asterisk gives the app to the newest WebSocket and tells the old one (ApplicationReplaced,
+    # which pbxd's event filter lets through).
+    replaced: list[bool] = []
+    lab.daemon.on_app_replaced = lambda: replaced.append(True)
+    headers = {"Authorization": aiohttp.encode_basic_auth(USER, SECRET)}
+    ws_url = lab.url.replace("http://", "ws://") + f"/events?app={APP}"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        rival = await session.ws_connect(ws_url)
+        await lab.wait_for(lambda: bool(replaced), what="ApplicationReplaced")
+        await rival.close()
+    assert replaced == [True]
+    assert [e["log_level"] for e in logs if e["event"] == "ari_app_replaced"] == ["info"]
+
+
+async def test_a_rival_websocket_without_a_pair_is_an_error_in_the_log(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    headers = {"Authorization": aiohttp.encode_basic_auth(USER, SECRET)}
+    ws_url = lab.url.replace("http://", "ws://") + f"/events?app={APP}"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        rival = await session.ws_connect(ws_url)
+        await lab.wait_for(
+            lambda: any(e["event"] == "ari_app_replaced" for e in logs), what="the log line"
+        )
+        await rival.close()
+    [line] = [e for e in logs if e["event"] == "ari_app_replaced"]
+    assert line["log_level"] == "error" and "ha: {mode: active-standby}" in line["hint"]
