@@ -18,6 +18,7 @@ from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import RealClock
 from pbxd.config.model import Config
+from pbxd.config.reload import ReloadResult, RunningConfig
 from pbxd.log import configure_logging
 from pbxd.systemd import Notifier, keep_systemd_informed
 
@@ -72,14 +73,19 @@ async def serve(
         name="systemd",
     )
     loop = asyncio.get_running_loop()
+    running = RunningConfig(config)
+    reloads: set[asyncio.Task[ReloadResult]] = set()
     # `systemctl reload` sends SIGHUP, whose default action would end pbxd.
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-        loop.add_signal_handler(signal.SIGHUP, reload_configuration, notifier)
+        loop.add_signal_handler(signal.SIGHUP, _reload_in_background, running, notifier, reloads)
     try:
-        return await _serve(config, password, stop, services, notifier)
+        return await _serve(running, password, stop, services, notifier)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.remove_signal_handler(signal.SIGHUP)
+        for task in list(reloads):
+            task.cancel()  # kills its compiler process
+        await asyncio.gather(*reloads, return_exceptions=True)
         notifier.stopping()
         informing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -87,13 +93,14 @@ async def serve(
 
 
 async def _serve(
-    config: Config,
+    running: RunningConfig,
     password: str,
     stop: asyncio.Event,
     services: list[CallService],
     notifier: Notifier,
 ) -> int:
     loop = asyncio.get_running_loop()
+    config = running.current
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
@@ -152,6 +159,9 @@ async def _serve(
         await store.close()
         _remove_signal_handlers(loop)
         return 1
+    running.on_swap(service.use_config)
+    if agi is not None:
+        running.on_swap(agi.use_config)
     log.info(
         "pbxd starting",
         ari=settings.ari_url,
@@ -226,14 +236,19 @@ def status_line(services: list[CallService]) -> str:
     return f"ARI connected; {calls}" if stream.connected else f"ARI reconnecting; {calls}"
 
 
-def reload_configuration(notifier: Notifier) -> None:
-    """SIGHUP (`systemctl reload pbxd`): re-read the configuration."""
+async def reload_configuration(running: RunningConfig, notifier: Notifier) -> ReloadResult:
+    """Re-read the configuration; systemd hears RELOADING=1 before and READY=1 after."""
     with notifier.reloading():
-        # Hot reload is issue 12 part 2; until it lands, SIGHUP must not stop pbxd.
-        log.warning(
-            "reload_not_supported",
-            hint="restart pbxd to apply configuration changes (calls in progress stay up)",
-        )
+        return await running.reload()
+
+
+def _reload_in_background(
+    running: RunningConfig, notifier: Notifier, reloads: set[asyncio.Task[ReloadResult]]
+) -> None:
+    """SIGHUP (`systemctl reload pbxd`): a reload, while calls go on."""
+    task = asyncio.create_task(reload_configuration(running, notifier), name="reload")
+    reloads.add(task)
+    task.add_done_callback(reloads.discard)
 
 
 def log_calls_in_progress(services: list[CallService]) -> None:

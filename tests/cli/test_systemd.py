@@ -238,7 +238,7 @@ async def test_pbxd_run_tells_systemd_ready_status_reload_watchdog_and_stopping(
         assert process.returncode == 0, err.decode()
         pings = [m for m in fake_systemd.drain() if m == {"WATCHDOG": "1"}]
         assert len(pings) >= 3
-        assert "reload_not_supported" in err.decode()
+        assert '"event": "config_reloaded"' in err.decode()
     finally:
         if process.returncode is None:
             process.kill()
