@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         report("run", str(exc))
         return 1
     configure_logging(config.settings.log_level)
-    return asyncio.run(serve(config, password, notifier=Notifier.from_environment()))
+    daemon = serve(config, password, notifier=Notifier.from_environment())
+    del config  # held by the daemon's RunningConfig only, so a reload can free it
+    return asyncio.run(daemon)
 
 
 async def serve(
@@ -74,6 +76,7 @@ async def serve(
     )
     loop = asyncio.get_running_loop()
     running = RunningConfig(config)
+    del config  # read `running.current`: a reload frees what nothing else holds
     reloads: set[asyncio.Task[ReloadResult]] = set()
     # `systemctl reload` sends SIGHUP, whose default action would end pbxd.
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
@@ -100,14 +103,13 @@ async def _serve(
     notifier: Notifier,
 ) -> int:
     loop = asyncio.get_running_loop()
-    config = running.current
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     # Installed first: SIGUSR1's default action would kill pbxd.
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGUSR1, log_calls_in_progress, services)
-    settings = config.settings
+    settings = running.current.settings  # those a reload changes are not read here
     try:
         spool = CdrSpool(settings.state_dir / SPOOL_FILE)
     except (OSError, SpoolBusyError) as exc:
@@ -145,29 +147,30 @@ async def _serve(
         )
         _remove_signal_handlers(loop)
         return 1
+    # The configuration as it is now: a SIGHUP may have swapped one in meanwhile.
     service = CallService(
-        config,
+        running.current,
         AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app),
         store,
         RealClock(),
     )
     services.append(service)
+    running.on_swap(service.use_config)
     try:
-        agi = await start_agi(config, store, RealClock())
+        agi = await start_agi(running.current, store, RealClock())
     except OSError as exc:
         log.error("agi_bind_failed", bind=settings.agi_bind, error=f"{type(exc).__name__}: {exc}")
         await store.close()
         _remove_signal_handlers(loop)
         return 1
-    running.on_swap(service.use_config)
     if agi is not None:
         running.on_swap(agi.use_config)
     log.info(
         "pbxd starting",
         ari=settings.ari_url,
         app=settings.ari_app,
-        numbers=len(config.numbers),
-        routes=len(config.routes),
+        numbers=len(running.current.numbers),
+        routes=len(running.current.routes),
     )
     starting = asyncio.create_task(service.start())
     starting.add_done_callback(_settle_once_started)

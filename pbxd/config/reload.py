@@ -227,9 +227,13 @@ class RunningConfig:
         replaced, self._replaced = self._replaced, None
         # This frame's name and getrefcount's argument: anything more is another holder,
         # which refcounting frees once it lets go.
-        if replaced is None or sys.getrefcount(replaced) > 2:
+        if replaced is None:
+            return
+        if sys.getrefcount(replaced) > 2:
+            log.debug("config_replaced_still_held", holders=sys.getrefcount(replaced) - 2)
             return
         await _in_slices(_emptied(replaced))
+        log.debug("config_replaced_freed")
 
 
 def _emptied(config: Config) -> Iterator[None]:
@@ -314,7 +318,7 @@ def compile_to_stream(config_path: str, out: BinaryIO | None = None) -> None:
         out = os.fdopen(os.dup(1), "wb")
         os.dup2(2, 1)
     with contextlib.suppress(OSError):
-        os.nice(10)  # background work: the daemon's loop comes first on a busy machine
+        os.nice(5)  # background work: the daemon's loop comes first on a busy machine
     result = compile_config(Path(config_path))
     out.write(encode(result))
     out.flush()

@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pbxd.cdr.records import Disposition
 from pbxd.config.reload import ReloadResult, RunningConfig
 
@@ -66,6 +68,7 @@ NEW_HUNT_ROUTE = """\
 """
 
 
+@pytest.mark.timeout(180)  # a child process compiles: slow on a loaded machine
 async def test_a_call_ringing_during_a_reload_finishes_on_its_flow_new_calls_take_the_new(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
@@ -93,6 +96,7 @@ async def test_a_call_ringing_during_a_reload_finishes_on_its_flow_new_calls_tak
     assert_no_errors(logs)
 
 
+@pytest.mark.timeout(180)  # a child process compiles: slow on a loaded machine
 async def test_a_refused_configuration_leaves_new_calls_on_the_running_one(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
@@ -117,6 +121,7 @@ async def test_a_refused_configuration_leaves_new_calls_on_the_running_one(
     assert len(errors) == 1 and "sip-trunks.yaml:" in errors[0]
 
 
+@pytest.mark.timeout(180)  # a child process compiles: slow on a loaded machine
 async def test_outbound_legs_up_on_a_trunk_still_count_after_a_reload(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:

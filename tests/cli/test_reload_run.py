@@ -96,6 +96,7 @@ def _leg_to(sim: AriSimulator, call_id: str, endpoint: str) -> str:
     return leg
 
 
+@pytest.mark.timeout(240)  # a child process compiles: slow on a loaded machine
 async def test_sighup_refuses_a_broken_configuration_then_swaps_a_good_one_calls_go_on(
     desk: Path, db: str
 ) -> None:
@@ -104,7 +105,8 @@ async def test_sighup_refuses_a_broken_configuration_then_swaps_a_good_one_calls
         sim.add_endpoint("PJSIP", endpoint)
         sim.script(f"PJSIP/{endpoint}", PeerScript())  # every phone rings until told
     url = await sim.start()
-    process = await start_daemon(desk, url, db)
+    # At debug level: a replaced configuration something still held would say so.
+    process = await start_daemon(desk, url, db, PBXD_LOG_LEVEL="debug")
     try:
         await read_until(process, lambda line: line["event"] == "pbxd ready")
         ringing = await sim.inbound_call(DID, "+33612000001", "Jean")
@@ -113,7 +115,7 @@ async def test_sighup_refuses_a_broken_configuration_then_swaps_a_good_one_calls
         # A typo: refused whole, each error at its place, and the desk still rings alice.
         (desk / "routing" / "desk.yaml").write_text(BROKEN)
         process.send_signal(signal.SIGHUP)
-        lines = await read_until(process, lambda line: line["event"] == "config_reload_refused", 60)
+        lines = await read_until(process, lambda line: line["event"] == "config_reload_refused", 90)
         errors = [str(line["diagnostic"]) for line in lines if line["event"] == "config_error"]
         assert len(errors) == 1, lines
         assert (
@@ -127,8 +129,13 @@ async def test_sighup_refuses_a_broken_configuration_then_swaps_a_good_one_calls
         # The fix, with new routing: new calls ring bob.
         (desk / "routing" / "desk.yaml").write_text(NEW_DESK)
         process.send_signal(signal.SIGHUP)
-        lines = await read_until(process, lambda line: line["event"] == "config_reloaded", 60)
+        lines = await read_until(process, lambda line: line["event"] == "config_reloaded", 90)
         assert not [line for line in lines if line.get("level") == "error"], lines
+        # Nothing but the daemon's RunningConfig held the first configuration: it was freed.
+        freeing = ("config_replaced_freed", "config_replaced_still_held")
+        more = await read_until(process, lambda line: line["event"] in freeing)
+        assert more[-1]["event"] == "config_replaced_freed"
+        lines += more
         ended = {str(line.get("call_id")) for line in lines if line["event"] == "call ended"}
         after = await sim.inbound_call(DID, "+33612000003", "Marie")
         await wait_for(lambda: _legs(sim, after) == ["bob"])
