@@ -89,6 +89,12 @@ class PairedService:
         )
         return _ActiveCalls(self.active)
 
+    def use_config(self, config: Config) -> None:
+        """A reload: the active plans new calls on `config`, and so does a later takeover."""
+        self.config = config
+        if self.active is not None:
+            self.active.use_config(config)
+
     async def start(self) -> None:
         """Run the pair; returns once standing by, or active with its calls recovered."""
         self._running = asyncio.create_task(self.pair.run(), name="pbxd-ha")
