@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from pbxd.ari import AsteriskInfo
 from pbxd.calls.runtime import AriEndpoint
 from pbxd.cli.run import status_line
 from pbxd.clock import VirtualClock
@@ -30,3 +31,16 @@ def test_each_role_is_the_first_word_of_the_status() -> None:
     # Active, its call service not connected yet: what a single pbxd would say, after the role.
     assert status_line([service]) == "active for app pbxd on ast-paris; connecting to ARI"
     assert service.daemon is None and service.stream is None
+
+
+def test_a_reload_reaches_the_next_takeover() -> None:
+    service = paired()
+    newer: Any = SimpleNamespace(settings=SimpleNamespace(database_url="postgresql://db/pbx"))
+    service.use_config(newer)
+    driver = service._drive(_info(), service.pair)
+    assert service.active is not None and service.active.config is newer
+    assert driver.service is service.active
+
+
+def _info() -> AsteriskInfo:
+    return AsteriskInfo("22.10.1", "02:fc:00:00:00:01", "en", None, None, None, None)
