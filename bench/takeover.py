@@ -177,7 +177,8 @@ async def one_run(admin_url: str, bridged: int, ringing: int) -> dict[str, float
             ]
             # Each call's answer or ringing legs written (a batch every 0.2 s), then a margin.
             await until(lambda: len(sim.bridges) == bridged, "bridges")
-            await until(lambda: len(sim.channels) == 3 * len(calls), "every leg up")
+            # Bridged: the caller and alice (bob's leg ended); ringing: the caller and two legs.
+            await until(lambda: len(sim.channels) == 2 * bridged + 3 * ringing, "every leg up")
             await asyncio.sleep(1.0)
             up_before = {c.id for c in sim.channels}
 
