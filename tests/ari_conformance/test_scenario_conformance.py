@@ -69,7 +69,7 @@ def acme_run(example: Path, monkeypatch: pytest.MonkeyPatch) -> AriSimulator:
 
     monkeypatch.setattr(simulate_cli, "AriSimulator", RecordedSimulator)
     db = f"sqlite:///{example / 'cdr.db'}"
-    argv = ["simulate", "scenarios/acme-morning.yaml", "--speed", "50", "--database", db]
+    argv = ["simulate", "scenarios/acme-morning.yaml", "--database", db]
     assert main(argv) == 0
     assert len(made) == 1
     return made[0]
