@@ -298,8 +298,7 @@ class ReplayClient:
                 if r["kind"] == "event" and r["data"].get("type") != "ChannelVarset"
             ]
             raise ReplayError(
-                f"no {step} after {step.timeout} virtual s; roles {self.ids};"
-                f" events so far: {seen}"
+                f"no {step} after {step.timeout} virtual s; roles {self.ids}; events so far: {seen}"
             ) from None
 
     async def settle(self, quiet: float = 2.0) -> None:
