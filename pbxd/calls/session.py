@@ -35,7 +35,6 @@ from pbxd.ari import (
     ChannelDestroyed,
     ChannelHangupRequest,
     ChannelStateChange,
-    Dial,
     Event,
     StasisEnd,
     StasisStart,
@@ -361,6 +360,10 @@ class CallSession:
                 caller_name=record.caller_name or "",
                 trunk=record.trunk,
                 route=plan.route if isinstance(plan, Flow) else None,
+                direction=str(record.direction),
+                dialled=record.dialled,
+                presented=record.presented,
+                emergency=record.emergency,
             )
         )
         if isinstance(plan, Reject):
@@ -432,11 +435,19 @@ class CallSession:
             await self.enter(following)
 
     async def _reject(self, plan: Reject) -> None:
-        self.journal.add(CallRejected(self.clock.now(), str(plan.why), str(plan.reason)))
-        self.note(f"rejected: {plan.message} (hangup: {plan.reason})")
-        log.warning("call rejected", reason=str(plan.why), caller=plan.caller_number)
+        self.journal.add(
+            CallRejected(self.clock.now(), str(plan.why), str(plan.reason), plan.cause)
+        )
+        given = f"cause {plan.cause}" if plan.cause is not None else str(plan.reason)
+        self.note(f"rejected: {plan.message} (hangup: {given})")
+        log.warning(
+            "call rejected", reason=str(plan.why), caller=plan.caller_number, detail=plan.detail
+        )
         self.to(CallState.ENDING)
-        await self.hangup(self.caller.channel_id, reason=plan.reason)
+        if plan.cause is not None:
+            await self.hangup(self.caller.channel_id, reason_code=plan.cause)
+        else:
+            await self.hangup(self.caller.channel_id, reason=plan.reason)
         self.arm("end_grace", END_GRACE_SECONDS)
 
     async def _resume(self) -> None:
@@ -528,7 +539,9 @@ class CallSession:
             self.note(f"{leg.plan.target}: not rung, barred: {barred}")
             log.warning("leg_barred", target=leg.plan.target, trunk=trunk, why=barred)
             return
-        if trunk is not None and not self.directory.take_trunk_slot(trunk):
+        if trunk is not None and leg.plan.emergency_region is not None:
+            self.directory.hold_trunk_slot(trunk)  # an emergency call goes out, even above it
+        elif trunk is not None and not self.directory.take_trunk_slot(trunk):
             self.journal.add(
                 LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
             )
@@ -564,6 +577,26 @@ class CallSession:
             return
         self.caller.destroyed_follows = True  # named as the leg's originator
         self.note(f"{leg.plan.target}: calling {leg.plan.dial_string}")
+
+    async def bridge_early(self, leg: Leg) -> bool:
+        """Put the caller and a leg not yet dialled in the call's bridge, so the far end's
+        early media (ringback, announcements) reaches the caller; False if it failed (the
+        leg is dialled anyway: the caller then hears our ringing indication only)."""
+        try:
+            if self.bridge_id is None:
+                bridge = await self.ari.create_bridge(
+                    bridge_type="mixing",
+                    bridge_id=ids.bridge_id(self.call_id),
+                    name=f"pbxd {self.did}",
+                )
+                self.bridge_id = bridge.id
+                await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+            else:
+                await self.ari.add_channel(self.bridge_id, [leg.channel_id])
+        except AriError as exc:
+            log.warning("early bridging failed", status=exc.status, message=exc.message)
+            return False
+        return True
 
     async def dial(self, leg: Leg, ring_time: int) -> bool:
         """Dial a leg in Stasis for `ring_time` seconds; False (leg hung up) if refused."""
@@ -608,6 +641,11 @@ class CallSession:
         self.winner = leg
         if not await self.answer_caller(leg.plan.target, answered_at):
             return False
+        if self.bridge_id is not None:  # bridged before dialling (early media): talking now
+            self.to(CallState.BRIDGED)
+            self.journal.add(Bridged(self.clock.now(), self.bridge_id, leg.channel_id))
+            self.note(f"bridged caller with {leg.plan.target}")
+            return True
         try:
             bridge = await self.ari.create_bridge(
                 bridge_type="mixing",
@@ -934,13 +972,6 @@ class CallSession:
         await self._finish()
 
     async def _on_event(self, event: Event) -> None:
-        if isinstance(event, Dial):
-            leg = self.leg(event.peer.id)
-            if leg is not None and event.dialstatus == "RINGING" and leg.state is LegState.DIALING:
-                self.leg_to(leg, LegState.RINGING)
-                self.journal.add(LegRinging(event.timestamp, leg.channel_id))
-                self.note(f"{leg.plan.target}: ringing")
-            return
         channel_ids = event.channel_ids()
         channel_id = channel_ids[0] if channel_ids else ""
         is_caller = channel_id == self.caller.channel_id
@@ -955,6 +986,10 @@ class CallSession:
         elif isinstance(event, ChannelStateChange):
             if leg is not None and event.channel.state == "Up":
                 await self._leg_up(leg, event.timestamp)
+            elif leg is not None and event.channel.state == "Ringing":
+                # The callee's 180, with Dial RINGING in the same ms (every capture): this one
+                # event is enough, so pbxd does not ask Asterisk for Dial events at all.
+                self._leg_ringing(leg, event.timestamp)
         elif isinstance(event, ChannelHangupRequest):
             # A soft request (our DELETE, a dial timeout) carries Asterisk's flag 32, not a
             # Q.850 cause: the real cause only comes with ChannelDestroyed.
@@ -992,6 +1027,12 @@ class CallSession:
                 await self._caller_left_for_good(event.timestamp)
         elif self.handler is not None:
             await self.after(await self.handler.on_event(event))
+
+    def _leg_ringing(self, leg: Leg, at: datetime) -> None:
+        if leg.state is LegState.DIALING:
+            self.leg_to(leg, LegState.RINGING)
+            self.journal.add(LegRinging(at, leg.channel_id))
+            self.note(f"{leg.plan.target}: ringing")
 
     async def _leg_up(self, leg: Leg, at: datetime | None = None) -> None:
         """A leg answered: its step decides; a leg answering too late is answered elsewhere."""

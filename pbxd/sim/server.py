@@ -28,7 +28,7 @@ from .model import (
     SimEndpoint,
     ari_time,
 )
-from .pbx import SimPbx
+from .pbx import SHIPPED_OUTBOUND_STASIS_ARGS, SimPbx
 from .peers import DTMF_DIGITS, PeerScript
 from .recordings import RecordingDesk
 from .rest import AriRest, AsteriskIdentity, Reply, RestRequest
@@ -72,6 +72,9 @@ class AriSimulator:
     event about it comes (no ChannelDestroyed: ivr_menu_dtmf, voicemail_record,
     early_media_playback). False sends them anyway, as to an app that subscribed to the
     channel itself.
+
+    `event_filter=False` is an Asterisk without ARI event filtering (before 13.26/16.3):
+    `PUT /applications/{app}/eventFilter` is an unknown resource (404) and every event is sent.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class AriSimulator:
         stasis_delay: float = 0.001,
         stasis_min_real_delay: float = 0.01,
         stasis_only_subscriptions: bool = True,
+        event_filter: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
         self.username = username
@@ -108,7 +112,9 @@ class AriSimulator:
             self.pbx,
             AsteriskIdentity(asterisk_id, ASTERISK_VERSION, self.clock.now()),
             lambda: self.hub.active_apps,
+            self.hub.filters if event_filter else None,
         )
+        self.hub.in_use = self.rest.app_in_use
         RecordingRoutes(self.rest)
         PresenceRoutes(self.rest)
         self.rest_log: list[JsonDict] = []
@@ -290,6 +296,34 @@ class AriSimulator:
             presentation=presentation,
             stasis_args=stasis_args,
             script=script,
+        )
+        return chan.id
+
+    async def softphone_call(
+        self,
+        endpoint: str,
+        dialled: str,
+        *,
+        hangup_after: float | None = None,
+        presentation: int = PRES_ALLOWED_NOT_SCREENED,
+        stasis_args: Sequence[str] = SHIPPED_OUTBOUND_STASIS_ARGS,
+        app: str = "pbxd",
+    ) -> str:
+        """A softphone (endpoint `endpoint`, e.g. alice) dials `dialled`; the shipped
+        [from-softphones] context sends it to Stasis(app,outbound,${CALLERID(pres)}), with
+        the number as typed in ${EXTEN}. Returns the channel id."""
+        ep = self.pbx.endpoint("PJSIP", endpoint)
+        if ep is None:
+            raise ValueError(f"no endpoint PJSIP/{endpoint} in the simulator")
+        chan = self.pbx.inbound_call(
+            dialled,
+            ep.caller.number,
+            ep.caller.name,
+            trunk=endpoint,
+            app=app,
+            hangup_after=hangup_after,
+            presentation=presentation,
+            stasis_args=stasis_args,
         )
         return chan.id
 
