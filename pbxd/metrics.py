@@ -6,7 +6,7 @@ A module-level registry (not prometheus-client's global one): tests and the futu
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -14,6 +14,20 @@ ARI_BAD_EVENTS = Counter(
     "pbxd_ari_bad_events",
     "ARI event-stream messages pbxd could not read, by kind (json, event, binary)",
     ["kind"],
+    registry=REGISTRY,
+)
+
+HTTP_REQUESTS = Counter(
+    "pbxd_http_requests",
+    "HTTP requests answered, by route pattern (never a number or id), method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+HTTP_SECONDS = Histogram(
+    "pbxd_http_request_seconds",
+    "Time to answer an HTTP request, by route pattern",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
 
