@@ -35,7 +35,7 @@ from itertools import islice
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import Insert, Table, and_, func, or_, select
+from sqlalchemy import Insert, Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -743,17 +743,6 @@ class CdrStore:
             calls = [row_to_call(row) for row in result.mappings()]
             legs = await self._legs(conn, [c.call_id for c in calls])
         return [CallLogEntry(call=c, legs=legs.get(c.call_id, [])) for c in calls]
-
-    async def calls_per_number(self, since: datetime) -> dict[str, int]:
-        """How many calls each number has had since `since` (numbers with none are absent)."""
-        query = (
-            select(_CALLS.c.did, func.count())
-            .where(_CALLS.c.started_at >= since)
-            .group_by(_CALLS.c.did)
-        )
-        async with self._connect() as conn:
-            result = await conn.execute(query)
-            return {str(did): int(count) for did, count in result.all()}
 
     async def _legs(
         self, conn: AsyncConnection, call_ids: Sequence[str]

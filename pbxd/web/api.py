@@ -19,8 +19,19 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from pbxd.cdr import queries
 from pbxd.cdr.records import CallLogEntry, Disposition
-from pbxd.cdr.reports import call_json, hangup_cause_text, iso_local, iso_utc, leg_outcome
+from pbxd.cdr.reports import (
+    NumberReport,
+    PeriodError,
+    ReportPeriod,
+    call_json,
+    hangup_cause_text,
+    iso_local,
+    iso_utc,
+    leg_outcome,
+    report_to_json,
+)
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.calls import parse_bound, resolve_number
 from pbxd.config.model import Config, VirtualNumber
@@ -29,15 +40,12 @@ from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageNotFound
 from pbxd.web.auth import require_admin
 from pbxd.web.errors import ApiError, bad_filter, log, not_found
-from pbxd.web.period import Period, current_month, parse_period, period_report, report_json
 from pbxd.web.state import CLOCK, CONFIG, DND, RUNTIME, VOICEMAIL
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_CALLER_FILTER = 32
 FAILED_CALLS_SHOWN = 3
-# Dispositions of a call nobody took: what "failed calls" means to support.
-NOT_ANSWERED = tuple(d for d in Disposition if d is not Disposition.ANSWERED)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -161,22 +169,11 @@ async def query_calls(store: CdrStore, did: str, wanted: CallFilter) -> list[Cal
 # ------------------------------------------------------------------ numbers
 
 
-def local_midnight(now: datetime, tz: ZoneInfo) -> datetime:
-    """Today's start where the number is."""
-    local = now.astimezone(tz)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 async def calls_today(config: Config, store: CdrStore, now: datetime) -> dict[str, int]:
-    """Calls since local midnight, per number: one grouped count per time zone in use."""
-    zones = sorted({n.timezone for n in config.numbers.values()})
-    counts: dict[str, int] = {}
-    for zone in zones:
-        per_number = await store.calls_per_number(local_midnight(now, ZoneInfo(zone)))
-        for e164, number in config.numbers.items():
-            if number.timezone == zone:
-                counts[e164] = per_number.get(e164, 0)
-    return counts
+    """Calls since local midnight, per number (each number's own midnight)."""
+    zones = {e164: ZoneInfo(n.timezone) for e164, n in config.numbers.items()}
+    tallies = await queries.calls_today(store.engine, zones, now)
+    return {did: tally.calls for did, tally in tallies.items()}
 
 
 def number_json(config: Config, number: VirtualNumber, today: int | None) -> dict[str, Any]:
@@ -240,30 +237,28 @@ async def one_call(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------ reports
 
 
-def read_period(request: web.Request, tz: ZoneInfo) -> Period:
+def read_period(request: web.Request, tz: ZoneInfo) -> ReportPeriod:
     """`period=` from the query string (default: this month where the number is)."""
-    text = request.query.get("period")
-    if not text:
-        return current_month(request.app[CLOCK].now(), tz)
+    text = request.query.get("period") or f"{request.app[CLOCK].now().astimezone(tz):%Y-%m}"
     try:
-        return parse_period(text, tz)
-    except ValueError as exc:
+        return ReportPeriod.parse(text[:40])
+    except PeriodError as exc:
         raise bad_filter("period", str(exc)) from None
 
 
-async def report_of(request: web.Request) -> tuple[VirtualNumber, dict[str, Any], Any]:
-    """The number, its report as JSON and as data, for the period asked."""
+async def report_of(request: web.Request) -> tuple[VirtualNumber, NumberReport]:
+    """The number and its report for the period asked."""
     number, tz = number_of(request)
     period = read_period(request, tz)
-    entries = await store_of(request).call_log(number.e164, since=period.start, until=period.end)
-    report = period_report(number.e164, period, entries)
-    return number, report_json(report), report
+    engine = store_of(request).engine
+    report = await queries.number_report(engine, number.e164, period, tz, label=number.label)
+    return number, report
 
 
 async def number_report(request: web.Request) -> web.Response:
     """Calls, answered, missed, abandoned, answer rate, waits, talk time, busiest hours."""
-    _, body, _ = await report_of(request)
-    return web.json_response(body)
+    _, report = await report_of(request)
+    return web.json_response(report_to_json(report))
 
 
 # ------------------------------------------------------------------ voicemail
@@ -398,8 +393,8 @@ def _verdict(
 async def number_diagnose(request: web.Request) -> web.Response:
     """The checklist support runs when "my number doesn't ring"."""
     number, _ = number_of(request)
-    failed = await store_of(request).call_log(
-        number.e164, limit=FAILED_CALLS_SHOWN, dispositions=NOT_ANSWERED
+    failed = await queries.last_failed_calls(
+        store_of(request).engine, number.e164, limit=FAILED_CALLS_SHOWN
     )
     body = diagnose_json(
         request.app[CONFIG],

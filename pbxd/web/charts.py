@@ -11,7 +11,7 @@ import sys
 import pygal
 from pygal.style import Style
 
-from pbxd.web.period import WEEKDAYS, PeriodReport
+from pbxd.cdr.reports import WEEKDAYS, NumberReport
 
 # pygal appends a legacy import hook (for its map plugins, unused here) that makes every later
 # failed import warn on Python 3.11; take it out again.
@@ -44,7 +44,7 @@ def _config(title: str) -> pygal.Config:
     return config
 
 
-def calls_per_day(report: PeriodReport) -> str:
+def calls_per_day(report: NumberReport) -> str:
     """Stacked bars, one per local day: answered (green) under missed (red)."""
     chart = pygal.StackedBar(_config(f"Calls per day, {report.period.label}"))
     chart.x_label_rotation = -45
@@ -56,10 +56,10 @@ def calls_per_day(report: PeriodReport) -> str:
     return str(chart.render(is_unicode=True))
 
 
-def calls_per_hour_of_week(report: PeriodReport) -> str:
+def calls_per_hour_of_week(report: NumberReport) -> str:
     """A punch card: one row per weekday, a dot per hour sized by its calls."""
-    chart = pygal.Dot(_config(f"Calls per hour of the week ({report.period.tz.key})"))
+    chart = pygal.Dot(_config(f"Calls per hour of the week ({report.time_zone})"))
     chart.x_labels = [f"{h:02d}" for h in range(24)]
-    for day, row in zip(WEEKDAYS, report.per_hour_of_week, strict=True):
+    for day, row in zip(WEEKDAYS, report.by_hour_of_week, strict=True):
         chart.add(day, list(row))
     return str(chart.render(is_unicode=True))

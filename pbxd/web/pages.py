@@ -42,7 +42,6 @@ from pbxd.web.auth import (
     set_cookie,
 )
 from pbxd.web.errors import ApiError
-from pbxd.web.period import WEEKDAYS
 from pbxd.web.state import CLOCK, CONFIG, DND, USERS, VOICEMAIL
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -289,9 +288,11 @@ async def calls_json_download(request: web.Request) -> web.Response:
 
 async def report_page(request: web.Request) -> web.Response:
     """The period's figures and two charts (per day, per hour of the week)."""
-    number, body, report = await api.report_of(request)
-    rate = body["answer_rate"]
-    busiest = ", ".join(f"{WEEKDAYS[d]} {h:02d}:00 ({n})" for d, h, n in report.busiest_hours)
+    number, report = await api.report_of(request)
+    rate = report.answer_rate
+    busiest = ", ".join(
+        f"{h.hour:02d}:00-{h.hour + 1:02d}:00 ({h.calls})" for h in report.busiest_hours
+    )
     return render(
         request,
         "report.html",
@@ -299,8 +300,8 @@ async def report_page(request: web.Request) -> web.Response:
         national=national_format(number.e164),
         label=number.label,
         period=report.period.label,
-        time_zone=report.period.tz.key,
-        r=body,
+        time_zone=report.time_zone,
+        r=report,
         rate="-" if rate is None else f"{rate:.0%}",
         average_wait="-" if report.average_wait is None else f"{report.average_wait:.0f} s",
         longest_wait="-" if report.longest_wait is None else f"{report.longest_wait} s",

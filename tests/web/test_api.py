@@ -139,20 +139,24 @@ async def test_one_call_with_its_legs_and_path(client: Client, tokens: Tokens) -
 
 
 async def test_report_of_a_month(client: Client, tokens: Tokens) -> None:
-    body = await _json(client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-12")
-    assert body["period"] == "2026-12" and body["time_zone"] == "Europe/Paris"
+    body = await _json(
+        client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-12"
+    )
+    assert body["period"]["label"] == "2026-12" and body["time_zone"] == "Europe/Paris"
     assert (body["calls"], body["answered"], body["missed"]) == (4, 1, 3)
     assert (body["abandoned"], body["voicemail"]) == (1, 1)
     assert body["answer_rate"] == 0.25
     assert body["average_wait_seconds"] == 6.0 and body["longest_wait_seconds"] == 6
-    assert body["talk_minutes"] == round(594 / 60, 1)
-    third = body["per_day"][2]
-    assert third == {"day": "2026-12-03", "answered": 1, "missed": 3}
-    assert body["per_hour_of_week"]["Thu"][11] == 1  # 11:00 Paris, a Thursday
+    assert body["talk_seconds"] == 594
+    assert body["per_day"][2] == {"day": "2026-12-03", "answered": 1, "missed": 3}
+    assert body["by_hour_of_week"]["Thu"][11] == 1  # 11:00 Paris, a Thursday
     november = await _json(
         client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-11"
     )
     assert november["calls"] == 0 and len(november["per_day"]) == 30
+    # Without a period: this month where the number is.
+    default = await _json(client, f"/api/numbers/{RECEPTION}/report", tokens.viewer)
+    assert default["period"]["label"] == "2026-12"
     bad = await _json(
         client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, status=400, period="2026-13"
     )
@@ -166,8 +170,9 @@ async def test_diagnose_names_the_last_failed_calls_with_local_time(
     assert body["in_inventory"] and body["status"] == "active"
     assert body["route"] == "paris-reception"
     failed = body["last_failed_calls"]
-    assert [c["call_id"] for c in failed] == ["call-abandoned", "call-voicemail", "call-missed"]
-    missed = failed[2]
+    # Failed: nobody took the call and no message was left (the voicemail call is not one).
+    assert [c["call_id"] for c in failed] == ["call-abandoned", "call-missed"]
+    missed = failed[1]
     assert (missed["called"], missed["calling"]) == (RECEPTION, "+33612000002")
     assert (missed["date"], missed["time"]) == ("2026-12-03", "12:40:00")
     assert missed["time_zone"] == "Europe/Paris (CET)"

@@ -107,7 +107,7 @@ async def test_report_page_has_figures_and_two_svg_charts(
     assert '<dd id="fig-calls">4</dd>' in text and "25%" in text
     assert text.count("<svg") == 2 and "pygal-chart" in text
     assert "Calls per day, 2026-12" in text and "Calls per hour of the week" in text
-    assert "Thu 11:00 (1)" in text  # busiest hours, local
+    assert "11:00-12:00 (1)" in text  # busiest hours, local
 
 
 async def test_targets_page_shows_buttons_to_an_admin_only(
