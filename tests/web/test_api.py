@@ -139,9 +139,7 @@ async def test_one_call_with_its_legs_and_path(client: Client, tokens: Tokens) -
 
 
 async def test_report_of_a_month(client: Client, tokens: Tokens) -> None:
-    body = await _json(
-        client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-12"
-    )
+    body = await _json(client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-12")
     assert body["period"]["label"] == "2026-12" and body["time_zone"] == "Europe/Paris"
     assert (body["calls"], body["answered"], body["missed"]) == (4, 1, 3)
     assert (body["abandoned"], body["voicemail"]) == (1, 1)
