@@ -39,6 +39,7 @@ HANGUP_CAUSES: dict[int, str] = {
     19: "no answer",
     20: "subscriber absent",
     21: "call rejected",
+    26: "answered elsewhere",  # Q.850 "non-selected user clearing": another leg took the call
     22: "number changed",
     27: "destination out of order",
     28: "invalid number format",

@@ -40,7 +40,7 @@ def build_app(
     """The HTTP API and pages over `runtime`'s CDR store and call service."""
     settings = config.settings
     app = web.Application(
-        middlewares=[errors_middleware, metrics.http_middleware, auth_middleware],
+        middlewares=[metrics.http_middleware, errors_middleware, auth_middleware],
         client_max_size=MAX_BODY,
     )
     app[CONFIG] = config

@@ -15,9 +15,12 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from pbxd import metrics as series
 from pbxd.agi.server import start_agi
 from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+from pbxd.calls.session import CallSession
 from pbxd.cdr.db import why_not_writable
+from pbxd.cdr.reports import leg_outcome
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError
 from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.clock import RealClock
@@ -133,9 +136,11 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
     )
     starting = asyncio.create_task(service.start(), name="ari-start")
     watching = asyncio.create_task(_ready_once_recovered(app, starting), name="ready")
+    series.watch(lambda: figures(service, store))
     try:
         yield
     finally:
+        series.watch(None)
         for task in (watching, starting):
             task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -158,10 +163,43 @@ async def _ready_once_recovered(app: web.Application, starting: asyncio.Task[Non
     daemon = service.daemon if service is not None else None
     if daemon is None:
         return
+    if daemon.on_call_finished is None:
+        daemon.on_call_finished = count_call
     await daemon.recovered.wait()
     if not runtime.stop.is_set():
         runtime.notifier.ready(readiness(service).status)
         log.info("pbxd ready", calls=len(daemon.calls))
+
+
+def figures(service: CallService, store: CdrStore) -> series.DaemonFigures:
+    """The live figures `/metrics` reads at each scrape."""
+    daemon, stream = service.daemon, service.stream
+    return series.DaemonFigures(
+        calls_in_progress=len(daemon.calls) if daemon is not None else 0,
+        ari_connected=stream is not None and stream.connected,
+        ari_connections=stream.connections if stream is not None else 0,
+        cdr_backlog=store.backlog,
+        cdr_spooled=store.spooled,
+        cdr_refused=store.refused,
+        cdr_rejected=store.dropped,
+    )
+
+
+def count_call(session: CallSession) -> None:
+    """An ended call in the metrics: by route and disposition, its legs, its delays."""
+    record = session.record
+    disposition = str(record.disposition) if record.disposition else "unknown"
+    series.CALLS.labels(record.route or "none", disposition).inc()
+    legs = list(session.journal.legs.values())
+    for leg in legs:
+        # "failed (99)" keeps its words, not its number: the label set stays small.
+        series.LEGS.labels(leg_outcome(leg).partition(" (")[0]).inc()
+    if record.answered_at is not None:
+        series.ANSWER_DELAY.observe((record.answered_at - record.started_at).total_seconds())
+    first_leg = min((leg.started_at for leg in legs), default=None)
+    if first_leg is not None:
+        delay = (first_leg - record.started_at).total_seconds()
+        series.EVENT_TO_ACTION.observe(max(0.0, delay))
 
 
 DAEMON_PARTS = (systemd_status, cdr_store, fast_agi, call_service)

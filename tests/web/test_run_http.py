@@ -69,3 +69,54 @@ async def test_a_busy_http_port_stops_pbxd_with_one_clear_line(example: Path) ->
     text = err.decode()
     assert '"event": "http_bind_failed"' in text and f"127.0.0.1:{port}" in text
     assert "Traceback" not in text
+
+
+async def test_metrics_count_a_call_by_route_and_say_ari_is_up(example: Path) -> None:
+    from argon2 import PasswordHasher
+
+    from pbxd.web.users import Role, add_user
+    from tests.cli.test_run import simulator_where_alice_answers, wait_for
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    token = add_user(example / "users.yaml", "prom", Role.VIEWER, password=None, hasher=hasher)
+    sim = simulator_where_alice_answers()
+    url = await sim.start()
+    process = await start_daemon(example, url, f"sqlite:///{example / 'cdr.db'}")
+    try:
+        lines = await read_until(process, lambda line: line["event"] == "http_listening")
+        base = str(lines[-1]["url"])
+        await read_until(process, lambda line: line["event"] == "pbxd ready")
+        caller = await sim.inbound_call("+33170000001", "+33612000001", "Jean")
+        await wait_for(lambda: any(len(b.channels) == 2 for b in sim.bridges))
+        sim.hangup(caller)
+        await read_until(
+            process, lambda line: line["event"] == "call ended" and line.get("call_id") == caller
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "metrics") as refused:
+                assert refused.status == 401
+            async with session.get(base + "metrics", headers=headers) as response:
+                assert response.status == 200
+                assert response.content_type == "text/plain"
+                text = await response.text()
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert samples['pbxd_calls_total{disposition="answered",route="paris-reception"}'] == 1
+        assert samples['pbxd_legs_total{outcome="answered"}'] == 1
+        assert samples["pbxd_answer_delay_seconds_count"] == 1
+        assert samples["pbxd_event_to_action_seconds_count"] == 1
+        assert samples["pbxd_calls_in_progress"] == 0
+        assert samples["pbxd_ari_connected"] == 1
+        assert samples["pbxd_ari_reconnects_total"] == 0
+        assert samples["pbxd_cdr_backlog"] >= 0
+        assert samples['pbxd_http_requests_total{method="GET",route="/metrics",status="401"}'] == 1
+        # Bounded labels: no caller number, no DID, no call id in any series.
+        for secret in ("+33612000001", "+33170000001", caller):
+            assert secret not in text
+        await stop_daemon(process)
+    finally:
+        await shut_down(sim, process)
