@@ -15,11 +15,12 @@ from aiohttp import web
 from pbxd.calls.runtime import AriEndpoint
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.config.model import Config
+from pbxd.config.reload import ReloadResult, RunningConfig
 from pbxd.log import configure_logging
 from pbxd.systemd import Notifier
 from pbxd.web.app import daemon_app
 from pbxd.web.lifecycle import serve_app
-from pbxd.web.state import RUNTIME, Runtime
+from pbxd.web.state import CONFIG, RUNTIME, Runtime
 
 log = structlog.get_logger("pbxd.run")
 
@@ -48,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         report("run", str(exc))
         return 1
     configure_logging(config.settings.log_level)
-    return asyncio.run(serve(config, password, notifier=Notifier.from_environment()))
+    daemon = serve(config, password, notifier=Notifier.from_environment())
+    del config  # held by the daemon's RunningConfig only, so a reload can free it
+    return asyncio.run(daemon)
 
 
 async def serve(
@@ -64,9 +67,11 @@ async def serve(
     store, FastAGI and the call service, and stops them in reverse when the HTTP server stops.
     """
     runtime = Runtime(stop=stop or asyncio.Event(), notifier=notifier or Notifier(None))
-    settings = config.settings
+    settings = config.settings  # those a reload changes are not read here
+    running = RunningConfig(config)
+    del config  # read `running.current`: a reload frees what nothing else holds
     ari = AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app)
-    app = daemon_app(config, ari, runtime, first=(_signals,))
+    app = daemon_app(running, ari, runtime, first=(_signals,))
     return await serve_app(app, settings.http_bind)
 
 
@@ -74,11 +79,12 @@ async def _signals(app: web.Application) -> AsyncIterator[None]:
     """SIGTERM/SIGINT stop pbxd, SIGHUP reloads, SIGUSR1 logs the calls; removed at the end."""
     runtime = app[RUNTIME]
     loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[ReloadResult]] = set()
     handlers: dict[int, tuple[Callable[..., object], tuple[object, ...]]] = {
         signal.SIGTERM: (runtime.stop.set, ()),
         signal.SIGINT: (runtime.stop.set, ()),
         # `systemctl reload` sends SIGHUP, whose default action would end pbxd.
-        signal.SIGHUP: (reload_configuration, (runtime.notifier,)),
+        signal.SIGHUP: (_reload_in_background, (app[CONFIG], runtime.notifier, reloads)),
         # SIGUSR1's default action would kill pbxd.
         signal.SIGUSR1: (log_calls_in_progress, (runtime,)),
     }
@@ -91,16 +97,24 @@ async def _signals(app: web.Application) -> AsyncIterator[None]:
         for signum in handlers:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        for task in list(reloads):
+            task.cancel()  # kills its compiler process
+        await asyncio.gather(*reloads, return_exceptions=True)
 
 
-def reload_configuration(notifier: Notifier) -> None:
-    """SIGHUP (`systemctl reload pbxd`): re-read the configuration."""
+async def reload_configuration(running: RunningConfig, notifier: Notifier) -> ReloadResult:
+    """Re-read the configuration; systemd hears RELOADING=1 before and READY=1 after."""
     with notifier.reloading():
-        # Hot reload is issue 12 part 2; until it lands, SIGHUP must not stop pbxd.
-        log.warning(
-            "reload_not_supported",
-            hint="restart pbxd to apply configuration changes (calls in progress stay up)",
-        )
+        return await running.reload()
+
+
+def _reload_in_background(
+    running: RunningConfig, notifier: Notifier, reloads: set[asyncio.Task[ReloadResult]]
+) -> None:
+    """SIGHUP (`systemctl reload pbxd`): a reload, while calls go on."""
+    task = asyncio.create_task(reload_configuration(running, notifier), name="reload")
+    reloads.add(task)
+    task.add_done_callback(reloads.discard)
 
 
 def log_calls_in_progress(runtime: Runtime) -> None:

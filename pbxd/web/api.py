@@ -59,6 +59,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/calls/{call_id}", one_call)
     router.add_get("/api/targets", targets)
     router.add_post("/api/targets/{target}/dnd", set_dnd)
+    router.add_post("/api/config/reload", reload_config)
 
 
 # ------------------------------------------------------------------ reading requests
@@ -74,7 +75,7 @@ def store_of(request: web.Request) -> CdrStore:
 
 def number_of(request: web.Request) -> tuple[VirtualNumber, ZoneInfo]:
     """The inventory entry named in the path; 404 `unknown_number` when it is not ours."""
-    config = request.app[CONFIG]
+    config = request.app[CONFIG].current
     text = request.match_info["number"]
     try:
         e164, tz = resolve_number(text[:64], config)
@@ -196,7 +197,7 @@ def number_json(config: Config, number: VirtualNumber, today: int | None) -> dic
 
 async def numbers(request: web.Request) -> web.Response:
     """Every number of the inventory with its route, status, port date and today's calls."""
-    config = request.app[CONFIG]
+    config = request.app[CONFIG].current
     today = await calls_today(config, store_of(request), request.app[CLOCK].now())
     body = [
         number_json(config, config.numbers[e164], today.get(e164))
@@ -228,7 +229,7 @@ async def one_call(request: web.Request) -> web.Response:
     entry = await store_of(request).get_call(call_id[:256])
     if entry is None:
         raise not_found("unknown_call", f"no call {call_id[:80]!r}")
-    config = request.app[CONFIG]
+    config = request.app[CONFIG].current
     number = config.number(entry.call.did)
     tz = ZoneInfo(number.timezone) if number else ZoneInfo("UTC")
     return web.json_response(call_json(entry, tz))
@@ -397,7 +398,7 @@ async def number_diagnose(request: web.Request) -> web.Response:
         store_of(request).engine, number.e164, limit=FAILED_CALLS_SHOWN
     )
     body = diagnose_json(
-        request.app[CONFIG],
+        request.app[CONFIG].current,
         number,
         request.app[CLOCK].now(),
         failed,
@@ -411,7 +412,7 @@ async def number_diagnose(request: web.Request) -> web.Response:
 
 def target_json(request: web.Request, name: str) -> dict[str, Any]:
     """A target, its kind and its do-not-disturb flag (with who set it, when)."""
-    target = request.app[CONFIG].targets[name]
+    target = request.app[CONFIG].current.targets[name]
     change = request.app[DND].change(name)
     return {
         "target": name,
@@ -425,7 +426,7 @@ def target_json(request: web.Request, name: str) -> dict[str, Any]:
 
 async def targets(request: web.Request) -> web.Response:
     """Every target with its do-not-disturb flag."""
-    names = sorted(request.app[CONFIG].targets)
+    names = sorted(request.app[CONFIG].current.targets)
     return web.json_response({"targets": [target_json(request, n) for n in names]})
 
 
@@ -450,7 +451,7 @@ async def read_dnd_body(request: web.Request) -> bool:
 def change_dnd(request: web.Request, target: str, on: bool) -> None:
     """Set a target's flag (admin only; 404 `unknown_target`); logged with who did it."""
     user = require_admin(request)
-    if target not in request.app[CONFIG].targets:
+    if target not in request.app[CONFIG].current.targets:
         raise not_found("unknown_target", f"no target {target[:60]!r}")
     if request.app[DND].set(target, on, by=user.name, at=request.app[CLOCK].now()):
         log.info("dnd_changed", target=target, on=on, by=user.name)
@@ -462,3 +463,16 @@ async def set_dnd(request: web.Request) -> web.Response:
     target = request.match_info["target"]
     change_dnd(request, target, on)
     return web.json_response(target_json(request, target))
+
+
+async def reload_config(request: web.Request) -> web.Response:
+    """Re-read the YAML (admin only), as SIGHUP does; 422 `config_refused` with the errors."""
+    user = require_admin(request)
+    log.info("reload_requested", by=user.name)
+    with request.app[RUNTIME].notifier.reloading():
+        result = await request.app[CONFIG].reload()
+    if result.accepted:
+        return web.json_response(result.as_dict())
+    first = result.errors[0] if result.errors else result.reason
+    body = {"error": {"code": "config_refused", "message": str(first)}, "reload": result.as_dict()}
+    return web.json_response(body, status=422)

@@ -15,6 +15,7 @@ from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.runtime import AriEndpoint
 from pbxd.clock import Clock, RealClock
 from pbxd.config.model import Config
+from pbxd.config.reload import RunningConfig
 from pbxd.voicemail.store import MessageStore
 from pbxd.web import api, health, metrics, pages
 from pbxd.web.auth import auth_middleware
@@ -30,7 +31,7 @@ Part = Callable[[web.Application], AsyncIterator[None]]
 
 
 def build_app(
-    config: Config,
+    config: Config | RunningConfig,
     runtime: Runtime,
     *,
     clock: Clock | None = None,
@@ -38,12 +39,13 @@ def build_app(
     dnd: DoNotDisturb | None = None,
 ) -> web.Application:
     """The HTTP API and pages over `runtime`'s CDR store and call service."""
-    settings = config.settings
+    running = config if isinstance(config, RunningConfig) else RunningConfig(config)
+    settings = running.current.settings
     app = web.Application(
         middlewares=[metrics.http_middleware, errors_middleware, auth_middleware],
         client_max_size=MAX_BODY,
     )
-    app[CONFIG] = config
+    app[CONFIG] = running
     app[RUNTIME] = runtime
     app[CLOCK] = clock or RealClock()
     app[USERS] = users or UserDirectory(settings.users_file)
@@ -78,7 +80,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def daemon_app(
-    config: Config, ari: AriEndpoint, runtime: Runtime, *, first: tuple[Part, ...] = ()
+    config: RunningConfig, ari: AriEndpoint, runtime: Runtime, *, first: tuple[Part, ...] = ()
 ) -> web.Application:
     """The whole daemon as one application: `first` parts (signals), then the daemon's."""
     app = build_app(config, runtime)

@@ -141,7 +141,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
     """A cookie of ours: HttpOnly, SameSite=Strict, Secure unless configured off."""
-    settings = request.app[CONFIG].settings
+    settings = request.app[CONFIG].current.settings
     response.set_cookie(
         name,
         value,

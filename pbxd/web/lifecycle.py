@@ -62,7 +62,7 @@ async def systemd_status(app: web.Application) -> AsyncIterator[None]:
 
 async def cdr_store(app: web.Application) -> AsyncIterator[None]:
     """Open the CDR database (after replaying a spool a previous run left); close it last."""
-    settings = app[CONFIG].settings
+    settings = app[CONFIG].current.settings
     runtime = app[RUNTIME]
     try:
         spool = CdrSpool(settings.state_dir / SPOOL_FILE)
@@ -98,16 +98,20 @@ async def cdr_store(app: web.Application) -> AsyncIterator[None]:
 
 async def fast_agi(app: web.Application) -> AsyncIterator[None]:
     """The FastAGI server when `agi.bind` is set."""
-    config = app[CONFIG]
+    running = app[CONFIG]
     store = app[RUNTIME].store
     assert store is not None, "cdr_store starts first"
     try:
-        agi = await start_agi(config, store, RealClock())
+        agi = await start_agi(running.current, store, RealClock())
     except OSError as exc:
         log.error(
-            "agi_bind_failed", bind=config.settings.agi_bind, error=f"{type(exc).__name__}: {exc}"
+            "agi_bind_failed",
+            bind=running.current.settings.agi_bind,
+            error=f"{type(exc).__name__}: {exc}",
         )
         raise CannotStart("agi") from exc
+    if agi is not None:
+        running.on_swap(agi.use_config)
     try:
         yield
     finally:
@@ -121,18 +125,19 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
     The connection is made in the background (Asterisk may be booting): the HTTP server
     answers meanwhile. A start that fails stops the daemon with exit 1, for systemd.
     """
-    config = app[CONFIG]
+    running = app[CONFIG]  # never kept in a local: a reload must free the old one
     runtime = app[RUNTIME]
     store = runtime.store
     assert store is not None, "cdr_store starts first"
-    service = CallService(config, app[ARI_ENDPOINT], store, RealClock())
+    service = CallService(running.current, app[ARI_ENDPOINT], store, RealClock())
     runtime.service = service
+    running.on_swap(service.use_config)
     log.info(
         "pbxd starting",
-        ari=config.settings.ari_url,
-        app=config.settings.ari_app,
-        numbers=len(config.numbers),
-        routes=len(config.routes),
+        ari=running.current.settings.ari_url,
+        app=running.current.settings.ari_app,
+        numbers=len(running.current.numbers),
+        routes=len(running.current.routes),
     )
     starting = asyncio.create_task(service.start(), name="ari-start")
     watching = asyncio.create_task(_ready_once_recovered(app, starting), name="ready")

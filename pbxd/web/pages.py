@@ -153,7 +153,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def numbers_page(request: web.Request) -> web.Response:
     """Every number: label, status (porting with date and carrier), route, today's calls."""
-    config = request.app[CONFIG]
+    config = request.app[CONFIG].current
     today = await api.calls_today(config, api.store_of(request), request.app[CLOCK].now())
     rows = [
         api.number_json(config, config.numbers[e164], today.get(e164))
@@ -317,7 +317,7 @@ async def report_page(request: web.Request) -> web.Response:
 
 async def targets_page(request: web.Request) -> web.Response:
     """Targets with their do-not-disturb flag; an admin gets a button for each."""
-    names = sorted(request.app[CONFIG].targets)
+    names = sorted(request.app[CONFIG].current.targets)
     user = request[USER]
     return render(
         request,

@@ -15,7 +15,7 @@ from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.runtime import CallService
 from pbxd.cdr.store import CdrStore
 from pbxd.clock import Clock
-from pbxd.config.model import Config
+from pbxd.config.reload import RunningConfig
 from pbxd.systemd import Notifier
 from pbxd.voicemail.store import MessageStore
 from pbxd.web.users import Sessions, UserDirectory
@@ -37,7 +37,8 @@ class Runtime:
         self.stop.set()
 
 
-CONFIG = web.AppKey("config", Config)
+# The configuration in force: read `.current` at each use, a reload swaps it.
+CONFIG = web.AppKey("config", RunningConfig)
 RUNTIME = web.AppKey("runtime", Runtime)
 CLOCK = web.AppKey("clock", Clock)
 USERS = web.AppKey("users", UserDirectory)

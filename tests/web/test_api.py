@@ -244,3 +244,21 @@ async def test_dnd_admin_may_change_viewer_may_not(client: Client, tokens: Token
     assert unknown.status == 404 and (await unknown.json())["error"]["code"] == "unknown_target"
     bad = await client.post(path, json={"on": "yes"}, headers=bearer(tokens.admin))
     assert bad.status == 400 and (await bad.json())["error"]["field"] == "on"
+
+
+async def test_reload_is_for_admins_and_refuses_a_broken_configuration_whole(
+    client: Client, tokens: Tokens, example: Path
+) -> None:
+    viewer = await client.post("/api/config/reload", headers=bearer(tokens.viewer))
+    assert viewer.status == 403
+    accepted = await client.post("/api/config/reload", headers=bearer(tokens.admin))
+    assert accepted.status == 200, await accepted.text()
+    assert (await accepted.json())["outcome"] == "accepted"
+    routing = example / "routing" / "acme.yaml"
+    routing.write_text(routing.read_text().replace("targets: [alice", "targets: [alicia", 1))
+    refused = await client.post("/api/config/reload", headers=bearer(tokens.admin))
+    assert refused.status == 422
+    body = await refused.json()
+    assert body["error"]["code"] == "config_refused" and "alicia" in body["error"]["message"]
+    # The numbers are still served from the configuration in force.
+    assert (await client.get("/api/numbers", headers=bearer(tokens.viewer))).status == 200
