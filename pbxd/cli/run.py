@@ -14,6 +14,7 @@ from aiohttp import web
 
 from pbxd.calls.runtime import AriEndpoint
 from pbxd.cli.common import load_config_or_report, report
+from pbxd.clock import Clock, RealClock
 from pbxd.config.model import Config
 from pbxd.config.reload import ReloadResult, RunningConfig
 from pbxd.log import configure_logging
@@ -60,8 +61,11 @@ async def serve(
     stop: asyncio.Event | None = None,
     *,
     notifier: Notifier | None = None,
+    clock: Clock | None = None,
 ) -> int:
     """Run until `stop` is set (by SIGTERM/SIGINT when not given).
+
+    `clock`: the real one unless given (a VirtualClock lets a test drive `pbxd run` itself).
 
     The daemon is one aiohttp application (pbxd/web/): its `cleanup_ctx` starts the CDR
     store, FastAGI and the call service, and stops them in reverse when the HTTP server stops.
@@ -71,7 +75,7 @@ async def serve(
     running = RunningConfig(config)
     del config  # read `running.current`: a reload frees what nothing else holds
     ari = AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app)
-    app = daemon_app(running, ari, runtime, first=(_signals,))
+    app = daemon_app(running, ari, runtime, clock=clock or RealClock(), first=(_signals,))
     return await serve_app(app, settings.http_bind)
 
 

@@ -80,10 +80,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def daemon_app(
-    config: RunningConfig, ari: AriEndpoint, runtime: Runtime, *, first: tuple[Part, ...] = ()
+    config: RunningConfig,
+    ari: AriEndpoint,
+    runtime: Runtime,
+    *,
+    clock: Clock,
+    first: tuple[Part, ...] = (),
 ) -> web.Application:
     """The whole daemon as one application: `first` parts (signals), then the daemon's."""
-    app = build_app(config, runtime)
+    app = build_app(config, runtime, clock=clock)
     app[ARI_ENDPOINT] = ari
     app.cleanup_ctx.extend([*first, *DAEMON_PARTS])
     return app

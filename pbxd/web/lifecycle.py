@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import cast
 
 import structlog
 from aiohttp import web
@@ -23,10 +24,10 @@ from pbxd.cdr.db import why_not_writable
 from pbxd.cdr.reports import leg_outcome
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError
 from pbxd.cdr.store import CdrNotWritableError, CdrStore
-from pbxd.clock import RealClock
+from pbxd.clock import HeldDuringAwaits, VirtualClock
 from pbxd.systemd import keep_systemd_informed
 from pbxd.web.health import readiness
-from pbxd.web.state import CONFIG, RUNTIME
+from pbxd.web.state import CLOCK, CONFIG, RUNTIME
 
 log = structlog.get_logger("pbxd.run")
 
@@ -102,7 +103,7 @@ async def fast_agi(app: web.Application) -> AsyncIterator[None]:
     store = app[RUNTIME].store
     assert store is not None, "cdr_store starts first"
     try:
-        agi = await start_agi(running.current, store, RealClock())
+        agi = await start_agi(running.current, store, app[CLOCK])
     except OSError as exc:
         log.error(
             "agi_bind_failed",
@@ -129,7 +130,14 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     store = runtime.store
     assert store is not None, "cdr_store starts first"
-    service = CallService(running.current, app[ARI_ENDPOINT], store, RealClock())
+    clock = app[CLOCK]
+    # On a virtual clock, time stands still while the database answers (as in the call tests).
+    cdr = (
+        store
+        if not isinstance(clock, VirtualClock)
+        else cast(CdrStore, HeldDuringAwaits(store, clock))
+    )
+    service = CallService(running.current, app[ARI_ENDPOINT], cdr, clock)
     runtime.service = service
     running.on_swap(service.use_config)
     log.info(
