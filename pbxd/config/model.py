@@ -296,6 +296,14 @@ class DaemonSettings:
     mail: MailSettings | None = None  # None: voicemail is not mailed
     agi_bind: str | None = None  # HOST:PORT of the FastAGI server; None: AGI mode is off
     ha_mode: HaMode = HaMode.SINGLE  # active-standby: two pbxd share this Asterisk (pbxd.ha)
+    http_users_file: Path | None = None  # None: users.yaml beside pbxd.yaml
+    http_secure_cookies: bool = True
+    http_session_hours: int = 12
+
+    @property
+    def users_file(self) -> Path:
+        """The file of web users and API tokens (`http.users_file`)."""
+        return self.http_users_file or self.config_path.parent / "users.yaml"
 
     @property
     def voicemail_folder(self) -> Path:

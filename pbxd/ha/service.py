@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import aiohttp
 import structlog
@@ -13,6 +14,7 @@ import structlog
 from pbxd.ari import AriClient, AsteriskInfo, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike, identify_asterisk
 from pbxd.calls.runtime import AriEndpoint, CallService
+from pbxd.calls.session import CallSession
 from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.ha.lease import PairTimings, Role
@@ -25,13 +27,17 @@ log = structlog.get_logger("pbxd.ha")
 class _ActiveCalls:
     """The pair's driver: a call service, started until its calls are recovered."""
 
-    def __init__(self, service: CallService) -> None:
+    def __init__(
+        self, service: CallService, on_call_finished: Callable[[CallSession], None] | None
+    ) -> None:
         self.service = service
+        self._on_call_finished = on_call_finished
 
     async def start(self) -> None:
         await self.service.start()
         daemon = self.service.daemon
         if daemon is not None:
+            daemon.on_call_finished = daemon.on_call_finished or self._on_call_finished
             await daemon.recovered.wait()
 
     async def stop(self) -> None:
@@ -55,6 +61,8 @@ class PairedService:
         self._cdr = cdr
         self._clock = clock
         self.active: CallService | None = None  # the call service while this pbxd is active
+        # Told of each ended call, whichever takeover's daemon drove it (the metrics).
+        self.on_call_finished: Callable[[CallSession], None] | None = None
         self.pair = ActiveStandby(
             ari.app,
             self._identify,
@@ -87,7 +95,7 @@ class PairedService:
             owns=ownership.owns,
             on_app_replaced=ownership.replaced,
         )
-        return _ActiveCalls(self.active)
+        return _ActiveCalls(self.active, self.on_call_finished)
 
     def use_config(self, config: Config) -> None:
         """A reload: the active plans new calls on `config`, and so does a later takeover."""

@@ -1,4 +1,4 @@
-"""What `systemctl status pbxd` says of each pbxd of a pair (run.status_line)."""
+"""What `systemctl status pbxd` and `/readyz` say of each pbxd of a pair (health.readiness)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 from pbxd.ari import AsteriskInfo
 from pbxd.calls.runtime import AriEndpoint
-from pbxd.cli.run import status_line
 from pbxd.clock import VirtualClock
 from pbxd.ha.lease import Role
 from pbxd.ha.service import PairedService
+from pbxd.web.health import Readiness, readiness
 
 
 def paired() -> PairedService:
@@ -21,15 +21,17 @@ def paired() -> PairedService:
 
 def test_each_role_is_the_first_word_of_the_status() -> None:
     service = paired()
-    assert status_line([service]).startswith("standby (starting): asking Asterisk who it is")
+    assert readiness(service).status.startswith("standby (starting): asking Asterisk who it is")
     service.pair.server = "ast-paris"
     service.pair.role = Role.STANDBY
-    assert status_line([service]) == "standby: another pbxd is active for app pbxd on ast-paris"
+    standby = "standby: another pbxd is active for app pbxd on ast-paris"
+    assert readiness(service) == Readiness(False, standby)  # /readyz: 503, it takes no call
     service.pair.role = Role.TAKING_OVER
-    assert status_line([service]).startswith("taking over app pbxd on ast-paris")
+    assert readiness(service).status.startswith("taking over app pbxd on ast-paris")
     service.pair.role = Role.ACTIVE
     # Active, its call service not connected yet: what a single pbxd would say, after the role.
-    assert status_line([service]) == "active for app pbxd on ast-paris; connecting to ARI"
+    active = "active for app pbxd on ast-paris; connecting to ARI"
+    assert readiness(service) == Readiness(False, active)
     assert service.daemon is None and service.stream is None
 
 
