@@ -199,7 +199,11 @@ async def test_the_open_calls_index_keeps_its_where_clause(cdr_url: str) -> None
             else:
                 sql = (
                     await conn.execute(
-                        text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_calls_open'")
+                        # This schema only: another suite's schemas come and go meanwhile.
+                        text(
+                            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_calls_open' "
+                            "AND schemaname = current_schema()"
+                        )
                     )
                 ).scalar()
         assert sql is not None and "ended_at IS NULL" in sql.replace("(", "").replace(")", "")
