@@ -203,6 +203,11 @@ def disposition_after_voicemail(before: Disposition, left: VoicemailLeft | None)
     return Disposition.VOICEMAIL if left is not None else before
 
 
+def billable_seconds(start: datetime, end: datetime) -> int:
+    """Whole billable seconds from `start` to `end` (as a CDR's billsec counts them)."""
+    return _seconds(start, end) or 0
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     """Whole seconds, half a second up (Asterisk's `initiatedseconds`), never negative.
 

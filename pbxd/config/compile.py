@@ -36,6 +36,7 @@ from pbxd.config.files import (
     MailSecurity,
     NumberStatus,
     OutboundEntry,
+    PlanEntry,
     RingStrategy,
     RouteEntry,
     RoutingFile,
@@ -56,6 +57,7 @@ from pbxd.config.model import (
     Trunk,
     VirtualNumber,
 )
+from pbxd.config.plans import check_plans, compile_plan
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
 
 M = TypeVar("M", bound=BaseModel)
@@ -1056,6 +1058,7 @@ class _Compiler:
         # Targets are global: every file's targets are known before any route uses one.
         for data, parsed, _top in loaded:
             self._calling_out(data, parsed)
+            self._plans(data, parsed)
             raw_routes = data.get("routes")
             if isinstance(raw_routes, MarkedSeq):
                 region = parsed.country.upper() if parsed.country else None
@@ -1091,6 +1094,25 @@ class _Compiler:
             compile_calling_out(
                 name, raw_out[name], entry, mark, parsed.country, self.config, self.diags
             )
+
+    def _plans(self, data: MarkedMap, parsed: RoutingFile) -> None:
+        """`plans:`: limits of numbers and blocks (routes are checked against them at the end)."""
+        raw_plans = data.get("plans")
+        for name in parsed.plans:
+            assert isinstance(raw_plans, MarkedMap)
+            mark = raw_plans.key_marks[name]
+            entry = validate_entry(PlanEntry, raw_plans[name] or {}, mark, self.diags)
+            if entry is not None:
+                compile_plan(
+                    name,
+                    raw_plans[name],
+                    entry,
+                    mark,
+                    parsed.country,
+                    self.config,
+                    self.flows,
+                    self.diags,
+                )
 
     def _routing_files(self, path: Path) -> list[Path]:
         """Every *.yaml under `path`; a directory that cannot be listed is an error, since
@@ -1382,6 +1404,7 @@ class _Compiler:
     # ---- whole-configuration warnings
 
     def finish(self) -> None:
+        check_plans(self.config, self.diags)
         self.flows.finish(self.config.settings.sounds_dir)
         if self.config.settings.mail is None:
             for name, box in self.config.mailboxes.items():

@@ -219,6 +219,27 @@ class CallingOut:
         return trunk.refusal(e164)
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a number's plan allows: monthly minutes (in its time zone), destinations, calls.
+
+    At a limit a new call goes to `at_limit` (a hangup with its cause, voicemail or another
+    route); a call in progress that reaches the minutes is cut (warned `warn_before` seconds
+    ahead with `warning`) unless `finish`.
+    """
+
+    name: str
+    forwarded_minutes: int | None = None
+    outbound_minutes: int | None = None
+    max_destinations: int | None = None
+    max_calls: int | None = None
+    at_limit: Fallback = field(default_factory=lambda: hangup(HangupReason.BUSY))
+    finish: bool = False
+    warn_before: int = 60
+    warning: tuple[str, ...] = ()
+    source: Mark | None = None
+
+
 PASSWORD_FILE_BYTES = 64 * 1024
 
 
@@ -335,6 +356,8 @@ class Config:
     outbound: dict[str, CallingOut] = field(default_factory=dict)
     # Softphone endpoint name (`alice`) -> its rights to call out.
     outbound_of_endpoint: dict[str, CallingOut] = field(default_factory=dict)
+    plans: dict[str, Plan] = field(default_factory=dict)
+    plan_of_number: dict[str, Plan] = field(default_factory=dict)  # E.164 -> its plan
 
     def number(self, e164: str) -> VirtualNumber | None:
         """The inventory entry of a number, if we have it."""

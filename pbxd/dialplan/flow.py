@@ -24,7 +24,7 @@ from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
 if TYPE_CHECKING:
-    from pbxd.config.model import Trunk
+    from pbxd.config.model import Plan, Trunk
 
 StepName = str
 
@@ -189,6 +189,15 @@ class CallOut:
     emergency: bool = False  # never counted against a plan, never withheld
 
 
+@dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """The called (or presented) number's plan, and the step a call goes to at its limit."""
+
+    plan: Plan
+    outbound: bool  # counts against outbound minutes (else forwarded legs' minutes)
+    at_limit: StepName
+
+
 Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep
 
 
@@ -206,6 +215,7 @@ class Flow:
     caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
     timezone: str = "UTC"
     call_out: CallOut | None = None  # a softphone calling out (None: an inbound call)
+    limits: FlowLimits | None = None  # the number's plan (None: no plan, or an emergency call)
 
     def step(self, name: StepName) -> Step:
         """The step called `name` (KeyError if the planner built a broken flow)."""

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pbxd.config.destinations import BARRED_CAUSE
+from pbxd.config.files import FallbackAction
 from pbxd.config.model import CallingOut, Config, Trunk
-from pbxd.dialplan.flow import CallOut, Flow, HangupStep, LegPlan, RingStep, Step
+from pbxd.dialplan.flow import CallOut, Flow, FlowLimits, HangupStep, LegPlan, RingStep, Step
 from pbxd.dialplan.plan import (
+    PLAN_LIMIT_STEP,
     CallFacts,
     Decision,
     Reject,
@@ -132,6 +134,13 @@ def plan_outbound(facts: CallFacts, config: Config) -> Decision:
         "unavailable": HangupStep("unavailable", HangupReason.CONGESTION, leg_cause=True),
     }
     number = config.numbers.get(rights.number)
+    plan = None if dialled.emergency else config.plan_of_number.get(rights.number)
+    limits = None
+    if plan is not None:
+        # A call going out has nowhere to overflow to: it is refused with the plan's cause.
+        cause = plan.at_limit.cause if plan.at_limit.action is FallbackAction.HANGUP else None
+        steps[PLAN_LIMIT_STEP] = HangupStep(PLAN_LIMIT_STEP, cause or HangupReason.REJECTED)
+        limits = FlowLimits(plan, True, PLAN_LIMIT_STEP)
     return Flow(
         did=rights.number,
         trunk=trunk.name,
@@ -143,6 +152,7 @@ def plan_outbound(facts: CallFacts, config: Config) -> Decision:
         caller_withheld=not pres.allowed,
         timezone=number.timezone if number is not None else "UTC",
         call_out=CallOut(rights.name, dialled.number, presented, dialled.emergency),
+        limits=limits,
     )
 
 

@@ -147,6 +147,11 @@ class PeerEntry(_Strict):
     dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
     dtmf_after: Seconds = 0.5
     keys: tuple[KeyPress, ...] = ()
+    # A carrier's answers to a call going out: early media (183 with ringback or an
+    # announcement) after N s, or a final refusal after N s with its Q.850 cause (1: 404).
+    early_media_after: Seconds | None = None
+    reject_after: Seconds | None = None
+    reject_cause: Annotated[int, Field(ge=1, le=127)] = 1
 
 
 class CallEntry(_Strict):
@@ -205,6 +210,8 @@ class ScenarioCall:
     when: datetime | None = None
     keys: tuple[tuple[float, str], ...] = ()
     talk: float | None = None
+    # A softphone calling out (`from: alice`): its endpoint; `did` is then what it dialled.
+    softphone: str | None = None
 
     @property
     def script(self) -> PeerScript:
@@ -346,7 +353,8 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 f"ignored{did_you_mean(key, [*config.targets, *rung])}",
             )
             continue
-        if key not in config.targets and destination not in rung:
+        dialled_out = bool(config.outbound) and destination.startswith("+")
+        if key not in config.targets and destination not in rung and not dialled_out:
             diags.warning(
                 key_mark,
                 f"peer '{key}': no target rings {destination}, so this behaviour is never used"
@@ -368,6 +376,9 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 dtmf=parsed.dtmf,
                 dtmf_after=parsed.dtmf_after,
                 keys=tuple((k.at, k.digits) for k in parsed.keys),
+                progress_after=parsed.early_media_after,
+                reject_after=parsed.reject_after,
+                reject_cause=parsed.reject_cause,
             )
     return peers
 
@@ -451,9 +462,52 @@ def _parse_number(text: str, regions: list[str | None]) -> tuple[str | None, str
     return None, why
 
 
+# What a softphone may send as the number it dials (spaces are the scenario's, for reading).
+_DIALLED = re.compile(r"[+*#0-9]{1,32}", re.ASCII)
+
+
+def _softphone_call(
+    index: int, call: CallEntry, raw: MarkedMap, config: Config, diags: Diagnostics
+) -> ScenarioCall | None:
+    """`from: alice` (a softphone target): alice dials `to` as typed; pbxd decides the rest."""
+    target = config.targets[call.from_]
+    assert target.endpoint is not None
+    endpoint = target.endpoint.partition("/")[2]
+    dialled = "".join(call.to.split())
+    if not _DIALLED.fullmatch(dialled):
+        diags.error(raw.mark_of("to"), "to: a softphone dials digits, +, * and # only")
+        return None
+    if call.withheld or call.keys or call.talk is not None or call.trunk is not None:
+        diags.error(
+            raw.mark_of("from"),
+            "a softphone calling out takes only at, to, name and hangup_after",
+        )
+        return None
+    when: datetime | None = None
+    if isinstance(call.at, datetime):
+        rights = config.outbound_of_endpoint.get(endpoint)
+        when = _local_moment(call.at, rights.number if rights else "", config, raw, diags)
+        if when is None:
+            return None
+    return ScenarioCall(
+        index,
+        call.at if isinstance(call.at, float) else 0.0,
+        dialled,
+        endpoint,
+        call.name or target.label,
+        endpoint,
+        call.hangup_after,
+        when=when,
+        softphone=endpoint,
+    )
+
+
 def _resolve_call(
     index: int, call: CallEntry, raw: MarkedMap, config: Config, diags: Diagnostics
 ) -> ScenarioCall | None:
+    source = config.targets.get(call.from_)
+    if source is not None and source.endpoint is not None:
+        return _softphone_call(index, call, raw, config, diags)
     trunk: Trunk | None = None
     if call.trunk is not None:
         trunk = config.trunks.get(call.trunk)
@@ -572,6 +626,8 @@ def configured_prompts(config: Config) -> list[str]:
             prompts.extend(route.greeting.prompts)
     for mailbox in config.mailboxes.values():
         prompts.extend(mailbox.greeting)
+    for plan in config.plans.values():
+        prompts.extend(plan.warning)
     return list(dict.fromkeys(p for p in prompts if p.startswith("sound:")))
 
 

@@ -419,8 +419,10 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
     """Build a lab (optionally with another config); everything stops at the end."""
     labs: list[CallLab] = []
 
-    async def make(config: Config | None = None, *, start: bool = True) -> CallLab:
-        clock = VirtualClock()
+    async def make(
+        config: Config | None = None, *, start: bool = True, origin: datetime | None = None
+    ) -> CallLab:
+        clock = VirtualClock(origin)
         sim = AriSimulator(clock, USER, SECRET)
         add_lab_endpoints(sim)
         await sim.start()

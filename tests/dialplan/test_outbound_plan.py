@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxd.config.compile import compile_config
+from pbxd.config.compile import CompileResult, compile_config
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Flow, Reject, RejectWhy, RingStep, plan_call
 from pbxd.dialplan.outbound import read_dialled
@@ -51,22 +51,22 @@ outbound:
 """
 
 
-def compile_tree(tmp_path: Path, routing: str = ROUTING, trunks: str = TRUNKS) -> list[str]:
+def compile_tree(tmp_path: Path, routing: str = ROUTING, trunks: str = TRUNKS) -> CompileResult:
+    """Compile pbxd.yaml, `trunks` and one routing file written to `tmp_path`."""
     (tmp_path / "routing").mkdir(exist_ok=True)
     (tmp_path / "pbxd.yaml").write_text("state_dir: var\n", encoding="utf-8")
     (tmp_path / "sip-trunks.yaml").write_text(trunks, encoding="utf-8")
     (tmp_path / "routing" / "main.yaml").write_text(routing, encoding="utf-8")
-    result = compile_config(tmp_path / "pbxd.yaml")
+    return compile_config(tmp_path / "pbxd.yaml")
+
+
+def errors_of(result: CompileResult) -> list[str]:
     return [str(d) for d in result.diagnostics if d.severity == "error"]
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    (tmp_path / "routing").mkdir()
-    (tmp_path / "pbxd.yaml").write_text("state_dir: var\n", encoding="utf-8")
-    (tmp_path / "sip-trunks.yaml").write_text(TRUNKS, encoding="utf-8")
-    (tmp_path / "routing" / "main.yaml").write_text(ROUTING, encoding="utf-8")
-    result = compile_config(tmp_path / "pbxd.yaml")
+    result = compile_tree(tmp_path)
     assert result.config is not None, [str(d) for d in result.diagnostics]
     return result.config
 
@@ -213,7 +213,7 @@ def test_pbxd_check_pins_outbound_errors_to_their_line(
         """
     )
     routing = f"{head}    {entry}\n"
-    errors = compile_tree(tmp_path, routing)
+    errors = errors_of(compile_tree(tmp_path, routing))
     assert len(errors) >= 1, errors
     lines = routing.splitlines()
     wanted = max(i for i, line in enumerate(lines, 1) if key in line)
