@@ -7,6 +7,8 @@ trunk's allowlist, never widens it).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from pbxd.config import numbering
@@ -15,6 +17,20 @@ from pbxd.config.diagnostics import Diagnostics, Mark, did_you_mean
 from pbxd.config.files import NumberStatus, OutboundEntry
 from pbxd.config.model import CallingOut, Config
 from pbxd.config.yamlsource import locate
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """What entries with their own errors would have defined: naming it is no new error."""
+
+    number: Callable[[str], bool]  # a number whose inventory entry (or whole file) is broken
+    trunks: Collection[str] = ()
+    targets: Collection[str] = ()
+    blocks: Collection[str] = ()
+    inventory: bool = False  # sip-trunks.yaml could not be read at all
+
+
+NOTHING_BROKEN = Broken(lambda _e164: False)
 
 # Longer than any ring a carrier lets through (Q.850 timers run out near 3 minutes).
 MAX_OUTBOUND_TIMEOUT = 300
@@ -28,6 +44,7 @@ def compile_calling_out(
     country: str | None,
     config: Config,
     diags: Diagnostics,
+    broken: Broken = NOTHING_BROKEN,
 ) -> CallingOut | None:
     """The rights of one `outbound:` entry; None (with errors reported) when unusable."""
 
@@ -45,7 +62,9 @@ def compile_calling_out(
         ok = False
     for index, target_name in enumerate(entry.softphones):
         target = config.targets.get(target_name)
-        if target is None:
+        if target is None and target_name in broken.targets:
+            ok = False
+        elif target is None:
             hint = did_you_mean(target_name, config.targets)
             error(["softphones", index], f"unknown target '{target_name}'{hint}")
             ok = False
@@ -68,14 +87,15 @@ def compile_calling_out(
     region = country.upper() if country else None
     number = _number(entry.outbound_number, region, ["outbound_number"], error)
     virtual = config.numbers.get(number) if number else None
-    if number is not None and virtual is None:
+    if number is not None and virtual is None and not broken.number(number):
         error(["outbound_number"], f"{number} is not one of our numbers (sip-trunks.yaml)")
     elif virtual is not None and virtual.status is NumberStatus.RESERVED:
         error(["outbound_number"], f"{number} is reserved: it cannot be presented")
         virtual = None
     trunk_name = entry.trunk or (virtual.trunk if virtual else None)
     trunk = config.trunks.get(trunk_name) if trunk_name else None
-    if entry.trunk is not None and trunk is None:
+    trunk_broken = broken.inventory or entry.trunk in broken.trunks
+    if entry.trunk is not None and trunk is None and not trunk_broken:
         hint = did_you_mean(entry.trunk, config.trunks)
         error(["trunk"], f"unknown trunk '{entry.trunk}'{hint}")
     for index, prefix in enumerate(entry.may_dial):

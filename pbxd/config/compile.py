@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pbxd.config import destinations, numbering
-from pbxd.config.callout import compile_calling_out
+from pbxd.config.callout import Broken, compile_calling_out
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
@@ -1092,7 +1092,14 @@ class _Compiler:
                 continue
             self.used_targets.update(entry.softphones)
             compile_calling_out(
-                name, raw_out[name], entry, mark, parsed.country, self.config, self.diags
+                name,
+                raw_out[name],
+                entry,
+                mark,
+                parsed.country,
+                self.config,
+                self.diags,
+                self._broken(),
             )
 
     def _plans(self, data: MarkedMap, parsed: RoutingFile) -> None:
@@ -1112,7 +1119,18 @@ class _Compiler:
                     self.config,
                     self.flows,
                     self.diags,
+                    self._broken(),
                 )
+
+    def _broken(self) -> Broken:
+        """What entries with errors would have defined (no cascade of errors about them)."""
+        return Broken(
+            self._hidden_by_broken_inventory,
+            self.broken_trunks,
+            self.broken_targets,
+            self.broken_blocks,
+            self.inventory_unusable,
+        )
 
     def _routing_files(self, path: Path) -> list[Path]:
         """Every *.yaml under `path`; a directory that cannot be listed is an error, since

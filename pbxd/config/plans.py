@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pbxd.config import numbering
+from pbxd.config.callout import NOTHING_BROKEN, Broken
 from pbxd.config.diagnostics import Diagnostics, Mark, did_you_mean
 from pbxd.config.files import FallbackAction, HangupReason, PlanEntry, WhenCrossed
 from pbxd.config.flows import RouteFlows
@@ -30,6 +31,7 @@ def compile_plan(
     config: Config,
     flows: RouteFlows,
     diags: Diagnostics,
+    broken: Broken = NOTHING_BROKEN,
 ) -> Plan | None:
     """One `plans:` entry, assigned to its numbers; None (errors reported) when unusable."""
 
@@ -70,11 +72,15 @@ def compile_plan(
             ok = False
             continue
         if e164 not in config.numbers:
-            diags.error(where(["numbers", index]), f"{e164} is not one of our numbers")
+            if not broken.number(e164):
+                diags.error(where(["numbers", index]), f"{e164} is not one of our numbers")
             ok = False
             continue
         numbers.append((e164, where(["numbers", index])))
     for index, block in enumerate(entry.blocks):
+        if block not in config.blocks and (broken.inventory or block in broken.blocks):
+            ok = False
+            continue
         if block not in config.blocks:
             hint = did_you_mean(block, config.blocks)
             diags.error(where(["blocks", index]), f"unknown block '{block}'{hint}")

@@ -25,6 +25,7 @@ from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, did_you_mean
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import NumberError, foreign_digit, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
+from pbxd.dialplan.outbound import read_dialled
 from pbxd.sim.media import DEFAULT_PROMPT_SECONDS
 from pbxd.sim.model import PRES_ALLOWED_NOT_SCREENED, PRES_PROHIB_NOT_SCREENED
 from pbxd.sim.peers import DTMF_DIGITS, PeerScript
@@ -266,8 +267,8 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
         return None, diags.sorted()
     known = _known_keys(data, _TOP_KEYS, diags)
     header = validate_entry(ScenarioHeader, _subset(known, _keys(ScenarioHeader)), top, diags)
-    peers = _peers(known, config, diags)
     calls = _calls(known, config, diags)
+    peers = _peers(known, config, diags, _dialled_out(calls, config))
     if header is None or diags.has_errors:
         return None, diags.sorted()
     dated = [c.when for c in calls if c.when is not None]
@@ -316,7 +317,20 @@ def _known_keys(raw: MarkedMap, allowed: tuple[str, ...], diags: Diagnostics) ->
 # ----------------------------------------------------------------------- peers
 
 
-def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, PeerScript]:
+def _dialled_out(calls: Iterable[ScenarioCall], config: Config) -> set[str]:
+    """The numbers the scenario's softphones call (a peer script may say how they answer)."""
+    numbers: set[str] = set()
+    for call in calls:
+        rights = config.outbound_of_endpoint.get(call.softphone or "")
+        read = read_dialled(call.did, rights.country) if rights is not None else None
+        if read is not None:
+            numbers.add(read.number)
+    return numbers
+
+
+def _peers(
+    data: MarkedMap, config: Config, diags: Diagnostics, dialled_out: set[str]
+) -> dict[str, PeerScript]:
     raw_peers = data.get("peers")
     if raw_peers is None:
         return {}
@@ -353,8 +367,7 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 f"ignored{did_you_mean(key, [*config.targets, *rung])}",
             )
             continue
-        dialled_out = bool(config.outbound) and destination.startswith("+")
-        if key not in config.targets and destination not in rung and not dialled_out:
+        if key not in config.targets and destination not in rung and destination not in dialled_out:
             diags.warning(
                 key_mark,
                 f"peer '{key}': no target rings {destination}, so this behaviour is never used"
@@ -506,7 +519,8 @@ def _resolve_call(
     index: int, call: CallEntry, raw: MarkedMap, config: Config, diags: Diagnostics
 ) -> ScenarioCall | None:
     source = config.targets.get(call.from_)
-    if source is not None and source.endpoint is not None:
+    softphone = source.endpoint.partition("/")[2] if source and source.endpoint else ""
+    if softphone in config.outbound_of_endpoint:
         return _softphone_call(index, call, raw, config, diags)
     trunk: Trunk | None = None
     if call.trunk is not None:

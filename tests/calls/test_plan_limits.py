@@ -8,7 +8,7 @@ never refused.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -179,3 +179,47 @@ async def test_when_crossed_finish_lets_the_call_end_by_itself(
     entry = await lab.finish(call_id, within=400)
     assert entry.call.billsec == 300
     assert warnings_played(lab, call_id) == []
+
+
+async def two_instances(make_lab: LabFactory, config: Config) -> tuple[CallLab, CallLab]:
+    """Two pbxd (each with its Asterisk) on one database; the second Asterisk's clock an hour
+    on, so their channel ids (`<epoch>.<seq>`) differ as two real Asterisks' do."""
+    morning = datetime(2026, 12, 10, 8, 0, tzinfo=UTC)
+    first = await make_lab(config, origin=morning)
+    return first, await make_lab(config, origin=morning + timedelta(hours=1))
+
+
+async def test_two_pbxd_on_one_database_see_the_same_count(
+    make_lab: LabFactory, lab_config: Config
+) -> None:
+    first, second = await two_instances(make_lab, lab_config)
+    first.sim.script("PJSIP/trunk-out", PeerScript(answer_after=1, hangup_after=150))
+    second.sim.script("PJSIP/trunk-out", PeerScript(answer_after=1, hangup_after=100))
+    early = await first.sim.softphone_call("alice", "06 12 34 56 78")
+    assert (await first.finish(early, within=LONG)).call.billsec == 150
+    # The other pbxd reads those 150 s from the database: 30 s left, warned at once, cut.
+    late = await second.sim.softphone_call("bob", "06 12 34 56 79")
+    entry = await second.finish(late, within=LONG)
+    assert entry.call.billsec == 30
+    assert warnings_played(second, late) == [WARNING]
+    assert (await usage(second, VIRTUAL))[UsageKind.OUTBOUND] == 180
+
+
+async def test_calls_in_progress_on_another_pbxd_count_against_max_calls(
+    make_lab: LabFactory, lab_config: Config
+) -> None:
+    first, second = await two_instances(make_lab, lab_config)
+    first.sim.script("PJSIP/trunk-out", PeerScript(answer_after=1, hangup_after=20))
+    second.sim.script("PJSIP/trunk-out", PeerScript(answer_after=1, hangup_after=20))
+    talking = await first.sim.softphone_call("alice", "06 12 34 56 78")
+    await first.wait_for(lambda: len(creates(first)) == 1, within=5, what="alice's call out")
+    await first.store.flush()  # its open row is what the other pbxd sees
+    allowed = await second.sim.softphone_call("bob", "06 12 34 56 79")
+    await second.wait_for(lambda: len(creates(second)) == 1, within=5, what="bob's call out")
+    await second.store.flush()
+    refused = await second.sim.softphone_call("dave", "06 12 34 56 71")
+    assert (await second.finish(refused, within=LONG)).call.billsec == 0
+    assert second.final_cause(refused) == 17
+    assert len(creates(second)) == 1
+    assert (await second.finish(allowed, within=LONG)).call.billsec == 20
+    assert (await first.finish(talking, within=LONG)).call.billsec == 20
