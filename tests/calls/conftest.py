@@ -420,10 +420,14 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
     labs: list[CallLab] = []
 
     async def make(
-        config: Config | None = None, *, start: bool = True, origin: datetime | None = None
+        config: Config | None = None,
+        *,
+        start: bool = True,
+        event_filter: bool = True,
+        origin: datetime | None = None,
     ) -> CallLab:
         clock = VirtualClock(origin)
-        sim = AriSimulator(clock, USER, SECRET)
+        sim = AriSimulator(clock, USER, SECRET, event_filter=event_filter)
         add_lab_endpoints(sim)
         await sim.start()
         store = await CdrStore.open(cdr_url, flush_interval=0.02)
