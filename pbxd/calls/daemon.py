@@ -54,6 +54,7 @@ EVENTS_USED: tuple[str, ...] = (
     "PlaybackFinished",
     "RecordingFinished",
     "RecordingFailed",
+    "ChannelDtmfReceived",  # a call through's PIN and number
 )
 # The priority label in extensions.conf where a call goes when pbxd cannot take it.
 FALLBACK_LABEL = "unavailable"

@@ -394,12 +394,12 @@ class CallSession:
             steps=len(plan.steps),
             caller=plan.caller_number,
         )
-        if plan.limits is not None and not await self._plan_allows(plan):
+        if plan.limits is not None and not await self.plan_allows(plan):
             await self.enter(plan.limits.at_limit)
             return
         await self.enter(plan.start)
 
-    async def _plan_allows(self, flow: Flow) -> bool:
+    async def plan_allows(self, flow: Flow) -> bool:
         """Whether the number's plan lets this call in (else it goes to the plan's at_limit).
 
         A database that cannot answer lets the call in: pbxd's failure is never the caller's.

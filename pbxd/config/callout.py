@@ -14,8 +14,8 @@ from typing import Any
 from pbxd.config import numbering
 from pbxd.config.destinations import PREFIX
 from pbxd.config.diagnostics import Diagnostics, Mark, did_you_mean
-from pbxd.config.files import NumberStatus, OutboundEntry
-from pbxd.config.model import CallingOut, Config
+from pbxd.config.files import CallThroughEntry, NumberStatus, OutboundEntry
+from pbxd.config.model import CallingOut, CallThrough, Config
 from pbxd.config.yamlsource import locate
 
 
@@ -57,8 +57,8 @@ def compile_calling_out(
         return None
     ok = True
     endpoints: list[str] = []
-    if not entry.softphones:
-        error([], f"outbound '{name}' needs `softphones:` (the softphones that call out)")
+    if not entry.softphones and not entry.mobiles:
+        error([], f"outbound '{name}' needs `softphones:` or `mobiles:` (who calls out)")
         ok = False
     for index, target_name in enumerate(entry.softphones):
         target = config.targets.get(target_name)
@@ -120,6 +120,26 @@ def compile_calling_out(
     if not 1 <= entry.timeout <= MAX_OUTBOUND_TIMEOUT:
         error(["timeout"], f"timeout must be between 1 and {MAX_OUTBOUND_TIMEOUT} seconds")
         ok = False
+    mobiles: list[str] = []
+    mobile_region = user_region or (trunk.country if trunk else None) or region
+    for index, text in enumerate(entry.mobiles):
+        mobile = _number(text, mobile_region, ["mobiles", index], error)
+        taken_by = config.outbound_of_mobile.get(mobile) if mobile else None
+        if taken_by is not None and taken_by.name != name:
+            error(["mobiles", index], f"{mobile} already calls through as '{taken_by.name}'")
+            mobile = None
+        if mobile is None:
+            ok = False
+            continue
+        mobiles.append(mobile)
+    if entry.pin is not None and not (
+        entry.pin.isascii() and entry.pin.isdigit() and 4 <= len(entry.pin) <= 12
+    ):
+        error(["pin"], "pin must be 4 to 12 digits 0-9, in quotes (pin: '0042')")
+        ok = False
+    if mobiles and entry.pin is None:
+        error(["mobiles"], "mobiles call through with a PIN: add `pin:` (4 to 12 digits)")
+        ok = False
     if not ok or virtual is None or trunk is None or number is None:
         return None
     rights = CallingOut(
@@ -133,11 +153,55 @@ def compile_calling_out(
         emergency_caller_id=emergency,
         timeout=entry.timeout,
         source=key_mark,
+        mobiles=tuple(mobiles),
+        pin=entry.pin,
     )
     config.outbound[name] = rights
     for endpoint in endpoints:
         config.outbound_of_endpoint[endpoint] = rights
+    for mobile in mobiles:
+        config.outbound_of_mobile[mobile] = rights
     return rights
+
+
+def compile_call_through(
+    raw: Any,
+    entry: CallThroughEntry,
+    mark: Mark,
+    country: str | None,
+    config: Config,
+    diags: Diagnostics,
+    broken: Broken = NOTHING_BROKEN,
+) -> None:
+    """`call_through:`: the access numbers registered mobiles call out from."""
+
+    def error(path: list[str | int], message: str) -> None:
+        diags.error(locate(raw, path, mark)[0], message)
+
+    if config.call_through is not None:
+        diags.error(mark, "call_through is defined twice: one section lists every access number")
+        return
+    numbers: list[str] = []
+    region = country.upper() if country else None
+    for index, text in enumerate(entry.numbers):
+        e164 = _number(text, region, ["numbers", index], error)
+        if e164 is None:
+            continue
+        found = config.numbers.get(e164)
+        if found is None:
+            if not broken.number(e164):
+                error(["numbers", index], f"{e164} is not one of our numbers (sip-trunks.yaml)")
+            continue
+        if found.status is NumberStatus.RESERVED:
+            error(["numbers", index], f"{e164} is reserved: it takes no calls")
+            continue
+        numbers.append(e164)
+    if not entry.numbers:
+        error([], "call_through needs `numbers:` (the access numbers mobiles call)")
+    if not 1 <= entry.timeout <= MAX_OUTBOUND_TIMEOUT:
+        error(["timeout"], f"timeout must be between 1 and {MAX_OUTBOUND_TIMEOUT} seconds")
+        return
+    config.call_through = CallThrough(frozenset(numbers), entry.timeout, (f"sound:{entry.tone}",))
 
 
 def _number(text: str, region: str | None, path: list[str | int], error: Any) -> str | None:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pbxd.config import destinations, numbering
-from pbxd.config.callout import Broken, compile_calling_out
+from pbxd.config.callout import Broken, compile_call_through, compile_calling_out
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
@@ -1059,6 +1059,17 @@ class _Compiler:
         for data, parsed, _top in loaded:
             self._calling_out(data, parsed)
             self._plans(data, parsed)
+            if parsed.call_through is not None:
+                compile_call_through(
+                    data.get("call_through"),
+                    parsed.call_through,
+                    data.key_marks["call_through"],
+                    parsed.country,
+                    self.config,
+                    self.diags,
+                    self._broken(),
+                )
+                self.flows.prompt(parsed.call_through.tone, data.mark_of("call_through"))
             raw_routes = data.get("routes")
             if isinstance(raw_routes, MarkedSeq):
                 region = parsed.country.upper() if parsed.country else None
@@ -1433,8 +1444,17 @@ class _Compiler:
                         "section: its messages will be kept, not mailed",
                     )
         unrouted_blocks: dict[str, int] = {}
+        access = self.config.call_through.numbers if self.config.call_through else frozenset()
         for e164, number in self.config.numbers.items():
+            if e164 in access and e164 in self.config.route_of_number:
+                route = self.config.route_of_number[e164]
+                self.diags.warning(
+                    route.source,
+                    f"route '{route.name}' never runs for {e164}: call_through takes its calls",
+                )
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:
+                continue
+            if e164 in access:
                 continue
             if e164 in self.unchecked_numbers or number.block in self.unchecked_blocks:
                 continue

@@ -296,6 +296,17 @@ class OutboundEntry(_Strict):
     # The identity emergency services get (the user's own line); default: outbound_number.
     emergency_caller_id: str | None = None
     timeout: Whole = 60  # seconds the far end may ring
+    # Call through: these mobiles call an access number, key `pin` then `#`, the number, `#`.
+    mobiles: list[str] = Field(default_factory=list)
+    pin: str | None = None
+
+
+class CallThroughEntry(_Strict):
+    """Routing files' `call_through:`: the access numbers registered mobiles call out from."""
+
+    numbers: list[str] = Field(default_factory=list)
+    timeout: Whole = 15  # seconds to key the PIN or the number, each
+    tone: str = "beep"
 
 
 class WhenCrossed(StrEnum):
@@ -331,3 +342,4 @@ class RoutingFile(_Strict):
     mailboxes: dict[str, Any] = Field(default_factory=dict)
     outbound: dict[str, Any] = Field(default_factory=dict)
     plans: dict[str, Any] = Field(default_factory=dict)
+    call_through: CallThroughEntry | None = None

@@ -211,6 +211,8 @@ class CallingOut:
     emergency_caller_id: str | None = None  # None: `number`
     timeout: int = 60
     source: Mark | None = None
+    mobiles: tuple[str, ...] = ()  # E.164 numbers that may call through
+    pin: str | None = field(default=None, repr=False)  # never in logs or reprs
 
     def refusal(self, e164: str, trunk: Trunk) -> str | None:
         """Why this user may not dial `e164` through `trunk` (None: they may)."""
@@ -238,6 +240,15 @@ class Plan:
     warn_before: int = 60
     warning: tuple[str, ...] = ()
     source: Mark | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallThrough:
+    """The access numbers registered mobiles call to call out with the virtual number."""
+
+    numbers: frozenset[str]
+    timeout: int = 15
+    tone: tuple[str, ...] = ("sound:beep",)
 
 
 PASSWORD_FILE_BYTES = 64 * 1024
@@ -357,6 +368,8 @@ class Config:
     # Softphone endpoint name (`alice`) -> its rights to call out.
     outbound_of_endpoint: dict[str, CallingOut] = field(default_factory=dict)
     plans: dict[str, Plan] = field(default_factory=dict)
+    outbound_of_mobile: dict[str, CallingOut] = field(default_factory=dict)  # call through
+    call_through: CallThrough | None = None
     plan_of_number: dict[str, Plan] = field(default_factory=dict)  # E.164 -> its plan
 
     def number(self, e164: str) -> VirtualNumber | None:

@@ -24,7 +24,7 @@ from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
 if TYPE_CHECKING:
-    from pbxd.config.model import Plan, Trunk
+    from pbxd.config.model import CallingOut, Plan, Trunk
 
 StepName = str
 
@@ -198,7 +198,38 @@ class FlowLimits:
     at_limit: StepName
 
 
-Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep
+@dataclass(frozen=True, slots=True)
+class CallThroughUser:
+    """What a registered mobile may do when it calls through (from `outbound:`)."""
+
+    rights: CallingOut
+    trunk: Trunk
+    plan: Plan | None
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallThroughStep:
+    """Answer a registered mobile, take its PIN and the number it calls, `#` after each."""
+
+    name: StepName
+    users: Mapping[str, CallThroughUser]  # the caller's E.164 -> what it may do
+    out: StepName  # the ring step the call goes to (filled in once the number is keyed)
+    refused: StepName
+    timeout: int = 15
+    tone: tuple[str, ...] = ("sound:beep",)
+    kind: StepKind = field(default=StepKind.CALL_THROUGH, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """The step each outcome leads to."""
+        return {
+            StepOutcome.CHOSEN: self.out,
+            StepOutcome.REFUSED: self.refused,
+            StepOutcome.TIMEOUT: self.refused,
+        }
+
+
+Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep | CallThroughStep
 
 
 @dataclass(frozen=True, slots=True)

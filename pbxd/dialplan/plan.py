@@ -202,6 +202,10 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
         return reject(RejectWhy.UNKNOWN_NUMBER)
     if number.status is NumberStatus.RESERVED:
         return reject(RejectWhy.RESERVED_NUMBER)
+    if config.call_through is not None and did in config.call_through.numbers:
+        from pbxd.dialplan.outbound import call_through_flow  # it builds on this module
+
+        return call_through_flow(did, trunk_name, caller_number, caller_name, withheld, config)
     route = config.route_for(did)
     if route is None:
         return reject(RejectWhy.NO_ROUTE)

@@ -234,3 +234,35 @@ def test_the_shipped_outbound_context_sends_calls_to_pbxd_as_outbound() -> None:
     assert stasis == [" same => n,Stasis(pbxd,outbound,${CALLERID(pres)})"]
     # Nothing in the context dials the trunk itself: pbxd decides every call going out.
     assert not any("Dial(" in line for line in active)
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "message"),
+    [
+        (NUMBER + "\n    mobiles: [06 00 00 00 42]", "[06 00 00 00 42]", "add `pin:`"),
+        (NUMBER + "\n    mobiles: [06 00 00 00 42]\n    pin: 'l234'", "'l234'", "4 to 12 digits"),
+        (NUMBER + "\n    mobiles: [06 00 00 00 4x]\n    pin: '1234'", "06 00 00 00 4x", ""),
+    ],
+)
+def test_call_through_rights_are_checked(
+    tmp_path: Path, entry: str, key: str, message: str
+) -> None:
+    head = "country: FR\ntargets:\n  alice: {softphone: PJSIP/alice}\noutbound:\n  desk:\n"
+    routing = f"{head}    {entry}\n"
+    errors = errors_of(compile_tree(tmp_path, routing))
+    lines = routing.splitlines()
+    wanted = max(i for i, line in enumerate(lines, 1) if key in line)
+    column = lines[wanted - 1].rindex(key) + 1
+    found = [e for e in errors if message in e]
+    assert found, errors
+    assert re.search(rf"main\.yaml:{wanted}:{column}\b", found[0]), found[0]
+    assert "l234" not in " ".join(e for e in errors if "pin" in e)  # a PIN is never echoed
+
+
+def test_an_access_number_must_be_ours(tmp_path: Path) -> None:
+    routing = ROUTING + "call_through:\n  numbers: [01 70 00 00 09, 01 70 00 00 02]\n"
+    errors = errors_of(compile_tree(tmp_path, routing))
+    assert [e.split(": error: ")[1] for e in errors] == [
+        "+33170000009 is not one of our numbers (sip-trunks.yaml)",
+        "+33170000002 is reserved: it takes no calls",
+    ]
