@@ -436,9 +436,10 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
         *,
         start: bool = True,
         event_filter: bool = True,
+        origin: datetime | None = None,
         **sim_options: Any,
     ) -> CallLab:
-        clock = VirtualClock()
+        clock = VirtualClock(origin)
         sim = AriSimulator(clock, USER, SECRET, event_filter=event_filter, **sim_options)
         add_lab_endpoints(sim)
         await sim.start()
