@@ -470,10 +470,18 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
         "pbxd warnings and errors: "
         + (", ".join(f"{k} {n}" for k, n in problems.most_common(8)) or "none")
     )
-    if placed["lag_max"] > 1.0:
+    share = ramp_cpu / ramp * 100 if ramp else 0.0
+    sim_share = placed["cpu"] / placed["seconds"] * 100 if placed.get("seconds") else 0.0
+    if bridged + ringing < args.calls:
         print(
-            "NOTE: the simulator fell behind its schedule (lag above 1 s): at this rate the "
-            "simulator, not pbxd, is the limit; lower --rate or compare pbxd's CPU share."
+            f"NOTE: pbxd fell behind and lost calls (it ran {share:.0f} % of a core over the "
+            f"ramp, the simulator {sim_share:.0f} %): the limit was pbxd or, on a loaded "
+            "machine, the CPU it got; see the warnings above and lower --rate."
+        )
+    elif placed["lag_max"] > 1.0:
+        print(
+            "NOTE: the simulator fell behind its schedule (lag above 1 s) while pbxd kept up: "
+            "the simulator, not pbxd, is the limit at this rate."
         )
 
 
