@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +18,18 @@ from typing import Protocol
 
 import structlog
 
-from pbxd.ari import AriClient, AriError, AriNotFound, Channel, Event, StasisStart
+from pbxd.ari import (
+    AriClient,
+    AriError,
+    AriNotFound,
+    AriUnprocessable,
+    Channel,
+    EndpointStateChange,
+    Event,
+    StasisStart,
+)
 from pbxd.calls import ids
+from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.journal import (
     Journal,
     JournalEvent,
@@ -27,10 +38,13 @@ from pbxd.calls.journal import (
     event_of_record,
     replay,
 )
+from pbxd.calls.presence import Presence, endpoint_key
+from pbxd.calls.roster import MemoryStore, Roster
 from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
 from pbxd.calls.steps.voicemail import MessageDesk
+from pbxd.calls.strategies import NO_STANDING, strategy_of
 from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
 from pbxd.config.model import Config
@@ -72,6 +86,8 @@ class CallDaemon:
     cdr: CdrStoreLike
     clock: Clock
     desk: MessageDesk | None = None  # the voicemail back office
+    memory: MemoryStore | None = None  # strategies' memory and do-not-disturb (the CDR DB)
+    rng: random.Random = field(default_factory=random.Random)  # random and weighted orders
     on_call_finished: Callable[[CallSession], None] | None = None
     calls: dict[str, CallSession] = field(default_factory=dict)
     _by_channel: dict[str, CallSession] = field(default_factory=dict)
@@ -85,6 +101,26 @@ class CallDaemon:
     _seen_starting: set[str] | None = None
     bad_events: int = 0
     lost_at: datetime | None = None  # when the event stream dropped (None while it is up)
+    roster: Roster = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.roster = Roster(
+            presence=Presence(),
+            dnd=DoNotDisturb(self.config.targets, self.clock, self.memory),
+            memory=self.memory,
+            rng=self.rng,
+            on_call=self.target_on_call,
+            spawn=self._spawn,
+        )
+
+    def target_on_call(self, target: str) -> bool:
+        """Whether `target` answered a call of this daemon that is still going on."""
+        return any(
+            session.winner is not None
+            and session.winner.plan.target == target
+            and session.state in (CallState.ANSWERING, CallState.BRIDGED)
+            for session in self.calls.values()
+        )
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -158,6 +194,9 @@ class CallDaemon:
     def _route(self, event: Event) -> None:
         if event.application != self.ari.app:
             return
+        if isinstance(event, EndpointStateChange):
+            self._endpoint_state(event)
+            return
         for channel_id in event.channel_ids():
             session = self._by_channel.get(channel_id)
             if session is not None:
@@ -167,6 +206,50 @@ class CallDaemon:
             if self._seen_starting is not None:
                 self._seen_starting.add(event.channel.id)
             self._stasis_start(event)
+
+    def _endpoint_state(self, event: EndpointStateChange) -> None:
+        """A softphone registered or dropped (or its channels changed: same state, no log)."""
+        endpoint = event.endpoint
+        previous = self.roster.presence.update(endpoint)
+        if previous != endpoint.state:
+            log.info(
+                "endpoint_state",
+                endpoint=endpoint_key(endpoint.technology, endpoint.resource),
+                state=endpoint.state,
+                previous=previous,
+            )
+
+    def softphones(self) -> list[str]:
+        """The endpoints of the configuration's softphone targets (`PJSIP/alice`), sorted."""
+        return sorted({t.endpoint for t in self.config.targets.values() if t.endpoint})
+
+    async def follow_presence(self) -> None:
+        """Subscribe to the softphones' endpoint events, then read their states.
+
+        In this order, so a registration between the two is never missed; at every
+        (re)connection, since states may have changed while the stream was down. An
+        endpoint Asterisk does not know (missing from pjsip.conf) is said once, and offline.
+        """
+        watched = self.softphones()
+        if not watched:
+            return
+        try:
+            try:
+                await self.ari.subscribe([f"endpoint:{e}" for e in watched])
+            except AriUnprocessable:
+                # One unknown endpoint refuses the whole request: subscribe one by one.
+                for endpoint in watched:
+                    try:
+                        await self.ari.subscribe(f"endpoint:{endpoint}")
+                    except AriUnprocessable:
+                        log.warning("softphone_unknown_to_asterisk", endpoint=endpoint)
+            endpoints = await self.ari.list_endpoints()
+        except AriError as exc:
+            self.roster.presence.forget()  # unsure: ring everyone rather than skip wrongly
+            log.warning("presence_unavailable", status=exc.status, message=exc.message)
+            return
+        self.roster.presence.reload(endpoints, watched)
+        log.info("presence_loaded", online=len(self.roster.presence.online()), watched=len(watched))
 
     def _stasis_start(self, event: StasisStart) -> None:
         channel = event.channel
@@ -201,6 +284,7 @@ class CallDaemon:
             clock=self.clock,
             directory=self,
             desk=self.desk,
+            roster=self.roster,
         )
         self.claim(channel.id, session)
         self._start(session)
@@ -253,6 +337,9 @@ class CallDaemon:
         that started on this connection has seen all of its own.
         """
         self.connection += 1
+        await self.follow_presence()
+        if self.roster.dnd is not None:
+            await self.roster.dnd.load()
         if not self.recovered.is_set():
             try:
                 await self.recover_open_calls()
@@ -554,6 +641,7 @@ class CallDaemon:
             directory=self,
             adopted=True,
             desk=self.desk,
+            roster=self.roster,
         )
         session.legs_made = max(numbers, default=0)
         return session
@@ -614,9 +702,12 @@ class CallDaemon:
         if not isinstance(step, RingStep) or str(step.strategy) != record.strategy:
             return None
         first = position.first_leg if events else 1
+        # The order a strategy with memory chose is not kept: its stored legs must match
+        # the written order (they do for ringall, hunt, staggered and memoryhunt).
+        slots = strategy_of(step.strategy).arrange(step.legs, NO_STANDING, random.Random(0))
         planned = {
-            ids.leg_id(record.call_id, first + index): leg_plan.target
-            for index, leg_plan in enumerate(step.legs)
+            ids.leg_id(record.call_id, first + index): step.legs[slot.plan].target
+            for index, slot in enumerate(slots)
         }
         if any(planned.get(leg.leg_id) != leg.target for leg in legs):
             return None  # legs the step does not know, or for other targets: another route
@@ -643,15 +734,15 @@ class CallDaemon:
         session.state = CallState.RINGING  # as found: the session starts there
         session.step_name = step.name
         adopted = [
-            Leg(plan, channel_id, step.name)
-            for plan, channel_id in zip(step.legs, planned, strict=True)
+            Leg(step.legs[slot.plan], channel_id, step.name, turn=slot.turn)
+            for slot, channel_id in zip(slots, planned, strict=True)
         ]
         found_leg_states(adopted, channel_states, ended)
         for adopted_leg in adopted:
             if adopted_leg.holds_trunk_slot and adopted_leg.plan.trunk is not None:
                 self.hold_trunk_slot(adopted_leg.plan.trunk)
         session.legs.extend(adopted)
-        session.legs_made = max(session.legs_made, first + len(step.legs) - 1)
+        session.legs_made = max(session.legs_made, first + len(slots) - 1)
         session.handler = RingHandler.adopt(step, session, adopted, elapsed)
         return session
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import random
 from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxd.ari import AriClient, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike
 from pbxd.calls.desk import CollectorDesk
+from pbxd.calls.dnd import DoNotDisturb
+from pbxd.calls.roster import MemoryStore
+from pbxd.cdr.memory import RingMemory
 from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.voicemail.collector import AriRecordings
@@ -61,13 +66,20 @@ class CallService:
         clock: Clock,
         *,
         heartbeat: float = 10.0,
+        memory: MemoryStore | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """`memory`: what strategies remember and do-not-disturb; by default in the CDR
+        store's database. `rng`: the random source of random and weighted ringing."""
         self._session: aiohttp.ClientSession | None = None
         self._ari = ari
         self._heartbeat = heartbeat
         self.config = config
         self.cdr = cdr
         self.clock = clock
+        engine = getattr(cdr, "engine", None)
+        self.memory = memory or (RingMemory(engine) if isinstance(engine, AsyncEngine) else None)
+        self.rng = rng or random.Random()
         self.client: AriClient | None = None
         self.daemon: CallDaemon | None = None
         self.stream: EventStream | None = None
@@ -97,6 +109,8 @@ class CallService:
             self.cdr,
             self.clock,
             desk=CollectorDesk(self.voicemail.collector),
+            memory=self.memory,
+            rng=self.rng,
         )
         self.stream = EventStream(
             self._ari.url,
@@ -116,6 +130,13 @@ class CallService:
         )
         await self.stream.wait_connected()
         log.info("connected to ARI", url=self._ari.url, app=self._ari.app)
+
+    @property
+    def dnd(self) -> DoNotDisturb:
+        """Do-not-disturb of the targets (for the HTTP API): `await service.dnd.set(t, on)`."""
+        if self.daemon is None or self.daemon.roster.dnd is None:
+            raise RuntimeError("the call service is not started")
+        return self.daemon.roster.dnd
 
     async def _keep_stream_running(self, stream: EventStream) -> None:
         """Run `stream` until `stop()`; if it ever dies, log why and run it again.

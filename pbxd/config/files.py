@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from pbxd.config.numbering import foreign_digit
 
@@ -184,6 +184,9 @@ class RingStep(_Strict):
 
     target: str
     ring_time: Whole | None = None
+    start_after: Whole | None = None  # staggered: seconds before this target joins
+    enabled: StrictBool = True  # false: kept in the list, not rung
+    weight: Whole | None = None  # weighted: how likely this target comes first
 
     @model_validator(mode="before")
     @classmethod
@@ -273,6 +276,8 @@ class RouteEntry(_Strict):
     targets: list[RingStep] = Field(default_factory=list)
     ring_time: Whole = 20
     timeout: Whole = 60
+    max_legs: Whole | None = None  # at most this many legs ringing at once
+    skip_busy: StrictBool = False  # do not ring a target already on a pbxd call
     no_answer: ActionEntry = ActionEntry()
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None

@@ -60,6 +60,15 @@ class LegPlan:
     via: Trunk | None = None
     # Why the planner refused this leg (recorded with cause 52, never dialled).
     barred: str | None = None
+    # Staggered ringing: seconds after the step started before this leg joins.
+    start_after: int = 0
+    # Weighted ringing: how likely this target comes first, relative to the others.
+    weight: int = 1
+
+    @property
+    def softphone(self) -> str | None:
+        """The endpoint (`PJSIP/alice`) of a softphone leg, whose presence pbxd follows."""
+        return self.dial_string if self.trunk is None and self.via is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,9 @@ class RingStep:
     no_answer: StepName
     busy: StepName
     unavailable: StepName
+    max_legs: int | None = None  # at most this many legs ringing at once (None: no limit)
+    skip_busy: bool = False  # a target already on a pbxd call is not rung
+    memory: str = ""  # whose turn it is is kept under this key (the route's name)
     kind: StepKind = field(default=StepKind.RING, init=False)
 
     def exits(self) -> dict[StepOutcome, StepName]:

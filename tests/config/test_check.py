@@ -259,8 +259,9 @@ BROKEN = [
         "routing/acme.yaml",
         "strategy: ringall            # everyone",
         "strategy: ring-all           # everyone",
-        "routing/acme.yaml:29:15: error: strategy: must be one of 'ringall' or 'hunt', "
-        "not 'ring-all' (did you mean 'ringall'?)",
+        "routing/acme.yaml:29:15: error: strategy: must be one of 'ringall', 'hunt', "
+        "'staggered', 'memoryhunt', 'roundrobin', 'longest_idle', 'fewest_calls', 'random' "
+        "or 'weighted', not 'ring-all' (did you mean 'ringall'?)",
         id="unknown-strategy",
     ),
     pytest.param(
