@@ -47,6 +47,7 @@ from pbxd.calls.steps.voicemail import MessageDesk
 from pbxd.calls.strategies import NO_STANDING, strategy_of
 from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
 from pbxd.clock import Clock
+from pbxd.config.destinations import bare_softphone
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Decision, Flow, LegPlan, RingStep, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
@@ -221,7 +222,8 @@ class CallDaemon:
 
     def softphones(self) -> list[str]:
         """The endpoints of the configuration's softphone targets (`PJSIP/alice`), sorted."""
-        return sorted({t.endpoint for t in self.config.targets.values() if t.endpoint})
+        endpoints = (t.endpoint for t in self.config.targets.values() if t.endpoint)
+        return sorted({e for e in endpoints if bare_softphone(e)})
 
     async def follow_presence(self) -> None:
         """Subscribe to the softphones' endpoint events, then read their states.
@@ -244,9 +246,10 @@ class CallDaemon:
                     except AriUnprocessable:
                         log.warning("softphone_unknown_to_asterisk", endpoint=endpoint)
             endpoints = await self.ari.list_endpoints()
-        except AriError as exc:
-            self.roster.presence.forget()  # unsure: ring everyone rather than skip wrongly
-            log.warning("presence_unavailable", status=exc.status, message=exc.message)
+        except Exception as exc:
+            # Never in the way of recovery: without presence, everyone rings as before.
+            self.roster.presence.forget()
+            log.warning("presence_unavailable", error=repr(exc))
             return
         self.roster.presence.reload(endpoints, watched)
         log.info("presence_loaded", online=len(self.roster.presence.online()), watched=len(watched))

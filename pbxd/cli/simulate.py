@@ -26,6 +26,7 @@ from pbxd.sim.scenario import (
     MAX_SPEED,
     Scenario,
     ScenarioCall,
+    apply_presence,
     load_scenario,
     prepare_simulator,
 )
@@ -144,7 +145,12 @@ async def _place_calls(
     """Place the scenario's calls at their times, then wait until every call has ended."""
     assert service.daemon is not None
     start = scenario.start or clock.now()  # the wall time of scenario second 0
+    changes = list(scenario.presence)
     for call in scenario.calls:
+        while changes and changes[0].at <= call.at:
+            change = changes.pop(0)
+            await _until(start + timedelta(seconds=change.at), clock, sim, service)
+            apply_presence(sim, change)
         await _until(start + timedelta(seconds=call.at), clock, sim, service)
         channel_id = await sim.inbound_call(
             call.did,
@@ -158,6 +164,9 @@ async def _place_calls(
             script=call.script,
         )
         placed[channel_id] = call
+    for change in changes:
+        await _until(start + timedelta(seconds=change.at), clock, sim, service)
+        apply_presence(sim, change)
     await sim.wait_until_idle()
     await service.daemon.wait_idle()
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 # The step vocabulary is the call log's too (a CDR path is kind:outcome steps): one enum each.
 from pbxd.cdr.records import StepKind as StepKind
 from pbxd.cdr.records import StepOutcome as StepOutcome
+from pbxd.config.destinations import bare_softphone
 from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
@@ -68,7 +69,8 @@ class LegPlan:
     @property
     def softphone(self) -> str | None:
         """The endpoint (`PJSIP/alice`) of a softphone leg, whose presence pbxd follows."""
-        return self.dial_string if self.trunk is None and self.via is None else None
+        bare = self.trunk is None and self.via is None and bare_softphone(self.dial_string)
+        return self.dial_string if bare else None
 
 
 @dataclass(frozen=True, slots=True)

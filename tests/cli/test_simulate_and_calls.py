@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,17 +22,24 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         "=> voicemail",  # support hunt: bob busy, carol offline, the mobile rings out
         "=> abandoned",
         "=> no_answer",
+        "=> answered by alice",  # sales, follow-me: the mobile joined, alice answered
         "=> rejected",
+        *[f"=> answered by {agent}" for agent in ["dave", "erin", "frank"] * 3 + ["dave"]],
+        "=> answered by carol",  # support again: carol registered at noon
         "=> voicemail",  # after hours
         "=> closed",  # Christmas: closed, a message too short to keep
     ]
-    assert "carol: unreachable (500 Allocation failed)" in out
-    assert "7 call(s) recorded" in out
+    # The offline laptop costs the support hunt no time: skipped without asking Asterisk.
+    assert "carol: not rung, its softphone is offline" in out
+    assert "Allocation failed" not in out
+    assert "19 call(s) recorded" in out
 
     assert main(["calls", "09", "72", "10", "00", "01", "--database", db, "--format", "json"]) == 0
-    calls = json.loads(capsys.readouterr().out)
-    assert len(calls) == 1
-    call = calls[0]
+    later, call = json.loads(capsys.readouterr().out)  # newest first
+    assert (later["answered_by"], [leg["target"] for leg in later["legs"]]) == (
+        "carol",
+        ["bob", "carol"],
+    )
     assert (call["disposition"], call["answered_by"], call["route"]) == (
         "voicemail",
         None,
@@ -55,6 +63,11 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert "greeting → ring → answered" in table
     assert "closed → voicemail " in table and "0:08" in table
     assert "closed → voicemail (too short)" in table
+
+    # The order desk's round robin: ten calls spread over three agents.
+    assert main(["calls", "01 70 00 00 11", "--database", db, "--format", "json"]) == 0
+    desk = json.loads(capsys.readouterr().out)
+    assert sorted(Counter(c["answered_by"] for c in desk).values()) == [3, 3, 4]
 
     assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
     table = capsys.readouterr().out
