@@ -45,7 +45,7 @@ from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
 from pbxd.calls.steps.voicemail import MessageDesk
 from pbxd.calls.strategies import NO_STANDING, strategy_of
-from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
+from pbxd.cdr.records import CallEventRecord, CallRecord, Direction, Disposition, LegRecord
 from pbxd.clock import Clock
 from pbxd.config.destinations import bare_softphone
 from pbxd.config.model import Config
@@ -279,6 +279,11 @@ class CallDaemon:
             caller_name=decision.caller_name or None,
             trunk=decision.trunk,
         )
+        call_out = decision.call_out
+        if call_out is not None:
+            record.direction = Direction.OUTBOUND
+            record.dialled, record.presented = call_out.dialled, call_out.presented
+            record.emergency = call_out.emergency
         session = CallSession(
             call_id=channel.id,
             flow=decision,

@@ -61,6 +61,8 @@ class LegPlan:
     via: Trunk | None = None
     # Why the planner refused this leg (recorded with cause 52, never dialled).
     barred: str | None = None
+    # An emergency call (112, 15, 999...) in this region: dialled as the short number.
+    emergency_region: str | None = None
     # Staggered ringing: seconds after the step started before this leg joins.
     start_after: int = 0
     # Weighted ringing: how likely this target comes first, relative to the others.
@@ -118,6 +120,9 @@ class RingStep:
     no_answer: StepName
     busy: StepName
     unavailable: StepName
+    # Bridge the caller with each leg before dialling it, so the far end's early media
+    # (ringback, a carrier's announcement) reaches the caller: a call going out.
+    early_media: bool = False
     max_legs: int | None = None  # at most this many legs ringing at once (None: no limit)
     skip_busy: bool = False  # a target already on a pbxd call is not rung
     memory: str = ""  # whose turn it is is kept under this key (the route's name)
@@ -178,11 +183,24 @@ class HangupStep:
 
     name: StepName
     reason: HangupReason
+    # Give the caller the Q.850 cause its last leg ended with (a carrier's 404, 503...),
+    # not `reason`'s: a softphone calling out shows the far end's own failure.
+    leg_cause: bool = False
     kind: StepKind = field(default=StepKind.HANGUP, init=False)
 
     def exits(self) -> dict[StepOutcome, StepName]:
         """A hangup ends the call: no step follows."""
         return {}
+
+
+@dataclass(frozen=True, slots=True)
+class CallOut:
+    """What a call going out adds to the call log: who dialled what, presented as what."""
+
+    user: str  # the `outbound:` entry the softphone calls out under
+    dialled: str  # E.164, or the short number of an emergency call
+    presented: str  # the caller ID the carrier gets
+    emergency: bool = False  # never counted against a plan, never withheld
 
 
 Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep
@@ -201,6 +219,7 @@ class Flow:
     caller_name: str
     caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
     timezone: str = "UTC"
+    call_out: CallOut | None = None  # a softphone calling out (None: an inbound call)
 
     def step(self, name: StepName) -> Step:
         """The step called `name` (KeyError if the planner built a broken flow)."""

@@ -1,4 +1,4 @@
-"""What ring strategies remember (migration 0004), on SQLite and PostgreSQL: an existing
+"""What ring strategies remember (migration 0005), on SQLite and PostgreSQL: an existing
 CDR database is upgraded without losing a row, the round-robin turn is shared by several
 daemons on one database and never handed out twice, and everything survives a reopen."""
 
@@ -18,13 +18,13 @@ T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 DAY = date(2026, 12, 3)
 
 
-async def test_a_0003_database_is_upgraded_with_its_calls_intact(cdr_url: str) -> None:
+async def test_a_0004_database_is_upgraded_with_its_calls_intact(cdr_url: str) -> None:
     engine = make_engine(cdr_url)
     try:
-        await migrate(engine, "0003_call_events")
+        await migrate(engine, "0004_calls_going_out")
     finally:
         await engine.dispose()
-    # Written by the 0003 code: a call and a leg, the journal table already there.
+    # Written by the 0004 code: a call and a leg, the journal table already there.
     store = CdrStore(make_engine(cdr_url), flush_interval=0.01)
     call = CallRecord(
         "old-1",
@@ -40,7 +40,7 @@ async def test_a_0003_database_is_upgraded_with_its_calls_intact(cdr_url: str) -
     upgraded = await CdrStore.open(cdr_url, flush_interval=0.01)  # as every command does
     try:
         async with upgraded.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0004_ring_memory"
+            assert await conn.run_sync(current_revision) == "0005_ring_memory"
             for table in ("ring_turns", "target_activity", "target_days", "target_dnd"):
                 assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
         entry = await upgraded.get_call("old-1")
@@ -72,7 +72,7 @@ async def test_activity_days_and_dnd_survive_a_reopen(cdr_url: str) -> None:
         await memory.note_answered("alice", T0, DAY)
         await memory.note_answered("alice", T0 + timedelta(minutes=5), DAY)
         await memory.note_call_over("alice", T0 + timedelta(minutes=9))
-        await memory.note_call_over("bob", T0 + timedelta(minutes=1))  # answered before 0004
+        await memory.note_call_over("bob", T0 + timedelta(minutes=1))  # answered before 0005
         await memory.note_answered("dave", T0, DAY - timedelta(days=1))
         await memory.set_dnd("bob", True, T0)
         await memory.set_dnd("bob", True, T0 + timedelta(hours=1))  # twice: the first stays

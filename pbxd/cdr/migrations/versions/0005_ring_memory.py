@@ -3,8 +3,8 @@
 Tables `ring_turns` (round robin), `target_activity` (longest idle), `target_days` (fewest
 calls today) and `target_dnd`. New tables only: existing CDR rows are untouched.
 
-Revision ID: 0004_ring_memory
-Revises: 0003_call_events
+Revision ID: 0005_ring_memory
+Revises: 0004_calls_going_out
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_ring_memory"
-down_revision: str | Sequence[str] | None = "0003_call_events"
+revision: str = "0005_ring_memory"
+down_revision: str | Sequence[str] | None = "0004_calls_going_out"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
