@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pbxd.config.numbering import foreign_digit
 
@@ -34,6 +34,17 @@ def _not_a_boolean(value: Any) -> Any:
 
 Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
 """An integer setting (seconds, counts): YAML booleans are an error, not 0 or 1."""
+
+
+def _a_boolean(value: Any) -> Any:
+    """Only YAML's true/false: `yes please` or 1 must not be guessed into a flag."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_a_boolean)]
+"""An on/off setting: true or false, nothing else."""
 
 
 class _Strict(BaseModel):
@@ -185,7 +196,7 @@ class RingStep(_Strict):
     target: str
     ring_time: Whole | None = None
     start_after: Whole | None = None  # staggered: seconds before this target joins
-    enabled: StrictBool = True  # false: kept in the list, not rung
+    enabled: Flag = True  # false: kept in the list, not rung
     weight: Whole | None = None  # weighted: how likely this target comes first
 
     @model_validator(mode="before")
@@ -277,7 +288,7 @@ class RouteEntry(_Strict):
     ring_time: Whole = 20
     timeout: Whole = 60
     max_legs: Whole | None = None  # at most this many legs ringing at once
-    skip_busy: StrictBool = False  # do not ring a target already on a pbxd call
+    skip_busy: Flag = False  # do not ring a target already on a pbxd call
     no_answer: ActionEntry = ActionEntry()
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None
