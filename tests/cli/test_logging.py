@@ -23,9 +23,15 @@ PROCESS_EVENTS = {
     "call service stopped",
     "presence_loaded",  # the softphones' states, read at each connection
     "endpoint_state",  # a softphone registered or dropped, during no call in particular
+    "ari_event_filter_set",
 }
 # Requests about the application and its softphones, outside any call.
-PROCESS_PATHS = {"/applications/pbxd", "/applications/pbxd/subscription", "/endpoints"}
+PROCESS_PATHS = {
+    "/applications/pbxd",
+    "/applications/pbxd/eventFilter",
+    "/applications/pbxd/subscription",
+    "/endpoints",
+}
 
 
 @pytest.fixture
@@ -87,8 +93,8 @@ def test_simulate_logs_json_lines_bound_to_their_call(tmp_path: Path, example: P
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]  # stderr is no TTY: JSON
-    # The start-up sweep of stranded channels asks about the application, and presence about
-    # the softphones, outside any call.
+    # The start-up sweep of stranded channels asks about the application, the event filter
+    # is set and presence asks about the softphones, outside any call.
     in_calls = [
         e
         for e in lines
