@@ -44,7 +44,7 @@ from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
 from pbxd.calls.steps.voicemail import MessageDesk
-from pbxd.calls.strategies import NO_STANDING, strategy_of
+from pbxd.calls.strategies import NO_STANDING, Slot, rotated, strategy_of
 from pbxd.cdr.records import CallEventRecord, CallRecord, Direction, Disposition, LegRecord
 from pbxd.clock import Clock
 from pbxd.config.destinations import bare_softphone
@@ -750,9 +750,7 @@ class CallDaemon:
         if not isinstance(step, RingStep) or str(step.strategy) != record.strategy:
             return None
         first = position.first_leg if events else 1
-        # The order a strategy with memory chose is not kept: its stored legs must match
-        # the written order (they do for ringall, hunt, staggered and memoryhunt).
-        slots = strategy_of(step.strategy).arrange(step.legs, NO_STANDING, random.Random(0))
+        slots = adopted_slots(step, first, legs)
         planned = {
             ids.leg_id(record.call_id, first + index): step.legs[slot.plan].target
             for index, slot in enumerate(slots)
@@ -849,6 +847,31 @@ class CallDaemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def adopted_slots(step: RingStep, first: int, stored: list[LegRecord]) -> list[Slot]:
+    """The legs a ring step left by a previous run made, in order, from its stored legs.
+
+    A hunt in an order of its own (round robin, longest idle, random…) chose it at entry
+    from memory that has moved on since: the legs it made say that order, the targets not
+    rung yet follow round from the last one made. The other strategies' order is the
+    written one.
+    """
+    rule = strategy_of(step.strategy)
+    slots = rule.arrange(step.legs, NO_STANDING, random.Random(0))
+    if not step.strategy.one_at_a_time:
+        return slots
+    index_of = {plan.target: i for i, plan in enumerate(step.legs)}
+    made = sorted(
+        (n, leg.target)
+        for leg in stored
+        if (n := ids.leg_number(leg.leg_id)) is not None and n >= first
+    )
+    order = list(dict.fromkeys(index_of[t] for _, t in made if t in index_of))
+    # The rest round from the last one made (a round robin's own order).
+    after = order[-1] + 1 if order else 0
+    order += [i for i in rotated(len(step.legs), after) if i not in order]
+    return [Slot(plan, turn) for turn, plan in enumerate(order)]
 
 
 def _end_of_lost_call(

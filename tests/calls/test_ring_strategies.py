@@ -248,6 +248,31 @@ async def test_round_robin_starts_the_hunt_at_its_turn(
     assert_no_errors(logs)
 
 
+async def test_a_round_robin_call_ringing_through_a_restart_keeps_its_order(
+    logs: list[dict[str, Any]], slab: CallLab
+) -> None:
+    # Turn 1 starts at bob; pbxd dies while bob rings; the next run goes on with dave, then
+    # alice (the order chosen at entry), though the turn has moved on meanwhile.
+    slab.sim.script("PJSIP/dave", PeerScript(busy_after=0.5))
+    answers(slab, "alice")
+    memory = RingMemory(slab.store.engine)
+    await memory.take_turn("roundrobin")
+    call_id = await slab.call(ROUNDROBIN)
+    await slab.wait_for(
+        lambda: bool(slab.requests("POST", f"/channels/{call_id}-1/dial")), what="bob dialled"
+    )
+    await slab.store.flush()  # the call's rows are written: the restart adopts it
+    await slab.kill_service()
+    await memory.take_turn("roundrobin")  # another call took a turn meanwhile
+    await slab.reopen_store()
+    await slab.start_service()
+    await slab.wait_for(lambda: call_id in slab.daemon.calls, what="call adopted")
+    entry = await slab.finish(call_id)
+    assert targets(entry) == ["bob", "dave", "alice"], slab.timeline(call_id)
+    assert entry.call.answered_by == "alice"
+    assert_no_errors(logs)
+
+
 # ------------------------------------------------------------------------ longest idle
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pbxd.calls.daemon import adopted_slots
 from pbxd.calls.states import (
     CALL_TRANSITIONS,
     LEG_TRANSITIONS,
@@ -34,7 +35,8 @@ from pbxd.calls.strategies import (
     Weighted,
     strategy_of,
 )
-from pbxd.dialplan.flow import LegPlan
+from pbxd.cdr.records import LegRecord
+from pbxd.dialplan.flow import LegPlan, RingStep
 from pbxd.vocabulary import RingStrategy
 
 W, C, D, R, A, E, X = (
@@ -266,3 +268,27 @@ def test_call_transitions(old: CallState, new: CallState, allowed: bool) -> None
 
 def test_live_states() -> None:
     assert [s for s in LegState if s.live] == [C, D, R, A, E]
+
+
+def _stored(*targets: tuple[int, str]) -> list[LegRecord]:
+    return [LegRecord(f"c1-{n}", "c1", t, f"PJSIP/{t}", T9) for n, t in targets]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "stored", "order"),
+    [
+        (RingStrategy.HUNT, [], [0, 1, 2]),
+        (RingStrategy.HUNT, [(3, "alice")], [0, 1, 2]),
+        (RingStrategy.ROUNDROBIN, [(3, "bob")], [1, 2, 0]),  # turn 1 started at bob
+        (RingStrategy.ROUNDROBIN, [(3, "carol"), (4, "alice")], [2, 0, 1]),
+        (RingStrategy.LONGEST_IDLE, [(3, "bob"), (4, "alice")], [1, 0, 2]),
+        (RingStrategy.RANDOM, [(1, "carol")], [0, 1, 2]),  # a leg of an earlier step: not ours
+        (RingStrategy.RINGALL, [(3, "carol")], [0, 1, 2]),  # written order, whatever was made
+    ],
+)
+def test_a_restart_finds_the_order_a_hunt_chose(
+    strategy: RingStrategy, stored: list[tuple[int, str]], order: list[int]
+) -> None:
+    step = RingStep("ring", strategy, tuple(ABC), 30, "end", "end", "end")
+    slots = adopted_slots(step, 3, _stored(*stored))
+    assert [s.plan for s in slots] == order
