@@ -237,6 +237,13 @@ class CallDaemon:
                 previous=previous,
             )
 
+    def follow_config(self) -> None:
+        """After a reload (`self.config` replaced): do-not-disturb knows the new targets and
+        the new softphones' registrations are followed."""
+        if self.roster.dnd is not None:
+            self.roster.dnd.retarget(self.config.targets)
+        self._spawn(self.follow_presence(), "presence after reload")
+
     def softphones(self) -> list[str]:
         """The endpoints of the configuration's softphone targets (`PJSIP/alice`), sorted."""
         endpoints = (t.endpoint for t in self.config.targets.values() if t.endpoint)

@@ -63,6 +63,10 @@ class DoNotDisturb:
         self._store = store
         self._since: dict[str, datetime] = {}
 
+    def retarget(self, targets: Iterable[str]) -> None:
+        """After a reload: the flags of the new configuration's targets (others are kept)."""
+        self._targets = frozenset(targets)
+
     async def load(self) -> None:
         """Read the flags from the database (at start and after each reconnection)."""
         if self._store is None:

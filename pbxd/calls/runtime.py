@@ -97,6 +97,7 @@ class CallService:
         self.config = config
         if self.daemon is not None:
             self.daemon.config = config
+            self.daemon.follow_config()
 
     async def start(self) -> None:
         """Connect; returns once the event stream is up (calls flow from then on)."""

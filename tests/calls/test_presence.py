@@ -13,6 +13,7 @@ import pytest
 
 from pbxd.calls.dnd import UnknownTarget
 from pbxd.cdr.records import CallLogEntry, Disposition
+from pbxd.config.reload import RunningConfig
 from pbxd.sim import PeerScript
 
 from .conftest import CallLab, LabFactory, assert_no_errors, seconds, write_config
@@ -231,4 +232,40 @@ async def test_every_target_skipped_goes_to_unavailable_at_once(
     assert plab.final_cause(call_id) == 17  # `unavailable: {hangup: busy}`
     assert entry.call.disposition is not Disposition.ANSWERED
     assert entry.call.duration is not None and entry.call.duration <= 1
+    assert_no_errors(logs)
+
+
+@pytest.mark.timeout(180)  # a child process compiles: slow on a loaded machine
+async def test_a_reload_follows_new_softphones_and_their_do_not_disturb(
+    logs: list[dict[str, Any]], plab: CallLab
+) -> None:
+    # erin joins the routing (and Asterisk): her registration is followed, her DND works.
+    plab.sim.add_endpoint("PJSIP", "erin", caller_name="Erin", caller_number="erin")
+    routing = plab.config.settings.routing_dir / "main.yaml"
+    text = routing.read_text(encoding="utf-8")
+    routing.write_text(
+        text.replace(
+            "  carol: {softphone: PJSIP/carol}\n",
+            "  carol: {softphone: PJSIP/carol}\n  erin: {softphone: PJSIP/erin}\n",
+        ).replace("targets: [alice, bob, dave]", "targets: [alice, bob, dave, erin]"),
+        encoding="utf-8",
+    )
+    assert plab.service is not None
+    with pytest.raises(UnknownTarget):
+        await plab.service.dnd.set("erin", True)
+    running = RunningConfig(plab.config)
+    running.on_swap(plab.service.use_config)
+    result = await running.reload()
+    assert result.accepted, result
+    await plab.wait_for(
+        lambda: len(plab.requests("POST", "/applications/pbxd/subscription")) == 2,
+        what="subscribed again",
+    )
+    assert (
+        "endpoint:PJSIP/erin"
+        in plab.requests("POST", "/applications/pbxd/subscription")[1]["params"]["eventSource"]
+    )
+    assert (await plab.service.dnd.set("erin", True)).on
+    plab.sim.unregister("erin")
+    await plab.wait_for(lambda: offline(plab, "PJSIP/erin"), what="erin offline")
     assert_no_errors(logs)
