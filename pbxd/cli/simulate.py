@@ -14,6 +14,7 @@ from typing import cast
 
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
+from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import ascii_number, load_config_or_report, report
 from pbxd.clock import HeldDuringAwaits, ScaledClock, VirtualClock
@@ -112,8 +113,13 @@ async def play(config: Config, scenario: Scenario, database_url: str, *, live: b
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
     url = await sim.start()
+    memory = RingMemory(opened.engine)  # the strategies' memory, held like the CDR store
     service = CallService(
-        config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
+        config,
+        AriEndpoint(url, "pbxd", password, config.settings.ari_app),
+        store,
+        clock,
+        memory=memory if virtual is None else cast(RingMemory, HeldDuringAwaits(memory, virtual)),
     )
     finished: dict[str, CallSession] = {}
     placed: dict[str, ScenarioCall] = {}
