@@ -102,6 +102,7 @@ class CallDaemon:
     clock: Clock
     desk: MessageDesk | None = None  # the voicemail back office
     memory: MemoryStore | None = None  # strategies' memory and do-not-disturb (the CDR DB)
+    dnd: DoNotDisturb = field(default_factory=DoNotDisturb)  # shared with the HTTP API
     rng: random.Random = field(default_factory=random.Random)  # random and weighted orders
     on_call_finished: Callable[[CallSession], None] | None = None
     calls: dict[str, CallSession] = field(default_factory=dict)
@@ -122,9 +123,10 @@ class CallDaemon:
     roster: Roster = field(init=False)
 
     def __post_init__(self) -> None:
+        self.dnd.attach(self.memory)
         self.roster = Roster(
             presence=Presence(),
-            dnd=DoNotDisturb(self.config.targets, self.clock, self.memory),
+            dnd=self.dnd,
             memory=self.memory,
             rng=self.rng,
             on_call=self.target_on_call,
@@ -238,10 +240,8 @@ class CallDaemon:
             )
 
     def follow_config(self) -> None:
-        """After a reload (`self.config` replaced): do-not-disturb knows the new targets and
-        the new softphones' registrations are followed."""
-        if self.roster.dnd is not None:
-            self.roster.dnd.retarget(self.config.targets)
+        """After a reload (`self.config` replaced): the new softphones' registrations are
+        followed."""
         self._spawn(self.follow_presence(), "presence after reload")
 
     def softphones(self) -> list[str]:

@@ -1,111 +1,109 @@
-"""Do-not-disturb: a per-target flag an admin (or the HTTP API) flips at run time.
+"""Do-not-disturb: targets an admin has taken out of ringing for now.
 
-A target set to do-not-disturb is skipped by every ring step, at once. The flag is kept in
-the database (table `target_dnd`), so it survives restarts and is shared by every pbxd on
-one PostgreSQL; each daemon keeps a copy in memory so a ring step never waits for the
-database, re-read at each connection to Asterisk. This is the object the HTTP API calls:
-
-    state = await service.dnd.set("alice", True)
-    service.dnd.is_on("alice")  # True
+Set from the web API (`POST /api/targets/{name}/dnd`, admin only) or any code holding the
+call service's `dnd`. Every ring step skips a target whose flag is on, at once (its leg is
+`not rung, do-not-disturb`). The flags are kept in the database (table `target_dnd`) when
+the call service runs, so they survive restarts and are shared by every pbxd on one
+PostgreSQL; the copy in memory answers the ring steps without waiting for the database and
+is read again at each connection to Asterisk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 
-from pbxd.clock import Clock
-
 log = structlog.get_logger("pbxd.calls")
-
-
-class UnknownTarget(LookupError):
-    """The name is not a target of the configuration (stable id: `unknown_target`)."""
-
-    error_id = "unknown_target"
-
-    def __init__(self, target: str) -> None:
-        super().__init__(f"no target named '{target}' in the routing configuration")
-        self.target = target
 
 
 class DndStore(Protocol):
     """Where the flags are kept (`pbxd.cdr.memory.RingMemory`)."""
 
-    async def dnd(self) -> dict[str, datetime]:
-        """Targets set to do-not-disturb, with since when."""
+    async def dnd(self) -> dict[str, tuple[str, datetime]]:
+        """Targets whose flag is on, with who set it and when."""
         ...
 
-    async def set_dnd(self, target: str, on: bool, at: datetime) -> None:
+    async def set_dnd(self, target: str, on: bool, by: str, at: datetime) -> None:
         """Set or clear one target's flag."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
-class DndState:
-    """One target's do-not-disturb: on since `since`, or off (`since` None)."""
+class DndChange:
+    """Who turned a target's do-not-disturb on, and when."""
 
     target: str
-    on: bool
-    since: datetime | None = None
+    by: str
+    at: datetime
 
 
+@dataclass
 class DoNotDisturb:
-    """The do-not-disturb flags of the configuration's targets."""
+    """The targets whose do-not-disturb is on (in memory; saved to `store` when attached)."""
 
-    def __init__(self, targets: Iterable[str], clock: Clock, store: DndStore | None) -> None:
-        self._targets = frozenset(targets)
-        self._clock = clock
+    _on: dict[str, DndChange] = field(default_factory=dict)
+    _store: DndStore | None = None
+    _saving: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def attach(self, store: DndStore | None) -> None:
+        """Keep the flags in `store` from now on (the call service's database)."""
         self._store = store
-        self._since: dict[str, datetime] = {}
 
-    def retarget(self, targets: Iterable[str]) -> None:
-        """After a reload: the flags of the new configuration's targets (others are kept)."""
-        self._targets = frozenset(targets)
+    def set(self, target: str, on: bool, *, by: str, at: datetime) -> bool:
+        """Turn `target`'s flag on or off; True when that changed something.
+
+        It takes effect at once; the database write follows in the background (`flush`
+        waits for it), so a caller never waits for the database.
+        """
+        if on == (target in self._on):
+            return False
+        if on:
+            self._on[target] = DndChange(target, by, at)
+        else:
+            del self._on[target]
+        if self._store is not None:
+            task = asyncio.get_running_loop().create_task(self._save(target, on, by, at))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
+        return True
+
+    async def _save(self, target: str, on: bool, by: str, at: datetime) -> None:
+        assert self._store is not None
+        try:
+            await self._store.set_dnd(target, on, by, at)
+        except Exception as exc:
+            # The flag holds in memory; the next change or restart says what is kept.
+            log.warning("dnd_not_saved", target=target, on=on, error=repr(exc))
+
+    async def flush(self) -> None:
+        """Wait until every change is written to the database."""
+        while self._saving:
+            await asyncio.gather(*list(self._saving), return_exceptions=True)
 
     async def load(self) -> None:
-        """Read the flags from the database (at start and after each reconnection)."""
+        """Read the flags from the database (at each connection to Asterisk)."""
         if self._store is None:
             return
+        await self.flush()  # a change made meanwhile is written before it is read back
         try:
-            self._since = await self._store.dnd()
+            saved = await self._store.dnd()
         except Exception as exc:
-            # The copy in memory stays as it was: the next reconnection reads it again.
-            log.warning("dnd_not_loaded", error=str(exc))
+            log.warning("dnd_not_loaded", error=repr(exc))  # the copy in memory stays
+            return
+        self._on = {t: DndChange(t, by, at) for t, (by, at) in saved.items()}
 
     def is_on(self, target: str) -> bool:
-        """Whether `target` is set to do-not-disturb."""
-        return target in self._since
+        """Whether `target` must not be rung now."""
+        return target in self._on
 
-    def state(self, target: str) -> DndState:
-        """One target's flag (UnknownTarget for a name the configuration lacks)."""
-        if target not in self._targets:
-            raise UnknownTarget(target)
-        since = self._since.get(target)
-        return DndState(target, since is not None, since)
+    def targets(self) -> list[str]:
+        """The targets on do-not-disturb now, by name."""
+        return sorted(self._on)
 
-    def states(self) -> list[DndState]:
-        """Every target's flag, by name."""
-        return [self.state(target) for target in sorted(self._targets)]
-
-    async def set(self, target: str, on: bool) -> DndState:
-        """Set or clear `target`'s flag; kept in the database before it takes effect.
-
-        UnknownTarget for a name the configuration lacks; a database error propagates
-        (nothing changed, the caller can say so).
-        """
-        if target not in self._targets:
-            raise UnknownTarget(target)
-        now = self._clock.now()
-        if self._store is not None:
-            await self._store.set_dnd(target, on, now)
-        if on:
-            self._since.setdefault(target, now)
-        else:
-            self._since.pop(target, None)
-        log.info("dnd_set", target=target, on=on)
-        return self.state(target)
+    def change(self, target: str) -> DndChange | None:
+        """Who set `target`'s flag and when (None when it is off)."""
+        return self._on.get(target)

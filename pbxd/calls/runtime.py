@@ -68,9 +68,11 @@ class CallService:
         heartbeat: float = 10.0,
         memory: MemoryStore | None = None,
         rng: random.Random | None = None,
+        dnd: DoNotDisturb | None = None,
     ) -> None:
         """`memory`: what strategies remember and do-not-disturb; by default in the CDR
-        store's database. `rng`: the random source of random and weighted ringing."""
+        store's database. `rng`: the random source of random and weighted ringing. `dnd`:
+        the do-not-disturb flags (the HTTP API's), kept in `memory`."""
         self._session: aiohttp.ClientSession | None = None
         self._ari = ari
         self._heartbeat = heartbeat
@@ -80,6 +82,7 @@ class CallService:
         engine = getattr(cdr, "engine", None)
         self.memory = memory or (RingMemory(engine) if isinstance(engine, AsyncEngine) else None)
         self.rng = rng or random.Random()
+        self.dnd = dnd or DoNotDisturb()
         self.client: AriClient | None = None
         self.daemon: CallDaemon | None = None
         self.stream: EventStream | None = None
@@ -122,6 +125,7 @@ class CallService:
             desk=CollectorDesk(self.voicemail.collector),
             memory=self.memory,
             rng=self.rng,
+            dnd=self.dnd,
         )
         self.stream = EventStream(
             self._ari.url,
@@ -141,13 +145,6 @@ class CallService:
         )
         await self.stream.wait_connected()
         log.info("connected to ARI", url=self._ari.url, app=self._ari.app)
-
-    @property
-    def dnd(self) -> DoNotDisturb:
-        """Do-not-disturb of the targets (for the HTTP API): `await service.dnd.set(t, on)`."""
-        if self.daemon is None or self.daemon.roster.dnd is None:
-            raise RuntimeError("the call service is not started")
-        return self.daemon.roster.dnd
 
     async def _keep_stream_running(self, stream: EventStream) -> None:
         """Run `stream` until `stop()`; if it ever dies, log why and run it again.
@@ -191,6 +188,7 @@ class CallService:
             self._stream_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stream_task
+        await self.dnd.flush()  # a flag just set is kept
         if self.daemon is not None:
             await self.daemon.stop()
         if self.voicemail is not None:

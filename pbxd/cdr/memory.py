@@ -88,16 +88,17 @@ class RingMemory:
         async with self._engine.begin() as conn:
             await conn.execute(stmt)
 
-    async def dnd(self) -> dict[str, datetime]:
-        """Targets set to do-not-disturb, with since when."""
+    async def dnd(self) -> dict[str, tuple[str, datetime]]:
+        """Targets set to do-not-disturb, with who set it and since when."""
+        query = select(_DND.c.target, _DND.c.set_by, _DND.c.since)
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(_DND.c.target, _DND.c.since))).all()
-        return {target: since for target, since in rows}
+            rows = (await conn.execute(query)).all()
+        return {target: (by, since) for target, by, since in rows}
 
-    async def set_dnd(self, target: str, on: bool, at: datetime) -> None:
-        """Set (`on`) or clear `target`'s do-not-disturb; setting it twice keeps the first time."""
+    async def set_dnd(self, target: str, on: bool, by: str, at: datetime) -> None:
+        """Set (`on`) or clear `target`'s do-not-disturb; setting it twice keeps the first."""
         if on:
-            stmt = _insert(_DND, self._dialect).values(target=target, since=at)
+            stmt = _insert(_DND, self._dialect).values(target=target, since=at, set_by=by)
             stmt = stmt.on_conflict_do_nothing(index_elements=["target"])  # type: ignore[attr-defined]
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)

@@ -194,12 +194,13 @@ class TargetDayRow(Base):
 
 
 class TargetDndRow(Base):
-    """A target set to do-not-disturb, since when (table `target_dnd`; no row: off)."""
+    """A target set to do-not-disturb, since when, by whom (table `target_dnd`; no row: off)."""
 
     __tablename__ = "target_dnd"
 
     target: Mapped[str] = mapped_column(String, primary_key=True)
     since: Mapped[datetime] = mapped_column(UtcDateTime)
+    set_by: Mapped[str] = mapped_column(String)
 
 
 CALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in CallRow.__table__.columns)

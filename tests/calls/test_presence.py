@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pbxd.calls.dnd import UnknownTarget
+from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.records import CallLogEntry, Disposition
 from pbxd.config.reload import RunningConfig
 from pbxd.sim import PeerScript
@@ -199,22 +199,24 @@ async def test_do_not_disturb_is_kept_across_restarts(
     logs: list[dict[str, Any]], plab: CallLab
 ) -> None:
     assert plab.service is not None
-    state = await plab.service.dnd.set("alice", True)
-    assert state.on and state.since == plab.clock.now()
-    with pytest.raises(UnknownTarget):
-        await plab.service.dnd.set("alise", True)
+    assert plab.service.dnd.set("alice", True, by="adam", at=plab.clock.now())
+    assert not plab.service.dnd.set("alice", True, by="eve", at=plab.clock.now())  # on already
     plab.sim.script("PJSIP/bob", PeerScript(answer_after=1, hangup_after=1))
     first = await plab.finish(await plab.call(SUPPORT))
     assert skipped(first) == ["alice"] and first.call.answered_by == "bob"
+    assert "alice: not rung, do-not-disturb" in plab.timeline(first.call.call_id)
 
-    await plab.kill_service()
+    await plab.kill_service()  # the flag is written before the service stops
     service = await plab.start_service()
     assert service.dnd.is_on("alice")
-    await service.dnd.set("alice", False)
+    change = service.dnd.change("alice")
+    assert change is not None and change.by == "adam"
+    service.dnd.set("alice", False, by="adam", at=plab.clock.now())
     plab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=1))
     second = await plab.finish(await plab.call(SUPPORT))
     assert second.call.answered_by == "alice" and skipped(second) == []
-    assert [s.on for s in service.dnd.states()] == [False, False, False, False]
+    await service.dnd.flush()
+    assert await RingMemory(plab.store.engine).dnd() == {}
     assert_no_errors(logs)
 
 
@@ -222,7 +224,7 @@ async def test_every_target_skipped_goes_to_unavailable_at_once(
     logs: list[dict[str, Any]], plab: CallLab
 ) -> None:
     assert plab.service is not None
-    await plab.service.dnd.set("alice", True)
+    plab.service.dnd.set("alice", True, by="adam", at=plab.clock.now())
     plab.sim.unregister("bob")
     await plab.wait_for(lambda: offline(plab, "PJSIP/bob"), what="bob offline")
     call_id = await plab.call(SUPPORT)
@@ -236,36 +238,23 @@ async def test_every_target_skipped_goes_to_unavailable_at_once(
 
 
 @pytest.mark.timeout(180)  # a child process compiles: slow on a loaded machine
-async def test_a_reload_follows_new_softphones_and_their_do_not_disturb(
-    logs: list[dict[str, Any]], plab: CallLab
-) -> None:
-    # erin joins the routing (and Asterisk): her registration is followed, her DND works.
+async def test_a_reload_follows_new_softphones(logs: list[dict[str, Any]], plab: CallLab) -> None:
+    # erin joins the routing (and Asterisk): her registration is followed from the reload.
     plab.sim.add_endpoint("PJSIP", "erin", caller_name="Erin", caller_number="erin")
     routing = plab.config.settings.routing_dir / "main.yaml"
     text = routing.read_text(encoding="utf-8")
-    routing.write_text(
-        text.replace(
-            "  carol: {softphone: PJSIP/carol}\n",
-            "  carol: {softphone: PJSIP/carol}\n  erin: {softphone: PJSIP/erin}\n",
-        ).replace("targets: [alice, bob, dave]", "targets: [alice, bob, dave, erin]"),
-        encoding="utf-8",
-    )
+    carol = "  carol: {softphone: PJSIP/carol}\n"
+    text = text.replace(carol, carol + "  erin: {softphone: PJSIP/erin}\n")
+    text = text.replace("targets: [alice, bob, dave]", "targets: [alice, bob, dave, erin]")
+    routing.write_text(text, encoding="utf-8")
     assert plab.service is not None
-    with pytest.raises(UnknownTarget):
-        await plab.service.dnd.set("erin", True)
     running = RunningConfig(plab.config)
     running.on_swap(plab.service.use_config)
     result = await running.reload()
     assert result.accepted, result
-    await plab.wait_for(
-        lambda: len(plab.requests("POST", "/applications/pbxd/subscription")) == 2,
-        what="subscribed again",
-    )
-    assert (
-        "endpoint:PJSIP/erin"
-        in plab.requests("POST", "/applications/pbxd/subscription")[1]["params"]["eventSource"]
-    )
-    assert (await plab.service.dnd.set("erin", True)).on
+    subscriptions = "/applications/pbxd/subscription"
+    await plab.wait_for(lambda: len(plab.requests("POST", subscriptions)) == 2, what="again")
+    assert "endpoint:PJSIP/erin" in plab.requests("POST", subscriptions)[1]["params"]["eventSource"]
     plab.sim.unregister("erin")
     await plab.wait_for(lambda: offline(plab, "PJSIP/erin"), what="erin offline")
     assert_no_errors(logs)

@@ -74,10 +74,10 @@ async def test_activity_days_and_dnd_survive_a_reopen(cdr_url: str) -> None:
         await memory.note_call_over("alice", T0 + timedelta(minutes=9))
         await memory.note_call_over("bob", T0 + timedelta(minutes=1))  # answered before 0005
         await memory.note_answered("dave", T0, DAY - timedelta(days=1))
-        await memory.set_dnd("bob", True, T0)
-        await memory.set_dnd("bob", True, T0 + timedelta(hours=1))  # twice: the first stays
-        await memory.set_dnd("dave", True, T0)
-        await memory.set_dnd("dave", False, T0)
+        await memory.set_dnd("bob", True, "adam", T0)
+        await memory.set_dnd("bob", True, "eve", T0 + timedelta(hours=1))  # the first stays
+        await memory.set_dnd("dave", True, "adam", T0)
+        await memory.set_dnd("dave", False, "adam", T0)
     finally:
         await engine.dispose()
 
@@ -90,6 +90,6 @@ async def test_activity_days_and_dnd_survive_a_reopen(cdr_url: str) -> None:
             "dave": T0,
         }
         assert await memory.answered_on(["alice", "dave"], DAY) == {"alice": 2}
-        assert await memory.dnd() == {"bob": T0}
+        assert await memory.dnd() == {"bob": ("adam", T0)}
     finally:
         await engine.dispose()

@@ -48,6 +48,7 @@ def upgrade() -> None:
         "target_dnd",
         sa.Column("target", sa.String(), nullable=False),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("set_by", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("target", name=op.f("pk_target_dnd")),
     )
 
