@@ -38,6 +38,7 @@ from pbxd.calls.journal import (
     event_of_record,
     replay,
 )
+from pbxd.calls.limits import PlanGuard
 from pbxd.calls.presence import Presence, endpoint_key
 from pbxd.calls.roster import MemoryStore, Roster
 from pbxd.calls.session import CallSession, Leg, Resync
@@ -69,6 +70,7 @@ EVENTS_USED: tuple[str, ...] = (
     "RecordingFinished",
     "RecordingFailed",
     "EndpointStateChange",  # a softphone registered or dropped (presence-aware ringing)
+    "ChannelDtmfReceived",  # a call through's PIN and number
 )
 # The priority label in extensions.conf where a call goes when pbxd cannot take it.
 FALLBACK_LABEL = "unavailable"
@@ -121,8 +123,12 @@ class CallDaemon:
     events_filtered: bool | None = None
     _filter_refusal_logged: bool = False
     roster: Roster = field(init=False)
+    plan_guard: PlanGuard | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        # A store that reads usage (the CDR store) enforces plans; a bare sink cannot.
+        if hasattr(self.cdr, "billables_of"):
+            self.plan_guard = PlanGuard(self.cdr, self.calls.values)  # type: ignore[arg-type]
         self.dnd.attach(self.memory)
         self.roster = Roster(
             presence=Presence(),
@@ -317,6 +323,7 @@ class CallDaemon:
             directory=self,
             desk=self.desk,
             roster=self.roster,
+            limits=self.plan_guard,
         )
         self.claim(channel.id, session)
         self._start(session)
@@ -329,6 +336,8 @@ class CallDaemon:
 
         async def finished(done: CallSession) -> None:
             self.calls.pop(done.call_id, None)
+            if self.plan_guard is not None:
+                self.plan_guard.ended(done)
             if self.on_call_finished is not None:
                 self.on_call_finished(done)
 

@@ -177,6 +177,17 @@ async def _place_calls(
             await _until(start + timedelta(seconds=change.at), clock, sim, service)
             apply_presence(sim, change)
         await _until(start + timedelta(seconds=call.at), clock, sim, service)
+        if call.softphone is not None:
+            # [from-softphones] of asterisk-conf/extensions.conf: Stasis(pbxd,outbound,...).
+            placed[
+                await sim.softphone_call(
+                    call.softphone,
+                    call.did,
+                    hangup_after=call.hangup_after,
+                    app=config.settings.ari_app,
+                )
+            ] = call
+            continue
         channel_id = await sim.inbound_call(
             call.did,
             call.caller_number,
