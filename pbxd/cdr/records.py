@@ -42,6 +42,7 @@ class StepKind(StrEnum):
     GOTO = "goto"
     HANGUP = "hangup"
     MENU = "menu"
+    CALL_THROUGH = "call_through"  # a registered mobile keys a PIN and a number to call out
 
 
 class StepOutcome(StrEnum):
@@ -65,6 +66,7 @@ class StepOutcome(StrEnum):
     HUNG_UP = "hung_up"
     CHOSEN = "chosen"  # a menu key led somewhere
     TIMEOUT = "timeout"  # a menu waited in vain
+    REFUSED = "refused"  # a call through: unknown mobile, wrong PIN, forbidden destination
 
 
 _WITH_CALLER = frozenset({StepOutcome.ABANDONED})
@@ -85,6 +87,8 @@ OUTCOMES_OF: dict[StepKind, frozenset[StepOutcome]] = {
     | _WITH_CALLER,
     StepKind.GOTO: frozenset({StepOutcome.JUMPED}),
     StepKind.HANGUP: frozenset({StepOutcome.HUNG_UP}),
+    StepKind.CALL_THROUGH: frozenset({StepOutcome.CHOSEN, StepOutcome.REFUSED, StepOutcome.TIMEOUT})
+    | _WITH_CALLER,
 }
 
 
@@ -149,6 +153,8 @@ def _words(step: PathStep) -> tuple[str, ...]:
             return (f"goto {step.label}" if step.label else "goto",)
         case StepKind.MENU:
             return (f"menu {step.label}" if step.label else "menu", outcome)
+        case StepKind.CALL_THROUGH:
+            return ("call through", outcome)
         case StepKind.HANGUP:
             return (f"hangup ({step.label})" if step.label else "hangup",)
 
@@ -201,6 +207,11 @@ def disposition_after_voicemail(before: Disposition, left: VoicemailLeft | None)
     took it (`no_answer`, `busy`, `closed`, ...), and its path says `voicemail (no message)`.
     """
     return Disposition.VOICEMAIL if left is not None else before
+
+
+def billable_seconds(start: datetime, end: datetime) -> int:
+    """Whole billable seconds from `start` to `end` (as a CDR's billsec counts them)."""
+    return _seconds(start, end) or 0
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pbxd.config import destinations, numbering
-from pbxd.config.callout import compile_calling_out
+from pbxd.config.callout import Broken, compile_call_through, compile_calling_out
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
@@ -36,6 +36,7 @@ from pbxd.config.files import (
     MailSecurity,
     NumberStatus,
     OutboundEntry,
+    PlanEntry,
     RingStrategy,
     RouteEntry,
     RoutingFile,
@@ -56,6 +57,7 @@ from pbxd.config.model import (
     Trunk,
     VirtualNumber,
 )
+from pbxd.config.plans import check_plans, compile_plan
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
 
 M = TypeVar("M", bound=BaseModel)
@@ -1073,6 +1075,18 @@ class _Compiler:
         # Targets are global: every file's targets are known before any route uses one.
         for data, parsed, _top in loaded:
             self._calling_out(data, parsed)
+            self._plans(data, parsed)
+            if parsed.call_through is not None:
+                compile_call_through(
+                    data.get("call_through"),
+                    parsed.call_through,
+                    data.key_marks["call_through"],
+                    parsed.country,
+                    self.config,
+                    self.diags,
+                    self._broken(),
+                )
+                self.flows.prompt(parsed.call_through.tone, data.mark_of("call_through"))
             raw_routes = data.get("routes")
             if isinstance(raw_routes, MarkedSeq):
                 region = parsed.country.upper() if parsed.country else None
@@ -1106,8 +1120,45 @@ class _Compiler:
                 continue
             self.used_targets.update(entry.softphones)
             compile_calling_out(
-                name, raw_out[name], entry, mark, parsed.country, self.config, self.diags
+                name,
+                raw_out[name],
+                entry,
+                mark,
+                parsed.country,
+                self.config,
+                self.diags,
+                self._broken(),
             )
+
+    def _plans(self, data: MarkedMap, parsed: RoutingFile) -> None:
+        """`plans:`: limits of numbers and blocks (routes are checked against them at the end)."""
+        raw_plans = data.get("plans")
+        for name in parsed.plans:
+            assert isinstance(raw_plans, MarkedMap)
+            mark = raw_plans.key_marks[name]
+            entry = validate_entry(PlanEntry, raw_plans[name] or {}, mark, self.diags)
+            if entry is not None:
+                compile_plan(
+                    name,
+                    raw_plans[name],
+                    entry,
+                    mark,
+                    parsed.country,
+                    self.config,
+                    self.flows,
+                    self.diags,
+                    self._broken(),
+                )
+
+    def _broken(self) -> Broken:
+        """What entries with errors would have defined (no cascade of errors about them)."""
+        return Broken(
+            self._hidden_by_broken_inventory,
+            self.broken_trunks,
+            self.broken_targets,
+            self.broken_blocks,
+            self.inventory_unusable,
+        )
 
     def _routing_files(self, path: Path) -> list[Path]:
         """Every *.yaml under `path`; a directory that cannot be listed is an error, since
@@ -1399,6 +1450,7 @@ class _Compiler:
     # ---- whole-configuration warnings
 
     def finish(self) -> None:
+        check_plans(self.config, self.diags)
         self.flows.finish(self.config.settings.sounds_dir)
         if self.config.settings.mail is None:
             for name, box in self.config.mailboxes.items():
@@ -1409,8 +1461,17 @@ class _Compiler:
                         "section: its messages will be kept, not mailed",
                     )
         unrouted_blocks: dict[str, int] = {}
+        access = self.config.call_through.numbers if self.config.call_through else frozenset()
         for e164, number in self.config.numbers.items():
+            if e164 in access and e164 in self.config.route_of_number:
+                route = self.config.route_of_number[e164]
+                self.diags.warning(
+                    route.source,
+                    f"route '{route.name}' never runs for {e164}: call_through takes its calls",
+                )
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:
+                continue
+            if e164 in access:
                 continue
             if e164 in self.unchecked_numbers or number.block in self.unchecked_blocks:
                 continue

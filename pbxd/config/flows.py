@@ -141,7 +141,7 @@ class RouteFlows:
             ok = False
         greeting_seq = raw.get("greeting") if isinstance(raw, dict) else None
         for index, prompt in enumerate(entry.greeting):
-            self._prompt(prompt, locate(greeting_seq, [index], key_mark)[0])
+            self.prompt(prompt, locate(greeting_seq, [index], key_mark)[0])
         if not ok:
             self.broken.add(name)
             return
@@ -212,10 +212,16 @@ class RouteFlows:
         return {key: value for key, value in parts.items() if value is not None}
 
     def _fallback(self, key: str, action: ActionEntry, where: Mark) -> Fallback:
+        return self.fallback(key, action, where, _DEFAULT_CAUSES[key])
+
+    def fallback(
+        self, key: str, action: ActionEntry, where: Mark, default: HangupReason
+    ) -> Fallback:
+        """Where `key` sends a call (hangup with `default` unless a cause is given)."""
         if action.action is FallbackAction.HANGUP:
             if action.box is not None or action.route is not None:
                 self.diags.error(where, f"{key}: a hangup takes only `cause`")
-            return Fallback(action.action, action.cause or _DEFAULT_CAUSES[key], mark=where)
+            return Fallback(action.action, action.cause or default, mark=where)
         if action.cause is not None:
             self.diags.error(where, f"{key}: `cause` goes only with `action: hangup`")
         if action.action is FallbackAction.VOICEMAIL:
@@ -245,10 +251,11 @@ class RouteFlows:
             return None
         seq = raw.get("play") if isinstance(raw, dict) else raw
         for index, prompt in enumerate(entry.play):
-            self._prompt(prompt, locate(seq, [index], mark)[0])
+            self.prompt(prompt, locate(seq, [index], mark)[0])
         return Greeting(tuple(f"sound:{p}" for p in entry.play), entry.answer)
 
-    def _prompt(self, prompt: str, mark: Mark) -> None:
+    def prompt(self, prompt: str, mark: Mark) -> None:
+        """Note a prompt to play (checked to exist in sounds_dir at the end)."""
         if not prompt or not all(c.isalnum() or c in "-_./" for c in prompt) or ".." in prompt:
             self.diags.error(
                 mark,

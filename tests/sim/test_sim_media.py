@@ -351,6 +351,7 @@ def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
     config = SimpleNamespace(
         routes={"reception": SimpleNamespace(greeting=greeting)},
         mailboxes={"acme": SimpleNamespace(greeting=("sound:acme-vm",))},
+        plans={},
         settings=SimpleNamespace(sounds_dir=tmp_path),
     )
     sim = AriSimulator()
