@@ -640,6 +640,7 @@ class _Compiler:
         self.number_marks: dict[str, Mark] = {}
         self.block_marks: dict[str, Mark] = {}
         self.spans: list[tuple[numbering.NumberSpan, str, Mark]] = []
+        self.span_index: numbering.SpanIndex[tuple[str, Mark]] = numbering.SpanIndex()
         self.target_marks: dict[str, Mark] = {}
         self.broken_targets: set[str] = set()
         self.used_targets: set[str] = set()
@@ -933,10 +934,11 @@ class _Compiler:
             first = self.number_marks[e164]
             self.diags.error(mark, f"number {e164} is listed twice (first at {first})")
             return
-        for span, block, block_mark in self.spans:
-            if e164 in span:
-                self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
-                return
+        holder = self.span_index.containing(e164)
+        if holder is not None:
+            block, block_mark = holder[1]
+            self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
+            return
         self.number_marks[e164] = mark
         self.config.numbers[e164] = VirtualNumber(
             e164=e164,
@@ -991,18 +993,15 @@ class _Compiler:
             return
         if entry.range is not None and entry.count is not None:
             self.diags.error(raw.key_marks["count"], "`count` goes with `prefix`, not `range`")
-        for other, other_name, other_mark in self.spans:
-            if (
-                span.first <= other.last
-                and other.first <= span.last
-                and len(span.first) == len(other.first)
-            ):
-                self.diags.error(
-                    value_mark,
-                    f"block '{entry.block}' ({span.first}–{span.last}) overlaps block "
-                    f"'{other_name}' ({other.first}–{other.last}, {other_mark})",
-                )
-                return
+        overlap = self.span_index.overlapping(span)
+        if overlap is not None:
+            other, (other_name, other_mark) = overlap
+            self.diags.error(
+                value_mark,
+                f"block '{entry.block}' ({span.first}–{span.last}) overlaps block "
+                f"'{other_name}' ({other.first}–{other.last}, {other_mark})",
+            )
+            return
         members = span.numbers()
         clash = next((n for n in members if n in self.number_marks), None)
         if clash is not None:
@@ -1015,6 +1014,7 @@ class _Compiler:
         block_zone = self._zone_for(entry, zone, span.first, value_mark)
         self.block_marks[entry.block] = value_mark
         self.spans.append((span, entry.block, value_mark))
+        self.span_index.add(span, (entry.block, value_mark))
         self.config.blocks[entry.block] = Block(
             name=entry.block,
             trunk=trunk.name,
