@@ -270,7 +270,7 @@ class CallRecord:
     dialled: str | None = None  # the number dialled (E.164, or an emergency short number)
     presented: str | None = None  # the caller ID the carrier got
     emergency: bool = False  # an emergency call: never counted against a plan
-    # The Asterisk that carried the call (its system name, else its entity id); None before 0005.
+    # The Asterisk that carried the call (its system name, else its entity id); None before 0006.
     server: str | None = None
 
     def add_step(self, step: PathStep) -> None:

@@ -216,6 +216,7 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
                 config, ringing, ring, did, number.label, caller_number, caller_name, presentation
             )
             for ring in ringing.targets
+            if ring.enabled
         )
 
     builder = _FlowBuilder(config, legs_of, number.timezone)
@@ -276,6 +277,8 @@ def leg_plan(
         max_duration=max_call_duration(route, via),
         via=via,
         barred=endpoint_refusal(dial_string, via),
+        start_after=ring.start_after,
+        weight=ring.weight,
     )
 
 
@@ -333,6 +336,9 @@ class _FlowBuilder:
                 no_answer=self.fallback(route.no_answer, f"{prefix}{NO_ANSWER_STEP}", prefix),
                 busy=self.fallback(route.busy, f"{prefix}{BUSY_STEP}", prefix),
                 unavailable=self.fallback(route.unavailable, f"{prefix}{UNAVAILABLE_STEP}", prefix),
+                max_legs=route.max_legs,
+                skip_busy=route.skip_busy,
+                memory=route.name,
             )
         return first
 

@@ -13,6 +13,7 @@ import structlog
 
 from pbxd.ari import AriClient, AsteriskInfo, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike, identify_asterisk
+from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
 from pbxd.clock import Clock
@@ -55,8 +56,11 @@ class PairedService:
         clock: Clock,
         *,
         timings: PairTimings | None = None,
+        dnd: DoNotDisturb | None = None,
     ) -> None:
+        """As `CallService` (`dnd` is handed to each takeover's); `timings`: the pair's."""
         self.config = config
+        self._dnd = dnd
         self._ari = ari
         self._cdr = cdr
         self._clock = clock
@@ -94,6 +98,7 @@ class PairedService:
             asterisk=info,
             owns=ownership.owns,
             on_app_replaced=ownership.replaced,
+            dnd=self._dnd,
         )
         return _ActiveCalls(self.active, self.on_call_finished)
 

@@ -29,7 +29,7 @@ from pbxd.config.files import HaMode
 from pbxd.ha.service import PairedService
 from pbxd.systemd import keep_systemd_informed
 from pbxd.web.health import readiness
-from pbxd.web.state import CLOCK, CONFIG, RUNTIME
+from pbxd.web.state import CLOCK, CONFIG, DND, RUNTIME
 
 log = structlog.get_logger("pbxd.run")
 
@@ -141,8 +141,9 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
     )
     # A pair (pbxd.ha) starts its call service only while it holds the app's lock.
     paired = running.current.settings.ha_mode is HaMode.ACTIVE_STANDBY
+    # The HTTP API's do-not-disturb flags are the ring steps': kept in the CDR database.
     service = (PairedService if paired else CallService)(
-        running.current, app[ARI_ENDPOINT], cdr, clock
+        running.current, app[ARI_ENDPOINT], cdr, clock, dnd=app[DND]
     )
     runtime.service = service
     running.on_swap(service.use_config)

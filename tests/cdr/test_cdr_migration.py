@@ -128,8 +128,8 @@ async def _written_by_0001(url: str, entries: list[CallLogEntry]) -> AsyncEngine
     return engine
 
 
-async def test_head_is_0005() -> None:
-    assert _head() == "0005_call_server"
+async def test_head_is_0006() -> None:
+    assert _head() == "0006_call_server"
 
 
 async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -> None:
@@ -152,7 +152,7 @@ async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -
     store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
     try:
         async with store.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0005_call_server"
+            assert await conn.run_sync(current_revision) == "0006_call_server"
             counts = [
                 (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
                 for t in ("calls", "legs")
@@ -304,7 +304,7 @@ async def test_a_0003_database_gains_the_server_column_without_losing_a_row(cdr_
     store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
     try:
         async with store.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0005_call_server"
+            assert await conn.run_sync(current_revision) == "0006_call_server"
             counts = [
                 (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
                 for t in ("calls", "legs", "call_events")
@@ -329,7 +329,7 @@ async def test_a_0003_database_gains_the_server_column_without_losing_a_row(cdr_
         await store.close()
 
 
-async def test_downgrade_to_0004_drops_only_the_server_column(cdr_url: str) -> None:
+async def test_downgrade_to_0005_drops_only_the_server_column(cdr_url: str) -> None:
     from alembic import command
 
     old = _old_entries()
@@ -340,12 +340,12 @@ async def test_downgrade_to_0004_drops_only_the_server_column(cdr_url: str) -> N
         def downgrade(conn: Connection) -> None:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0004_calls_going_out")
+            command.downgrade(cfg, "0005_ring_memory")
 
         async with schema_change(engine) as conn:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0004_calls_going_out"
+            assert await conn.run_sync(current_revision) == "0005_ring_memory"
             columns = await conn.run_sync(
                 lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("calls")]
             )

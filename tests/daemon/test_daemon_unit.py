@@ -38,6 +38,12 @@ class FakeAri:
     async def info(self) -> AsteriskInfo:
         return AsteriskInfo("22.10.1", "02:fc:00:00:00:01", "en", None, None, None, None)
 
+    async def subscribe(self, event_source: Any) -> None:
+        """Endpoint events: none ever come from this Asterisk."""
+
+    async def list_endpoints(self) -> list[Any]:
+        return []
+
 
 class NullCdr:
     def record_call(self, record: CallRecord) -> None:

@@ -1,7 +1,7 @@
 """The Asterisk server each call came through (`calls.server`).
 
-Revision ID: 0005_call_server
-Revises: 0004_calls_going_out
+Revision ID: 0006_call_server
+Revises: 0005_ring_memory
 Create Date: 2026-12-03
 
 Several Asterisk servers, each with its pbxd, may share one PostgreSQL: each call row names
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_call_server"
-down_revision: str | Sequence[str] | None = "0004_calls_going_out"
+revision: str = "0006_call_server"
+down_revision: str | Sequence[str] | None = "0005_ring_memory"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
