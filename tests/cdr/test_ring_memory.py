@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import text
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 
-from pbxd.cdr.db import current_revision, make_engine, migrate
+from pbxd.cdr.db import alembic_config, current_revision, make_engine, migrate
 from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.records import CallRecord, Disposition, LegRecord
+from pbxd.cdr.schema import call_to_row, leg_to_row
 from pbxd.cdr.store import CdrStore
 
 T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -24,8 +27,8 @@ async def test_a_0004_database_is_upgraded_with_its_calls_intact(cdr_url: str) -
         await migrate(engine, "0004_calls_going_out")
     finally:
         await engine.dispose()
-    # Written by the 0004 code: a call and a leg, the journal table already there.
-    store = CdrStore(make_engine(cdr_url), flush_interval=0.01)
+    # Written by the 0004 code: a call and a leg (only the columns 0004 had), the journal
+    # table already there.
     call = CallRecord(
         "old-1",
         "+33170000001",
@@ -33,14 +36,18 @@ async def test_a_0004_database_is_upgraded_with_its_calls_intact(cdr_url: str) -
         ended_at=T0 + timedelta(seconds=30),
         disposition=Disposition.NO_ANSWER,
     )
-    store.record_call(call)
-    store.record_leg(LegRecord("old-1-1", "old-1", "alice", "PJSIP/alice", T0, ended_at=T0))
-    await store.close()
+    leg = LegRecord("old-1-1", "old-1", "alice", "PJSIP/alice", T0, ended_at=T0)
+    engine = make_engine(cdr_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_write_as_0004, call, leg)
+    finally:
+        await engine.dispose()
 
     upgraded = await CdrStore.open(cdr_url, flush_interval=0.01)  # as every command does
     try:
         async with upgraded.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0005_ring_memory"
+            assert await conn.run_sync(current_revision) == _head()
             for table in ("ring_turns", "target_activity", "target_days", "target_dnd"):
                 assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
         entry = await upgraded.get_call("old-1")
@@ -93,3 +100,22 @@ async def test_activity_days_and_dnd_survive_a_reopen(cdr_url: str) -> None:
         assert await memory.dnd() == {"bob": ("adam", T0)}
     finally:
         await engine.dispose()
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _write_as_0004(conn: Connection, call: CallRecord, leg: LegRecord) -> None:
+    """Insert with the columns the tables had at 0004 (later revisions add some)."""
+    for table, row in (("calls", call_to_row(call)), ("legs", leg_to_row(leg))):
+        columns = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+        kept = {k: v for k, v in row.items() if k in columns}
+        if conn.dialect.name == "sqlite":  # UtcDateTime's naive UTC there
+            kept = {
+                k: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v
+                for k, v in kept.items()
+            }
+        conn.execute(sa.table(table, *(sa.column(c) for c in kept)).insert(), [kept])
