@@ -304,7 +304,7 @@ class CallSession:
 
     def to(self, state: CallState) -> None:
         """Move the call to `state` (only as CALL_TRANSITIONS allows)."""
-        if state is self.state and state in (CallState.RINGING, CallState.PLAYING):
+        if state is self.state and state in (CallState.RINGING, CallState.PLAYING, CallState.MENU):
             return  # one ring or play step after another
         check(CALL_TRANSITIONS, self.state, state)
         self.state = state
@@ -412,11 +412,17 @@ class CallSession:
     def _leave(self, outcome: StepOutcome) -> str | None:
         """Journal the current step's outcome; the step it leads to, if any."""
         assert isinstance(self.flow, Flow) and self.step_name is not None
-        step = self.flow.step(self.step_name)
-        self.journal.add(StepLeft(self.clock.now(), self.step_name, outcome))
+        handler = self.handler
+        following = (
+            handler.next_step(outcome)
+            if handler is not None
+            else self.flow.step(self.step_name).exits().get(outcome)
+        )
+        label = handler.path_label(outcome) if handler is not None else None
+        self.journal.add(StepLeft(self.clock.now(), self.step_name, outcome, label))
         self._cancel_step_timers()
         self.handler = None
-        return step.exits().get(outcome)
+        return following
 
     async def after(self, outcome: StepOutcome | None) -> None:
         """A step handler ended its step with `outcome` (None: it goes on): follow the flow."""
@@ -775,7 +781,12 @@ class CallSession:
         ):
             self.note(f"caller hung up while ringing (cause {self.caller.cause})")
             log.info("caller abandoned", cause=self.caller.cause)
-        elif self.state in (CallState.BRIDGED, CallState.ANSWERING, CallState.RECORDING):
+        elif self.state in (
+            CallState.BRIDGED,
+            CallState.ANSWERING,
+            CallState.RECORDING,
+            CallState.MENU,
+        ):
             self.note(f"caller hung up (cause {self.caller.cause})")
         if self.handler is not None and self.state not in (CallState.ENDING, CallState.ENDED):
             outcome = await self.handler.on_caller_gone()

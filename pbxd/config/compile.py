@@ -1292,10 +1292,10 @@ class _Compiler:
                 yield e164, block_mark
 
     def _ring_targets(self, entry: RouteEntry, raw: MarkedMap, mark: Mark) -> list[RingTarget]:
-        if not entry.targets and entry.then is None:
+        if not entry.targets and entry.then is None and entry.menu is None:
             self.diags.error(
                 raw.key_marks.get("targets", mark),
-                "route has no targets to ring (or say where calls go with `then:`)",
+                "route has no targets to ring (or say where calls go with `then:` or `menu:`)",
             )
         limit = f"between 1 and {RING_TIME_LIMIT} seconds"
         if not 1 <= entry.ring_time <= RING_TIME_LIMIT:

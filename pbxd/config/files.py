@@ -250,6 +250,32 @@ class GreetingEntry(_Strict):
         return data
 
 
+def _prompt_list(value: Any) -> Any:
+    """`acme-menu` is shorthand for `[acme-menu]`."""
+    return [value] if isinstance(value, str) else value
+
+
+Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
+
+
+class MenuEntry(_Strict):
+    """A voice menu (a route's `menu:`): a prompt, then keys to branches.
+
+    `options` maps an entry (`1`, `12`, `"*"`) to a route name, `repeat`, or an action
+    (`{voicemail: BOX}`, `{hangup: CAUSE}`, `{goto: ROUTE}`); each is checked in
+    `pbxd.config.flows` so one bad option hides no other.
+    """
+
+    prompt: Prompts
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: Whole = 5
+    digit_timeout: Whole = 3
+    retries: Whole = 2
+    invalid_prompt: Prompts = Field(default_factory=list)
+    timeout_prompt: Prompts = Field(default_factory=list)
+    fallback: ActionEntry | None = None
+
+
 class MailboxEntry(_Strict):
     """A voicemail box (routing files' `mailboxes:`)."""
 
@@ -282,6 +308,7 @@ class RouteEntry(_Strict):
     closed: ActionEntry | None = None
     greeting: GreetingEntry | None = None
     then: ActionEntry | None = None  # for a route that rings nobody
+    menu: MenuEntry | None = None  # a voice menu instead of ringing
 
 
 class RoutingFile(_Strict):

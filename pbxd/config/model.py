@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -155,6 +156,21 @@ class Greeting:
 
 
 @dataclass(frozen=True, slots=True)
+class Menu:
+    """A voice menu: its prompt, the branch of each entry, and its patience."""
+
+    prompts: tuple[str, ...]
+    options: Mapping[str, Fallback]  # entry (`2`, `12`, `*`) -> where it leads
+    repeat: frozenset[str]
+    timeout: int
+    digit_timeout: int
+    retries: int
+    invalid_prompts: tuple[str, ...]
+    timeout_prompts: tuple[str, ...]
+    fallback: Fallback
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """What happens to a call to one of the route's numbers.
 
@@ -178,6 +194,7 @@ class Route:
     closed: Fallback | None = None
     greeting: Greeting | None = None
     then: Fallback | None = None
+    menu: Menu | None = None
 
     @property
     def no_answer_cause(self) -> HangupReason:

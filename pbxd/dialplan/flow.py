@@ -171,7 +171,38 @@ class HangupStep:
         return {}
 
 
-Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep
+@dataclass(frozen=True, slots=True)
+class MenuStep:
+    """A voice menu: a prompt, then the caller's keys choose a branch (`pbxd.ivr.menu`).
+
+    `choices` maps an entry (`"2"`, `"12"`, `"*"`) to the step it leads to, `labels` to what
+    the call log calls that branch (`support`, `voicemail sales`); `repeat` entries play the
+    menu again. After `retries` invalid or silent tries the menu goes to `fallback`.
+    """
+
+    name: StepName
+    prompts: tuple[str, ...]
+    choices: Mapping[str, StepName]
+    labels: Mapping[str, str]
+    repeat: frozenset[str]
+    timeout: int
+    digit_timeout: int
+    retries: int
+    invalid_prompts: tuple[str, ...]
+    timeout_prompts: tuple[str, ...]
+    fallback: StepName
+    kind: StepKind = field(default=StepKind.MENU, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """Where giving up leads (each chosen entry leads to its own step: `choices`)."""
+        return {StepOutcome.TIMEOUT: self.fallback, StepOutcome.INVALID: self.fallback}
+
+    def following(self) -> list[StepName]:
+        """Every step the menu may lead to."""
+        return [*self.choices.values(), self.fallback]
+
+
+Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep | MenuStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,4 +234,4 @@ class Flow:
             seen.add(name)
             step = self.steps[name]
             yield step
-            queue.extend(step.exits().values())
+            queue.extend(step.following() if isinstance(step, MenuStep) else step.exits().values())

@@ -18,13 +18,14 @@ import phonenumbers
 
 from pbxd.config.destinations import DEFAULT_MAX_CALL_DURATION
 from pbxd.config.files import CallerIdPolicy, FallbackAction, NumberStatus
-from pbxd.config.model import Config, Fallback, RingTarget, Route, Trunk, hangup
+from pbxd.config.model import Config, Fallback, Menu, RingTarget, Route, Trunk, hangup
 from pbxd.config.numbering import canonical_e164
 from pbxd.dialplan.flow import (
     Flow,
     GotoStep,
     HangupStep,
     LegPlan,
+    MenuStep,
     PlayStep,
     RingStep,
     ScheduleStep,
@@ -99,6 +100,16 @@ RING_STEP = "ring"
 NO_ANSWER_STEP = "no_answer"
 BUSY_STEP = "busy"
 UNAVAILABLE_STEP = "unavailable"
+MENU_STEP = "menu"
+
+
+def branch_label(branch: Fallback) -> str:
+    """What the call log calls a menu branch: the route's name, `voicemail BOX`, `hangup`."""
+    if branch.action is FallbackAction.GOTO and branch.route:
+        return branch.route
+    if branch.action is FallbackAction.VOICEMAIL and branch.mailbox:
+        return f"voicemail {branch.mailbox}"
+    return "hangup"
 
 
 def endpoint_of_channel(channel_name: str) -> str:
@@ -267,19 +278,19 @@ class _FlowBuilder:
         """Add `route`'s steps; the name of its first step."""
         if route.name in self.starts:
             return self.starts[route.name]
-        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP)}
-        after_greeting = names[RING_STEP] if route.targets else ""
+        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP, MENU_STEP)}
+        # What follows the greeting: the menu, the ringing, or (no one to ring) `then`.
+        if route.menu is not None:
+            after_greeting = names[MENU_STEP]
+        elif route.targets:
+            after_greeting = names[RING_STEP]
+        else:
+            after_greeting = f"{prefix}then"
         after_hours = names["greeting"] if route.greeting is not None else after_greeting
         first = names["hours"] if route.hours is not None else after_hours
-        then_name = f"{prefix}then"
-        if not route.targets:
-            # No one to ring: straight to `then` (hang up when the route says nothing).
-            after_greeting = then_name
-            after_hours = names["greeting"] if route.greeting is not None else then_name
-            first = names["hours"] if route.hours is not None else after_hours
         self.starts[route.name] = first
-        if not route.targets:
-            self.fallback(route.then or hangup(HangupReason.NORMAL), then_name, prefix)
+        if route.menu is None and not route.targets:
+            self.fallback(route.then or hangup(HangupReason.NORMAL), after_greeting, prefix)
         if route.hours is not None:
             closed = self.fallback(
                 route.closed or hangup(HangupReason.NORMAL), f"{prefix}closed", prefix
@@ -291,7 +302,9 @@ class _FlowBuilder:
             self.steps[names["greeting"]] = PlayStep(
                 names["greeting"], route.greeting.prompts, route.greeting.answer, after_greeting
             )
-        if route.targets:
+        if route.menu is not None:
+            self.steps[names[MENU_STEP]] = self.menu(route.menu, names[MENU_STEP], prefix)
+        elif route.targets:
             self.steps[names[RING_STEP]] = RingStep(
                 name=names[RING_STEP],
                 strategy=route.strategy,
@@ -302,6 +315,26 @@ class _FlowBuilder:
                 unavailable=self.fallback(route.unavailable, f"{prefix}{UNAVAILABLE_STEP}", prefix),
             )
         return first
+
+    def menu(self, menu: Menu, name: str, prefix: str) -> MenuStep:
+        """A menu step; each option's branch is a step of its own (`menu/2`)."""
+        choices = {
+            entry: self.fallback(branch, f"{name}/{entry}", prefix)
+            for entry, branch in menu.options.items()
+        }
+        return MenuStep(
+            name=name,
+            prompts=menu.prompts,
+            choices=choices,
+            labels={entry: branch_label(branch) for entry, branch in menu.options.items()},
+            repeat=menu.repeat,
+            timeout=menu.timeout,
+            digit_timeout=menu.digit_timeout,
+            retries=menu.retries,
+            invalid_prompts=menu.invalid_prompts,
+            timeout_prompts=menu.timeout_prompts,
+            fallback=self.fallback(menu.fallback, f"{name}/fallback", prefix),
+        )
 
     def fallback(self, fallback: Fallback, name: str, prefix: str) -> str:
         """Add the step a fallback is; its name."""
