@@ -1,4 +1,4 @@
-"""A number's call log for people: an aligned text table, CSV, or JSON.
+"""A number's call log for people (table, CSV, JSON), and a number's report over a period.
 
 Times are shown in the number's time zone (the caller passes it), because "the call at
 9:02" means 9:02 where the business is. JSON also carries `*_utc` fields for machines.
@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pbxd.cdr.records import (
     CallLogEntry,
     CallRecord,
+    Disposition,
     LegRecord,
     PathStep,
     format_path,
@@ -311,3 +313,305 @@ def format_json(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
             }
         )
     return json.dumps(calls, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------- a number's report
+
+
+class PeriodError(ValueError):
+    """A report period that does not read as 2026-11, 2026-11-23 or 2026."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPeriod:
+    """Local calendar days [first, end) in the number's zone: a month, a day or a year."""
+
+    first: date
+    end: date  # exclusive
+    label: str
+
+    def __post_init__(self) -> None:
+        """An empty or backwards period is a caller's bug."""
+        if self.end <= self.first:
+            raise PeriodError(f"period {self.label!r} ends before it starts")
+
+    @classmethod
+    def parse(cls, text: str) -> ReportPeriod:
+        """`2026-11` (a month), `2026-11-23` (a day) or `2026` (a year); PeriodError otherwise."""
+        value = text.strip()
+        try:
+            if value.isascii() and len(value) == 4 and value.isdigit():
+                year = int(value)
+                return cls(date(year, 1, 1), date(year + 1, 1, 1), value)
+            if value.isascii() and len(value) == 7 and value[4] == "-":
+                first = date(int(value[:4]), int(value[5:]), 1)
+                return cls(first, _next_month(first), value)
+            if value.isascii() and len(value) == 10:
+                day = date.fromisoformat(value)
+                return cls(day, day + timedelta(days=1), value)
+        except (ValueError, OverflowError):
+            pass
+        raise PeriodError(
+            f"period {text!r} is not a month (2026-11), a day (2026-11-23) or a year (2026)"
+        )
+
+    @classmethod
+    def between(cls, first: date, end: date) -> ReportPeriod:
+        """Days [first, end): `2026-11-01..2026-11-15`."""
+        return cls(first, end, f"{first.isoformat()}..{end.isoformat()}")
+
+    def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """[since, until) in UTC: local midnight of the first day to local midnight of `end`."""
+        since = datetime.combine(self.first, time(), tzinfo=tz).astimezone(UTC)
+        until = datetime.combine(self.end, time(), tzinfo=tz).astimezone(UTC)
+        return since, until
+
+    def days(self) -> list[date]:
+        """Every local day of the period, in order."""
+        count = (self.end - self.first).days
+        return [self.first + timedelta(days=n) for n in range(count)]
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + 1, 1, 1) if first.month == 12 else date(first.year, first.month + 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCall:
+    """What a report needs of one call (the query reads only these columns).
+
+    `answered_at` is when a person answered (the answering leg's moment when known): a
+    greeting answered by pbxd is not a person picking up.
+    """
+
+    started_at: datetime
+    disposition: Disposition | None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+# Dispositions that are a missed call: somebody called and nobody took it.
+MISSED_DISPOSITIONS: frozenset[Disposition] = frozenset(Disposition) - {Disposition.ANSWERED}
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """One local day of the period: answered and missed calls (open calls in neither)."""
+
+    day: date
+    answered: int
+    missed: int
+
+    @property
+    def calls(self) -> int:
+        """Answered plus missed."""
+        return self.answered + self.missed
+
+
+@dataclass(frozen=True, slots=True)
+class HourCount:
+    """Calls that started in one local hour of the day (0-23), over the whole period."""
+
+    hour: int
+    calls: int
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True, slots=True)
+class NumberReport:
+    """A number's calls over a period, in its time zone: what `pbxd report` and the API show.
+
+    `missed` counts every ended call nobody answered (abandoned, voicemail, closed, no
+    answer, busy, failed, rejected); `abandoned` is the part where the caller hung up while
+    waiting. `answer_rate` is answered / (answered + missed), None without ended calls.
+    `by_hour_of_week[weekday][hour]` counts calls, Monday = 0.
+    """
+
+    did: str
+    label: str
+    time_zone: str
+    period: ReportPeriod
+    calls: int
+    answered: int
+    missed: int
+    abandoned: int
+    voicemail: int
+    in_progress: int
+    answer_rate: float | None
+    average_wait: float | None  # seconds before a person answered, over answered calls
+    longest_wait: int | None
+    talk_seconds: int
+    dispositions: dict[str, int]
+    busiest_hours: tuple[HourCount, ...]
+    per_day: tuple[DayCount, ...]
+    by_hour_of_week: tuple[tuple[int, ...], ...]
+
+    @property
+    def talk_minutes(self) -> float:
+        """Talk time in minutes (one decimal is what people read)."""
+        return round(self.talk_seconds / 60, 1)
+
+
+BUSIEST_HOURS = 3
+
+
+def summarise_report(
+    calls: Iterable[ReportCall],
+    *,
+    did: str,
+    period: ReportPeriod,
+    tz: ZoneInfo,
+    label: str = "",
+) -> NumberReport:
+    """The report of `calls` (those started in `period`, local days in `tz`): pure, no I/O."""
+    days = {day: [0, 0] for day in period.days()}
+    week = [[0] * 24 for _ in WEEKDAYS]
+    hours = [0] * 24
+    dispositions: dict[str, int] = {}
+    total = answered = missed = abandoned = voicemail = in_progress = 0
+    waits: list[int] = []
+    talk = 0
+    for call in calls:
+        total += 1
+        local = call.started_at.astimezone(tz)
+        week[local.weekday()][local.hour] += 1
+        hours[local.hour] += 1
+        counts = days.get(local.date())
+        if call.disposition is None:
+            in_progress += 1
+            continue
+        dispositions[call.disposition.value] = dispositions.get(call.disposition.value, 0) + 1
+        if call.disposition is Disposition.ANSWERED:
+            answered += 1
+            if counts is not None:
+                counts[0] += 1
+            if call.answered_at is not None:
+                waits.append(_whole_seconds(call.started_at, call.answered_at))
+                if call.ended_at is not None:
+                    talk += _whole_seconds(call.answered_at, call.ended_at)
+            continue
+        missed += 1
+        abandoned += call.disposition is Disposition.ABANDONED
+        voicemail += call.disposition is Disposition.VOICEMAIL
+        if counts is not None:
+            counts[1] += 1
+    ranked = sorted((h for h in range(24) if hours[h]), key=lambda h: (-hours[h], h))
+    ended = answered + missed
+    return NumberReport(
+        did=did,
+        label=label,
+        time_zone=tz.key,
+        period=period,
+        calls=total,
+        answered=answered,
+        missed=missed,
+        abandoned=abandoned,
+        voicemail=voicemail,
+        in_progress=in_progress,
+        answer_rate=answered / ended if ended else None,
+        average_wait=sum(waits) / len(waits) if waits else None,
+        longest_wait=max(waits) if waits else None,
+        talk_seconds=talk,
+        dispositions=dict(sorted(dispositions.items())),
+        busiest_hours=tuple(HourCount(h, hours[h]) for h in ranked[:BUSIEST_HOURS]),
+        per_day=tuple(DayCount(day, a, m) for day, (a, m) in days.items()),
+        by_hour_of_week=tuple(tuple(row) for row in week),
+    )
+
+
+def _whole_seconds(start: datetime, end: datetime) -> int:
+    """Whole seconds between two instants, half up, never negative (as billsec counts)."""
+    millis = (end - start) // timedelta(milliseconds=1)
+    return max(0, (millis + 500) // 1000)
+
+
+def _percent(rate: float | None) -> str:
+    return MISSING if rate is None else f"{rate * 100:.1f} %"
+
+
+def report_summary_rows(rep: NumberReport) -> list[tuple[str, str]]:
+    """The headline figures as (name, value) pairs, in the order people read them."""
+    busiest = ", ".join(f"{h.hour:02d}-{h.hour + 1:02d}h ({h.calls})" for h in rep.busiest_hours)
+    average = None if rep.average_wait is None else round(rep.average_wait)
+    return [
+        ("calls", str(rep.calls)),
+        ("answered", str(rep.answered)),
+        ("missed", str(rep.missed)),
+        ("  abandoned", str(rep.abandoned)),
+        ("  voicemail", str(rep.voicemail)),
+        ("in progress", str(rep.in_progress)),
+        ("answer rate", _percent(rep.answer_rate)),
+        ("average wait", format_seconds(average)),
+        ("longest wait", format_seconds(rep.longest_wait)),
+        ("talk minutes", f"{rep.talk_minutes:.1f}"),
+        ("busiest hours", busiest or MISSING),
+    ]
+
+
+def format_report_table(rep: NumberReport) -> str:
+    """The report for a terminal: headline figures, calls per day, calls per hour of week."""
+    label = f" ({rep.label})" if rep.label else ""
+    out = [f"{rep.did}{label}: {rep.period.label}, times in {rep.time_zone}", ""]
+    width = max(len(name) for name, _ in report_summary_rows(rep))
+    out += [f"{name.ljust(width)}  {value}" for name, value in report_summary_rows(rep)]
+    out += ["", "day         answered  missed"]
+    out += [f"{d.day.isoformat()}  {d.answered:8d}  {d.missed:6d}" for d in rep.per_day]
+    out += ["", "hour  " + " ".join(day.rjust(4) for day in WEEKDAYS)]
+    for hour in range(24):
+        cells = " ".join(str(rep.by_hour_of_week[w][hour]).rjust(4) for w in range(7))
+        out.append(f"{hour:02d}    {cells}")
+    return "\n".join(out) + "\n"
+
+
+REPORT_CSV_COLUMNS = ("day", "calls", "answered", "missed")
+
+
+def format_report_csv(rep: NumberReport) -> str:
+    """CSV of calls per local day (the chart's data); the totals are the JSON's job."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(REPORT_CSV_COLUMNS)
+    for d in rep.per_day:
+        writer.writerow((d.day.isoformat(), d.calls, d.answered, d.missed))
+    return buffer.getvalue()
+
+
+def report_to_json(rep: NumberReport) -> dict[str, Any]:
+    """The report as plain JSON data (the API returns this object as is)."""
+    return {
+        "did": rep.did,
+        "label": rep.label,
+        "time_zone": rep.time_zone,
+        "period": {
+            "label": rep.period.label,
+            "first_day": rep.period.first.isoformat(),
+            "end_day": rep.period.end.isoformat(),
+        },
+        "calls": rep.calls,
+        "answered": rep.answered,
+        "missed": rep.missed,
+        "abandoned": rep.abandoned,
+        "voicemail": rep.voicemail,
+        "in_progress": rep.in_progress,
+        "answer_rate": rep.answer_rate,
+        "average_wait_seconds": rep.average_wait,
+        "longest_wait_seconds": rep.longest_wait,
+        "talk_seconds": rep.talk_seconds,
+        "talk_minutes": rep.talk_minutes,
+        "dispositions": rep.dispositions,
+        "busiest_hours": [{"hour": h.hour, "calls": h.calls} for h in rep.busiest_hours],
+        "per_day": [
+            {"day": d.day.isoformat(), "answered": d.answered, "missed": d.missed}
+            for d in rep.per_day
+        ],
+        "by_hour_of_week": {
+            WEEKDAYS[w]: list(rep.by_hour_of_week[w]) for w in range(len(WEEKDAYS))
+        },
+    }
+
+
+def format_report_json(rep: NumberReport) -> str:
+    """`report_to_json` as indented text."""
+    return json.dumps(report_to_json(rep), indent=2, ensure_ascii=False) + "\n"

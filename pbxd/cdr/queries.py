@@ -1,0 +1,244 @@
+"""Read-only queries for reports, the numbers page, diagnose and exports (SQLite and PostgreSQL).
+
+Each function takes the store's engine (`CdrStore.engine`) and returns plain data from
+`records` / `reports`; the summing and the time zones are pure functions elsewhere. The
+indexes these queries lean on are in `schema.py` (and migration 0004): a number's calls by
+`(did, started_at)`, a day's calls of every number by `(started_at, did, disposition)`, and a
+call's legs by `call_id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from pbxd.cdr.records import CallLogEntry, Disposition, LegRecord
+from pbxd.cdr.reports import NumberReport, ReportCall, ReportPeriod, summarise_report
+from pbxd.cdr.schema import Base, CallRow, LegRow, row_to_call, row_to_leg
+
+_CALLS: Final[Table] = Base.metadata.tables[CallRow.__tablename__]
+_LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
+
+# Chunk of ids per IN (...) list: SQLite caps bound parameters per statement.
+_IN_CHUNK = 500
+
+
+def _aware(name: str, value: datetime) -> None:
+    """Refuse a naive bound: it would be read as UTC on one backend and local on another."""
+    if value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime")
+
+
+async def report_calls(
+    conn: AsyncConnection, did: str, since: datetime, until: datetime
+) -> list[ReportCall]:
+    """The calls to `did` started in [since, until), reduced to what a report reads.
+
+    A call's `answered_at` here is its first leg's answer when a leg answered (a person
+    picking up), else the call's own (a call answered without legs).
+    """
+    _aware("since", since)
+    _aware("until", until)
+    first_leg_answer = (
+        select(func.min(_LEGS.c.answered_at))
+        .where(_LEGS.c.call_id == _CALLS.c.call_id)
+        .scalar_subquery()
+    )
+    leg_answer = case(
+        (_CALLS.c.disposition == Disposition.ANSWERED.value, first_leg_answer), else_=None
+    )
+    query = select(
+        _CALLS.c.started_at,
+        _CALLS.c.disposition,
+        _CALLS.c.answered_at,
+        _CALLS.c.ended_at,
+        leg_answer.label("leg_answered_at"),
+    ).where(_CALLS.c.did == did, _CALLS.c.started_at >= since, _CALLS.c.started_at < until)
+    result = await conn.execute(query)
+    calls = []
+    for started_at, disposition, answered_at, ended_at, leg_answered_at in result:
+        calls.append(
+            ReportCall(
+                started_at=started_at,
+                disposition=None if disposition is None else Disposition(disposition),
+                answered_at=_as_utc(leg_answered_at) or answered_at,
+                ended_at=ended_at,
+            )
+        )
+    return calls
+
+
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    """A time from an expression column: the UtcDateTime type does not reach `min(...)`.
+
+    SQLite hands back its stored text (naive UTC), PostgreSQL an aware datetime.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def number_report(
+    engine: AsyncEngine, did: str, period: ReportPeriod, tz: ZoneInfo, *, label: str = ""
+) -> NumberReport:
+    """The report of `did` over `period` (local days in `tz`)."""
+    since, until = period.bounds(tz)
+    async with engine.connect() as conn:
+        calls = await report_calls(conn, did, since, until)
+    return summarise_report(calls, did=did, period=period, tz=tz, label=label)
+
+
+@dataclass(frozen=True, slots=True)
+class DayTally:
+    """One number's calls of one local day (the numbers page's "today")."""
+
+    did: str
+    day: date
+    calls: int
+    answered: int
+    missed: int  # ended and not answered; calls still open are in `calls` only
+
+
+async def calls_today(
+    engine: AsyncEngine, zones: Mapping[str, ZoneInfo], now: datetime
+) -> dict[str, DayTally]:
+    """Today's calls of every number in `zones` (did -> its zone), today being each zone's.
+
+    Numbers without a call today get a zero tally. Numbers whose zones share a midnight are
+    counted in one grouped query (one per distinct local day), reading the
+    `(started_at, did, disposition)` index only.
+    """
+    _aware("now", now)
+    by_day: dict[tuple[datetime, datetime, date], list[str]] = {}
+    for did, tz in zones.items():
+        today = now.astimezone(tz).date()
+        start = datetime.combine(today, time(), tzinfo=tz).astimezone(UTC)
+        end = datetime.combine(date.fromordinal(today.toordinal() + 1), time(), tzinfo=tz)
+        by_day.setdefault((start, end.astimezone(UTC), today), []).append(did)
+    tallies: dict[str, DayTally] = {}
+    answered = Disposition.ANSWERED.value
+    async with engine.connect() as conn:
+        for (start, end, today), dids in by_day.items():
+            query = (
+                select(
+                    _CALLS.c.did,
+                    func.count(),
+                    func.sum(case((_CALLS.c.disposition == answered, 1), else_=0)),
+                    func.sum(
+                        case(
+                            (
+                                and_(
+                                    _CALLS.c.disposition.is_not(None),
+                                    _CALLS.c.disposition != answered,
+                                ),
+                                1,
+                            ),
+                            else_=0,
+                        )
+                    ),
+                )
+                .where(_CALLS.c.started_at >= start, _CALLS.c.started_at < end)
+                .group_by(_CALLS.c.did)
+            )
+            wanted = set(dids)
+            for did, count, took, missed in await conn.execute(query):
+                if did in wanted:
+                    tallies[did] = DayTally(did, today, int(count), int(took), int(missed))
+            for did in dids:
+                tallies.setdefault(did, DayTally(did, today, 0, 0, 0))
+    return tallies
+
+
+# A failed call, for support: somebody called and nobody took the call, nor a message.
+FAILED_DISPOSITIONS: Final[frozenset[Disposition]] = frozenset(
+    {
+        Disposition.NO_ANSWER,
+        Disposition.BUSY,
+        Disposition.FAILED,
+        Disposition.REJECTED,
+        Disposition.ABANDONED,
+    }
+)
+
+
+async def last_failed_calls(
+    engine: AsyncEngine, did: str, *, limit: int = 3, until: datetime | None = None
+) -> list[CallLogEntry]:
+    """The newest `limit` failed calls to `did` (before `until`), each with its legs."""
+    query = select(_CALLS).where(
+        _CALLS.c.did == did,
+        _CALLS.c.disposition.in_(sorted(d.value for d in FAILED_DISPOSITIONS)),
+    )
+    if until is not None:
+        _aware("until", until)
+        query = query.where(_CALLS.c.started_at < until)
+    query = query.order_by(_CALLS.c.started_at.desc(), _CALLS.c.call_id.desc()).limit(limit)
+    async with engine.connect() as conn:
+        calls = [row_to_call(row) for row in (await conn.execute(query)).mappings()]
+        legs = await legs_by_call(conn, [c.call_id for c in calls])
+    return [CallLogEntry(c, legs.get(c.call_id, [])) for c in calls]
+
+
+async def legs_by_call(
+    conn: AsyncConnection, call_ids: Sequence[str]
+) -> dict[str, list[LegRecord]]:
+    """Legs of the given calls, grouped by call, each group ordered by start."""
+    grouped: dict[str, list[LegRecord]] = {}
+    for i in range(0, len(call_ids), _IN_CHUNK):
+        query = (
+            select(_LEGS)
+            .where(_LEGS.c.call_id.in_(call_ids[i : i + _IN_CHUNK]))
+            .order_by(_LEGS.c.started_at, _LEGS.c.leg_id)
+        )
+        for row in (await conn.execute(query)).mappings():
+            leg = row_to_leg(row)
+            grouped.setdefault(leg.call_id, []).append(leg)
+    return grouped
+
+
+async def ended_calls_between(
+    engine: AsyncEngine,
+    since: datetime,
+    until: datetime,
+    *,
+    did: str | None = None,
+    batch: int = 1000,
+) -> AsyncIterator[CallLogEntry]:
+    """Ended calls started in [since, until) (of one `did`, or all), oldest first, with legs.
+
+    Keyset pagination on (started_at, call_id): an export of a year never holds more than
+    one batch in memory, and never skips or repeats a call.
+    """
+    _aware("since", since)
+    _aware("until", until)
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = select(_CALLS).where(
+            _CALLS.c.started_at >= since,
+            _CALLS.c.started_at < until,
+            _CALLS.c.ended_at.is_not(None),
+        )
+        if did is not None:
+            query = query.where(_CALLS.c.did == did)
+        if after is not None:
+            query = query.where(
+                (_CALLS.c.started_at > after[0])
+                | and_(_CALLS.c.started_at == after[0], _CALLS.c.call_id > after[1])
+            )
+        query = query.order_by(_CALLS.c.started_at, _CALLS.c.call_id).limit(batch)
+        async with engine.connect() as conn:
+            calls = [row_to_call(row) for row in (await conn.execute(query)).mappings()]
+            legs = await legs_by_call(conn, [c.call_id for c in calls])
+        for call in calls:
+            yield CallLogEntry(call, legs.get(call.call_id, []))
+        if len(calls) < batch:
+            return
+        after = (calls[-1].started_at, calls[-1].call_id)
