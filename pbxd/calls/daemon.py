@@ -31,7 +31,7 @@ from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
 from pbxd.calls.steps.voicemail import MessageDesk
-from pbxd.cdr.records import CallEventRecord, CallRecord, Disposition, LegRecord
+from pbxd.cdr.records import CallEventRecord, CallRecord, Direction, Disposition, LegRecord
 from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Decision, Flow, LegPlan, RingStep, plan_call
@@ -193,6 +193,11 @@ class CallDaemon:
             caller_name=decision.caller_name or None,
             trunk=decision.trunk,
         )
+        call_out = decision.call_out
+        if call_out is not None:
+            record.direction = Direction.OUTBOUND
+            record.dialled, record.presented = call_out.dialled, call_out.presented
+            record.emergency = call_out.emergency
         session = CallSession(
             call_id=channel.id,
             flow=decision,

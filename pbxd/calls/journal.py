@@ -22,6 +22,7 @@ from pbxd.calls.ids import leg_number
 from pbxd.cdr.records import (
     CallEventRecord,
     CallRecord,
+    Direction,
     Disposition,
     LegRecord,
     PathError,
@@ -82,6 +83,11 @@ class CallArrived(JournalEvent):
     caller_name: str
     trunk: str | None
     route: str | None
+    # A softphone calling out: the number it dialled and the caller ID the carrier gets.
+    direction: str = "inbound"
+    dialled: str | None = None
+    presented: str | None = None
+    emergency: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class CallRejected(JournalEvent):
     kind: ClassVar[str] = "call_rejected"
     why: str
     reason: str
+    cause: int | None = None  # the Q.850 cause given instead of `reason`'s (52: barred)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,9 +344,15 @@ class Journal:
                 rec.caller_number = event.caller_number
                 rec.caller_name = event.caller_name or None
                 rec.route = event.route
+                rec.direction = (
+                    Direction.OUTBOUND if event.direction == "outbound" else Direction.INBOUND
+                )
+                rec.dialled, rec.presented = event.dialled, event.presented
+                rec.emergency = event.emergency
                 return True, None
             case CallRejected():
                 rec.disposition = Disposition.REJECTED
+                rec.hangup_cause = event.cause if event.cause is not None else rec.hangup_cause
                 return True, None
             case StepEntered():
                 self.path.append(event.step)

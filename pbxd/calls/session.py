@@ -356,6 +356,10 @@ class CallSession:
                 caller_name=record.caller_name or "",
                 trunk=record.trunk,
                 route=plan.route if isinstance(plan, Flow) else None,
+                direction=str(record.direction),
+                dialled=record.dialled,
+                presented=record.presented,
+                emergency=record.emergency,
             )
         )
         if isinstance(plan, Reject):
@@ -433,11 +437,19 @@ class CallSession:
             await self.enter(following)
 
     async def _reject(self, plan: Reject) -> None:
-        self.journal.add(CallRejected(self.clock.now(), str(plan.why), str(plan.reason)))
-        self.note(f"rejected: {plan.message} (hangup: {plan.reason})")
-        log.warning("call rejected", reason=str(plan.why), caller=plan.caller_number)
+        self.journal.add(
+            CallRejected(self.clock.now(), str(plan.why), str(plan.reason), plan.cause)
+        )
+        given = f"cause {plan.cause}" if plan.cause is not None else str(plan.reason)
+        self.note(f"rejected: {plan.message} (hangup: {given})")
+        log.warning(
+            "call rejected", reason=str(plan.why), caller=plan.caller_number, detail=plan.detail
+        )
         self.to(CallState.ENDING)
-        await self.hangup(self.caller.channel_id, reason=plan.reason)
+        if plan.cause is not None:
+            await self.hangup(self.caller.channel_id, reason_code=plan.cause)
+        else:
+            await self.hangup(self.caller.channel_id, reason=plan.reason)
         self.arm("end_grace", END_GRACE_SECONDS)
 
     async def _resume(self) -> None:
@@ -529,7 +541,9 @@ class CallSession:
             self.note(f"{leg.plan.target}: not rung, barred: {barred}")
             log.warning("leg_barred", target=leg.plan.target, trunk=trunk, why=barred)
             return
-        if trunk is not None and not self.directory.take_trunk_slot(trunk):
+        if trunk is not None and leg.plan.emergency_region is not None:
+            self.directory.hold_trunk_slot(trunk)  # an emergency call goes out, even above it
+        elif trunk is not None and not self.directory.take_trunk_slot(trunk):
             self.journal.add(
                 LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
             )
@@ -564,6 +578,26 @@ class CallSession:
             )
             return
         self.note(f"{leg.plan.target}: calling {leg.plan.dial_string}")
+
+    async def bridge_early(self, leg: Leg) -> bool:
+        """Put the caller and a leg not yet dialled in the call's bridge, so the far end's
+        early media (ringback, announcements) reaches the caller; False if it failed (the
+        leg is dialled anyway: the caller then hears our ringing indication only)."""
+        try:
+            if self.bridge_id is None:
+                bridge = await self.ari.create_bridge(
+                    bridge_type="mixing",
+                    bridge_id=ids.bridge_id(self.call_id),
+                    name=f"pbxd {self.did}",
+                )
+                self.bridge_id = bridge.id
+                await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+            else:
+                await self.ari.add_channel(self.bridge_id, [leg.channel_id])
+        except AriError as exc:
+            log.warning("early bridging failed", status=exc.status, message=exc.message)
+            return False
+        return True
 
     async def dial(self, leg: Leg, ring_time: int) -> bool:
         """Dial a leg in Stasis for `ring_time` seconds; False (leg hung up) if refused."""
@@ -608,6 +642,11 @@ class CallSession:
         self.winner = leg
         if not await self.answer_caller(leg.plan.target, answered_at):
             return False
+        if self.bridge_id is not None:  # bridged before dialling (early media): talking now
+            self.to(CallState.BRIDGED)
+            self.journal.add(Bridged(self.clock.now(), self.bridge_id, leg.channel_id))
+            self.note(f"bridged caller with {leg.plan.target}")
+            return True
         try:
             bridge = await self.ari.create_bridge(
                 bridge_type="mixing",

@@ -25,6 +25,13 @@ class Disposition(StrEnum):
     CLOSED = "closed"
 
 
+class Direction(StrEnum):
+    """Which way a call goes: to one of our numbers, or out from a softphone."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
 class StepKind(StrEnum):
     """The kinds of call-flow step (`pbxd.dialplan.flow` builds flows of them)."""
 
@@ -253,6 +260,11 @@ class CallRecord:
     hangup_cause: int | None = None
     path: CallPath = ()
     voicemail: VoicemailLeft | None = None
+    # A call going out: `did` is the virtual number presented, `caller_number` who dialled.
+    direction: Direction = Direction.INBOUND
+    dialled: str | None = None  # the number dialled (E.164, or an emergency short number)
+    presented: str | None = None  # the caller ID the carrier got
+    emergency: bool = False  # an emergency call: never counted against a plan
 
     def add_step(self, step: PathStep) -> None:
         """Append a step to the call's path (a new tuple: earlier snapshots keep theirs)."""

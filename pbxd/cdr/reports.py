@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from pbxd.cdr.records import (
     CallLogEntry,
     CallRecord,
+    Direction,
     Disposition,
     LegRecord,
     PathStep,
@@ -87,6 +88,10 @@ CSV_COLUMNS = (
     "path_steps",
     "voicemail_id",
     "voicemail_seconds",
+    "direction",
+    "dialled",
+    "presented",
+    "emergency",
 )
 
 
@@ -123,6 +128,14 @@ def hangup_cause_text(cause: int | None) -> str:
         return MISSING
     name = HANGUP_CAUSES.get(cause)
     return f"{cause} ({name})" if name else str(cause)
+
+
+def party_text(call: CallRecord) -> str:
+    """Who called: `Alice <+33612345678>`; a call going out: `alice → +33612345678`."""
+    if call.direction is Direction.OUTBOUND:
+        emergency = " (emergency)" if call.emergency else ""
+        return f"{call.caller_number or MISSING} \N{RIGHTWARDS ARROW} {call.dialled}{emergency}"
+    return caller_text(call.caller_number, call.caller_name)
 
 
 def caller_text(number: str | None, name: str | None) -> str:
@@ -186,7 +199,7 @@ def format_table(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
     rows = [
         (
             local_time(e.call.started_at, tz),
-            caller_text(e.call.caller_number, e.call.caller_name),
+            party_text(e.call),
             e.call.disposition.replace("_", " ") if e.call.disposition else "in progress",
             e.call.answered_by or MISSING,
             format_seconds(e.call.duration),
@@ -245,6 +258,10 @@ def format_csv(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
                 path_to_text(c.path) or "",
                 "" if c.voicemail is None else c.voicemail.message_id,
                 "" if c.voicemail is None else c.voicemail.duration,
+                str(c.direction),
+                c.dialled or "",
+                c.presented or "",
+                "yes" if c.emergency else "",
             )
         )
     return buffer.getvalue()
@@ -310,6 +327,10 @@ def format_json(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
                     else {"message_id": c.voicemail.message_id, "duration": c.voicemail.duration}
                 ),
                 "legs": [_leg_json(leg, tz) for leg in e.legs],
+                "direction": str(c.direction),
+                "dialled": c.dialled,
+                "presented": c.presented,
+                "emergency": c.emergency,
             }
         )
     return json.dumps(calls, indent=2, ensure_ascii=False) + "\n"

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -33,6 +34,7 @@ from sqlalchemy.types import TypeDecorator
 from pbxd.cdr.records import (
     CallEventRecord,
     CallRecord,
+    Direction,
     Disposition,
     LegRecord,
     VoicemailLeft,
@@ -127,6 +129,11 @@ class CallRow(Base):
     path: Mapped[str | None] = mapped_column(String)
     voicemail_id: Mapped[str | None] = mapped_column(String)
     voicemail_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Calls going out (0004): NULL direction is an inbound call (every call before 0004).
+    direction: Mapped[str | None] = mapped_column(String(8))
+    dialled: Mapped[str | None] = mapped_column(String)
+    presented: Mapped[str | None] = mapped_column(String)
+    emergency: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class LegRow(Base):
@@ -184,6 +191,10 @@ def call_to_row(rec: CallRecord) -> dict[str, Any]:
         "path": path_to_text(rec.path),
         "voicemail_id": None if rec.voicemail is None else rec.voicemail.message_id,
         "voicemail_seconds": None if rec.voicemail is None else rec.voicemail.duration,
+        "direction": str(rec.direction),
+        "dialled": rec.dialled,
+        "presented": rec.presented,
+        "emergency": rec.emergency,
     }
 
 
@@ -209,6 +220,10 @@ def row_to_call(row: Mapping[str, Any] | RowMapping) -> CallRecord:
         voicemail=(
             None if voicemail_id is None else VoicemailLeft(voicemail_id, voicemail_seconds or 0)
         ),
+        direction=Direction.OUTBOUND if row.get("direction") == "outbound" else Direction.INBOUND,
+        dialled=row.get("dialled"),
+        presented=row.get("presented"),
+        emergency=bool(row.get("emergency")),
     )
 
 

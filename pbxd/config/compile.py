@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pbxd.config import destinations, numbering
+from pbxd.config.callout import compile_calling_out
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
@@ -34,6 +35,7 @@ from pbxd.config.files import (
     MailSection,
     MailSecurity,
     NumberStatus,
+    OutboundEntry,
     RingStrategy,
     RouteEntry,
     RoutingFile,
@@ -1053,6 +1055,7 @@ class _Compiler:
                 )
         # Targets are global: every file's targets are known before any route uses one.
         for data, parsed, _top in loaded:
+            self._calling_out(data, parsed)
             raw_routes = data.get("routes")
             if isinstance(raw_routes, MarkedSeq):
                 region = parsed.country.upper() if parsed.country else None
@@ -1074,6 +1077,20 @@ class _Compiler:
                 self.flows.broken.add(name)
                 continue
             self.flows.mailbox(name, raw_boxes[name], mark, entry)
+
+    def _calling_out(self, data: MarkedMap, parsed: RoutingFile) -> None:
+        """`outbound:`: softphones calling out as a virtual number (once targets are known)."""
+        raw_out = data.get("outbound")
+        for name in parsed.outbound:
+            assert isinstance(raw_out, MarkedMap)
+            mark = raw_out.key_marks[name]
+            entry = validate_entry(OutboundEntry, raw_out[name], mark, self.diags)
+            if entry is None:
+                continue
+            self.used_targets.update(entry.softphones)
+            compile_calling_out(
+                name, raw_out[name], entry, mark, parsed.country, self.config, self.diags
+            )
 
     def _routing_files(self, path: Path) -> list[Path]:
         """Every *.yaml under `path`; a directory that cannot be listed is an error, since

@@ -311,6 +311,20 @@ class RouteEntry(_Strict):
     menu: MenuEntry | None = None  # a voice menu instead of ringing
 
 
+class OutboundEntry(_Strict):
+    """Calling out (routing files' `outbound:`): who, as which virtual number, to where."""
+
+    softphones: list[str] = Field(default_factory=list)  # softphone targets, by name
+    outbound_number: str
+    trunk: str | None = None  # default: the trunk that delivers `outbound_number`
+    country: str | None = None  # reads national numbers; default: the trunk's, the file's
+    may_dial: list[str] = Field(default_factory=list)  # E.164 prefixes narrowing the trunk's
+    withhold: bool = False  # presentation restricted by default (`*31*` does it per call)
+    # The identity emergency services get (the user's own line); default: outbound_number.
+    emergency_caller_id: str | None = None
+    timeout: Whole = 60  # seconds the far end may ring
+
+
 class RoutingFile(_Strict):
     """One file of routing/."""
 
@@ -320,3 +334,4 @@ class RoutingFile(_Strict):
     routes: list[Any] = Field(default_factory=list)
     hours: dict[str, Any] = Field(default_factory=dict)
     mailboxes: dict[str, Any] = Field(default_factory=dict)
+    outbound: dict[str, Any] = Field(default_factory=dict)

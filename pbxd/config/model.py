@@ -210,6 +210,32 @@ class Route:
         return {key: value for key, value in found.items() if value is not None}
 
 
+@dataclass(frozen=True, slots=True)
+class CallingOut:
+    """Who may call out from which softphones, presenting which virtual number, to where.
+
+    `may_dial` narrows the trunk's allowlist (empty: the trunk's own); the trunk's denied
+    destinations always apply. `country` reads numbers dialled in national form.
+    """
+
+    name: str
+    endpoints: tuple[str, ...]  # softphone endpoint names (`alice` for PJSIP/alice)
+    number: str  # the virtual number presented, E.164
+    trunk: str
+    country: str | None
+    may_dial: tuple[str, ...] = ()
+    withhold: bool = False
+    emergency_caller_id: str | None = None  # None: `number`
+    timeout: int = 60
+    source: Mark | None = None
+
+    def refusal(self, e164: str, trunk: Trunk) -> str | None:
+        """Why this user may not dial `e164` through `trunk` (None: they may)."""
+        if self.may_dial and not any(e164.startswith(p) for p in self.may_dial):
+            return f"{e164} is outside what {self.name} may dial ({', '.join(self.may_dial)})"
+        return trunk.refusal(e164)
+
+
 PASSWORD_FILE_BYTES = 64 * 1024
 
 
@@ -323,6 +349,9 @@ class Config:
     trunk_of_endpoint: dict[str, Trunk] = field(default_factory=dict)
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     hours: dict[str, OpeningHours] = field(default_factory=dict)
+    outbound: dict[str, CallingOut] = field(default_factory=dict)
+    # Softphone endpoint name (`alice`) -> its rights to call out.
+    outbound_of_endpoint: dict[str, CallingOut] = field(default_factory=dict)
 
     def number(self, e164: str) -> VirtualNumber | None:
         """The inventory entry of a number, if we have it."""

@@ -60,6 +60,8 @@ class LegPlan:
     via: Trunk | None = None
     # Why the planner refused this leg (recorded with cause 52, never dialled).
     barred: str | None = None
+    # An emergency call (112, 15, 999...) in this region: dialled as the short number.
+    emergency_region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,9 @@ class RingStep:
     no_answer: StepName
     busy: StepName
     unavailable: StepName
+    # Bridge the caller with each leg before dialling it, so the far end's early media
+    # (ringback, a carrier's announcement) reaches the caller: a call going out.
+    early_media: bool = False
     kind: StepKind = field(default=StepKind.RING, init=False)
 
     def exits(self) -> dict[StepOutcome, StepName]:
@@ -164,6 +169,9 @@ class HangupStep:
 
     name: StepName
     reason: HangupReason
+    # Give the caller the Q.850 cause its last leg ended with (a carrier's 404, 503...),
+    # not `reason`'s: a softphone calling out shows the far end's own failure.
+    leg_cause: bool = False
     kind: StepKind = field(default=StepKind.HANGUP, init=False)
 
     def exits(self) -> dict[StepOutcome, StepName]:
@@ -202,6 +210,16 @@ class MenuStep:
         return [*self.choices.values(), self.fallback]
 
 
+@dataclass(frozen=True, slots=True)
+class CallOut:
+    """What a call going out adds to the call log: who dialled what, presented as what."""
+
+    user: str  # the `outbound:` entry the softphone calls out under
+    dialled: str  # E.164, or the short number of an emergency call
+    presented: str  # the caller ID the carrier gets
+    emergency: bool = False  # never counted against a plan, never withheld
+
+
 Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep | MenuStep
 
 
@@ -218,6 +236,7 @@ class Flow:
     caller_name: str
     caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
     timezone: str = "UTC"
+    call_out: CallOut | None = None  # a softphone calling out (None: an inbound call)
 
     def step(self, name: StepName) -> Step:
         """The step called `name` (KeyError if the planner built a broken flow)."""

@@ -21,6 +21,7 @@ from pbxd.config.files import CallerIdPolicy, FallbackAction, NumberStatus
 from pbxd.config.model import Config, Fallback, Menu, RingTarget, Route, Trunk, hangup
 from pbxd.config.numbering import canonical_e164
 from pbxd.dialplan.flow import (
+    CallOut,
     Flow,
     GotoStep,
     HangupStep,
@@ -36,6 +37,9 @@ from pbxd.dialplan.presentation import Presentation, presentation_of_stasis_args
 from pbxd.dialplan.tollfraud import endpoint_refusal
 from pbxd.vocabulary import HangupReason
 
+# The first Stasis argument of a call a softphone places (`Stasis(pbxd,outbound,...)`):
+# the dialplan says which way a call goes, pbxd never guesses it from the channel.
+OUTBOUND_MARK = "outbound"
 # What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
 ANONYMOUS_NUMBER = "anonymous"
 ANONYMOUS_NAME = "Anonymous"
@@ -69,6 +73,10 @@ class RejectWhy(StrEnum):
     UNKNOWN_NUMBER = "unknown_number"
     RESERVED_NUMBER = "reserved_number"
     NO_ROUTE = "no_route"
+    # Calls going out (`pbxd.dialplan.outbound`), refused before any channel is created.
+    NOT_ALLOWED_OUT = "not_allowed_out"  # a softphone no `outbound:` entry names
+    BAD_NUMBER = "bad_number"  # what was dialled is not a phone number
+    FORBIDDEN_DESTINATION = "forbidden_destination"  # outside the allowlist, or denied
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +90,15 @@ class Reject:
     caller_number: str
     caller_name: str
     caller_withheld: bool = False
+    cause: int | None = None  # a Q.850 cause instead of `reason`'s (52: outgoing call barred)
+    detail: str = ""  # why, in words, when the kind of refusal is not enough
+    call_out: CallOut | None = None  # a softphone calling out (None: an inbound call)
 
     @property
     def message(self) -> str:
         """A sentence for the log and the call timeline."""
+        if self.detail:
+            return self.detail
         return {
             RejectWhy.UNKNOWN_NUMBER: f"{self.did} is not one of our numbers",
             RejectWhy.RESERVED_NUMBER: f"{self.did} is reserved, not in service",
@@ -170,6 +183,15 @@ def max_call_duration(route: Route | None, via: Trunk | None) -> int:
 
 
 def plan_call(facts: CallFacts, config: Config) -> Decision:
+    """Decide what to do with a call: one going out when the dialplan says so, else inbound."""
+    if facts.stasis_args[:1] == (OUTBOUND_MARK,):
+        from pbxd.dialplan.outbound import plan_outbound  # it builds on this module
+
+        return plan_outbound(facts, config)
+    return plan_inbound(facts, config)
+
+
+def plan_inbound(facts: CallFacts, config: Config) -> Decision:
     """Decide what to do with an inbound call."""
     trunk: Trunk | None = config.trunk_for_endpoint(endpoint_of_channel(facts.channel_name))
     country = trunk.country if trunk else None

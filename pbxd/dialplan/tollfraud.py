@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from phonenumbers import shortnumberinfo
+
 from pbxd.config.destinations import bare_softphone, split_outbound
 from pbxd.config.model import Trunk
 
@@ -36,6 +38,16 @@ class PlannedLeg(Protocol):
     def barred(self) -> str | None:
         """The planner's refusal."""
         ...
+
+    @property
+    def emergency_region(self) -> str | None:
+        """The region of an emergency call (its short number is dialled), else None."""
+        ...
+
+
+def is_emergency(short: str, region: str) -> bool:
+    """Whether `short` is an emergency number in `region` (112, 15, 17, 18 in FR; 999 in GB)."""
+    return shortnumberinfo.is_emergency_number(short, region.upper())
 
 
 def endpoint_refusal(endpoint: str, trunk: Trunk | None) -> str | None:
@@ -66,4 +78,21 @@ def leg_refusal(leg: PlannedLeg) -> str | None:
         return leg.barred
     if leg.trunk is not None and (leg.via is None or leg.via.name != leg.trunk):
         return f"no rules of trunk {leg.trunk} to check {leg.dial_string!r} against"
+    if leg.emergency_region is not None and leg.via is not None:
+        return emergency_refusal(leg.dial_string, leg.via, leg.emergency_region)
     return endpoint_refusal(leg.dial_string, leg.via)
+
+
+def emergency_refusal(endpoint: str, trunk: Trunk, region: str) -> str | None:
+    """Why `endpoint` is not an emergency call through `trunk` (None: it is one).
+
+    It must be exactly the trunk's template around a short number phonenumbers knows as an
+    emergency number of `region`: nothing else escapes the allowlist this way.
+    """
+    prefix, _, rest = trunk.dial_template.partition("{number}")
+    short = endpoint.removeprefix(prefix).removesuffix(rest) if endpoint.startswith(prefix) else ""
+    if not (short.isascii() and short.isdigit()) or endpoint != trunk.dial_string(short):
+        return f"{endpoint!r} is not an emergency number dialled through trunk {trunk.name}"
+    if not is_emergency(short, region):
+        return f"{short} is not an emergency number in {region}"
+    return None

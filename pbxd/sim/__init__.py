@@ -36,7 +36,7 @@ from .model import (
     SimEndpoint,
     SimPlayback,
 )
-from .pbx import SHIPPED_STASIS_ARGS
+from .pbx import SHIPPED_OUTBOUND_STASIS_ARGS, SHIPPED_STASIS_ARGS
 from .peers import PeerScript
 from .server import AriSimulator
 
@@ -44,6 +44,7 @@ __all__ = [
     "PRES_ALLOWED_NOT_SCREENED",
     "PRES_NUMBER_NOT_AVAILABLE",
     "PRES_PROHIB_NOT_SCREENED",
+    "SHIPPED_OUTBOUND_STASIS_ARGS",
     "SHIPPED_STASIS_ARGS",
     "AriSimulator",
     "CallerId",

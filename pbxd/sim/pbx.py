@@ -73,6 +73,8 @@ MAX_ENDED_CHANNELS = 10_000
 DEFAULT_SOUND_SECONDS = 1.0
 # The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution.
 SHIPPED_STASIS_ARGS = ("${CALLERID(pres)}",)
+# ... and of its [from-softphones] context, where softphones call out.
+SHIPPED_OUTBOUND_STASIS_ARGS = ("outbound", "${CALLERID(pres)}")
 # The priorities after Stasis() of every extension of the shipped [from-trunk] (priority:
 # application, data), and its labels: what `continue` can send a caller back to.
 SHIPPED_TRUNK_DIALPLAN: dict[int, tuple[str, str]] = {
@@ -534,6 +536,16 @@ class SimPbx:
             self._later(chan, script.busy_after, lambda: self._callee_busy(chan), dial=True)
             return
         self._later(chan, RING_DELAY, lambda: self._callee_ringing(chan), dial=True)
+        if script.progress_after is not None:
+            self._later(chan, script.progress_after, lambda: self._callee_progress(chan), dial=True)
+        if script.reject_after is not None and (
+            script.answer_after is None or script.reject_after < script.answer_after
+        ):
+            cause = script.reject_cause
+            self._later(
+                chan, script.reject_after, lambda: self._callee_rejects(chan, cause), dial=True
+            )
+            return
         if script.answer_after is not None:
             self._later(
                 chan,
@@ -553,6 +565,25 @@ class SimPbx:
             return
         self._set_state(chan, "Ringing")
         self._dial_event(chan, "RINGING")
+
+    def _callee_progress(self, chan: SimChannel) -> None:
+        """183 Session Progress with SDP from the far end: its early media reaches whoever is
+        bridged with the channel (an unanswered caller gets 183 too: bridge_channel passes
+        AST_CONTROL_PROGRESS on)."""
+        if chan.state == "Up" or chan.hanging_up:
+            return
+        chan.sip_responses.append(SIP_SESSION_PROGRESS)
+        bridge = self.bridges.get(chan.bridge_id or "")
+        for other_id in bridge.channels if bridge is not None else []:
+            other = self.channels.get(other_id)
+            if other is not None and other is not chan and not other.answered:
+                other.sip_responses.append(SIP_SESSION_PROGRESS)
+
+    def _callee_rejects(self, chan: SimChannel, cause: int) -> None:
+        """A final error response from the far end (404, 503...): hung up with its cause."""
+        if chan.state == "Up" or chan.hanging_up:
+            return
+        self._teardown(chan, HangupStyle({"cause": cause}, cause))
 
     def _callee_answer(
         self, chan: SimChannel, stasis_app: str | None, stasis_args: list[str]

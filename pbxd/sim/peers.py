@@ -19,6 +19,10 @@ class PeerScript:
     - `keys`: more presses, `(seconds after answering, digits)` each (SIP INFO, 160 ms).
     - `talk`: seconds of speech from the start of the first recording of the channel (a
       caller leaving a message), then silence; `hangup_after_talk`: then hang up.
+    - `progress_after`: a carrier's 183 Session Progress with SDP after N s (early media:
+      ringback or an announcement), heard by whoever shares a bridge with the channel.
+    - `reject_after` with `reject_cause`: the carrier refuses the call with a final response
+      after N s (404 Not Found: cause 1; 503: cause 34), without answering.
     """
 
     online: bool = True
@@ -30,9 +34,18 @@ class PeerScript:
     keys: tuple[tuple[float, str], ...] = ()
     talk: float | None = None
     hangup_after_talk: bool = False
+    progress_after: float | None = None
+    reject_after: float | None = None
+    reject_cause: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("answer_after", "busy_after", "hangup_after"):
+        for name in (
+            "answer_after",
+            "busy_after",
+            "hangup_after",
+            "progress_after",
+            "reject_after",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"PeerScript.{name} must be >= 0, got {value}")

@@ -28,7 +28,7 @@ from .model import (
     SimEndpoint,
     ari_time,
 )
-from .pbx import SimPbx
+from .pbx import SHIPPED_OUTBOUND_STASIS_ARGS, SimPbx
 from .peers import DTMF_DIGITS, PeerScript
 from .recordings import RecordingDesk
 from .rest import AriRest, AsteriskIdentity, Reply, RestRequest
@@ -289,6 +289,34 @@ class AriSimulator:
             presentation=presentation,
             stasis_args=stasis_args,
             script=script,
+        )
+        return chan.id
+
+    async def softphone_call(
+        self,
+        endpoint: str,
+        dialled: str,
+        *,
+        hangup_after: float | None = None,
+        presentation: int = PRES_ALLOWED_NOT_SCREENED,
+        stasis_args: Sequence[str] = SHIPPED_OUTBOUND_STASIS_ARGS,
+        app: str = "pbxd",
+    ) -> str:
+        """A softphone (endpoint `endpoint`, e.g. alice) dials `dialled`; the shipped
+        [from-softphones] context sends it to Stasis(app,outbound,${CALLERID(pres)}), with
+        the number as typed in ${EXTEN}. Returns the channel id."""
+        ep = self.pbx.endpoint("PJSIP", endpoint)
+        if ep is None:
+            raise ValueError(f"no endpoint PJSIP/{endpoint} in the simulator")
+        chan = self.pbx.inbound_call(
+            dialled,
+            ep.caller.number,
+            ep.caller.name,
+            trunk=endpoint,
+            app=app,
+            hangup_after=hangup_after,
+            presentation=presentation,
+            stasis_args=stasis_args,
         )
         return chan.id
 

@@ -108,6 +108,8 @@ class RingHandler(StepHandler[RingStep]):
         """Dial it: its own ring time, unless the step gives up sooner (a late hunt leg)."""
         # Rounded up so the step's timer, not Asterisk, ends a leg at the timeout.
         ring_time = max(1, min(leg.plan.ring_time, math.ceil(self.time_left())))
+        if self.step.early_media:
+            await self.session.bridge_early(leg)
         if await self.session.dial(leg, ring_time):
             self._arm_ring_time(leg, ring_time)
         return None
