@@ -702,6 +702,17 @@ class CallSession:
 
         return playback if await self.caller_request(request()) else None
 
+    async def play_to_leg(self, leg: Leg, media: Sequence[str]) -> str | None:
+        """Play prompts to a leg's callee only (it is not bridged yet); None if it is gone."""
+        self.playbacks_made += 1
+        playback = ids.playback_id(self.call_id, self.playbacks_made)
+        try:
+            await self.ari.play_with_id(leg.channel_id, playback, list(media))
+        except AriError as exc:
+            log.info("leg gone before its prompt", target=leg.plan.target, status=exc.status)
+            return None
+        return playback
+
     async def stop_playback(self, playback: str) -> None:
         """Stop a playback (one already finished is gone: not an error)."""
         with contextlib.suppress(AriNotFound):

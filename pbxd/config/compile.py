@@ -1152,6 +1152,13 @@ class _Compiler:
                     raw.key_marks["trunk"],
                     "a softphone is not dialled through a trunk: `trunk` is ignored",
                 )
+            if entry.confirm:
+                self.diags.error(
+                    raw.key_marks["confirm"],
+                    "confirm calls are for external numbers (a mobile's voicemail must not take "
+                    "the call); a softphone is answered by its user",
+                )
+                return
             self.target_marks[name] = key_mark
             self.config.targets[name] = Target(name, endpoint=endpoint, label=entry.label)
             self.broken_targets.discard(name)
@@ -1191,7 +1198,9 @@ class _Compiler:
             )
             return
         self.target_marks[name] = key_mark
-        self.config.targets[name] = Target(name, number=e164, trunk=trunk.name, label=entry.label)
+        self.config.targets[name] = Target(
+            name, number=e164, trunk=trunk.name, label=entry.label, confirm=entry.confirm
+        )
 
     def _trunk_using(self, endpoint: str) -> str | None:
         """The trunk whose inbound or outbound endpoint is `endpoint`, if any."""
@@ -1227,8 +1236,24 @@ class _Compiler:
         ):
             hint = did_you_mean(entry.trunk, self.config.trunks)
             self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
+        whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
+        confirm_prompt = self.flows.prompt_list(entry.confirm_prompt, raw, "confirm_prompt", mark)
+        confirming = [r.target.name for r in ring if r.confirm]
+        if confirming and not confirm_prompt:
+            self.diags.error(
+                raw.key_marks.get("targets", mark),
+                f"route '{name}' confirms calls to {', '.join(confirming)}: say what they hear "
+                'when they answer with `confirm_prompt: PROMPT` ("press 1 to accept")',
+            )
+        elif confirm_prompt and not confirming:
+            self.diags.warning(
+                raw.key_marks["confirm_prompt"],
+                "`confirm_prompt:` is never used: no target of this route has `confirm: true`",
+            )
         route = Route(
             name=name,
+            whisper=whisper,
+            confirm_prompt=confirm_prompt,
             strategy=entry.strategy,
             targets=tuple(ring),
             timeout=entry.timeout,
@@ -1336,7 +1361,14 @@ class _Compiler:
             if step.ring_time is not None and not 1 <= step.ring_time <= RING_TIME_LIMIT:
                 where = locate(raw, ("targets", index, "ring_time"), step_mark)[0]
                 self.diags.error(where, f"ring_time must be {limit}, not {step.ring_time}")
-            ring.append(RingTarget(target, ring_time))
+            confirm = step.confirm if step.confirm is not None else target.confirm
+            if confirm and target.endpoint is not None:
+                where = locate(raw, ("targets", index, "confirm"), step_mark)[0]
+                self.diags.error(
+                    where, f"confirm calls are for external numbers, not softphone '{target.name}'"
+                )
+                confirm = False
+            ring.append(RingTarget(target, ring_time, confirm))
         return ring
 
     def _check_times(self, entry: RouteEntry, raw: MarkedMap, ring: list[RingTarget]) -> None:

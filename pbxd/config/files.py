@@ -177,13 +177,16 @@ class TargetEntry(_Strict):
     external: str | None = None
     trunk: str | None = None
     label: str = ""
+    # Confirm calls: the callee must press 1 before the call is theirs (external targets).
+    confirm: bool = False
 
 
 class RingStep(_Strict):
-    """One target in a route's ring list, with its own ring time."""
+    """One target in a route's ring list, with its own ring time (and confirm, if set here)."""
 
     target: str
     ring_time: Whole | None = None
+    confirm: bool | None = None  # None: the target's own
 
     @model_validator(mode="before")
     @classmethod
@@ -309,6 +312,10 @@ class RouteEntry(_Strict):
     greeting: GreetingEntry | None = None
     then: ActionEntry | None = None  # for a route that rings nobody
     menu: MenuEntry | None = None  # a voice menu instead of ringing
+    # Played to the callee alone before bridging (which line is ringing); the caller hears ringing.
+    whisper: Prompts = Field(default_factory=list)
+    # What a confirm-calls target hears when it answers ("press 1 to accept").
+    confirm_prompt: Prompts = Field(default_factory=list)
 
 
 class OutboundEntry(_Strict):

@@ -260,11 +260,7 @@ class RouteFlows:
             ok = False
         prompts: dict[str, tuple[str, ...]] = {}
         for key in ("prompt", "invalid_prompt", "timeout_prompt"):
-            names: list[str] = getattr(entry, key)
-            seq = raw_map.get(key)
-            for index, prompt in enumerate(names):
-                self._prompt(prompt, locate(seq, [index], raw_map.mark_of(key))[0])
-            prompts[key] = tuple(f"sound:{p}" for p in names)
+            prompts[key] = self.prompt_list(getattr(entry, key), raw_map, key, mark)
         if not entry.prompt:
             self.diags.error(raw_map.mark_of("prompt"), "menu: name at least one prompt to play")
             ok = False
@@ -364,6 +360,15 @@ class RouteFlows:
         for index, prompt in enumerate(entry.play):
             self._prompt(prompt, locate(seq, [index], mark)[0])
         return Greeting(tuple(f"sound:{p}" for p in entry.play), entry.answer)
+
+    def prompt_list(
+        self, names: list[str], raw: MarkedMap, key: str, mark: Mark
+    ) -> tuple[str, ...]:
+        """A list of prompts under `key` of `raw`, each checked, as `sound:` URIs."""
+        seq = raw.get(key)
+        for index, prompt in enumerate(names):
+            self._prompt(prompt, locate(seq, [index], raw.mark_of(key) if key in raw else mark)[0])
+        return tuple(f"sound:{p}" for p in names)
 
     def _prompt(self, prompt: str, mark: Mark) -> None:
         if not prompt or not all(c.isalnum() or c in "-_./" for c in prompt) or ".." in prompt:

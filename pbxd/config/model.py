@@ -109,6 +109,7 @@ class Target:
     number: str | None = None
     trunk: str | None = None
     label: str = ""
+    confirm: bool = False  # the callee presses 1 to take the call
 
     @property
     def kind(self) -> str:
@@ -122,6 +123,7 @@ class RingTarget:
 
     target: Target
     ring_time: int
+    confirm: bool = False  # this leg is bridged only once its callee pressed 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,8 @@ class Route:
     greeting: Greeting | None = None
     then: Fallback | None = None
     menu: Menu | None = None
+    whisper: tuple[str, ...] = ()  # to the callee before bridging
+    confirm_prompt: tuple[str, ...] = ()  # to a confirm-calls callee
 
     @property
     def no_answer_cause(self) -> HangupReason:

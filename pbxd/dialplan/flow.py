@@ -60,6 +60,10 @@ class LegPlan:
     via: Trunk | None = None
     # Why the planner refused this leg (recorded with cause 52, never dialled).
     barred: str | None = None
+    # Played to the callee when they answer, before bridging (the caller hears ringing).
+    whisper: tuple[str, ...] = ()
+    # Confirm calls: these prompts, then bridged only if the callee presses 1.
+    confirm: tuple[str, ...] = ()
     # An emergency call (112, 15, 999...) in this region: dialled as the short number.
     emergency_region: str | None = None
 

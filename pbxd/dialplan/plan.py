@@ -276,6 +276,8 @@ def leg_plan(
         max_duration=max_call_duration(route, via),
         via=via,
         barred=endpoint_refusal(dial_string, via),
+        whisper=route.whisper,
+        confirm=route.confirm_prompt if ring.confirm else (),
     )
 
 

@@ -147,6 +147,8 @@ class PeerEntry(_Strict):
     dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
     dtmf_after: Seconds = 0.5
     keys: tuple[KeyPress, ...] = ()
+    # The mobile's own voicemail answers after N s: it never presses a key (confirm calls).
+    voicemail_after: Seconds | None = None
 
 
 class CallEntry(_Strict):
@@ -164,6 +166,9 @@ class CallEntry(_Strict):
     # What the caller does once answered: presses keys, talks into voicemail for N seconds
     # (then hangs up, unless `hangup_after` says when).
     keys: tuple[KeyPress, ...] = ()
+    # Shorthand for one press: `dtmf: "2"` pressed `dtmf_after` s after the call is answered.
+    dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
+    dtmf_after: Seconds = 1.0
     talk: Seconds | None = None
 
 
@@ -368,6 +373,7 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 dtmf=parsed.dtmf,
                 dtmf_after=parsed.dtmf_after,
                 keys=tuple((k.at, k.digits) for k in parsed.keys),
+                voicemail_after=parsed.voicemail_after,
             )
     return peers
 
@@ -494,7 +500,12 @@ def _resolve_call(
         call.hangup_after,
         call.withheld,
         when=when,
-        keys=tuple((k.at, k.digits) for k in call.keys),
+        keys=tuple(
+            sorted(
+                [(k.at, k.digits) for k in call.keys]
+                + ([(call.dtmf_after, call.dtmf)] if call.dtmf else [])
+            )
+        ),
         talk=call.talk,
     )
 
@@ -565,11 +576,16 @@ def _caller_id(
 
 
 def configured_prompts(config: Config) -> list[str]:
-    """Every prompt the configuration plays (`sound:` URIs): greetings and mailbox greetings."""
+    """Every prompt the configuration plays (`sound:` URIs): greetings, menus, whispers,
+    confirm prompts and mailbox greetings."""
     prompts: list[str] = []
     for route in config.routes.values():
         if route.greeting is not None:
             prompts.extend(route.greeting.prompts)
+        if route.menu is not None:
+            menu = route.menu
+            prompts.extend((*menu.prompts, *menu.invalid_prompts, *menu.timeout_prompts))
+        prompts.extend((*route.whisper, *route.confirm_prompt))
     for mailbox in config.mailboxes.values():
         prompts.extend(mailbox.greeting)
     return list(dict.fromkeys(p for p in prompts if p.startswith("sound:")))

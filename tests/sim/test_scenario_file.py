@@ -402,3 +402,28 @@ def test_dated_calls_are_checked_at_their_place(config: Config) -> None:
         "scenarios/t.yaml:6:49: error: digits: 'x' has characters that are not DTMF digits: 'x'",
         "scenarios/t.yaml:6:62: error: talk: must be a number of seconds from 0 to 14400, not '-1'",
     ]
+
+
+def test_callers_press_keys_and_mobiles_have_voicemail(config: Config) -> None:
+    scenario, lines = load(
+        config,
+        "peers:\n"
+        "  ceo-mobile: {voicemail_after: 20}\n"
+        "calls:\n"
+        "  - {to: 01 70 00 00 01, from: 06 12 00 00 01, dtmf: '2',\n"
+        "     keys: [{at: 0.5, digits: '9'}]}\n"
+        "  - {to: 01 70 00 00 01, from: 06 12 00 00 01, dtmf: '12#', dtmf_after: 3}\n",
+    )
+    assert lines == []
+    assert scenario is not None
+    mobile = scenario.peers["+33612345678"]
+    assert mobile == PeerScript(voicemail_after=20.0)
+    # The voicemail answers at 20 s, never presses, hangs up after its recording time.
+    assert mobile.as_dialled() == PeerScript(answer_after=20.0, hangup_after=120.0)
+    assert PeerScript(answer_after=5, voicemail_after=20).as_dialled().voicemail_after == 20
+    assert [c.keys for c in scenario.calls] == [((0.5, "9"), (1.0, "2")), ((3.0, "12#"),)]
+
+
+def test_dtmf_of_a_call_must_be_keys(config: Config) -> None:
+    lines = diagnose(config, "calls:\n  - {to: 01 70 00 00 01, from: 06 12 00 00 01, dtmf: 2x}\n")
+    assert any("dtmf" in line and "'x'" in line for line in lines), lines
