@@ -654,7 +654,13 @@ class CallSession:
                 name=f"pbxd {self.did}",
             )
             self.bridge_id = bridge.id
-            await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+            # Neither side's identity crosses the bridge: the caller never learns the target's
+            # real number (COLP from its 200 OK), and the target keeps what its policy showed.
+            await self.ari.add_channel(
+                bridge.id,
+                [self.caller.channel_id, leg.channel_id],
+                inhibit_connected_line_updates=True,
+            )
         except AriError as exc:
             log.warning("bridging failed", status=exc.status, message=exc.message)
             await self.end_everything(HangupReason.NORMAL)

@@ -57,6 +57,7 @@ from pbxd.config.model import (
     VirtualNumber,
 )
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
+from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -1160,7 +1161,12 @@ class _Compiler:
                 )
                 return
             self.target_marks[name] = key_mark
-            self.config.targets[name] = Target(name, endpoint=endpoint, label=entry.label)
+            self.config.targets[name] = Target(
+                name,
+                endpoint=endpoint,
+                label=entry.label,
+                caller_id=self._target_caller_id(entry, raw, country),
+            )
             self.broken_targets.discard(name)
             return
         assert entry.external is not None
@@ -1199,8 +1205,21 @@ class _Compiler:
             return
         self.target_marks[name] = key_mark
         self.config.targets[name] = Target(
-            name, number=e164, trunk=trunk.name, label=entry.label, confirm=entry.confirm
+            name,
+            number=e164,
+            trunk=trunk.name,
+            label=entry.label,
+            confirm=entry.confirm,
+            caller_id=self._target_caller_id(entry, raw, country),
         )
+
+    def _target_caller_id(
+        self, entry: TargetEntry, raw: MarkedMap, country: str | None
+    ) -> CallerIdRule | None:
+        if entry.caller_id is None:
+            return None
+        region = country.upper() if country else None
+        return self._caller_id_rule(entry.caller_id, raw.mark_of("caller_id"), region)
 
     def _trunk_using(self, endpoint: str) -> str | None:
         """The trunk whose inbound or outbound endpoint is `endpoint`, if any."""
@@ -1224,7 +1243,7 @@ class _Compiler:
                 f"route '{name}' is defined twice (first at {self.route_marks[name]})",
             )
             return
-        ring = self._ring_targets(entry, raw, mark)
+        ring = self._ring_targets(entry, raw, mark, region)
         self._check_times(entry, raw, ring)
         self._check_max_call_duration(entry.max_call_duration, raw)
         entered = bool(entry.numbers) or entry.block is not None
@@ -1250,6 +1269,7 @@ class _Compiler:
                 raw.key_marks["confirm_prompt"],
                 "`confirm_prompt:` is never used: no target of this route has `confirm: true`",
             )
+        caller_id = self._caller_id_rule(entry.caller_id, raw.mark_of("caller_id"), region)
         route = Route(
             name=name,
             whisper=whisper,
@@ -1257,7 +1277,7 @@ class _Compiler:
             strategy=entry.strategy,
             targets=tuple(ring),
             timeout=entry.timeout,
-            caller_id=entry.caller_id,
+            caller_id=caller_id or CallerIdRule(),
             source=mark,
             max_call_duration=entry.max_call_duration,
             **flow,
@@ -1333,7 +1353,44 @@ class _Compiler:
             for e164 in span.numbers():
                 yield e164, block_mark
 
-    def _ring_targets(self, entry: RouteEntry, raw: MarkedMap, mark: Mark) -> list[RingTarget]:
+    def _caller_id_rule(self, value: Any, where: Mark, region: str | None) -> CallerIdRule | None:
+        """A caller-ID policy as written; None (and an error) when it is not one."""
+        usage = (
+            "write caller_id: caller, number, one of our numbers, or "
+            '{number: caller|number|NUMBER, prefix: "[Acme] "}'
+        )
+        shown, prefix = value, ""
+        if isinstance(value, dict):
+            unknown = sorted(str(k) for k in value if k not in ("number", "prefix"))
+            if unknown:
+                self.diags.error(where, f"caller_id: unknown key '{unknown[0]}': {usage}")
+                return None
+            shown, prefix = value.get("number", "caller"), value.get("prefix", "")
+            if not isinstance(prefix, str) or not prefix.isprintable() or len(prefix) > 40:
+                self.diags.error(where, "caller_id: prefix must be printable text, 40 at most")
+                return None
+        if not isinstance(shown, str) or not shown.strip():
+            self.diags.error(where, f"caller_id: {usage}")
+            return None
+        if shown in (CallerIdShow.CALLER, CallerIdShow.NUMBER):
+            return CallerIdRule(CallerIdShow(shown), prefix=prefix)
+        try:
+            e164 = numbering.to_e164(shown, region)
+        except numbering.NumberError as exc:
+            self.diags.error(where, f"caller_id: {exc} ({usage})")
+            return None
+        if e164 not in self.config.numbers and not self.inventory_unusable:
+            self.diags.error(
+                where,
+                f"caller_id: {e164} is not one of our numbers (not in the inventory): "
+                "only a number we own may be shown",
+            )
+            return None
+        return CallerIdRule(CallerIdShow.FIXED, e164, prefix)
+
+    def _ring_targets(
+        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
+    ) -> list[RingTarget]:
         if not entry.targets and entry.then is None and entry.menu is None:
             self.diags.error(
                 raw.key_marks.get("targets", mark),
@@ -1368,7 +1425,11 @@ class _Compiler:
                     where, f"confirm calls are for external numbers, not softphone '{target.name}'"
                 )
                 confirm = False
-            ring.append(RingTarget(target, ring_time, confirm))
+            caller_id = None
+            if step.caller_id is not None:
+                where = locate(raw, ("targets", index, "caller_id"), step_mark)[0]
+                caller_id = self._caller_id_rule(step.caller_id, where, region)
+            ring.append(RingTarget(target, ring_time, confirm, caller_id))
         return ring
 
     def _check_times(self, entry: RouteEntry, raw: MarkedMap, ring: list[RingTarget]) -> None:

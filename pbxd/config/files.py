@@ -179,6 +179,7 @@ class TargetEntry(_Strict):
     label: str = ""
     # Confirm calls: the callee must press 1 before the call is theirs (external targets).
     confirm: bool = False
+    caller_id: Any = None  # this target's caller-ID policy (see RouteEntry.caller_id)
 
 
 class RingStep(_Strict):
@@ -187,19 +188,13 @@ class RingStep(_Strict):
     target: str
     ring_time: Whole | None = None
     confirm: bool | None = None  # None: the target's own
+    caller_id: Any = None  # None: the target's own, else the route's
 
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, data: Any) -> Any:
         # `- alice` is shorthand for `- target: alice`.
         return {"target": data} if isinstance(data, str) else data
-
-
-class CallerIdPolicy(StrEnum):
-    """What the called target sees as caller ID."""
-
-    CALLER = "caller"
-    NUMBER = "number"
 
 
 class FallbackAction(StrEnum):
@@ -305,7 +300,9 @@ class RouteEntry(_Strict):
     no_answer: ActionEntry = ActionEntry()
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None
-    caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+    # `caller`, `number` (the virtual number), one of our numbers, or
+    # `{number: …, prefix: "[Acme] "}`; checked in `pbxd.config.compile`.
+    caller_id: Any = "caller"
     max_call_duration: Whole | None = None
     hours: Any = None  # a name from `hours:`, or opening hours written inline
     closed: ActionEntry | None = None

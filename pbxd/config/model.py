@@ -17,7 +17,6 @@ from pbxd.config.destinations import (
 )
 from pbxd.config.diagnostics import Mark
 from pbxd.config.files import (
-    CallerIdPolicy,
     FallbackAction,
     HangupReason,
     MailSecurity,
@@ -27,6 +26,7 @@ from pbxd.config.files import (
 from pbxd.config.yamlsource import read_regular_file
 
 if TYPE_CHECKING:  # the dialplan imports this module at run time, not the reverse
+    from pbxd.dialplan.callerid import CallerIdRule
     from pbxd.dialplan.flow import Mailbox
     from pbxd.dialplan.hours import OpeningHours
 
@@ -110,6 +110,7 @@ class Target:
     trunk: str | None = None
     label: str = ""
     confirm: bool = False  # the callee presses 1 to take the call
+    caller_id: CallerIdRule | None = None  # None: the route's policy
 
     @property
     def kind(self) -> str:
@@ -124,6 +125,7 @@ class RingTarget:
     target: Target
     ring_time: int
     confirm: bool = False  # this leg is bridged only once its callee pressed 1
+    caller_id: CallerIdRule | None = None  # set on the route's entry; None: the target's
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +189,7 @@ class Route:
     targets: tuple[RingTarget, ...]
     timeout: int
     no_answer: Fallback
-    caller_id: CallerIdPolicy
+    caller_id: CallerIdRule
     source: Mark
     max_call_duration: int | None = None  # seconds an answered leg may last; None: default
     busy: Fallback = field(default_factory=lambda: hangup(HangupReason.BUSY))

@@ -17,9 +17,10 @@ from functools import lru_cache
 import phonenumbers
 
 from pbxd.config.destinations import DEFAULT_MAX_CALL_DURATION
-from pbxd.config.files import CallerIdPolicy, FallbackAction, NumberStatus
+from pbxd.config.files import FallbackAction, NumberStatus
 from pbxd.config.model import Config, Fallback, Menu, RingTarget, Route, Trunk, hangup
 from pbxd.config.numbering import canonical_e164
+from pbxd.dialplan.callerid import presented_identity
 from pbxd.dialplan.flow import (
     CallOut,
     Flow,
@@ -40,9 +41,6 @@ from pbxd.vocabulary import HangupReason
 # The first Stasis argument of a call a softphone places (`Stasis(pbxd,outbound,...)`):
 # the dialplan says which way a call goes, pbxd never guesses it from the channel.
 OUTBOUND_MARK = "outbound"
-# What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
-ANONYMOUS_NUMBER = "anonymous"
-ANONYMOUS_NAME = "Anonymous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,21 +246,19 @@ def leg_plan(
     caller_name: str,
     presentation: Presentation,
 ) -> LegPlan:
-    """One leg of a route: its dial string, ring time and the caller ID it shows."""
-    withheld = presentation.withheld
-    if route.caller_id is CallerIdPolicy.NUMBER:
-        # Our DID is shown, allowed; a withheld caller's name is not ours to show.
-        cid_number = did
-        cid_name = label or ("" if withheld else caller_name)
-        cid_presentation = Presentation.ALLOWED_NOT_SCREENED
-    elif withheld and ring.target.endpoint is not None:
-        # Our own phone: no need for the number (the CDR has it), and a phone whose
-        # endpoint trusts outbound identity or ignores Privacy cannot leak it.
-        cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
-    else:
-        # A carrier needs the real identity (billing, emergency, tracing): it goes in
-        # PAI with `Privacy: id` and the carrier withholds it from the callee.
-        cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
+    """One leg of a route: its dial string, ring time and the caller ID it shows.
+
+    The caller-ID policy is the route entry's, else the target's, else the route's.
+    """
+    identity = presented_identity(
+        ring.caller_id or ring.target.caller_id or route.caller_id,
+        did=did,
+        label=label,
+        caller_number=caller_number,
+        caller_name=caller_name,
+        presentation=presentation,
+        softphone=ring.target.endpoint is not None,
+    )
     via = config.trunks.get(ring.target.trunk) if ring.target.trunk else None
     dial_string = config.dial_string(ring.target)
     return LegPlan(
@@ -270,9 +266,9 @@ def leg_plan(
         dial_string=dial_string,
         trunk=ring.target.trunk,
         ring_time=min(ring.ring_time, route.timeout),
-        caller_id_number=cid_number,
-        caller_id_name=cid_name,
-        caller_id_presentation=cid_presentation,
+        caller_id_number=identity.number,
+        caller_id_name=identity.name,
+        caller_id_presentation=identity.presentation,
         max_duration=max_call_duration(route, via),
         via=via,
         barred=endpoint_refusal(dial_string, via),
