@@ -38,7 +38,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/config_load.py
+	$(BIN)/python bench/config_load.py --numbers 1000000 --runs 1
 	$(BIN)/python bench/calls.py
+	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/agi.py
 
 # The ARI reference data the tests carry (tests/ari_conformance/data/), remade from

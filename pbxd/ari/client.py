@@ -655,6 +655,18 @@ class AriClient:
         path = f"/applications/{_segment(name or self.app)}"
         return await self._model(Application.from_json, "GET", path)
 
+    async def filter_events(
+        self, allowed: Sequence[str], disallowed: Sequence[str] = (), app: str | None = None
+    ) -> Application:
+        """Ask Asterisk to send our app only the `allowed` event types (empty: all), never the
+        `disallowed` ones (Asterisk 13.26/16.3 and later; older ones answer 404)."""
+        path = f"/applications/{_segment(app or self.app)}/eventFilter"
+        body = {
+            "allowed": [{"type": name} for name in allowed],
+            "disallowed": [{"type": name} for name in disallowed],
+        }
+        return await self._model(Application.from_json, "PUT", path, body=body)
+
     async def list_applications(self) -> list[Application]:
         """Every registered Stasis application."""
         return await self._models(Application.from_json, "/applications")

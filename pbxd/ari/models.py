@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pbxd.ari._json import (
+    JsonObject,
     ensure_object,
     opt_date,
     opt_int,
@@ -24,6 +25,7 @@ from pbxd.ari._json import (
     str_or_empty,
     str_tuple,
 )
+from pbxd.ari.errors import AriParseError
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +165,13 @@ class Application:
     bridge_ids: tuple[str, ...]
     endpoint_ids: tuple[str, ...]
     device_names: tuple[str, ...]
+    # The event filter (`PUT .../eventFilter`): type names; empty allowed = every event.
+    events_allowed: tuple[str, ...] = ()
+    events_disallowed: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Any, where: str = "Application") -> Application:
-        """Parse an ARI `Application` object."""
+        """Parse an ARI `Application` object (no event filter before Asterisk 13.26/16.3)."""
         data = ensure_object(data, where)
         return cls(
             name=req_str(data, "name", where),
@@ -174,7 +179,21 @@ class Application:
             bridge_ids=str_tuple(data, "bridge_ids", where),
             endpoint_ids=str_tuple(data, "endpoint_ids", where),
             device_names=str_tuple(data, "device_names", where),
+            events_allowed=_event_types(data, "events_allowed", where),
+            events_disallowed=_event_types(data, "events_disallowed", where),
         )
+
+
+def _event_types(data: JsonObject, key: str, where: str) -> tuple[str, ...]:
+    """The `type` of each `{"type": ...}` object of an event filter list (absent: none)."""
+    value = data.get(key)
+    if value is None:
+        return ()
+    if type(value) is not list:
+        raise AriParseError(f"{where}: {key} is not a list")
+    return tuple(
+        str_or_empty(ensure_object(item, f"{where}.{key}"), "type", where) for item in value
+    )
 
 
 @dataclass(frozen=True, slots=True)

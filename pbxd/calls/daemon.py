@@ -41,6 +41,19 @@ from pbxd.vocabulary import HangupReason
 
 log = structlog.get_logger("pbxd.daemon")
 
+# The ARI events pbxd acts on: Asterisk is asked for these only (`PUT .../eventFilter`, at
+# every connection). The rest (ChannelVarset, ChannelDialplan, caller-ID, bridge and Dial
+# events) was most of a call's traffic. A handler of another event type must add it here.
+EVENTS_USED: tuple[str, ...] = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelStateChange",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    "PlaybackFinished",
+    "RecordingFinished",
+    "RecordingFailed",
+)
 # The priority label in extensions.conf where a call goes when pbxd cannot take it.
 FALLBACK_LABEL = "unavailable"
 # States of an inbound channel not answered yet (its caller still hears ringing).
@@ -85,6 +98,9 @@ class CallDaemon:
     _seen_starting: set[str] | None = None
     bad_events: int = 0
     lost_at: datetime | None = None  # when the event stream dropped (None while it is up)
+    # Whether Asterisk took our event filter at the last connection (None: not asked yet).
+    events_filtered: bool | None = None
+    _filter_refusal_logged: bool = False
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -258,6 +274,7 @@ class CallDaemon:
         that started on this connection has seen all of its own.
         """
         self.connection += 1
+        await self.ask_for_events()
         if not self.recovered.is_set():
             try:
                 await self.recover_open_calls()
@@ -271,6 +288,28 @@ class CallDaemon:
         for session in list(self.calls.values()):
             if session.connection < self.connection:
                 session.deliver(Resync(lost_at=_end_of_lost_call(session, lost, restarted)))
+
+    async def ask_for_events(self) -> None:
+        """Ask Asterisk for the events pbxd uses only; where it cannot filter, take them all.
+
+        Asterisk before 13.26/16.3 has no such resource (404); a refusal of any kind (400,
+        501, no answer) leaves every event coming, which pbxd handles as before: logged once.
+        """
+        try:
+            await self.ari.filter_events(EVENTS_USED)
+        except Exception as exc:  # AriError, or anything else: never in recovery's way
+            self.events_filtered = False
+            if not self._filter_refusal_logged:
+                self._filter_refusal_logged = True
+                log.warning(
+                    "ari_event_filter_refused",
+                    status=getattr(exc, "status", None),
+                    message=getattr(exc, "message", repr(exc)),
+                    consequence="every ARI event is received (more traffic, same calls)",
+                )
+            return
+        self.events_filtered = True
+        log.debug("ari_event_filter_set", allowed=len(EVENTS_USED))
 
     def on_disconnected(self) -> None:
         """The event stream dropped: note the moment (a call Asterisk lost meanwhile ends then)."""

@@ -35,7 +35,6 @@ from pbxd.ari import (
     ChannelDestroyed,
     ChannelHangupRequest,
     ChannelStateChange,
-    Dial,
     Event,
     StasisEnd,
     StasisStart,
@@ -989,13 +988,6 @@ class CallSession:
         await self._finish()
 
     async def _on_event(self, event: Event) -> None:
-        if isinstance(event, Dial):
-            leg = self.leg(event.peer.id)
-            if leg is not None and event.dialstatus == "RINGING" and leg.state is LegState.DIALING:
-                self.leg_to(leg, LegState.RINGING)
-                self.journal.add(LegRinging(event.timestamp, leg.channel_id))
-                self.note(f"{leg.plan.target}: ringing")
-            return
         channel_ids = event.channel_ids()
         channel_id = channel_ids[0] if channel_ids else ""
         is_caller = channel_id == self.caller.channel_id
@@ -1010,6 +1002,10 @@ class CallSession:
         elif isinstance(event, ChannelStateChange):
             if leg is not None and event.channel.state == "Up":
                 await self._leg_up(leg, event.timestamp)
+            elif leg is not None and event.channel.state == "Ringing":
+                # The callee's 180, with Dial RINGING in the same ms (every capture): this one
+                # event is enough, so pbxd does not ask Asterisk for Dial events at all.
+                self._leg_ringing(leg, event.timestamp)
         elif isinstance(event, ChannelHangupRequest):
             # A soft request (our DELETE, a dial timeout) carries Asterisk's flag 32, not a
             # Q.850 cause: the real cause only comes with ChannelDestroyed.
@@ -1045,6 +1041,12 @@ class CallSession:
             await self._caller_gone(None, event.timestamp)
         elif self.handler is not None:
             await self.after(await self.handler.on_event(event))
+
+    def _leg_ringing(self, leg: Leg, at: datetime) -> None:
+        if leg.state is LegState.DIALING:
+            self.leg_to(leg, LegState.RINGING)
+            self.journal.add(LegRinging(at, leg.channel_id))
+            self.note(f"{leg.plan.target}: ringing")
 
     async def _leg_up(self, leg: Leg, at: datetime | None = None) -> None:
         """A leg answered: its step decides; a leg answering too late is answered elsewhere."""

@@ -5,6 +5,11 @@ names it in `app=`; a second WebSocket for the same application replaces the fir
 ApplicationReplaced); while no WebSocket holds an application its events are dropped, but its
 channels and bridges stay in Stasis (ws_reconnect.jsonl). Each WebSocket has its own queue and
 writer task, so a slow client never blocks the simulator.
+
+Each application's event filter (`event_filter.py`) is applied as Asterisk's
+stasis_app_message_handler applies it, to every event at the moment it is sent. Like res_stasis's
+app object, the filter outlives a WebSocket while the app still holds channels, bridges or
+subscriptions, and is forgotten with an app that holds nothing once no WebSocket owns it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import WSCloseCode, web
 
+from .event_filter import EventFilter
 from .model import JsonDict
 
 log = logging.getLogger(__name__)
@@ -88,6 +94,9 @@ class EventHub:
         self.on_delivered: Callable[[JsonDict], None] | None = None
         # Fault injection: True keeps an event back (it is neither logged nor sent).
         self.gate: Callable[[list[str], JsonDict], bool] | None = None
+        # Whether an app holds channels, bridges or subscriptions (keeps its filter alive).
+        self.in_use: Callable[[str], bool] = lambda app: False
+        self.filters: dict[str, EventFilter] = {}
         self._changed = asyncio.Event()
 
     def is_active(self, app: str) -> bool:
@@ -106,7 +115,10 @@ class EventHub:
             if old is not None and old is not session:
                 old.apps.pop(app, None)
                 event = self._make_event("ApplicationReplaced", app)
-                old.send(event)
+                if self.allows(app, event):
+                    old.send(event)
+            elif old is None:
+                self._forget_if_idle(app)
             self._owner[app] = session
         self._notify()
 
@@ -117,7 +129,22 @@ class EventHub:
         for app in list(session.apps):
             if self._owner.get(app) is session:
                 del self._owner[app]
+                self._forget_if_idle(app)
         self._notify()
+
+    def filter_of(self, app: str) -> EventFilter:
+        """The app's event filter (created empty: every event allowed)."""
+        return self.filters.setdefault(app, EventFilter())
+
+    def allows(self, app: str, event: JsonDict) -> bool:
+        """Whether the app's filter lets this event through."""
+        found = self.filters.get(app)
+        return found is None or found.allows(str(event.get("type", "")))
+
+    def _forget_if_idle(self, app: str) -> None:
+        """res_stasis drops an app object holding nothing (and its filter) once inactive."""
+        if not self.in_use(app):
+            self.filters.pop(app, None)
 
     def publish(self, apps: Iterable[str], event: JsonDict) -> None:
         """Send `event` to each app's WebSocket, with its `application` set; others drop it."""
@@ -126,7 +153,7 @@ class EventHub:
             return
         for app in apps:
             session = self._owner.get(app)
-            if session is None:
+            if session is None or not self.allows(app, event):
                 continue
             message = {**event, "application": app}
             session.send(message)

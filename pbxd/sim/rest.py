@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
+from .event_filter import EventFilter, FilterFormatError
 from .model import HANGUP_REASONS, JsonDict, SimBridge, SimChannel, ari_time
 from .pbx import AriError, SimPbx, parse_caller_id
 
@@ -123,7 +124,6 @@ Handler = Callable[[RestRequest], Reply]
 
 # Asterisk 22 resources the simulator does not model: 501 rather than a misleading 404.
 NOT_SIMULATED: list[tuple[str, tuple[str, ...]]] = [
-    ("/applications/{app}/eventFilter", ("PUT",)),
     ("/asterisk/config/dynamic/{cls}/{type}/{id}", ("GET", "PUT", "DELETE")),
     ("/asterisk/modules", ("GET",)),
     ("/asterisk/modules/{module}", ("GET", "POST", "DELETE", "PUT")),
@@ -178,16 +178,27 @@ class AsteriskIdentity:
 class AriRest:
     """The route table and the handlers, over one SimPbx."""
 
-    def __init__(self, pbx: SimPbx, identity: AsteriskIdentity, apps: Callable[[], list[str]]):
+    def __init__(
+        self,
+        pbx: SimPbx,
+        identity: AsteriskIdentity,
+        apps: Callable[[], list[str]],
+        event_filters: dict[str, EventFilter] | None = None,
+    ):
+        """`event_filters`: the apps' event filters (shared with the event hub); None is an
+        Asterisk without event filtering (before 13.26/16.3): `eventFilter` is unknown (404)."""
         self.pbx = pbx
         self.identity = identity
         self._active_apps = apps
+        self._filters = event_filters
         self.routes: list[Route] = []
         p = self._add
         p("/asterisk/info", GET=self.asterisk_info)
         p("/asterisk/ping", GET=self.asterisk_ping)
         p("/applications", GET=self.applications_list)
         p("/applications/{app}", GET=self.application_get)
+        if event_filters is not None:
+            p("/applications/{app}/eventFilter", PUT=self.application_filter)
         p("/endpoints", GET=self.endpoints_list)
         p("/endpoints/{tech}", GET=self.endpoints_by_tech)
         p("/endpoints/{tech}/{resource}", GET=self.endpoint_get)
@@ -306,15 +317,25 @@ class AriRest:
             names.update(bridge.apps)
         return list(names)
 
+    def app_in_use(self, name: str) -> bool:
+        """The app holds a channel, a bridge or a subscription (res_stasis keeps it then)."""
+        subscribed = self.pbx.presence.subscriptions.get(name)
+        return (
+            any(name in c.apps for c in self.pbx.channels.values())
+            or any(name in b.apps for b in self.pbx.bridges.values())
+            or bool(subscribed and (subscribed.devices or subscribed.endpoints))
+        )
+
     def _application_json(self, name: str) -> JsonDict:
         subscribed = self.pbx.presence.subscriptions.get(name)
+        found = self._filters.get(name) if self._filters is not None else None
         return {
             "bridge_ids": [b.id for b in self.pbx.bridges.values() if name in b.apps],
             "channel_ids": [c.id for c in self.pbx.channels.values() if name in c.apps],
             "device_names": list(subscribed.devices) if subscribed else [],
             "endpoint_ids": list(subscribed.endpoints) if subscribed else [],
-            "events_allowed": [],
-            "events_disallowed": [],
+            "events_allowed": list(found.allowed) if found else [],
+            "events_disallowed": list(found.disallowed) if found else [],
             "name": name,
         }
 
@@ -331,6 +352,19 @@ class AriRest:
         name = req.path_args["app"]
         if name not in self._known_apps():
             raise AriError(404, "Application not found")
+        return Reply(200, self._application_json(name))
+
+    def application_filter(self, req: RestRequest) -> Reply:
+        """PUT /applications/{app}/eventFilter (ast_ari_applications_filter): 404 for an app
+        Asterisk does not know, 400 for a malformed filter, else the app with its filter."""
+        assert self._filters is not None
+        name = req.path_args["app"]
+        if name not in self._known_apps():
+            raise AriError(404, f"Application '{name}' not found")
+        try:
+            self._filters.setdefault(name, EventFilter()).set_from(req.body)
+        except FilterFormatError as exc:
+            raise AriError(400, str(exc)) from None
         return Reply(200, self._application_json(name))
 
     # ------------------------------------------------------------- endpoints

@@ -71,6 +71,9 @@ class AriSimulator:
     originated a leg is watched only while in Stasis, so after its StasisEnd no event about it
     comes (no ChannelDestroyed: ivr_menu_dtmf, voicemail_record, early_media_playback). The
     default (False) still sends them, for the call core that waits for that ChannelDestroyed.
+
+    `event_filter=False` is an Asterisk without ARI event filtering (before 13.26/16.3):
+    `PUT /applications/{app}/eventFilter` is an unknown resource (404) and every event is sent.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class AriSimulator:
         stasis_delay: float = 0.001,
         stasis_min_real_delay: float = 0.01,
         stasis_only_subscriptions: bool = False,
+        event_filter: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
         self.username = username
@@ -107,7 +111,9 @@ class AriSimulator:
             self.pbx,
             AsteriskIdentity(asterisk_id, ASTERISK_VERSION, self.clock.now()),
             lambda: self.hub.active_apps,
+            self.hub.filters if event_filter else None,
         )
+        self.hub.in_use = self.rest.app_in_use
         RecordingRoutes(self.rest)
         PresenceRoutes(self.rest)
         self.rest_log: list[JsonDict] = []

@@ -159,6 +159,22 @@ def test_small_models() -> None:
         }
     )
     assert app.channel_ids == ("a",) and app.bridge_ids == ("b",)
+    assert app.events_allowed == app.events_disallowed == ()  # before Asterisk 13.26/16.3
+    filtered = Application.from_json(
+        {
+            "name": "pbxd",
+            "channel_ids": [],
+            "bridge_ids": [],
+            "endpoint_ids": [],
+            "device_names": [],
+            "events_allowed": [{"type": "StasisStart"}, {"type": "StasisEnd"}],
+            "events_disallowed": [{"type": "Dial"}],
+        }
+    )
+    assert filtered.events_allowed == ("StasisStart", "StasisEnd")
+    assert filtered.events_disallowed == ("Dial",)
+    with pytest.raises(AriParseError):
+        Application.from_json({**filtered_json(), "events_allowed": "StasisStart"})
     ping = AsteriskPing.from_json(
         {"asterisk_id": "x", "ping": "pong", "timestamp": "2026-11-23T19:02:30.663+0000"}
     )
@@ -177,3 +193,16 @@ def test_small_models() -> None:
     assert bridge.creationtime is None and bridge.video_mode is None
     with pytest.raises(AttributeError):
         bridge.id = "other"  # type: ignore[misc]
+
+
+def filtered_json() -> dict[str, object]:
+    """An Application as Asterisk 22 sends it (no filter set)."""
+    return {
+        "name": "pbxd",
+        "channel_ids": [],
+        "bridge_ids": [],
+        "endpoint_ids": [],
+        "device_names": [],
+        "events_allowed": [],
+        "events_disallowed": [],
+    }

@@ -419,9 +419,11 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
     """Build a lab (optionally with another config); everything stops at the end."""
     labs: list[CallLab] = []
 
-    async def make(config: Config | None = None, *, start: bool = True) -> CallLab:
+    async def make(
+        config: Config | None = None, *, start: bool = True, event_filter: bool = True
+    ) -> CallLab:
         clock = VirtualClock()
-        sim = AriSimulator(clock, USER, SECRET)
+        sim = AriSimulator(clock, USER, SECRET, event_filter=event_filter)
         add_lab_endpoints(sim)
         await sim.start()
         store = await CdrStore.open(cdr_url, flush_interval=0.02)

@@ -21,6 +21,7 @@ PROCESS_EVENTS = {
     "connected to ARI",
     "ari_events_stopped",
     "call service stopped",
+    "ari_event_filter_set",
 }
 
 
@@ -83,12 +84,14 @@ def test_simulate_logs_json_lines_bound_to_their_call(tmp_path: Path, example: P
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]  # stderr is no TTY: JSON
-    # The start-up sweep of stranded channels asks about the application, outside any call.
+    # The start-up sweep of stranded channels asks about the application, and the event
+    # filter is set, outside any call.
+    start_up = ("/applications/pbxd", "/applications/pbxd/eventFilter")
     in_calls = [
         e
         for e in lines
         if e["event"] not in PROCESS_EVENTS
-        and not (e["event"] == "ari_request" and e.get("path") == "/applications/pbxd")
+        and not (e["event"] == "ari_request" and e.get("path") in start_up)
     ]
     assert {e["event"] for e in in_calls} >= {"call routed", "call ended", "ari_request"}
     unbound = [e for e in in_calls if not (e.get("call_id") and e.get("did"))]

@@ -1,0 +1,503 @@
+"""Benchmark: pbxd holding thousands of calls at once (ringing and bridged, long talk times).
+
+The simulator runs in a child process (real clock) and ramps up to `--calls` concurrent calls
+at `--rate` calls per second; none ends by itself during the run: half are answered and stay
+bridged (the callee answers after 1 s, nobody hangs up), half keep ringing two phones that
+never answer (ring time 300 s, the most pbxd allows). Once every call is set up, the calls are
+held for `--hold` seconds, then the simulator hangs every caller up (`--drain-rate` per
+second) and the run ends when pbxd has closed every call and written every CDR.
+
+pbxd (`CallService`, unmodified, CDRs in SQLite in a temporary directory) runs in this
+process and talks to the simulator over 127.0.0.1. What it prints:
+
+- **RSS** of the daemon process, before the first call, at full size, and its peak.
+- **CPU per event** while ramping up (`getrusage` of this process, every thread, divided by
+  the events pbxd received), and per slice of 10 % of the calls, so a cost growing with the
+  number of calls in progress shows; the CPU of the hold (10,000 calls doing nothing).
+- **Event-to-action latency**: from the moment an event's WebSocket message reaches pbxd
+  (`EventStream._dispatch` entry) to the moment pbxd issues the request it causes
+  (`AriClient._send` entry): inbound StasisStart -> `ring`, a leg's StasisStart -> its `dial`,
+  the answering leg's ChannelStateChange Up -> the first request after it (the other leg's
+  hangup). Reported for every call and for the calls placed with 90 % or more of the target
+  already in progress ("at size").
+- The simulator's own CPU (other process) and how far it fell behind its schedule: where it,
+  not pbxd, is the limit, its schedule lag grows and the report says so.
+
+Run: .venv/bin/python bench/concurrency.py [--calls 10000] [--rate 50] [--hold 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import unquote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calls import gc_pauses, memory_kb, pct, receive, summary, usage
+
+ARI_USER, ARI_PASSWORD, ARI_APP = "pbxd", "pbxd-secret", "pbxd"
+VARIANTS = 10
+RING_TIME = 300  # pbxd's maximum ring time: the ringing calls outlast the run
+ANSWER_AFTER = 1.0
+TARGET_BAR = 0.9  # "at size": calls placed with at least 90 % of the target in progress
+
+
+def did_of(bridged: bool, variant: int) -> str:
+    """The virtual number of a route, E.164."""
+    return f"+3317002{0 if bridged else 1}00{variant}"
+
+
+def write_config(root: Path) -> Path:
+    """pbxd.yaml, sip-trunks.yaml and routing/: two routes per variant; pbxd.yaml's path."""
+    numbers = [did_of(b, v) for b in (True, False) for v in range(VARIANTS)]
+    inventory = "".join(f"      - number: '{n}'\n" for n in numbers)
+    (root / "pbxd.yaml").write_text("state_dir: var\n")
+    (root / "sip-trunks.yaml").write_text(
+        "trunks:\n  bench:\n    inbound_endpoint: trunk-in\n"
+        "    dial: 'PJSIP/{number}@trunk-out'\n    allowed_destinations: ['+33']\n"
+        "    max_outbound_legs: 10\n    country: FR\n    timezone: Europe/Paris\n"
+        "    numbers:\n" + inventory
+    )
+    targets, routes = [], []
+    for v in range(VARIANTS):
+        targets.append(
+            f"  ans{v}:\n    softphone: PJSIP/ans{v}\n"
+            f"  ring{v}:\n    softphone: PJSIP/ring{v}\n"
+            f"  other{v}:\n    softphone: PJSIP/other{v}\n"
+        )
+        routes.append(
+            f"  - name: bridged{v}\n    numbers: ['{did_of(True, v)}']\n"
+            f"    strategy: ringall\n    targets: [ring{v}, ans{v}]\n    timeout: 60\n"
+            f"  - name: ringing{v}\n    numbers: ['{did_of(False, v)}']\n"
+            f"    strategy: ringall\n    targets: [ring{v}, other{v}]\n"
+            f"    ring_time: {RING_TIME}\n    timeout: 3600\n"
+        )
+    (root / "routing").mkdir()
+    (root / "routing" / "bench.yaml").write_text(
+        "targets:\n" + "".join(targets) + "routes:\n" + "".join(routes)
+    )
+    return root / "pbxd.yaml"
+
+
+# ------------------------------------------------------------------- simulator process
+
+
+def simulator_process(conn: Connection, calls: int, rate: float, drain_rate: float) -> None:
+    """Child process entry point: run the simulator until told to stop."""
+    asyncio.run(_simulator(conn, calls, rate, drain_rate))
+
+
+async def _simulator(conn: Connection, calls: int, rate: float, drain_rate: float) -> None:
+    from pbxd.clock import RealClock
+    from pbxd.sim import AriSimulator, PeerScript
+
+    sim = AriSimulator(RealClock(), ARI_USER, ARI_PASSWORD)
+    sim.hub.on_delivered = None  # no capture log: it would hold every event of the run
+    sim.add_endpoint("PJSIP", "trunk-in")
+    for v in range(VARIANTS):
+        for name in ("ans", "ring", "other"):
+            sim.add_endpoint("PJSIP", f"{name}{v}")
+        sim.script(f"PJSIP/ans{v}", PeerScript(answer_after=ANSWER_AFTER))
+    url = await sim.start()
+    conn.send(("ready", url))
+    callers: list[str] = []
+    try:
+        message = await receive(conn)
+        if message[0] != "start":
+            return
+        await sim.wait_connected(ARI_APP)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        lag_max = 0.0
+        for i in range(calls):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lag_max = max(lag_max, time.perf_counter() - due)
+            bridged = i % 2 == 0
+            did = did_of(bridged, (i // 2) % VARIANTS)
+            callers.append(await sim.inbound_call(did, f"+336{20_000_000 + i}", f"Caller {i}"))
+            if i % 1000 == 999:
+                conn.send(("progress", {"placed": i + 1, "lag": lag_max}))
+        conn.send(
+            (
+                "placed",
+                {
+                    "seconds": time.perf_counter() - t0,
+                    "lag_max": lag_max,
+                    "cpu": time.process_time() - cpu0,
+                    "channels": len(sim.pbx.channels),
+                },
+            )
+        )
+        message = await receive(conn)  # "hangup"
+        cpu1, t1 = time.process_time(), time.perf_counter()
+        for i, caller in enumerate(callers):
+            due = t1 + i / drain_rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sim.hangup(caller)
+        idle = True
+        try:
+            async with asyncio.timeout(300):
+                await sim.wait_until_idle()
+        except TimeoutError:
+            idle = False
+        conn.send(
+            (
+                "drained",
+                {
+                    "idle": idle,
+                    "left": len(sim.pbx.channels),
+                    "cpu": time.process_time() - cpu1,
+                    "wall": time.perf_counter() - t1,
+                },
+            )
+        )
+        await receive(conn)  # "stop"
+    finally:
+        await sim.stop()
+
+
+# ------------------------------------------------------------------------ measurement
+
+
+@dataclass
+class Probe:
+    """What the daemon side records (perf_counter seconds)."""
+
+    message_at: float = 0.0
+    events: int = 0
+    event_types: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    # call id -> when its inbound StasisStart / its winner's Up arrived, waiting for an action
+    inbound: dict[str, float] = field(default_factory=dict)
+    answered: dict[str, float] = field(default_factory=dict)
+    leg_start: dict[str, float] = field(default_factory=dict)  # leg id -> its StasisStart
+    in_progress_at_start: dict[str, int] = field(default_factory=dict)  # call -> calls then
+    to_ring: list[tuple[int, float]] = field(default_factory=list)  # (calls then, seconds)
+    to_dial: list[tuple[int, float]] = field(default_factory=list)
+    to_hangup: list[tuple[int, float]] = field(default_factory=list)
+    gc_pauses: dict[int, list[float]] = field(default_factory=dict)
+
+
+def call_of(channel_id: str) -> str:
+    """pbxd names legs `<call id>-<n>`; a caller's channel id is the call id."""
+    head, _, tail = channel_id.rpartition("-")
+    return head if head and tail.isdigit() else channel_id
+
+
+@contextmanager
+def instrumented(probe: Probe, calls_now: Callable[[], int]) -> Iterator[None]:
+    """Time events as they reach pbxd and note the ones that call for an action."""
+    from pbxd.ari import ChannelStateChange, StasisStart
+    from pbxd.ari.stream import EventStream
+    from pbxd.calls.daemon import CallDaemon
+
+    dispatch, on_event = EventStream._dispatch, CallDaemon.on_event
+    clock = time.perf_counter
+
+    def timed_dispatch(self: EventStream, text: str) -> None:
+        probe.message_at = clock()
+        dispatch(self, text)
+
+    def timed_on_event(self: CallDaemon, event: Any) -> None:
+        at = probe.message_at
+        probe.events += 1
+        probe.event_types[event.type] += 1
+        if isinstance(event, StasisStart):
+            channel = event.channel.id
+            if event.args and event.args[0] == "pbxd-leg":
+                probe.leg_start[channel] = at
+            else:
+                probe.inbound[channel] = at
+                probe.in_progress_at_start[channel] = calls_now()
+        elif isinstance(event, ChannelStateChange) and event.channel.state == "Up":
+            call = call_of(event.channel.id)
+            if call != event.channel.id:  # a leg answered
+                probe.answered[call] = at
+        on_event(self, event)
+
+    EventStream._dispatch = timed_dispatch  # type: ignore[method-assign]
+    CallDaemon.on_event = timed_on_event  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EventStream._dispatch = dispatch  # type: ignore[method-assign]
+        CallDaemon.on_event = on_event  # type: ignore[method-assign]
+
+
+def instrument_client(client: Any, probe: Probe) -> None:
+    """Match each request as it is issued to the event that called for it."""
+    send: Callable[..., Awaitable[Any]] = client._send
+    clock = time.perf_counter
+
+    async def timed_send(
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        now = clock()
+        probe.requests += 1
+        parts = path.split("/")
+        if len(parts) >= 3 and parts[1] == "channels" and parts[2] != "create":
+            channel = unquote(parts[2])
+            call = call_of(channel)
+            size = probe.in_progress_at_start.get(call, 0)
+            if method == "POST" and parts[-1] == "ring" and call in probe.inbound:
+                probe.to_ring.append((size, now - probe.inbound.pop(call)))
+            elif method == "POST" and parts[-1] == "dial" and channel in probe.leg_start:
+                probe.to_dial.append((size, now - probe.leg_start.pop(channel)))
+            elif method == "DELETE" and call in probe.answered:
+                probe.to_hangup.append((size, now - probe.answered.pop(call)))
+        return await send(method, path, params=params, body=body)
+
+    client._send = timed_send
+
+
+@dataclass
+class Checkpoint:
+    """The daemon's counters when the simulator had placed `placed` calls."""
+
+    placed: int
+    at: float
+    cpu: float
+    events: int
+    calls: int
+
+
+def cpu_seconds() -> float:
+    user, system = usage()
+    return user + system
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -> None:
+    """Start pbxd against the simulator, ramp up, hold, drain; print the figures."""
+    import structlog
+
+    from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+    from pbxd.calls.states import CallState
+    from pbxd.cdr.store import CdrStore
+    from pbxd.clock import RealClock
+    from pbxd.config.compile import compile_config
+    from pbxd.log import configure_logging
+
+    log_file: TextIO = (tmp / "pbxd.log").open("w")
+    configure_logging(args.log_level, json=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log_file))
+    root = tmp / "config"
+    root.mkdir()
+    compiled = compile_config(write_config(root))
+    assert compiled.config is not None, [str(d) for d in compiled.diagnostics[:5]]
+    store = await CdrStore.open(f"sqlite:///{tmp / 'var' / 'cdr.db'}")
+    service = CallService(
+        compiled.config, AriEndpoint(url, ARI_USER, ARI_PASSWORD, ARI_APP), store, RealClock()
+    )
+    probe = Probe()
+    daemon_calls: Callable[[], int] = lambda: 0  # noqa: E731
+    with instrumented(probe, lambda: daemon_calls()):
+        try:
+            await service.start()
+            settle_heap()
+            assert service.client is not None and service.daemon is not None
+            daemon = service.daemon
+            daemon_calls = lambda: len(daemon.calls)  # noqa: E731
+            instrument_client(service.client, probe)
+            async with asyncio.timeout(30):
+                await daemon.recovered.wait()
+            await asyncio.sleep(0.5)
+            rss_before = memory_kb()
+            print(
+                f"target {args.calls} calls at {args.rate:g}/s (half bridged, half ringing); "
+                f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
+                flush=True,
+            )
+
+            def up() -> tuple[int, int]:
+                states = Counter(s.state for s in daemon.calls.values())
+                return states[CallState.BRIDGED], states[CallState.RINGING]
+
+            # ---- ramp
+            checkpoints = [Checkpoint(0, time.perf_counter(), cpu_seconds(), probe.events, 0)]
+            conn.send(("start",))
+            placed: dict[str, Any] = {}
+            with gc_pauses(probe.gc_pauses):
+                while not placed:
+                    kind, data = await receive(conn)
+                    now = time.perf_counter()
+                    if kind == "progress":
+                        checkpoints.append(
+                            Checkpoint(
+                                data["placed"], now, cpu_seconds(), probe.events, len(daemon.calls)
+                            )
+                        )
+                        print(
+                            f"  {data['placed']:>6} placed: pbxd holds {len(daemon.calls)} "
+                            f"calls, RSS {memory_kb().get('VmRSS', 0) / 1024:.0f} MB, sim lag "
+                            f"{data['lag'] * 1000:.0f} ms",
+                            flush=True,
+                        )
+                    else:
+                        placed = data
+                deadline = time.perf_counter() + 120
+                while up() != (args.calls // 2 + args.calls % 2, args.calls // 2):
+                    if time.perf_counter() > deadline:
+                        print(f"  not every call set up after 120 s: {up()}")
+                        break
+                    await asyncio.sleep(0.2)
+            ramp_end = Checkpoint(
+                args.calls, time.perf_counter(), cpu_seconds(), probe.events, len(daemon.calls)
+            )
+            # ---- hold
+            rss_full = memory_kb()
+            hold_cpu0, hold_t0, hold_events0 = cpu_seconds(), time.perf_counter(), probe.events
+            await asyncio.sleep(args.hold)
+            hold_cpu = cpu_seconds() - hold_cpu0
+            hold_wall = time.perf_counter() - hold_t0
+            hold_events = probe.events - hold_events0
+            bridged, ringing = up()
+            rss_hold = memory_kb()
+            # ---- drain
+            drain_cpu0, drain_t0 = cpu_seconds(), time.perf_counter()
+            conn.send(("hangup",))
+            async with asyncio.timeout(600):
+                drained = (await receive(conn))[1]
+                await daemon.wait_idle()
+                await store.flush()
+            drain_cpu = cpu_seconds() - drain_cpu0
+            drain_wall = time.perf_counter() - drain_t0
+        finally:
+            await service.stop()
+            await store.close()
+    conn.send(("stop",))
+    log_file.close()
+
+    # ---- report
+    ramp = ramp_end.at - checkpoints[0].at
+    ramp_cpu = ramp_end.cpu - checkpoints[0].cpu
+    ramp_events = ramp_end.events - checkpoints[0].events
+    sim_rate = (args.calls - 1) / placed["seconds"] if placed.get("seconds") else 0.0
+    print(
+        f"ramp: {args.calls} calls placed in {placed['seconds']:.1f} s ({sim_rate:.1f}/s, "
+        f"simulator schedule lag max {placed['lag_max'] * 1000:.0f} ms, simulator CPU "
+        f"{placed['cpu']:.1f} s = {placed['cpu'] / placed['seconds'] * 100:.0f} % of a core); "
+        f"every call set up {ramp:.1f} s after the first"
+    )
+    print(
+        f"at size: pbxd holds {bridged} bridged + {ringing} ringing calls "
+        f"({placed['channels']} simulator channels)"
+    )
+    print(
+        f"daemon RSS: {rss_before.get('VmRSS', 0) / 1024:.0f} MB before, "
+        f"{rss_full.get('VmRSS', 0) / 1024:.0f} MB at size, "
+        f"{rss_hold.get('VmRSS', 0) / 1024:.0f} MB after the hold, peak "
+        f"{rss_hold.get('VmHWM', 0) / 1024:.0f} MB (target <= 200 MB)"
+    )
+    per_event = ramp_cpu * 1e6 / max(1, ramp_events)
+    print(
+        f"ramp CPU: {ramp_cpu:.1f} s for {ramp_events} events = {per_event:.0f} us/event, "
+        f"{ramp_cpu * 1000 / args.calls:.2f} ms/call; "
+        + ", ".join(f"{k} {v}" for k, v in probe.event_types.most_common())
+    )
+    slices = []
+    for before, after in zip(checkpoints, [*checkpoints[1:], ramp_end], strict=False):
+        events = after.events - before.events
+        if events:
+            slices.append(f"{after.placed // 1000}k {(after.cpu - before.cpu) * 1e6 / events:.0f}")
+    print("  us/event by calls placed: " + ", ".join(slices))
+    print(
+        f"hold ({hold_wall:.0f} s at size): CPU {hold_cpu * 1000:.0f} ms "
+        f"({hold_cpu / hold_wall * 100:.1f} % of a core), {hold_events} events"
+    )
+    left = "idle" if drained["idle"] else f"{drained['left']} channels left"
+    print(f"drain: {drain_wall:.1f} s, CPU {drain_cpu:.1f} s; simulator {left}")
+    bar = int(args.calls * TARGET_BAR)
+    for name, samples in (
+        ("StasisStart -> ring", probe.to_ring),
+        ("leg StasisStart -> dial", probe.to_dial),
+        ("leg Up -> hangup of the other", probe.to_hangup),
+    ):
+        every = [s * 1000 for _, s in samples]
+        at_size = [s * 1000 for n, s in samples if n >= bar]
+        print(f"{name:30} all    {summary(every)}")
+        print(f"{'':30} >= {bar} {summary(at_size)}")
+    every = [s * 1000 for _, s in probe.to_ring + probe.to_dial + probe.to_hangup]
+    at_size = [s * 1000 for n, s in probe.to_ring + probe.to_dial + probe.to_hangup if n >= bar]
+    if at_size:
+        print(
+            f"event-to-action p99 at size: {pct(at_size, 99):.2f} ms (target <= 20 ms); "
+            f"all calls: {pct(every, 99):.2f} ms"
+        )
+    if probe.gc_pauses:
+        print(
+            "garbage collections during the ramp: "
+            + ", ".join(
+                f"gen{g} {len(p)} (max {max(p) * 1000:.1f} ms)"
+                for g, p in sorted(probe.gc_pauses.items())
+            )
+        )
+    if placed["lag_max"] > 1.0:
+        print(
+            "NOTE: the simulator fell behind its schedule (lag above 1 s): at this rate the "
+            "simulator, not pbxd, is the limit; lower --rate or compare pbxd's CPU share."
+        )
+
+
+def main() -> None:
+    """Parse the flags, start the simulator process, run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=50.0, help="calls placed per second")
+    parser.add_argument("--hold", type=float, default=15.0, help="seconds held at size")
+    parser.add_argument("--drain-rate", type=float, default=200.0, help="hangups per second")
+    parser.add_argument("--log-level", default="warning", help="pbxd's log level (to a file)")
+    args = parser.parse_args()
+    if args.calls < 2 or args.rate <= 0 or args.drain_rate <= 0:
+        parser.error("--calls must be >= 2, --rate and --drain-rate > 0")
+    if args.calls / args.rate > RING_TIME - 60:
+        parser.error(f"the ramp must be shorter than {RING_TIME - 60} s (ringing calls ring out)")
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    sim = ctx.Process(
+        target=simulator_process,
+        args=(child, args.calls, args.rate, args.drain_rate),
+        name="ari-simulator",
+        daemon=True,
+    )
+    sim.start()
+    try:
+        if not parent.poll(30):
+            sys.exit("the simulator did not start")
+        _, url = parent.recv()
+        with tempfile.TemporaryDirectory(prefix="pbxd-bench-") as tmp:
+            asyncio.run(run(args, url, parent, Path(tmp)))
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            parent.send(("stop",))
+        sim.join(10)
+        if sim.is_alive():
+            sim.terminate()
+            sim.join(5)
+
+
+if __name__ == "__main__":
+    main()
