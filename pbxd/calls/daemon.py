@@ -51,6 +51,7 @@ EVENTS_USED: tuple[str, ...] = (
     "ChannelHangupRequest",
     "ChannelDestroyed",
     "PlaybackFinished",
+    "ChannelDtmfReceived",  # menus and confirm calls (none while bridged: no dtmf_events)
     "RecordingFinished",
     "RecordingFailed",
 )
