@@ -1264,7 +1264,7 @@ class _Compiler:
                 f"route '{name}' confirms calls to {', '.join(confirming)}: say what they hear "
                 'when they answer with `confirm_prompt: PROMPT` ("press 1 to accept")',
             )
-        elif confirm_prompt and not confirming:
+        elif confirm_prompt and not confirming and len(ring) == len(entry.targets):
             self.diags.warning(
                 raw.key_marks["confirm_prompt"],
                 "`confirm_prompt:` is never used: no target of this route has `confirm: true`",

@@ -21,12 +21,15 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         "=> voicemail",  # support hunt: bob busy, carol offline, the mobile rings out
         "=> abandoned",
         "=> no_answer",
+        "=> answered by alice",  # switchboard: 2, the sales mobile's voicemail never accepts
         "=> rejected",
         "=> voicemail",  # after hours
         "=> closed",  # Christmas: closed, a message too short to keep
     ]
     assert "carol: unreachable (500 Allocation failed)" in out
-    assert "7 call(s) recorded" in out
+    assert "8 call(s) recorded" in out
+    assert "sales-mobile: answered, confirm before bridging" in out
+    assert "sales-mobile: never accepted, answered elsewhere" in out
 
     assert main(["calls", "09", "72", "10", "00", "01", "--database", db, "--format", "json"]) == 0
     calls = json.loads(capsys.readouterr().out)
@@ -55,6 +58,19 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert "greeting → ring → answered" in table
     assert "closed → voicemail " in table and "0:08" in table
     assert "closed → voicemail (too short)" in table
+
+    assert main(["calls", "01 70 00 00 03", "--database", db, "--format", "json"]) == 0
+    [switchboard] = json.loads(capsys.readouterr().out)
+    assert (switchboard["answered_by"], switchboard["route"]) == ("alice", "switchboard")
+    first = switchboard["path"][0]
+    assert (first["step"], first["outcome"], first.get("label")) == ("menu", "chosen", "2>sales")
+    # The mobile's voicemail answered, was asked to press 1, and lost to alice (26).
+    assert [(leg["target"], leg["hangup_cause"]) for leg in switchboard["legs"]] == [
+        ("alice", 16),
+        ("sales-mobile", 26),
+    ]
+    assert main(["calls", "01 70 00 00 03", "--database", db]) == 0
+    assert "menu: 2 → sales" in capsys.readouterr().out
 
     assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
     table = capsys.readouterr().out

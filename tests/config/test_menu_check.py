@@ -13,26 +13,26 @@ from pbxd.config.files import FallbackAction, HangupReason
 
 MENU = """\
 routes:
-  - name: switchboard
+  - name: lobby
     numbers: ["+33170000002"]
     menu:
       prompt: acme-welcome
       options:
-        1: sales
-        2: {goto: support}
+        1: deals
+        2: {goto: helpdesk}
         0: {voicemail: desk}
         "*": repeat
         42: {hangup: busy}
       timeout: 6
       retries: 3
       invalid_prompt: [acme-welcome]
-      fallback: {goto: sales}
+      fallback: {goto: deals}
 
-  - name: sales
+  - name: deals
     targets: [alice]
-    no_answer: {goto: switchboard}
+    no_answer: {goto: lobby}
 
-  - name: support
+  - name: helpdesk
     targets: [bob]
 
 mailboxes:
@@ -55,32 +55,32 @@ def test_a_menu_compiles(example: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert status == 0, err
     config = compile_config(example / "pbxd.yaml").config
     assert config is not None
-    menu = config.routes["switchboard"].menu
+    menu = config.routes["lobby"].menu
     assert menu is not None
     assert menu.prompts == ("sound:acme-welcome",)
     assert sorted(menu.options) == ["0", "1", "2", "42"]
-    assert menu.options["1"].action is FallbackAction.GOTO and menu.options["1"].route == "sales"
+    assert menu.options["1"].action is FallbackAction.GOTO and menu.options["1"].route == "deals"
     assert menu.options["0"].mailbox == "desk"
     assert menu.options["42"].cause is HangupReason.BUSY
     assert menu.repeat == frozenset({"*"})
     assert (menu.timeout, menu.digit_timeout, menu.retries) == (6, 3, 3)
-    assert menu.fallback.route == "sales"
+    assert menu.fallback.route == "deals"
 
 
 # (old text in MENU, new text, the diagnostic expected: "LINE:COLUMN: severity: message")
 MENU_ERRORS = [
     pytest.param(
-        "1: sales",
-        "1: sails",
-        "7:12: error: menu option 1: goto 'sails' leads nowhere: no such route "
-        "(did you mean 'sales'?)",
+        "1: deals",
+        "1: deels",
+        "7:12: error: menu option 1: goto 'deels' leads nowhere: no such route "
+        "(did you mean 'deals'?)",
         id="unknown-branch-target",
     ),
     pytest.param(
-        "2: {goto: support}",
-        "2: {goto: suport}",
-        "8:12: error: menu option 2: goto 'suport' leads nowhere: no such route "
-        "(did you mean 'support'?)",
+        "2: {goto: helpdesk}",
+        "2: {goto: helpdsk}",
+        "8:12: error: menu option 2: goto 'helpdsk' leads nowhere: no such route "
+        "(did you mean 'helpdesk'?)",
         id="unknown-goto",
     ),
     pytest.param(
@@ -91,10 +91,10 @@ MENU_ERRORS = [
         id="unknown-box",
     ),
     pytest.param(
-        "fallback: {goto: sales}",
-        "fallback: {goto: salse}",
-        "15:17: error: menu fallback: goto 'salse' leads nowhere: no such route "
-        "(did you mean 'sales'?)",
+        "fallback: {goto: deals}",
+        "fallback: {goto: dealz}",
+        "15:17: error: menu fallback: goto 'dealz' leads nowhere: no such route "
+        "(did you mean 'deals'?)",
         id="unknown-fallback",
     ),
     pytest.param(
@@ -105,7 +105,7 @@ MENU_ERRORS = [
     ),
     pytest.param(
         "42: {hangup: busy}",
-        "42: [sales]",
+        "42: [deals]",
         "11:13: error: menu option 42: write a route name, `repeat`, or one action",
         id="option-not-an-action",
     ),
@@ -130,7 +130,7 @@ MENU_ERRORS = [
     pytest.param(
         "    menu:\n",
         "    targets: [alice]\n    menu:\n",
-        "5:5: error: route 'switchboard' has a menu and targets",
+        "5:5: error: route 'lobby' has a menu and targets",
         id="menu-and-targets",
     ),
     pytest.param(
@@ -152,7 +152,7 @@ def test_menu_error_is_placed(
     assert status == 1
     assert any(line.startswith(f"routing/menu.yaml:{expected}") for line in err), err
     # A broken menu route is not reported again by the gotos that lead to it.
-    assert not [line for line in err if "'switchboard' leads nowhere" in line], err
+    assert not [line for line in err if "'lobby' leads nowhere" in line], err
 
 
 def test_a_loop_through_a_menu_waits(example: Path, capsys: pytest.CaptureFixture[str]) -> None:

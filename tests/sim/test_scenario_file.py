@@ -61,13 +61,16 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
         ("+33972100001", "+33478000001", "trunk-in"),
         ("+33170000103", "+33698765432", "trunk-in"),
         ("+442079460123", "+442079460000", "trunk-uk"),
-        ("+33170000009", "anonymous", "trunk-in"),
+        ("+33170000003", "+33612000002", "trunk-in"),  # 10:00:20 in Paris: 09:00:20 UTC
+        ("+33170000009", "anonymous", "trunk-in"),  # not ours: 10:00:12 UTC
         ("+33170000001", "+33655443322", "trunk-in"),
         ("+33170000001", "+33611223344", "trunk-in"),
     ]
     assert scenario.peers["PJSIP/bob"] == PeerScript(busy_after=1.0)
     assert scenario.peers["+33612345679"] == PeerScript()  # the on-call mobile rings out
-    assert [c.talk for c in scenario.calls] == [None, 12.0, None, None, None, 8.0, 1.0]
+    assert [c.talk for c in scenario.calls] == [None, 12.0, None, None, None, None, 8.0, 1.0]
+    assert scenario.peers["+33781234567"] == PeerScript(voicemail_after=1.0)
+    assert scenario.calls[4].keys == ((2.0, "2"),)  # the switchboard's caller chooses sales
 
 
 def test_every_problem_at_once_at_its_place(config: Config) -> None:

@@ -133,6 +133,10 @@ class RingHandler(StepHandler[RingStep]):
     async def _won(self, leg: Leg, at: datetime | None) -> StepOutcome | None:
         """`leg` takes the call: the others are hung up, the caller answered and bridged."""
         session = self.session
+        for channel in self.screenings:
+            deciding = session.leg(channel)
+            if deciding is not None and deciding is not leg:
+                session.note(f"{deciding.plan.target}: never accepted, answered elsewhere")
         self.screenings.clear()
         session.cancel_timers()
         session.arm_max_duration(leg)
