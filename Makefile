@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/calls.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/agi.py
+	$(BIN)/python bench/reload.py
 
 # The ARI reference data the tests carry (tests/ari_conformance/data/), remade from
 # ../shared/asterisk-ari; `make test` fails while the two differ.

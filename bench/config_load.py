@@ -33,8 +33,14 @@ def _national(e164: str) -> str:
     return " ".join(digits[i : i + 2] for i in range(0, 10, 2))
 
 
-def generate(root: Path, total: int, national: bool = False) -> list[str]:
-    """Write a configuration with `total` numbers under root; return every E.164 number."""
+def generate(
+    root: Path, total: int, national: bool = False, *, endpoint: str = "trunk-in", offset: int = 0
+) -> list[str]:
+    """Write a configuration with `total` numbers under root; return every E.164 number.
+
+    `endpoint` is the trunk's inbound endpoint; single numbers start at +3317 `offset`
+    (bench/reload.py adds bench/calls.py's routes beside them, on their own trunk).
+    """
     written = _national if national else str
     in_blocks = (total * 6 // 10) // BLOCK_SIZE * BLOCK_SIZE
     singles = total - in_blocks
@@ -42,7 +48,7 @@ def generate(root: Path, total: int, national: bool = False) -> list[str]:
     inventory = []
     routes = []
     # Singles: +33 1 7x xx xx xx; blocks: +33 1 8x xx xx 00..99 (never overlapping).
-    for i in range(singles):
+    for i in range(offset, offset + singles):
         e164 = f"+3317{i:07d}"
         numbers.append(e164)
         inventory.append(f"      - number: '{written(e164)}'\n")
@@ -54,15 +60,16 @@ def generate(root: Path, total: int, national: bool = False) -> list[str]:
             f"      - block: b{b}\n        range: '{written(first)} - {written(last)}'\n"
         )
         routes.append(f"  - block: b{b}\n    targets: [t{b % 200}]\n")
-    for r in range(0, singles, 10):
-        chunk = ", ".join(f"'{written(f'+3317{i:07d}')}'" for i in range(r, min(r + 10, singles)))
+    for r in range(offset, offset + singles, 10):
+        end = min(r + 10, offset + singles)
+        chunk = ", ".join(f"'{written(f'+3317{i:07d}')}'" for i in range(r, end))
         routes.append(
             f"  - name: r{r}\n    numbers: [{chunk}]\n    strategy: hunt\n"
             f"    targets: [t{r % 200}, {{target: t{(r + 1) % 200}, ring_time: 15}}]\n"
         )
     (root / "pbxd.yaml").write_text("state_dir: var\n")
     (root / "sip-trunks.yaml").write_text(
-        "trunks:\n  carrier:\n    inbound_endpoint: trunk-in\n"
+        f"trunks:\n  carrier:\n    inbound_endpoint: {endpoint}\n"
         "    dial: 'PJSIP/{number}@trunk-out'\n    allowed_destinations: ['+33']\n"
         "    timezone: Europe/Paris\n    country: FR\n    numbers:\n" + "".join(inventory)
     )

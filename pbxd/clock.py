@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import heapq
+import inspect
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 # A virtual timer: due time, tie-break, the handle given out, its callback and context.
@@ -282,3 +284,40 @@ class VirtualClock:
         """Fire every timer due now, in order, as one batch (as a loop iteration would)."""
         while self._next_due() is not None:
             self._fire_one()
+
+
+class HeldDuringAwaits:
+    """`inner` seen through a VirtualClock: its coroutine methods run with time held.
+
+    A database answers from outside the event loop; holding virtual time until it has
+    answered keeps a slow answer (a loaded machine) from letting a timer overtake it.
+    Anything else is `inner`'s own attribute.
+    """
+
+    def __init__(self, inner: object, clock: VirtualClock) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+        clock = self._clock
+
+        @functools.wraps(attr)
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            with clock.hold():
+                return await attr(*args, **kwargs)
+
+        return held
+
+
+async def off_loop(clock: Clock, func: Callable[..., T], /, *args: Any) -> T:
+    """`asyncio.to_thread(func, *args)`, with `clock`'s time held meanwhile if it is virtual.
+
+    The answer comes from a thread, which a VirtualClock cannot see: without the hold it would
+    take the quiet loop for idle and move time on before the file work is done.
+    """
+    hold = getattr(clock, "hold", None)
+    with hold() if hold is not None else contextlib.nullcontext():
+        return await asyncio.to_thread(func, *args)

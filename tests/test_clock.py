@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pbxd.clock import ScaledClock, Stalled, VirtualClock
+from pbxd.clock import HeldDuringAwaits, ScaledClock, Stalled, VirtualClock, off_loop
 
 ORIGIN = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 
@@ -145,3 +145,38 @@ async def test_scaled_clock_runs_virtual_seconds_faster() -> None:
     real = time.monotonic() - before_real
     assert 2.0 - 1e-3 <= elapsed <= real * speed + 1e-3
     assert real < 2.0  # not slept in real seconds
+
+
+async def test_work_in_a_thread_holds_virtual_time() -> None:
+    # A timer is due 0.5 virtual s on; the thread takes real time. Without the hold, the
+    # quiet loop would let the timer fire before the thread's answer.
+    clock = VirtualClock()
+    fired: list[float] = []
+    clock.call_later(0.5, lambda: fired.append(clock.monotonic()))
+
+    def slow_file_work() -> float:
+        time.sleep(0.1)
+        return clock.monotonic()
+
+    assert await clock.drive(off_loop(clock, slow_file_work), within=10) == 0.0
+    assert fired == []
+    await clock.advance(1)
+    assert fired == [0.5]
+
+
+async def test_held_during_awaits_holds_each_coroutine_method() -> None:
+    clock = VirtualClock()
+    fired: list[float] = []
+    clock.call_later(0.5, lambda: fired.append(clock.monotonic()))
+
+    class Store:
+        label = "cdr"
+
+        async def open_calls(self) -> list[str]:
+            await asyncio.to_thread(time.sleep, 0.1)  # the database answering
+            return ["1796149800.102"]
+
+    held = HeldDuringAwaits(Store(), clock)
+    assert held.label == "cdr"
+    assert await clock.drive(held.open_calls(), within=10) == ["1796149800.102"]
+    assert fired == []

@@ -154,6 +154,10 @@ class FastAgiServer:
         self.scripts: dict[str, Script] = {"route": self.route, "result": self.result}
         self.sessions = 0  # sessions served, for tests and benches
 
+    def use_config(self, config: Config) -> None:
+        """Answer new AGI requests from `config` (a reload)."""
+        self.config = config
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, bind: str) -> tuple[str, int]:

@@ -76,6 +76,16 @@ class CallService:
         self._stopping = False
         self.stream_failures = 0  # times the event stream died and was restarted
 
+    def use_config(self, config: Config) -> None:
+        """Plan new calls on `config` from now on (a reload); calls in progress keep their flow.
+
+        The daemon's count of outbound legs per trunk stays: legs up now still count against
+        the new configuration's limits.
+        """
+        self.config = config
+        if self.daemon is not None:
+            self.daemon.config = config
+
     async def start(self) -> None:
         """Connect; returns once the event stream is up (calls flow from then on)."""
         self._session = aiohttp.ClientSession()

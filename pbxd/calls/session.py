@@ -87,6 +87,7 @@ END_GRACE_SECONDS = 5.0
 VANISH_GRACE_SECONDS = 0.5
 # Q.850 38, network out of order: the cause of a call Asterisk lost while ARI was down.
 LOST_CAUSE = CAUSE_OF_REASON[HangupReason.FAILURE]
+NORMAL_CLEARING = CAUSE_OF_REASON[HangupReason.NORMAL]
 # A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
 MAX_STEPS_WITHOUT_WAITING = 32
 
@@ -145,6 +146,10 @@ class Caller:
     state: CallerState = CallerState.PRESENT
     cause: int | None = None
     hung_up_with: HangupReason | None = None  # how we hung it up, if we did
+    requested_cause: int | None = None  # the Q.850 cause our hangup request gives it
+    # Asterisk 22 watches an inbound channel past its StasisEnd (and sends its
+    # ChannelDestroyed) only once it originated a leg: then, and only then, wait for it.
+    destroyed_follows: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,6 +581,7 @@ class CallSession:
                 message=exc.message,
             )
             return
+        self.caller.destroyed_follows = True  # named as the leg's originator
         self.note(f"{leg.plan.target}: calling {leg.plan.dial_string}")
 
     async def bridge_early(self, leg: Leg) -> bool:
@@ -811,8 +817,14 @@ class CallSession:
         reason_code: int | None = None,
     ) -> None:
         """DELETE a channel of this call; a channel already gone is not an error."""
-        if channel_id == self.caller.channel_id and reason is not None:
-            self.caller.hung_up_with = reason
+        if channel_id == self.caller.channel_id:
+            if reason is not None:
+                self.caller.hung_up_with = reason
+            self.caller.requested_cause = (
+                reason_code
+                if reason_code is not None
+                else CAUSE_OF_REASON[reason or HangupReason.NORMAL]
+            )
         try:
             if reason_code is not None:
                 await self.ari.hangup(channel_id, reason_code=reason_code)
@@ -1039,6 +1051,8 @@ class CallSession:
             # A leg is judged on its ChannelDestroyed, which follows at once with its cause;
             # the caller's departure is acted on now so legs stop ringing without delay.
             await self._caller_gone(None, event.timestamp)
+            if not self.caller.destroyed_follows:
+                await self._caller_left_for_good(event.timestamp)
         elif self.handler is not None:
             await self.after(await self.handler.on_event(event))
 
@@ -1099,6 +1113,21 @@ class CallSession:
             leg = self.leg(channel_id)
             if leg is not None and found.get(channel_id) == "Up" and self.winner is None:
                 await self._leg_up(leg)
+
+    async def _caller_left_for_good(self, at: datetime) -> None:
+        """A caller that originated no leg: its StasisEnd is the last Asterisk 22 says of it.
+
+        No ChannelDestroyed follows (ivr_menu_dtmf, voicemail_record, early_media_playback
+        traces), so its cause is the one its hangup request carried, or the one our own
+        hangup asked for, or normal clearing (a BYE carries none).
+        """
+        if self.caller.state is CallerState.DESTROYED:
+            return
+        if self.caller.cause is None:
+            self.caller.cause = self.caller.requested_cause or NORMAL_CLEARING
+        self.journal.add(CallerGone(at, self.caller.cause))
+        self._caller_destroyed()
+        await self._maybe_finish()
 
     def _expect_destroyed(self, channel_id: str) -> None:
         """Asterisk says `channel_id` is gone: wait briefly for its ChannelDestroyed.

@@ -18,6 +18,7 @@ from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import RealClock
 from pbxd.config.model import Config
+from pbxd.config.reload import ReloadResult, RunningConfig
 from pbxd.log import configure_logging
 from pbxd.systemd import Notifier, keep_systemd_informed
 
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         report("run", str(exc))
         return 1
     configure_logging(config.settings.log_level)
-    return asyncio.run(serve(config, password, notifier=Notifier.from_environment()))
+    daemon = serve(config, password, notifier=Notifier.from_environment())
+    del config  # held by the daemon's RunningConfig only, so a reload can free it
+    return asyncio.run(daemon)
 
 
 async def serve(
@@ -72,14 +75,20 @@ async def serve(
         name="systemd",
     )
     loop = asyncio.get_running_loop()
+    running = RunningConfig(config)
+    del config  # read `running.current`: a reload frees what nothing else holds
+    reloads: set[asyncio.Task[ReloadResult]] = set()
     # `systemctl reload` sends SIGHUP, whose default action would end pbxd.
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-        loop.add_signal_handler(signal.SIGHUP, reload_configuration, notifier)
+        loop.add_signal_handler(signal.SIGHUP, _reload_in_background, running, notifier, reloads)
     try:
-        return await _serve(config, password, stop, services, notifier)
+        return await _serve(running, password, stop, services, notifier)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.remove_signal_handler(signal.SIGHUP)
+        for task in list(reloads):
+            task.cancel()  # kills its compiler process
+        await asyncio.gather(*reloads, return_exceptions=True)
         notifier.stopping()
         informing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -87,7 +96,7 @@ async def serve(
 
 
 async def _serve(
-    config: Config,
+    running: RunningConfig,
     password: str,
     stop: asyncio.Event,
     services: list[CallService],
@@ -100,7 +109,7 @@ async def _serve(
     # Installed first: SIGUSR1's default action would kill pbxd.
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGUSR1, log_calls_in_progress, services)
-    settings = config.settings
+    settings = running.current.settings  # those a reload changes are not read here
     try:
         spool = CdrSpool(settings.state_dir / SPOOL_FILE)
     except (OSError, SpoolBusyError) as exc:
@@ -138,26 +147,30 @@ async def _serve(
         )
         _remove_signal_handlers(loop)
         return 1
+    # The configuration as it is now: a SIGHUP may have swapped one in meanwhile.
     service = CallService(
-        config,
+        running.current,
         AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app),
         store,
         RealClock(),
     )
     services.append(service)
+    running.on_swap(service.use_config)
     try:
-        agi = await start_agi(config, store, RealClock())
+        agi = await start_agi(running.current, store, RealClock())
     except OSError as exc:
         log.error("agi_bind_failed", bind=settings.agi_bind, error=f"{type(exc).__name__}: {exc}")
         await store.close()
         _remove_signal_handlers(loop)
         return 1
+    if agi is not None:
+        running.on_swap(agi.use_config)
     log.info(
         "pbxd starting",
         ari=settings.ari_url,
         app=settings.ari_app,
-        numbers=len(config.numbers),
-        routes=len(config.routes),
+        numbers=len(running.current.numbers),
+        routes=len(running.current.routes),
     )
     starting = asyncio.create_task(service.start())
     starting.add_done_callback(_settle_once_started)
@@ -226,14 +239,19 @@ def status_line(services: list[CallService]) -> str:
     return f"ARI connected; {calls}" if stream.connected else f"ARI reconnecting; {calls}"
 
 
-def reload_configuration(notifier: Notifier) -> None:
-    """SIGHUP (`systemctl reload pbxd`): re-read the configuration."""
+async def reload_configuration(running: RunningConfig, notifier: Notifier) -> ReloadResult:
+    """Re-read the configuration; systemd hears RELOADING=1 before and READY=1 after."""
     with notifier.reloading():
-        # Hot reload is issue 12 part 2; until it lands, SIGHUP must not stop pbxd.
-        log.warning(
-            "reload_not_supported",
-            hint="restart pbxd to apply configuration changes (calls in progress stay up)",
-        )
+        return await running.reload()
+
+
+def _reload_in_background(
+    running: RunningConfig, notifier: Notifier, reloads: set[asyncio.Task[ReloadResult]]
+) -> None:
+    """SIGHUP (`systemctl reload pbxd`): a reload, while calls go on."""
+    task = asyncio.create_task(reload_configuration(running, notifier), name="reload")
+    reloads.add(task)
+    task.add_done_callback(reloads.discard)
 
 
 def log_calls_in_progress(services: list[CallService]) -> None:

@@ -10,12 +10,13 @@ import secrets
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import ascii_number, load_config_or_report, report
-from pbxd.clock import ScaledClock
+from pbxd.clock import HeldDuringAwaits, ScaledClock, VirtualClock
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
 from pbxd.config.numbering import national_format
@@ -47,7 +48,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("scenario", type=Path, help="scenario file (see scenarios/)")
     parser.add_argument(
-        "--speed", type=ascii_number(float), help="override the scenario's speed factor"
+        "--live",
+        action="store_true",
+        help="play on the real clock, the scenario's `speed` times faster (to watch along); "
+        "by default the scenario runs in virtual time: at once, the same way every time",
+    )
+    parser.add_argument(
+        "--speed",
+        type=ascii_number(float),
+        help="with --live (which it implies): override the scenario's speed factor",
     )
     parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
     parser.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
@@ -73,13 +82,18 @@ def run(args: argparse.Namespace) -> int:
         scenario = dataclasses.replace(scenario, speed=args.speed)
     configure_logging(config.settings.log_level if args.verbose else "error")
     database = args.database or config.settings.database_url
-    return asyncio.run(play(config, scenario, database))
+    live = args.live or args.speed is not None
+    return asyncio.run(play(config, scenario, database, live=live))
 
 
-async def play(config: Config, scenario: Scenario, database_url: str) -> int:
-    """Run simulator + daemon, place the calls, wait for them to end, print timelines."""
+async def play(config: Config, scenario: Scenario, database_url: str, *, live: bool = False) -> int:
+    """Run simulator + daemon, place the calls, wait for them to end, print timelines.
+
+    In virtual time (the default) the run's outcome depends on the scenario alone, never on
+    how busy the machine is; `live` plays it on the real clock, `scenario.speed` times faster.
+    """
     try:
-        store = await CdrStore.open(database_url)
+        opened = await CdrStore.open(database_url)
     except Exception as exc:
         report(
             "simulate",
@@ -89,7 +103,10 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
     # A scenario with calls at given dates reads those dates; its wall time jumps between them.
     # It starts a little before the first dated call, then jumps to it once the daemon is up.
     origin = None if scenario.start is None else scenario.start - timedelta(seconds=STARTUP_SLACK)
-    clock = ScenarioClock(ScaledClock(speed=scenario.speed, origin=origin))
+    virtual = None if live else VirtualClock(origin=origin)
+    clock = ScenarioClock(virtual or ScaledClock(speed=scenario.speed, origin=origin))
+    # Time stands still while the database answers, as it would for a test driving the clock.
+    store = opened if virtual is None else cast(CdrStore, HeldDuringAwaits(opened, virtual))
     password = secrets.token_urlsafe(12)
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
@@ -105,19 +122,21 @@ async def play(config: Config, scenario: Scenario, database_url: str) -> int:
         assert service.daemon is not None
         service.daemon.on_call_finished = lambda c: finished.__setitem__(c.call_id, c)
         title = scenario.title or "scenario"
-        print(
-            f"{title}: {len(scenario.calls)} call(s), played {scenario.speed:g}x faster "
-            "than real time"
-        )
+        pace = "in virtual time" if virtual else f"{scenario.speed:g}x faster than real time"
+        print(f"{title}: {len(scenario.calls)} call(s), played {pace}")
+        calls = _place_calls(sim, service, config, scenario, clock, placed)
         try:
-            async with asyncio.timeout(MAX_SCENARIO_SECONDS / scenario.speed):
-                await _place_calls(sim, service, config, scenario, clock, placed)
+            if virtual is None:
+                async with asyncio.timeout(MAX_SCENARIO_SECONDS / scenario.speed):
+                    await calls
+            else:
+                await virtual.drive(calls, within=MAX_SCENARIO_SECONDS)
         except TimeoutError:
             settled = False
-        await store.flush()
+        await opened.flush()
     finally:
         await service.stop()
-        await store.close()
+        await opened.close()
         await sim.stop()
     for channel_id, call in placed.items():
         print()

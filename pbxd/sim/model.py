@@ -332,6 +332,7 @@ class SimChannel:
     # Snoop channels spying on / whispering to this one (they end with it).
     snoops: list[SimChannel] = field(default_factory=list)
     destroyed: bool = False
+    hangup_cause: int | None = None  # the Q.850 cause it ended with (sent or not)
     hanging_up: bool = False
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     # The dialing's own timers (ringing, answer, busy, dial timeout): void once answered.

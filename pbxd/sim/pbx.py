@@ -146,7 +146,7 @@ class SimPbx:
         self._extra_stasis_delay = extra_stasis_delay or (lambda _channel_id: 0.0)
         # Asterisk 22: a lone inbound channel's events stop at StasisEnd (no ChannelDestroyed).
         # False keeps the older simulator's ChannelDestroyed, which today's daemon still needs.
-        self.stasis_only_subscriptions = False
+        self.stasis_only_subscriptions = True  # Asterisk 22 (see AriSimulator)
         self._publish = publish
         self._is_active = is_active
         self.endpoints: dict[tuple[str, str], SimEndpoint] = {}
@@ -742,6 +742,7 @@ class SimPbx:
         if tech_cause is not None:
             fields["tech_cause"] = tech_cause
         chan.destroyed = True
+        chan.hangup_cause = style.cause
         self.channels.pop(chan.id, None)
         self.ended[chan.id] = chan  # what its far end heard stays readable after the call
         if len(self.ended) > MAX_ENDED_CHANNELS:

@@ -10,7 +10,9 @@ next call instead. Timers and sleeps run on `monotonic()`, which never jumps: on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from pbxd.clock import Clock
@@ -35,6 +37,11 @@ class ScenarioClock:
 
     def call_later(self, seconds: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
         return self.inner.call_later(seconds, callback)
+
+    def hold(self) -> AbstractContextManager[None]:
+        """`inner`'s hold, if it has one (a VirtualClock): time stands still inside."""
+        hold = getattr(self.inner, "hold", None)
+        return hold() if hold is not None else contextlib.nullcontext()
 
     def jump(self, seconds: float) -> None:
         """Move the wall time `seconds` forward (never back: CDR times must not go back)."""

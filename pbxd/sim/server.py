@@ -67,10 +67,11 @@ class AriSimulator:
     seconds, so a client that dials before seeing StasisStart loses the race (409) whatever
     the clock speed, as against a real Asterisk.
 
-    `stasis_only_subscriptions=True` is Asterisk 22 exactly: an inbound channel that never
-    originated a leg is watched only while in Stasis, so after its StasisEnd no event about it
-    comes (no ChannelDestroyed: ivr_menu_dtmf, voicemail_record, early_media_playback). The
-    default (False) still sends them, for the call core that waits for that ChannelDestroyed.
+    `stasis_only_subscriptions=True` (the default) is Asterisk 22 exactly: an inbound channel
+    that never originated a leg is watched only while in Stasis, so after its StasisEnd no
+    event about it comes (no ChannelDestroyed: ivr_menu_dtmf, voicemail_record,
+    early_media_playback). False sends them anyway, as to an app that subscribed to the
+    channel itself.
 
     `event_filter=False` is an Asterisk without ARI event filtering (before 13.26/16.3):
     `PUT /applications/{app}/eventFilter` is an unknown resource (404) and every event is sent.
@@ -85,7 +86,7 @@ class AriSimulator:
         asterisk_id: str = "02:fc:00:00:00:01",
         stasis_delay: float = 0.001,
         stasis_min_real_delay: float = 0.01,
-        stasis_only_subscriptions: bool = False,
+        stasis_only_subscriptions: bool = True,
         event_filter: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()

@@ -28,7 +28,7 @@ import structlog
 
 from pbxd.ari.client import AriClient
 from pbxd.ari.errors import AriError, AriNotFound
-from pbxd.clock import Clock
+from pbxd.clock import Clock, off_loop
 from pbxd.voicemail.messages import Message, message_id_of
 from pbxd.voicemail.retry import PassRunner, Retries, RetryingQueue, read_jobs
 from pbxd.voicemail.store import MessageStore, write_atomically
@@ -175,7 +175,7 @@ class RecordingCollector(RetryingQueue):
         await self._submit(CollectJob(recording, None, call=call))
 
     async def _submit(self, job: CollectJob) -> None:
-        await asyncio.to_thread(self._write_job, job)
+        await off_loop(self._clock, self._write_job, job)
         _log.info(
             "voicemail_job_queued",
             recording=job.recording,
@@ -202,7 +202,7 @@ class RecordingCollector(RetryingQueue):
         if not self._pending.is_dir():
             return 0  # nothing ever queued: no thread hop while the daemon starts
         done = 0
-        for job in await asyncio.to_thread(self.pending):
+        for job in await off_loop(self._clock, self.pending):
             if self._retries.waiting(job.job_id):
                 continue
             try:
@@ -228,7 +228,7 @@ class RecordingCollector(RetryingQueue):
     async def _collect(self, job: CollectJob) -> None:
         message = job.message
         if message is not None:
-            if not await asyncio.to_thread(self.store.has, message.did, message.message_id):
+            if not await off_loop(self._clock, self.store.has, message.did, message.message_id):
                 try:
                     wav = await self._recordings.fetch(job.recording)
                 except AriNotFound:
@@ -239,9 +239,9 @@ class RecordingCollector(RetryingQueue):
                         message_id=message.message_id,
                         call_id=message.call_id,
                     )
-                    await asyncio.to_thread(self._job_path(job.job_id).unlink, True)
+                    await off_loop(self._clock, self._job_path(job.job_id).unlink, True)
                     return
-                await asyncio.to_thread(self.store.save, message, wav)
+                await off_loop(self._clock, self.store.save, message, wav)
                 _log.info(
                     "voicemail_kept",
                     message_id=message.message_id,
@@ -252,7 +252,7 @@ class RecordingCollector(RetryingQueue):
             if job.email and self._mail is not None and not job.mailed:
                 self._mail.enqueue(message, job.email, job.timezone)
                 # Noted before going on: a retry of the delete must not mail twice.
-                await asyncio.to_thread(self._write_job, replace(job, mailed=True))
+                await off_loop(self._clock, self._write_job, replace(job, mailed=True))
         with contextlib.suppress(AriNotFound):
             await self._recordings.delete(job.recording)
-        await asyncio.to_thread(self._job_path(job.job_id).unlink, True)
+        await off_loop(self._clock, self._job_path(job.job_id).unlink, True)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiosmtplib
 import structlog
 
-from pbxd.clock import Clock
+from pbxd.clock import Clock, off_loop
 from pbxd.config.files import MailSecurity
 from pbxd.config.model import MailSettings
 from pbxd.voicemail.messages import MESSAGE_ID, Message
@@ -192,7 +192,7 @@ class Outbox(RetryingQueue):
         if not self._folder.is_dir():
             return 0  # nothing ever queued: no thread hop while the daemon starts
         sent = 0
-        for job in await asyncio.to_thread(self.queued):
+        for job in await off_loop(self._clock, self.queued):
             if self._retries.waiting(job.message_id):
                 continue
             try:
@@ -218,7 +218,7 @@ class Outbox(RetryingQueue):
                     error=_describe(exc),
                 )
                 continue
-            await asyncio.to_thread(self._path(job.message_id).unlink, True)
+            await off_loop(self._clock, self._path(job.message_id).unlink, True)
             self._retries.forget(job.message_id)
             self.sent += 1
             sent += 1
@@ -226,8 +226,8 @@ class Outbox(RetryingQueue):
         return sent
 
     async def _send(self, job: MailJob) -> None:
-        message = await asyncio.to_thread(self.store.get, job.did, job.message_id)
-        wav = await asyncio.to_thread(self.store.audio, job.did, job.message_id)
+        message = await off_loop(self._clock, self.store.get, job.did, job.message_id)
+        wav = await off_loop(self._clock, self.store.audio, job.did, job.message_id)
         mail = compose(
             message, wav, sender=self.settings.from_address, to=job.to, timezone=job.timezone
         )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -128,9 +127,6 @@ class Scenario:
     # Requests the trace makes on purpose with values the api-docs refuse ("PUT /path?k=v"),
     # left out of the simulator's own log validation.
     invalid_requests: tuple[str, ...] = ()
-    # Virtual seconds per real second; a trace whose keys land within 0.1 s of a recording's
-    # second boundary runs slower, so the loop's real latency does not move them across it.
-    speed: float = 10.0
 
     @property
     def id(self) -> str:
@@ -165,6 +161,10 @@ def setup_lab(sim: Any) -> None:
     sim.add_endpoint("PJSIP", "carol", online=False, caller_name="Carol", caller_number="carol")
 
 
+# Virtual seconds between a request's answer and the client's next step (a LAN client).
+CLIENT_TURNAROUND = 0.002
+
+
 class ReplayClient:
     """Drives one run: a WebSocket reader plus sequential steps."""
 
@@ -178,7 +178,6 @@ class ReplayClient:
         self._t0 = clock.monotonic()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
         self._closing = False
         self.recording = True
 
@@ -188,7 +187,6 @@ class ReplayClient:
     def _record(self, rec: dict[str, Any]) -> None:
         if self.recording:
             self.records.append({"t": self._now(), **rec})
-        self._changed.set()
 
     # ----------------------------------------------------------------- socket
     async def connect(self) -> None:
@@ -290,32 +288,25 @@ class ReplayClient:
         return False
 
     async def wait(self, step: When) -> None:
-        deadline = asyncio.get_running_loop().time() + step.timeout / self.clock.speed
-        while True:
-            self._changed.clear()
-            if self._find(step):
-                return
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                seen = [
-                    f"{r['data'].get('type')}"
-                    for r in self.records
-                    if r["kind"] == "event" and r["data"].get("type") != "ChannelVarset"
-                ]
-                raise ReplayError(
-                    f"no {step} after {step.timeout} virtual s; roles {self.ids};"
-                    f" events so far: {seen}"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+        """Let virtual time run until the awaited event has come (at most `step.timeout`)."""
+        try:
+            await self.clock.run_until(lambda: self._find(step), within=step.timeout)
+        except TimeoutError:
+            seen = [
+                f"{r['data'].get('type')}"
+                for r in self.records
+                if r["kind"] == "event" and r["data"].get("type") != "ChannelVarset"
+            ]
+            raise ReplayError(
+                f"no {step} after {step.timeout} virtual s; roles {self.ids}; events so far: {seen}"
+            ) from None
 
     async def settle(self, quiet: float = 2.0) -> None:
-        """Wait until no record arrived for `quiet` virtual seconds."""
+        """Let virtual time run until no record arrived for `quiet` virtual seconds."""
         while True:
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), quiet / self.clock.speed)
-            except TimeoutError:
+            seen = len(self.records)
+            await self.clock.advance(quiet)
+            if len(self.records) == seen:
                 return
 
     # ------------------------------------------------------------------ steps
@@ -344,8 +335,10 @@ class ReplayClient:
             await self.wait(step)
         elif isinstance(step, Do):
             await self.rest(step)
+            # A real client's next request leaves a few ms later; Asterisk acts meanwhile.
+            await self.clock.advance(CLIENT_TURNAROUND)
         elif isinstance(step, Sleep):
-            await self.clock.sleep(step.seconds)
+            await self.clock.advance(step.seconds)
         elif isinstance(step, CloseWs):
             await self.close_ws()
         elif isinstance(step, DropWs):
@@ -357,12 +350,16 @@ class ReplayClient:
             raise TypeError(step)
 
 
-async def run_scenario(scenario: Scenario, speed: float = 10.0) -> RunResult:
-    """Run one scenario against a fresh simulator; returns what the client saw."""
-    from pbxd.clock import ScaledClock
+async def run_scenario(scenario: Scenario) -> RunResult:
+    """Run one scenario against a fresh simulator, in virtual time; returns what the client saw.
+
+    Time moves only while the client waits (for an event, a sleep, the final quiet), and then
+    only once the loop is quiet: the run is the same however loaded the machine is.
+    """
+    from pbxd.clock import VirtualClock
     from pbxd.sim import AriSimulator, PeerScript
 
-    clock = ScaledClock(speed=speed)
+    clock = VirtualClock()
     sim = AriSimulator(
         clock=clock, username=USERNAME, password=PASSWORD, stasis_only_subscriptions=True
     )

@@ -167,7 +167,6 @@ VOICEMAIL_RECORD = Scenario(
         Do("GET", "/recordings/stored/vm-test-1"),
         Do("GET", "/recordings/stored/vm-test-1/file"),
     ),
-    speed=1.0,  # the # lands 0.09 s after the recording's third second: real time
 )
 
 # dave answers after 1 s, presses 1 (SIP INFO) 1 s later, hangs up 1.5 s after that; the

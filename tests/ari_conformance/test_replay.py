@@ -369,7 +369,7 @@ async def test_replay(scenario: Scenario, swagger: Swagger) -> None:
 async def check_replay(scenario: Scenario, swagger: Swagger) -> None:
     """Run `scenario` against the simulator and fail with every deviation from its capture."""
     capture = load_capture(scenario.capture)
-    result = await run_scenario(scenario, speed=scenario.speed)
+    result = await run_scenario(scenario)
     run = result.run
     problems: list[str] = []
 

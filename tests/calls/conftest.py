@@ -344,7 +344,19 @@ class CallLab:
         return out
 
     def final_cause(self, channel_id: str) -> int | None:
-        """The cause of the channel's ChannelDestroyed as the daemon received it."""
+        """The Q.850 cause the channel ended with on Asterisk (what its far end was sent).
+
+        Read off the simulator, not off events: Asterisk 22 sends no ChannelDestroyed for an
+        inbound channel that originated no leg. When one was delivered, it must agree.
+        """
+        ended = self.sim.pbx.ended.get(channel_id)
+        cause = ended.hangup_cause if ended is not None else None
+        delivered = self.delivered_cause(channel_id)
+        assert delivered in (None, cause)
+        return cause
+
+    def delivered_cause(self, channel_id: str) -> int | None:
+        """The cause of the channel's ChannelDestroyed as the daemon received it, if it did."""
         destroyed = self.events("ChannelDestroyed", channel_id)
         assert len(destroyed) <= 1
         return int(destroyed[0]["cause"]) if destroyed else None

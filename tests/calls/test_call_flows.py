@@ -361,11 +361,16 @@ async def test_unallocated_numbers_are_rejected(
     [hangup] = lab.requests("DELETE", f"/channels/{call_id}")
     assert hangup["params"] == {"reason": "unallocated"}
     assert lab.final_cause(call_id) == 1
+    # As on Asterisk 22, no ChannelDestroyed follows the StasisEnd of a caller that
+    # originated no leg: the call ends on its StasisEnd, with the cause our hangup asked for.
+    assert lab.delivered_cause(call_id) is None
+    assert lab.events("StasisEnd", call_id)
     assert call.hangup_cause == 1
     assert call.ended_at is not None and call.answered_at is None
     assert call.duration == 0 and call.billsec == 0
     assert call.route is None
     assert not [line for line in logs if line.get("log_level") == "error"]
+    assert not [line for line in logs if "without confirmation" in str(line.get("event"))]
 
 
 async def test_rejected_national_form_is_logged_in_e164(lab: CallLab) -> None:

@@ -22,8 +22,9 @@ async def call_cancelled_during_ring(lab: CallLab, did: str, *, lose_events: boo
 async def test_caller_cancelling_during_ring_keeps_its_cause(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
-    # No leg can be created, so nothing else keeps the call open: the CDR must wait for the
-    # caller's ChannelDestroyed (127, CANCEL) that trails the ring's 404.
+    # No leg can be created, so nothing else keeps the call open; Asterisk 22 sends no
+    # ChannelDestroyed for a caller that originated no leg: the CANCEL's cause (127) comes
+    # with its ChannelHangupRequest, which trails the ring's 404.
     lab.sim.script(MOBILE[4], PeerScript(online=False))
     call_id = await call_cancelled_during_ring(lab, ALL_OFFLINE, lose_events=False)
     entry = await lab.finish(call_id)
@@ -47,7 +48,7 @@ async def test_caller_cancelling_during_ring_with_its_events_lost_is_closed_afte
     entry = await lab.finish(call_id)
     call = entry.call
     assert [r["status"] for r in lab.requests("POST", f"/channels/{call_id}/ring")] == [404]
-    assert lab.final_cause(call_id) is None  # the caller's events were lost
+    assert lab.delivered_cause(call_id) is None  # the caller's events were lost
     assert call.disposition is Disposition.ABANDONED, lab.timeline(call_id)
     assert call.ended_at is not None and call.hangup_cause is None
     assert f"channel {call_id} vanished" in lab.timeline(call_id)

@@ -510,7 +510,7 @@ async def test_restart_caller_whose_hangup_events_are_lost_is_closed_after_the_g
     await lab.start_service()
     entry = await lab.finish(call_id)
     call = entry.call
-    assert lab.final_cause(call_id) is None  # nothing about the caller reached the daemon
+    assert lab.delivered_cause(call_id) is None  # nothing about the caller reached the daemon
     assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
     assert call.ended_at is not None and call.hangup_cause is None
     assert f"channel {call_id} vanished" in lab.timeline(call_id)

@@ -73,7 +73,7 @@ def test_secrets_never_reach_a_line_not_even_in_a_traceback(json_stderr: io.Stri
 def test_simulate_logs_json_lines_bound_to_their_call(tmp_path: Path, example: Path) -> None:
     env = {**os.environ, "PBXD_LOG_LEVEL": "debug", "PYTHONPATH": os.pathsep.join(sys.path)}
     db = f"sqlite:///{tmp_path / 'cdr.db'}"
-    argv = ["simulate", "scenarios/acme-morning.yaml", "--verbose", "--speed", "50"]
+    argv = ["simulate", "scenarios/acme-morning.yaml", "--verbose"]
     result = subprocess.run(
         [sys.executable, "-m", "pbxd", *argv, "--database", db],
         env=env,

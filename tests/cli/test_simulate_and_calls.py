@@ -13,7 +13,7 @@ from pbxd.cli.main import main
 def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The shipped day at Acme: every path of the example's flows, as the call log shows it."""
     db = f"sqlite:///{example / 'cdr.db'}"
-    assert main(["simulate", "scenarios/acme-morning.yaml", "--speed", "50", "--database", db]) == 0
+    assert main(["simulate", "scenarios/acme-morning.yaml", "--database", db]) == 0
     out = capsys.readouterr().out
     outcomes = [line.strip() for line in out.splitlines() if line.strip().startswith("=>")]
     assert [o.split(",")[0] for o in outcomes] == [
@@ -82,9 +82,38 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert len(rows) == 2 and ",rejected," in rows[1] and rows[1].split(",")[14] == "1"
 
 
+def test_a_scenario_plays_the_same_way_every_time(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Virtual time: two runs of the shipped day print the same timelines, to the tenth of a
+    second, however busy the machine is; the second run's ids and times are the first's."""
+    outputs = []
+    for name in ("one.db", "two.db"):
+        db = f"sqlite:///{example / name}"
+        assert main(["simulate", "scenarios/acme-morning.yaml", "--database", db]) == 0
+        outputs.append(capsys.readouterr().out.replace(name, "DB"))
+    assert "played in virtual time" in outputs[0]
+    assert outputs[0] == outputs[1]
+
+
+def test_live_mode_plays_on_the_real_clock(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only a call whose outcome no timing can change: a number that is not ours.
+    Path("scenarios/live.yaml").write_text(
+        "calls:\n  - {to: 01 70 00 00 09, from: 06 12 00 00 01}\n", encoding="utf-8"
+    )
+    db = f"sqlite:///{example / 'cdr.db'}"
+    assert main(["simulate", "scenarios/live.yaml", "--speed", "100", "--database", db]) == 0
+    out = capsys.readouterr().out
+    assert "1 call(s), played 100x faster than real time" in out
+    [outcome] = [line for line in out.splitlines() if line.strip().startswith("=>")]
+    assert outcome.strip().startswith("=> rejected,") and outcome.endswith("hangup cause 1")
+
+
 def test_calls_filters_by_local_dates(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = f"sqlite:///{example / 'cdr.db'}"
-    assert main(["simulate", "scenarios/acme-morning.yaml", "--speed", "50", "--database", db]) == 0
+    assert main(["simulate", "scenarios/acme-morning.yaml", "--database", db]) == 0
     capsys.readouterr()
     assert (
         main(["calls", "0170000001", "--database", db, "--until", "2000-01-01", "--format", "json"])
@@ -235,7 +264,7 @@ def test_simulate_a_caller_who_withheld_their_number(
         "calls:\n  - {at: 0, to: 01 70 00 00 01, from: 06 12 00 00 07, withheld: true}\n"
     )
     db = f"sqlite:///{example / 'cdr.db'}"
-    assert main(["simulate", "scenarios/withheld.yaml", "--speed", "50", "--database", db]) == 0
+    assert main(["simulate", "scenarios/withheld.yaml", "--database", db]) == 0
     out = capsys.readouterr().out
     assert "incoming call from +33612000007 (number withheld) to +33170000001" in out
     assert "=> answered by alice" in out

@@ -193,6 +193,7 @@ async def _log_until(process: asyncio.subprocess.Process, event: str, count: int
             seen += json.loads(raw).get("event") == event
 
 
+@pytest.mark.timeout(180)  # a child process compiles: slow on a loaded machine
 async def test_pbxd_run_tells_systemd_ready_status_reload_watchdog_and_stopping(
     example: Path, fake_systemd: FakeSystemd, unused_tcp_port: int
 ) -> None:
@@ -228,7 +229,8 @@ async def test_pbxd_run_tells_systemd_ready_status_reload_watchdog_and_stopping(
 
         process.send_signal(signal.SIGHUP)  # systemctl reload: pbxd must survive it
         await fake_systemd.until(lambda m: m.get("RELOADING") == "1")
-        await fake_systemd.until(lambda m: m.get("READY") == "1")
+        # READY=1 once the configuration is compiled (in a process of its own) and swapped.
+        await fake_systemd.until(lambda m: m.get("READY") == "1", seconds=90)
         assert process.returncode is None
 
         process.send_signal(signal.SIGTERM)
@@ -238,7 +240,7 @@ async def test_pbxd_run_tells_systemd_ready_status_reload_watchdog_and_stopping(
         assert process.returncode == 0, err.decode()
         pings = [m for m in fake_systemd.drain() if m == {"WATCHDOG": "1"}]
         assert len(pings) >= 3
-        assert "reload_not_supported" in err.decode()
+        assert '"event": "config_reloaded"' in err.decode()
     finally:
         if process.returncode is None:
             process.kill()

@@ -206,6 +206,8 @@ async def test_dtmf_reported_only_with_dtmf_events_bridge(
 async def test_inbound_cancel_before_answer(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
+    # An app watching the whole channel (as once it originated a leg) gets its ChannelDestroyed.
+    sim.pbx.stasis_only_subscriptions = False
     caller = await incoming(sim, events, hangup_after=1.0)
     await ari.post(f"/channels/{caller}/ring")
     destroyed = await events.next("ChannelDestroyed", caller)
@@ -223,6 +225,8 @@ async def test_inbound_cancel_before_answer(
 
 
 async def test_inbound_bye_after_answer(sim: AriSimulator, ari: Ari, events: EventReader) -> None:
+    # An app watching the whole channel (as once it originated a leg) gets its ChannelDestroyed.
+    sim.pbx.stasis_only_subscriptions = False
     caller = await incoming(sim, events, hangup_after=1.0)
     await ari.post(f"/channels/{caller}/answer")
     destroyed = await events.next("ChannelDestroyed", caller)
@@ -412,6 +416,8 @@ async def test_playback_events(
 async def test_playback_stops_when_channel_hangs_up(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
+    # An app watching the whole channel (as once it originated a leg) gets its ChannelDestroyed.
+    sim.pbx.stasis_only_subscriptions = False
     caller = await incoming(sim, events)
     await ari.post(f"/channels/{caller}/answer")
     assert (await ari.post(f"/channels/{caller}/play", media="tone:ring"))[0] == 201

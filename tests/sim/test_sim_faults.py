@@ -92,6 +92,8 @@ async def test_failed_requests_can_match_parameters(
 async def test_actions_run_before_and_after_a_request(
     sim: AriSimulator, ari: Ari, events: EventReader
 ) -> None:
+    # An app watching the whole channel (as once it originated a leg) gets its ChannelDestroyed.
+    sim.pbx.stasis_only_subscriptions = False
     # The caller hangs up as `ring` reaches Asterisk: the ring answers 404.
     caller = await sim.inbound_call(DID, CALLER_NUM)
     await events.next("StasisStart", caller)

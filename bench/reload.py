@@ -1,0 +1,319 @@
+"""Benchmark: the longest event-loop stall while the daemon reloads 100,000 numbers under traffic.
+
+The configuration is bench/config_load.py's (100,000 numbers: singles, 100-number blocks,
+4,600 routes, on a trunk of its own) plus bench/calls.py's routes, which the traffic uses. As
+in bench/calls.py the simulator runs in a child process and places `--rate` calls per second
+(the `ringall` mix: answered after 1.0-1.9 s, 3 s of talk); the daemon (`CallService`, CDRs in
+SQLite) runs in this process, unmodified. After `--before` seconds of traffic the daemon
+reloads a changed copy of the configuration exactly as SIGHUP or the HTTP API does
+(`RunningConfig.reload`: compiled in a child process, taken in a slice at a time).
+
+Measured in the daemon's process, over the same length of traffic before the reload (the
+baseline) and during it (from the request to the swap and the freeing of the old one):
+
+- the lateness of a task that sleeps 1 ms in a loop: how late any timer or ARI event could
+  have been handled (this includes the whole process being descheduled on a busy machine);
+- the longest single callback the loop ran, in wall and in CPU time of the loop's thread:
+  the loop's own stall, whatever else the machine runs;
+- the transfer: bytes the compiler process sent back, and the loop's time unpickling them.
+
+Run: .venv/bin/python bench/reload.py [--numbers 100000] [--rate 50] [--before 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from asyncio import events
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import calls as traffic
+import config_load
+
+TARGET_MS = 20.0
+TICK_S = 0.001
+
+
+@dataclass
+class Window:
+    """What the loop did between two moments."""
+
+    lateness_ms: list[float] = field(default_factory=list)
+    longest_wall_ms: float = 0.0  # the longest callback by the clock on the wall
+    longest_wall_what: str = ""
+    longest_cpu_ms: float = 0.0  # the longest by the loop thread's CPU (preemption left out)
+    longest_cpu_what: str = ""
+    callbacks: int = 0
+
+    def lines(self, name: str) -> str:
+        late = sorted(self.lateness_ms) or [0.0]
+        p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+        return (
+            f"{name}: 1 ms ticker late by max {late[-1]:.1f} ms, p99 {p99:.1f} ms "
+            f"({len(late)} ticks); {self.callbacks} callbacks\n"
+            f"  longest callback, wall: {self.longest_wall_ms:.1f} ms ({self.longest_wall_what})\n"
+            f"  longest callback, CPU:  {self.longest_cpu_ms:.1f} ms ({self.longest_cpu_what})"
+        )
+
+
+class LoopWatch:
+    """Times every callback the event loop runs, and a ticker's lateness, into `window`."""
+
+    def __init__(self) -> None:
+        self.window: Window | None = None
+        self._run = events.Handle._run
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        run, watch = self._run, self
+
+        def timed(handle: events.Handle) -> None:
+            window = watch.window
+            if window is None:
+                run(handle)
+                return
+            cpu, wall = time.thread_time(), time.perf_counter()
+            run(handle)
+            wall = (time.perf_counter() - wall) * 1000
+            cpu = (time.thread_time() - cpu) * 1000
+            window.callbacks += 1
+            if wall > window.longest_wall_ms:
+                window.longest_wall_ms, window.longest_wall_what = wall, _what(handle)
+            if cpu > window.longest_cpu_ms:
+                window.longest_cpu_ms, window.longest_cpu_what = cpu, _what(handle)
+
+        events.Handle._run = timed  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            events.Handle._run = run  # type: ignore[method-assign]
+
+    async def tick(self) -> None:
+        """Sleep 1 ms in a loop; note how late each wake-up was."""
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(TICK_S)
+            if self.window is not None:
+                late = (time.perf_counter() - asked - TICK_S) * 1000
+                self.window.lateness_ms.append(max(0.0, late))
+
+
+def _what(handle: events.Handle) -> str:
+    """Where a task stood when its step ended (the code that ran long), else the callback."""
+    callback = getattr(handle, "_callback", None)
+    task = getattr(callback, "__self__", None)
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    names = []
+    while coro is not None and getattr(coro, "cr_frame", None) is not None:
+        names.append(coro.cr_frame.f_code.co_name)
+        coro = coro.cr_await
+    return " > ".join(names[-3:]) if names else repr(callback)[:60]
+
+
+def write_config(root: Path, numbers: int, ring_time: int) -> Path:
+    """The bulk configuration (`numbers`) beside bench/calls.py's routes; pbxd.yaml's path."""
+    bulk, bench = root / "bulk", root / "bench"
+    bulk.mkdir(parents=True, exist_ok=True)
+    bench.mkdir(parents=True, exist_ok=True)
+    # Singles from +33 1 71 00 00 00: clear of bench/calls.py's +33 1 70 00 10 xx.
+    config_load.generate(bulk, numbers, endpoint="trunk-bulk", offset=1_000_000)
+    traffic.write_config(bench, max_legs=10_000)
+    (root / "routing").mkdir(exist_ok=True)
+    (root / "pbxd.yaml").write_text("state_dir: var\n")
+    trunks = (bench / "sip-trunks.yaml").read_text()
+    bulk_trunk = (bulk / "sip-trunks.yaml").read_text().removeprefix("trunks:\n")
+    (root / "sip-trunks.yaml").write_text(trunks + bulk_trunk)
+    (root / "routing" / "bench.yaml").write_text((bench / "routing" / "bench.yaml").read_text())
+    routes = (bulk / "routing" / "all.yaml").read_text()
+    (root / "routing" / "bulk.yaml").write_text(
+        routes.replace("ring_time: 15}", f"ring_time: {ring_time}}}")
+    )
+    return root / "pbxd.yaml"
+
+
+@dataclass
+class Transfer:
+    """The compiler process's answer as the loop took it in."""
+
+    bytes: int = 0
+    decode_wall_s: float = 0.0
+    decode_cpu_s: float = 0.0
+
+
+def watch_transfer(transfer: Transfer) -> Callable[[], None]:
+    """Wrap `pbxd.config.reload.decode` to measure it; returns the undo."""
+    from pbxd.config import reload
+
+    decode = reload.decode
+
+    async def timed(data: bytes) -> Any:
+        transfer.bytes = len(data)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = await decode(data)
+        transfer.decode_wall_s = time.perf_counter() - wall
+        # The loop thread's CPU over the whole decode: other callbacks' share included.
+        transfer.decode_cpu_s = time.thread_time() - cpu
+        return result
+
+    reload.decode = timed
+
+    def undo() -> None:
+        reload.decode = decode
+
+    return undo
+
+
+async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
+    """Start pbxd against the simulator, drive traffic, reload mid-way, print the figures."""
+    import structlog
+
+    from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+    from pbxd.cdr.store import CdrStore
+    from pbxd.clock import RealClock
+    from pbxd.config.compile import compile_config
+    from pbxd.config.reload import RunningConfig
+    from pbxd.log import configure_logging
+
+    log_file = (tmp / "pbxd.log").open("w")
+    configure_logging("info", json=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log_file))
+    path = write_config(tmp / "config", args.numbers, ring_time=15)
+    started = time.perf_counter()
+    compiled = compile_config(path)
+    assert compiled.config is not None, [str(d) for d in compiled.diagnostics[:5]]
+    print(f"config: {compiled.config.summary()}, compiled in {time.perf_counter() - started:.1f} s")
+    running = RunningConfig(compiled.config)
+    del compiled
+    store = await CdrStore.open(f"sqlite:///{tmp / 'cdr.db'}")
+    service = CallService(
+        running.current,
+        AriEndpoint(url, traffic.ARI_USER, traffic.ARI_PASSWORD, "pbxd"),
+        store,
+        RealClock(),
+    )
+    running.on_swap(service.use_config)
+    finished = 0
+    watch = LoopWatch()
+    transfer = Transfer()
+    undo = watch_transfer(transfer)
+    ticker: asyncio.Task[None] | None = None
+    try:
+        await service.start()
+        settle_heap()  # as `pbxd run` does once connected
+        assert service.daemon is not None
+
+        def on_finished(_: object) -> None:
+            nonlocal finished
+            finished += 1
+
+        service.daemon.on_call_finished = on_finished
+        await service.daemon.recovered.wait()
+        with watch.installed():
+            ticker = asyncio.create_task(watch.tick())
+            conn.send(("start",))
+            await asyncio.sleep(1.0)  # the traffic ramps up
+            baseline = watch.window = Window()
+            await asyncio.sleep(args.before)
+            during = watch.window = Window()
+            (path.parent / "routing" / "bulk.yaml").write_text(
+                (path.parent / "routing" / "bulk.yaml")
+                .read_text()
+                .replace("ring_time: 15}", "ring_time: 16}")
+            )
+            reload_started = time.perf_counter()
+            result = await running.reload()
+            reload_s = time.perf_counter() - reload_started
+            watch.window = None
+            calls_during = finished
+        assert result.accepted, result.as_dict()
+        assert running.current.routes["r1000000"].targets[1].ring_time == 16
+        async with asyncio.timeout(120):
+            placed = (await traffic.receive(conn))[1]
+            end = (await traffic.receive(conn))[1]
+        await asyncio.sleep(0.5)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        undo()
+        await service.stop()
+        await store.close()
+        log_file.close()
+        conn.send(("stop",))
+    load = os.getloadavg()
+    print(
+        f"traffic: {args.rate:g} calls/s, {placed['seconds']:.1f} s of placing; "
+        f"{finished} calls handled by the daemon, {end['left']} channels left on the simulator"
+    )
+    print(
+        f"reload: accepted in {reload_s:.2f} s wall (compile in a child process, transfer, "
+        f"swap); {calls_during} calls had ended by its end"
+    )
+    print(
+        f"transfer: {transfer.bytes / 1e6:.1f} MB from the compiler process, taken in over "
+        f"{transfer.decode_wall_s * 1000:.0f} ms wall, {transfer.decode_cpu_s * 1000:.0f} ms of "
+        "the loop thread's CPU (in slices)"
+    )
+    print(baseline.lines("before the reload"))
+    print(during.lines("during the reload"))
+    print(
+        f"load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on "
+        f"{os.cpu_count()} CPUs"
+    )
+    worst = max(during.lateness_ms or [0.0])
+    verdict = "met" if worst < TARGET_MS else "NOT met"
+    print(
+        f"longest loop stall during the reload: {worst:.1f} ms (1 ms ticker; the longest "
+        f"callback took {during.longest_cpu_ms:.1f} ms of CPU); target < {TARGET_MS:g} ms: "
+        f"{verdict}"
+    )
+
+
+def main() -> None:
+    """Parse the flags, start the simulator process, run, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--numbers", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=50.0, help="calls per second")
+    parser.add_argument(
+        "--before", type=float, default=6.0, help="seconds of traffic measured before the reload"
+    )
+    parser.add_argument(
+        "--calls", type=int, default=0, help="calls placed (default: 45 s of traffic)"
+    )
+    args = parser.parse_args()
+    calls = args.calls or int(args.rate * 45)
+    traffic.use_mix("ringall")
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    sim = ctx.Process(
+        target=traffic.simulator_process,
+        args=(child, calls, args.rate, 0.01, "ringall"),
+        name="ari-simulator",
+        daemon=True,
+    )
+    sim.start()
+    try:
+        if not parent.poll(30):
+            sys.exit("the simulator did not start")
+        _, url = parent.recv()
+        with tempfile.TemporaryDirectory(prefix="pbxd-reload-bench-") as tmp:
+            asyncio.run(run(args, url, parent, Path(tmp)))
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            parent.send(("stop",))
+        sim.join(10)
+        if sim.is_alive():
+            sim.terminate()
+            sim.join(5)
+
+
+if __name__ == "__main__":
+    main()
