@@ -59,7 +59,7 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert "closed → voicemail " in table and "0:08" in table
     assert "closed → voicemail (too short)" in table
 
-    assert main(["calls", "01 70 00 00 03", "--database", db, "--format", "json"]) == 0
+    assert main(["calls", "01 70 00 00 30", "--database", db, "--format", "json"]) == 0
     [switchboard] = json.loads(capsys.readouterr().out)
     assert (switchboard["answered_by"], switchboard["route"]) == ("alice", "switchboard")
     first = switchboard["path"][0]
@@ -69,7 +69,7 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         ("alice", 16),
         ("sales-mobile", 26),
     ]
-    assert main(["calls", "01 70 00 00 03", "--database", db]) == 0
+    assert main(["calls", "01 70 00 00 30", "--database", db]) == 0
     assert "menu: 2 → sales" in capsys.readouterr().out
 
     assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
