@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from typing import cast
 
 import structlog
 
@@ -16,7 +17,7 @@ from pbxd.cdr.db import why_not_writable
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError
 from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.cli.common import load_config_or_report, report
-from pbxd.clock import RealClock
+from pbxd.clock import Clock, HeldDuringAwaits, RealClock, VirtualClock
 from pbxd.config.model import Config
 from pbxd.config.reload import ReloadResult, RunningConfig
 from pbxd.log import configure_logging
@@ -63,8 +64,12 @@ async def serve(
     stop: asyncio.Event | None = None,
     *,
     notifier: Notifier | None = None,
+    clock: Clock | None = None,
 ) -> int:
-    """Run until `stop` is set (by SIGTERM/SIGINT when not given)."""
+    """Run until `stop` is set (by SIGTERM/SIGINT when not given).
+
+    `clock`: the real one unless given (a VirtualClock lets a test drive `pbxd run` itself).
+    """
     stop = stop or asyncio.Event()
     services: list[CallService] = []  # filled once the CDR database is open
     notifier = notifier or Notifier(None)
@@ -82,7 +87,7 @@ async def serve(
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, _reload_in_background, running, notifier, reloads)
     try:
-        return await _serve(running, password, stop, services, notifier)
+        return await _serve(running, password, stop, services, notifier, clock or RealClock())
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.remove_signal_handler(signal.SIGHUP)
@@ -101,6 +106,7 @@ async def _serve(
     stop: asyncio.Event,
     services: list[CallService],
     notifier: Notifier,
+    clock: Clock,
 ) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -147,17 +153,23 @@ async def _serve(
         )
         _remove_signal_handlers(loop)
         return 1
+    # On a virtual clock, time stands still while the database answers (as in the call tests).
+    cdr = (
+        store
+        if not isinstance(clock, VirtualClock)
+        else cast(CdrStore, HeldDuringAwaits(store, clock))
+    )
     # The configuration as it is now: a SIGHUP may have swapped one in meanwhile.
     service = CallService(
         running.current,
         AriEndpoint(settings.ari_url, settings.ari_username, password, settings.ari_app),
-        store,
-        RealClock(),
+        cdr,
+        clock,
     )
     services.append(service)
     running.on_swap(service.use_config)
     try:
-        agi = await start_agi(running.current, store, RealClock())
+        agi = await start_agi(running.current, store, clock)
     except OSError as exc:
         log.error("agi_bind_failed", bind=settings.agi_bind, error=f"{type(exc).__name__}: {exc}")
         await store.close()
