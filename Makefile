@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean ari-reference
+.PHONY: demo serve screenshots test lint typecheck pytest bench clean ari-reference
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,21 @@ demo: $(STAMP)
 	$(BIN)/pbxd calls 01 70 00 01 03 --limit 3
 	$(BIN)/pbxd calls +44 20 7946 0123 --limit 3
 	$(BIN)/pbxd calls 01 70 00 00 09 --limit 3
+	@echo
+	@echo "The web pages (call logs, reports with charts, targets): run 'make serve',"
+	@echo "then open http://127.0.0.1:8080/ and log in with the password it prints."
+
+# The daemon with its web pages over the demo's call log, on plain HTTP on loopback (hence
+# secure cookies off). With no Asterisk it keeps retrying ARI quietly; the pages work.
+serve: $(STAMP)
+	@test -f var/pbxd.db || $(MAKE) --no-print-directory demo
+	@$(BIN)/python scripts/demo_user.py
+	@PBXD_ARI_PASSWORD=$${PBXD_ARI_PASSWORD:-no-asterisk-here} PBXD_HTTP_SECURE_COOKIES=false \
+		PBXD_LOG_LEVEL=$${PBXD_LOG_LEVEL:-error} $(BIN)/pbxd run
+
+# docs/screenshots/*.png of every page, by headless chromium (apt-get install chromium chromium-driver).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check pbxd tests bench scripts

@@ -43,15 +43,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import math
-import multiprocessing
 import os
 import resource
 import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -63,6 +60,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote
+
+from simprocess import simulator_in_child
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ARI_USER, ARI_PASSWORD, ARI_APP = "pbxd", "pbxd-secret", "pbxd"
@@ -941,19 +940,10 @@ def bench_once(args: argparse.Namespace, mix: str) -> float:
     """One run of `mix` with its own simulator process; the daemon's net CPU ms per call."""
     use_mix(mix)
     print(f"\n=== mix: {mix}")
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    sim = ctx.Process(
-        target=simulator_process,
-        args=(child, args.calls, args.rate, args.stasis_ms / 1000, mix),
-        name="ari-simulator",
-        daemon=True,
+    simulator = simulator_in_child(
+        simulator_process, args.calls, args.rate, args.stasis_ms / 1000, mix
     )
-    sim.start()
-    try:
-        if not parent.poll(30):
-            sys.exit("the simulator did not start")
-        _, url = parent.recv()
+    with simulator as (url, parent):
         with tempfile.TemporaryDirectory(prefix="pbxd-bench-") as tmp:
             outcome, probe = asyncio.run(run(args, url, parent, Path(tmp)))
             for line in (Path(tmp) / "pbxd.log").read_text().splitlines():
@@ -962,13 +952,6 @@ def bench_once(args: argparse.Namespace, mix: str) -> float:
         report(args, outcome, probe)
         if args.profile:
             Path(args.profile).write_text(outcome.profile)
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            parent.send(("stop",))  # if the run failed before telling it (else a no-op)
-        sim.join(10)
-        if sim.is_alive():
-            sim.terminate()
-            sim.join(5)
     return (sum(outcome.cpu) - sum(outcome.idle_cpu)) * 1000 / max(1, args.calls)
 
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -44,6 +42,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote
+
+from simprocess import simulator_in_child
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calls import gc_pauses, memory_kb, pct, receive, summary, usage
@@ -475,28 +475,9 @@ def main() -> None:
         parser.error("--calls must be >= 2, --rate and --drain-rate > 0")
     if args.calls / args.rate > RING_TIME - 60:
         parser.error(f"the ramp must be shorter than {RING_TIME - 60} s (ringing calls ring out)")
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    sim = ctx.Process(
-        target=simulator_process,
-        args=(child, args.calls, args.rate, args.drain_rate),
-        name="ari-simulator",
-        daemon=True,
-    )
-    sim.start()
-    try:
-        if not parent.poll(30):
-            sys.exit("the simulator did not start")
-        _, url = parent.recv()
-        with tempfile.TemporaryDirectory(prefix="pbxd-bench-") as tmp:
-            asyncio.run(run(args, url, parent, Path(tmp)))
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            parent.send(("stop",))
-        sim.join(10)
-        if sim.is_alive():
-            sim.terminate()
-            sim.join(5)
+    simulator = simulator_in_child(simulator_process, args.calls, args.rate, args.drain_rate)
+    with simulator as (url, parent), tempfile.TemporaryDirectory(prefix="pbxd-bench-") as tmp:
+        asyncio.run(run(args, url, parent, Path(tmp)))
 
 
 if __name__ == "__main__":

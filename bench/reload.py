@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from asyncio import events
@@ -38,6 +36,7 @@ from typing import Any
 
 import calls as traffic
 import config_load
+from simprocess import simulator_in_child
 
 TARGET_MS = 20.0
 TICK_S = 0.001
@@ -291,28 +290,12 @@ def main() -> None:
     args = parser.parse_args()
     calls = args.calls or int(args.rate * 45)
     traffic.use_mix("ringall")
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    sim = ctx.Process(
-        target=traffic.simulator_process,
-        args=(child, calls, args.rate, 0.01, "ringall"),
-        name="ari-simulator",
-        daemon=True,
-    )
-    sim.start()
-    try:
-        if not parent.poll(30):
-            sys.exit("the simulator did not start")
-        _, url = parent.recv()
-        with tempfile.TemporaryDirectory(prefix="pbxd-reload-bench-") as tmp:
-            asyncio.run(run(args, url, parent, Path(tmp)))
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            parent.send(("stop",))
-        sim.join(10)
-        if sim.is_alive():
-            sim.terminate()
-            sim.join(5)
+    simulator = simulator_in_child(traffic.simulator_process, calls, args.rate, 0.01, "ringall")
+    with (
+        simulator as (url, parent),
+        tempfile.TemporaryDirectory(prefix="pbxd-reload-bench-") as tmp,
+    ):
+        asyncio.run(run(args, url, parent, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ HANGUP_CAUSES: dict[int, str] = {
     19: "no answer",
     20: "subscriber absent",
     21: "call rejected",
+    26: "answered elsewhere",  # Q.850 "non-selected user clearing": another leg took the call
     22: "number changed",
     27: "destination out of order",
     28: "invalid number format",
@@ -162,7 +163,7 @@ _UNANSWERED_LEG = {
 }
 
 
-def _leg_outcome(leg: LegRecord) -> str:
+def leg_outcome(leg: LegRecord) -> str:
     """What happened to one leg, in a word or two."""
     if leg.answered_at is not None and leg.hangup_cause == MAX_DURATION_CAUSE:
         return "answered, cut at max duration"
@@ -179,7 +180,7 @@ def legs_summary(legs: Sequence[LegRecord]) -> str:
     """`2: alice answered, bob no answer`; `0` when nobody was dialled."""
     if not legs:
         return "0"
-    return f"{len(legs)}: " + ", ".join(f"{leg.target} {_leg_outcome(leg)}" for leg in legs)
+    return f"{len(legs)}: " + ", ".join(f"{leg.target} {leg_outcome(leg)}" for leg in legs)
 
 
 def path_text(call: CallRecord) -> str:
@@ -284,7 +285,7 @@ def _leg_json(leg: LegRecord, tz: ZoneInfo) -> dict[str, Any]:
         "target": leg.target,
         "destination": leg.destination,
         **_times(times, tz),
-        "outcome": _leg_outcome(leg),
+        "outcome": leg_outcome(leg),
         "hangup_cause": leg.hangup_cause,
     }
 
@@ -297,42 +298,43 @@ def _step_json(step: PathStep) -> dict[str, Any]:
     return out
 
 
+def call_json(entry: CallLogEntry, tz: ZoneInfo) -> dict[str, Any]:
+    """One call as a JSON object with its `legs`; local and `*_utc` ISO times."""
+    c = entry.call
+    times = {"started_at": c.started_at, "answered_at": c.answered_at, "ended_at": c.ended_at}
+    return {
+        "call_id": c.call_id,
+        "did": c.did,
+        "time_zone": tz.key,
+        **_times(times, tz),
+        "caller_number": c.caller_number,
+        "caller_name": c.caller_name,
+        "trunk": c.trunk,
+        "route": c.route,
+        "strategy": c.strategy,
+        "disposition": None if c.disposition is None else str(c.disposition),
+        "answered_by": c.answered_by,
+        "duration": c.duration,
+        "billsec": c.billsec,
+        "hangup_cause": c.hangup_cause,
+        "path": [_step_json(step) for step in c.path],
+        "path_text": format_path(c.path),
+        "voicemail": (
+            None
+            if c.voicemail is None
+            else {"message_id": c.voicemail.message_id, "duration": c.voicemail.duration}
+        ),
+        "legs": [_leg_json(leg, tz) for leg in entry.legs],
+        "direction": str(c.direction),
+        "dialled": c.dialled,
+        "presented": c.presented,
+        "emergency": c.emergency,
+    }
+
+
 def format_json(entries: Sequence[CallLogEntry], tz: ZoneInfo) -> str:
     """A JSON array, one object per call with its `legs`; local and `*_utc` ISO times."""
-    calls: list[dict[str, Any]] = []
-    for e in entries:
-        c = e.call
-        times = {"started_at": c.started_at, "answered_at": c.answered_at, "ended_at": c.ended_at}
-        calls.append(
-            {
-                "call_id": c.call_id,
-                "did": c.did,
-                "time_zone": tz.key,
-                **_times(times, tz),
-                "caller_number": c.caller_number,
-                "caller_name": c.caller_name,
-                "trunk": c.trunk,
-                "route": c.route,
-                "strategy": c.strategy,
-                "disposition": None if c.disposition is None else str(c.disposition),
-                "answered_by": c.answered_by,
-                "duration": c.duration,
-                "billsec": c.billsec,
-                "hangup_cause": c.hangup_cause,
-                "path": [_step_json(step) for step in c.path],
-                "path_text": format_path(c.path),
-                "voicemail": (
-                    None
-                    if c.voicemail is None
-                    else {"message_id": c.voicemail.message_id, "duration": c.voicemail.duration}
-                ),
-                "legs": [_leg_json(leg, tz) for leg in e.legs],
-                "direction": str(c.direction),
-                "dialled": c.dialled,
-                "presented": c.presented,
-                "emergency": c.emergency,
-            }
-        )
+    calls = [call_json(e, tz) for e in entries]
     return json.dumps(calls, indent=2, ensure_ascii=False) + "\n"
 
 

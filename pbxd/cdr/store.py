@@ -35,13 +35,13 @@ from itertools import islice
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import Insert, Table, select
+from sqlalchemy import Insert, Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxd.cdr.db import make_engine, migrate, why_not_writable
-from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, LegRecord
+from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, Disposition, LegRecord
 from pbxd.cdr.schema import (
     Base,
     CallEventRow,
@@ -704,10 +704,16 @@ class CdrStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        dispositions: Sequence[Disposition] = (),
+        caller: str | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[CallLogEntry]:
         """Calls to `did` started in [since, until), newest first, each with its legs.
 
-        Only committed records are seen: `await flush()` first to read your own writes.
+        `dispositions` keeps those only; `caller` keeps calling numbers containing it (taken
+        literally: `%` and `_` are not wildcards); `before` is a page cursor, the
+        (started_at, call_id) of the last call of the previous page. Only committed records
+        are seen: `await flush()` first to read your own writes.
         """
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.utcoffset() is None:
@@ -717,6 +723,18 @@ class CdrStore:
             query = query.where(_CALLS.c.started_at >= since)
         if until is not None:
             query = query.where(_CALLS.c.started_at < until)
+        if dispositions:
+            query = query.where(_CALLS.c.disposition.in_([str(d) for d in dispositions]))
+        if caller:
+            query = query.where(_CALLS.c.caller_number.contains(caller, autoescape=True))
+        if before is not None:
+            moment, call_id = before
+            query = query.where(
+                or_(
+                    _CALLS.c.started_at < moment,
+                    and_(_CALLS.c.started_at == moment, _CALLS.c.call_id < call_id),
+                )
+            )
         query = query.order_by(_CALLS.c.started_at.desc(), _CALLS.c.call_id.desc())
         if limit is not None:
             query = query.limit(limit)

@@ -73,6 +73,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_ARI_PASSWORD_FILE": ("ari", "password_file"),
     "PBXD_DATABASE_URL": ("database", "url"),
     "PBXD_HTTP_BIND": ("http", "bind"),
+    "PBXD_HTTP_USERS_FILE": ("http", "users_file"),
+    "PBXD_HTTP_SECURE_COOKIES": ("http", "secure_cookies"),
     "PBXD_AGI_BIND": ("agi", "bind"),
     "PBXD_STATE_DIR": ("state_dir",),
     "PBXD_TRUNKS_FILE": ("trunks_file",),
@@ -349,7 +351,10 @@ class _SettingsChecker:
             self._password_file(base / parsed.ari.password_file)
         if parsed.database.url is not None:
             self._database_url(parsed.database.url)
-        self._bind(parsed.http.bind)
+        self._bind(parsed.http.bind, any_port=True)
+        self._path(("http", "users_file"), parsed.http.users_file)
+        if not 1 <= parsed.http.session_hours <= 24 * 90:
+            self.error(("http", "session_hours"), "must be from 1 to 2160 (90 days)")
         if parsed.agi.bind is not None:
             self._agi_bind(parsed.agi.bind)
         if parsed.mail is not None:
@@ -433,16 +438,25 @@ class _SettingsChecker:
             )
 
     def _bind(
-        self, bind: str, path: tuple[str, ...] = ("http", "bind"), example: str = "127.0.0.1:8080"
+        self,
+        bind: str,
+        path: tuple[str, ...] = ("http", "bind"),
+        example: str = "127.0.0.1:8080",
+        *,
+        any_port: bool = False,
     ) -> str | None:
-        """The host of a HOST:PORT setting, or None after reporting why it is not one."""
+        """The host of a HOST:PORT setting, or None after reporting why it is not one.
+
+        `any_port`: port 0 is allowed (the system picks a free one, logged at start).
+        """
         host, colon, port = bind.strip().rpartition(":")
         host = host.removeprefix("[").removesuffix("]")
         foreign = numbering.foreign_digit(port)
         if foreign is not None:
             self.error(path, f"the port must be written with 0-9: {foreign}")
             return None
-        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        lowest = 0 if any_port else 1
+        if not colon or not host or not port.isdigit() or not lowest <= int(port) <= 65535:
             self.error(
                 path,
                 f"{bind!r} must be HOST:PORT with a port from 1 to 65535, such as {example}",
@@ -602,6 +616,9 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         voicemail_dir=_resolve(base / parsed.voicemail.dir) if parsed.voicemail.dir else None,
         mail=mail_settings,
         agi_bind=parsed.agi.bind.strip() if parsed.agi.bind else None,
+        http_users_file=_resolve(base / parsed.http.users_file),
+        http_secure_cookies=parsed.http.secure_cookies,
+        http_session_hours=parsed.http.session_hours,
     )
 
 

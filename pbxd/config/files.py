@@ -62,9 +62,14 @@ class DatabaseSection(_Strict):
 
 
 class HttpSection(_Strict):
-    """The HTTP API's listening address."""
+    """The HTTP API and web pages: where they listen, who may use them, how cookies go."""
 
-    bind: str = "127.0.0.1:8080"
+    bind: str = "127.0.0.1:8080"  # port 0: any free port (tests), logged as http_listening
+    users_file: str = "users.yaml"  # API tokens and passwords, argon2-hashed (`pbxd users add`)
+    # Browser session cookies are `Secure` (sent over HTTPS only). false: plain HTTP, only on
+    # loopback or behind a TLS reverse proxy on the same host.
+    secure_cookies: bool = True
+    session_hours: Whole = 12
 
 
 class VoicemailSection(_Strict):

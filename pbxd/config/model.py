@@ -317,6 +317,14 @@ class DaemonSettings:
     voicemail_dir: Path | None = None  # None: <state_dir>/voicemail
     mail: MailSettings | None = None  # None: voicemail is not mailed
     agi_bind: str | None = None  # HOST:PORT of the FastAGI server; None: AGI mode is off
+    http_users_file: Path | None = None  # None: users.yaml beside pbxd.yaml
+    http_secure_cookies: bool = True
+    http_session_hours: int = 12
+
+    @property
+    def users_file(self) -> Path:
+        """The file of web users and API tokens (`http.users_file`)."""
+        return self.http_users_file or self.config_path.parent / "users.yaml"
 
     @property
     def voicemail_folder(self) -> Path:

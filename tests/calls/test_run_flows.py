@@ -75,7 +75,8 @@ def run_config(directory: Path, ari_url: str, database_url: str) -> Config:
     (directory / "pbxd.yaml").write_text(
         f"ari: {{url: '{ari_url}', username: {USER}, app: {APP}}}\n"
         f"database: {{url: '{database_url}'}}\n"
-        "state_dir: var\n",
+        "state_dir: var\n"
+        "http: {bind: '127.0.0.1:0'}\n",  # any free port: suites run side by side
         encoding="utf-8",
     )
     (directory / "sip-trunks.yaml").write_text(textwrap.dedent(TRUNKS_YAML), encoding="utf-8")

@@ -30,6 +30,7 @@ async def start_daemon(
         "PBXD_ARI_PASSWORD": "pbxd-secret",
         "PBXD_DATABASE_URL": db,
         "PBXD_LOG_LEVEL": "info",
+        "PBXD_HTTP_BIND": "127.0.0.1:0",  # any free port: suites run side by side
         **extra_env,
     }
     return await asyncio.create_subprocess_exec(

@@ -94,6 +94,7 @@ class Daemon:
             "PBXD_ARI_PASSWORD": "pbxd-secret",
             "PBXD_DATABASE_URL": db,
             "PBXD_LOG_LEVEL": "info",
+            "PBXD_HTTP_BIND": "127.0.0.1:0",
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -1,0 +1,69 @@
+"""docs/openapi.yaml describes every API route the application serves, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pbxd.config.compile import compile_config
+from pbxd.web.app import build_app
+from pbxd.web.state import Runtime
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_openapi_lists_exactly_the_served_api_routes(example: Path) -> None:
+    spec = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())
+    documented = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "delete", "patch")
+    }
+    result = compile_config(example / "pbxd.yaml")
+    assert result.config is not None
+    app = build_app(result.config, Runtime())
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.method in ("GET", "POST")
+        and (
+            route.resource.canonical.startswith("/api/")
+            or route.resource.canonical in ("/healthz", "/readyz", "/metrics")
+        )
+    }
+    assert documented == served
+    for _, path in documented:
+        assert path.startswith("/")
+    # Every error code the API can give is named in the description.
+    for code in (
+        "unauthenticated",
+        "forbidden",
+        "csrf_failed",
+        "bad_filter",
+        "unknown_number",
+        "not_ready",
+    ):
+        assert code in spec["info"]["description"]
+
+
+def test_the_grafana_dashboard_reads_only_series_pbxd_exports() -> None:
+    import json
+    import re
+
+    from pbxd import metrics
+
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\bpbxd_[a-z_]+", e)}
+    exported = {
+        sample.name for family in metrics.REGISTRY.collect() for sample in family.samples
+    } | {
+        f"{family.name}_total" for family in metrics.REGISTRY.collect() if family.type == "counter"
+    }
+    described = {m.name for m in metrics._DAEMON.describe()}
+    exported |= described | {f"{n}_total" for n in described} | {f"{n}_bucket" for n in exported}
+    missing = sorted(used - exported)
+    assert not missing, missing
