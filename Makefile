@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(BIN)/pbxd calls 01 70 00 01 03 --limit 3
 	$(BIN)/pbxd calls +44 20 7946 0123 --limit 3
 	$(BIN)/pbxd calls 01 70 00 00 09 --limit 3
+	$(BIN)/pbxd calls 09 72 10 00 02 --limit 3
+	$(BIN)/pbxd usage 09 72 10 00 02 --period 2026-12
+	$(BIN)/pbxd usage 01 70 00 00 01 --period 2026-12
 	@echo
 	@echo "The web pages (call logs, reports with charts, targets): run 'make serve',"
 	@echo "then open http://127.0.0.1:8080/ and log in with the password it prints."

@@ -27,6 +27,7 @@ from pbxd.calls.journal import (
     event_of_record,
     replay,
 )
+from pbxd.calls.limits import PlanGuard
 from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
@@ -54,6 +55,7 @@ EVENTS_USED: tuple[str, ...] = (
     "ChannelDtmfReceived",  # menus and confirm calls (none while bridged: no dtmf_events)
     "RecordingFinished",
     "RecordingFailed",
+    "ChannelDtmfReceived",  # a call through's PIN and number
 )
 # The priority label in extensions.conf where a call goes when pbxd cannot take it.
 FALLBACK_LABEL = "unavailable"
@@ -102,6 +104,12 @@ class CallDaemon:
     # Whether Asterisk took our event filter at the last connection (None: not asked yet).
     events_filtered: bool | None = None
     _filter_refusal_logged: bool = False
+    plan_guard: PlanGuard | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # A store that reads usage (the CDR store) enforces plans; a bare sink cannot.
+        if hasattr(self.cdr, "billables_of"):
+            self.plan_guard = PlanGuard(self.cdr, self.calls.values)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -223,6 +231,7 @@ class CallDaemon:
             clock=self.clock,
             directory=self,
             desk=self.desk,
+            limits=self.plan_guard,
         )
         self.claim(channel.id, session)
         self._start(session)
@@ -235,6 +244,8 @@ class CallDaemon:
 
         async def finished(done: CallSession) -> None:
             self.calls.pop(done.call_id, None)
+            if self.plan_guard is not None:
+                self.plan_guard.ended(done)
             if self.on_call_finished is not None:
                 self.on_call_finished(done)
 

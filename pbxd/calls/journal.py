@@ -91,6 +91,17 @@ class CallArrived(JournalEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CalledOut(JournalEvent):
+    """A call through: the mobile keyed a number; the call now goes out as `did`."""
+
+    kind: ClassVar[str] = "called_out"
+    did: str
+    dialled: str
+    presented: str
+    emergency: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CallRejected(JournalEvent):
     """The number is not ours, reserved or unrouted: hung up without ringing anyone."""
 
@@ -237,6 +248,7 @@ EVENT_TYPES: dict[str, type[JournalEvent]] = {
     for cls in (
         CallArrived,
         CallRejected,
+        CalledOut,
         StepEntered,
         StepLeft,
         LegCreated,
@@ -357,6 +369,11 @@ class Journal:
                 rec.direction = (
                     Direction.OUTBOUND if event.direction == "outbound" else Direction.INBOUND
                 )
+                rec.dialled, rec.presented = event.dialled, event.presented
+                rec.emergency = event.emergency
+                return True, None
+            case CalledOut():
+                rec.did, rec.direction = event.did, Direction.OUTBOUND
                 rec.dialled, rec.presented = event.dialled, event.presented
                 rec.emergency = event.emergency
                 return True, None

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -70,12 +71,14 @@ from pbxd.calls.states import (
 from pbxd.cdr.records import CallRecord
 from pbxd.clock import Clock
 from pbxd.config.destinations import BARRED_CAUSE, MAX_DURATION_CAUSE
-from pbxd.dialplan import Flow, LegPlan, Reject, RingStep, StepOutcome
+from pbxd.dialplan import Flow, LegPlan, Reject, RingStep, StepOutcome, limits
+from pbxd.dialplan.limits import kind_of as limits_kind
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON
 from pbxd.dialplan.tollfraud import leg_refusal
 from pbxd.vocabulary import HangupReason
 
 if TYPE_CHECKING:
+    from pbxd.calls.limits import PlanGuard
     from pbxd.calls.steps.base import StepHandler
     from pbxd.calls.steps.voicemail import MessageDesk, NewMessage
 
@@ -227,6 +230,8 @@ class CallSession:
     legs_made: int = 0  # leg ids used so far (`<call id>-<n>`, n from 1)
     playbacks_made: int = 0
     desk: MessageDesk | None = None  # the voicemail back office (None: messages stay on Asterisk)
+    limits: PlanGuard | None = None  # the plans of the numbers calls use (None: not enforced)
+    plan_warned: bool = False  # the caller heard that the plan's minutes run out
     on_finished: Callable[[CallSession], Awaitable[None] | None] | None = None
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
     # Channels Asterisk said are gone, waiting for their ChannelDestroyed (never cancelled early).
@@ -370,11 +375,18 @@ class CallSession:
             await self._reject(plan)
             return
         assert isinstance(plan, Flow)
-        self.note(
-            f"incoming call from {plan.caller_number}"
-            f"{' (number withheld)' if plan.caller_withheld else ''} to {plan.did}: "
-            f"route {plan.route}"
-        )
+        if plan.call_out is not None:
+            self.note(
+                f"outgoing call from {plan.caller_number} to {plan.call_out.dialled}"
+                f"{' (emergency)' if plan.call_out.emergency else ''}, presenting "
+                f"{plan.call_out.presented}{' withheld' if plan.caller_withheld else ''}"
+            )
+        else:
+            self.note(
+                f"incoming call from {plan.caller_number}"
+                f"{' (number withheld)' if plan.caller_withheld else ''} to {plan.did}: "
+                f"route {plan.route}"
+            )
         log.info(
             "call routed",
             route=plan.route,
@@ -382,7 +394,77 @@ class CallSession:
             steps=len(plan.steps),
             caller=plan.caller_number,
         )
+        if plan.limits is not None and not await self.plan_allows(plan):
+            await self.enter(plan.limits.at_limit)
+            return
         await self.enter(plan.start)
+
+    async def plan_allows(self, flow: Flow) -> bool:
+        """Whether the number's plan lets this call in (else it goes to the plan's at_limit).
+
+        A database that cannot answer lets the call in: pbxd's failure is never the caller's.
+        """
+        assert flow.limits is not None
+        if self.limits is None:
+            return True
+        now = self.clock.now()
+        try:
+            items = await self.limits.used(flow.did, ZoneInfo(flow.timezone), now)
+            calls = await self.limits.calls_in_progress(flow.did, now, self.call_id)
+        except Exception as exc:
+            log.warning("plan_usage_unreadable", error=f"{type(exc).__name__}: {exc}")
+            return True
+        plan = flow.limits.plan
+        why = limits.refusal(plan, limits_kind(flow), limits.used_seconds(items, now), calls)
+        if why is None:
+            return True
+        self.note(f"plan limit: {why}")
+        log.warning("plan_limit_reached", plan=plan.name, why=why, calls=calls)
+        return False
+
+    def _watch_plan(self, leg: Leg) -> None:
+        """An answered leg that uses the plan's minutes: watch it (unless the plan lets calls
+        finish, or the leg costs nothing: a softphone, an emergency call)."""
+        flow = self.flow
+        if self.limits is None or not isinstance(flow, Flow) or flow.limits is None:
+            return
+        plan = flow.limits.plan
+        if plan.finish or limits.limit_seconds(plan, limits_kind(flow)) is None:
+            return
+        if leg.plan.trunk is None or leg.plan.emergency_region is not None:
+            return
+        self.arm("plan_watch", 0.0, leg.channel_id)
+
+    async def _plan_watch(self, leg_id: str) -> None:
+        """Cut the call at the plan's minutes, warning the caller `warn_before` seconds ahead."""
+        flow, leg = self.flow, self.leg(leg_id)
+        if leg is None or leg is not self.winner or self.state is not CallState.BRIDGED:
+            return
+        assert isinstance(flow, Flow) and flow.limits is not None and self.limits is not None
+        plan, kind = flow.limits.plan, limits_kind(flow)
+        allowed = limits.limit_seconds(plan, kind)
+        assert allowed is not None
+        now = self.clock.now()
+        try:
+            items = await self.limits.used(flow.did, ZoneInfo(flow.timezone), now)
+        except Exception as exc:
+            log.warning("plan_usage_unreadable", error=f"{type(exc).__name__}: {exc}")
+            self.arm("plan_watch", limits.RECHECK_SECONDS, leg_id)
+            return
+        used = limits.used_seconds(items, now)[kind]
+        sharing = sum(1 for item in items if item.kind is kind and item.ended_at is None)
+        verdict = limits.watch(plan, allowed - used, sharing, self.plan_warned)
+        if verdict.cut:
+            self.note(f"plan {plan.name}: {kind} minutes used up ({used} s), hanging up")
+            log.warning("plan_limit_cut", plan=plan.name, kind=str(kind), used=used)
+            await self.end_everything(HangupReason.NORMAL)
+            return
+        if verdict.warn:
+            self.plan_warned = True
+            self.note(f"plan {plan.name}: {kind} minutes run out soon, warning the caller")
+            log.info("plan_limit_warning", plan=plan.name, kind=str(kind), used=used)
+            await self.play(plan.warning)
+        self.arm("plan_watch", verdict.again_in, leg_id)
 
     async def enter(self, name: str) -> None:
         """Run the flow from step `name` until a step waits for something (or the call ends)."""
@@ -651,6 +733,7 @@ class CallSession:
             self.to(CallState.BRIDGED)
             self.journal.add(Bridged(self.clock.now(), self.bridge_id, leg.channel_id))
             self.note(f"bridged caller with {leg.plan.target}")
+            self._watch_plan(leg)
             return True
         try:
             bridge = await self.ari.create_bridge(
@@ -673,6 +756,7 @@ class CallSession:
         self.to(CallState.BRIDGED)
         self.journal.add(Bridged(self.clock.now(), bridge.id, leg.channel_id))
         self.note(f"bridged caller with {leg.plan.target}")
+        self._watch_plan(leg)
         return True
 
     async def _leg_gone(self, leg: Leg, cause: int | None, at: datetime | None = None) -> None:
@@ -981,6 +1065,8 @@ class CallSession:
                     max_duration=leg.plan.max_duration,
                 )
                 await self.end_everything(HangupReason.NORMAL, cause=MAX_DURATION_CAUSE)
+        elif timer.name == "plan_watch":
+            await self._plan_watch(timer.key)
         elif timer.name == "ring_time":
             leg = self.leg(timer.key)
             if leg is not None and leg.state in (LegState.DIALING, LegState.RINGING):

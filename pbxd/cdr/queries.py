@@ -15,15 +15,19 @@ from datetime import UTC, date, datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy import Table, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pbxd.cdr.records import CallLogEntry, Disposition, LegRecord
+from pbxd.cdr.records import CallLogEntry, Direction, Disposition, LegRecord
 from pbxd.cdr.reports import NumberReport, ReportCall, ReportPeriod, summarise_report
 from pbxd.cdr.schema import Base, CallRow, LegRow, row_to_call, row_to_leg
 
 _CALLS: Final[Table] = Base.metadata.tables[CallRow.__tablename__]
 _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
+
+# Reports count calls people made to the number; calls it placed (direction outbound, 0004
+# onwards) are in its call log, not in its answer rates.
+INBOUND = or_(_CALLS.c.direction.is_(None), _CALLS.c.direction == Direction.INBOUND.value)
 
 # Chunk of ids per IN (...) list: SQLite caps bound parameters per statement.
 _IN_CHUNK = 500
@@ -59,7 +63,7 @@ async def report_calls(
         _CALLS.c.answered_at,
         _CALLS.c.ended_at,
         leg_answer.label("leg_answered_at"),
-    ).where(_CALLS.c.did == did, _CALLS.c.started_at >= since, _CALLS.c.started_at < until)
+    ).where(_CALLS.c.did == did, _CALLS.c.started_at >= since, _CALLS.c.started_at < until, INBOUND)
     result = await conn.execute(query)
     calls = []
     for started_at, disposition, answered_at, ended_at, leg_answered_at in result:
@@ -145,7 +149,7 @@ async def calls_today(
                         )
                     ),
                 )
-                .where(_CALLS.c.started_at >= start, _CALLS.c.started_at < end)
+                .where(_CALLS.c.started_at >= start, _CALLS.c.started_at < end, INBOUND)
                 .group_by(_CALLS.c.did)
             )
             wanted = set(dids)
@@ -176,6 +180,7 @@ async def last_failed_calls(
     query = select(_CALLS).where(
         _CALLS.c.did == did,
         _CALLS.c.disposition.in_(sorted(d.value for d in FAILED_DISPOSITIONS)),
+        INBOUND,
     )
     if until is not None:
         _aware("until", until)

@@ -42,6 +42,7 @@ class StepKind(StrEnum):
     GOTO = "goto"
     HANGUP = "hangup"
     MENU = "menu"
+    CALL_THROUGH = "call_through"  # a registered mobile keys a PIN and a number to call out
 
 
 class StepOutcome(StrEnum):
@@ -66,6 +67,7 @@ class StepOutcome(StrEnum):
     CHOSEN = "chosen"  # a menu key led somewhere
     TIMEOUT = "timeout"  # a menu waited in vain
     INVALID = "invalid"  # a menu got wrong keys until it gave up
+    REFUSED = "refused"  # a call through: unknown mobile, wrong PIN, forbidden destination
 
 
 _WITH_CALLER = frozenset({StepOutcome.ABANDONED})
@@ -87,6 +89,8 @@ OUTCOMES_OF: dict[StepKind, frozenset[StepOutcome]] = {
     | _WITH_CALLER,
     StepKind.GOTO: frozenset({StepOutcome.JUMPED}),
     StepKind.HANGUP: frozenset({StepOutcome.HUNG_UP}),
+    StepKind.CALL_THROUGH: frozenset({StepOutcome.CHOSEN, StepOutcome.REFUSED, StepOutcome.TIMEOUT})
+    | _WITH_CALLER,
 }
 
 
@@ -155,6 +159,8 @@ def _words(step: PathStep) -> tuple[str, ...]:
             head = f"menu: {keys}" if keys else "menu"
             chosen = step.outcome is StepOutcome.CHOSEN and branch
             return (head, branch) if chosen else (head, outcome)
+        case StepKind.CALL_THROUGH:
+            return ("call through", outcome)
         case StepKind.HANGUP:
             return (f"hangup ({step.label})" if step.label else "hangup",)
 
@@ -207,6 +213,11 @@ def disposition_after_voicemail(before: Disposition, left: VoicemailLeft | None)
     took it (`no_answer`, `busy`, `closed`, ...), and its path says `voicemail (no message)`.
     """
     return Disposition.VOICEMAIL if left is not None else before
+
+
+def billable_seconds(start: datetime, end: datetime) -> int:
+    """Whole billable seconds from `start` to `end` (as a CDR's billsec counts them)."""
+    return _seconds(start, end) or 0
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:

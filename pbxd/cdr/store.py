@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from pbxd.cdr import usage
 from pbxd.cdr.db import make_engine, migrate, why_not_writable
 from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, Disposition, LegRecord
 from pbxd.cdr.schema import (
@@ -56,6 +57,7 @@ from pbxd.cdr.schema import (
     row_to_leg,
 )
 from pbxd.cdr.spool import CdrSpool, SpoolEntry, encode_line, record_fields
+from pbxd.dialplan.limits import Billable
 
 # Not pbxd.log.get_logger: its `logger=` initial value collides with structlog's wrap_logger.
 _log = structlog.get_logger(logger_name=__name__)
@@ -762,6 +764,16 @@ class CdrStore:
                 leg = row_to_leg(row)
                 grouped.setdefault(leg.call_id, []).append(leg)
         return grouped
+
+    async def billables_of(self, did: str, since: datetime, until: datetime) -> list[Billable]:
+        """Forwarded legs and calls going out of `did` answered in [since, until) (plans)."""
+        async with self._connect() as conn:
+            return await usage.billables(conn, did, since, until)
+
+    async def calls_in_progress_of(self, did: str, now: datetime) -> set[str]:
+        """Ids of `did`'s calls not ended yet, whichever pbxd writes them here."""
+        async with self._connect() as conn:
+            return await usage.calls_in_progress(conn, did, now)
 
 
 def _upsert(table: Table, dialect: str) -> Insert:

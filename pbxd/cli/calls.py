@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     limit = None if args.limit is None or args.limit > MAX_LIMIT else args.limit
     configure_logging("error")
     url = args.database or config.settings.database_url
-    missing = _missing_sqlite_file(url)
+    missing = missing_sqlite_file(url)
     if missing is not None:
         # Reading must not create an empty database (and its directories) at a mistyped path.
         report("calls", f"no CDR database at {missing}")
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing_sqlite_file(url: str) -> Path | None:
+def missing_sqlite_file(url: str) -> Path | None:
     """The database file of a `sqlite:///…` URL when it does not exist, else None."""
     try:
         parsed = make_url(url)

@@ -165,6 +165,17 @@ async def _place_calls(
     start = scenario.start or clock.now()  # the wall time of scenario second 0
     for call in scenario.calls:
         await _until(start + timedelta(seconds=call.at), clock, sim, service)
+        if call.softphone is not None:
+            # [from-softphones] of asterisk-conf/extensions.conf: Stasis(pbxd,outbound,...).
+            placed[
+                await sim.softphone_call(
+                    call.softphone,
+                    call.did,
+                    hangup_after=call.hangup_after,
+                    app=config.settings.ari_app,
+                )
+            ] = call
+            continue
         channel_id = await sim.inbound_call(
             call.did,
             call.caller_number,

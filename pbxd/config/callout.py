@@ -7,14 +7,30 @@ trunk's allowlist, never widens it).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from pbxd.config import numbering
 from pbxd.config.destinations import PREFIX
 from pbxd.config.diagnostics import Diagnostics, Mark, did_you_mean
-from pbxd.config.files import NumberStatus, OutboundEntry
-from pbxd.config.model import CallingOut, Config
+from pbxd.config.files import CallThroughEntry, NumberStatus, OutboundEntry
+from pbxd.config.model import CallingOut, CallThrough, Config
 from pbxd.config.yamlsource import locate
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """What entries with their own errors would have defined: naming it is no new error."""
+
+    number: Callable[[str], bool]  # a number whose inventory entry (or whole file) is broken
+    trunks: Collection[str] = ()
+    targets: Collection[str] = ()
+    blocks: Collection[str] = ()
+    inventory: bool = False  # sip-trunks.yaml could not be read at all
+
+
+NOTHING_BROKEN = Broken(lambda _e164: False)
 
 # Longer than any ring a carrier lets through (Q.850 timers run out near 3 minutes).
 MAX_OUTBOUND_TIMEOUT = 300
@@ -28,6 +44,7 @@ def compile_calling_out(
     country: str | None,
     config: Config,
     diags: Diagnostics,
+    broken: Broken = NOTHING_BROKEN,
 ) -> CallingOut | None:
     """The rights of one `outbound:` entry; None (with errors reported) when unusable."""
 
@@ -40,12 +57,14 @@ def compile_calling_out(
         return None
     ok = True
     endpoints: list[str] = []
-    if not entry.softphones:
-        error([], f"outbound '{name}' needs `softphones:` (the softphones that call out)")
+    if not entry.softphones and not entry.mobiles:
+        error([], f"outbound '{name}' needs `softphones:` or `mobiles:` (who calls out)")
         ok = False
     for index, target_name in enumerate(entry.softphones):
         target = config.targets.get(target_name)
-        if target is None:
+        if target is None and target_name in broken.targets:
+            ok = False
+        elif target is None:
             hint = did_you_mean(target_name, config.targets)
             error(["softphones", index], f"unknown target '{target_name}'{hint}")
             ok = False
@@ -68,14 +87,15 @@ def compile_calling_out(
     region = country.upper() if country else None
     number = _number(entry.outbound_number, region, ["outbound_number"], error)
     virtual = config.numbers.get(number) if number else None
-    if number is not None and virtual is None:
+    if number is not None and virtual is None and not broken.number(number):
         error(["outbound_number"], f"{number} is not one of our numbers (sip-trunks.yaml)")
     elif virtual is not None and virtual.status is NumberStatus.RESERVED:
         error(["outbound_number"], f"{number} is reserved: it cannot be presented")
         virtual = None
     trunk_name = entry.trunk or (virtual.trunk if virtual else None)
     trunk = config.trunks.get(trunk_name) if trunk_name else None
-    if entry.trunk is not None and trunk is None:
+    trunk_broken = broken.inventory or entry.trunk in broken.trunks
+    if entry.trunk is not None and trunk is None and not trunk_broken:
         hint = did_you_mean(entry.trunk, config.trunks)
         error(["trunk"], f"unknown trunk '{entry.trunk}'{hint}")
     for index, prefix in enumerate(entry.may_dial):
@@ -100,6 +120,26 @@ def compile_calling_out(
     if not 1 <= entry.timeout <= MAX_OUTBOUND_TIMEOUT:
         error(["timeout"], f"timeout must be between 1 and {MAX_OUTBOUND_TIMEOUT} seconds")
         ok = False
+    mobiles: list[str] = []
+    mobile_region = user_region or (trunk.country if trunk else None) or region
+    for index, text in enumerate(entry.mobiles):
+        mobile = _number(text, mobile_region, ["mobiles", index], error)
+        taken_by = config.outbound_of_mobile.get(mobile) if mobile else None
+        if taken_by is not None and taken_by.name != name:
+            error(["mobiles", index], f"{mobile} already calls through as '{taken_by.name}'")
+            mobile = None
+        if mobile is None:
+            ok = False
+            continue
+        mobiles.append(mobile)
+    if entry.pin is not None and not (
+        entry.pin.isascii() and entry.pin.isdigit() and 4 <= len(entry.pin) <= 12
+    ):
+        error(["pin"], "pin must be 4 to 12 digits 0-9, in quotes (pin: '0042')")
+        ok = False
+    if mobiles and entry.pin is None:
+        error(["mobiles"], "mobiles call through with a PIN: add `pin:` (4 to 12 digits)")
+        ok = False
     if not ok or virtual is None or trunk is None or number is None:
         return None
     rights = CallingOut(
@@ -113,11 +153,55 @@ def compile_calling_out(
         emergency_caller_id=emergency,
         timeout=entry.timeout,
         source=key_mark,
+        mobiles=tuple(mobiles),
+        pin=entry.pin,
     )
     config.outbound[name] = rights
     for endpoint in endpoints:
         config.outbound_of_endpoint[endpoint] = rights
+    for mobile in mobiles:
+        config.outbound_of_mobile[mobile] = rights
     return rights
+
+
+def compile_call_through(
+    raw: Any,
+    entry: CallThroughEntry,
+    mark: Mark,
+    country: str | None,
+    config: Config,
+    diags: Diagnostics,
+    broken: Broken = NOTHING_BROKEN,
+) -> None:
+    """`call_through:`: the access numbers registered mobiles call out from."""
+
+    def error(path: list[str | int], message: str) -> None:
+        diags.error(locate(raw, path, mark)[0], message)
+
+    if config.call_through is not None:
+        diags.error(mark, "call_through is defined twice: one section lists every access number")
+        return
+    numbers: list[str] = []
+    region = country.upper() if country else None
+    for index, text in enumerate(entry.numbers):
+        e164 = _number(text, region, ["numbers", index], error)
+        if e164 is None:
+            continue
+        found = config.numbers.get(e164)
+        if found is None:
+            if not broken.number(e164):
+                error(["numbers", index], f"{e164} is not one of our numbers (sip-trunks.yaml)")
+            continue
+        if found.status is NumberStatus.RESERVED:
+            error(["numbers", index], f"{e164} is reserved: it takes no calls")
+            continue
+        numbers.append(e164)
+    if not entry.numbers:
+        error([], "call_through needs `numbers:` (the access numbers mobiles call)")
+    if not 1 <= entry.timeout <= MAX_OUTBOUND_TIMEOUT:
+        error(["timeout"], f"timeout must be between 1 and {MAX_OUTBOUND_TIMEOUT} seconds")
+        return
+    config.call_through = CallThrough(frozenset(numbers), entry.timeout, (f"sound:{entry.tone}",))
 
 
 def _number(text: str, region: str | None, path: list[str | int], error: Any) -> str | None:

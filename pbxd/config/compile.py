@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pbxd.config import destinations, numbering
-from pbxd.config.callout import compile_calling_out
+from pbxd.config.callout import Broken, compile_call_through, compile_calling_out
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
 from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
 from pbxd.config.files import (
@@ -36,6 +36,7 @@ from pbxd.config.files import (
     MailSecurity,
     NumberStatus,
     OutboundEntry,
+    PlanEntry,
     RingStrategy,
     RouteEntry,
     RoutingFile,
@@ -56,6 +57,7 @@ from pbxd.config.model import (
     Trunk,
     VirtualNumber,
 )
+from pbxd.config.plans import check_plans, compile_plan
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
 from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
@@ -635,6 +637,7 @@ class _Compiler:
         self.number_marks: dict[str, Mark] = {}
         self.block_marks: dict[str, Mark] = {}
         self.spans: list[tuple[numbering.NumberSpan, str, Mark]] = []
+        self.span_index: numbering.SpanIndex[tuple[str, Mark]] = numbering.SpanIndex()
         self.target_marks: dict[str, Mark] = {}
         self.broken_targets: set[str] = set()
         self.used_targets: set[str] = set()
@@ -928,10 +931,11 @@ class _Compiler:
             first = self.number_marks[e164]
             self.diags.error(mark, f"number {e164} is listed twice (first at {first})")
             return
-        for span, block, block_mark in self.spans:
-            if e164 in span:
-                self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
-                return
+        holder = self.span_index.containing(e164)
+        if holder is not None:
+            block, block_mark = holder[1]
+            self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
+            return
         self.number_marks[e164] = mark
         self.config.numbers[e164] = VirtualNumber(
             e164=e164,
@@ -986,18 +990,15 @@ class _Compiler:
             return
         if entry.range is not None and entry.count is not None:
             self.diags.error(raw.key_marks["count"], "`count` goes with `prefix`, not `range`")
-        for other, other_name, other_mark in self.spans:
-            if (
-                span.first <= other.last
-                and other.first <= span.last
-                and len(span.first) == len(other.first)
-            ):
-                self.diags.error(
-                    value_mark,
-                    f"block '{entry.block}' ({span.first}–{span.last}) overlaps block "
-                    f"'{other_name}' ({other.first}–{other.last}, {other_mark})",
-                )
-                return
+        overlap = self.span_index.overlapping(span)
+        if overlap is not None:
+            other, (other_name, other_mark) = overlap
+            self.diags.error(
+                value_mark,
+                f"block '{entry.block}' ({span.first}–{span.last}) overlaps block "
+                f"'{other_name}' ({other.first}–{other.last}, {other_mark})",
+            )
+            return
         members = span.numbers()
         clash = next((n for n in members if n in self.number_marks), None)
         if clash is not None:
@@ -1010,6 +1011,7 @@ class _Compiler:
         block_zone = self._zone_for(entry, zone, span.first, value_mark)
         self.block_marks[entry.block] = value_mark
         self.spans.append((span, entry.block, value_mark))
+        self.span_index.add(span, (entry.block, value_mark))
         self.config.blocks[entry.block] = Block(
             name=entry.block,
             trunk=trunk.name,
@@ -1074,6 +1076,18 @@ class _Compiler:
         # Targets are global: every file's targets are known before any route uses one.
         for data, parsed, _top in loaded:
             self._calling_out(data, parsed)
+            self._plans(data, parsed)
+            if parsed.call_through is not None:
+                compile_call_through(
+                    data.get("call_through"),
+                    parsed.call_through,
+                    data.key_marks["call_through"],
+                    parsed.country,
+                    self.config,
+                    self.diags,
+                    self._broken(),
+                )
+                self.flows.prompt(parsed.call_through.tone, data.mark_of("call_through"))
             raw_routes = data.get("routes")
             if isinstance(raw_routes, MarkedSeq):
                 region = parsed.country.upper() if parsed.country else None
@@ -1107,8 +1121,45 @@ class _Compiler:
                 continue
             self.used_targets.update(entry.softphones)
             compile_calling_out(
-                name, raw_out[name], entry, mark, parsed.country, self.config, self.diags
+                name,
+                raw_out[name],
+                entry,
+                mark,
+                parsed.country,
+                self.config,
+                self.diags,
+                self._broken(),
             )
+
+    def _plans(self, data: MarkedMap, parsed: RoutingFile) -> None:
+        """`plans:`: limits of numbers and blocks (routes are checked against them at the end)."""
+        raw_plans = data.get("plans")
+        for name in parsed.plans:
+            assert isinstance(raw_plans, MarkedMap)
+            mark = raw_plans.key_marks[name]
+            entry = validate_entry(PlanEntry, raw_plans[name] or {}, mark, self.diags)
+            if entry is not None:
+                compile_plan(
+                    name,
+                    raw_plans[name],
+                    entry,
+                    mark,
+                    parsed.country,
+                    self.config,
+                    self.flows,
+                    self.diags,
+                    self._broken(),
+                )
+
+    def _broken(self) -> Broken:
+        """What entries with errors would have defined (no cascade of errors about them)."""
+        return Broken(
+            self._hidden_by_broken_inventory,
+            self.broken_trunks,
+            self.broken_targets,
+            self.broken_blocks,
+            self.inventory_unusable,
+        )
 
     def _routing_files(self, path: Path) -> list[Path]:
         """Every *.yaml under `path`; a directory that cannot be listed is an error, since
@@ -1492,6 +1543,7 @@ class _Compiler:
     # ---- whole-configuration warnings
 
     def finish(self) -> None:
+        check_plans(self.config, self.diags)
         self.flows.finish(self.config.settings.sounds_dir)
         if self.config.settings.mail is None:
             for name, box in self.config.mailboxes.items():
@@ -1502,8 +1554,17 @@ class _Compiler:
                         "section: its messages will be kept, not mailed",
                     )
         unrouted_blocks: dict[str, int] = {}
+        access = self.config.call_through.numbers if self.config.call_through else frozenset()
         for e164, number in self.config.numbers.items():
+            if e164 in access and e164 in self.config.route_of_number:
+                route = self.config.route_of_number[e164]
+                self.diags.warning(
+                    route.source,
+                    f"route '{route.name}' never runs for {e164}: call_through takes its calls",
+                )
             if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:
+                continue
+            if e164 in access:
                 continue
             if e164 in self.unchecked_numbers or number.block in self.unchecked_blocks:
                 continue

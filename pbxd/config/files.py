@@ -332,6 +332,39 @@ class OutboundEntry(_Strict):
     # The identity emergency services get (the user's own line); default: outbound_number.
     emergency_caller_id: str | None = None
     timeout: Whole = 60  # seconds the far end may ring
+    # Call through: these mobiles call an access number, key `pin` then `#`, the number, `#`.
+    mobiles: list[str] = Field(default_factory=list)
+    pin: str | None = None
+
+
+class CallThroughEntry(_Strict):
+    """Routing files' `call_through:`: the access numbers registered mobiles call out from."""
+
+    numbers: list[str] = Field(default_factory=list)
+    timeout: Whole = 15  # seconds to key the PIN or the number, each
+    tone: str = "beep"
+
+
+class WhenCrossed(StrEnum):
+    """What happens to a call in progress that reaches its number's monthly minutes."""
+
+    CUT = "cut"  # warned `warn_before` seconds ahead, then hung up at the limit
+    FINISH = "finish"  # allowed to finish (the next call meets the limit)
+
+
+class PlanEntry(_Strict):
+    """A plan (routing files' `plans:`): limits of the numbers and blocks it names."""
+
+    numbers: list[str] = Field(default_factory=list)
+    blocks: list[str] = Field(default_factory=list)
+    forwarded_minutes: Whole | None = None  # per calendar month; None: unlimited
+    outbound_minutes: Whole | None = None
+    max_destinations: Whole | None = None  # distinct numbers a route may forward to
+    max_calls: Whole | None = None  # simultaneous calls on one number
+    at_limit: ActionEntry = ActionEntry(cause=HangupReason.BUSY)
+    when_crossed: WhenCrossed = WhenCrossed.CUT
+    warn_before: Whole = 60
+    warning: list[str] = Field(default_factory=lambda: ["plan-limit-warning"])
 
 
 class RoutingFile(_Strict):
@@ -344,3 +377,5 @@ class RoutingFile(_Strict):
     hours: dict[str, Any] = Field(default_factory=dict)
     mailboxes: dict[str, Any] = Field(default_factory=dict)
     outbound: dict[str, Any] = Field(default_factory=dict)
+    plans: dict[str, Any] = Field(default_factory=dict)
+    call_through: CallThroughEntry | None = None

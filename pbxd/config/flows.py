@@ -152,7 +152,7 @@ class RouteFlows:
             ok = False
         greeting_seq = raw.get("greeting") if isinstance(raw, dict) else None
         for index, prompt in enumerate(entry.greeting):
-            self._prompt(prompt, locate(greeting_seq, [index], key_mark)[0])
+            self.prompt(prompt, locate(greeting_seq, [index], key_mark)[0])
         if not ok:
             self.broken.add(name)
             return
@@ -324,11 +324,16 @@ class RouteFlows:
         )
 
     def _fallback(self, key: str, action: ActionEntry, where: Mark) -> Fallback:
+        return self.fallback(key, action, where, _DEFAULT_CAUSES.get(key, HangupReason.NORMAL))
+
+    def fallback(
+        self, key: str, action: ActionEntry, where: Mark, default: HangupReason
+    ) -> Fallback:
+        """Where `key` sends a call (hangup with `default` unless a cause is given)."""
         if action.action is FallbackAction.HANGUP:
             if action.box is not None or action.route is not None:
                 self.diags.error(where, f"{key}: a hangup takes only `cause`")
-            cause = action.cause or _DEFAULT_CAUSES.get(key, HangupReason.NORMAL)
-            return Fallback(action.action, cause, mark=where)
+            return Fallback(action.action, action.cause or default, mark=where)
         if action.cause is not None:
             self.diags.error(where, f"{key}: `cause` goes only with `action: hangup`")
         if action.action is FallbackAction.VOICEMAIL:
@@ -358,7 +363,7 @@ class RouteFlows:
             return None
         seq = raw.get("play") if isinstance(raw, dict) else raw
         for index, prompt in enumerate(entry.play):
-            self._prompt(prompt, locate(seq, [index], mark)[0])
+            self.prompt(prompt, locate(seq, [index], mark)[0])
         return Greeting(tuple(f"sound:{p}" for p in entry.play), entry.answer)
 
     def prompt_list(
@@ -367,10 +372,11 @@ class RouteFlows:
         """A list of prompts under `key` of `raw`, each checked, as `sound:` URIs."""
         seq = raw.get(key)
         for index, prompt in enumerate(names):
-            self._prompt(prompt, locate(seq, [index], raw.mark_of(key) if key in raw else mark)[0])
+            self.prompt(prompt, locate(seq, [index], raw.mark_of(key) if key in raw else mark)[0])
         return tuple(f"sound:{p}" for p in names)
 
-    def _prompt(self, prompt: str, mark: Mark) -> None:
+    def prompt(self, prompt: str, mark: Mark) -> None:
+        """Note a prompt to play (checked to exist in sounds_dir at the end)."""
         if not prompt or not all(c.isalnum() or c in "-_./" for c in prompt) or ".." in prompt:
             self.diags.error(
                 mark,

@@ -234,12 +234,44 @@ class CallingOut:
     emergency_caller_id: str | None = None  # None: `number`
     timeout: int = 60
     source: Mark | None = None
+    mobiles: tuple[str, ...] = ()  # E.164 numbers that may call through
+    pin: str | None = field(default=None, repr=False)  # never in logs or reprs
 
     def refusal(self, e164: str, trunk: Trunk) -> str | None:
         """Why this user may not dial `e164` through `trunk` (None: they may)."""
         if self.may_dial and not any(e164.startswith(p) for p in self.may_dial):
             return f"{e164} is outside what {self.name} may dial ({', '.join(self.may_dial)})"
         return trunk.refusal(e164)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a number's plan allows: monthly minutes (in its time zone), destinations, calls.
+
+    At a limit a new call goes to `at_limit` (a hangup with its cause, voicemail or another
+    route); a call in progress that reaches the minutes is cut (warned `warn_before` seconds
+    ahead with `warning`) unless `finish`.
+    """
+
+    name: str
+    forwarded_minutes: int | None = None
+    outbound_minutes: int | None = None
+    max_destinations: int | None = None
+    max_calls: int | None = None
+    at_limit: Fallback = field(default_factory=lambda: hangup(HangupReason.BUSY))
+    finish: bool = False
+    warn_before: int = 60
+    warning: tuple[str, ...] = ()
+    source: Mark | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallThrough:
+    """The access numbers registered mobiles call to call out with the virtual number."""
+
+    numbers: frozenset[str]
+    timeout: int = 15
+    tone: tuple[str, ...] = ("sound:beep",)
 
 
 PASSWORD_FILE_BYTES = 64 * 1024
@@ -366,6 +398,10 @@ class Config:
     outbound: dict[str, CallingOut] = field(default_factory=dict)
     # Softphone endpoint name (`alice`) -> its rights to call out.
     outbound_of_endpoint: dict[str, CallingOut] = field(default_factory=dict)
+    plans: dict[str, Plan] = field(default_factory=dict)
+    outbound_of_mobile: dict[str, CallingOut] = field(default_factory=dict)  # call through
+    call_through: CallThrough | None = None
+    plan_of_number: dict[str, Plan] = field(default_factory=dict)  # E.164 -> its plan
 
     def number(self, e164: str) -> VirtualNumber | None:
         """The inventory entry of a number, if we have it."""

@@ -24,7 +24,7 @@ from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
 if TYPE_CHECKING:
-    from pbxd.config.model import Trunk
+    from pbxd.config.model import CallingOut, Plan, Trunk
 
 StepName = str
 
@@ -224,7 +224,56 @@ class CallOut:
     emergency: bool = False  # never counted against a plan, never withheld
 
 
-Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep | MenuStep
+@dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """The called (or presented) number's plan, and the step a call goes to at its limit."""
+
+    plan: Plan
+    outbound: bool  # counts against outbound minutes (else forwarded legs' minutes)
+    at_limit: StepName
+
+
+@dataclass(frozen=True, slots=True)
+class CallThroughUser:
+    """What a registered mobile may do when it calls through (from `outbound:`)."""
+
+    rights: CallingOut
+    trunk: Trunk
+    plan: Plan | None
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallThroughStep:
+    """Answer a registered mobile, take its PIN and the number it calls, `#` after each."""
+
+    name: StepName
+    users: Mapping[str, CallThroughUser]  # the caller's E.164 -> what it may do
+    out: StepName  # the ring step the call goes to (filled in once the number is keyed)
+    refused: StepName
+    timeout: int = 15
+    tone: tuple[str, ...] = ("sound:beep",)
+    kind: StepKind = field(default=StepKind.CALL_THROUGH, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """The step each outcome leads to."""
+        return {
+            StepOutcome.CHOSEN: self.out,
+            StepOutcome.REFUSED: self.refused,
+            StepOutcome.TIMEOUT: self.refused,
+        }
+
+
+Step = (
+    ScheduleStep
+    | PlayStep
+    | RingStep
+    | VoicemailStep
+    | GotoStep
+    | HangupStep
+    | MenuStep
+    | CallThroughStep
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +290,7 @@ class Flow:
     caller_withheld: bool = False  # the caller withheld their number (kept in CDR anyway)
     timezone: str = "UTC"
     call_out: CallOut | None = None  # a softphone calling out (None: an inbound call)
+    limits: FlowLimits | None = None  # the number's plan (None: no plan, or an emergency call)
 
     def step(self, name: StepName) -> Step:
         """The step called `name` (KeyError if the planner built a broken flow)."""

@@ -10,12 +10,26 @@ the trunk's allowlist and its denied destinations, or is refused before any chan
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 from dataclasses import dataclass
 
 from pbxd.config.destinations import BARRED_CAUSE
+from pbxd.config.files import FallbackAction
 from pbxd.config.model import CallingOut, Config, Trunk
-from pbxd.dialplan.flow import CallOut, Flow, HangupStep, LegPlan, RingStep, Step
+from pbxd.dialplan.flow import (
+    CallOut,
+    CallThroughStep,
+    CallThroughUser,
+    Flow,
+    FlowLimits,
+    HangupStep,
+    LegPlan,
+    RingStep,
+    Step,
+)
 from pbxd.dialplan.plan import (
+    PLAN_LIMIT_STEP,
     CallFacts,
     Decision,
     Reject,
@@ -85,7 +99,8 @@ def plan_outbound(facts: CallFacts, config: Config) -> Decision:
             cause=NOT_ALLOWED_CAUSE,
             detail=f"softphone {endpoint} may not call out (no `outbound:` entry names it)",
         )
-    trunk = config.trunks[rights.trunk]
+    user = user_of(rights, config)
+    trunk = user.trunk
     dialled = read_dialled(facts.called, rights.country)
 
     def refuse(why: RejectWhy, cause: int, detail: str, number: str) -> Reject:
@@ -105,33 +120,10 @@ def plan_outbound(facts: CallFacts, config: Config) -> Decision:
         return refuse(
             RejectWhy.BAD_NUMBER, BAD_NUMBER_CAUSE, f"{shown!r} is not a phone number", shown
         )
-    if dialled.emergency:
-        presented = rights.emergency_caller_id or rights.number
-        pres = Presentation.ALLOWED_NOT_SCREENED  # emergency services always get the identity
-    else:
-        refusal = rights.refusal(dialled.number, trunk)
-        if refusal is not None:
-            return refuse(RejectWhy.FORBIDDEN_DESTINATION, BARRED_CAUSE, refusal, dialled.number)
-        presented = rights.number
-        withheld = rights.withhold or dialled.withheld or presentation.withheld
-        pres = Presentation.PROHIB_NOT_SCREENED if withheld else Presentation.ALLOWED_NOT_SCREENED
-    leg = _leg(rights, trunk, dialled, presented, pres)
-    steps: dict[str, Step] = {
-        RING_STEP: RingStep(
-            name=RING_STEP,
-            strategy=RingStrategy.RINGALL,
-            legs=(leg,),
-            timeout=rights.timeout,
-            no_answer="no_answer",
-            busy="busy",
-            unavailable="unavailable",
-            early_media=True,
-        ),
-        "no_answer": HangupStep("no_answer", HangupReason.NO_ANSWER),
-        "busy": HangupStep("busy", HangupReason.BUSY),
-        "unavailable": HangupStep("unavailable", HangupReason.CONGESTION, leg_cause=True),
-    }
-    number = config.numbers.get(rights.number)
+    going = _going_out(user, dialled, presentation.withheld, "")
+    if isinstance(going, str):
+        return refuse(RejectWhy.FORBIDDEN_DESTINATION, BARRED_CAUSE, going, dialled.number)
+    steps, call_out, limits, withheld = going
     return Flow(
         did=rights.number,
         trunk=trunk.name,
@@ -140,9 +132,99 @@ def plan_outbound(facts: CallFacts, config: Config) -> Decision:
         steps=steps,
         caller_number=endpoint,
         caller_name=caller_name,
-        caller_withheld=not pres.allowed,
-        timezone=number.timezone if number is not None else "UTC",
-        call_out=CallOut(rights.name, dialled.number, presented, dialled.emergency),
+        caller_withheld=withheld,
+        timezone=user.timezone,
+        call_out=call_out,
+        limits=limits,
+    )
+
+
+def user_of(rights: CallingOut, config: Config) -> CallThroughUser:
+    """What one `outbound:` entry needs at run time: its trunk, plan and time zone."""
+    number = config.numbers.get(rights.number)
+    return CallThroughUser(
+        rights,
+        config.trunks[rights.trunk],
+        config.plan_of_number.get(rights.number),
+        number.timezone if number is not None else "UTC",
+    )
+
+
+def _going_out(
+    user: CallThroughUser, dialled: Dialled, asked_withheld: bool, prefix: str
+) -> tuple[dict[str, Step], CallOut, FlowLimits | None, bool] | str:
+    """The steps of a call going out (ring `{prefix}ring`, then hang up as the far end
+    said), what the call log shows, the plan's limits and whether the number is withheld;
+    or why the destination is refused."""
+    rights, trunk = user.rights, user.trunk
+    if dialled.emergency:
+        presented = rights.emergency_caller_id or rights.number
+        pres = Presentation.ALLOWED_NOT_SCREENED  # emergency services always get the identity
+    else:
+        refusal = rights.refusal(dialled.number, trunk)
+        if refusal is not None:
+            return refusal
+        presented = rights.number
+        withheld = rights.withhold or dialled.withheld or asked_withheld
+        pres = Presentation.PROHIB_NOT_SCREENED if withheld else Presentation.ALLOWED_NOT_SCREENED
+    leg = _leg(rights, trunk, dialled, presented, pres)
+    names = {key: f"{prefix}{key}" for key in ("ring", "no_answer", "busy", "unavailable")}
+    steps: dict[str, Step] = {
+        names["ring"]: RingStep(
+            name=names["ring"],
+            strategy=RingStrategy.RINGALL,
+            legs=(leg,),
+            timeout=rights.timeout,
+            no_answer=names["no_answer"],
+            busy=names["busy"],
+            unavailable=names["unavailable"],
+            early_media=True,
+        ),
+        names["no_answer"]: HangupStep(names["no_answer"], HangupReason.NO_ANSWER),
+        names["busy"]: HangupStep(names["busy"], HangupReason.BUSY),
+        names["unavailable"]: HangupStep(
+            names["unavailable"], HangupReason.CONGESTION, leg_cause=True
+        ),
+    }
+    plan = None if dialled.emergency else user.plan
+    limits = None
+    if plan is not None:
+        # A call going out has nowhere to overflow to: it is refused with the plan's cause.
+        cause = plan.at_limit.cause if plan.at_limit.action is FallbackAction.HANGUP else None
+        at_limit = f"{prefix}{PLAN_LIMIT_STEP}"
+        steps[at_limit] = HangupStep(at_limit, cause or HangupReason.REJECTED)
+        limits = FlowLimits(plan, True, at_limit)
+    call_out = CallOut(rights.name, dialled.number, presented, dialled.emergency)
+    return steps, call_out, limits, not pres.allowed
+
+
+def call_through(flow: Flow, step: CallThroughStep, pin: str, typed: str) -> Flow | str:
+    """The flow once a registered mobile keyed its PIN and a number: the call going out
+    (its steps added under the step's `out`), or why it is refused. Same rules as a softphone.
+    """
+    user = step.users.get(flow.caller_number)
+    expected = user.rights.pin if user is not None else None
+    # Compared in constant time: how long a refusal takes says nothing of the PIN.
+    if user is None or expected is None or not hmac.compare_digest(expected, pin):
+        return "wrong PIN"
+    dialled = read_dialled(typed, user.rights.country)
+    if dialled is None:
+        return "what was keyed is not a phone number"
+    prefix = step.out.removesuffix("ring")
+    going = _going_out(user, dialled, False, prefix)
+    if isinstance(going, str):
+        return going
+    steps, call_out, limits, withheld = going
+    return dataclasses.replace(
+        flow,
+        did=user.rights.number,
+        trunk=user.trunk.name,
+        route=user.rights.name,
+        steps={**flow.steps, **steps},
+        caller_withheld=withheld,
+        timezone=user.timezone,
+        call_out=call_out,
+        limits=limits,
     )
 
 
@@ -164,4 +246,51 @@ def _leg(
         via=trunk,
         barred=None if dialled.emergency else endpoint_refusal(dial_string, trunk),
         emergency_region=region,
+    )
+
+
+CALL_THROUGH_STEP = "call_through"
+OUT_STEP = "out/ring"
+REFUSED_STEP = "refused"
+
+
+def call_through_flow(
+    did: str,
+    trunk: str | None,
+    caller_number: str,
+    caller_name: str,
+    withheld: bool,
+    config: Config,
+) -> Flow:
+    """An access number's flow: the call-through step, then the call going out (built once
+    the number is keyed), or a refusal (call rejected, cause 21)."""
+    settings = config.call_through
+    assert settings is not None
+    users = {
+        mobile: user_of(rights, config) for mobile, rights in config.outbound_of_mobile.items()
+    }
+    steps: dict[str, Step] = {
+        CALL_THROUGH_STEP: CallThroughStep(
+            CALL_THROUGH_STEP,
+            users,
+            OUT_STEP,
+            REFUSED_STEP,
+            settings.timeout,
+            settings.tone,
+        ),
+        REFUSED_STEP: HangupStep(REFUSED_STEP, HangupReason.REJECTED),
+        # Replaced by the ring step once the number is keyed (`call_through`).
+        OUT_STEP: HangupStep(OUT_STEP, HangupReason.REJECTED),
+    }
+    number = config.numbers.get(did)
+    return Flow(
+        did=did,
+        trunk=trunk,
+        route=CALL_THROUGH_STEP,
+        start=CALL_THROUGH_STEP,
+        steps=steps,
+        caller_number=caller_number,
+        caller_name=caller_name,
+        caller_withheld=withheld,
+        timezone=number.timezone if number is not None else "UTC",
     )

@@ -24,6 +24,7 @@ from pbxd.dialplan.callerid import presented_identity
 from pbxd.dialplan.flow import (
     CallOut,
     Flow,
+    FlowLimits,
     GotoStep,
     HangupStep,
     LegPlan,
@@ -112,6 +113,7 @@ NO_ANSWER_STEP = "no_answer"
 BUSY_STEP = "busy"
 UNAVAILABLE_STEP = "unavailable"
 MENU_STEP = "menu"
+PLAN_LIMIT_STEP = "plan_limit"  # where a call goes when its number's plan is used up
 
 
 def branch_label(branch: Fallback) -> str:
@@ -209,6 +211,10 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
         return reject(RejectWhy.UNKNOWN_NUMBER)
     if number.status is NumberStatus.RESERVED:
         return reject(RejectWhy.RESERVED_NUMBER)
+    if config.call_through is not None and did in config.call_through.numbers:
+        from pbxd.dialplan.outbound import call_through_flow  # it builds on this module
+
+        return call_through_flow(did, trunk_name, caller_number, caller_name, withheld, config)
     route = config.route_for(did)
     if route is None:
         return reject(RejectWhy.NO_ROUTE)
@@ -223,6 +229,10 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
 
     builder = _FlowBuilder(config, legs_of, number.timezone)
     start = builder.route(route)
+    plan = config.plan_of_number.get(did)
+    limits = None
+    if plan is not None:
+        limits = FlowLimits(plan, False, builder.fallback(plan.at_limit, PLAN_LIMIT_STEP, ""))
     return Flow(
         did=did,
         trunk=trunk_name,
@@ -233,6 +243,7 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
         caller_name=caller_name,
         caller_withheld=withheld,
         timezone=number.timezone,
+        limits=limits,
     )
 
 

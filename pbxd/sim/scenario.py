@@ -25,6 +25,7 @@ from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, did_you_mean
 from pbxd.config.model import Config, Trunk
 from pbxd.config.numbering import NumberError, foreign_digit, to_e164
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml
+from pbxd.dialplan.outbound import read_dialled
 from pbxd.sim.media import DEFAULT_PROMPT_SECONDS
 from pbxd.sim.model import PRES_ALLOWED_NOT_SCREENED, PRES_PROHIB_NOT_SCREENED
 from pbxd.sim.peers import DTMF_DIGITS, PeerScript
@@ -149,6 +150,11 @@ class PeerEntry(_Strict):
     keys: tuple[KeyPress, ...] = ()
     # The mobile's own voicemail answers after N s: it never presses a key (confirm calls).
     voicemail_after: Seconds | None = None
+    # A carrier's answers to a call going out: early media (183 with ringback or an
+    # announcement) after N s, or a final refusal after N s with its Q.850 cause (1: 404).
+    early_media_after: Seconds | None = None
+    reject_after: Seconds | None = None
+    reject_cause: Annotated[int, Field(ge=1, le=127)] = 1
 
 
 class CallEntry(_Strict):
@@ -210,6 +216,8 @@ class ScenarioCall:
     when: datetime | None = None
     keys: tuple[tuple[float, str], ...] = ()
     talk: float | None = None
+    # A softphone calling out (`from: alice`): its endpoint; `did` is then what it dialled.
+    softphone: str | None = None
 
     @property
     def script(self) -> PeerScript:
@@ -264,8 +272,8 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
         return None, diags.sorted()
     known = _known_keys(data, _TOP_KEYS, diags)
     header = validate_entry(ScenarioHeader, _subset(known, _keys(ScenarioHeader)), top, diags)
-    peers = _peers(known, config, diags)
     calls = _calls(known, config, diags)
+    peers = _peers(known, config, diags, _dialled_out(calls, config))
     if header is None or diags.has_errors:
         return None, diags.sorted()
     dated = [c.when for c in calls if c.when is not None]
@@ -314,7 +322,20 @@ def _known_keys(raw: MarkedMap, allowed: tuple[str, ...], diags: Diagnostics) ->
 # ----------------------------------------------------------------------- peers
 
 
-def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, PeerScript]:
+def _dialled_out(calls: Iterable[ScenarioCall], config: Config) -> set[str]:
+    """The numbers the scenario's softphones call (a peer script may say how they answer)."""
+    numbers: set[str] = set()
+    for call in calls:
+        rights = config.outbound_of_endpoint.get(call.softphone or "")
+        read = read_dialled(call.did, rights.country) if rights is not None else None
+        if read is not None:
+            numbers.add(read.number)
+    return numbers
+
+
+def _peers(
+    data: MarkedMap, config: Config, diags: Diagnostics, dialled_out: set[str]
+) -> dict[str, PeerScript]:
     raw_peers = data.get("peers")
     if raw_peers is None:
         return {}
@@ -351,7 +372,7 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 f"ignored{did_you_mean(key, [*config.targets, *rung])}",
             )
             continue
-        if key not in config.targets and destination not in rung:
+        if key not in config.targets and destination not in rung and destination not in dialled_out:
             diags.warning(
                 key_mark,
                 f"peer '{key}': no target rings {destination}, so this behaviour is never used"
@@ -374,6 +395,9 @@ def _peers(data: MarkedMap, config: Config, diags: Diagnostics) -> dict[str, Pee
                 dtmf_after=parsed.dtmf_after,
                 keys=tuple((k.at, k.digits) for k in parsed.keys),
                 voicemail_after=parsed.voicemail_after,
+                progress_after=parsed.early_media_after,
+                reject_after=parsed.reject_after,
+                reject_cause=parsed.reject_cause,
             )
     return peers
 
@@ -457,9 +481,53 @@ def _parse_number(text: str, regions: list[str | None]) -> tuple[str | None, str
     return None, why
 
 
+# What a softphone may send as the number it dials (spaces are the scenario's, for reading).
+_DIALLED = re.compile(r"[+*#0-9]{1,32}", re.ASCII)
+
+
+def _softphone_call(
+    index: int, call: CallEntry, raw: MarkedMap, config: Config, diags: Diagnostics
+) -> ScenarioCall | None:
+    """`from: alice` (a softphone target): alice dials `to` as typed; pbxd decides the rest."""
+    target = config.targets[call.from_]
+    assert target.endpoint is not None
+    endpoint = target.endpoint.partition("/")[2]
+    dialled = "".join(call.to.split())
+    if not _DIALLED.fullmatch(dialled):
+        diags.error(raw.mark_of("to"), "to: a softphone dials digits, +, * and # only")
+        return None
+    if call.withheld or call.keys or call.talk is not None or call.trunk is not None:
+        diags.error(
+            raw.mark_of("from"),
+            "a softphone calling out takes only at, to, name and hangup_after",
+        )
+        return None
+    when: datetime | None = None
+    if isinstance(call.at, datetime):
+        rights = config.outbound_of_endpoint.get(endpoint)
+        when = _local_moment(call.at, rights.number if rights else "", config, raw, diags)
+        if when is None:
+            return None
+    return ScenarioCall(
+        index,
+        call.at if isinstance(call.at, float) else 0.0,
+        dialled,
+        endpoint,
+        call.name or target.label,
+        endpoint,
+        call.hangup_after,
+        when=when,
+        softphone=endpoint,
+    )
+
+
 def _resolve_call(
     index: int, call: CallEntry, raw: MarkedMap, config: Config, diags: Diagnostics
 ) -> ScenarioCall | None:
+    source = config.targets.get(call.from_)
+    softphone = source.endpoint.partition("/")[2] if source and source.endpoint else ""
+    if softphone in config.outbound_of_endpoint:
+        return _softphone_call(index, call, raw, config, diags)
     trunk: Trunk | None = None
     if call.trunk is not None:
         trunk = config.trunks.get(call.trunk)
@@ -588,6 +656,8 @@ def configured_prompts(config: Config) -> list[str]:
         prompts.extend((*route.whisper, *route.confirm_prompt))
     for mailbox in config.mailboxes.values():
         prompts.extend(mailbox.greeting)
+    for plan in config.plans.values():
+        prompts.extend(plan.warning)
     return list(dict.fromkeys(p for p in prompts if p.startswith("sound:")))
 
 

@@ -432,9 +432,13 @@ async def make_lab(cdr_url: str, lab_config: Config) -> AsyncIterator[LabFactory
     labs: list[CallLab] = []
 
     async def make(
-        config: Config | None = None, *, start: bool = True, event_filter: bool = True
+        config: Config | None = None,
+        *,
+        start: bool = True,
+        event_filter: bool = True,
+        origin: datetime | None = None,
     ) -> CallLab:
-        clock = VirtualClock()
+        clock = VirtualClock(origin)
         sim = AriSimulator(clock, USER, SECRET, event_filter=event_filter)
         add_lab_endpoints(sim)
         await sim.start()

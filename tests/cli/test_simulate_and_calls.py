@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,44 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         "=> no_answer",
         "=> answered by alice",  # switchboard: 2, the sales mobile's voicemail never accepts
         "=> rejected",
+        "=> answered by sales-mobile",  # the starter plan: cut at its 2 minutes
+        "=> voicemail",  # the plan used up: voicemail instead of the mobile
+        "=> answered by +33145678900",  # alice calls out as the reception number
+        "=> rejected",  # alice dials Germany: outside the allowlist
         "=> voicemail",  # after hours
         "=> closed",  # Christmas: closed, a message too short to keep
     ]
     assert "carol: unreachable (500 Allocation failed)" in out
-    assert "8 call(s) recorded" in out
-    assert "sales-mobile: answered, confirm before bridging" in out
-    assert "sales-mobile: never accepted, answered elsewhere" in out
+    assert "field-mobile: answered, confirm before bridging" in out
+    assert "field-mobile: never accepted, answered elsewhere" in out
+    assert "plan starter: forwarded minutes run out soon, warning the caller" in out
+    assert "plan limit: forwarded minutes of plan 'starter' used up" in out
+    assert "outgoing call from alice to +33145678900, presenting +33170000001" in out
+    assert "+49301234567 is outside the allowed destinations (+33) (hangup: cause 52)" in out
+    assert "12 call(s) recorded" in out
+
+    assert main(["usage", "09 72 10 00 02", "--period", "2026-12", "--database", db]) == 0
+    table = capsys.readouterr().out
+    assert "+33972100002: usage in 2026-12 (Europe/Paris), plan starter" in table
+    assert re.search(r"^2026-12-01\s+2:0\d\s+0:00$", table, re.MULTILINE), table
+    assert re.search(r"^allowed\s+2 min\s+unlimited$", table, re.MULTILINE), table
+    assert (
+        main(
+            ["usage", "01 70 00 00 01", "--period", "2026-12", "--database", db, "--format", "json"]
+        )
+        == 0
+    )
+    used = json.loads(capsys.readouterr().out)
+    assert (used["plan"], used["forwarded_seconds"], used["outbound_allowed_seconds"]) == (
+        "reception",
+        0,
+        36000,
+    )
+    assert 30 <= used["outbound_seconds"] <= 45  # alice's call: 45 s, less the ringing
+    assert main(["usage", "01 70 00 00 01", "--period", "2026-11", "--database", db]) == 0
+    assert re.search(r"^total\s+0:00\s+0:00$", capsys.readouterr().out, re.MULTILINE)
+    assert main(["usage", "01 70 00 00 01", "--period", "2026-13", "--database", db]) == 1
+    assert "is not a month (2026-11)" in capsys.readouterr().err
 
     assert main(["calls", "09", "72", "10", "00", "01", "--database", db, "--format", "json"]) == 0
     calls = json.loads(capsys.readouterr().out)
@@ -63,14 +95,18 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     [switchboard] = json.loads(capsys.readouterr().out)
     assert (switchboard["answered_by"], switchboard["route"]) == ("alice", "switchboard")
     first = switchboard["path"][0]
-    assert (first["step"], first["outcome"], first.get("label")) == ("menu", "chosen", "2>sales")
+    assert (first["step"], first["outcome"], first.get("label")) == (
+        "menu",
+        "chosen",
+        "2>acme-sales",
+    )
     # The mobile's voicemail answered, was asked to press 1, and lost to alice (26).
     assert [(leg["target"], leg["hangup_cause"]) for leg in switchboard["legs"]] == [
         ("alice", 16),
-        ("sales-mobile", 26),
+        ("field-mobile", 26),
     ]
     assert main(["calls", "01 70 00 00 30", "--database", db]) == 0
-    assert "menu: 2 → sales" in capsys.readouterr().out
+    assert "menu: 2 → acme-sales" in capsys.readouterr().out
 
     assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
     table = capsys.readouterr().out
@@ -124,7 +160,9 @@ def test_calls_filters_by_local_dates(example: Path, capsys: pytest.CaptureFixtu
         main(["calls", "0170000001", "--database", db, "--since", "2000-01-01", "--format", "json"])
         == 0
     )
-    assert len(json.loads(capsys.readouterr().out)) == 3
+    # Three calls to the reception, two calls alice made presenting it (its call log has both).
+    logged = json.loads(capsys.readouterr().out)
+    assert sorted(c["direction"] for c in logged) == ["inbound"] * 3 + ["outbound"] * 2
     assert (
         main(["calls", "0170000001", "--database", db, "--since", "2026-12-02", "--format", "json"])
         == 0

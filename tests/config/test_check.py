@@ -22,7 +22,7 @@ def test_shipped_example_is_valid(example: Path, capsys: pytest.CaptureFixture[s
     status, err, out = check(capsys)
     assert status == 0
     assert err == []
-    assert out.strip() == ("pbxd.yaml: OK: 15 numbers (1 block), 6 routes, 6 targets, 2 trunks")
+    assert out.strip() == ("pbxd.yaml: OK: 16 numbers (1 block), 7 routes, 7 targets, 2 trunks")
 
 
 # (file, old text, new text, the diagnostic line expected)
@@ -304,7 +304,7 @@ def test_unrouted_inventory_number_is_a_warning(
         "sip-trunks.yaml:17:17: warning: number +33170000004 has no route: "
         "its calls will be rejected"
     ]
-    assert out.strip().endswith("16 numbers (1 block), 6 routes, 6 targets, 2 trunks, 1 warning(s)")
+    assert out.strip().endswith("17 numbers (1 block), 7 routes, 7 targets, 2 trunks, 1 warning(s)")
 
 
 def test_all_problems_are_reported_at_once(edit: Edit, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxd.config.compile import compile_config
+from pbxd.config.compile import CompileResult, compile_config
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Flow, Reject, RejectWhy, RingStep, plan_call
 from pbxd.dialplan.outbound import read_dialled
@@ -51,22 +51,22 @@ outbound:
 """
 
 
-def compile_tree(tmp_path: Path, routing: str = ROUTING, trunks: str = TRUNKS) -> list[str]:
+def compile_tree(tmp_path: Path, routing: str = ROUTING, trunks: str = TRUNKS) -> CompileResult:
+    """Compile pbxd.yaml, `trunks` and one routing file written to `tmp_path`."""
     (tmp_path / "routing").mkdir(exist_ok=True)
     (tmp_path / "pbxd.yaml").write_text("state_dir: var\n", encoding="utf-8")
     (tmp_path / "sip-trunks.yaml").write_text(trunks, encoding="utf-8")
     (tmp_path / "routing" / "main.yaml").write_text(routing, encoding="utf-8")
-    result = compile_config(tmp_path / "pbxd.yaml")
+    return compile_config(tmp_path / "pbxd.yaml")
+
+
+def errors_of(result: CompileResult) -> list[str]:
     return [str(d) for d in result.diagnostics if d.severity == "error"]
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    (tmp_path / "routing").mkdir()
-    (tmp_path / "pbxd.yaml").write_text("state_dir: var\n", encoding="utf-8")
-    (tmp_path / "sip-trunks.yaml").write_text(TRUNKS, encoding="utf-8")
-    (tmp_path / "routing" / "main.yaml").write_text(ROUTING, encoding="utf-8")
-    result = compile_config(tmp_path / "pbxd.yaml")
+    result = compile_tree(tmp_path)
     assert result.config is not None, [str(d) for d in result.diagnostics]
     return result.config
 
@@ -213,7 +213,7 @@ def test_pbxd_check_pins_outbound_errors_to_their_line(
         """
     )
     routing = f"{head}    {entry}\n"
-    errors = compile_tree(tmp_path, routing)
+    errors = errors_of(compile_tree(tmp_path, routing))
     assert len(errors) >= 1, errors
     lines = routing.splitlines()
     wanted = max(i for i, line in enumerate(lines, 1) if key in line)
@@ -234,3 +234,35 @@ def test_the_shipped_outbound_context_sends_calls_to_pbxd_as_outbound() -> None:
     assert stasis == [" same => n,Stasis(pbxd,outbound,${CALLERID(pres)})"]
     # Nothing in the context dials the trunk itself: pbxd decides every call going out.
     assert not any("Dial(" in line for line in active)
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "message"),
+    [
+        (NUMBER + "\n    mobiles: [06 00 00 00 42]", "[06 00 00 00 42]", "add `pin:`"),
+        (NUMBER + "\n    mobiles: [06 00 00 00 42]\n    pin: 'l234'", "'l234'", "4 to 12 digits"),
+        (NUMBER + "\n    mobiles: [06 00 00 00 4x]\n    pin: '1234'", "06 00 00 00 4x", ""),
+    ],
+)
+def test_call_through_rights_are_checked(
+    tmp_path: Path, entry: str, key: str, message: str
+) -> None:
+    head = "country: FR\ntargets:\n  alice: {softphone: PJSIP/alice}\noutbound:\n  desk:\n"
+    routing = f"{head}    {entry}\n"
+    errors = errors_of(compile_tree(tmp_path, routing))
+    lines = routing.splitlines()
+    wanted = max(i for i, line in enumerate(lines, 1) if key in line)
+    column = lines[wanted - 1].rindex(key) + 1
+    found = [e for e in errors if message in e]
+    assert found, errors
+    assert re.search(rf"main\.yaml:{wanted}:{column}\b", found[0]), found[0]
+    assert "l234" not in " ".join(e for e in errors if "pin" in e)  # a PIN is never echoed
+
+
+def test_an_access_number_must_be_ours(tmp_path: Path) -> None:
+    routing = ROUTING + "call_through:\n  numbers: [01 70 00 00 09, 01 70 00 00 02]\n"
+    errors = errors_of(compile_tree(tmp_path, routing))
+    assert [e.split(": error: ")[1] for e in errors] == [
+        "+33170000009 is not one of our numbers (sip-trunks.yaml)",
+        "+33170000002 is reserved: it takes no calls",
+    ]

@@ -63,14 +63,22 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
         ("+442079460123", "+442079460000", "trunk-uk"),
         ("+33170000030", "+33612000002", "trunk-in"),  # 10:00:20 in Paris: 09:00:20 UTC
         ("+33170000009", "anonymous", "trunk-in"),  # not ours: 10:00:12 UTC
+        ("+33972100002", "+33677000001", "trunk-in"),  # the starter plan: cut, then...
+        ("+33972100002", "+33677000002", "trunk-in"),  # ... voicemail
+        ("0145678900", "alice", "alice"),  # alice calls out: the number as she dialled it
+        ("+49301234567", "alice", "alice"),  # outside the allowlist
         ("+33170000001", "+33655443322", "trunk-in"),
         ("+33170000001", "+33611223344", "trunk-in"),
     ]
+    assert [c.softphone for c in scenario.calls].count("alice") == 2
     assert scenario.peers["PJSIP/bob"] == PeerScript(busy_after=1.0)
     assert scenario.peers["+33612345679"] == PeerScript()  # the on-call mobile rings out
-    assert [c.talk for c in scenario.calls] == [None, 12.0, None, None, None, None, 8.0, 1.0]
-    assert scenario.peers["+33781234567"] == PeerScript(voicemail_after=1.0)
+    talks = [c.talk for c in scenario.calls]
+    assert talks == [None, 12.0, None, None, None, None, None, 6.0, None, None, 8.0, 1.0]
+    assert scenario.peers["+33781234568"] == PeerScript(voicemail_after=1.0)
     assert scenario.calls[4].keys == ((2.0, "2"),)  # the switchboard's caller chooses sales
+    # The customer alice calls: its carrier sends early media, then it answers.
+    assert scenario.peers["+33145678900"] == PeerScript(answer_after=3.0, progress_after=1.0)
 
 
 def test_every_problem_at_once_at_its_place(config: Config) -> None:
@@ -85,7 +93,7 @@ def test_every_problem_at_once_at_its_place(config: Config) -> None:
         "  - 0170000001\n"
         "  - at: 14401\n"
         "    to: 12345\n"
-        "    from: alice\n"
+        "    from: carol\n"
         "    hangup_afterr: 3\n"
         "    answer_after: 2\n"
         "  - {to: 01 70 00 00 01, trunk: carrier-fx}\n"
@@ -103,7 +111,7 @@ def test_every_problem_at_once_at_its_place(config: Config) -> None:
         "not '0170000001'",
         "scenarios/t.yaml:8:9: error: at: must be a number of seconds from 0 to 14400, not '14401'",
         "scenarios/t.yaml:9:9: error: to: '12345' is not a valid number for FR",
-        f"scenarios/t.yaml:10:11: error: from: 'alice' is not a caller ID: {NOT_A_CALLER_ID}",
+        f"scenarios/t.yaml:10:11: error: from: 'carol' is not a caller ID: {NOT_A_CALLER_ID}",
         "scenarios/t.yaml:11:5: error: unknown key 'hangup_afterr' (did you mean 'hangup_after'?)",
         "scenarios/t.yaml:12:5: error: unknown key 'answer_after' here: how a rung phone "
         "behaves goes under `peers:`",
@@ -181,7 +189,7 @@ def test_caller_id_forms_carriers_send(config: Config, caller: str, presented: s
 @pytest.mark.parametrize(
     ("caller", "why"),
     [
-        ("alice", "'alice' is not a caller ID"),
+        ("carol", "'carol' is not a caller ID"),  # a softphone that may not call out
         ("PJSIP/alice", "'PJSIP/alice' is not a caller ID"),
         ("12345", "'12345' is not a valid number for FR"),
         ("'+999999999999999999'", "'+999999999999999999' is not a phone number"),

@@ -360,6 +360,7 @@ def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
             )
         },
         mailboxes={"acme": SimpleNamespace(greeting=("sound:acme-vm",))},
+        plans={},
         settings=SimpleNamespace(sounds_dir=tmp_path),
     )
     sim = AriSimulator()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pbxd.calls.steps.base import StepHandler
+from pbxd.calls.steps.call_through import CallThroughHandler
 from pbxd.calls.steps.goto import GotoHandler
 from pbxd.calls.steps.hangup import HangupHandler
 from pbxd.calls.steps.menu import MenuHandler
@@ -25,6 +26,7 @@ HANDLERS: dict[StepKind, type[StepHandler[Any]]] = {
     StepKind.SCHEDULE: ScheduleHandler,
     StepKind.VOICEMAIL: VoicemailHandler,
     StepKind.MENU: MenuHandler,
+    StepKind.CALL_THROUGH: CallThroughHandler,
 }
 
 

@@ -1,0 +1,159 @@
+"""`pbxd usage NUMBER [--period 2026-12]`: minutes a number used against its plan, by day."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from pbxd.cdr.reports import ReportPeriod
+from pbxd.cdr.store import CdrStore
+from pbxd.cli.calls import missing_sqlite_file, resolve_number
+from pbxd.cli.common import load_config_or_report, report
+from pbxd.config.model import Plan
+from pbxd.config.numbering import NumberError
+from pbxd.dialplan.limits import (
+    Billable,
+    UsageKind,
+    by_day,
+    limit_seconds,
+    used_seconds,
+)
+from pbxd.log import configure_logging
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `pbxd usage`."""
+    parser = sub.add_parser(
+        "usage",
+        help="show the minutes a number used against its plan",
+        description="Minutes of forwarded legs and of calls going out that NUMBER used in a "
+        "period of its time zone (this month by default), by day, against its plan's monthly "
+        "allowance; calls in progress count up to now, emergency calls never.",
+    )
+    parser.add_argument("number", nargs="+", help="the number; spaces allowed (01 70 00 00 01)")
+    parser.add_argument(
+        "--period", help="a month (2026-12, the default: this one), a day or a year"
+    )
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the usage; exit 1 on a bad number or period, 2 if the database fails."""
+    config = load_config_or_report(args)
+    if config is None:
+        return 1
+    now = datetime.now(ZoneInfo("UTC"))
+    try:
+        did, tz = resolve_number(" ".join(args.number), config)
+        period = ReportPeriod.parse(args.period or f"{now.astimezone(tz):%Y-%m}")
+    except (NumberError, ValueError) as exc:
+        report("usage", str(exc))
+        return 1
+    configure_logging("error")
+    url = args.database or config.settings.database_url
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        report("usage", f"no CDR database at {missing}")
+        return 2
+    since, until = period.bounds(tz)
+    try:
+        items = asyncio.run(_read(url, did, since, until))
+    except Exception as exc:
+        report("usage", f"cannot read the usage from {url}: {type(exc).__name__}: {exc}")
+        return 2
+    plan = config.plan_of_number.get(did)
+    print(FORMATS[args.format](did, period.label, tz, plan, items, now), end="")
+    return 0
+
+
+async def _read(url: str, did: str, since: datetime, until: datetime) -> list[Billable]:
+    store = await CdrStore.open(url)
+    try:
+        return await store.billables_of(did, since, until)
+    finally:
+        await store.close()
+
+
+def _minutes(seconds: int) -> str:
+    """`12:05` (minutes:seconds)."""
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _allowance(plan: Plan | None, kind: UsageKind) -> str:
+    limit = limit_seconds(plan, kind) if plan is not None else None
+    return "unlimited" if limit is None else f"{limit // 60} min"
+
+
+def format_table(
+    did: str, period: str, tz: ZoneInfo, plan: Plan | None, items: list[Billable], now: datetime
+) -> str:
+    """The month as a person reads it: a line per day, then the totals against the plan."""
+    plan_name = f"plan {plan.name}" if plan is not None else "no plan"
+    lines = [f"{did}: usage in {period} ({tz.key}), {plan_name}"]
+    lines.append(f"{'day':<10}  {'forwarded':>9}  {'outbound':>9}")
+    for day, used in by_day(items, now, tz).items():
+        forwarded, outbound = used[UsageKind.FORWARDED], used[UsageKind.OUTBOUND]
+        lines.append(f"{day.isoformat():<10}  {_minutes(forwarded):>9}  {_minutes(outbound):>9}")
+    total = used_seconds(items, now)
+    lines.append(
+        f"{'total':<10}  {_minutes(total[UsageKind.FORWARDED]):>9}  "
+        f"{_minutes(total[UsageKind.OUTBOUND]):>9}"
+    )
+    lines.append(
+        f"{'allowed':<10}  {_allowance(plan, UsageKind.FORWARDED):>9}  "
+        f"{_allowance(plan, UsageKind.OUTBOUND):>9}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(
+    did: str, period: str, tz: ZoneInfo, plan: Plan | None, items: list[Billable], now: datetime
+) -> str:
+    """One row per day: `day,forwarded_seconds,outbound_seconds`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("number", "day", "forwarded_seconds", "outbound_seconds"))
+    for day, used in by_day(items, now, tz).items():
+        writer.writerow((did, day.isoformat(), used[UsageKind.FORWARDED], used[UsageKind.OUTBOUND]))
+    return buffer.getvalue()
+
+
+def format_json(
+    did: str, period: str, tz: ZoneInfo, plan: Plan | None, items: list[Billable], now: datetime
+) -> str:
+    """The month, its days and the plan's allowances (seconds; null: unlimited)."""
+    total = used_seconds(items, now)
+
+    def day_json(day: date, used: dict[UsageKind, int]) -> dict[str, object]:
+        return {
+            "day": day.isoformat(),
+            "forwarded_seconds": used[UsageKind.FORWARDED],
+            "outbound_seconds": used[UsageKind.OUTBOUND],
+        }
+
+    document = {
+        "number": did,
+        "period": period,
+        "time_zone": tz.key,
+        "plan": plan.name if plan is not None else None,
+        "forwarded_seconds": total[UsageKind.FORWARDED],
+        "outbound_seconds": total[UsageKind.OUTBOUND],
+        "forwarded_allowed_seconds": (
+            limit_seconds(plan, UsageKind.FORWARDED) if plan is not None else None
+        ),
+        "outbound_allowed_seconds": (
+            limit_seconds(plan, UsageKind.OUTBOUND) if plan is not None else None
+        ),
+        "days": [day_json(day, used) for day, used in by_day(items, now, tz).items()],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+FORMATS = {"table": format_table, "csv": format_csv, "json": format_json}
