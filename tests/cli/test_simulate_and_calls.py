@@ -299,7 +299,9 @@ def test_simulate_a_caller_who_withheld_their_number(
 ) -> None:
     (example / "scenarios" / "withheld.yaml").write_text(
         "peers:\n  alice: {answer_after: 1, hangup_after: 2}\n"
-        "calls:\n  - {at: 0, to: 01 70 00 00 01, from: 06 12 00 00 07, withheld: true}\n"
+        # A Tuesday morning: the reception is open whatever time the test runs.
+        "calls:\n  - {at: 2026-12-01 10:00, to: 01 70 00 00 01, from: 06 12 00 00 07, "
+        "withheld: true}\n"
     )
     db = f"sqlite:///{example / 'cdr.db'}"
     assert main(["simulate", "scenarios/withheld.yaml", "--database", db]) == 0

@@ -66,7 +66,7 @@ BROKEN = [
         "sip-trunks.yaml",
         "- number: 020 7946 0123",
         "- number: +44 20 7946 01",
-        "sip-trunks.yaml:38:17: error: '+44 20 7946 01' is not a valid number for GB",
+        "sip-trunks.yaml:39:17: error: '+44 20 7946 01' is not a valid number for GB",
         id="invalid-e164-number",
     ),
     pytest.param(
@@ -223,7 +223,7 @@ BROKEN = [
         "sip-trunks.yaml",
         "  carrier-uk:\n",
         "  carrier-uk: yes\n  carrier-gb:\n",
-        "sip-trunks.yaml:29:3: error: a trunk must be a mapping (key: value), not true",
+        "sip-trunks.yaml:30:3: error: a trunk must be a mapping (key: value), not true",
         id="trunk-not-a-mapping",
     ),
     pytest.param(
@@ -237,14 +237,14 @@ BROKEN = [
         "sip-trunks.yaml",
         "    inbound_endpoint: trunk-uk\n",
         "",
-        "sip-trunks.yaml:29:3: error: missing required key 'inbound_endpoint'",
+        "sip-trunks.yaml:30:3: error: missing required key 'inbound_endpoint'",
         id="missing-required-key",
     ),
     pytest.param(
         "sip-trunks.yaml",
         "timezone: Europe/London",
         "timezone: Europe/Londn",
-        "sip-trunks.yaml:36:15: error: unknown time zone 'Europe/Londn' "
+        "sip-trunks.yaml:37:15: error: unknown time zone 'Europe/Londn' "
         "(did you mean 'Europe/London'?)",
         id="unknown-time-zone",
     ),
