@@ -14,6 +14,22 @@ class RingStrategy(StrEnum):
 
     RINGALL = "ringall"
     HUNT = "hunt"
+    STAGGERED = "staggered"  # follow-me: each target joins at its `start_after`
+    MEMORYHUNT = "memoryhunt"  # the first, then the first two, then the first three...
+    ROUNDROBIN = "roundrobin"  # a hunt starting one further each call (shared memory)
+    LONGEST_IDLE = "longest_idle"  # a hunt, the target idle longest first
+    FEWEST_CALLS = "fewest_calls"  # a hunt, the target with the fewest answered calls today first
+    RANDOM = "random"  # a hunt in a random order
+    WEIGHTED = "weighted"  # a hunt in a random order, heavier targets likelier first
+
+    @property
+    def one_at_a_time(self) -> bool:
+        """A hunt of some order: one target rings at a time, the next when it ended."""
+        return self not in (
+            RingStrategy.RINGALL,
+            RingStrategy.STAGGERED,
+            RingStrategy.MEMORYHUNT,
+        )
 
 
 class HangupReason(StrEnum):

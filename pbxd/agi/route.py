@@ -206,7 +206,7 @@ def _replace(
 
 def _ring(base: RouteAnswer, step: RingStep, path: list[PathStep]) -> RouteAnswer:
     """Ringall dials every leg at once; a hunt dials its first target (PBXD_HUNT_* the rest)."""
-    hunt = step.strategy is RingStrategy.HUNT
+    hunt = step.strategy.one_at_a_time  # in written order: the memory is the daemon's
     legs = step.legs[:1] if hunt else step.legs
     return RouteAnswer(
         AgiResult.RING,

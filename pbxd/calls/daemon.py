@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +18,18 @@ from typing import Protocol
 
 import structlog
 
-from pbxd.ari import AriClient, AriError, AriNotFound, Channel, Event, StasisStart
+from pbxd.ari import (
+    AriClient,
+    AriError,
+    AriNotFound,
+    AriUnprocessable,
+    Channel,
+    EndpointStateChange,
+    Event,
+    StasisStart,
+)
 from pbxd.calls import ids
+from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.journal import (
     Journal,
     JournalEvent,
@@ -28,12 +39,16 @@ from pbxd.calls.journal import (
     replay,
 )
 from pbxd.calls.limits import PlanGuard
+from pbxd.calls.presence import Presence, endpoint_key
+from pbxd.calls.roster import MemoryStore, Roster
 from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
 from pbxd.calls.steps.voicemail import MessageDesk
+from pbxd.calls.strategies import NO_STANDING, Slot, rotated, strategy_of
 from pbxd.cdr.records import CallEventRecord, CallRecord, Direction, Disposition, LegRecord
 from pbxd.clock import Clock
+from pbxd.config.destinations import bare_softphone
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Decision, Flow, LegPlan, RingStep, plan_call
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
@@ -55,6 +70,7 @@ EVENTS_USED: tuple[str, ...] = (
     "ChannelDtmfReceived",  # menus and confirm calls (none while bridged: no dtmf_events)
     "RecordingFinished",
     "RecordingFailed",
+    "EndpointStateChange",  # a softphone registered or dropped (presence-aware ringing)
     "ChannelDtmfReceived",  # a call through's PIN and number
 )
 # The priority label in extensions.conf where a call goes when pbxd cannot take it.
@@ -88,6 +104,9 @@ class CallDaemon:
     cdr: CdrStoreLike
     clock: Clock
     desk: MessageDesk | None = None  # the voicemail back office
+    memory: MemoryStore | None = None  # strategies' memory and do-not-disturb (the CDR DB)
+    dnd: DoNotDisturb = field(default_factory=DoNotDisturb)  # shared with the HTTP API
+    rng: random.Random = field(default_factory=random.Random)  # random and weighted orders
     on_call_finished: Callable[[CallSession], None] | None = None
     calls: dict[str, CallSession] = field(default_factory=dict)
     _by_channel: dict[str, CallSession] = field(default_factory=dict)
@@ -104,12 +123,31 @@ class CallDaemon:
     # Whether Asterisk took our event filter at the last connection (None: not asked yet).
     events_filtered: bool | None = None
     _filter_refusal_logged: bool = False
+    roster: Roster = field(init=False)
     plan_guard: PlanGuard | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # A store that reads usage (the CDR store) enforces plans; a bare sink cannot.
         if hasattr(self.cdr, "billables_of"):
             self.plan_guard = PlanGuard(self.cdr, self.calls.values)  # type: ignore[arg-type]
+        self.dnd.attach(self.memory)
+        self.roster = Roster(
+            presence=Presence(),
+            dnd=self.dnd,
+            memory=self.memory,
+            rng=self.rng,
+            on_call=self.target_on_call,
+            spawn=self._spawn,
+        )
+
+    def target_on_call(self, target: str) -> bool:
+        """Whether `target` answered a call of this daemon that is still going on."""
+        return any(
+            session.winner is not None
+            and session.winner.plan.target == target
+            and session.state in (CallState.ANSWERING, CallState.BRIDGED)
+            for session in self.calls.values()
+        )
 
     # ------------------------------------------------------------ ChannelDirectory
 
@@ -183,6 +221,9 @@ class CallDaemon:
     def _route(self, event: Event) -> None:
         if event.application != self.ari.app:
             return
+        if isinstance(event, EndpointStateChange):
+            self._endpoint_state(event)
+            return
         for channel_id in event.channel_ids():
             session = self._by_channel.get(channel_id)
             if session is not None:
@@ -192,6 +233,57 @@ class CallDaemon:
             if self._seen_starting is not None:
                 self._seen_starting.add(event.channel.id)
             self._stasis_start(event)
+
+    def _endpoint_state(self, event: EndpointStateChange) -> None:
+        """A softphone registered or dropped (or its channels changed: same state, no log)."""
+        endpoint = event.endpoint
+        previous = self.roster.presence.update(endpoint)
+        if previous != endpoint.state:
+            log.info(
+                "endpoint_state",
+                endpoint=endpoint_key(endpoint.technology, endpoint.resource),
+                state=endpoint.state,
+                previous=previous,
+            )
+
+    def follow_config(self) -> None:
+        """After a reload (`self.config` replaced): the new softphones' registrations are
+        followed."""
+        self._spawn(self.follow_presence(), "presence after reload")
+
+    def softphones(self) -> list[str]:
+        """The endpoints of the configuration's softphone targets (`PJSIP/alice`), sorted."""
+        endpoints = (t.endpoint for t in self.config.targets.values() if t.endpoint)
+        return sorted({e for e in endpoints if bare_softphone(e)})
+
+    async def follow_presence(self) -> None:
+        """Subscribe to the softphones' endpoint events, then read their states.
+
+        In this order, so a registration between the two is never missed; at every
+        (re)connection, since states may have changed while the stream was down. An
+        endpoint Asterisk does not know (missing from pjsip.conf) is said once, and offline.
+        """
+        watched = self.softphones()
+        if not watched:
+            return
+        try:
+            try:
+                await self.ari.subscribe([f"endpoint:{e}" for e in watched])
+            except AriUnprocessable:
+                # One unknown endpoint refuses the whole request: subscribe one by one.
+                for endpoint in watched:
+                    try:
+                        await self.ari.subscribe(f"endpoint:{endpoint}")
+                    except AriUnprocessable:
+                        log.warning("softphone_unknown_to_asterisk", endpoint=endpoint)
+            endpoints = await self.ari.list_endpoints()
+        except Exception as exc:
+            # Never in the way of recovery: without presence, everyone rings as before.
+            self.roster.presence.forget()
+            log.warning("presence_unavailable", error=repr(exc))
+            return
+        self.roster.presence.reload(endpoints, watched)
+        log.info("presence_loaded", online=len(self.roster.presence.online()), watched=len(watched))
 
     def _stasis_start(self, event: StasisStart) -> None:
         channel = event.channel
@@ -231,6 +323,7 @@ class CallDaemon:
             clock=self.clock,
             directory=self,
             desk=self.desk,
+            roster=self.roster,
             limits=self.plan_guard,
         )
         self.claim(channel.id, session)
@@ -287,6 +380,9 @@ class CallDaemon:
         """
         self.connection += 1
         await self.ask_for_events()
+        await self.follow_presence()
+        if self.roster.dnd is not None:
+            await self.roster.dnd.load()
         if not self.recovered.is_set():
             try:
                 await self.recover_open_calls()
@@ -610,6 +706,7 @@ class CallDaemon:
             directory=self,
             adopted=True,
             desk=self.desk,
+            roster=self.roster,
         )
         session.legs_made = max(numbers, default=0)
         return session
@@ -670,9 +767,10 @@ class CallDaemon:
         if not isinstance(step, RingStep) or str(step.strategy) != record.strategy:
             return None
         first = position.first_leg if events else 1
+        slots = adopted_slots(step, first, legs)
         planned = {
-            ids.leg_id(record.call_id, first + index): leg_plan.target
-            for index, leg_plan in enumerate(step.legs)
+            ids.leg_id(record.call_id, first + index): step.legs[slot.plan].target
+            for index, slot in enumerate(slots)
         }
         if any(planned.get(leg.leg_id) != leg.target for leg in legs):
             return None  # legs the step does not know, or for other targets: another route
@@ -699,15 +797,15 @@ class CallDaemon:
         session.state = CallState.RINGING  # as found: the session starts there
         session.step_name = step.name
         adopted = [
-            Leg(plan, channel_id, step.name)
-            for plan, channel_id in zip(step.legs, planned, strict=True)
+            Leg(step.legs[slot.plan], channel_id, step.name, turn=slot.turn)
+            for slot, channel_id in zip(slots, planned, strict=True)
         ]
         found_leg_states(adopted, channel_states, ended)
         for adopted_leg in adopted:
             if adopted_leg.holds_trunk_slot and adopted_leg.plan.trunk is not None:
                 self.hold_trunk_slot(adopted_leg.plan.trunk)
         session.legs.extend(adopted)
-        session.legs_made = max(session.legs_made, first + len(step.legs) - 1)
+        session.legs_made = max(session.legs_made, first + len(slots) - 1)
         session.handler = RingHandler.adopt(step, session, adopted, elapsed)
         return session
 
@@ -766,6 +864,31 @@ class CallDaemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def adopted_slots(step: RingStep, first: int, stored: list[LegRecord]) -> list[Slot]:
+    """The legs a ring step left by a previous run made, in order, from its stored legs.
+
+    A hunt in an order of its own (round robin, longest idle, random…) chose it at entry
+    from memory that has moved on since: the legs it made say that order, the targets not
+    rung yet follow round from the last one made. The other strategies' order is the
+    written one.
+    """
+    rule = strategy_of(step.strategy)
+    slots = rule.arrange(step.legs, NO_STANDING, random.Random(0))
+    if not step.strategy.one_at_a_time:
+        return slots
+    index_of = {plan.target: i for i, plan in enumerate(step.legs)}
+    made = sorted(
+        (n, leg.target)
+        for leg in stored
+        if (n := ids.leg_number(leg.leg_id)) is not None and n >= first
+    )
+    order = list(dict.fromkeys(index_of[t] for _, t in made if t in index_of))
+    # The rest round from the last one made (a round robin's own order).
+    after = order[-1] + 1 if order else 0
+    order += [i for i in rotated(len(step.legs), after) if i not in order]
+    return [Slot(plan, turn) for turn, plan in enumerate(order)]
 
 
 def _end_of_lost_call(

@@ -41,6 +41,9 @@ class LegEnd(StrEnum):
     UNREACHABLE = "unreachable"  # Asterisk could not create it (offline endpoint)
     REFUSED = "refused"  # pbxd refused it (a destination outside the trunk's allowlist)
     LOST = "lost"  # closed without Asterisk's confirmation (events lost)
+    OFFLINE = "offline"  # skipped: its softphone is not registered
+    DND = "dnd"  # skipped: the target is set to do-not-disturb
+    ON_CALL = "on_call"  # skipped (`skip_busy`): the target is on another pbxd call
 
 
 class CallEnd(StrEnum):

@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import random
 from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxd.ari import AriClient, EventStream
 from pbxd.calls.daemon import CallDaemon, CdrStoreLike
 from pbxd.calls.desk import CollectorDesk
+from pbxd.calls.dnd import DoNotDisturb
+from pbxd.calls.roster import MemoryStore
+from pbxd.cdr.memory import RingMemory
 from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.voicemail.collector import AriRecordings
@@ -61,13 +66,23 @@ class CallService:
         clock: Clock,
         *,
         heartbeat: float = 10.0,
+        memory: MemoryStore | None = None,
+        rng: random.Random | None = None,
+        dnd: DoNotDisturb | None = None,
     ) -> None:
+        """`memory`: what strategies remember and do-not-disturb; by default in the CDR
+        store's database. `rng`: the random source of random and weighted ringing. `dnd`:
+        the do-not-disturb flags (the HTTP API's), kept in `memory`."""
         self._session: aiohttp.ClientSession | None = None
         self._ari = ari
         self._heartbeat = heartbeat
         self.config = config
         self.cdr = cdr
         self.clock = clock
+        engine = getattr(cdr, "engine", None)
+        self.memory = memory or (RingMemory(engine) if isinstance(engine, AsyncEngine) else None)
+        self.rng = rng or random.Random()
+        self.dnd = dnd or DoNotDisturb()
         self.client: AriClient | None = None
         self.daemon: CallDaemon | None = None
         self.stream: EventStream | None = None
@@ -85,6 +100,7 @@ class CallService:
         self.config = config
         if self.daemon is not None:
             self.daemon.config = config
+            self.daemon.follow_config()
 
     async def start(self) -> None:
         """Connect; returns once the event stream is up (calls flow from then on)."""
@@ -107,6 +123,9 @@ class CallService:
             self.cdr,
             self.clock,
             desk=CollectorDesk(self.voicemail.collector),
+            memory=self.memory,
+            rng=self.rng,
+            dnd=self.dnd,
         )
         self.stream = EventStream(
             self._ari.url,
@@ -169,6 +188,7 @@ class CallService:
             self._stream_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stream_task
+        await self.dnd.flush()  # a flag just set is kept
         if self.daemon is not None:
             await self.daemon.stop()
         if self.voicemail is not None:

@@ -59,6 +59,7 @@ from pbxd.calls.journal import (
     StepEntered,
     StepLeft,
 )
+from pbxd.calls.roster import Roster
 from pbxd.calls.states import (
     CALL_TRANSITIONS,
     CALLER_TRANSITIONS,
@@ -68,6 +69,7 @@ from pbxd.calls.states import (
     LegState,
     check,
 )
+from pbxd.calls.strategies import Slot
 from pbxd.cdr.records import CallRecord
 from pbxd.clock import Clock
 from pbxd.config.destinations import BARRED_CAUSE, MAX_DURATION_CAUSE
@@ -93,6 +95,11 @@ LOST_CAUSE = CAUSE_OF_REASON[HangupReason.FAILURE]
 NORMAL_CLEARING = CAUSE_OF_REASON[HangupReason.NORMAL]
 # A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
 MAX_STEPS_WITHOUT_WAITING = 32
+_SKIP_NOTES = {
+    LegEnd.OFFLINE: "its softphone is offline",
+    LegEnd.DND: "do-not-disturb",
+    LegEnd.ON_CALL: "already on a call",
+}
 
 
 class ChannelDirectory(Protocol):
@@ -129,6 +136,7 @@ class Leg:
     state: LegState = LegState.WAITING
     cause: int | None = None
     end: LegEnd | None = None  # why it ended, once ENDED
+    turn: int = 0  # legs of one turn start together (see `pbxd.calls.strategies.Slot`)
 
     @property
     def live(self) -> bool:
@@ -230,6 +238,7 @@ class CallSession:
     legs_made: int = 0  # leg ids used so far (`<call id>-<n>`, n from 1)
     playbacks_made: int = 0
     desk: MessageDesk | None = None  # the voicemail back office (None: messages stay on Asterisk)
+    roster: Roster = field(default_factory=Roster)  # presence, do-not-disturb, strategy memory
     limits: PlanGuard | None = None  # the plans of the numbers calls use (None: not enforced)
     plan_warned: bool = False  # the caller heard that the plan's minutes run out
     on_finished: Callable[[CallSession], Awaitable[None] | None] | None = None
@@ -596,14 +605,31 @@ class CallSession:
 
     # ------------------------------------------------------------------ legs
 
-    def add_legs(self, step: RingStep) -> list[Leg]:
-        """The legs of a ring step, waiting for their turn (ids numbered across the call)."""
+    def add_legs(self, step: RingStep, slots: Sequence[Slot] | None = None) -> list[Leg]:
+        """The legs of a ring step, waiting for their turn (ids numbered across the call).
+
+        `slots`: which of the step's planned legs to make, in which order and turn (its
+        strategy's `arrange`); by default each planned leg once, as written.
+        """
         made = []
-        for plan in step.legs:
+        for slot in slots if slots is not None else [Slot(i) for i in range(len(step.legs))]:
             self.legs_made += 1
-            made.append(Leg(plan, ids.leg_id(self.call_id, self.legs_made), step.name))
+            leg_id = ids.leg_id(self.call_id, self.legs_made)
+            made.append(Leg(step.legs[slot.plan], leg_id, step.name, turn=slot.turn))
         self.legs.extend(made)
         return made
+
+    def skip_leg(self, leg: Leg, why: LegEnd) -> None:
+        """A leg not rung at all (offline, do-not-disturb, on another call): ended at once,
+        without a channel, kept in the call log with why."""
+        now = self.clock.now()
+        self.journal.add(
+            LegCreated(now, leg.channel_id, leg.plan.target, leg.plan.dial_string, leg.step)
+        )
+        self.leg_to(leg, LegState.ENDED, why)
+        self.journal.add(LegEnded(now, leg.channel_id, why))
+        self.note(f"{leg.plan.target}: not rung, {_SKIP_NOTES[why]}")
+        log.info("leg_skipped", target=leg.plan.target, why=str(why))
 
     def leg(self, channel_id: str) -> Leg | None:
         """The leg with this channel id."""
@@ -957,7 +983,10 @@ class CallSession:
 
     async def _finish(self, why: CallEnd = CallEnd.NORMAL, at: datetime | None = None) -> None:
         await self._destroy_bridge()
-        self.journal.add(CallEnded(at or self.clock.now(), self.caller.cause, why))
+        ended_at = at or self.clock.now()
+        self.journal.add(CallEnded(ended_at, self.caller.cause, why))
+        if self.winner is not None:
+            self.roster.call_over(self.winner.plan.target, ended_at)  # idle from now
         self.cancel_timers()
         self.to(CallState.ENDED)
         record = self.record

@@ -164,6 +164,45 @@ class CallEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class RingTurnRow(Base):
+    """How many calls a round-robin step took (table `ring_turns`): whose turn is next."""
+
+    __tablename__ = "ring_turns"
+
+    memory: Mapped[str] = mapped_column(String, primary_key=True)
+    turn: Mapped[int] = mapped_column(Integer)
+
+
+class TargetActivityRow(Base):
+    """When a target last answered and last finished a call (table `target_activity`)."""
+
+    __tablename__ = "target_activity"
+
+    target: Mapped[str] = mapped_column(String, primary_key=True)
+    last_answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_call_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TargetDayRow(Base):
+    """Calls a target answered on one day of a number's time zone (table `target_days`)."""
+
+    __tablename__ = "target_days"
+
+    target: Mapped[str] = mapped_column(String, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # ISO date, local
+    answered: Mapped[int] = mapped_column(Integer)
+
+
+class TargetDndRow(Base):
+    """A target set to do-not-disturb, since when, by whom (table `target_dnd`; no row: off)."""
+
+    __tablename__ = "target_dnd"
+
+    target: Mapped[str] = mapped_column(String, primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    set_by: Mapped[str] = mapped_column(String)
+
+
 CALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in CallRow.__table__.columns)
 LEG_COLUMNS: tuple[str, ...] = tuple(c.name for c in LegRow.__table__.columns)
 

@@ -14,6 +14,7 @@ from typing import cast
 
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
+from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import ascii_number, load_config_or_report, report
 from pbxd.clock import HeldDuringAwaits, ScaledClock, VirtualClock
@@ -27,6 +28,7 @@ from pbxd.sim.scenario import (
     MAX_SPEED,
     Scenario,
     ScenarioCall,
+    apply_presence,
     load_scenario,
     prepare_simulator,
 )
@@ -111,8 +113,13 @@ async def play(config: Config, scenario: Scenario, database_url: str, *, live: b
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
     url = await sim.start()
+    memory = RingMemory(opened.engine)  # the strategies' memory, held like the CDR store
     service = CallService(
-        config, AriEndpoint(url, "pbxd", password, config.settings.ari_app), store, clock
+        config,
+        AriEndpoint(url, "pbxd", password, config.settings.ari_app),
+        store,
+        clock,
+        memory=memory if virtual is None else cast(RingMemory, HeldDuringAwaits(memory, virtual)),
     )
     finished: dict[str, CallSession] = {}
     placed: dict[str, ScenarioCall] = {}
@@ -163,7 +170,12 @@ async def _place_calls(
     """Place the scenario's calls at their times, then wait until every call has ended."""
     assert service.daemon is not None
     start = scenario.start or clock.now()  # the wall time of scenario second 0
+    changes = list(scenario.presence)
     for call in scenario.calls:
+        while changes and changes[0].at <= call.at:
+            change = changes.pop(0)
+            await _until(start + timedelta(seconds=change.at), clock, sim, service)
+            apply_presence(sim, change)
         await _until(start + timedelta(seconds=call.at), clock, sim, service)
         if call.softphone is not None:
             # [from-softphones] of asterisk-conf/extensions.conf: Stasis(pbxd,outbound,...).
@@ -188,6 +200,9 @@ async def _place_calls(
             script=call.script,
         )
         placed[channel_id] = call
+    for change in changes:
+        await _until(start + timedelta(seconds=change.at), clock, sim, service)
+        apply_presence(sim, change)
     await sim.wait_until_idle()
     await service.daemon.wait_idle()
 

@@ -44,6 +44,9 @@ from pbxd.config.files import (
     TrunkEntry,
     TrunksFile,
 )
+from pbxd.config.files import (
+    RingStep as RingStepEntry,
+)
 from pbxd.config.flows import RouteFlows
 from pbxd.config.model import (
     DEFAULT_MAIL_PORTS,
@@ -65,6 +68,7 @@ M = TypeVar("M", bound=BaseModel)
 
 RING_TIME_LIMIT = 300  # seconds; carriers give up on an unanswered INVITE well before this
 ROUTE_TIMEOUT_LIMIT = 3600
+MAX_WEIGHT = 1000
 MAX_OUTBOUND_LEGS_LIMIT = 10_000
 
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -1348,6 +1352,8 @@ class _Compiler:
             caller_id=caller_id or CallerIdRule(),
             source=mark,
             max_call_duration=entry.max_call_duration,
+            max_legs=entry.max_legs,
+            skip_busy=entry.skip_busy,
             **flow,
         )
         self.route_marks[name] = mark
@@ -1497,8 +1503,61 @@ class _Compiler:
             if step.caller_id is not None:
                 where = locate(raw, ("targets", index, "caller_id"), step_mark)[0]
                 caller_id = self._caller_id_rule(step.caller_id, where, region)
-            ring.append(RingTarget(target, ring_time, confirm, caller_id))
+            self._check_target_keys(entry, step, raw, index, step_mark)
+            ring.append(
+                RingTarget(
+                    target,
+                    ring_time,
+                    confirm,
+                    caller_id,
+                    start_after=step.start_after or 0,
+                    enabled=step.enabled,
+                    weight=step.weight if step.weight is not None else 1,
+                )
+            )
+        if ring and not any(r.enabled for r in ring):
+            self.diags.warning(
+                raw.key_marks.get("targets", mark),
+                "every target of the route is disabled (`enabled: false`): nobody rings",
+            )
         return ring
+
+    def _check_target_keys(
+        self, entry: RouteEntry, step: RingStepEntry, raw: MarkedMap, index: int, mark: Mark
+    ) -> None:
+        """`start_after` and `weight` of one target: in range, and used by the strategy."""
+        if step.start_after is not None:
+            where = locate(raw, ("targets", index, "start_after"), mark)[0]
+            if not 0 <= step.start_after <= ROUTE_TIMEOUT_LIMIT:
+                self.diags.error(
+                    where,
+                    f"start_after must be between 0 and {ROUTE_TIMEOUT_LIMIT} seconds, "
+                    f"not {step.start_after}",
+                )
+            elif entry.strategy is not RingStrategy.STAGGERED:
+                self.diags.warning(
+                    where,
+                    f"start_after is only used by `strategy: staggered` (this route is "
+                    f"{entry.strategy}): it is ignored",
+                )
+            elif step.start_after >= entry.timeout:
+                self.diags.warning(
+                    where,
+                    f"target '{step.target}' never rings: it joins after {step.start_after} s "
+                    f"but the route times out after {entry.timeout} s",
+                )
+        if step.weight is not None:
+            where = locate(raw, ("targets", index, "weight"), mark)[0]
+            if not 1 <= step.weight <= MAX_WEIGHT:
+                self.diags.error(
+                    where, f"weight must be between 1 and {MAX_WEIGHT}, not {step.weight}"
+                )
+            elif entry.strategy is not RingStrategy.WEIGHTED:
+                self.diags.warning(
+                    where,
+                    f"weight is only used by `strategy: weighted` (this route is "
+                    f"{entry.strategy}): it is ignored",
+                )
 
     def _check_times(self, entry: RouteEntry, raw: MarkedMap, ring: list[RingTarget]) -> None:
         if not 1 <= entry.timeout <= ROUTE_TIMEOUT_LIMIT:
@@ -1507,9 +1566,14 @@ class _Compiler:
                 f"timeout must be between 1 and {ROUTE_TIMEOUT_LIMIT} seconds, not {entry.timeout}",
             )
             return
-        if entry.strategy is RingStrategy.HUNT and ring:
+        if entry.max_legs is not None and not 1 <= entry.max_legs <= MAX_OUTBOUND_LEGS_LIMIT:
+            self.diags.error(
+                raw.mark_of("max_legs"),
+                f"max_legs must be between 1 and {MAX_OUTBOUND_LEGS_LIMIT}, not {entry.max_legs}",
+            )
+        if entry.strategy.one_at_a_time and ring:
             elapsed = 0
-            for step in ring:
+            for step in (r for r in ring if r.enabled):
                 if elapsed >= entry.timeout:
                     self.diags.warning(
                         raw.mark_of("timeout"),

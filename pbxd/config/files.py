@@ -36,6 +36,17 @@ Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
 """An integer setting (seconds, counts): YAML booleans are an error, not 0 or 1."""
 
 
+def _a_boolean(value: Any) -> Any:
+    """Only YAML's true/false: `yes please` or 1 must not be guessed into a flag."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_a_boolean)]
+"""An on/off setting: true or false, nothing else."""
+
+
 class _Strict(BaseModel):
     """Every file model refuses unknown keys: a typo must not be silently ignored."""
 
@@ -194,6 +205,9 @@ class RingStep(_Strict):
     ring_time: Whole | None = None
     confirm: bool | None = None  # None: the target's own
     caller_id: Any = None  # None: the target's own, else the route's
+    start_after: Whole | None = None  # staggered: seconds before this target joins
+    enabled: Flag = True  # false: kept in the list, not rung
+    weight: Whole | None = None  # weighted: how likely this target comes first
 
     @model_validator(mode="before")
     @classmethod
@@ -302,6 +316,8 @@ class RouteEntry(_Strict):
     targets: list[RingStep] = Field(default_factory=list)
     ring_time: Whole = 20
     timeout: Whole = 60
+    max_legs: Whole | None = None  # at most this many legs ringing at once
+    skip_busy: Flag = False  # do not ring a target already on a pbxd call
     no_answer: ActionEntry = ActionEntry()
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None

@@ -120,12 +120,15 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class RingTarget:
-    """A target in a route, with how long it rings."""
+    """A target in a route, with how long it rings (and when it joins, how likely first)."""
 
     target: Target
     ring_time: int
     confirm: bool = False  # this leg is bridged only once its callee pressed 1
     caller_id: CallerIdRule | None = None  # set on the route's entry; None: the target's
+    start_after: int = 0
+    enabled: bool = True
+    weight: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,8 @@ class Route:
     caller_id: CallerIdRule
     source: Mark
     max_call_duration: int | None = None  # seconds an answered leg may last; None: default
+    max_legs: int | None = None  # legs ringing at once; None: no limit
+    skip_busy: bool = False  # targets already on a pbxd call are not rung
     busy: Fallback = field(default_factory=lambda: hangup(HangupReason.BUSY))
     unavailable: Fallback = field(default_factory=lambda: hangup(HangupReason.CONGESTION))
     hours: OpeningHours | None = None

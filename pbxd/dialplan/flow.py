@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 # The step vocabulary is the call log's too (a CDR path is kind:outcome steps): one enum each.
 from pbxd.cdr.records import StepKind as StepKind
 from pbxd.cdr.records import StepOutcome as StepOutcome
+from pbxd.config.destinations import bare_softphone
 from pbxd.dialplan.presentation import Presentation
 from pbxd.vocabulary import HangupReason, RingStrategy
 
@@ -66,6 +67,16 @@ class LegPlan:
     confirm: tuple[str, ...] = ()
     # An emergency call (112, 15, 999...) in this region: dialled as the short number.
     emergency_region: str | None = None
+    # Staggered ringing: seconds after the step started before this leg joins.
+    start_after: int = 0
+    # Weighted ringing: how likely this target comes first, relative to the others.
+    weight: int = 1
+
+    @property
+    def softphone(self) -> str | None:
+        """The endpoint (`PJSIP/alice`) of a softphone leg, whose presence pbxd follows."""
+        bare = self.trunk is None and self.via is None and bare_softphone(self.dial_string)
+        return self.dial_string if bare else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,9 @@ class RingStep:
     # Bridge the caller with each leg before dialling it, so the far end's early media
     # (ringback, a carrier's announcement) reaches the caller: a call going out.
     early_media: bool = False
+    max_legs: int | None = None  # at most this many legs ringing at once (None: no limit)
+    skip_busy: bool = False  # a target already on a pbxd call is not rung
+    memory: str = ""  # whose turn it is is kept under this key (the route's name)
     kind: StepKind = field(default=StepKind.RING, init=False)
 
     def exits(self) -> dict[StepOutcome, StepName]:

@@ -225,6 +225,7 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
                 config, ringing, ring, did, number.label, caller_number, caller_name, presentation
             )
             for ring in ringing.targets
+            if ring.enabled
         )
 
     builder = _FlowBuilder(config, legs_of, number.timezone)
@@ -285,6 +286,8 @@ def leg_plan(
         barred=endpoint_refusal(dial_string, via),
         whisper=route.whisper,
         confirm=route.confirm_prompt if ring.confirm else (),
+        start_after=ring.start_after,
+        weight=ring.weight,
     )
 
 
@@ -344,6 +347,9 @@ class _FlowBuilder:
                 no_answer=self.fallback(route.no_answer, f"{prefix}{NO_ANSWER_STEP}", prefix),
                 busy=self.fallback(route.busy, f"{prefix}{BUSY_STEP}", prefix),
                 unavailable=self.fallback(route.unavailable, f"{prefix}{UNAVAILABLE_STEP}", prefix),
+                max_legs=route.max_legs,
+                skip_busy=route.skip_busy,
+                memory=route.name,
             )
         return first
 

@@ -138,10 +138,19 @@ class KeyPress(_Strict):
     digits: Annotated[str, BeforeValidator(_dtmf)]
 
 
+class PresenceEntry(_Strict):
+    """A softphone registering (`online: true`) or dropping, `at` seconds into the scenario."""
+
+    at: Seconds
+    online: Annotated[bool, BeforeValidator(_flag)]
+
+
 class PeerEntry(_Strict):
     """How a target's phone behaves when rung (seconds of scenario time)."""
 
     online: Annotated[bool, BeforeValidator(_flag)] = True
+    # Registrations during the scenario (a laptop waking up, a phone losing Wi-Fi).
+    presence: tuple[PresenceEntry, ...] = ()
     answer_after: Seconds | None = None
     busy_after: Seconds | None = None
     hangup_after: Seconds | None = None
@@ -239,6 +248,15 @@ class ScenarioCall:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A softphone (`PJSIP/carol`) registers or drops at scenario second `at`."""
+
+    at: float
+    endpoint: str
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A validated scenario, resolved against the configuration."""
 
@@ -249,6 +267,10 @@ class Scenario:
     # The wall time (UTC) at scenario second 0: the first call placed at a date, else None
     # (the run starts now).
     start: datetime | None = None
+    # Softphones registering and dropping during the scenario, in time order; `registered`:
+    # whether each of them is registered at the start.
+    presence: tuple[PresenceChange, ...] = ()
+    registered: dict[str, bool] = dataclasses.field(default_factory=dict)
 
 
 def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Diagnostic]]:
@@ -272,8 +294,10 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
         return None, diags.sorted()
     known = _known_keys(data, _TOP_KEYS, diags)
     header = validate_entry(ScenarioHeader, _subset(known, _keys(ScenarioHeader)), top, diags)
+    registered: dict[str, bool] = {}
+    changes: list[PresenceChange] = []
     calls = _calls(known, config, diags)
-    peers = _peers(known, config, diags, _dialled_out(calls, config))
+    peers = _peers(known, config, diags, _dialled_out(calls, config), registered, changes)
     if header is None or diags.has_errors:
         return None, diags.sorted()
     dated = [c.when for c in calls if c.when is not None]
@@ -281,7 +305,9 @@ def load_scenario(path: Path, config: Config) -> tuple[Scenario | None, list[Dia
     if start is not None:
         calls = [_from_start(c, start) for c in calls]
     ordered = tuple(sorted(calls, key=lambda c: (c.at, c.index)))
-    return Scenario(header.title, header.speed, peers, ordered, start), diags.sorted()
+    presence = tuple(sorted(changes, key=lambda c: c.at))
+    scenario = Scenario(header.title, header.speed, peers, ordered, start, presence, registered)
+    return scenario, diags.sorted()
 
 
 def _from_start(call: ScenarioCall, start: datetime) -> ScenarioCall:
@@ -334,7 +360,12 @@ def _dialled_out(calls: Iterable[ScenarioCall], config: Config) -> set[str]:
 
 
 def _peers(
-    data: MarkedMap, config: Config, diags: Diagnostics, dialled_out: set[str]
+    data: MarkedMap,
+    config: Config,
+    diags: Diagnostics,
+    dialled_out: set[str],
+    registered: dict[str, bool],
+    changes: list[PresenceChange],
 ) -> dict[str, PeerScript]:
     raw_peers = data.get("peers")
     if raw_peers is None:
@@ -362,7 +393,7 @@ def _peers(
             diags.error(
                 value_mark,
                 f"peer '{key}' must be a mapping (answer_after:, busy_after:, hangup_after:, "
-                f"online:, dtmf:), not {kind_of(entry)}",
+                f"online:, presence:, dtmf:), not {kind_of(entry)}",
             )
         destination = _peer_destination(key, config, regions)
         if destination is None:
@@ -385,9 +416,21 @@ def _peers(
                 f"(line {raw_peers.key_marks[first_key[destination]].line}): this one wins",
             )
         first_key[destination] = key
+        if parsed is not None and parsed.presence:
+            if not destination.startswith("PJSIP/") or "@" in destination:
+                where = entry.key_marks.get("presence", key_mark)
+                diags.error(
+                    where,
+                    f"peer '{key}': presence: only a softphone (PJSIP/…) registers; "
+                    f"{destination} is reached through a carrier",
+                )
+                continue
+            # The endpoint's registration says whether it can be rung from then on.
+            registered[destination] = parsed.online
+            changes.extend(PresenceChange(p.at, destination, p.online) for p in parsed.presence)
         if parsed is not None:
             peers[destination] = PeerScript(
-                online=parsed.online,
+                online=parsed.online or bool(parsed.presence),
                 answer_after=parsed.answer_after,
                 busy_after=parsed.busy_after,
                 hangup_after=parsed.hangup_after,
@@ -693,11 +736,24 @@ def prepare_simulator(sim: AriSimulator, config: Config, scenario: Scenario) -> 
         declare(f"PJSIP/{trunk.inbound_endpoint}")
         if "@" in trunk.dial_template:  # PJSIP/{number}@trunk-out: the trunk is the endpoint
             declare(trunk.dial_template.replace("{number}", "x"))
+
+    def online(endpoint: str) -> bool:
+        script = scenario.peers.get(endpoint)
+        return scenario.registered.get(endpoint, script.online if script else True)
+
     for target in config.targets.values():
         if target.endpoint is not None:
-            script = scenario.peers.get(target.endpoint)
-            declare(target.endpoint, target.label, online=script.online if script else True)
+            declare(target.endpoint, target.label, online=online(target.endpoint))
     for destination, script in scenario.peers.items():
         if "/" in destination and "@" not in destination:
-            declare(destination, online=script.online)
+            declare(destination, online=online(destination))
         sim.script(destination, script)
+
+
+def apply_presence(sim: AriSimulator, change: PresenceChange) -> None:
+    """A softphone registers or drops, as Asterisk reports it (EndpointStateChange…)."""
+    technology, _, resource = change.endpoint.partition("/")
+    if change.online:
+        sim.register(resource, technology=technology)
+    else:
+        sim.unregister(resource, technology=technology)

@@ -27,7 +27,7 @@ from pbxd.cdr.store import CdrNotWritableError, CdrStore
 from pbxd.clock import HeldDuringAwaits, VirtualClock
 from pbxd.systemd import keep_systemd_informed
 from pbxd.web.health import readiness
-from pbxd.web.state import CLOCK, CONFIG, RUNTIME
+from pbxd.web.state import CLOCK, CONFIG, DND, RUNTIME
 
 log = structlog.get_logger("pbxd.run")
 
@@ -137,7 +137,8 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
         if not isinstance(clock, VirtualClock)
         else cast(CdrStore, HeldDuringAwaits(store, clock))
     )
-    service = CallService(running.current, app[ARI_ENDPOINT], cdr, clock)
+    # The HTTP API's do-not-disturb flags are the ring steps': kept in the CDR database.
+    service = CallService(running.current, app[ARI_ENDPOINT], cdr, clock, dnd=app[DND])
     runtime.service = service
     running.on_swap(service.use_config)
     log.info(

@@ -15,6 +15,7 @@ from pbxd.cdr.store import CdrStore
 from pbxd.cli.main import main
 from pbxd.sim import AriSimulator
 from tests.agi.fake_asterisk import agi_headers, run_agi
+from tests.classic_example import open_round_the_clock
 from tests.cli.test_run import read_until, start_daemon, stop_daemon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,7 @@ def test_agi_bind_comes_from_the_environment_too(
 async def test_pbxd_run_serves_fastagi_and_writes_the_cdr(
     example: Path, unused_tcp_port_factory: object
 ) -> None:
+    open_round_the_clock(example)  # the reception rings whatever the hour of the run
     agi_port = unused_tcp_port_factory()  # type: ignore[operator]
     db = f"sqlite:///{example / 'cdr.db'}"
     sim = AriSimulator()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import shutil
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from classic_example import classic_example_config  # noqa: E402
 from dbfixtures import BACKENDS, database_url  # noqa: E402
 
 from pbxd.calls.runtime import AriEndpoint, CallService  # noqa: E402
+from pbxd.cdr.memory import RingMemory  # noqa: E402
 from pbxd.cdr.records import CallLogEntry  # noqa: E402
 from pbxd.cdr.store import CdrStore  # noqa: E402
 from pbxd.clock import VirtualClock  # noqa: E402
@@ -197,11 +199,12 @@ class HeldReads:
     that wants time to pass during a read (a slow recovery) patches this object instead.
     """
 
-    def __init__(self, lab: CallLab) -> None:
+    def __init__(self, lab: CallLab, of: Callable[[], Any] | None = None) -> None:
         self._lab = lab
+        self._of = of or (lambda: lab.store)
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._lab.store, name)
+        attr = getattr(self._of(), name)
         if not inspect.iscoroutinefunction(attr):
             return attr
 
@@ -229,9 +232,13 @@ class CallLab:
     # only models CALLERID, so the rest is read off the client).
     created_variables: dict[str, dict[str, str]] = field(default_factory=dict)
     cdr_view: HeldReads = field(init=False)  # what the daemon is given as its CDR store
+    # What strategies remember and do-not-disturb, in the CDR database (held like the CDR).
+    memory_view: HeldReads = field(init=False)
+    seed: int = 1  # of the random source of random and weighted ringing
 
     def __post_init__(self) -> None:
         self.cdr_view = HeldReads(self)
+        self.memory_view = HeldReads(self, lambda: RingMemory(self.store.engine))
 
     @property
     def url(self) -> str:
@@ -244,7 +251,12 @@ class CallLab:
 
     async def start_service(self, *, wait_recovery: bool = True) -> CallService:
         service = CallService(
-            self.config, AriEndpoint(self.url, USER, SECRET, APP), self.cdr_view, self.clock
+            self.config,
+            AriEndpoint(self.url, USER, SECRET, APP),
+            self.cdr_view,
+            self.clock,
+            memory=self.memory_view,  # type: ignore[arg-type]
+            rng=random.Random(self.seed),
         )
         self.services.append(service)
         async with asyncio.timeout(START_SECONDS):

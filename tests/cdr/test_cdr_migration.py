@@ -128,8 +128,8 @@ async def _written_by_0001(url: str, entries: list[CallLogEntry]) -> AsyncEngine
     return engine
 
 
-async def test_head_is_0004() -> None:
-    assert _head() == "0004_calls_going_out"
+async def test_head_is_0005() -> None:
+    assert _head() == "0005_ring_memory"
 
 
 async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -> None:
@@ -152,7 +152,7 @@ async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -
     store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
     try:
         async with store.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0004_calls_going_out"
+            assert await conn.run_sync(current_revision) == "0005_ring_memory"
             counts = [
                 (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
                 for t in ("calls", "legs")

@@ -16,6 +16,7 @@ from pbxd.cdr.store import CdrStore
 from pbxd.clock import RealClock
 from pbxd.config.compile import compile_config
 from pbxd.sim import AriSimulator, PeerScript
+from tests.classic_example import copy_example, open_round_the_clock
 
 REPO = Path(__file__).resolve().parents[2]
 WITHIN = 20.0  # generous: bounds waits on a loaded machine, asserts no speed
@@ -46,7 +47,10 @@ async def test_an_event_stream_that_dies_after_start_is_logged_and_restarted(
     monkeypatch: pytest.MonkeyPatch,
     logs: list[dict[str, Any]],
 ) -> None:
-    compiled = compile_config(REPO / "pbxd.yaml")
+    example = tmp_path / "example"
+    copy_example(example)
+    open_round_the_clock(example)  # the reception rings whatever the hour of the run
+    compiled = compile_config(example / "pbxd.yaml")
     assert compiled.config is not None
     real_run = EventStream.run
     runs = 0

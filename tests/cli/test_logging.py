@@ -21,7 +21,16 @@ PROCESS_EVENTS = {
     "connected to ARI",
     "ari_events_stopped",
     "call service stopped",
+    "presence_loaded",  # the softphones' states, read at each connection
+    "endpoint_state",  # a softphone registered or dropped, during no call in particular
     "ari_event_filter_set",
+}
+# Requests about the application and its softphones, outside any call.
+PROCESS_PATHS = {
+    "/applications/pbxd",
+    "/applications/pbxd/eventFilter",
+    "/applications/pbxd/subscription",
+    "/endpoints",
 }
 
 
@@ -84,14 +93,13 @@ def test_simulate_logs_json_lines_bound_to_their_call(tmp_path: Path, example: P
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]  # stderr is no TTY: JSON
-    # The start-up sweep of stranded channels asks about the application, and the event
-    # filter is set, outside any call.
-    start_up = ("/applications/pbxd", "/applications/pbxd/eventFilter")
+    # The start-up sweep of stranded channels asks about the application, the event filter
+    # is set and presence asks about the softphones, outside any call.
     in_calls = [
         e
         for e in lines
         if e["event"] not in PROCESS_EVENTS
-        and not (e["event"] == "ari_request" and e.get("path") in start_up)
+        and not (e["event"] == "ari_request" and e.get("path") in PROCESS_PATHS)
     ]
     assert {e["event"] for e in in_calls} >= {"call routed", "call ended", "ari_request"}
     unbound = [e for e in in_calls if not (e.get("call_id") and e.get("did"))]

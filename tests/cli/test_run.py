@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.store import CdrStore
 from pbxd.sim import AriSimulator, PeerScript
+from tests.classic_example import open_round_the_clock
 
 
 async def start_daemon(
@@ -94,6 +95,7 @@ async def shut_down(sim: AriSimulator, *processes: asyncio.subprocess.Process) -
 
 
 async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Path) -> None:
+    open_round_the_clock(example)  # the reception rings whatever the hour of the run
     db = f"sqlite:///{example / 'cdr.db'}"
     sim = simulator_where_alice_answers()
     url = await sim.start()
@@ -334,6 +336,7 @@ async def test_run_warns_about_an_in_memory_database(example: Path) -> None:
 async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> None:
     """SQLite held by another process, 3 calls answered, SIGTERM: the CDRs wait in the spool,
     the next run writes them before recovery, adopts the calls, and completes them."""
+    open_round_the_clock(example)  # the reception rings whatever the hour of the run
     path = example / "cdr.db"
     db = f"sqlite:///{path}"
     spool = example / "var" / "cdr-spool.jsonl"

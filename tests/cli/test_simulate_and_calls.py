@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -23,22 +24,27 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         "=> abandoned",
         "=> no_answer",
         "=> answered by alice",  # switchboard: 2, the sales mobile's voicemail never accepts
+        "=> answered by alice",  # sales, follow-me: the mobile joined, alice answered
         "=> rejected",
         "=> answered by sales-mobile",  # the starter plan: cut at its 2 minutes
         "=> voicemail",  # the plan used up: voicemail instead of the mobile
         "=> answered by +33145678900",  # alice calls out as the reception number
         "=> rejected",  # alice dials Germany: outside the allowlist
+        *[f"=> answered by {agent}" for agent in ["dave", "erin", "frank"] * 3 + ["dave"]],
+        "=> answered by carol",  # support again: carol registered at noon
         "=> voicemail",  # after hours
         "=> closed",  # Christmas: closed, a message too short to keep
     ]
-    assert "carol: unreachable (500 Allocation failed)" in out
+    # The offline laptop costs the support hunt no time: skipped without asking Asterisk.
+    assert "carol: not rung, its softphone is offline" in out
+    assert "Allocation failed" not in out
     assert "field-mobile: answered, confirm before bridging" in out
     assert "field-mobile: never accepted, answered elsewhere" in out
     assert "plan starter: forwarded minutes run out soon, warning the caller" in out
     assert "plan limit: forwarded minutes of plan 'starter' used up" in out
     assert "outgoing call from alice to +33145678900, presenting +33170000001" in out
     assert "+49301234567 is outside the allowed destinations (+33) (hangup: cause 52)" in out
-    assert "12 call(s) recorded" in out
+    assert "24 call(s) recorded" in out
 
     assert main(["usage", "09 72 10 00 02", "--period", "2026-12", "--database", db]) == 0
     table = capsys.readouterr().out
@@ -64,9 +70,11 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert "is not a month (2026-11)" in capsys.readouterr().err
 
     assert main(["calls", "09", "72", "10", "00", "01", "--database", db, "--format", "json"]) == 0
-    calls = json.loads(capsys.readouterr().out)
-    assert len(calls) == 1
-    call = calls[0]
+    later, call = json.loads(capsys.readouterr().out)  # newest first
+    assert (later["answered_by"], [leg["target"] for leg in later["legs"]]) == (
+        "carol",
+        ["bob", "carol"],
+    )
     assert (call["disposition"], call["answered_by"], call["route"]) == (
         "voicemail",
         None,
@@ -107,6 +115,10 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     ]
     assert main(["calls", "01 70 00 00 30", "--database", db]) == 0
     assert "menu: 2 → acme-sales" in capsys.readouterr().out
+    # The order desk's round robin: ten calls spread over three agents.
+    assert main(["calls", "01 70 00 00 11", "--database", db, "--format", "json"]) == 0
+    desk = json.loads(capsys.readouterr().out)
+    assert sorted(Counter(c["answered_by"] for c in desk).values()) == [3, 3, 4]
 
     assert main(["calls", "+44 20 7946 0123", "--database", db]) == 0
     table = capsys.readouterr().out

@@ -35,6 +35,12 @@ class FakeAri:
     async def hangup(self, channel_id: str, **kwargs: Any) -> None:
         self.requests.append(("hangup", channel_id, kwargs))
 
+    async def subscribe(self, event_source: Any) -> None:
+        """Endpoint events: none ever come from this Asterisk."""
+
+    async def list_endpoints(self) -> list[Any]:
+        return []
+
 
 class NullCdr:
     def record_call(self, record: CallRecord) -> None:

@@ -62,23 +62,33 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
         ("+33170000103", "+33698765432", "trunk-in"),
         ("+442079460123", "+442079460000", "trunk-uk"),
         ("+33170000030", "+33612000002", "trunk-in"),  # 10:00:20 in Paris: 09:00:20 UTC
+        ("+33170000010", "+33612000002", "trunk-in"),  # 11:00 in Paris
         ("+33170000009", "anonymous", "trunk-in"),  # not ours: 10:00:12 UTC
         ("+33972100002", "+33677000001", "trunk-in"),  # the starter plan: cut, then...
         ("+33972100002", "+33677000002", "trunk-in"),  # ... voicemail
         ("0145678900", "alice", "alice"),  # alice calls out: the number as she dialled it
         ("+49301234567", "alice", "alice"),  # outside the allowlist
+        *[("+33170000011", f"+336200000{n:02d}", "trunk-in") for n in range(1, 11)],
+        ("+33972100001", "+33478000002", "trunk-in"),
         ("+33170000001", "+33655443322", "trunk-in"),
         ("+33170000001", "+33611223344", "trunk-in"),
     ]
     assert [c.softphone for c in scenario.calls].count("alice") == 2
     assert scenario.peers["PJSIP/bob"] == PeerScript(busy_after=1.0)
     assert scenario.peers["+33612345679"] == PeerScript()  # the on-call mobile rings out
-    talks = [c.talk for c in scenario.calls]
-    assert talks == [None, 12.0, None, None, None, None, None, 6.0, None, None, 8.0, 1.0]
     assert scenario.peers["+33781234568"] == PeerScript(voicemail_after=1.0)
     assert scenario.calls[4].keys == ((2.0, "2"),)  # the switchboard's caller chooses sales
     # The customer alice calls: its carrier sends early media, then it answers.
     assert scenario.peers["+33145678900"] == PeerScript(answer_after=3.0, progress_after=1.0)
+    talks = [c.talk for c in scenario.calls]
+    assert talks == [None, 12.0, *[None] * 6, 6.0, *[None] * 13, 8.0, 1.0]
+    # carol's laptop: closed at first, registered at noon, asleep at half past.
+    assert scenario.registered == {"PJSIP/carol": False}
+    assert [(p.at, p.endpoint, p.online) for p in scenario.presence] == [
+        (7200.0, "PJSIP/carol", True),
+        (9000.0, "PJSIP/carol", False),
+    ]
+    assert scenario.peers["PJSIP/carol"].online  # once registered, she can be rung
 
 
 def test_every_problem_at_once_at_its_place(config: Config) -> None:
@@ -324,7 +334,7 @@ def test_unknown_peers_warn_with_a_suggestion_and_still_play(config: Config) -> 
         (
             "peers:\n  alice: 3\ncalls: [{to: 0170000001}]\n",
             "2:10: error: peer 'alice' must be a mapping (answer_after:, busy_after:, "
-            "hangup_after:, online:, dtmf:), not '3'",
+            "hangup_after:, online:, presence:, dtmf:), not '3'",
         ),
         ("# nothing\n", "1:1: error: the scenario is empty"),
         (

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
-from pbxd.ari import ChannelDtmfReceived, Event, PlaybackFinished
+from pbxd.ari import AriError, ChannelDtmfReceived, Event, PlaybackFinished
 from pbxd.calls.journal import LegEnd, LegScreened
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.base import StepHandler
 from pbxd.calls.steps.screening import SCREEN_TIMER, LegScreening, Verdict
-from pbxd.calls.strategies import RingAll, strategy_of
+from pbxd.calls.strategies import NO_STANDING, LegTurn, RingAll, strategy_of
 from pbxd.dialplan.flow import RingStep, StepOutcome
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, ring_outcome
 from pbxd.ivr.menu import Action, CancelWait, Key, Play, PromptDone, StopPrompt, TimerFired, Wait
@@ -35,6 +35,7 @@ log = structlog.get_logger("pbxd.calls")
 # Asterisk's dial timeout ends a ringing leg; ours is the backstop if that never comes.
 RING_BACKSTOP_SECONDS = 2.0
 TIMEOUT_TIMER = "step_timeout"
+STAGE_TIMER = "step_stage"  # the next staggered stage is due
 
 
 class RingHandler(StepHandler[RingStep]):
@@ -54,16 +55,30 @@ class RingHandler(StepHandler[RingStep]):
         """Indicate ringing to the caller while the first legs are created."""
         session = self.session
         session.to(CallState.RINGING)
-        self.legs = session.add_legs(self.step)
+        step = self.step
+        roster = session.roster
+        pending: list[Awaitable[AriError | None]] = [session.ring_caller()]
+        standing = NO_STANDING
+        if self.rule.recalls:
+            # The strategy's memory is read while the caller's ringing is indicated.
+            ring_error, standing = await asyncio.gather(
+                pending.pop(),
+                roster.standing(
+                    self.rule.recalls, step, session.flow_timezone, session.clock.now()
+                ),
+            )
+            if ring_error is not None:
+                await session.caller_already_gone(ring_error)
+                return None
+        self.legs = session.add_legs(step, self.rule.arrange(step.legs, standing, roster.rng))
         self.started = session.clock.monotonic()
-        session.note(f"ring ({self.step.strategy}, timeout {self.step.timeout} s)")
-        session.arm(TIMEOUT_TIMER, self.step.timeout)
-        first = [self.legs[i] for i in self.rule.to_start([leg.state for leg in self.legs])]
+        session.note(f"ring ({step.strategy}, timeout {step.timeout} s)")
+        session.arm(TIMEOUT_TIMER, step.timeout)
+        first = self._picks()
         # No round trip before the first dial. A caller gone meanwhile is handled once every
         # create has answered, so no leg is left half-made.
-        ring_error, *_ = await asyncio.gather(
-            session.ring_caller(), *(session.start_leg(leg) for leg in first)
-        )
+        results = await asyncio.gather(*pending, *(self._start(leg) for leg in first))
+        ring_error = results[0] if pending else None
         if ring_error is not None:
             await session.caller_already_gone(ring_error)
             return None
@@ -138,6 +153,7 @@ class RingHandler(StepHandler[RingStep]):
             if deciding is not None and deciding is not leg:
                 session.note(f"{deciding.plan.target}: never accepted, answered elsewhere")
         self.screenings.clear()
+        session.roster.answered(leg.plan.target, at or session.clock.now(), session.flow_timezone)
         session.cancel_timers()
         session.arm_max_duration(leg)
         others = [
@@ -207,12 +223,17 @@ class RingHandler(StepHandler[RingStep]):
         return None
 
     async def on_timer(self, name: str, key: str) -> StepOutcome | None:
-        """The step's timeout: whoever still rings is hung up, nobody answered."""
+        """The step's timeout: whoever still rings is hung up, nobody answered. A stage's
+        time (staggered): its legs start. A screened callee's wait: refused."""
         screening = self.screenings.get(key) if name == SCREEN_TIMER else None
         leg = self.session.leg(key)
         if screening is not None and leg is not None:
             return await self._screen(leg, screening, screening.feed(TimerFired()))
-        if name != TIMEOUT_TIMER or self.session.state is not CallState.RINGING:
+        if self.session.state is not CallState.RINGING:
+            return None
+        if name == STAGE_TIMER:
+            return await self._progress()
+        if name != TIMEOUT_TIMER:
             return None
         self.timed_out = True
         self.session.note("route timeout")
@@ -234,19 +255,54 @@ class RingHandler(StepHandler[RingStep]):
             f"ring_time:{leg.channel_id}", ring_time + RING_BACKSTOP_SECONDS, leg.channel_id
         )
 
+    def elapsed(self) -> float:
+        """Seconds since the step started ringing."""
+        return self.session.clock.monotonic() - self.started
+
+    def _picks(self) -> list[Leg]:
+        """The legs the strategy starts now, as many as `max_legs` leaves room for."""
+        views = [LegTurn(leg.state, leg.turn, leg.plan.start_after) for leg in self.legs]
+        picks = [self.legs[i] for i in self.rule.to_start(views, self.elapsed())]
+        if self.step.max_legs is not None:
+            room = self.step.max_legs - sum(1 for leg in self.legs if leg.live)
+            picks = picks[: max(0, room)]
+        return picks
+
+    async def _start(self, leg: Leg) -> None:
+        """Start a leg, or skip it at once (offline, do-not-disturb, on another call)."""
+        session = self.session
+        why = session.roster.skip(leg.plan, self.step)
+        if why is not None:
+            session.skip_leg(leg, why)
+            return
+        await session.start_leg(leg)
+
+    def _arm_next_stage(self) -> None:
+        """Wake up when the next staggered stage is due."""
+        views = [LegTurn(leg.state, leg.turn, leg.plan.start_after) for leg in self.legs]
+        elapsed = self.elapsed()
+        due = self.rule.next_start(views, elapsed)
+        if due is not None:
+            self.session.arm(STAGE_TIMER, max(0.0, due - elapsed))
+
     async def _progress(self) -> StepOutcome | None:
         """While ringing: start the next legs the strategy names, or give up when none is left."""
         session = self.session
         while session.state is CallState.RINGING and session.handler is self:
-            if any(leg.live for leg in self.legs):
-                return None
-            waiting = [leg for leg in self.legs if leg.state is LegState.WAITING]
+            live = any(leg.live for leg in self.legs)
+            waiting = any(leg.state is LegState.WAITING for leg in self.legs)
             if waiting and not self.timed_out and self.time_left() <= 0:
                 self.timed_out = True  # the step's timer is due: no time left for the next turn
             if not waiting or self.timed_out:
-                return await self._give_up()
-            for index in self.rule.to_start([leg.state for leg in self.legs]):
-                await session.start_leg(self.legs[index])
+                return None if live else await self._give_up()
+            picks = self._picks()
+            if not picks:
+                if live:
+                    self._arm_next_stage()
+                    return None
+                return await self._give_up()  # a strategy that starts nothing more
+            for leg in picks:
+                await self._start(leg)
         return None
 
     async def _give_up(self) -> StepOutcome:
