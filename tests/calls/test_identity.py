@@ -102,7 +102,10 @@ async def test_no_identity_leaks(
     entry = await lab.finish(call_id)
     assert entry.call.answered_by == "m2", lab.timeline(call_id)
     legs = {leg.leg_id: leg.target for leg in entry.legs}
-    assert sorted(legs.values()) == ["alice", "m1", "m2"]
+    # Every strategy rings m2 and at least one other target (random and weighted, on the lab's
+    # seeded source, may reach m2 before m1; memoryhunt rings a target once per round).
+    assert "m2" in legs.values() and set(legs.values()) <= {"alice", "m1", "m2"}
+    assert len(set(legs.values())) >= 2, lab.timeline(call_id)
     seen = identities(lab.sim.event_log)
     for channel_id, target in legs.items():
         history = lab.sim.channel_history(channel_id)
