@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/pbxd calls 09 72 10 00 01 --limit 3
 	$(BIN)/pbxd calls 01 70 00 00 10 --limit 1
 	$(BIN)/pbxd calls 01 70 00 00 11 --limit 10
+	$(BIN)/pbxd calls 01 70 00 00 30 --limit 3
 	$(BIN)/pbxd calls 01 70 00 01 03 --limit 3
 	$(BIN)/pbxd calls +44 20 7946 0123 --limit 3
 	$(BIN)/pbxd calls 01 70 00 00 09 --limit 3

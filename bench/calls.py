@@ -17,8 +17,11 @@ Call mix (`--mix`, by call index modulo 10):
 - `flows`: 5 ringall, 3 greeted (a 1 s greeting as early media, then the ringall, answered),
   2 voicemail (a phone that rings out after 3 s, then a 1 s mailbox greeting and a 4 s
   message). Expected: answered, answered, voicemail.
-- `compare`: `ringall` then `flows`, each with its own simulator process, and the ratio of
-  the daemon's net CPU per call (the call-flow issue's target: at most 1.3).
+- `menus`: 5 ringall, 3 through a voice menu (a 1 s menu prompt, the caller presses 1 during
+  it, then the ringall, answered), 2 screened (a softphone ringing forever and a confirm-calls
+  mobile that hears a 1 s whisper and confirm prompt and presses 1). Expected: answered.
+- `compare`: `ringall`, then `flows`, then `menus`, each with its own simulator process, and
+  the ratios of the daemon's net CPU per call (the issues' target: at most 1.3).
 
 Latency "StasisStart received -> first dial sent", per call, with `time.perf_counter()` in
 the daemon process and no change to pbxd: `EventStream._dispatch` is wrapped to time the
@@ -74,6 +77,7 @@ MIXES = {
     "standard": ["ringall"] * 7 + ["hunt"] * 2 + ["abandon"],
     "ringall": ["ringall"] * 10,
     "flows": ["ringall"] * 5 + ["greeted"] * 3 + ["voicemail"] * 2,
+    "menus": ["ringall"] * 5 + ["menu"] * 3 + ["screened"] * 2,
 }
 KIND_OF_SLOT = MIXES["standard"]
 EXPECTED = {
@@ -82,8 +86,20 @@ EXPECTED = {
     "abandon": "abandoned",
     "greeted": "answered",
     "voicemail": "voicemail",
+    "menu": "answered",
+    "screened": "answered",
 }
-KIND_DIGIT = {"ringall": 0, "hunt": 1, "abandon": 2, "greeted": 3, "voicemail": 4}
+KIND_DIGIT = {
+    "ringall": 0,
+    "hunt": 1,
+    "abandon": 2,
+    "greeted": 3,
+    "voicemail": 4,
+    "menu": 5,
+    "screened": 6,
+}
+MENU_KEY_AFTER = 0.5  # the caller presses 1 this long into the menu prompt (barge-in)
+CONFIRM_KEY_AFTER = 0.3  # a screened mobile presses 1 this long into its prompt
 
 
 def use_mix(mix: str) -> None:
@@ -104,6 +120,11 @@ def did_of(kind: str, variant: int) -> str:
 def mobile_of(variant: int) -> str:
     """The external number the hunt routes end on."""
     return f"+3361234000{variant}"
+
+
+def screened_mobile_of(variant: int) -> str:
+    """The confirm-calls mobile of the screened routes."""
+    return f"+3361235000{variant}"
 
 
 def call_plan(index: int) -> tuple[str, str]:
@@ -137,6 +158,8 @@ def write_config(root: Path, max_legs: int) -> Path:
             f"  ring{v}:\n    softphone: PJSIP/ring{v}\n"
             f"  busy{v}:\n    softphone: PJSIP/busy{v}\n"
             f"  mobile{v}:\n    external: '{mobile_of(v)}'\n    trunk: bench\n"
+            f"  confirm{v}:\n    external: '{screened_mobile_of(v)}'\n    trunk: bench\n"
+            "    confirm: true\n"
         )
         routes.append(
             f"  - name: ringall{v}\n    numbers: ['{did_of('ringall', v)}']\n"
@@ -153,6 +176,12 @@ def write_config(root: Path, max_legs: int) -> Path:
             f"  - name: voicemail{v}\n    numbers: ['{did_of('voicemail', v)}']\n"
             f"    strategy: ringall\n    targets: [ring{v}]\n    timeout: {VOICEMAIL_RING}\n"
             "    no_answer: {voicemail: bench}\n"
+            f"  - name: menu{v}\n    numbers: ['{did_of('menu', v)}']\n"
+            "    menu:\n      prompt: bench-menu\n"
+            f"      options: {{1: ringall{v}, 2: hunt{v}}}\n"
+            f"  - name: screened{v}\n    numbers: ['{did_of('screened', v)}']\n"
+            f"    strategy: ringall\n    targets: [ring{v}, confirm{v}]\n    timeout: 30\n"
+            "    whisper: bench-whisper\n    confirm_prompt: bench-confirm\n"
         )
     (root / "routing").mkdir()
     (root / "routing" / "bench.yaml").write_text(
@@ -207,6 +236,9 @@ async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: fl
     sim.hub.on_delivered = None  # no capture log: it only grows for 1,000s of calls
     sim.add_sound("bench-greeting", PROMPT_SECONDS)
     sim.add_sound("bench-vm", PROMPT_SECONDS)
+    sim.add_sound("bench-menu", PROMPT_SECONDS)
+    sim.add_sound("bench-whisper", PROMPT_SECONDS / 2)
+    sim.add_sound("bench-confirm", PROMPT_SECONDS / 2)
     for endpoint in ("trunk-in", "trunk-out"):
         sim.add_endpoint("PJSIP", endpoint)
     for v in range(VARIANTS):
@@ -219,6 +251,15 @@ async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: fl
             sim.add_endpoint("PJSIP", f"{name}{v}")
             sim.script(f"PJSIP/{name}{v}", script)
         sim.script(mobile_of(v), answering)
+        sim.script(
+            screened_mobile_of(v),
+            PeerScript(
+                answer_after=answer_after(v),
+                dtmf="1",
+                dtmf_after=CONFIRM_KEY_AFTER,
+                hangup_after=TALK_SECONDS + PROMPT_SECONDS,
+            ),
+        )
     url = await sim.start()
     conn.send(("ready", url))
     try:
@@ -245,6 +286,8 @@ async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: fl
                 script=(
                     PeerScript(talk=MESSAGE_SECONDS, hangup_after_talk=True)
                     if kind == "voicemail"
+                    else PeerScript(keys=((MENU_KEY_AFTER, "1"),))
+                    if kind == "menu"
                     else None
                 ),
             )
@@ -874,7 +917,7 @@ def main() -> None:
         "--mix",
         choices=(*MIXES, "compare"),
         default="standard",
-        help="the calls placed (see the module's docstring); compare: ringall then flows",
+        help="the calls placed (see the module's docstring); compare: ringall, flows, menus",
     )
     args = parser.parse_args()
     if args.calls < 1 or args.rate <= 0:
@@ -882,13 +925,15 @@ def main() -> None:
     if args.mix != "compare":
         bench_once(args, args.mix)
         return
-    figures = {mix: bench_once(args, mix) for mix in ("ringall", "flows")}
-    ringall, flows = figures["ringall"], figures["flows"]
-    ratio = flows / ringall if ringall > 0 else math.inf
-    print(
-        f"\ndaemon net CPU per call: ringall only {ringall:.2f} ms, flows mix (30 % greeted, "
-        f"20 % voicemail) {flows:.2f} ms: {ratio:.2f}x (target <= 1.3x)"
-    )
+    figures = {mix: bench_once(args, mix) for mix in ("ringall", "flows", "menus")}
+    ringall = figures["ringall"]
+    print(f"\ndaemon net CPU per call: ringall only {ringall:.2f} ms")
+    for mix, what in (
+        ("flows", "30 % greeted, 20 % voicemail"),
+        ("menus", "30 % through a menu, 20 % screened by confirm calls"),
+    ):
+        ratio = figures[mix] / ringall if ringall > 0 else math.inf
+        print(f"  {mix} mix ({what}) {figures[mix]:.2f} ms: {ratio:.2f}x (target <= 1.3x)")
 
 
 def bench_once(args: argparse.Namespace, mix: str) -> float:

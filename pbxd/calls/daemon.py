@@ -68,6 +68,7 @@ EVENTS_USED: tuple[str, ...] = (
     "ChannelHangupRequest",
     "ChannelDestroyed",
     "PlaybackFinished",
+    "ChannelDtmfReceived",  # menus and confirm calls (none while bridged: no dtmf_events)
     "RecordingFinished",
     "RecordingFailed",
     "EndpointStateChange",  # a softphone registered or dropped (presence-aware ringing)

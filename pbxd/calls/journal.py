@@ -163,6 +163,15 @@ class LegAnswered(JournalEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class LegScreened(JournalEvent):
+    """An answered leg was screened (whisper, confirm calls): accepted, or refused and why."""
+
+    kind: ClassVar[str] = "leg_screened"
+    leg: str
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
 class LegEnded(JournalEvent):
     """The leg is over; `cause` is Asterisk's Q.850 cause when it had a channel."""
 
@@ -248,6 +257,7 @@ EVENT_TYPES: dict[str, type[JournalEvent]] = {
         LegCreated,
         LegRinging,
         LegAnswered,
+        LegScreened,
         LegEnded,
         LegCause,
         CallerAnswered,

@@ -322,7 +322,7 @@ class CallSession:
 
     def to(self, state: CallState) -> None:
         """Move the call to `state` (only as CALL_TRANSITIONS allows)."""
-        if state is self.state and state in (CallState.RINGING, CallState.PLAYING):
+        if state is self.state and state in (CallState.RINGING, CallState.PLAYING, CallState.MENU):
             return  # one ring or play step after another
         check(CALL_TRANSITIONS, self.state, state)
         self.state = state
@@ -511,11 +511,17 @@ class CallSession:
     def _leave(self, outcome: StepOutcome) -> str | None:
         """Journal the current step's outcome; the step it leads to, if any."""
         assert isinstance(self.flow, Flow) and self.step_name is not None
-        step = self.flow.step(self.step_name)
-        self.journal.add(StepLeft(self.clock.now(), self.step_name, outcome))
+        handler = self.handler
+        following = (
+            handler.next_step(outcome)
+            if handler is not None
+            else self.flow.step(self.step_name).exits().get(outcome)
+        )
+        label = handler.path_label(outcome) if handler is not None else None
+        self.journal.add(StepLeft(self.clock.now(), self.step_name, outcome, label))
         self._cancel_step_timers()
         self.handler = None
-        return step.exits().get(outcome)
+        return following
 
     async def after(self, outcome: StepOutcome | None) -> None:
         """A step handler ended its step with `outcome` (None: it goes on): follow the flow."""
@@ -762,7 +768,13 @@ class CallSession:
                 name=f"pbxd {self.did}",
             )
             self.bridge_id = bridge.id
-            await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+            # Neither side's identity crosses the bridge: the caller never learns the target's
+            # real number (COLP from its 200 OK), and the target keeps what its policy showed.
+            await self.ari.add_channel(
+                bridge.id,
+                [self.caller.channel_id, leg.channel_id],
+                inhibit_connected_line_updates=True,
+            )
         except AriError as exc:
             log.warning("bridging failed", status=exc.status, message=exc.message)
             await self.end_everything(HangupReason.NORMAL)
@@ -810,6 +822,17 @@ class CallSession:
             await self.ari.play_with_id(self.caller.channel_id, playback, list(media))
 
         return playback if await self.caller_request(request()) else None
+
+    async def play_to_leg(self, leg: Leg, media: Sequence[str]) -> str | None:
+        """Play prompts to a leg's callee only (it is not bridged yet); None if it is gone."""
+        self.playbacks_made += 1
+        playback = ids.playback_id(self.call_id, self.playbacks_made)
+        try:
+            await self.ari.play_with_id(leg.channel_id, playback, list(media))
+        except AriError as exc:
+            log.info("leg gone before its prompt", target=leg.plan.target, status=exc.status)
+            return None
+        return playback
 
     async def stop_playback(self, playback: str) -> None:
         """Stop a playback (one already finished is gone: not an error)."""
@@ -935,7 +958,12 @@ class CallSession:
         ):
             self.note(f"caller hung up while ringing (cause {self.caller.cause})")
             log.info("caller abandoned", cause=self.caller.cause)
-        elif self.state in (CallState.BRIDGED, CallState.ANSWERING, CallState.RECORDING):
+        elif self.state in (
+            CallState.BRIDGED,
+            CallState.ANSWERING,
+            CallState.RECORDING,
+            CallState.MENU,
+        ):
             self.note(f"caller hung up (cause {self.caller.cause})")
         if self.handler is not None and self.state not in (CallState.ENDING, CallState.ENDED):
             outcome = await self.handler.on_caller_gone()

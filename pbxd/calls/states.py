@@ -20,18 +20,20 @@ class CallState(StrEnum):
     RINGING = "ringing"  # a ring step runs: legs ring, the caller hears ringing
     PLAYING = "playing"  # a play step runs (early media or answered)
     RECORDING = "recording"  # a voicemail step runs
+    MENU = "menu"  # a menu step runs: prompts to the caller, waiting for keys
     ANSWERING = "answering"  # a leg answered: answering the caller, bridging
     BRIDGED = "bridged"
     ENDING = "ending"  # hangups sent; waiting for Asterisk to confirm every channel gone
     ENDED = "ended"
 
 
-_STEPS = {CallState.RINGING, CallState.PLAYING, CallState.RECORDING}
+_STEPS = {CallState.RINGING, CallState.PLAYING, CallState.RECORDING, CallState.MENU}
 CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.STARTING: frozenset({*_STEPS, CallState.ENDING}),
     CallState.RINGING: frozenset({*_STEPS, CallState.ANSWERING, CallState.ENDING}),
     CallState.PLAYING: frozenset({*_STEPS, CallState.ENDING}),
     CallState.RECORDING: frozenset({*_STEPS, CallState.ENDING}),
+    CallState.MENU: frozenset({*_STEPS, CallState.ENDING}),
     CallState.ANSWERING: frozenset({CallState.BRIDGED, CallState.ENDING}),
     CallState.BRIDGED: frozenset({CallState.ENDING}),
     CallState.ENDING: frozenset({CallState.ENDED}),

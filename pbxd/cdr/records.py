@@ -66,6 +66,7 @@ class StepOutcome(StrEnum):
     HUNG_UP = "hung_up"
     CHOSEN = "chosen"  # a menu key led somewhere
     TIMEOUT = "timeout"  # a menu waited in vain
+    INVALID = "invalid"  # a menu got wrong keys until it gave up
     REFUSED = "refused"  # a call through: unknown mobile, wrong PIN, forbidden destination
 
 
@@ -73,7 +74,8 @@ _WITH_CALLER = frozenset({StepOutcome.ABANDONED})
 OUTCOMES_OF: dict[StepKind, frozenset[StepOutcome]] = {
     StepKind.SCHEDULE: frozenset({StepOutcome.OPEN, StepOutcome.CLOSED}),
     StepKind.PLAY: frozenset({StepOutcome.PLAYED}) | _WITH_CALLER,
-    StepKind.MENU: frozenset({StepOutcome.CHOSEN, StepOutcome.TIMEOUT}) | _WITH_CALLER,
+    StepKind.MENU: frozenset({StepOutcome.CHOSEN, StepOutcome.TIMEOUT, StepOutcome.INVALID})
+    | _WITH_CALLER,
     StepKind.RING: frozenset(
         {
             StepOutcome.ANSWERED,
@@ -152,7 +154,11 @@ def _words(step: PathStep) -> tuple[str, ...]:
         case StepKind.GOTO:
             return (f"goto {step.label}" if step.label else "goto",)
         case StepKind.MENU:
-            return (f"menu {step.label}" if step.label else "menu", outcome)
+            # The label is the keys pressed, then `>` and the branch chosen: `2>support`.
+            keys, _, branch = (step.label or "").partition(">")
+            head = f"menu: {keys}" if keys else "menu"
+            chosen = step.outcome is StepOutcome.CHOSEN and branch
+            return (head, branch) if chosen else (head, outcome)
         case StepKind.CALL_THROUGH:
             return ("call through", outcome)
         case StepKind.HANGUP:

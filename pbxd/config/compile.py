@@ -63,6 +63,7 @@ from pbxd.config.model import (
 )
 from pbxd.config.plans import check_plans, compile_plan
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
+from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -1240,8 +1241,20 @@ class _Compiler:
                     raw.key_marks["trunk"],
                     "a softphone is not dialled through a trunk: `trunk` is ignored",
                 )
+            if entry.confirm:
+                self.diags.error(
+                    raw.key_marks["confirm"],
+                    "confirm calls are for external numbers (a mobile's voicemail must not take "
+                    "the call); a softphone is answered by its user",
+                )
+                return
             self.target_marks[name] = key_mark
-            self.config.targets[name] = Target(name, endpoint=endpoint, label=entry.label)
+            self.config.targets[name] = Target(
+                name,
+                endpoint=endpoint,
+                label=entry.label,
+                caller_id=self._target_caller_id(entry, raw, country),
+            )
             self.broken_targets.discard(name)
             return
         assert entry.external is not None
@@ -1279,7 +1292,22 @@ class _Compiler:
             )
             return
         self.target_marks[name] = key_mark
-        self.config.targets[name] = Target(name, number=e164, trunk=trunk.name, label=entry.label)
+        self.config.targets[name] = Target(
+            name,
+            number=e164,
+            trunk=trunk.name,
+            label=entry.label,
+            confirm=entry.confirm,
+            caller_id=self._target_caller_id(entry, raw, country),
+        )
+
+    def _target_caller_id(
+        self, entry: TargetEntry, raw: MarkedMap, country: str | None
+    ) -> CallerIdRule | None:
+        if entry.caller_id is None:
+            return None
+        region = country.upper() if country else None
+        return self._caller_id_rule(entry.caller_id, raw.mark_of("caller_id"), region)
 
     def _trunk_using(self, endpoint: str) -> str | None:
         """The trunk whose inbound or outbound endpoint is `endpoint`, if any."""
@@ -1303,7 +1331,7 @@ class _Compiler:
                 f"route '{name}' is defined twice (first at {self.route_marks[name]})",
             )
             return
-        ring = self._ring_targets(entry, raw, mark)
+        ring = self._ring_targets(entry, raw, mark, region)
         self._check_times(entry, raw, ring)
         self._check_max_call_duration(entry.max_call_duration, raw)
         entered = bool(entry.numbers) or entry.block is not None
@@ -1315,12 +1343,29 @@ class _Compiler:
         ):
             hint = did_you_mean(entry.trunk, self.config.trunks)
             self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
+        whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
+        confirm_prompt = self.flows.prompt_list(entry.confirm_prompt, raw, "confirm_prompt", mark)
+        confirming = [r.target.name for r in ring if r.confirm]
+        if confirming and not confirm_prompt:
+            self.diags.error(
+                raw.key_marks.get("targets", mark),
+                f"route '{name}' confirms calls to {', '.join(confirming)}: say what they hear "
+                'when they answer with `confirm_prompt: PROMPT` ("press 1 to accept")',
+            )
+        elif confirm_prompt and not confirming and len(ring) == len(entry.targets):
+            self.diags.warning(
+                raw.key_marks["confirm_prompt"],
+                "`confirm_prompt:` is never used: no target of this route has `confirm: true`",
+            )
+        caller_id = self._caller_id_rule(entry.caller_id, raw.mark_of("caller_id"), region)
         route = Route(
             name=name,
+            whisper=whisper,
+            confirm_prompt=confirm_prompt,
             strategy=entry.strategy,
             targets=tuple(ring),
             timeout=entry.timeout,
-            caller_id=entry.caller_id,
+            caller_id=caller_id or CallerIdRule(),
             source=mark,
             max_call_duration=entry.max_call_duration,
             max_legs=entry.max_legs,
@@ -1398,11 +1443,48 @@ class _Compiler:
             for e164 in span.numbers():
                 yield e164, block_mark
 
-    def _ring_targets(self, entry: RouteEntry, raw: MarkedMap, mark: Mark) -> list[RingTarget]:
-        if not entry.targets and entry.then is None:
+    def _caller_id_rule(self, value: Any, where: Mark, region: str | None) -> CallerIdRule | None:
+        """A caller-ID policy as written; None (and an error) when it is not one."""
+        usage = (
+            "write caller_id: caller, number, one of our numbers, or "
+            '{number: caller|number|NUMBER, prefix: "[Acme] "}'
+        )
+        shown, prefix = value, ""
+        if isinstance(value, dict):
+            unknown = sorted(str(k) for k in value if k not in ("number", "prefix"))
+            if unknown:
+                self.diags.error(where, f"caller_id: unknown key '{unknown[0]}': {usage}")
+                return None
+            shown, prefix = value.get("number", "caller"), value.get("prefix", "")
+            if not isinstance(prefix, str) or not prefix.isprintable() or len(prefix) > 40:
+                self.diags.error(where, "caller_id: prefix must be printable text, 40 at most")
+                return None
+        if not isinstance(shown, str) or not shown.strip():
+            self.diags.error(where, f"caller_id: {usage}")
+            return None
+        if shown in (CallerIdShow.CALLER, CallerIdShow.NUMBER):
+            return CallerIdRule(CallerIdShow(shown), prefix=prefix)
+        try:
+            e164 = numbering.to_e164(shown, region)
+        except numbering.NumberError as exc:
+            self.diags.error(where, f"caller_id: {exc} ({usage})")
+            return None
+        if e164 not in self.config.numbers and not self.inventory_unusable:
+            self.diags.error(
+                where,
+                f"caller_id: {e164} is not one of our numbers (not in the inventory): "
+                "only a number we own may be shown",
+            )
+            return None
+        return CallerIdRule(CallerIdShow.FIXED, e164, prefix)
+
+    def _ring_targets(
+        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
+    ) -> list[RingTarget]:
+        if not entry.targets and entry.then is None and entry.menu is None:
             self.diags.error(
                 raw.key_marks.get("targets", mark),
-                "route has no targets to ring (or say where calls go with `then:`)",
+                "route has no targets to ring (or say where calls go with `then:` or `menu:`)",
             )
         limit = f"between 1 and {RING_TIME_LIMIT} seconds"
         if not 1 <= entry.ring_time <= RING_TIME_LIMIT:
@@ -1426,11 +1508,24 @@ class _Compiler:
             if step.ring_time is not None and not 1 <= step.ring_time <= RING_TIME_LIMIT:
                 where = locate(raw, ("targets", index, "ring_time"), step_mark)[0]
                 self.diags.error(where, f"ring_time must be {limit}, not {step.ring_time}")
+            confirm = step.confirm if step.confirm is not None else target.confirm
+            if confirm and target.endpoint is not None:
+                where = locate(raw, ("targets", index, "confirm"), step_mark)[0]
+                self.diags.error(
+                    where, f"confirm calls are for external numbers, not softphone '{target.name}'"
+                )
+                confirm = False
+            caller_id = None
+            if step.caller_id is not None:
+                where = locate(raw, ("targets", index, "caller_id"), step_mark)[0]
+                caller_id = self._caller_id_rule(step.caller_id, where, region)
             self._check_target_keys(entry, step, raw, index, step_mark)
             ring.append(
                 RingTarget(
                     target,
                     ring_time,
+                    confirm,
+                    caller_id,
                     start_after=step.start_after or 0,
                     enabled=step.enabled,
                     weight=step.weight if step.weight is not None else 1,

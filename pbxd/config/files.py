@@ -207,13 +207,18 @@ class TargetEntry(_Strict):
     external: str | None = None
     trunk: str | None = None
     label: str = ""
+    # Confirm calls: the callee must press 1 before the call is theirs (external targets).
+    confirm: bool = False
+    caller_id: Any = None  # this target's caller-ID policy (see RouteEntry.caller_id)
 
 
 class RingStep(_Strict):
-    """One target in a route's ring list, with its own ring time."""
+    """One target in a route's ring list, with its own ring time (and confirm, if set here)."""
 
     target: str
     ring_time: Whole | None = None
+    confirm: bool | None = None  # None: the target's own
+    caller_id: Any = None  # None: the target's own, else the route's
     start_after: Whole | None = None  # staggered: seconds before this target joins
     enabled: Flag = True  # false: kept in the list, not rung
     weight: Whole | None = None  # weighted: how likely this target comes first
@@ -223,13 +228,6 @@ class RingStep(_Strict):
     def _from_name(cls, data: Any) -> Any:
         # `- alice` is shorthand for `- target: alice`.
         return {"target": data} if isinstance(data, str) else data
-
-
-class CallerIdPolicy(StrEnum):
-    """What the called target sees as caller ID."""
-
-    CALLER = "caller"
-    NUMBER = "number"
 
 
 class FallbackAction(StrEnum):
@@ -283,6 +281,32 @@ class GreetingEntry(_Strict):
         return data
 
 
+def _prompt_list(value: Any) -> Any:
+    """`acme-menu` is shorthand for `[acme-menu]`."""
+    return [value] if isinstance(value, str) else value
+
+
+Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
+
+
+class MenuEntry(_Strict):
+    """A voice menu (a route's `menu:`): a prompt, then keys to branches.
+
+    `options` maps an entry (`1`, `12`, `"*"`) to a route name, `repeat`, or an action
+    (`{voicemail: BOX}`, `{hangup: CAUSE}`, `{goto: ROUTE}`); each is checked in
+    `pbxd.config.flows` so one bad option hides no other.
+    """
+
+    prompt: Prompts
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: Whole = 5
+    digit_timeout: Whole = 3
+    retries: Whole = 2
+    invalid_prompt: Prompts = Field(default_factory=list)
+    timeout_prompt: Prompts = Field(default_factory=list)
+    fallback: ActionEntry | None = None
+
+
 class MailboxEntry(_Strict):
     """A voicemail box (routing files' `mailboxes:`)."""
 
@@ -311,12 +335,19 @@ class RouteEntry(_Strict):
     no_answer: ActionEntry = ActionEntry()
     busy: ActionEntry | None = None
     unavailable: ActionEntry | None = None
-    caller_id: CallerIdPolicy = CallerIdPolicy.CALLER
+    # `caller`, `number` (the virtual number), one of our numbers, or
+    # `{number: …, prefix: "[Acme] "}`; checked in `pbxd.config.compile`.
+    caller_id: Any = "caller"
     max_call_duration: Whole | None = None
     hours: Any = None  # a name from `hours:`, or opening hours written inline
     closed: ActionEntry | None = None
     greeting: GreetingEntry | None = None
     then: ActionEntry | None = None  # for a route that rings nobody
+    menu: MenuEntry | None = None  # a voice menu instead of ringing
+    # Played to the callee alone before bridging (which line is ringing); the caller hears ringing.
+    whisper: Prompts = Field(default_factory=list)
+    # What a confirm-calls target hears when it answers ("press 1 to accept").
+    confirm_prompt: Prompts = Field(default_factory=list)
 
 
 class OutboundEntry(_Strict):

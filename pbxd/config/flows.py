@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from pbxd.config.diagnostics import Diagnostics, Mark, did_you_mean
 from pbxd.config.files import (
     ActionEntry,
@@ -19,14 +21,16 @@ from pbxd.config.files import (
     GreetingEntry,
     HangupReason,
     MailboxEntry,
+    MenuEntry,
     RouteEntry,
 )
-from pbxd.config.model import Config, Fallback, Greeting
+from pbxd.config.model import Config, Fallback, Greeting, Menu
 from pbxd.config.numbering import is_time_zone
 from pbxd.config.schedule import ScheduleError, parse_opening_hours
 from pbxd.config.yamlsource import MarkedMap, locate
 from pbxd.dialplan.flow import Mailbox
 from pbxd.dialplan.hours import OpeningHours
+from pbxd.ivr.menu import DTMF_KEYS
 
 # What Asterisk plays a `sound:` prompt from (the formats it transcodes on the fly).
 SOUND_EXTENSIONS = (".wav", ".WAV", ".sln", ".sln16", ".gsm", ".ulaw", ".alaw", ".g722", ".g729")
@@ -40,7 +44,13 @@ _DEFAULT_CAUSES = {
     "unavailable": HangupReason.CONGESTION,
     "closed": HangupReason.NORMAL,
     "then": HangupReason.NORMAL,
+    "fallback": HangupReason.NORMAL,
 }
+# A menu entry is at most this many keys (extension-style dialling: 2 to 6 in practice).
+MAX_ENTRY_KEYS = 8
+MAX_MENU_TIMEOUT = 60
+MAX_MENU_RETRIES = 10
+REPEAT = "repeat"
 
 
 @dataclass
@@ -67,6 +77,7 @@ class RouteFlows:
         self.nodes: dict[str, _RouteNode] = {}
         self.prompts: list[tuple[str, Mark]] = []
         self.reached_by_broken: set[str] = set()  # goto targets of routes with errors
+        self.broken_routes: set[str] = set()  # routes with their own error (no cascade)
 
     # ---- top-level sections
 
@@ -187,7 +198,23 @@ class RouteFlows:
             )
         if entry.greeting is not None:
             parts["greeting"] = self._greeting(entry.greeting, raw.get("greeting"), mark)
-        if not entry.targets:
+        menu_edges: list[tuple[str, Fallback]] = []
+        if entry.menu is not None:
+            where = raw.key_marks.get("menu", mark)
+            parts["menu"] = self._menu(entry.menu, raw.get("menu"), where, menu_edges)
+            if entry.targets:
+                self.diags.error(
+                    where,
+                    f"route '{name}' has a menu and targets: a menu rings no one itself, "
+                    "put `targets:` in the routes its options go to",
+                )
+        if entry.menu is not None:
+            if "then" in parts:
+                self.diags.warning(
+                    raw.key_marks["then"],
+                    "`then:` is never used: a menu goes on by its options and `fallback:`",
+                )
+        elif not entry.targets:
             for key in ("busy", "unavailable"):
                 if key in raw.key_marks:
                     self.diags.warning(
@@ -201,18 +228,103 @@ class RouteFlows:
             )
         node = _RouteNode(
             mark,
-            waits=bool(entry.targets) or bool(entry.greeting and entry.greeting.play),
+            # A menu waits for the caller's keys: a loop through it is a caller choosing.
+            waits=bool(entry.targets or entry.menu) or bool(entry.greeting and entry.greeting.play),
             entered=entered,
         )
-        for key, fallback in parts.items():
+        for key, fallback in [*parts.items(), *menu_edges]:
             if isinstance(fallback, Fallback):
                 node.edges.append((key, fallback))
                 node.waits |= fallback.action is FallbackAction.VOICEMAIL
         self.nodes[name] = node
         return {key: value for key, value in parts.items() if value is not None}
 
+    def _menu(
+        self, entry: MenuEntry, raw: Any, mark: Mark, edges: list[tuple[str, Fallback]]
+    ) -> Menu | None:
+        """A route's `menu:`; its branches go in `edges` (the goto graph checks them)."""
+        ok = True
+        raw_map = raw if isinstance(raw, MarkedMap) else MarkedMap(mark)
+        for key, limit in (("timeout", MAX_MENU_TIMEOUT), ("digit_timeout", MAX_MENU_TIMEOUT)):
+            value = getattr(entry, key)
+            if not 1 <= value <= limit:
+                self.diags.error(
+                    raw_map.mark_of(key), f"menu {key} must be 1 to {limit} seconds, not {value}"
+                )
+                ok = False
+        if not 0 <= entry.retries <= MAX_MENU_RETRIES:
+            self.diags.error(
+                raw_map.mark_of("retries"),
+                f"menu retries must be 0 to {MAX_MENU_RETRIES}, not {entry.retries}",
+            )
+            ok = False
+        prompts: dict[str, tuple[str, ...]] = {}
+        for key in ("prompt", "invalid_prompt", "timeout_prompt"):
+            prompts[key] = self.prompt_list(getattr(entry, key), raw_map, key, mark)
+        if not entry.prompt:
+            self.diags.error(raw_map.mark_of("prompt"), "menu: name at least one prompt to play")
+            ok = False
+        raw_options = raw_map.get("options")
+        options_map = raw_options if isinstance(raw_options, MarkedMap) else MarkedMap(mark)
+        options: dict[str, Fallback] = {}
+        repeat: set[str] = set()
+        for key, value in entry.options.items():
+            key_mark = options_map.key_marks.get(key, options_map.mark)
+            where = options_map.mark_of(key)
+            if not key or len(key) > MAX_ENTRY_KEYS or any(c not in DTMF_KEYS for c in key):
+                self.diags.error(
+                    key_mark,
+                    f"menu option '{key[:20]}' must be 1 to {MAX_ENTRY_KEYS} keys of the keypad "
+                    '(0-9, *, #, A-D; quote "*" and "#" in YAML)',
+                )
+                ok = False
+                continue
+            if isinstance(value, str) and value == REPEAT:
+                repeat.add(key)
+                continue
+            if isinstance(value, str):
+                options[key] = Fallback(FallbackAction.GOTO, route=value, mark=where)
+            else:
+                action = _action(value)
+                if action is None:
+                    self.diags.error(
+                        where,
+                        f"menu option {key}: write a route name, `repeat`, or one action "
+                        "({goto: ROUTE}, {voicemail: BOX}, {hangup: CAUSE})",
+                    )
+                    ok = False
+                    continue
+                options[key] = self._fallback(f"menu option {key}", action, where)
+            edges.append((f"menu option {key}", options[key]))
+        if not options:
+            self.diags.error(
+                options_map.mark if raw_options is not None else mark,
+                "menu: give at least one option (`options: {1: sales, 2: support}`)",
+            )
+            ok = False
+        fallback_mark = raw_map.mark_of("fallback")
+        fallback = (
+            self._fallback("menu fallback", entry.fallback, fallback_mark)
+            if entry.fallback is not None
+            else Fallback(FallbackAction.HANGUP, HangupReason.NORMAL, mark=mark)
+        )
+        edges.append(("menu fallback", fallback))
+        if not ok:
+            return None
+        return Menu(
+            prompts=prompts["prompt"],
+            options=options,
+            repeat=frozenset(repeat),
+            timeout=entry.timeout,
+            digit_timeout=entry.digit_timeout,
+            retries=entry.retries,
+            invalid_prompts=prompts["invalid_prompt"],
+            timeout_prompts=prompts["timeout_prompt"],
+            fallback=fallback,
+        )
+
     def _fallback(self, key: str, action: ActionEntry, where: Mark) -> Fallback:
-        return self.fallback(key, action, where, _DEFAULT_CAUSES[key])
+        return self.fallback(key, action, where, _DEFAULT_CAUSES.get(key, HangupReason.NORMAL))
 
     def fallback(
         self, key: str, action: ActionEntry, where: Mark, default: HangupReason
@@ -254,6 +366,15 @@ class RouteFlows:
             self.prompt(prompt, locate(seq, [index], mark)[0])
         return Greeting(tuple(f"sound:{p}" for p in entry.play), entry.answer)
 
+    def prompt_list(
+        self, names: list[str], raw: MarkedMap, key: str, mark: Mark
+    ) -> tuple[str, ...]:
+        """A list of prompts under `key` of `raw`, each checked, as `sound:` URIs."""
+        seq = raw.get(key)
+        for index, prompt in enumerate(names):
+            self.prompt(prompt, locate(seq, [index], raw.mark_of(key) if key in raw else mark)[0])
+        return tuple(f"sound:{p}" for p in names)
+
     def prompt(self, prompt: str, mark: Mark) -> None:
         """Note a prompt to play (checked to exist in sounds_dir at the end)."""
         if not prompt or not all(c.isalnum() or c in "-_./" for c in prompt) or ".." in prompt:
@@ -266,11 +387,20 @@ class RouteFlows:
         self.prompts.append((prompt, mark))
 
     def note_broken_route(self, raw: MarkedMap) -> None:
-        """A route with an error: the hours, boxes and routes it names get no "unused" warning."""
+        """A route with an error: the hours, boxes and routes it names get no "unused" warning,
+        and a goto to it gets no "leads nowhere"."""
+        if isinstance(raw.get("name"), str):
+            self.broken_routes.add(raw["name"])
         if isinstance(raw.get("hours"), str):
             self.used_hours.add(raw["hours"])
-        for key in ("no_answer", "busy", "unavailable", "closed", "then"):
-            branch = raw.get(key)
+        menu = raw.get("menu")
+        options = menu.get("options") if isinstance(menu, dict) else None
+        branches = [raw.get(key) for key in ("no_answer", "busy", "unavailable", "closed", "then")]
+        if isinstance(menu, dict):
+            branches.append(menu.get("fallback"))
+        if isinstance(options, dict):
+            branches += [{"goto": v} if isinstance(v, str) else v for v in options.values()]
+        for branch in branches:
             if not isinstance(branch, dict):
                 continue
             box = branch.get("voicemail", branch.get("box"))
@@ -288,7 +418,9 @@ class RouteFlows:
             for key, fallback in node.edges:
                 where = fallback.mark or node.mark
                 if fallback.action is FallbackAction.GOTO and fallback.route is not None:
-                    if fallback.route not in self.nodes:
+                    if fallback.route in self.broken_routes:
+                        pass  # its own error says what is wrong
+                    elif fallback.route not in self.nodes:
                         hint = did_you_mean(fallback.route, self.nodes)
                         self.diags.error(
                             where,
@@ -377,6 +509,16 @@ class RouteFlows:
                     f"prompt '{prompt}' is not in the sounds folder {sounds_dir} "
                     f"(expected {prompt}.wav or another Asterisk format)",
                 )
+
+
+def _action(value: Any) -> ActionEntry | None:
+    """A menu option written as an action; None when it is not one."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return ActionEntry.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def _looks_like_email(text: str) -> bool:

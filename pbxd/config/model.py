@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,6 @@ from pbxd.config.destinations import (
 )
 from pbxd.config.diagnostics import Mark
 from pbxd.config.files import (
-    CallerIdPolicy,
     FallbackAction,
     HaMode,
     HangupReason,
@@ -27,6 +27,7 @@ from pbxd.config.files import (
 from pbxd.config.yamlsource import read_regular_file
 
 if TYPE_CHECKING:  # the dialplan imports this module at run time, not the reverse
+    from pbxd.dialplan.callerid import CallerIdRule
     from pbxd.dialplan.flow import Mailbox
     from pbxd.dialplan.hours import OpeningHours
 
@@ -109,6 +110,8 @@ class Target:
     number: str | None = None
     trunk: str | None = None
     label: str = ""
+    confirm: bool = False  # the callee presses 1 to take the call
+    caller_id: CallerIdRule | None = None  # None: the route's policy
 
     @property
     def kind(self) -> str:
@@ -122,6 +125,8 @@ class RingTarget:
 
     target: Target
     ring_time: int
+    confirm: bool = False  # this leg is bridged only once its callee pressed 1
+    caller_id: CallerIdRule | None = None  # set on the route's entry; None: the target's
     start_after: int = 0
     enabled: bool = True
     weight: int = 1
@@ -159,6 +164,21 @@ class Greeting:
 
 
 @dataclass(frozen=True, slots=True)
+class Menu:
+    """A voice menu: its prompt, the branch of each entry, and its patience."""
+
+    prompts: tuple[str, ...]
+    options: Mapping[str, Fallback]  # entry (`2`, `12`, `*`) -> where it leads
+    repeat: frozenset[str]
+    timeout: int
+    digit_timeout: int
+    retries: int
+    invalid_prompts: tuple[str, ...]
+    timeout_prompts: tuple[str, ...]
+    fallback: Fallback
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """What happens to a call to one of the route's numbers.
 
@@ -173,7 +193,7 @@ class Route:
     targets: tuple[RingTarget, ...]
     timeout: int
     no_answer: Fallback
-    caller_id: CallerIdPolicy
+    caller_id: CallerIdRule
     source: Mark
     max_call_duration: int | None = None  # seconds an answered leg may last; None: default
     max_legs: int | None = None  # legs ringing at once; None: no limit
@@ -184,6 +204,9 @@ class Route:
     closed: Fallback | None = None
     greeting: Greeting | None = None
     then: Fallback | None = None
+    menu: Menu | None = None
+    whisper: tuple[str, ...] = ()  # to the callee before bridging
+    confirm_prompt: tuple[str, ...] = ()  # to a confirm-calls callee
 
     @property
     def no_answer_cause(self) -> HangupReason:

@@ -61,6 +61,10 @@ class LegPlan:
     via: Trunk | None = None
     # Why the planner refused this leg (recorded with cause 52, never dialled).
     barred: str | None = None
+    # Played to the callee when they answer, before bridging (the caller hears ringing).
+    whisper: tuple[str, ...] = ()
+    # Confirm calls: these prompts, then bridged only if the callee presses 1.
+    confirm: tuple[str, ...] = ()
     # An emergency call (112, 15, 999...) in this region: dialled as the short number.
     emergency_region: str | None = None
     # Staggered ringing: seconds after the step started before this leg joins.
@@ -194,6 +198,37 @@ class HangupStep:
 
 
 @dataclass(frozen=True, slots=True)
+class MenuStep:
+    """A voice menu: a prompt, then the caller's keys choose a branch (`pbxd.ivr.menu`).
+
+    `choices` maps an entry (`"2"`, `"12"`, `"*"`) to the step it leads to, `labels` to what
+    the call log calls that branch (`support`, `voicemail sales`); `repeat` entries play the
+    menu again. After `retries` invalid or silent tries the menu goes to `fallback`.
+    """
+
+    name: StepName
+    prompts: tuple[str, ...]
+    choices: Mapping[str, StepName]
+    labels: Mapping[str, str]
+    repeat: frozenset[str]
+    timeout: int
+    digit_timeout: int
+    retries: int
+    invalid_prompts: tuple[str, ...]
+    timeout_prompts: tuple[str, ...]
+    fallback: StepName
+    kind: StepKind = field(default=StepKind.MENU, init=False)
+
+    def exits(self) -> dict[StepOutcome, StepName]:
+        """Where giving up leads (each chosen entry leads to its own step: `choices`)."""
+        return {StepOutcome.TIMEOUT: self.fallback, StepOutcome.INVALID: self.fallback}
+
+    def following(self) -> list[StepName]:
+        """Every step the menu may lead to."""
+        return [*self.choices.values(), self.fallback]
+
+
+@dataclass(frozen=True, slots=True)
 class CallOut:
     """What a call going out adds to the call log: who dialled what, presented as what."""
 
@@ -243,7 +278,16 @@ class CallThroughStep:
         }
 
 
-Step = ScheduleStep | PlayStep | RingStep | VoicemailStep | GotoStep | HangupStep | CallThroughStep
+Step = (
+    ScheduleStep
+    | PlayStep
+    | RingStep
+    | VoicemailStep
+    | GotoStep
+    | HangupStep
+    | MenuStep
+    | CallThroughStep
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,4 +321,4 @@ class Flow:
             seen.add(name)
             step = self.steps[name]
             yield step
-            queue.extend(step.exits().values())
+            queue.extend(step.following() if isinstance(step, MenuStep) else step.exits().values())

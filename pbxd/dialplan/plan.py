@@ -17,9 +17,10 @@ from functools import lru_cache
 import phonenumbers
 
 from pbxd.config.destinations import DEFAULT_MAX_CALL_DURATION
-from pbxd.config.files import CallerIdPolicy, FallbackAction, NumberStatus
-from pbxd.config.model import Config, Fallback, RingTarget, Route, Trunk, hangup
+from pbxd.config.files import FallbackAction, NumberStatus
+from pbxd.config.model import Config, Fallback, Menu, RingTarget, Route, Trunk, hangup
 from pbxd.config.numbering import canonical_e164
+from pbxd.dialplan.callerid import presented_identity
 from pbxd.dialplan.flow import (
     CallOut,
     Flow,
@@ -27,6 +28,7 @@ from pbxd.dialplan.flow import (
     GotoStep,
     HangupStep,
     LegPlan,
+    MenuStep,
     PlayStep,
     RingStep,
     ScheduleStep,
@@ -40,9 +42,6 @@ from pbxd.vocabulary import HangupReason
 # The first Stasis argument of a call a softphone places (`Stasis(pbxd,outbound,...)`):
 # the dialplan says which way a call goes, pbxd never guesses it from the channel.
 OUTBOUND_MARK = "outbound"
-# What a softphone leg shows for a withheld caller (RFC 3261 8.1.1.3's anonymous From).
-ANONYMOUS_NUMBER = "anonymous"
-ANONYMOUS_NAME = "Anonymous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +112,17 @@ RING_STEP = "ring"
 NO_ANSWER_STEP = "no_answer"
 BUSY_STEP = "busy"
 UNAVAILABLE_STEP = "unavailable"
+MENU_STEP = "menu"
 PLAN_LIMIT_STEP = "plan_limit"  # where a call goes when its number's plan is used up
+
+
+def branch_label(branch: Fallback) -> str:
+    """What the call log calls a menu branch: the route's name, `voicemail BOX`, `hangup`."""
+    if branch.action is FallbackAction.GOTO and branch.route:
+        return branch.route
+    if branch.action is FallbackAction.VOICEMAIL and branch.mailbox:
+        return f"voicemail {branch.mailbox}"
+    return "hangup"
 
 
 def endpoint_of_channel(channel_name: str) -> str:
@@ -249,21 +258,19 @@ def leg_plan(
     caller_name: str,
     presentation: Presentation,
 ) -> LegPlan:
-    """One leg of a route: its dial string, ring time and the caller ID it shows."""
-    withheld = presentation.withheld
-    if route.caller_id is CallerIdPolicy.NUMBER:
-        # Our DID is shown, allowed; a withheld caller's name is not ours to show.
-        cid_number = did
-        cid_name = label or ("" if withheld else caller_name)
-        cid_presentation = Presentation.ALLOWED_NOT_SCREENED
-    elif withheld and ring.target.endpoint is not None:
-        # Our own phone: no need for the number (the CDR has it), and a phone whose
-        # endpoint trusts outbound identity or ignores Privacy cannot leak it.
-        cid_number, cid_name, cid_presentation = ANONYMOUS_NUMBER, ANONYMOUS_NAME, presentation
-    else:
-        # A carrier needs the real identity (billing, emergency, tracing): it goes in
-        # PAI with `Privacy: id` and the carrier withholds it from the callee.
-        cid_number, cid_name, cid_presentation = caller_number, caller_name, presentation
+    """One leg of a route: its dial string, ring time and the caller ID it shows.
+
+    The caller-ID policy is the route entry's, else the target's, else the route's.
+    """
+    identity = presented_identity(
+        ring.caller_id or ring.target.caller_id or route.caller_id,
+        did=did,
+        label=label,
+        caller_number=caller_number,
+        caller_name=caller_name,
+        presentation=presentation,
+        softphone=ring.target.endpoint is not None,
+    )
     via = config.trunks.get(ring.target.trunk) if ring.target.trunk else None
     dial_string = config.dial_string(ring.target)
     return LegPlan(
@@ -271,12 +278,14 @@ def leg_plan(
         dial_string=dial_string,
         trunk=ring.target.trunk,
         ring_time=min(ring.ring_time, route.timeout),
-        caller_id_number=cid_number,
-        caller_id_name=cid_name,
-        caller_id_presentation=cid_presentation,
+        caller_id_number=identity.number,
+        caller_id_name=identity.name,
+        caller_id_presentation=identity.presentation,
         max_duration=max_call_duration(route, via),
         via=via,
         barred=endpoint_refusal(dial_string, via),
+        whisper=route.whisper,
+        confirm=route.confirm_prompt if ring.confirm else (),
         start_after=ring.start_after,
         weight=ring.weight,
     )
@@ -303,19 +312,19 @@ class _FlowBuilder:
         """Add `route`'s steps; the name of its first step."""
         if route.name in self.starts:
             return self.starts[route.name]
-        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP)}
-        after_greeting = names[RING_STEP] if route.targets else ""
+        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP, MENU_STEP)}
+        # What follows the greeting: the menu, the ringing, or (no one to ring) `then`.
+        if route.menu is not None:
+            after_greeting = names[MENU_STEP]
+        elif route.targets:
+            after_greeting = names[RING_STEP]
+        else:
+            after_greeting = f"{prefix}then"
         after_hours = names["greeting"] if route.greeting is not None else after_greeting
         first = names["hours"] if route.hours is not None else after_hours
-        then_name = f"{prefix}then"
-        if not route.targets:
-            # No one to ring: straight to `then` (hang up when the route says nothing).
-            after_greeting = then_name
-            after_hours = names["greeting"] if route.greeting is not None else then_name
-            first = names["hours"] if route.hours is not None else after_hours
         self.starts[route.name] = first
-        if not route.targets:
-            self.fallback(route.then or hangup(HangupReason.NORMAL), then_name, prefix)
+        if route.menu is None and not route.targets:
+            self.fallback(route.then or hangup(HangupReason.NORMAL), after_greeting, prefix)
         if route.hours is not None:
             closed = self.fallback(
                 route.closed or hangup(HangupReason.NORMAL), f"{prefix}closed", prefix
@@ -327,7 +336,9 @@ class _FlowBuilder:
             self.steps[names["greeting"]] = PlayStep(
                 names["greeting"], route.greeting.prompts, route.greeting.answer, after_greeting
             )
-        if route.targets:
+        if route.menu is not None:
+            self.steps[names[MENU_STEP]] = self.menu(route.menu, names[MENU_STEP], prefix)
+        elif route.targets:
             self.steps[names[RING_STEP]] = RingStep(
                 name=names[RING_STEP],
                 strategy=route.strategy,
@@ -341,6 +352,26 @@ class _FlowBuilder:
                 memory=route.name,
             )
         return first
+
+    def menu(self, menu: Menu, name: str, prefix: str) -> MenuStep:
+        """A menu step; each option's branch is a step of its own (`menu/2`)."""
+        choices = {
+            entry: self.fallback(branch, f"{name}/{entry}", prefix)
+            for entry, branch in menu.options.items()
+        }
+        return MenuStep(
+            name=name,
+            prompts=menu.prompts,
+            choices=choices,
+            labels={entry: branch_label(branch) for entry, branch in menu.options.items()},
+            repeat=menu.repeat,
+            timeout=menu.timeout,
+            digit_timeout=menu.digit_timeout,
+            retries=menu.retries,
+            invalid_prompts=menu.invalid_prompts,
+            timeout_prompts=menu.timeout_prompts,
+            fallback=self.fallback(menu.fallback, f"{name}/fallback", prefix),
+        )
 
     def fallback(self, fallback: Fallback, name: str, prefix: str) -> str:
         """Add the step a fallback is; its name."""

@@ -530,7 +530,8 @@ class SimPbx:
         chan.dialed = True
         chan.presented = chan.connected.copy()
         self._dial_event(chan, "", chan.dialstring or "")
-        script = chan.script or self.scripts.default
+        script = (chan.script or self.scripts.default).as_dialled()
+        chan.script = script
         if timeout > 0:
             self._later(chan, float(timeout), lambda: self._dial_timeout(chan), dial=True)
         busy_first = script.busy_after is not None and (

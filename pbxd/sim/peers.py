@@ -23,6 +23,9 @@ class PeerScript:
       ringback or an announcement), heard by whoever shares a bridge with the channel.
     - `reject_after` with `reject_cause`: the carrier refuses the call with a final response
       after N s (404 Not Found: cause 1; 503: cause 34), without answering.
+    - `voicemail_after`: a mobile whose own voicemail answers after N s (unless the person
+      answers first): it plays nothing pbxd hears, never presses a key, and hangs up after
+      VOICEMAIL_SECONDS of recording.
     """
 
     online: bool = True
@@ -37,9 +40,11 @@ class PeerScript:
     progress_after: float | None = None
     reject_after: float | None = None
     reject_cause: int = 1
+    voicemail_after: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
+            "voicemail_after",
             "answer_after",
             "busy_after",
             "hangup_after",
@@ -60,6 +65,13 @@ class PeerScript:
         if self.talk is not None and self.talk < 0:
             raise ValueError(f"PeerScript.talk must be >= 0, got {self.talk}")
 
+    def as_dialled(self) -> PeerScript:
+        """What actually happens when dialled: the voicemail's script if it answers first."""
+        voicemail = self.voicemail_after
+        if voicemail is None or (self.answer_after is not None and self.answer_after <= voicemail):
+            return self
+        return PeerScript(answer_after=voicemail, hangup_after=VOICEMAIL_SECONDS)
+
     @property
     def presses(self) -> tuple[tuple[float, str], ...]:
         """Every key press after answering, `dtmf` included, in time order."""
@@ -70,6 +82,8 @@ class PeerScript:
 
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# A mobile voicemail records this long, then hangs up (operators' boxes: 1 to 3 minutes).
+VOICEMAIL_SECONDS = 120.0
 
 # Spacing between two scripted DTMF digits, and each digit's reported length (SIP INFO in
 # callee_hangup_dtmf.jsonl reports 160 ms).

@@ -157,6 +157,8 @@ class PeerEntry(_Strict):
     dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
     dtmf_after: Seconds = 0.5
     keys: tuple[KeyPress, ...] = ()
+    # The mobile's own voicemail answers after N s: it never presses a key (confirm calls).
+    voicemail_after: Seconds | None = None
     # A carrier's answers to a call going out: early media (183 with ringback or an
     # announcement) after N s, or a final refusal after N s with its Q.850 cause (1: 404).
     early_media_after: Seconds | None = None
@@ -179,6 +181,9 @@ class CallEntry(_Strict):
     # What the caller does once answered: presses keys, talks into voicemail for N seconds
     # (then hangs up, unless `hangup_after` says when).
     keys: tuple[KeyPress, ...] = ()
+    # Shorthand for one press: `dtmf: "2"` pressed `dtmf_after` s after the call is answered.
+    dtmf: Annotated[str, BeforeValidator(_dtmf)] = ""
+    dtmf_after: Seconds = 1.0
     talk: Seconds | None = None
 
 
@@ -432,6 +437,7 @@ def _peers(
                 dtmf=parsed.dtmf,
                 dtmf_after=parsed.dtmf_after,
                 keys=tuple((k.at, k.digits) for k in parsed.keys),
+                voicemail_after=parsed.voicemail_after,
                 progress_after=parsed.early_media_after,
                 reject_after=parsed.reject_after,
                 reject_cause=parsed.reject_cause,
@@ -605,7 +611,12 @@ def _resolve_call(
         call.hangup_after,
         call.withheld,
         when=when,
-        keys=tuple((k.at, k.digits) for k in call.keys),
+        keys=tuple(
+            sorted(
+                [(k.at, k.digits) for k in call.keys]
+                + ([(call.dtmf_after, call.dtmf)] if call.dtmf else [])
+            )
+        ),
         talk=call.talk,
     )
 
@@ -676,11 +687,16 @@ def _caller_id(
 
 
 def configured_prompts(config: Config) -> list[str]:
-    """Every prompt the configuration plays (`sound:` URIs): greetings and mailbox greetings."""
+    """Every prompt the configuration plays (`sound:` URIs): greetings, menus, whispers,
+    confirm prompts and mailbox greetings."""
     prompts: list[str] = []
     for route in config.routes.values():
         if route.greeting is not None:
             prompts.extend(route.greeting.prompts)
+        if route.menu is not None:
+            menu = route.menu
+            prompts.extend((*menu.prompts, *menu.invalid_prompts, *menu.timeout_prompts))
+        prompts.extend((*route.whisper, *route.confirm_prompt))
     for mailbox in config.mailboxes.values():
         prompts.extend(mailbox.greeting)
     for plan in config.plans.values():

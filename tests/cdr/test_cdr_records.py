@@ -50,6 +50,16 @@ K, Out = StepKind, StepOutcome
         ((PathStep(K.PLAY, Out.ABANDONED),), "greeting → caller hung up"),
         ((PathStep(K.SCHEDULE, Out.CLOSED), PathStep(K.HANGUP, Out.HUNG_UP)), "closed → hangup"),
         ((), ""),
+        (
+            (PathStep(K.MENU, Out.CHOSEN, "2>support"), PathStep(K.GOTO, Out.JUMPED, "support")),
+            "menu: 2 → support → goto support",
+        ),
+        (
+            (PathStep(K.MENU, Out.TIMEOUT), PathStep(K.HANGUP, Out.HUNG_UP)),
+            "menu → timeout → hangup",
+        ),
+        ((PathStep(K.MENU, Out.INVALID, "998"),), "menu: 998 → invalid"),
+        ((PathStep(K.MENU, Out.ABANDONED, "1"),), "menu → caller hung up"),
     ],
 )
 def test_paths_read_as_people_say_them(path: tuple[PathStep, ...], text: str) -> None:

@@ -23,6 +23,7 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         "=> voicemail",  # support hunt: bob busy, carol offline, the mobile rings out
         "=> abandoned",
         "=> no_answer",
+        "=> answered by alice",  # switchboard: 2, the sales mobile's voicemail never accepts
         "=> answered by alice",  # sales, follow-me: the mobile joined, alice answered
         "=> rejected",
         "=> answered by sales-mobile",  # the starter plan: cut at its 2 minutes
@@ -37,11 +38,13 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     # The offline laptop costs the support hunt no time: skipped without asking Asterisk.
     assert "carol: not rung, its softphone is offline" in out
     assert "Allocation failed" not in out
+    assert "field-mobile: answered, confirm before bridging" in out
+    assert "field-mobile: never accepted, answered elsewhere" in out
     assert "plan starter: forwarded minutes run out soon, warning the caller" in out
     assert "plan limit: forwarded minutes of plan 'starter' used up" in out
     assert "outgoing call from alice to +33145678900, presenting +33170000001" in out
     assert "+49301234567 is outside the allowed destinations (+33) (hangup: cause 52)" in out
-    assert "23 call(s) recorded" in out
+    assert "24 call(s) recorded" in out
 
     assert main(["usage", "09 72 10 00 02", "--period", "2026-12", "--database", db]) == 0
     table = capsys.readouterr().out
@@ -96,6 +99,22 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert "closed → voicemail " in table and "0:08" in table
     assert "closed → voicemail (too short)" in table
 
+    assert main(["calls", "01 70 00 00 30", "--database", db, "--format", "json"]) == 0
+    [switchboard] = json.loads(capsys.readouterr().out)
+    assert (switchboard["answered_by"], switchboard["route"]) == ("alice", "switchboard")
+    first = switchboard["path"][0]
+    assert (first["step"], first["outcome"], first.get("label")) == (
+        "menu",
+        "chosen",
+        "2>acme-sales",
+    )
+    # The mobile's voicemail answered, was asked to press 1, and lost to alice (26).
+    assert [(leg["target"], leg["hangup_cause"]) for leg in switchboard["legs"]] == [
+        ("alice", 16),
+        ("field-mobile", 26),
+    ]
+    assert main(["calls", "01 70 00 00 30", "--database", db]) == 0
+    assert "menu: 2 → acme-sales" in capsys.readouterr().out
     # The order desk's round robin: ten calls spread over three agents.
     assert main(["calls", "01 70 00 00 11", "--database", db, "--format", "json"]) == 0
     desk = json.loads(capsys.readouterr().out)
@@ -292,7 +311,9 @@ def test_simulate_a_caller_who_withheld_their_number(
 ) -> None:
     (example / "scenarios" / "withheld.yaml").write_text(
         "peers:\n  alice: {answer_after: 1, hangup_after: 2}\n"
-        "calls:\n  - {at: 0, to: 01 70 00 00 01, from: 06 12 00 00 07, withheld: true}\n"
+        # A Tuesday morning: the reception is open whatever time the test runs.
+        "calls:\n  - {at: 2026-12-01 10:00, to: 01 70 00 00 01, from: 06 12 00 00 07, "
+        "withheld: true}\n"
     )
     db = f"sqlite:///{example / 'cdr.db'}"
     assert main(["simulate", "scenarios/withheld.yaml", "--database", db]) == 0

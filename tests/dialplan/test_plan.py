@@ -17,7 +17,7 @@ import pytest
 
 from pbxd.cdr.records import Disposition
 from pbxd.config.compile import compile_config
-from pbxd.config.files import CallerIdPolicy, HangupReason, RingStrategy
+from pbxd.config.files import HangupReason, RingStrategy
 from pbxd.config.model import Config
 from pbxd.dialplan import (
     CallFacts,
@@ -30,6 +30,7 @@ from pbxd.dialplan import (
     endpoint_of_channel,
     plan_call,
 )
+from pbxd.dialplan.callerid import CallerIdRule
 from pbxd.dialplan.outcome import CAUSE_OF_REASON, unanswered_outcome
 from pbxd.dialplan.plan import normalise_number, presented_caller
 
@@ -370,7 +371,7 @@ def test_no_answer_reason(example: Config, custom: Config, did: str, reason: Han
 
 def test_caller_id_policy_caller(example: Config) -> None:
     plan = ring(plan_call(facts("0170000001", "0612000001", name="Jean Dupont"), example))
-    assert example.routes["paris-reception"].caller_id is CallerIdPolicy.CALLER
+    assert example.routes["paris-reception"].caller_id == CallerIdRule()
     assert plan.caller_number == CALLER
     assert {(leg.caller_id_number, leg.caller_id_name) for leg in plan.legs} == {
         (CALLER, "Jean Dupont")

@@ -61,8 +61,9 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
         ("+33972100001", "+33478000001", "trunk-in"),
         ("+33170000103", "+33698765432", "trunk-in"),
         ("+442079460123", "+442079460000", "trunk-uk"),
+        ("+33170000030", "+33612000002", "trunk-in"),  # 10:00:20 in Paris: 09:00:20 UTC
         ("+33170000010", "+33612000002", "trunk-in"),  # 11:00 in Paris
-        ("+33170000009", "anonymous", "trunk-in"),  # not ours: 10:00:12 in UTC
+        ("+33170000009", "anonymous", "trunk-in"),  # not ours: 10:00:12 UTC
         ("+33972100002", "+33677000001", "trunk-in"),  # the starter plan: cut, then...
         ("+33972100002", "+33677000002", "trunk-in"),  # ... voicemail
         ("0145678900", "alice", "alice"),  # alice calls out: the number as she dialled it
@@ -75,10 +76,12 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
     assert [c.softphone for c in scenario.calls].count("alice") == 2
     assert scenario.peers["PJSIP/bob"] == PeerScript(busy_after=1.0)
     assert scenario.peers["+33612345679"] == PeerScript()  # the on-call mobile rings out
+    assert scenario.peers["+33781234568"] == PeerScript(voicemail_after=1.0)
+    assert scenario.calls[4].keys == ((2.0, "2"),)  # the switchboard's caller chooses sales
     # The customer alice calls: its carrier sends early media, then it answers.
     assert scenario.peers["+33145678900"] == PeerScript(answer_after=3.0, progress_after=1.0)
     talks = [c.talk for c in scenario.calls]
-    assert talks == [None, 12.0, *[None] * 5, 6.0, *[None] * 13, 8.0, 1.0]
+    assert talks == [None, 12.0, *[None] * 6, 6.0, *[None] * 13, 8.0, 1.0]
     # carol's laptop: closed at first, registered at noon, asleep at half past.
     assert scenario.registered == {"PJSIP/carol": False}
     assert [(p.at, p.endpoint, p.online) for p in scenario.presence] == [
@@ -420,3 +423,28 @@ def test_dated_calls_are_checked_at_their_place(config: Config) -> None:
         "scenarios/t.yaml:6:49: error: digits: 'x' has characters that are not DTMF digits: 'x'",
         "scenarios/t.yaml:6:62: error: talk: must be a number of seconds from 0 to 14400, not '-1'",
     ]
+
+
+def test_callers_press_keys_and_mobiles_have_voicemail(config: Config) -> None:
+    scenario, lines = load(
+        config,
+        "peers:\n"
+        "  ceo-mobile: {voicemail_after: 20}\n"
+        "calls:\n"
+        "  - {to: 01 70 00 00 01, from: 06 12 00 00 01, dtmf: '2',\n"
+        "     keys: [{at: 0.5, digits: '9'}]}\n"
+        "  - {to: 01 70 00 00 01, from: 06 12 00 00 01, dtmf: '12#', dtmf_after: 3}\n",
+    )
+    assert lines == []
+    assert scenario is not None
+    mobile = scenario.peers["+33612345678"]
+    assert mobile == PeerScript(voicemail_after=20.0)
+    # The voicemail answers at 20 s, never presses, hangs up after its recording time.
+    assert mobile.as_dialled() == PeerScript(answer_after=20.0, hangup_after=120.0)
+    assert PeerScript(answer_after=5, voicemail_after=20).as_dialled().voicemail_after == 20
+    assert [c.keys for c in scenario.calls] == [((0.5, "9"), (1.0, "2")), ((3.0, "12#"),)]
+
+
+def test_dtmf_of_a_call_must_be_keys(config: Config) -> None:
+    lines = diagnose(config, "calls:\n  - {to: 01 70 00 00 01, from: 06 12 00 00 01, dtmf: 2x}\n")
+    assert any("dtmf" in line and "'x'" in line for line in lines), lines

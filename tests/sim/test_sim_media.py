@@ -349,14 +349,28 @@ def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
     write_wav(tmp_path / "acme-welcome.wav", 1.5)
     greeting = SimpleNamespace(prompts=("sound:acme-welcome", "sound:acme-hours"))
     config = SimpleNamespace(
-        routes={"reception": SimpleNamespace(greeting=greeting)},
+        routes={
+            "reception": SimpleNamespace(
+                greeting=greeting,
+                menu=SimpleNamespace(
+                    prompts=("sound:acme-menu",), invalid_prompts=(), timeout_prompts=()
+                ),
+                whisper=("sound:acme-welcome",),
+                confirm_prompt=("sound:acme-confirm",),
+            )
+        },
         mailboxes={"acme": SimpleNamespace(greeting=("sound:acme-vm",))},
         plans={},
         settings=SimpleNamespace(sounds_dir=tmp_path),
     )
     sim = AriSimulator()
     assumed = prepare_sounds(sim, config)  # type: ignore[arg-type]
-    assert assumed == ["sound:acme-hours", "sound:acme-vm"]
+    assert assumed == [
+        "sound:acme-hours",
+        "sound:acme-menu",
+        "sound:acme-confirm",
+        "sound:acme-vm",
+    ]
     assert sim.sounds.seconds("acme-welcome") == pytest.approx(1.5)  # the real file
     assert sim.sounds.seconds("acme-hours") == 3.0
     assert sim.sounds.seconds("vm-intro") is not None  # a core sound of a real Asterisk

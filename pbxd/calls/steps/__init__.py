@@ -8,6 +8,7 @@ from pbxd.calls.steps.base import StepHandler
 from pbxd.calls.steps.call_through import CallThroughHandler
 from pbxd.calls.steps.goto import GotoHandler
 from pbxd.calls.steps.hangup import HangupHandler
+from pbxd.calls.steps.menu import MenuHandler
 from pbxd.calls.steps.play import PlayHandler
 from pbxd.calls.steps.ring import RingHandler
 from pbxd.calls.steps.schedule import ScheduleHandler
@@ -24,6 +25,7 @@ HANDLERS: dict[StepKind, type[StepHandler[Any]]] = {
     StepKind.PLAY: PlayHandler,
     StepKind.SCHEDULE: ScheduleHandler,
     StepKind.VOICEMAIL: VoicemailHandler,
+    StepKind.MENU: MenuHandler,
     StepKind.CALL_THROUGH: CallThroughHandler,
 }
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pbxd.ari import Event
-from pbxd.dialplan.flow import Step, StepOutcome
+from pbxd.dialplan.flow import Step, StepName, StepOutcome
 
 if TYPE_CHECKING:
     from pbxd.calls.session import CallSession, Leg
@@ -29,6 +29,14 @@ class StepHandler(Generic[StepT]):
     async def enter(self) -> StepOutcome | None:
         """Start the step."""
         raise NotImplementedError
+
+    def next_step(self, outcome: StepOutcome) -> StepName | None:
+        """The step the flow goes to after `outcome` (None: the call ends)."""
+        return self.step.exits().get(outcome)
+
+    def path_label(self, outcome: StepOutcome) -> str | None:
+        """What the call log shows beside the step's outcome (keys, a branch), if anything."""
+        return None
 
     async def resume(self) -> StepOutcome | None:
         """Go on with the step after a restart (its state rebuilt by the daemon)."""

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from pbxd.ari import AriError
-from pbxd.calls.journal import LegEnd
+from pbxd.ari import AriError, ChannelDtmfReceived, Event, PlaybackFinished
+from pbxd.calls.journal import LegEnd, LegScreened
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.base import StepHandler
+from pbxd.calls.steps.screening import SCREEN_TIMER, LegScreening, Verdict
 from pbxd.calls.strategies import NO_STANDING, LegTurn, RingAll, strategy_of
 from pbxd.dialplan.flow import RingStep, StepOutcome
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, ring_outcome
+from pbxd.ivr.menu import Action, CancelWait, Key, Play, PromptDone, StopPrompt, TimerFired, Wait
 from pbxd.vocabulary import HangupReason
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class RingHandler(StepHandler[RingStep]):
         self.legs: list[Leg] = []
         self.timed_out = False
         self.started = 0.0  # clock.monotonic() when the step started ringing
+        self.screenings: dict[str, LegScreening] = {}  # answered legs not yet accepted
 
     # ------------------------------------------------------------------ entering
 
@@ -131,10 +134,26 @@ class RingHandler(StepHandler[RingStep]):
         return None
 
     async def on_leg_answered(self, leg: Leg, at: datetime) -> StepOutcome | None:
-        """The first leg to answer wins: the others are answered elsewhere (cause 26)."""
+        """The first leg to answer wins (the others are answered elsewhere, cause 26), unless
+        it is screened first: a whisper, or confirm calls (`screening`)."""
+        self.session.mark_answered(leg, at)
+        if leg.plan.whisper or leg.plan.confirm:
+            screening = LegScreening(leg.plan.whisper, leg.plan.confirm)
+            self.screenings[leg.channel_id] = screening
+            kind = "confirm" if leg.plan.confirm else "whisper"
+            self.session.note(f"{leg.plan.target}: answered, {kind} before bridging")
+            return await self._screen(leg, screening, screening.start())
+        return await self._won(leg, at)
+
+    async def _won(self, leg: Leg, at: datetime | None) -> StepOutcome | None:
+        """`leg` takes the call: the others are hung up, the caller answered and bridged."""
         session = self.session
-        session.mark_answered(leg, at)
-        session.roster.answered(leg.plan.target, at, session.flow_timezone)
+        for channel in self.screenings:
+            deciding = session.leg(channel)
+            if deciding is not None and deciding is not leg:
+                session.note(f"{deciding.plan.target}: never accepted, answered elsewhere")
+        self.screenings.clear()
+        session.roster.answered(leg.plan.target, at or session.clock.now(), session.flow_timezone)
         session.cancel_timers()
         session.arm_max_duration(leg)
         others = [
@@ -150,11 +169,66 @@ class RingHandler(StepHandler[RingStep]):
         """A leg of this step is gone: start the next one, or give up."""
         if leg not in self.legs:
             return None
+        if self.screenings.pop(leg.channel_id, None) is not None:
+            self.session.note(f"{leg.plan.target}: hung up before accepting")
         return await self._progress()
+
+    async def on_event(self, event: Event) -> StepOutcome | None:
+        """A screened callee's key, or the end of their prompt."""
+        if isinstance(event, ChannelDtmfReceived):
+            channel = event.channel.id
+            screening = self.screenings.get(channel)
+            leg = self.session.leg(channel)
+            if screening is None or leg is None:
+                return None
+            return await self._screen(leg, screening, screening.feed(Key(event.digit)))
+        if isinstance(event, PlaybackFinished):
+            for channel, screening in list(self.screenings.items()):
+                leg = self.session.leg(channel)
+                if screening.playback == event.playback.id and leg is not None:
+                    screening.playback = None
+                    return await self._screen(leg, screening, screening.feed(PromptDone()))
+        return None
+
+    async def _screen(
+        self, leg: Leg, screening: LegScreening, actions: tuple[Action, ...] | Verdict
+    ) -> StepOutcome | None:
+        """Carry out a screening's actions, or act on its verdict."""
+        session = self.session
+        timer = f"{SCREEN_TIMER}:{leg.channel_id}"
+        if isinstance(actions, Verdict):
+            del self.screenings[leg.channel_id]
+            session.disarm(timer)
+            if screening.playback is not None:
+                playing, screening.playback = screening.playback, None
+                await session.stop_playback(playing)
+            session.journal.add(LegScreened(session.clock.now(), leg.channel_id, str(actions)))
+            log.info("leg_screened", target=leg.plan.target, verdict=str(actions))
+            if actions is Verdict.ACCEPTED:
+                session.note(f"{leg.plan.target}: accepted the call")
+                return await self._won(leg, None)
+            session.note(f"{leg.plan.target}: not accepted ({actions}), the others ring on")
+            await session.hang_up_legs([leg], reason=HangupReason.NORMAL)
+            return None
+        for action in actions:
+            if isinstance(action, Play):
+                screening.playback = await session.play_to_leg(leg, screening.prompts)
+            elif isinstance(action, StopPrompt) and screening.playback is not None:
+                playing, screening.playback = screening.playback, None
+                await session.stop_playback(playing)
+            elif isinstance(action, Wait):
+                session.arm(timer, action.seconds, leg.channel_id)
+            elif isinstance(action, CancelWait):
+                session.disarm(timer)
+        return None
 
     async def on_timer(self, name: str, key: str) -> StepOutcome | None:
         """The step's timeout: whoever still rings is hung up, nobody answered. A stage's
-        time (staggered): its legs start."""
+        time (staggered): its legs start. A screened callee's wait: refused."""
+        screening = self.screenings.get(key) if name == SCREEN_TIMER else None
+        leg = self.session.leg(key)
+        if screening is not None and leg is not None:
+            return await self._screen(leg, screening, screening.feed(TimerFired()))
         if self.session.state is not CallState.RINGING:
             return None
         if name == STAGE_TIMER:
@@ -243,6 +317,7 @@ class RingHandler(StepHandler[RingStep]):
         session.note(f"nobody answered: {outcome}")
         log.info("call not answered", outcome=str(outcome))
         session.drop_waiting(self.legs)
+        self.screenings.clear()  # a callee still deciding is hung up with the rest
         live = [leg for leg in self.legs if leg.live and leg.state is not LegState.ENDING]
         reason = HangupReason.NO_ANSWER if self.timed_out else HangupReason.NORMAL
         await session.hang_up_legs(live, reason=reason)

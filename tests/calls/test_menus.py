@@ -1,0 +1,219 @@
+"""Voice menus end to end: the daemon runs a `menu` step against the simulator.
+
+The caller's keys arrive as ChannelDtmfReceived (as Asterisk reports RFC 4733 and SIP INFO
+alike); the menu prompt is the lab's 5 s `pbxd-prompt-menu`. Checked on what Asterisk was
+asked (plays, stops) and on the CDR's path, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pbxd.cdr.records import Disposition, format_path
+from pbxd.config.model import Config
+from pbxd.sim import PeerScript
+
+from .conftest import (
+    CALLER,
+    TRUNKS_YAML,
+    CallLab,
+    assert_no_errors,
+    write_config,
+)
+
+MAIN = "+33170000001"  # the main menu
+DIRECT_SUB = "+33170000002"  # a number straight into the nested menu
+
+MENU_ROUTING = """\
+    country: FR
+    targets:
+      alice: {softphone: PJSIP/alice}
+      bob: {softphone: PJSIP/bob}
+      dave: {softphone: PJSIP/dave}
+    mailboxes:
+      billing:
+        greeting: [pbxd-prompt-welcome]
+        max_seconds: 30
+    routes:
+      - name: main
+        numbers: [01 70 00 00 01]
+        menu:
+          prompt: pbxd-prompt-menu
+          options:
+            1: sales
+            2: support
+            0: reception
+            42: {voicemail: billing}
+            9: more
+            "*": repeat
+          timeout: 4
+          digit_timeout: 2
+          retries: 1
+          invalid_prompt: pbxd-beep
+          timeout_prompt: pbxd-beep
+          fallback: {goto: reception}
+      - name: more
+        numbers: [01 70 00 00 02]
+        menu:
+          prompt: [pbxd-prompt-welcome]
+          options: {1: sales, "#": main}
+          retries: 0
+          fallback: {hangup: busy}
+      - name: sales
+        targets: [alice]
+        timeout: 10
+      - name: support
+        targets: [bob]
+        timeout: 10
+      - name: reception
+        targets: [dave]
+        timeout: 10
+"""
+ARROW = " \N{RIGHTWARDS ARROW} "
+
+
+@pytest.fixture
+def lab_config(tmp_path: Any) -> Config:
+    return write_config(tmp_path / "config", TRUNKS_YAML, MENU_ROUTING)
+
+
+async def menu_call(
+    lab: CallLab, did: str, *keys: tuple[float, str], hangup_after: float | None = None
+) -> str:
+    """A caller who presses `keys` (seconds after the menu answers, digits)."""
+    return await lab.sim.inbound_call(
+        did, CALLER, "Jean", hangup_after=hangup_after, script=PeerScript(keys=tuple(keys))
+    )
+
+
+def stops(lab: CallLab) -> list[str]:
+    return [str(r["path"]) for r in lab.requests("DELETE", "/playbacks/")]
+
+
+def plays(lab: CallLab, call_id: str) -> list[str]:
+    return [str(r["params"]["media"]) for r in lab.requests("POST", f"/channels/{call_id}/play")]
+
+
+async def test_caller_chooses_2_after_the_prompt(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1, hangup_after=3))
+    call_id = await menu_call(lab, MAIN, (6.0, "2"))  # the 5 s prompt is over
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert [leg.target for leg in entry.legs] == ["bob"]
+    assert plays(lab, call_id) == ["sound:pbxd-prompt-menu"]
+    assert stops(lab) == []  # it played out
+    assert format_path(call.path).startswith(f"menu: 2{ARROW}support{ARROW}"), format_path(
+        call.path
+    )
+    assert call.path[0].token() == "menu:chosen:2%3Esupport"
+    assert call.path[-1].token() == "ring:answered"
+    assert_no_errors(logs)
+
+
+async def test_a_key_during_the_prompt_stops_it_and_counts(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=2))
+    call_id = await menu_call(lab, MAIN, (1.0, "1"))
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "alice", lab.timeline(call_id)
+    [stop] = stops(lab)
+    [play] = lab.requests("POST", f"/channels/{call_id}/play")
+    assert stop.endswith(str(play["path"]).rsplit("/", 1)[-1])  # our playback, by its id
+    finished = [e for e in lab.events("PlaybackFinished")]
+    assert [e["playback"]["state"] for e in finished] == ["done"]
+    assert entry.call.path[0].token() == "menu:chosen:1%3Esales"
+    assert_no_errors(logs)
+
+
+async def test_two_digit_entry_goes_to_voicemail(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    # 4 then 2 (0.25 s apart): `4` alone is no option but starts `42`, so the menu waits.
+    script = PeerScript(keys=((6.0, "42"),), talk=3, hangup_after_talk=True)
+    call_id = await lab.sim.inbound_call(MAIN, CALLER, "Jean", script=script)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.path[0].token() == "menu:chosen:42%3Evoicemail%20billing", lab.timeline(call_id)
+    assert format_path(call.path).startswith(f"menu: 42{ARROW}voicemail billing")
+    assert call.disposition is Disposition.VOICEMAIL
+    assert_no_errors(logs)
+
+
+async def test_caller_who_never_presses_reaches_the_fallback(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script("PJSIP/dave", PeerScript(answer_after=1, hangup_after=2))
+    call_id = await menu_call(lab, MAIN)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    # The menu, 4 s of silence, the timeout beep and the menu again, 4 s more: fallback.
+    assert plays(lab, call_id) == [
+        "sound:pbxd-prompt-menu",
+        "sound:pbxd-beep,sound:pbxd-prompt-menu",
+    ]
+    assert call.answered_by == "dave", lab.timeline(call_id)
+    assert [s.token() for s in call.path][:2] == ["menu:timeout", "goto:jumped"]
+    assert format_path(call.path).startswith(f"menu{ARROW}timeout")
+    assert_no_errors(logs)
+
+
+async def test_wrong_keys_then_fallback(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    lab.sim.script("PJSIP/dave", PeerScript(answer_after=1, hangup_after=2))
+    # 7 (no option) during the prompt, then 5 during the replay: two failures, retries 1.
+    call_id = await menu_call(lab, MAIN, (1.0, "7"), (2.0, "5"))
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.path[0].token() == "menu:invalid:75", lab.timeline(call_id)
+    assert format_path(call.path).startswith(f"menu: 75{ARROW}invalid")
+    assert call.answered_by == "dave"
+    assert len(stops(lab)) == 2  # each wrong key stopped the prompt playing
+    assert_no_errors(logs)
+
+
+async def test_a_flood_of_keys_ends_in_the_fallback(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script("PJSIP/dave", PeerScript(answer_after=1, hangup_after=2))
+    call_id = await menu_call(lab, MAIN, (0.5, "8" * 30))
+    entry = await lab.finish(call_id)
+    assert entry.call.path[0].token() == "menu:invalid:88", lab.timeline(call_id)
+    assert entry.call.answered_by == "dave"
+    assert_no_errors(logs)
+
+
+async def test_nested_menu_through_goto(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=2))
+    # 9 in the main menu (during its prompt), then 1 in the second menu's 2 s prompt.
+    call_id = await menu_call(lab, MAIN, (1.0, "9"), (2.0, "1"))
+    entry = await lab.finish(call_id)
+    call = entry.call
+    tokens = [s.token() for s in call.path]
+    assert tokens[0] == "menu:chosen:9%3Emore", lab.timeline(call_id)
+    assert "menu:chosen:1%3Esales" in tokens
+    assert call.answered_by == "alice"
+    assert_no_errors(logs)
+
+
+async def test_nested_menu_gives_up_with_its_own_fallback(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    call_id = await menu_call(lab, DIRECT_SUB)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert [s.token() for s in call.path] == ["menu:timeout", "hangup:hung_up"], lab.timeline(
+        call_id
+    )
+    assert lab.final_cause(call_id) == 17  # busy
+    assert_no_errors(logs)
+
+
+async def test_caller_hanging_up_in_the_menu(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    call_id = await menu_call(lab, MAIN, (1.0, "4"), hangup_after=2.5)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert [s.token() for s in call.path] == ["menu:abandoned:4"], lab.timeline(call_id)
+    assert lab.requests("POST", "/channels/create") == []
+    assert_no_errors(logs)

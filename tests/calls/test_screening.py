@@ -1,0 +1,219 @@
+"""Confirm calls (press 1 to accept) and whisper, end to end through the daemon and the
+simulator, on SQLite and PostgreSQL.
+
+The lab's screening prompt is the 4 s `pbxd-prompt-screen` of the real trace
+`captures/media/screening_press1`; the whisper is the 2 s `pbxd-prompt-welcome`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pbxd.cdr.records import Disposition
+from pbxd.config.model import Config
+from pbxd.sim import PeerScript
+
+from .conftest import MOBILE, TRUNKS_YAML, CallLab, assert_no_errors, seconds, write_config
+
+CONFIRMED = "+33170000001"  # alice (softphone) and m1 (confirm) at once; 30 s
+WHISPERED = "+33170000002"  # alice, whispered
+BOTH = "+33170000003"  # m2 with confirm set on the route's entry, and a whisper; 20 s
+TWO_MOBILES = "+33170000004"  # m1 and m3, both confirm; 25 s
+
+SCREEN_ROUTING = """\
+    country: FR
+    targets:
+      alice: {softphone: PJSIP/alice}
+      m1: {external: 06 12 34 56 71, trunk: carrier-fr, confirm: true}
+      m2: {external: 06 12 34 56 72, trunk: carrier-fr}
+      m3: {external: 06 12 34 56 73, trunk: carrier-fr, confirm: true}
+    routes:
+      - name: confirmed
+        numbers: [01 70 00 00 01]
+        targets: [alice, m1]
+        ring_time: 30
+        timeout: 30
+        confirm_prompt: pbxd-prompt-screen
+      - name: whispered
+        numbers: [01 70 00 00 02]
+        targets: [alice]
+        whisper: pbxd-prompt-welcome
+        timeout: 20
+      - name: both
+        numbers: [01 70 00 00 03]
+        targets: [{target: m2, confirm: true}]
+        whisper: [pbxd-prompt-welcome]
+        confirm_prompt: pbxd-prompt-screen
+        ring_time: 20
+        timeout: 20
+      - name: two-mobiles
+        numbers: [01 70 00 00 04]
+        targets: [m1, m3]
+        confirm_prompt: pbxd-prompt-screen
+        ring_time: 25
+        timeout: 25
+"""
+M1, M2, M3 = MOBILE[1], MOBILE[2], MOBILE[3]
+
+
+@pytest.fixture
+def lab_config(tmp_path: Any) -> Config:
+    return write_config(tmp_path / "config", TRUNKS_YAML, SCREEN_ROUTING)
+
+
+def trace(lab: CallLab, call_id: str) -> list[str]:
+    """The daemon's requests as `METHOD what`, channel ids named caller / leg N."""
+    names = {call_id: "caller", **{f"{call_id}-{n}": f"leg{n}" for n in range(1, 5)}}
+    out = []
+    for request in lab.sim.rest_log:
+        path = str(request["path"])
+        for channel, name in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            path = path.replace(channel, name)
+        parts = path.strip("/").split("/")
+        if parts[0] == "playbacks":
+            parts = parts[:1]
+        elif parts[0] == "channels" and len(parts) >= 3 and parts[2] == "play":
+            parts = parts[:3]
+        elif parts[0] == "bridges":
+            parts = [parts[0], *parts[2:]]
+        out.append(f"{request['method']} {'/'.join(parts)}")
+    return out
+
+
+def verdicts(lab: CallLab, call_id: str) -> list[tuple[str, str]]:
+    session = lab.finished[call_id]
+    targets = {leg.channel_id: leg.plan.target for leg in session.legs}
+    return [(targets[e.leg], e.verdict) for e in session.journal.events if e.kind == "leg_screened"]
+
+
+async def test_press_1_follows_the_real_trace(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    # screening_press1: the mobile answers after 1 s and presses 1 one second into the prompt.
+    lab.sim.script(M1, PeerScript(answer_after=1, dtmf="1", dtmf_after=1, hangup_after=3))
+    call_id = await lab.call(CONFIRMED)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "m1"
+    steps = trace(lab, call_id)
+    # Leg up: its prompt (caller still ringing), 1, stop the prompt, answer, bridge.
+    screen = steps.index("POST channels/leg2/play")
+    assert steps[screen : screen + 5] == [
+        "POST channels/leg2/play",
+        "DELETE playbacks",
+        "DELETE channels/leg1",  # alice, answered elsewhere
+        "POST channels/caller/answer",
+        "POST bridges",
+    ], steps
+    assert "POST channels/caller/answer" not in steps[:screen]
+    assert lab.final_cause(f"{call_id}-1") == 26
+    heard = lab.sim.channel_history(f"{call_id}-2").heard  # type: ignore[union-attr]
+    assert [h.media_uri for h in heard] == ["sound:pbxd-prompt-screen"]
+    assert not lab.sim.channel_history(call_id).heard  # type: ignore[union-attr]
+    # Billed from the press, not from the mobile's answer.
+    assert seconds(call.started_at, call.answered_at) >= 2.0
+    assert verdicts(lab, call_id) == [("m1", "accepted")]
+    assert_no_errors(logs)
+
+
+async def test_mobile_voicemail_is_refused_and_the_softphone_answers(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The mobile's voicemail picks up at 2 s and never presses; alice answers at 15 s.
+    lab.sim.script(M1, PeerScript(voicemail_after=2))
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=15, hangup_after=2))
+    call_id = await lab.call(CONFIRMED)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.answered_by == "alice", lab.timeline(call_id)
+    legs = {leg.target: leg for leg in entry.legs}
+    # The voicemail answered, heard the prompt, waited 6 s in silence, was put down (16).
+    assert legs["m1"].answered_at is not None
+    assert legs["m1"].hangup_cause == 16
+    assert legs["m1"].ended_at < legs["alice"].answered_at  # type: ignore[operator]
+    assert 11.5 <= seconds(call.started_at, legs["m1"].ended_at) <= 14.5
+    assert verdicts(lab, call_id) == [("m1", "refused_silence")]
+    assert_no_errors(logs)
+
+
+async def test_any_other_key_refuses_and_the_call_goes_on(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script(M1, PeerScript(answer_after=1, dtmf="2", dtmf_after=1))
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=5, hangup_after=2))
+    call_id = await lab.call(CONFIRMED)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "alice", lab.timeline(call_id)
+    assert verdicts(lab, call_id) == [("m1", "refused_key")]
+    assert lab.final_cause(f"{call_id}-2") == 16
+    assert_no_errors(logs)
+
+
+async def test_mobile_hanging_up_during_the_prompt(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script(M1, PeerScript(answer_after=1, hangup_after=1))
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=5, hangup_after=2))
+    call_id = await lab.call(CONFIRMED)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "alice", lab.timeline(call_id)
+    assert verdicts(lab, call_id) == []
+    assert_no_errors(logs)
+
+
+async def test_every_mobile_refuses_then_no_answer(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script(M1, PeerScript(voicemail_after=1))
+    lab.sim.script(M3, PeerScript(answer_after=2, dtmf="9", dtmf_after=0.5))
+    call_id = await lab.call(TWO_MOBILES)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.answered_at is None, lab.timeline(call_id)
+    assert call.disposition is Disposition.NO_ANSWER
+    assert sorted(verdicts(lab, call_id)) == [("m1", "refused_silence"), ("m3", "refused_key")]
+    assert "POST channels/caller/answer" not in trace(lab, call_id)
+    assert_no_errors(logs)
+
+
+async def test_the_first_mobile_to_press_1_wins(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    # Both answer; m3 presses 1 first, m1 (still deciding) is answered elsewhere.
+    lab.sim.script(M1, PeerScript(answer_after=1, dtmf="1", dtmf_after=3))
+    lab.sim.script(M3, PeerScript(answer_after=1, dtmf="1", dtmf_after=1, hangup_after=3))
+    call_id = await lab.call(TWO_MOBILES)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "m3", lab.timeline(call_id)
+    assert lab.final_cause(f"{call_id}-1") == 26
+    assert verdicts(lab, call_id) == [("m3", "accepted")]
+    assert_no_errors(logs)
+
+
+async def test_whisper_is_for_the_callee_alone(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=5))
+    call_id = await lab.call(WHISPERED)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.answered_by == "alice", lab.timeline(call_id)
+    alice = lab.sim.channel_history(f"{call_id}-1")
+    caller = lab.sim.channel_history(call_id)
+    assert alice is not None and caller is not None
+    assert [(h.media_uri, h.complete) for h in alice.heard] == [("sound:pbxd-prompt-welcome", True)]
+    assert caller.heard == []  # the caller heard ringing, never the whisper
+    steps = trace(lab, call_id)
+    assert steps.index("POST channels/caller/answer") > steps.index("POST channels/leg1/play")
+    assert "DELETE playbacks" not in steps  # played out, not cut
+    # Answered once the 2 s whisper had played (alice picked up at 1 s).
+    assert seconds(call.started_at, call.answered_at) >= 3.0
+    assert verdicts(lab, call_id) == [("alice", "accepted")]
+    assert_no_errors(logs)
+
+
+async def test_whisper_then_confirm_in_one_prompt(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    lab.sim.script(M2, PeerScript(answer_after=1, dtmf="1", dtmf_after=4, hangup_after=8))
+    call_id = await lab.call(BOTH)
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "m2", lab.timeline(call_id)
+    [play] = lab.requests("POST", f"/channels/{call_id}-1/play")
+    assert play["params"]["media"] == "sound:pbxd-prompt-welcome,sound:pbxd-prompt-screen"
+    assert_no_errors(logs)
