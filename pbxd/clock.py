@@ -18,7 +18,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 T = TypeVar("T")
 # A virtual timer: due time, tie-break, the handle given out, its callback and context.
@@ -310,6 +310,13 @@ class HeldDuringAwaits:
                 return await attr(*args, **kwargs)
 
         return held
+
+
+def held_on(clock: object, inner: T) -> T:
+    """`inner` itself, or, on a VirtualClock, `inner` with time held while it answers."""
+    if isinstance(clock, VirtualClock):
+        return cast(T, HeldDuringAwaits(inner, clock))
+    return inner
 
 
 async def off_loop(clock: Clock, func: Callable[..., T], /, *args: Any) -> T:

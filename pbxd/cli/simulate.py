@@ -10,14 +10,13 @@ import secrets
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import cast
 
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
 from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.common import ascii_number, load_config_or_report, report
-from pbxd.clock import HeldDuringAwaits, ScaledClock, VirtualClock
+from pbxd.clock import ScaledClock, VirtualClock, held_on
 from pbxd.config.diagnostics import Severity
 from pbxd.config.model import Config
 from pbxd.config.numbering import national_format
@@ -108,7 +107,7 @@ async def play(config: Config, scenario: Scenario, database_url: str, *, live: b
     virtual = None if live else VirtualClock(origin=origin)
     clock = ScenarioClock(virtual or ScaledClock(speed=scenario.speed, origin=origin))
     # Time stands still while the database answers, as it would for a test driving the clock.
-    store = opened if virtual is None else cast(CdrStore, HeldDuringAwaits(opened, virtual))
+    store = held_on(virtual, opened)
     password = secrets.token_urlsafe(12)
     sim = AriSimulator(clock, username="pbxd", password=password)
     prepare_simulator(sim, config, scenario)
@@ -119,7 +118,7 @@ async def play(config: Config, scenario: Scenario, database_url: str, *, live: b
         AriEndpoint(url, "pbxd", password, config.settings.ari_app),
         store,
         clock,
-        memory=memory if virtual is None else cast(RingMemory, HeldDuringAwaits(memory, virtual)),
+        memory=held_on(virtual, memory),
     )
     finished: dict[str, CallSession] = {}
     placed: dict[str, ScenarioCall] = {}

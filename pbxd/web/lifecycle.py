@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import cast
 
 import structlog
 from aiohttp import web
@@ -24,7 +23,7 @@ from pbxd.cdr.db import why_not_writable
 from pbxd.cdr.reports import leg_outcome
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError
 from pbxd.cdr.store import CdrNotWritableError, CdrStore
-from pbxd.clock import HeldDuringAwaits, VirtualClock
+from pbxd.clock import held_on
 from pbxd.config.files import HaMode
 from pbxd.ha.service import PairedService
 from pbxd.systemd import keep_systemd_informed
@@ -134,11 +133,7 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
     assert store is not None, "cdr_store starts first"
     clock = app[CLOCK]
     # On a virtual clock, time stands still while the database answers (as in the call tests).
-    cdr = (
-        store
-        if not isinstance(clock, VirtualClock)
-        else cast(CdrStore, HeldDuringAwaits(store, clock))
-    )
+    cdr = held_on(clock, store)
     # A pair (pbxd.ha) starts its call service only while it holds the app's lock.
     paired = running.current.settings.ha_mode is HaMode.ACTIVE_STANDBY
     # The HTTP API's do-not-disturb flags are the ring steps': kept in the CDR database.
