@@ -49,7 +49,8 @@ def test_log_in_open_a_number_filter_expand_download_and_see_the_chart(
     site: ServedApp, driver: Any
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver.get(site.url + "/")
     assert driver.current_url.startswith(site.url + "/login")
@@ -66,7 +67,10 @@ def test_log_in_open_a_number_filter_expand_download_and_see_the_chart(
 
     # Filter: the calls nobody answered.
     Select(driver.find_element(By.NAME, "disposition")).select_by_value("no_answer")
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    # The filtered page must have replaced this one before its calls are read (else stale).
+    WebDriverWait(driver, 30).until(staleness_of(page))
     calls = driver.find_elements(By.CSS_SELECTOR, "li.call")
     assert calls and all("no_answer" in c.get_attribute("class") for c in calls)
     assert "disposition=no_answer" in driver.current_url
