@@ -108,7 +108,7 @@ def why_not_writable(exc: BaseException, url: str | URL) -> str:
     if sqlstate == "42501":
         return (
             f"the database role lacks a privilege: {message} "
-            "(pbxd needs SELECT, INSERT and UPDATE on calls and legs)"
+            "(pbxd needs SELECT, INSERT and UPDATE on calls, legs and number_traffic)"
         )
     if sqlstate == "25006":
         return f"the server accepts no writes (a standby?): {message}"

@@ -2,9 +2,9 @@
 
 Each function takes the store's engine (`CdrStore.engine`) and returns plain data from
 `records` / `reports`; the summing and the time zones are pure functions elsewhere. The
-indexes these queries lean on are in `schema.py` (and migration 0004): a number's calls by
-`(did, started_at)`, a day's calls of every number by `(started_at, did, disposition)`, and a
-call's legs by `call_id`.
+indexes these queries lean on are in `schema.py` (migration 0007): a number's calls by
+`(did, started_at, call_id)` (newest first, keyset pages), a call's legs by `call_id`; reports
+and today's calls read the `number_traffic` rollup (`traffic.py`), not the calls.
 """
 
 from __future__ import annotations
@@ -12,22 +12,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, case, func, or_, select
+from sqlalchemy import Select, Table, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pbxd.cdr.records import CallLogEntry, Direction, Disposition, LegRecord
-from pbxd.cdr.reports import NumberReport, ReportCall, ReportPeriod, summarise_report
-from pbxd.cdr.schema import Base, CallRow, LegRow, row_to_call, row_to_leg
+from pbxd.cdr import traffic
+from pbxd.cdr.records import CallLogEntry, Disposition, LegRecord
+from pbxd.cdr.reports import (
+    NumberReport,
+    ReportCall,
+    ReportPeriod,
+    summarise_hours,
+    summarise_report,
+)
+from pbxd.cdr.schema import Base, CallRow, LegRow, NumberTrafficRow, row_to_call, row_to_leg
+from pbxd.cdr.traffic import INBOUND as INBOUND  # re-exported: usage.py reads it here
 
 _CALLS: Final[Table] = Base.metadata.tables[CallRow.__tablename__]
 _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
-
-# Reports count calls people made to the number; calls it placed (direction outbound, 0004
-# onwards) are in its call log, not in its answer rates.
-INBOUND = or_(_CALLS.c.direction.is_(None), _CALLS.c.direction == Direction.INBOUND.value)
+_TRAFFIC: Final[Table] = Base.metadata.tables[NumberTrafficRow.__tablename__]
 
 # Chunk of ids per IN (...) list: SQLite caps bound parameters per statement.
 _IN_CHUNK = 500
@@ -49,53 +54,32 @@ async def report_calls(
     """
     _aware("since", since)
     _aware("until", until)
-    first_leg_answer = (
-        select(func.min(_LEGS.c.answered_at))
-        .where(_LEGS.c.call_id == _CALLS.c.call_id)
-        .scalar_subquery()
+    query = traffic.report_calls_query(
+        _CALLS.c.did == did, _CALLS.c.started_at >= since, _CALLS.c.started_at < until
     )
-    leg_answer = case(
-        (_CALLS.c.disposition == Disposition.ANSWERED.value, first_leg_answer), else_=None
-    )
-    query = select(
-        _CALLS.c.started_at,
-        _CALLS.c.disposition,
-        _CALLS.c.answered_at,
-        _CALLS.c.ended_at,
-        leg_answer.label("leg_answered_at"),
-    ).where(_CALLS.c.did == did, _CALLS.c.started_at >= since, _CALLS.c.started_at < until, INBOUND)
-    result = await conn.execute(query)
-    calls = []
-    for started_at, disposition, answered_at, ended_at, leg_answered_at in result:
-        calls.append(
-            ReportCall(
-                started_at=started_at,
-                disposition=None if disposition is None else Disposition(disposition),
-                answered_at=_as_utc(leg_answered_at) or answered_at,
-                ended_at=ended_at,
-            )
-        )
-    return calls
-
-
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    """A time from an expression column: the UtcDateTime type does not reach `min(...)`.
-
-    SQLite hands back its stored text (naive UTC), PostgreSQL an aware datetime.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return [call for _, call in map(traffic.report_call, await conn.execute(query))]
 
 
 async def number_report(
     engine: AsyncEngine, did: str, period: ReportPeriod, tz: ZoneInfo, *, label: str = ""
 ) -> NumberReport:
-    """The report of `did` over `period` (local days in `tz`)."""
+    """The report of `did` over `period` (local days in `tz`), from its traffic slots.
+
+    A period whose bounds or slots do not fall on local hours (a zone off the quarter-hour
+    grid) is summed from the calls themselves, with the same figures.
+    """
     since, until = period.bounds(tz)
     async with engine.connect() as conn:
+        if traffic.on_slot_edge(since) and traffic.on_slot_edge(until):
+            query = select(_TRAFFIC).where(
+                _TRAFFIC.c.did == did, _TRAFFIC.c.slot >= since, _TRAFFIC.c.slot < until
+            )
+            rows = (await conn.execute(query)).mappings()
+            hours = traffic.hours_of_slots(
+                ((row["slot"], traffic.tally_of_row(row)) for row in rows), tz
+            )
+            if hours is not None:
+                return summarise_hours(hours, did=did, period=period, tz=tz, label=label)
         calls = await report_calls(conn, did, since, until)
     return summarise_report(calls, did=did, period=period, tz=tz, label=label)
 
@@ -117,8 +101,7 @@ async def calls_today(
     """Today's calls of every number in `zones` (did -> its zone), today being each zone's.
 
     Numbers without a call today get a zero tally. Numbers whose zones share a midnight are
-    counted in one grouped query (one per distinct local day), reading the
-    `(started_at, did, disposition)` index only.
+    counted together (grouped queries of their traffic slots, one per distinct local day).
     """
     _aware("now", now)
     by_day: dict[tuple[datetime, datetime, date], list[str]] = {}
@@ -128,37 +111,47 @@ async def calls_today(
         end = datetime.combine(date.fromordinal(today.toordinal() + 1), time(), tzinfo=tz)
         by_day.setdefault((start, end.astimezone(UTC), today), []).append(did)
     tallies: dict[str, DayTally] = {}
-    answered = Disposition.ANSWERED.value
     async with engine.connect() as conn:
         for (start, end, today), dids in by_day.items():
-            query = (
-                select(
-                    _CALLS.c.did,
-                    func.count(),
-                    func.sum(case((_CALLS.c.disposition == answered, 1), else_=0)),
-                    func.sum(
-                        case(
-                            (
-                                and_(
-                                    _CALLS.c.disposition.is_not(None),
-                                    _CALLS.c.disposition != answered,
-                                ),
-                                1,
-                            ),
-                            else_=0,
-                        )
-                    ),
-                )
-                .where(_CALLS.c.started_at >= start, _CALLS.c.started_at < end, INBOUND)
-                .group_by(_CALLS.c.did)
-            )
-            wanted = set(dids)
-            for did, count, took, missed in await conn.execute(query):
-                if did in wanted:
+            for i in range(0, len(dids), _IN_CHUNK):
+                chunk = dids[i : i + _IN_CHUNK]
+                for did, count, took, missed in await conn.execute(_day_query(chunk, start, end)):
                     tallies[did] = DayTally(did, today, int(count), int(took), int(missed))
             for did in dids:
                 tallies.setdefault(did, DayTally(did, today, 0, 0, 0))
     return tallies
+
+
+def _day_query(dids: Sequence[str], start: datetime, end: datetime) -> Select[Any]:
+    """(did, calls, answered, missed) of these numbers' calls started in [start, end).
+
+    From the traffic slots (a number's day is at most 96 rows of its primary key); from the
+    calls themselves when the day does not start on a quarter hour (a zone off the grid).
+    """
+    if traffic.on_slot_edge(start) and traffic.on_slot_edge(end):
+        t = _TRAFFIC.c
+        missed = sum(
+            (t[d.value] for d in Disposition if d is not Disposition.ANSWERED), start=literal(0)
+        )
+        return (
+            select(t.did, func.sum(t.calls), func.sum(t.answered), func.sum(missed))
+            .where(t.did.in_(dids), t.slot >= start, t.slot < end)
+            .group_by(t.did)
+        )
+    answered = Disposition.ANSWERED.value
+    ended_unanswered = and_(_CALLS.c.disposition.is_not(None), _CALLS.c.disposition != answered)
+    return (
+        select(
+            _CALLS.c.did,
+            func.count(),
+            func.sum(case((_CALLS.c.disposition == answered, 1), else_=0)),
+            func.sum(case((ended_unanswered, 1), else_=0)),
+        )
+        .where(
+            _CALLS.c.did.in_(dids), _CALLS.c.started_at >= start, _CALLS.c.started_at < end, INBOUND
+        )
+        .group_by(_CALLS.c.did)
+    )
 
 
 # A failed call, for support: somebody called and nobody took the call, nor a message.

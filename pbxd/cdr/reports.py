@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -490,6 +490,67 @@ class NumberReport:
 BUSIEST_HOURS = 3
 
 
+@dataclass(slots=True)
+class Tally:
+    """What a report sums over some calls (an hour of a day, a 15-minute slot of a number).
+
+    `dispositions` counts the ended calls by disposition; the calls still open are
+    `calls` minus those. `waits` counts the answered calls whose answer moment is known.
+    """
+
+    calls: int = 0
+    dispositions: dict[str, int] = field(default_factory=dict)
+    waits: int = 0
+    wait_seconds: int = 0
+    longest_wait: int | None = None
+    talk_seconds: int = 0
+
+    def add(self, call: ReportCall) -> None:
+        """Count one call."""
+        self.calls += 1
+        if call.disposition is None:
+            return
+        key = call.disposition.value
+        self.dispositions[key] = self.dispositions.get(key, 0) + 1
+        if call.disposition is Disposition.ANSWERED and call.answered_at is not None:
+            wait = _whole_seconds(call.started_at, call.answered_at)
+            self.waits += 1
+            self.wait_seconds += wait
+            self.longest_wait = wait if self.longest_wait is None else max(self.longest_wait, wait)
+            if call.ended_at is not None:
+                self.talk_seconds += _whole_seconds(call.answered_at, call.ended_at)
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts to this one."""
+        self.calls += other.calls
+        for key, count in other.dispositions.items():
+            self.dispositions[key] = self.dispositions.get(key, 0) + count
+        self.waits += other.waits
+        self.wait_seconds += other.wait_seconds
+        if other.longest_wait is not None:
+            self.longest_wait = max(self.longest_wait or 0, other.longest_wait)
+        self.talk_seconds += other.talk_seconds
+
+    @property
+    def answered(self) -> int:
+        """Calls a person (or pbxd) answered."""
+        return self.dispositions.get(Disposition.ANSWERED.value, 0)
+
+    @property
+    def ended(self) -> int:
+        """Calls that ended, whichever way."""
+        return sum(self.dispositions.values())
+
+    @property
+    def missed(self) -> int:
+        """Ended calls nobody answered."""
+        return self.ended - self.answered
+
+
+LocalHour = tuple[date, int]
+"""A local calendar day and an hour of it (0-23), in the number's time zone."""
+
+
 def summarise_report(
     calls: Iterable[ReportCall],
     *,
@@ -499,56 +560,54 @@ def summarise_report(
     label: str = "",
 ) -> NumberReport:
     """The report of `calls` (those started in `period`, local days in `tz`): pure, no I/O."""
+    hours: dict[LocalHour, Tally] = {}
+    for call in calls:
+        local = call.started_at.astimezone(tz)
+        hours.setdefault((local.date(), local.hour), Tally()).add(call)
+    return summarise_hours(hours, did=did, period=period, tz=tz, label=label)
+
+
+def summarise_hours(
+    hours: Mapping[LocalHour, Tally],
+    *,
+    did: str,
+    period: ReportPeriod,
+    tz: ZoneInfo,
+    label: str = "",
+) -> NumberReport:
+    """The report from tallies per local hour of the period (raw calls or the rollup)."""
     days = {day: [0, 0] for day in period.days()}
     week = [[0] * 24 for _ in WEEKDAYS]
-    hours = [0] * 24
-    dispositions: dict[str, int] = {}
-    total = answered = missed = abandoned = voicemail = in_progress = 0
-    waits: list[int] = []
-    talk = 0
-    for call in calls:
-        total += 1
-        local = call.started_at.astimezone(tz)
-        week[local.weekday()][local.hour] += 1
-        hours[local.hour] += 1
-        counts = days.get(local.date())
-        if call.disposition is None:
-            in_progress += 1
-            continue
-        dispositions[call.disposition.value] = dispositions.get(call.disposition.value, 0) + 1
-        if call.disposition is Disposition.ANSWERED:
-            answered += 1
-            if counts is not None:
-                counts[0] += 1
-            if call.answered_at is not None:
-                waits.append(_whole_seconds(call.started_at, call.answered_at))
-                if call.ended_at is not None:
-                    talk += _whole_seconds(call.answered_at, call.ended_at)
-            continue
-        missed += 1
-        abandoned += call.disposition is Disposition.ABANDONED
-        voicemail += call.disposition is Disposition.VOICEMAIL
+    by_hour = [0] * 24
+    whole = Tally()
+    for (day, hour), tally in hours.items():
+        whole.merge(tally)
+        week[day.weekday()][hour] += tally.calls
+        by_hour[hour] += tally.calls
+        counts = days.get(day)
         if counts is not None:
-            counts[1] += 1
-    ranked = sorted((h for h in range(24) if hours[h]), key=lambda h: (-hours[h], h))
-    ended = answered + missed
+            counts[0] += tally.answered
+            counts[1] += tally.missed
+    ranked = sorted((h for h in range(24) if by_hour[h]), key=lambda h: (-by_hour[h], h))
+    ended = whole.ended
+    dispositions = {k: v for k, v in sorted(whole.dispositions.items()) if v}
     return NumberReport(
         did=did,
         label=label,
         time_zone=tz.key,
         period=period,
-        calls=total,
-        answered=answered,
-        missed=missed,
-        abandoned=abandoned,
-        voicemail=voicemail,
-        in_progress=in_progress,
-        answer_rate=answered / ended if ended else None,
-        average_wait=sum(waits) / len(waits) if waits else None,
-        longest_wait=max(waits) if waits else None,
-        talk_seconds=talk,
-        dispositions=dict(sorted(dispositions.items())),
-        busiest_hours=tuple(HourCount(h, hours[h]) for h in ranked[:BUSIEST_HOURS]),
+        calls=whole.calls,
+        answered=whole.answered,
+        missed=whole.missed,
+        abandoned=dispositions.get(Disposition.ABANDONED.value, 0),
+        voicemail=dispositions.get(Disposition.VOICEMAIL.value, 0),
+        in_progress=whole.calls - ended,
+        answer_rate=whole.answered / ended if ended else None,
+        average_wait=whole.wait_seconds / whole.waits if whole.waits else None,
+        longest_wait=whole.longest_wait,
+        talk_seconds=whole.talk_seconds,
+        dispositions=dispositions,
+        busiest_hours=tuple(HourCount(h, by_hour[h]) for h in ranked[:BUSIEST_HOURS]),
         per_day=tuple(DayCount(day, a, m) for day, (a, m) in days.items()),
         by_hour_of_week=tuple(tuple(row) for row in week),
     )

@@ -98,8 +98,9 @@ class CallRow(Base):
     __tablename__ = "calls"
     __table_args__ = (
         CheckConstraint(disposition_check_sql(), name="disposition"),
-        # "Calls of number X between times": equality on did, range on started_at.
-        Index("ix_calls_did_started_at", "did", "started_at"),
+        # "Calls of number X between times", newest first, and the call log's keyset cursor
+        # (started_at, call_id): equality on did, range and order on the rest.
+        Index("ix_calls_did_started_at_call_id", "did", "started_at", "call_id"),
         # Open calls are few; a partial index keeps the startup scan cheap on both backends.
         Index(
             "ix_calls_open",
@@ -203,6 +204,38 @@ class TargetDndRow(Base):
     target: Mapped[str] = mapped_column(String, primary_key=True)
     since: Mapped[datetime] = mapped_column(UtcDateTime)
     set_by: Mapped[str] = mapped_column(String)
+
+
+class NumberTrafficRow(Base):
+    """A number's inbound calls started in one 15-minute UTC slot (table `number_traffic`).
+
+    A rollup of `calls` (and the first answering leg) that the CDR writer recounts in the
+    transaction writing the call, so reports and the numbers page read a few slots instead
+    of every call. UTC quarter hours map onto exactly one local hour in every time zone in
+    use, so the rollup does not depend on the number's zone. One column per disposition.
+    """
+
+    __tablename__ = "number_traffic"
+    __table_args__ = (
+        # Today's calls of many numbers: a range of slots.
+        Index("ix_number_traffic_slot", "slot"),
+    )
+
+    did: Mapped[str] = mapped_column(String, primary_key=True)
+    slot: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+    no_answer: Mapped[int] = mapped_column(Integer)
+    busy: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    abandoned: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    voicemail: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    waits: Mapped[int] = mapped_column(Integer)  # answered calls whose answer time is known
+    wait_seconds: Mapped[int] = mapped_column(Integer)
+    longest_wait: Mapped[int | None] = mapped_column(Integer)
+    talk_seconds: Mapped[int] = mapped_column(Integer)
 
 
 CALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in CallRow.__table__.columns)

@@ -5,7 +5,8 @@ queue (never awaiting). One writer task takes the queue in batches, keeps only t
 snapshot of each call/leg within a batch, and upserts the batch in one transaction, calls
 before legs (foreign key). Upserts are keyed by call and leg id, so a snapshot written twice
 (a replay after a crash mid-write) never doubles a row; snapshots are written in the order
-they were recorded, so the last one wins.
+they were recorded, so the last one wins. The same transaction recounts the calls' traffic
+slots (`traffic.py`), the rollup reports read.
 
 A database that is away is an outage, never a reason to drop a record: refused connections,
 logins refused, connection limits, a server starting up, shutting down or in recovery,
@@ -40,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pbxd.cdr import usage
+from pbxd.cdr import traffic, usage
 from pbxd.cdr.db import make_engine, migrate, why_not_writable
 from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, Disposition, LegRecord
 from pbxd.cdr.schema import (
@@ -249,6 +250,7 @@ class CdrStore:
                 try:
                     await conn.execute(self._call_upsert, [call_to_row(call)])
                     await conn.execute(self._leg_upsert, [leg_to_row(leg)])
+                    await _recount_traffic(conn, [call_to_row(call)], [leg_to_row(leg)])
                 finally:
                     await transaction.rollback()
         except Exception as exc:
@@ -610,6 +612,10 @@ class CdrStore:
                 try:
                     async with self._engine.begin() as conn:
                         await conn.execute(stmt, [row])
+                        if stmt is not self._event_insert:
+                            is_call = stmt is self._call_upsert
+                            one = ([row], []) if is_call else ([], [row])
+                            await _recount_traffic(conn, *one)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -624,7 +630,8 @@ class CdrStore:
         leg_rows: list[dict[str, Any]],
         event_rows: list[dict[str, Any]] | None = None,
     ) -> None:
-        """One transaction: calls first, so legs find their call (foreign key); then events."""
+        """One transaction: calls first, so legs find their call (foreign key); then events;
+        then the traffic slots of those calls are recounted (`traffic.recount`)."""
         async with self._engine.begin() as conn:
             if call_rows:
                 await conn.execute(self._call_upsert, call_rows)
@@ -632,6 +639,7 @@ class CdrStore:
                 await conn.execute(self._leg_upsert, leg_rows)
             if event_rows:
                 await conn.execute(self._event_insert, event_rows)
+            await _recount_traffic(conn, call_rows, leg_rows)
 
     def _reject(self, rec: StoredRecord, exc: BaseException) -> None:
         """Log (with the whole record) and count a record refused on its merits."""
@@ -734,11 +742,13 @@ class CdrStore:
             query = query.where(_CALLS.c.caller_number.contains(caller, autoescape=True))
         if before is not None:
             moment, call_id = before
+            # The plain bound lets every backend seek the (did, started_at, call_id) index.
             query = query.where(
+                _CALLS.c.started_at <= moment,
                 or_(
                     _CALLS.c.started_at < moment,
                     and_(_CALLS.c.started_at == moment, _CALLS.c.call_id < call_id),
-                )
+                ),
             )
         query = query.order_by(_CALLS.c.started_at.desc(), _CALLS.c.call_id.desc())
         if limit is not None:
@@ -777,6 +787,18 @@ class CdrStore:
         """Ids of `did`'s calls not ended yet, whichever pbxd writes them here."""
         async with self._connect() as conn:
             return await usage.calls_in_progress(conn, did, now)
+
+
+async def _recount_traffic(
+    conn: AsyncConnection, call_rows: Sequence[dict[str, Any]], leg_rows: Sequence[dict[str, Any]]
+) -> None:
+    """Recount the traffic slots of these calls and of the calls these legs belong to."""
+    slots = traffic.slots_of_calls(call_rows)
+    written = {row["call_id"] for row in call_rows}
+    others = {row["call_id"] for row in leg_rows} - written
+    if others:
+        slots |= await traffic.slots_of_legs(conn, others)
+    await traffic.recount(conn, slots)
 
 
 def _upsert(table: Table, dialect: str) -> Insert:

@@ -170,9 +170,13 @@ async def query_calls(store: CdrStore, did: str, wanted: CallFilter) -> list[Cal
 # ------------------------------------------------------------------ numbers
 
 
-async def calls_today(config: Config, store: CdrStore, now: datetime) -> dict[str, int]:
-    """Calls since local midnight, per number (each number's own midnight)."""
-    zones = {e164: ZoneInfo(n.timezone) for e164, n in config.numbers.items()}
+async def calls_today(
+    config: Config, store: CdrStore, now: datetime, numbers: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Calls since local midnight, per number (each number's own midnight); `numbers` only
+    when given (a page of the inventory), else every number."""
+    wanted = config.numbers if numbers is None else numbers
+    zones = {e164: ZoneInfo(config.numbers[e164].timezone) for e164 in wanted}
     tallies = await queries.calls_today(store.engine, zones, now)
     return {did: tally.calls for did, tally in tallies.items()}
 

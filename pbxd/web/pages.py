@@ -28,6 +28,7 @@ from pbxd.cdr.reports import (
     leg_outcome,
     local_time,
 )
+from pbxd.config.model import Config
 from pbxd.config.numbering import national_format
 from pbxd.web import api, charts
 from pbxd.web.auth import (
@@ -41,11 +42,13 @@ from pbxd.web.auth import (
     safe_next,
     set_cookie,
 )
-from pbxd.web.errors import ApiError
+from pbxd.web.errors import ApiError, bad_filter
 from pbxd.web.state import CLOCK, CONFIG, DND, USERS, VOICEMAIL
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOWNLOAD_MAX = 100_000  # calls in one CSV/JSON download
+# Numbers per page of the numbers page: 20,000 numbers on one page is not a page.
+NUMBERS_PER_PAGE = 100
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -152,14 +155,50 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def numbers_page(request: web.Request) -> web.Response:
-    """Every number: label, status (porting with date and carrier), route, today's calls."""
+    """The numbers, a page at a time: label, status (porting with date and carrier), route,
+    today's calls; `?q=` keeps those whose number or label contains it."""
     config = request.app[CONFIG].current
-    today = await api.calls_today(config, api.store_of(request), request.app[CLOCK].now())
-    rows = [
-        api.number_json(config, config.numbers[e164], today.get(e164))
-        for e164 in sorted(config.numbers)
+    search = request.query.get("q", "")[:64].strip()
+    found = numbers_matching(config, search)
+    pages = max(1, -(-len(found) // NUMBERS_PER_PAGE))
+    try:
+        current = min(max(1, int(request.query.get("page", "1")[:8])), pages)
+    except ValueError:
+        raise bad_filter("page", "expected a page number (1, 2, ...)") from None
+    shown = found[(current - 1) * NUMBERS_PER_PAGE : current * NUMBERS_PER_PAGE]
+    now = request.app[CLOCK].now()
+    today = await api.calls_today(config, api.store_of(request), now, shown)
+    rows = [api.number_json(config, config.numbers[e164], today.get(e164)) for e164 in shown]
+
+    def page_href(n: int) -> str:
+        return "/?" + urlencode({**({"q": search} if search else {}), "page": n})
+
+    return render(
+        request,
+        "numbers.html",
+        numbers=rows,
+        total=len(config.numbers),
+        found=len(found),
+        search=search,
+        page=current,
+        pages=pages,
+        previous_href=page_href(current - 1) if current > 1 else None,
+        next_href=page_href(current + 1) if current < pages else None,
+    )
+
+
+def numbers_matching(config: Config, search: str) -> list[str]:
+    """The numbers (sorted) whose label or digits contain `search` (`01 70` finds +3317...)."""
+    if not search:
+        return sorted(config.numbers)
+    needle = search.casefold()
+    # A national trunk prefix (the 0 of 01 70...) is not in the E.164 form.
+    digits = "".join(ch for ch in search if ch.isdigit()).removeprefix("0")
+    return [
+        e164
+        for e164, number in sorted(config.numbers.items())
+        if needle in number.label.casefold() or (digits and digits in e164)
     ]
-    return render(request, "numbers.html", numbers=rows)
 
 
 def _call_view(entry: CallLogEntry, tz: ZoneInfo, did: str) -> dict[str, Any]:

@@ -128,8 +128,8 @@ async def _written_by_0001(url: str, entries: list[CallLogEntry]) -> AsyncEngine
     return engine
 
 
-async def test_head_is_0006() -> None:
-    assert _head() == "0006_call_server"
+async def test_head_is_0007() -> None:
+    assert _head() == "0007_number_traffic"
 
 
 async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -> None:
@@ -152,7 +152,7 @@ async def test_a_0001_database_is_upgraded_and_reads_back_intact(cdr_url: str) -
     store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
     try:
         async with store.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0006_call_server"
+            assert await conn.run_sync(current_revision) == _head()
             counts = [
                 (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
                 for t in ("calls", "legs")
@@ -304,7 +304,7 @@ async def test_a_0003_database_gains_the_server_column_without_losing_a_row(cdr_
     store = await CdrStore.open(cdr_url, flush_interval=0.01)  # upgrades, as every command does
     try:
         async with store.engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0006_call_server"
+            assert await conn.run_sync(current_revision) == _head()
             counts = [
                 (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()
                 for t in ("calls", "legs", "call_events")

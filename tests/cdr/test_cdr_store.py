@@ -85,7 +85,7 @@ async def test_migrate_twice_is_a_noop(cdr_url: str) -> None:
         await migrate(engine)
         await migrate(engine)  # second run: nothing to do, nothing raised
         async with engine.connect() as conn:
-            assert await conn.run_sync(current_revision) == "0006_call_server"
+            assert await conn.run_sync(current_revision) == "0007_number_traffic"
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
             assert {"calls", "legs", "alembic_version"} <= tables
             versions = (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from pbxd.web import pages
 from tests.web.conftest import RECEPTION, Tokens, bearer
 
 Client = TestClient[Any, Any]
@@ -41,6 +42,28 @@ async def test_numbers_page(client: Client, viewer: dict[str, str]) -> None:
     assert "Acme Paris reception" in text and "paris-reception" in text
     assert "port 2026-12-15 from Orange" in text
     assert 'name="viewport"' in text  # phone-friendly
+
+
+async def test_numbers_page_pages_and_finds_numbers(
+    client: Client, viewer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "NUMBERS_PER_PAGE", 2)
+    first = await page(client, "/", viewer)
+    assert first.count('<tr>\n  <td><a href="/numbers/') == 2
+    assert "page 1 of" in first and 'href="/?page=2"' in first and "Previous" not in first
+    second = await page(client, "/?page=2", viewer)
+    assert 'href="/?page=1"' in second and "page 2 of" in second
+    assert (
+        re.findall(r'href="/numbers/([^"]+)"', first)[:2]
+        != re.findall(r'href="/numbers/([^"]+)"', second)[:2]
+    )
+    # The reception is found by its label or by national digits; its calls today shown.
+    for query in ("q=reception", "q=01+70+00+00+01"):
+        found = await page(client, f"/?{query}", viewer)
+        assert 'href="/numbers/%2B33170000001"' in found and " of " in found
+    assert '<td class="num">4</td>' in await page(client, "/?q=paris+reception", viewer)
+    text = await page(client, "/?page=soon", viewer, status=400)
+    assert "page: expected a page number" in text
 
 
 async def test_call_log_page_expands_each_call_to_its_legs(

@@ -1,0 +1,296 @@
+"""A number's traffic per 15-minute UTC slot (`number_traffic`): the rollup reports read.
+
+Reports and the numbers page sum a few hundred slots instead of reading every call. The CDR
+writer recounts the slots a batch touches (`recount`) in the transaction that writes the
+calls and legs: the recount reads the slot's calls from `calls`, so a snapshot written twice,
+a replay after a restart or calls of one number written by several pbxd servers at once
+never count twice. On PostgreSQL each slot row is locked (an upsert that changes nothing)
+before its calls are read, in key order: a second writer's recount then waits for the first
+to commit and reads its calls too (READ COMMITTED gives each statement a fresh snapshot).
+`rebuild` recounts every slot from the calls (migration 0007, `bench/cdr_scale.py`).
+
+Slots are UTC quarter hours because every time zone in use is a whole number of quarter
+hours from UTC and changes offset on a quarter hour: a slot lies in one local hour of any
+zone, so the rollup does not depend on the zone a number has today. A zone where that does
+not hold (`hours_of_slots` returns None) is reported from the calls themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Select,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pbxd.cdr.records import Direction, Disposition
+from pbxd.cdr.reports import LocalHour, ReportCall, Tally
+from pbxd.cdr.schema import Base, CallRow, LegRow, NumberTrafficRow
+
+_CALLS: Final[Table] = Base.metadata.tables[CallRow.__tablename__]
+_LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
+TRAFFIC: Final[Table] = Base.metadata.tables[NumberTrafficRow.__tablename__]
+
+SLOT: Final = timedelta(minutes=15)
+# Slots recounted per query (three bound parameters each: SQLite caps them per statement).
+_SLOTS_PER_QUERY = 200
+# Calls read per query by `rebuild`: bounded memory however big the table.
+_REBUILD_BATCH = 50_000
+
+# Reports count calls people made to the number; calls it placed (direction outbound, 0004
+# onwards) are in its call log, not in its answer rates.
+INBOUND: Final = or_(_CALLS.c.direction.is_(None), _CALLS.c.direction == Direction.INBOUND.value)
+
+SlotKey = tuple[str, datetime]
+"""A number (E.164) and the UTC start of one of its slots."""
+
+
+def slot_of(moment: datetime) -> datetime:
+    """The UTC start of the 15-minute slot holding `moment` (aware)."""
+    utc = moment.astimezone(UTC)
+    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+
+
+def on_slot_edge(moment: datetime) -> bool:
+    """True when `moment` starts a slot (a period bound the rollup can answer exactly)."""
+    return slot_of(moment) == moment.astimezone(UTC)
+
+
+def report_calls_query(*where: ColumnElement[bool]) -> Select[Any]:
+    """The inbound calls matching `where`, reduced to (did, what a report reads).
+
+    A call's answer moment is its first leg's answer when a leg answered (a person picking
+    up), else the call's own (a call answered without legs).
+    """
+    first_leg_answer = (
+        select(func.min(_LEGS.c.answered_at))
+        .where(_LEGS.c.call_id == _CALLS.c.call_id)
+        .scalar_subquery()
+    )
+    leg_answer = case(
+        (_CALLS.c.disposition == Disposition.ANSWERED.value, first_leg_answer), else_=None
+    )
+    return select(
+        _CALLS.c.did,
+        _CALLS.c.started_at,
+        _CALLS.c.disposition,
+        _CALLS.c.answered_at,
+        _CALLS.c.ended_at,
+        leg_answer.label("leg_answered_at"),
+    ).where(INBOUND, *where)
+
+
+def report_call(row: Sequence[Any]) -> tuple[str, ReportCall]:
+    """A row of `report_calls_query` as (did, ReportCall)."""
+    did, started_at, disposition, answered_at, ended_at, leg_answered_at = row
+    call = ReportCall(
+        started_at=started_at,
+        disposition=None if disposition is None else Disposition(disposition),
+        answered_at=_as_utc(leg_answered_at) or answered_at,
+        ended_at=ended_at,
+    )
+    return did, call
+
+
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    """A time from an expression column: the UtcDateTime type does not reach `min(...)`.
+
+    SQLite hands back its stored text (naive UTC), PostgreSQL an aware datetime.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- rows <-> tallies
+
+
+def tally_of_row(row: Mapping[str, Any] | RowMapping) -> Tally:
+    """The tally a `number_traffic` row holds."""
+    return Tally(
+        calls=row["calls"],
+        dispositions={d.value: row[d.value] for d in Disposition if row[d.value]},
+        waits=row["waits"],
+        wait_seconds=row["wait_seconds"],
+        longest_wait=row["longest_wait"],
+        talk_seconds=row["talk_seconds"],
+    )
+
+
+def row_of_tally(did: str, slot: datetime, tally: Tally) -> dict[str, Any]:
+    """The `number_traffic` row of one slot's tally (every column, for an upsert)."""
+    return {
+        "did": did,
+        "slot": slot,
+        "calls": tally.calls,
+        **{d.value: tally.dispositions.get(d.value, 0) for d in Disposition},
+        "waits": tally.waits,
+        "wait_seconds": tally.wait_seconds,
+        "longest_wait": tally.longest_wait,
+        "talk_seconds": tally.talk_seconds,
+    }
+
+
+def tally_slots(calls: Iterable[tuple[str, ReportCall]]) -> dict[SlotKey, Tally]:
+    """The calls counted per (number, slot): pure, what `recount` and `rebuild` store."""
+    slots: dict[SlotKey, Tally] = {}
+    for did, call in calls:
+        slots.setdefault((did, slot_of(call.started_at)), Tally()).add(call)
+    return slots
+
+
+def hours_of_slots(
+    slots: Iterable[tuple[datetime, Tally]], tz: ZoneInfo
+) -> dict[LocalHour, Tally] | None:
+    """Slot tallies summed per local hour of `tz`; None when a slot straddles two hours."""
+    hours: dict[LocalHour, Tally] = {}
+    for slot, tally in slots:
+        start = slot.astimezone(tz)
+        last = (slot + SLOT - timedelta(microseconds=1)).astimezone(tz)
+        if (start.date(), start.hour, start.utcoffset()) != (
+            last.date(),
+            last.hour,
+            last.utcoffset(),
+        ):
+            return None  # a zone off the quarter-hour grid
+        hours.setdefault((start.date(), start.hour), Tally()).merge(tally)
+    return hours
+
+
+# ---------------------------------------------------------------- writer side
+
+
+def slots_of_calls(call_rows: Iterable[Mapping[str, Any]]) -> set[SlotKey]:
+    """The slots that `calls` rows (as the writer upserts them) count in: inbound only."""
+    return {
+        (row["did"], slot_of(row["started_at"]))
+        for row in call_rows
+        if row.get("direction") != Direction.OUTBOUND.value
+    }
+
+
+async def slots_of_legs(conn: AsyncConnection, call_ids: Iterable[str]) -> set[SlotKey]:
+    """The slots of the inbound calls these legs belong to (a leg's answer is a call's wait)."""
+    wanted = sorted(set(call_ids))
+    found: set[SlotKey] = set()
+    for i in range(0, len(wanted), 500):
+        query = select(_CALLS.c.did, _CALLS.c.started_at).where(
+            _CALLS.c.call_id.in_(wanted[i : i + 500]), INBOUND
+        )
+        found.update((did, slot_of(started)) for did, started in await conn.execute(query))
+    return found
+
+
+def _in_slots(keys: Sequence[SlotKey]) -> ColumnElement[bool]:
+    """Calls started in any of these slots."""
+    return or_(
+        *(
+            and_(
+                _CALLS.c.did == did, _CALLS.c.started_at >= slot, _CALLS.c.started_at < slot + SLOT
+            )
+            for did, slot in keys
+        )
+    )
+
+
+async def recount(conn: AsyncConnection, keys: Iterable[SlotKey]) -> None:
+    """Recount these slots from their calls, in the caller's transaction (see the module)."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        # Lock the slot rows (in key order: no deadlock) before reading their calls.
+        claims = [row_of_tally(did, slot, Tally()) for did, slot in ordered]
+        await conn.execute(_claim(dialect), claims)
+    tallies = {key: Tally() for key in ordered}  # a slot left without calls counts zero
+    for i in range(0, len(ordered), _SLOTS_PER_QUERY):
+        query = report_calls_query(_in_slots(ordered[i : i + _SLOTS_PER_QUERY]))
+        for key, tally in tally_slots(map(report_call, await conn.execute(query))).items():
+            tallies[key] = tally
+    rows = [row_of_tally(did, slot, tally) for (did, slot), tally in tallies.items()]
+    await conn.execute(upsert(dialect), rows)
+
+
+def _insert(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    return sqlite.insert(TRAFFIC) if dialect == "sqlite" else postgresql.insert(TRAFFIC)
+
+
+def _claim(dialect: str) -> Insert:
+    """INSERT a zero slot, or lock the existing one (an update that changes nothing)."""
+    return _insert(dialect).on_conflict_do_update(
+        index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot], set_={"calls": TRAFFIC.c.calls}
+    )
+
+
+def upsert(dialect: str) -> Insert:
+    """INSERT … ON CONFLICT (did, slot) DO UPDATE every count: a recount replaces the slot."""
+    stmt = _insert(dialect)
+    return stmt.on_conflict_do_update(
+        index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot],
+        set_={c.name: stmt.excluded[c.name] for c in TRAFFIC.columns if not c.primary_key},
+    )
+
+
+# ---------------------------------------------------------------- rebuild
+
+
+def rebuild(connection: Connection, *, batch: int = _REBUILD_BATCH) -> int:
+    """Recount every slot from `calls` (synchronous: migrations and `run_sync`); slot count.
+
+    Reads one number's calls at a time (numbers in order), in batches of `batch` calls.
+    """
+    connection.execute(delete(TRAFFIC))
+    dialect = connection.dialect.name
+    dids = connection.execute(select(_CALLS.c.did).where(INBOUND).distinct().order_by(_CALLS.c.did))
+    written = 0
+    pending: list[dict[str, Any]] = []
+    for (did,) in dids.all():
+        for key, tally in tally_slots(_calls_of(connection, did, batch)).items():
+            pending.append(row_of_tally(key[0], key[1], tally))
+        if len(pending) >= batch:
+            connection.execute(upsert(dialect), pending)
+            written += len(pending)
+            pending = []
+    if pending:
+        connection.execute(upsert(dialect), pending)
+        written += len(pending)
+    return written
+
+
+def _calls_of(connection: Connection, did: str, batch: int) -> Iterator[tuple[str, ReportCall]]:
+    """Every inbound call of `did` as (did, ReportCall), oldest first, `batch` at a time."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = report_calls_query(_CALLS.c.did == did).add_columns(_CALLS.c.call_id)
+        if after is not None:
+            query = query.where(
+                (_CALLS.c.started_at > after[0])
+                | ((_CALLS.c.started_at == after[0]) & (_CALLS.c.call_id > after[1]))
+            )
+        rows = connection.execute(
+            query.order_by(_CALLS.c.started_at, _CALLS.c.call_id).limit(batch)
+        ).all()
+        for row in rows:
+            yield report_call(row[:6])
+        if len(rows) < batch:
+            return
+        after = (rows[-1][1], rows[-1][6])
