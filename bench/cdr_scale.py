@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import bisect
 import itertools
+import json
 import os
 import random
 import sqlite3
@@ -43,7 +44,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import chdir
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -340,27 +341,30 @@ def _progress(total: int) -> None:
 
 @dataclass
 class Timing:
-    """One measured operation, cold and warm, in milliseconds."""
+    """One measured operation, cold and warm: wall milliseconds, and this process's CPU."""
 
     name: str
     target: str
     cold: list[float]
     warm: list[float]
+    warm_cpu: list[float] = field(default_factory=list)
 
     def line(self) -> str:
         limit = TARGETS_MS.get(self.target)
         cold, warm = statistics.median(self.cold), statistics.median(self.warm)
+        cpu = f"  (cpu {statistics.median(self.warm_cpu):5.1f})" if self.warm_cpu else " " * 13
         verdict = ""
         if limit is not None:
             verdict = "  OK" if max(cold, warm) < limit else "  OVER TARGET"
-            verdict = f"  (target < {limit:.0f} ms){verdict}"
-        return f"  {self.name:<44} cold {cold:8.1f} ms   warm {warm:8.1f} ms{verdict}"
+            verdict = f"  target < {limit:.0f} ms{verdict}"
+        return f"  {self.name:<44} cold {cold:7.1f} ms  warm {warm:7.1f} ms{cpu}{verdict}"
 
 
-async def _ms(action: Callable[[], Awaitable[object]]) -> float:
-    started = time.perf_counter()
+async def _ms(action: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """Wall and CPU (this process, every thread) milliseconds of one run."""
+    started, cpu = time.perf_counter(), time.process_time()
     await action()
-    return (time.perf_counter() - started) * 1000
+    return (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
 
 
 async def time_it(
@@ -372,10 +376,10 @@ async def time_it(
     runs: int,
 ) -> Timing:
     """Cold: one run for each of `cold_keys` (never asked before); warm: `runs` of one key."""
-    cold = [await _ms(make(key)) for key in cold_keys]
+    cold = [(await _ms(make(key)))[0] for key in cold_keys]
     await _ms(make(warm_key))
     warm = [await _ms(make(warm_key)) for _ in range(runs)]
-    return Timing(name, target, cold, warm)
+    return Timing(name, target, cold, [w for w, _ in warm], [c for _, c in warm])
 
 
 async def measure(
@@ -446,11 +450,55 @@ async def measure(
             )
         )
         raw = await _raw_report_ms(engine, busiest, since, until)
-        timings.append(Timing("  (same busiest report summed from the calls)", "", [raw], [raw]))
+        timings.append(Timing("  (busiest month's calls read from `calls`)", "", [raw], [raw]))
+        if engine.dialect.name == "postgresql":
+            timings.append(await _server_time(url, busiest, since, until))
         timings += await _numbers_page(store, config_root, runs)
     finally:
         await store.close()
     return timings
+
+
+async def _server_time(url: str, did: str, since: datetime, until: datetime) -> Timing:
+    """PostgreSQL's own execution time of the call log's two queries (EXPLAIN ANALYZE):
+    what is left of the call log's time when the client's waits for a busy CPU are not."""
+    dsn, _, options = url.partition("?options=-csearch_path%3D")
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": options})
+    try:
+        spent = []
+        for _ in range(5):
+            plan = await conn.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM calls WHERE did = $1 AND "
+                "started_at >= $2 AND started_at < $3 ORDER BY started_at DESC, call_id DESC "
+                "LIMIT 51",
+                did,
+                since,
+                until,
+            )
+            ids = [
+                r["call_id"]
+                for r in await conn.fetch(
+                    "SELECT call_id FROM calls WHERE did = $1 AND started_at >= $2 AND "
+                    "started_at < $3 ORDER BY started_at DESC, call_id DESC LIMIT 51",
+                    did,
+                    since,
+                    until,
+                )
+            ]
+            legs = await conn.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM legs WHERE call_id = ANY($1) "
+                "ORDER BY started_at, leg_id",
+                ids,
+            )
+            spent.append(
+                sum(
+                    p[0]["Planning Time"] + p[0]["Execution Time"]
+                    for p in (json.loads(plan), json.loads(legs))
+                )
+            )
+    finally:
+        await conn.close()
+    return Timing("  (call log's queries inside PostgreSQL)", "", spent[:1], spent[1:])
 
 
 async def _raw_report_ms(engine: Any, did: str, since: datetime, until: datetime) -> float:
