@@ -7,9 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import Connection, select
 
 from pbxd.cdr import traffic
+from pbxd.cdr.db import alembic_config, schema_change
 from pbxd.cdr.queries import calls_today, number_report, report_calls
 from pbxd.cdr.records import CallRecord, Direction, Disposition, LegRecord
 from pbxd.cdr.reports import ReportCall, ReportPeriod, Tally, summarise_hours, summarise_report
@@ -227,3 +229,24 @@ def test_a_slot_straddling_two_local_hours_is_refused() -> None:
     assert traffic.hours_of_slots([(slot, Tally(calls=1))], PARIS) == {
         (date(1970, 3, 2), 11): Tally(calls=1)  # 11:30 in Paris
     }
+
+
+async def test_migration_0007_counts_the_calls_already_stored(store: CdrStore) -> None:
+    for n in range(12):
+        start = utc(2 + n, 9, n)
+        store.record_call(
+            CallRecord(f"c{n}", DID, start, ended_at=start, disposition=Disposition.BUSY)
+        )
+    await store.flush()
+    kept = await _stored_slots(store)
+
+    def down_and_up(conn: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006_call_server")  # drops number_traffic
+        command.upgrade(cfg, "head")  # creates it and counts the calls
+
+    async with schema_change(store.engine) as conn:
+        await conn.run_sync(down_and_up)
+    assert await _stored_slots(store) == kept == await _counted_from_calls(store)
+    assert len(kept) == 12
