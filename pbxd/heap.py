@@ -11,10 +11,14 @@ daemon, or until a reload replaces it: walking it on every full collection stall
   time (`pbxd.config.reload`): a frozen object whose count drops to zero is freed like any
   other, so replaced configurations do not pile up in the frozen heap (tests/test_heap.py).
 
-What stays in the collector's way is the calls in progress: a full collection walks their
-objects (bench/concurrency.py reports how many per call), hence `__slots__` on per-call
-objects and few tasks per call. The young generation's threshold is raised so that bursts
-of ARI events are collected in fewer, still short, passes.
+The calls in progress would be in the way next: ~200 objects each (bench/concurrency.py),
+so a full collection with 225 calls up stalled the loop 30-38 ms (bench/reload.py) and one
+with 10,000 calls up more than a second. So whatever survives a full collection is frozen
+too (`_freeze_survivors`): the next full collection walks only what was promoted since. A
+call's objects are freed by reference counting when it ends, frozen or not: a call leaves
+no cyclic garbage behind (tests/calls/test_call_garbage.py), which frozen objects could
+never give back. The young generation's threshold is raised so that bursts of ARI events
+are collected in fewer, still short, passes.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ import gc
 
 # Allocations between two young collections (CPython's default: 700). A young collection
 # walks at most this many new objects (well under a millisecond); a burst of events then
-# triggers a tenth as many collections, so fewer short-lived objects are promoted.
-YOUNG_THRESHOLD = 7_000
+# triggers a third as many collections. Not more: a middle collection walks up to ten
+# young ones' survivors (7,000 stalled the loop ~40 ms in bench/concurrency.py).
+YOUNG_THRESHOLD = 2_000
 # Young collections per middle one, middle ones per full one (CPython's defaults).
 MIDDLE_THRESHOLD = 10
 OLD_THRESHOLD = 10
+DEFAULT_THRESHOLDS = (700, 10, 10)
+OLDEST = 2  # the generation a full collection collects
 
 
 def settle() -> None:
@@ -38,6 +45,25 @@ def settle() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
     gc.collect()
     gc.freeze()
+    # Again, over nothing: CPython waits for the old generation to grow by a quarter of
+    # what the last full collection kept; that was everything just frozen.
+    gc.collect()
+    if _freeze_survivors not in gc.callbacks:
+        gc.callbacks.append(_freeze_survivors)
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    """After a full collection, what it kept is alive: out of the next one's way."""
+    if phase == "stop" and info["generation"] == OLDEST:
+        gc.freeze()
+
+
+def unsettle() -> None:
+    """CPython's own collector settings again, nothing frozen (between tests)."""
+    if _freeze_survivors in gc.callbacks:
+        gc.callbacks.remove(_freeze_survivors)
+    gc.set_threshold(*DEFAULT_THRESHOLDS)
+    gc.unfreeze()
 
 
 def freeze_long_lived() -> None:

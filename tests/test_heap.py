@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pbxd import heap
 from pbxd.config.compile import compile_config
 from pbxd.config.reload import RunningConfig, compile_here, decode, encode
 from tests.config.test_reload import _compiled, _many_numbers
 
-NUMBERS = 2_000
-
-
-@pytest.fixture(autouse=True)
-def _unfrozen_after() -> Iterator[None]:
-    """What a test froze goes back to the collector (other tests count on collecting it)."""
-    threshold = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*threshold)
+NUMBERS = 1_000
 
 
 def _walked_by_the_collector(obj: object) -> bool:
@@ -64,3 +52,15 @@ async def test_reloads_leave_no_replaced_configuration_in_the_frozen_heap(tmp_pa
     # replaced was freed from the frozen heap, so the frozen heap stays the same size.
     assert gc.get_freeze_count() - after_first < NUMBERS // 4
     assert not _walked_by_the_collector(next(iter(running.current.numbers.values())))
+
+
+def test_what_a_full_collection_keeps_is_frozen_after_it() -> None:
+    heap.settle()
+    survivor = [object()]
+    assert _walked_by_the_collector(survivor)
+    gc.collect(1)  # a younger collection leaves it to the collector
+    assert _walked_by_the_collector(survivor)
+    gc.collect()
+    assert not _walked_by_the_collector(survivor)
+    heap.unsettle()
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == heap.DEFAULT_THRESHOLDS

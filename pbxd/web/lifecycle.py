@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from pbxd import heap
 from pbxd import metrics as series
 from pbxd.agi.server import start_agi
-from pbxd import heap
 from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
 from pbxd.cdr.db import why_not_writable
