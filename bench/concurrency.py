@@ -353,6 +353,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
                 await daemon.recovered.wait()
             await asyncio.sleep(0.5)
             rss_before = memory_kb()
+            frozen_before = gc.get_freeze_count()
             if args.profile_memory:
                 tracemalloc.start(args.profile_memory)
                 heap_before = tracemalloc.take_snapshot()
@@ -417,6 +418,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
                 await daemon.wait_idle()
                 await store.flush()
             drain_cpu = cpu_seconds() - drain_cpu0
+            frozen_after = gc.get_freeze_count()
+            rss_after = memory_kb()
             drain_wall = time.perf_counter() - drain_t0
         finally:
             await service.stop()
@@ -452,6 +455,17 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
         f"{rss_full.get('VmRSS', 0) / 1024:.0f} MB at size, "
         f"{rss_hold.get('VmRSS', 0) / 1024:.0f} MB after the hold, peak "
         f"{rss_hold.get('VmHWM', 0) / 1024:.0f} MB (target <= 200 MB)"
+    )
+    print(
+        f"after the drain: RSS {rss_after.get('VmRSS', 0) / 1024:.0f} MB; frozen heap "
+        f"{frozen_after - frozen_before:+d} objects since before the first call (what "
+        "survived a full collection is frozen: a lasting growth would be leaked cycles)"
+    )
+    per_call_kb = (rss_full.get("VmRSS", 0) - rss_before.get("VmRSS", 0)) / max(1, args.calls)
+    print(
+        f"RSS per call in progress: {per_call_kb:.1f} kB -> "
+        f"{(rss_before.get('VmRSS', 0) + per_call_kb * 10_000) / 1024:.0f} MB at 10,000 calls "
+        "(target <= 200 MB)"
     )
     per_event = ramp_cpu * 1e6 / max(1, ramp_events)
     print(
