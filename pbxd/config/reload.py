@@ -12,8 +12,9 @@ The child sends the Config back as a stream of small pickles written by one Pick
 memo spans them: a Route shared by a thousand numbers crosses once and stays one object).
 The loop unpickles them a slice at a time (`SLICE_SECONDS`), with the cyclic GC paused, then
 freezes the result out of the GC's reach (`pbxd.heap`, as at start-up) and frees the
-replaced configuration a slice at a time too. The compiler process runs at idle priority, so
-on a busy machine it takes no CPU the daemon wants. bench/reload.py measures the longest stall.
+replaced configuration a slice at a time too. The compiler process runs at the lowest
+priority (nice 19), so on a busy machine the daemon's loop comes first. bench/reload.py
+measures the longest stall.
 """
 
 from __future__ import annotations
@@ -327,16 +328,14 @@ def compile_to_stream(config_path: str, out: BinaryIO | None = None) -> None:
 
 
 def run_at_idle_priority() -> None:
-    """This process runs only on CPU time nothing else wants (the daemon's loop comes first).
+    """This process yields the CPU to anything else (the daemon's loop comes first).
 
-    With the simulator or Asterisk on the same two cores, a compiler at normal priority
-    preempted the daemon for tens of milliseconds at a time (bench/reload.py).
+    With the simulator or Asterisk on the same two cores, a compiler at nice 5 still
+    preempted the daemon (bench/reload.py). Nice 19, not SCHED_IDLE: on a saturated machine
+    an idle-class process may never run, and the reload would never end.
     """
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux: the lowest nice value instead
-        with contextlib.suppress(OSError):
-            os.nice(19)
+    with contextlib.suppress(OSError):
+        os.nice(19 - os.nice(0))
 
 
 # The classes there are thousands of: rebuilt by their constructor, twice as fast to unpickle
