@@ -17,32 +17,23 @@ with 10,000 calls up more than a second. So whatever survives a full collection 
 too (`_freeze_survivors`): the next full collection walks only what was promoted since. A
 call's objects are freed by reference counting when it ends, frozen or not: a call leaves
 no cyclic garbage behind (tests/calls/test_call_garbage.py), which frozen objects could
-never give back. The young generation's threshold is raised so that bursts of ARI events
-are collected in fewer, still short, passes.
+never give back. The collection thresholds stay CPython's (700, 10, 10): raising the young one
+made the middle collections walk more (at 2,000: 24-62 ms of CPU under traffic in
+bench/reload.py, against ~5 ms).
 """
 
 from __future__ import annotations
 
 import gc
 
-# Allocations between two young collections (CPython's default: 700). A young collection
-# walks at most this many new objects (well under a millisecond); a burst of events then
-# triggers a third as many collections. Not more: a middle collection walks up to ten
-# young ones' survivors (7,000 stalled the loop ~40 ms in bench/concurrency.py).
-YOUNG_THRESHOLD = 2_000
-# Young collections per middle one, middle ones per full one (CPython's defaults).
-MIDDLE_THRESHOLD = 10
-OLD_THRESHOLD = 10
-DEFAULT_THRESHOLDS = (700, 10, 10)
 OLDEST = 2  # the generation a full collection collects
 
 
 def settle() -> None:
-    """Tune the collector, collect once and freeze what start-up built (config, imports).
+    """Collect once, freeze what start-up built (config, imports) and what later survives.
 
     Call once the daemon is up: from then on only objects made later are ever walked.
     """
-    gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
     gc.collect()
     gc.freeze()
     # Again, over nothing: CPython waits for the old generation to grow by a quarter of
@@ -59,10 +50,9 @@ def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
 
 
 def unsettle() -> None:
-    """CPython's own collector settings again, nothing frozen (between tests)."""
+    """Survivors of full collections no longer frozen, nothing frozen (between tests)."""
     if _freeze_survivors in gc.callbacks:
         gc.callbacks.remove(_freeze_survivors)
-    gc.set_threshold(*DEFAULT_THRESHOLDS)
     gc.unfreeze()
 
 

@@ -17,7 +17,7 @@ def _walked_by_the_collector(obj: object) -> bool:
     return any(o is obj for o in gc.get_objects())
 
 
-def test_settling_freezes_the_configuration_and_raises_the_young_threshold(
+def test_settling_freezes_the_configuration(
     tmp_path: Path,
 ) -> None:
     config = _compiled(_many_numbers(tmp_path, NUMBERS))
@@ -26,7 +26,6 @@ def test_settling_freezes_the_configuration_and_raises_the_young_threshold(
     heap.settle()
     assert not _walked_by_the_collector(route)
     assert gc.get_freeze_count() > NUMBERS  # every VirtualNumber at least
-    assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
 
 
 async def test_a_configuration_taken_in_from_the_compiler_process_is_frozen(
@@ -63,4 +62,4 @@ def test_what_a_full_collection_keeps_is_frozen_after_it() -> None:
     gc.collect()
     assert not _walked_by_the_collector(survivor)
     heap.unsettle()
-    assert gc.get_freeze_count() == 0 and gc.get_threshold() == heap.DEFAULT_THRESHOLDS
+    assert gc.get_freeze_count() == 0 and heap._freeze_survivors not in gc.callbacks
