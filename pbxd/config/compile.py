@@ -67,6 +67,8 @@ from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
 M = TypeVar("M", bound=BaseModel)
 
+# What pydantic makes of `{number: …}`: every key but the number at its default.
+_NUMBER_ALONE = InventoryEntry(number="")
 RING_TIME_LIMIT = 300  # seconds; carriers give up on an unanswered INVITE well before this
 ROUTE_TIMEOUT_LIMIT = 3600
 MAX_WEIGHT = 1000
@@ -662,7 +664,8 @@ class _Compiler:
         self.broken_targets: set[str] = set()
         self.used_targets: set[str] = set()
         self.route_marks: dict[str, Mark] = {}
-        self.routed_by: dict[str, tuple[str, Mark]] = {}
+        # Where each routed number is written in its route (the route: route_of_number).
+        self.routed_at: dict[str, Mark] = {}
         self.route_trunk_of_block: dict[str, tuple[str, str, Mark]] = {}
         # What a broken entry would have defined: a route using it gets no cascade error,
         # since the entry's own error is already reported.
@@ -886,6 +889,12 @@ class _Compiler:
     def _inventory_entry(
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
+        number = raw.get("number") if type(raw) is MarkedMap and len(raw) == 1 else None
+        if type(number) is str:
+            # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
+            # would give every other key its default, so the number goes to its checks.
+            self._single_number(trunk, country, zone, _NUMBER_ALONE, number, raw)
+            return
         entry = validate_entry(InventoryEntry, raw, mark, self.diags)
         if entry is None:
             return
@@ -914,7 +923,7 @@ class _Compiler:
         if entry.timezone is not None and not self._check_zone(entry.timezone, raw, "timezone"):
             return
         if entry.number is not None:
-            self._single_number(trunk, region, zone, entry, raw)
+            self._single_number(trunk, region, zone, entry, entry.number, raw)
         else:
             self._block(trunk, region, zone, entry, raw, mark)
 
@@ -933,9 +942,9 @@ class _Compiler:
         region: str | None,
         zone: str | None,
         entry: InventoryEntry,
+        number: str,
         raw: MarkedMap,
     ) -> None:
-        assert entry.number is not None
         mark = raw.mark_of("number")
         if entry.block is not None:
             self.diags.error(
@@ -943,7 +952,7 @@ class _Compiler:
                 "`block` names a range or prefix block; a single number has none",
             )
         try:
-            e164 = numbering.to_e164(entry.number, region)
+            e164 = numbering.to_e164(number, region)
         except numbering.NumberError as exc:
             self.diags.error(mark, str(exc))
             return
@@ -1020,7 +1029,11 @@ class _Compiler:
             )
             return
         members = span.numbers()
-        clash = next((n for n in members if n in self.number_marks), None)
+        clash = (
+            None
+            if self.number_marks.keys().isdisjoint(members)
+            else next(n for n in members if n in self.number_marks)
+        )
         if clash is not None:
             self.diags.error(
                 value_mark,
@@ -1044,18 +1057,12 @@ class _Compiler:
             port_date=entry.port_date,
             losing_carrier=entry.losing_carrier,
         )
-        numbers = self.config.numbers
-        for e164 in members:
-            numbers[e164] = VirtualNumber(
-                e164=e164,
-                trunk=trunk.name,
-                status=entry.status,
-                label=entry.label,
-                timezone=block_zone,
-                port_date=entry.port_date,
-                losing_carrier=entry.losing_carrier,
-                block=entry.block,
-            )
+        # Positional: a block of 100,000 numbers builds 100,000 of them.
+        shared = (trunk.name, entry.status, entry.label, block_zone, entry.port_date)
+        self.config.numbers.update(
+            (e164, VirtualNumber(e164, *shared, entry.losing_carrier, entry.block))
+            for e164 in members
+        )
 
     # ---- routing/
 
@@ -1374,19 +1381,32 @@ class _Compiler:
         )
         self.route_marks[name] = mark
         self.config.routes[name] = route
-        route_of = self.config.route_of_number
+        self._route_numbers_to(route, covered, entry.trunk)
+
+    def _route_numbers_to(
+        self, route: Route, covered: list[tuple[str, Mark]], trunk: str | None
+    ) -> None:
+        """Point each of `covered` to `route`; a number another route has is an error."""
+        route_of, routed_at = self.config.route_of_number, self.routed_at
+        numbers = dict(covered)
+        if trunk is None and len(numbers) == len(covered) and routed_at.keys().isdisjoint(numbers):
+            # Each number once, none routed yet (a large config's every route): no check
+            # left to make, so the indexes are filled at once.
+            routed_at.update(numbers)
+            route_of.update(dict.fromkeys(numbers, route))
+            return
         for e164, number_mark in covered:
-            if e164 in self.routed_by:
-                other, other_mark = self.routed_by[e164]
+            if e164 in routed_at:
+                other, other_mark = route_of[e164].name, routed_at[e164]
                 self.diags.error(
                     number_mark,
                     f"number {e164} is already routed by route '{other}' ({other_mark})",
                 )
                 continue
-            self.routed_by[e164] = (name, number_mark)
+            routed_at[e164] = number_mark
             route_of[e164] = route
-            if entry.trunk is not None:
-                self._check_route_trunk(e164, entry.trunk, name, number_mark)
+            if trunk is not None:
+                self._check_route_trunk(e164, trunk, route.name, number_mark)
 
     def _note_broken_route(self, raw: Any, region: str | None) -> None:
         """A route with an error: its targets and numbers get no "unused"/"no route" warning."""
@@ -1410,10 +1430,12 @@ class _Compiler:
         self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
     ) -> Iterator[tuple[str, Mark]]:
         seq = raw.get("numbers")
+        numbers = self.config.numbers
         for index, text in enumerate(entry.numbers):
             number_mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else mark
-            e164 = numbering.canonical_e164(text)
-            if e164 is None or e164 not in self.config.numbers:
+            # Written exactly as in the inventory (a large config's every number): found.
+            e164 = text if text in numbers else numbering.canonical_e164(text)
+            if e164 is None or e164 not in numbers:
                 # Not an inventory number as written: parse it properly to say why.
                 try:
                     e164 = numbering.to_e164(text, region)
