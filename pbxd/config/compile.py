@@ -60,6 +60,7 @@ from pbxd.config.model import (
     Target,
     Trunk,
     VirtualNumber,
+    numbers_alike,
 )
 from pbxd.config.plans import check_plans, compile_plan
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
@@ -849,9 +850,16 @@ class _Compiler:
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
         errors_before = len(self.diags.items)
-        self._inventory_entry(trunk, country, zone, raw, mark)
-        new = self.diags.items[errors_before:]
-        if any(d.severity is Severity.ERROR for d in new):
+        number = raw.get("number") if type(raw) is MarkedMap and len(raw) == 1 else None
+        if type(number) is str:
+            # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
+            # would give every other key its default, so the number goes to its checks.
+            self._single_number(trunk, country, zone, _NUMBER_ALONE, number, raw)
+        else:
+            self._inventory_entry(trunk, country, zone, raw, mark)
+        if len(self.diags.items) > errors_before and any(
+            d.severity is Severity.ERROR for d in self.diags.items[errors_before:]
+        ):
             self._note_broken_entry(raw, country)
 
     def _note_broken_entry(self, raw: Any, country: str | None) -> None:
@@ -889,12 +897,6 @@ class _Compiler:
     def _inventory_entry(
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
-        number = raw.get("number") if type(raw) is MarkedMap and len(raw) == 1 else None
-        if type(number) is str:
-            # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
-            # would give every other key its default, so the number goes to its checks.
-            self._single_number(trunk, country, zone, _NUMBER_ALONE, number, raw)
-            return
         entry = validate_entry(InventoryEntry, raw, mark, self.diags)
         if entry is None:
             return
@@ -945,7 +947,7 @@ class _Compiler:
         number: str,
         raw: MarkedMap,
     ) -> None:
-        mark = raw.mark_of("number")
+        mark = raw.value_marks["number"]
         if entry.block is not None:
             self.diags.error(
                 raw.key_marks["block"],
@@ -967,13 +969,13 @@ class _Compiler:
             return
         self.number_marks[e164] = mark
         self.config.numbers[e164] = VirtualNumber(
-            e164=e164,
-            trunk=trunk.name,
-            status=entry.status,
-            label=entry.label,
-            timezone=self._zone_for(entry, zone, e164, mark),
-            port_date=entry.port_date,
-            losing_carrier=entry.losing_carrier,
+            e164,
+            trunk.name,
+            entry.status,
+            entry.label,
+            self._zone_for(entry, zone, e164, mark),
+            entry.port_date,
+            entry.losing_carrier,
         )
 
     def _block(
@@ -1057,12 +1059,17 @@ class _Compiler:
             port_date=entry.port_date,
             losing_carrier=entry.losing_carrier,
         )
-        # Positional: a block of 100,000 numbers builds 100,000 of them.
-        shared = (trunk.name, entry.status, entry.label, block_zone, entry.port_date)
-        self.config.numbers.update(
-            (e164, VirtualNumber(e164, *shared, entry.losing_carrier, entry.block))
-            for e164 in members
+        template = VirtualNumber(
+            span.first,
+            trunk.name,
+            entry.status,
+            entry.label,
+            block_zone,
+            entry.port_date,
+            entry.losing_carrier,
+            entry.block,
         )
+        self.config.numbers.update(zip(members, numbers_alike(template, members), strict=True))
 
     # ---- routing/
 
@@ -1430,9 +1437,11 @@ class _Compiler:
         self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
     ) -> Iterator[tuple[str, Mark]]:
         seq = raw.get("numbers")
+        marks = seq.item_marks if isinstance(seq, MarkedSeq) else []
+        if len(marks) != len(entry.numbers):
+            marks = [mark] * len(entry.numbers)
         numbers = self.config.numbers
-        for index, text in enumerate(entry.numbers):
-            number_mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else mark
+        for text, number_mark in zip(entry.numbers, marks, strict=True):
             # Written exactly as in the inventory (a large config's every number): found.
             e164 = text if text in numbers else numbering.canonical_e164(text)
             if e164 is None or e164 not in numbers:

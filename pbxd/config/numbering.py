@@ -184,10 +184,26 @@ def _fast_e164(compact: str) -> bool:
     digits = compact[1:]
     if len(digits) > _MAX_DIGITS:
         return False
-    size = _calling_code_size(digits[:3])
+    size, pattern = _national_rule(digits[:3], len(digits))
     national = digits[size:]
     # Leading zeros (Italy …) need the parser's special handling.
-    return size > 0 and national[:1] not in ("", "0") and _is_valid(int(digits[:size]), national)
+    if size == 0 or national[:1] in ("", "0"):
+        return False
+    if pattern is None:
+        return _is_valid(int(digits[:size]), national)
+    return pattern.fullmatch(national) is not None
+
+
+@cache
+def _national_rule(lead: str, length: int) -> tuple[int, re.Pattern[str] | None]:
+    """(digits of the calling code, the pattern of a valid national number) for the numbers
+    of `length` digits starting with `lead`; no pattern where `_is_valid` decides: a
+    million numbers share a handful of these, so each number costs one look-up and a match.
+    """
+    size = _calling_code_size(lead)
+    if size == 0 or _validity_rules(int(lead[:size])) is None:
+        return size, None
+    return size, _validity_pattern(int(lead[:size]), length - size)
 
 
 @cache

@@ -372,18 +372,16 @@ class _PlainReader:
             if not line.startswith("- ", column):
                 break  # a key after an indentless list: the mapping above goes on
             pair = _QUOTED_PAIR_ITEM.match(line, column)
-            if (
-                pair is not None
-                and pair[1] not in _BOOLEANS
-                and pair[1] not in _NULLS
-                and (self.at + 1 == len(rows) or rows[self.at + 1][1] <= column)
-            ):
+            if pair is not None and (self.at + 1 == len(rows) or rows[self.at + 1][1] <= column):
                 # `- number: '+33…'` and nothing under it: most of a large inventory.
+                key, value = pair.groups()
+                if key in _BOOLEANS or key in _NULLS:
+                    raise _NotPlain
                 key_mark = Mark(name, number, pair.start(1) + 1)
                 pair_map = MarkedMap(key_mark)
-                pair_map[pair[1]] = pair[2]
-                pair_map.key_marks[pair[1]] = key_mark
-                pair_map.value_marks[pair[1]] = Mark(name, number, pair.start(2))
+                pair_map[key] = value
+                pair_map.key_marks[key] = key_mark
+                pair_map.value_marks[key] = Mark(name, number, pair.start(2))
                 result.append(pair_map)
                 result.item_marks.append(key_mark)
                 self.at += 1
