@@ -74,6 +74,7 @@ RING_TIME_LIMIT = 300  # seconds; carriers give up on an unanswered INVITE well 
 ROUTE_TIMEOUT_LIMIT = 3600
 MAX_WEIGHT = 1000
 MAX_OUTBOUND_LEGS_LIMIT = 10_000
+NUMBER_WHISPER = "number"  # a route's `whisper: number`: each called number's own prompt
 
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_ARI_URL": ("ari", "url"),
@@ -678,6 +679,8 @@ class _Compiler:
         self.unchecked_numbers: set[str] = set()
         self.unchecked_blocks: set[str] = set()
         self.flows = RouteFlows(diags, self.config)
+        self.number_whispers: list[Mark] = []  # inventory entries with a `whisper:`
+        self.whisper_number_routes = 0  # routes that say `whisper: number`
 
     # ---- sip-trunks.yaml
 
@@ -854,7 +857,7 @@ class _Compiler:
         if type(number) is str:
             # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
             # would give every other key its default, so the number goes to its checks.
-            self._single_number(trunk, country, zone, _NUMBER_ALONE, number, raw)
+            self._single_number(trunk, country, zone, _NUMBER_ALONE, number, raw, ())
         else:
             self._inventory_entry(trunk, country, zone, raw, mark)
         if len(self.diags.items) > errors_before and any(
@@ -924,10 +927,13 @@ class _Compiler:
             )
         if entry.timezone is not None and not self._check_zone(entry.timezone, raw, "timezone"):
             return
+        whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
+        if whisper:
+            self.number_whispers.append(raw.mark_of("whisper"))
         if entry.number is not None:
-            self._single_number(trunk, region, zone, entry, entry.number, raw)
+            self._single_number(trunk, region, zone, entry, entry.number, raw, whisper)
         else:
-            self._block(trunk, region, zone, entry, raw, mark)
+            self._block(trunk, region, zone, entry, raw, mark, whisper)
 
     def _zone_for(self, entry: InventoryEntry, default: str | None, e164: str, mark: Mark) -> str:
         zone = entry.timezone or default or numbering.zone_of(e164)
@@ -946,6 +952,7 @@ class _Compiler:
         entry: InventoryEntry,
         number: str,
         raw: MarkedMap,
+        whisper: tuple[str, ...],
     ) -> None:
         mark = raw.value_marks["number"]
         if entry.block is not None:
@@ -976,6 +983,7 @@ class _Compiler:
             self._zone_for(entry, zone, e164, mark),
             entry.port_date,
             entry.losing_carrier,
+            whisper=whisper,
         )
 
     def _block(
@@ -986,6 +994,7 @@ class _Compiler:
         entry: InventoryEntry,
         raw: MarkedMap,
         mark: Mark,
+        whisper: tuple[str, ...],
     ) -> None:
         key = "range" if entry.range is not None else "prefix"
         value_mark = raw.mark_of(key)
@@ -1058,6 +1067,7 @@ class _Compiler:
             timezone=block_zone,
             port_date=entry.port_date,
             losing_carrier=entry.losing_carrier,
+            whisper=whisper,
         )
         template = VirtualNumber(
             span.first,
@@ -1068,6 +1078,7 @@ class _Compiler:
             entry.port_date,
             entry.losing_carrier,
             entry.block,
+            whisper,
         )
         self.config.numbers.update(zip(members, numbers_alike(template, members), strict=True))
 
@@ -1357,7 +1368,13 @@ class _Compiler:
         ):
             hint = did_you_mean(entry.trunk, self.config.trunks)
             self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
-        whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
+        whisper_number = entry.whisper == [NUMBER_WHISPER]
+        if whisper_number:
+            whisper: tuple[str, ...] = ()
+            self.whisper_number_routes += 1
+            self._check_number_whispers(name, covered, raw.mark_of("whisper"))
+        else:
+            whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
         confirm_prompt = self.flows.prompt_list(entry.confirm_prompt, raw, "confirm_prompt", mark)
         confirming = [r.target.name for r in ring if r.confirm]
         if confirming and not confirm_prompt:
@@ -1375,6 +1392,7 @@ class _Compiler:
         route = Route(
             name=name,
             whisper=whisper,
+            whisper_number=whisper_number,
             confirm_prompt=confirm_prompt,
             strategy=entry.strategy,
             targets=tuple(ring),
@@ -1414,6 +1432,25 @@ class _Compiler:
             route_of[e164] = route
             if trunk is not None:
                 self._check_route_trunk(e164, trunk, route.name, number_mark)
+
+    def _check_number_whispers(
+        self, route: str, covered: list[tuple[str, Mark]], mark: Mark
+    ) -> None:
+        """`whisper: number` on a route some of whose numbers have no whisper of their own."""
+        silent = [e164 for e164, _ in covered if not self._number_whisper(e164)]
+        if silent:
+            shown = ", ".join(silent[:3]) + (
+                f" and {len(silent) - 3} more" if len(silent) > 3 else ""
+            )
+            self.diags.warning(
+                mark,
+                f"route '{route}' whispers the called number's prompt, but {shown} "
+                "has no `whisper:` in the inventory: its callees hear none",
+            )
+
+    def _number_whisper(self, e164: str) -> tuple[str, ...]:
+        number = self.config.numbers.get(e164)
+        return number.whisper if number is not None else ()
 
     def _note_broken_route(self, raw: Any, region: str | None) -> None:
         """A route with an error: its targets and numbers get no "unused"/"no route" warning."""
@@ -1655,6 +1692,12 @@ class _Compiler:
 
     def finish(self) -> None:
         check_plans(self.config, self.diags)
+        if not self.whisper_number_routes:
+            for mark in self.number_whispers:
+                self.diags.warning(
+                    mark,
+                    "this whisper is never played: no route says `whisper: number`",
+                )
         self.flows.finish(self.config.settings.sounds_dir)
         if self.config.settings.mail is None:
             for name, box in self.config.mailboxes.items():
