@@ -40,7 +40,7 @@ import structlog
 
 from pbxd import heap
 from pbxd.config.compile import CompileResult, compile_config
-from pbxd.config.diagnostics import Diagnostic, Mark, Severity
+from pbxd.config.diagnostics import Diagnostic, Severity
 from pbxd.config.model import (
     Block,
     Config,
@@ -340,7 +340,8 @@ def run_at_idle_priority() -> None:
 
 # The classes there are thousands of: rebuilt by their constructor, twice as fast to unpickle
 # as dataclasses' own __setstate__ (which looks their fields up again for each object).
-_BUILT_BY_CONSTRUCTOR = (VirtualNumber, Block, Target, RingTarget, Route, Fallback, Greeting, Mark)
+# (Mark, a named tuple, already pickles as its class and arguments.)
+_BUILT_BY_CONSTRUCTOR = (VirtualNumber, Block, Target, RingTarget, Route, Fallback, Greeting)
 
 
 def _constructor_arguments(obj: Any) -> tuple[type, tuple[Any, ...]]:
