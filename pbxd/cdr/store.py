@@ -712,12 +712,14 @@ class CdrStore:
         dispositions: Sequence[Disposition] = (),
         caller: str | None = None,
         before: tuple[datetime, str] | None = None,
+        server: str | None = None,
     ) -> list[CallLogEntry]:
         """Calls to `did` started in [since, until), newest first, each with its legs.
 
         `dispositions` keeps those only; `caller` keeps calling numbers containing it (taken
         literally: `%` and `_` are not wildcards); `before` is a page cursor, the
-        (started_at, call_id) of the last call of the previous page. Only committed records
+        (started_at, call_id) of the last call of the previous page; `server` keeps the calls
+        that came through that Asterisk (several share one database). Only committed records
         are seen: `await flush()` first to read your own writes.
         """
         for name, value in (("since", since), ("until", until)):
@@ -732,6 +734,8 @@ class CdrStore:
             query = query.where(_CALLS.c.disposition.in_([str(d) for d in dispositions]))
         if caller:
             query = query.where(_CALLS.c.caller_number.contains(caller, autoescape=True))
+        if server is not None:
+            query = query.where(_CALLS.c.server == server)
         if before is not None:
             moment, call_id = before
             query = query.where(

@@ -287,6 +287,19 @@ async def test_call_log_filters_by_did_and_time_newest_first(store: CdrStore) ->
         await store.call_log(DID, since=datetime(2024, 6, 1))
 
 
+async def test_call_log_keeps_one_servers_calls_when_asked(store: CdrStore) -> None:
+    for i, server in enumerate(("ast-paris-1", "ast-lyon-2", "ast-paris-1", None)):
+        call = new_call(f"s{i}", start=i * 60)
+        call.server = server
+        store.record_call(call)
+    await store.flush()
+    paris = await store.call_log(DID, server="ast-paris-1")
+    assert [e.call.call_id for e in paris] == ["s2", "s0"]
+    assert [e.call.call_id for e in await store.call_log(DID, server="ast-lyon-2")] == ["s1"]
+    assert len(await store.call_log(DID)) == 4  # no filter merges every server
+    assert await store.call_log(DID, server="ast-paris-1' OR '1'='1") == []
+
+
 async def test_get_call_of_unknown_id_is_none(store: CdrStore) -> None:
     assert await store.get_call("nope") is None
     assert await store.legs_of("nope") == []
