@@ -53,6 +53,12 @@ INBOUND_CONTEXT = "from-trunk"
 OUTBOUND_CONTEXT = "from-softphones"
 AMA_FLAGS = "DOCUMENTATION"  # Asterisk's default for a channel without `amaflags`
 
+# The applications a record names: Dial() for a leg, VoiceMail() or Hangup() for a call that
+# rang nobody.
+DIAL = "Dial"
+VOICEMAIL_APP = "VoiceMail"
+HANGUP_APP = "Hangup"
+
 # Asterisk's CDR dispositions (ast_cdr_disp2str).
 ANSWERED = "ANSWERED"
 NO_ANSWER = "NO ANSWER"
@@ -170,7 +176,7 @@ def rows(entry: CallLogEntry, options: Options) -> Iterator[str]:
         )
     )
     if not entry.legs:
-        app = "VoiceMail" if call.voicemail is not None else "Hangup"
+        app = VOICEMAIL_APP if call.voicemail is not None else HANGUP_APP
         data = call.voicemail.message_id if call.voicemail is not None else ""
         yield _line(
             head,
@@ -189,7 +195,7 @@ def rows(entry: CallLogEntry, options: Options) -> Iterator[str]:
         yield _line(
             head,
             dialled_channel(leg.destination),
-            "Dial",
+            DIAL,
             leg.destination,
             leg.started_at,
             leg.answered_at,

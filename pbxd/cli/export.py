@@ -11,14 +11,14 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pbxd.cdr import mastercsv, queries
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import missing_sqlite_file, resolve_number
+from pbxd.cli.calls import missing_sqlite_file, parse_bound, resolve_number
 from pbxd.cli.common import load_config_or_report, read_store, report
 from pbxd.config.numbering import NumberError
 from pbxd.log import configure_logging
@@ -72,28 +72,10 @@ def output_zone(args: argparse.Namespace) -> tzinfo | None:
 
 def read_bound(text: str, zone: tzinfo | None, *, end: bool) -> datetime:
     """A --since/--until value read in `zone` (None: the host's) -> aware UTC."""
-    option = "--until" if end else "--since"
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(
-                f"{option} {text!r} is not a date (2026-11-01) or a date and time "
-                "(2026-11-01T09:30)"
-            ) from None
-        return (moment if moment.tzinfo else _local(moment, zone)).astimezone(UTC)
-    try:
-        start = datetime.combine(day + timedelta(days=1) if end else day, time())
-        return _local(start, zone).astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise ValueError(f"{option} {text!r} is out of range") from None
-
-
-def _local(naive: datetime, zone: tzinfo | None) -> datetime:
-    """A wall-clock time in `zone`; None: the host's zone, with its DST rules."""
-    return naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
+    bound = parse_bound(text, zone, end=end)
+    if bound is None:
+        raise ValueError(f"{'--until' if end else '--since'} {text!r} is out of range")
+    return bound
 
 
 def run(args: argparse.Namespace) -> int:
