@@ -1,8 +1,9 @@
 """`pbxd export --format master-csv --since … --until …`: call records as Asterisk's Master.csv.
 
-Rows stream from the store a batch of calls at a time (keyset pagination), so an export of
-ten million calls holds one batch in memory. A file given with --output is written under a
-temporary name and renamed when complete: a failed export never leaves half a file behind.
+Rows stream from the store (one sorted query read through a cursor, a batch of rows at a
+time), so an export of ten million calls holds one batch in memory. A file given with
+--output is written under a temporary name and renamed when complete: a failed export never
+leaves half a file behind.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pbxd.config.numbering import NumberError
 from pbxd.log import configure_logging
 
 FORMATS = ("master-csv",)
-BATCH = 2000  # calls per query: big enough to amortise a round trip, small in memory
+BATCH = 2000  # rows per fetch: big enough to amortise a round trip, small in memory
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

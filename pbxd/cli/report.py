@@ -12,7 +12,6 @@ import asyncio
 import csv
 import io
 import json
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,9 +28,9 @@ from pbxd.cdr.reports import (
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.calls import missing_sqlite_file, resolve_number
 from pbxd.cli.common import load_config_or_report, read_store, report
-from pbxd.config.model import Config, Plan
+from pbxd.config.model import Config
 from pbxd.config.numbering import NumberError
-from pbxd.dialplan.limits import Billable, UsageKind, limit_seconds, used_seconds
+from pbxd.dialplan.limits import Billable, PlanUsage, UsageKind, plan_usage
 from pbxd.log import configure_logging
 
 FORMATS = ("table", "csv", "json")
@@ -83,29 +82,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
-@dataclass(frozen=True, slots=True)
-class PlanUse:
-    """A plan's minutes used over the report's period, against its monthly allowance."""
-
-    plan: str
-    forwarded_seconds: int
-    outbound_seconds: int
-    forwarded_allowed: int | None  # seconds a month; None: unlimited
-    outbound_allowed: int | None
-
-
-def plan_use(plan: Plan, items: list[Billable], now: datetime) -> PlanUse:
-    """What `items` (answered in the period) used of `plan`."""
-    used = used_seconds(items, now)
-    return PlanUse(
-        plan.name,
-        used[UsageKind.FORWARDED],
-        used[UsageKind.OUTBOUND],
-        limit_seconds(plan, UsageKind.FORWARDED),
-        limit_seconds(plan, UsageKind.OUTBOUND),
-    )
-
-
 def read_period(args: argparse.Namespace, tz: ZoneInfo, now: datetime) -> ReportPeriod:
     """--period, or --since/--until (days, both included), else this month in `tz`."""
     if args.since or args.until:
@@ -146,17 +122,17 @@ def run(args: argparse.Namespace) -> int:
     plan = config.plan_of_number.get(did)
 
     async def read(store: CdrStore) -> tuple[NumberReport, list[Billable]]:
+        # The web report's two reads (api.report_of): the same figures, the same plan usage.
         rep = await queries.number_report(store.engine, did, period, tz, label=label)
         since, until = period.bounds(tz)
-        items = await store.billables_of(did, since, until) if plan is not None else []
-        return rep, items
+        return rep, await store.billables_of(did, since, until)
 
     try:
         rep, items = asyncio.run(read_store(url, read))
     except Exception as exc:
         report("report", f"cannot read the report from {url}: {type(exc).__name__}: {exc}")
         return 2
-    use = plan_use(plan, items, now) if plan is not None else None
+    use = plan_usage(plan, items, now, tz)
     if args.format == "json":
         print(format_json(rep, use), end="")
     elif args.format == "csv":
@@ -174,31 +150,29 @@ def inventory_number(text: str, config: Config) -> tuple[str, ZoneInfo]:
     return did, tz
 
 
-def _minutes(seconds: int | None) -> float | None:
-    return None if seconds is None else round(seconds / 60, 1)
+def _minutes(seconds: int) -> str:
+    return f"{seconds / 60:.1f}"
 
 
 def _allowance(seconds: int | None) -> str:
     return "unlimited" if seconds is None else f"{seconds // 60} min a month"
 
 
-def format_table(rep: NumberReport, use: PlanUse | None) -> str:
+def format_table(rep: NumberReport, use: PlanUsage) -> str:
     """The web report's figures for a terminal, then the plan's minutes."""
     text = format_report_table(rep)
-    if use is None:
-        return text
-    return text + (
-        f"\nplan {use.plan}\n"
-        f"forwarded minutes  {_minutes(use.forwarded_seconds):.1f}"
-        f" of {_allowance(use.forwarded_allowed)}\n"
-        f"outbound minutes   {_minutes(use.outbound_seconds):.1f}"
-        f" of {_allowance(use.outbound_allowed)}\n"
-    )
+    if use.plan is None:
+        return text + "\nno plan\n"
+    rows = [
+        f"{kind} minutes".ljust(18)
+        + f" {_minutes(use.used[kind])} of {_allowance(use.allowed[kind])}"
+        for kind in UsageKind
+    ]
+    return text + f"\nplan {use.plan}\n" + "\n".join(rows) + "\n"
 
 
-def format_csv(rep: NumberReport, use: PlanUse | None) -> str:
+def format_csv(rep: NumberReport, use: PlanUsage) -> str:
     """One header and one row of totals (`--per-day` gives the days instead)."""
-    data = report_to_json(rep)
     busiest = " ".join(f"{h.hour:02d}h:{h.calls}" for h in rep.busiest_hours)
     row: list[Any] = [
         rep.did,
@@ -212,20 +186,14 @@ def format_csv(rep: NumberReport, use: PlanUse | None) -> str:
         rep.in_progress,
         "" if rep.answer_rate is None else f"{rep.answer_rate:.4f}",
         "" if rep.average_wait is None else f"{rep.average_wait:.1f}",
-        "" if rep.longest_wait is None else data["longest_wait_seconds"],
+        "" if rep.longest_wait is None else rep.longest_wait,
         f"{rep.talk_minutes:.1f}",
         busiest,
+        use.plan or "",
     ]
-    if use is None:
-        row += ["", "", "", "", ""]
-    else:
-        row += [
-            use.plan,
-            f"{_minutes(use.forwarded_seconds):.1f}",
-            "" if use.forwarded_allowed is None else use.forwarded_allowed // 60,
-            f"{_minutes(use.outbound_seconds):.1f}",
-            "" if use.outbound_allowed is None else use.outbound_allowed // 60,
-        ]
+    for kind in UsageKind:
+        allowed = use.allowed[kind]
+        row += [_minutes(use.used[kind]), "" if allowed is None else allowed // 60]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SUMMARY_CSV_COLUMNS)
@@ -233,18 +201,7 @@ def format_csv(rep: NumberReport, use: PlanUse | None) -> str:
     return buffer.getvalue()
 
 
-def format_json(rep: NumberReport, use: PlanUse | None) -> str:
-    """The API's report object, with `plan_usage` (null without a plan)."""
-    document = report_to_json(rep)
-    document["plan_usage"] = (
-        None
-        if use is None
-        else {
-            "plan": use.plan,
-            "forwarded_seconds": use.forwarded_seconds,
-            "forwarded_allowed_seconds_a_month": use.forwarded_allowed,
-            "outbound_seconds": use.outbound_seconds,
-            "outbound_allowed_seconds_a_month": use.outbound_allowed,
-        }
-    )
+def format_json(rep: NumberReport, use: PlanUsage) -> str:
+    """What `/api/numbers/{number}/report` returns: the report with its plan `usage`."""
+    document = {**report_to_json(rep), "usage": use.to_json()}
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

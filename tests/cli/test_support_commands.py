@@ -82,10 +82,11 @@ def test_report_json_has_the_web_reports_figures_and_the_plan(
     assert [h["hour"] for h in body["busiest_hours"]] == [11, 12, 14]
     # The web report's own object, from the same query.
     web = asyncio.run(_web_report(cdr))
-    assert {k: v for k, v in body.items() if k != "plan_usage"} == web
+    assert {k: v for k, v in body.items() if k != "usage"} == web
     # The reception's plan: 600 outbound minutes; the fixture forwarded nothing to a trunk.
-    assert body["plan_usage"]["plan"] == "reception"
-    assert body["plan_usage"]["outbound_allowed_seconds_a_month"] == 600 * 60
+    assert body["usage"]["plan"] == "reception"
+    assert body["usage"]["outbound_allowed_seconds"] == 600 * 60
+    assert body["usage"]["forwarded_seconds"] == body["usage"]["outbound_seconds"] == 0
 
 
 async def _web_report(url: str) -> dict[str, Any]:
