@@ -319,7 +319,7 @@ class CallDaemon:
         self.roster.presence.reload(endpoints, watched)
         log.info("presence_loaded", online=len(self.roster.presence.online()), watched=len(watched))
 
-    def _stasis_start(self, event: StasisStart) -> None:
+    def _stasis_start(self, event: StasisStart, *, swept: bool = False) -> None:
         channel = event.channel
         if event.args and event.args[0] == ids.LEG_MARK:
             # A leg of a call this process does not know (left by a previous run): drop it.
@@ -361,6 +361,8 @@ class CallDaemon:
             roster=self.roster,
             limits=self.plan_guard,
         )
+        # A caller swept up after a restart may have heard anything since its Ringing().
+        session.caller.ringing = facts.rung_by_dialplan and not swept
         self.claim(channel.id, session)
         self._start(session)
 
@@ -648,7 +650,8 @@ class CallDaemon:
                     application=self.ari.app,
                     channel=channel,
                     args=_stasis_args(channel),
-                )
+                ),
+                swept=True,
             )
             return
         log.warning("stranded channel sent back to the dialplan", channel=channel.id)

@@ -161,6 +161,9 @@ class Caller:
     # Asterisk 22 watches an inbound channel past its StasisEnd (and sends its
     # ChannelDestroyed) only once it originated a leg: then, and only then, wait for it.
     destroyed_follows: bool = False
+    # The dialplan's Ringing() before Stasis, with nothing sent to the caller since: the
+    # first ring step needs no ring request of its own.
+    ringing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,6 +592,9 @@ class CallSession:
 
     async def ring_caller(self) -> AriError | None:
         """Indicate ringing to the caller (not answered); the error if it is gone."""
+        if self.caller.ringing:
+            self.caller.ringing = False  # a later ring step rings again, as without it
+            return None
         return await self.try_caller_request(self.ari.ring(self.caller.channel_id))
 
     async def answer_caller(self, by: str | None, at: datetime | None = None) -> bool:
@@ -598,6 +604,7 @@ class CallSession:
         clock), else now. A caller pbxd answered already (a greeting) is not answered twice.
         """
         answered = self.record.answered_at is not None
+        self.caller.ringing = False
         if not answered and not await self.caller_request(self.ari.answer(self.caller.channel_id)):
             return False
         self.journal.add(CallerAnswered(at or self.clock.now(), by))
@@ -817,6 +824,7 @@ class CallSession:
         """
         self.playbacks_made += 1
         playback = ids.playback_id(self.call_id, self.playbacks_made)
+        self.caller.ringing = False  # early media from now on: ringing is indicated anew
 
         async def request() -> None:
             await self.ari.play_with_id(self.caller.channel_id, playback, list(media))

@@ -30,18 +30,32 @@ def traffic(lab: CallLab, since: tuple[int, int]) -> tuple[Counter[str], Counter
     return events, requests
 
 
-async def two_leg_ringall(lab: CallLab, *, caller_leaves: bool) -> tuple[int, int, str]:
-    """One answered call to alice and bob (bob answers after 1 s; one side hangs up after 3 s):
-    (events, requests, breakdown)."""
+async def two_leg_ringall(
+    lab: CallLab, *, caller_leaves: bool, shipped_dialplan: bool = True
+) -> tuple[int, int, str]:
+    """One answered call to alice and bob (bob answers after 1 s; one side hangs up after 3 s),
+    through the shipped dialplan unless told otherwise: (events, requests, breakdown)."""
+    _, events, requests = await answered_call(
+        lab, caller_leaves=caller_leaves, shipped_dialplan=shipped_dialplan
+    )
+    return sum(events.values()), sum(requests.values()), f"{events}\n{requests}"
+
+
+async def answered_call(
+    lab: CallLab, *, caller_leaves: bool, shipped_dialplan: bool
+) -> tuple[str, Counter[str], Counter[str]]:
+    """The two-leg ringall call of `two_leg_ringall`: its id, events and requests."""
     lab.sim.script(
         "PJSIP/bob", PeerScript(answer_after=1, hangup_after=None if caller_leaves else 3)
     )
     since = len(lab.sim.event_log), len(lab.sim.rest_log)
-    call_id = await lab.call(SHORT, hangup_after=4 if caller_leaves else None)
+    call_id = await lab.call(
+        SHORT, hangup_after=4 if caller_leaves else None, shipped_dialplan=shipped_dialplan
+    )
     entry = await lab.finish(call_id)
     assert entry.call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
     events, requests = traffic(lab, since)
-    return sum(events.values()), sum(requests.values()), f"{events}\n{requests}"
+    return call_id, events, requests
 
 
 @pytest.mark.parametrize("caller_leaves", [False, True], ids=["callee_hangs_up", "caller_hangs_up"])
@@ -54,11 +68,35 @@ async def test_events_per_two_leg_ringall_call(lab: CallLab, caller_leaves: bool
 
 
 @pytest.mark.parametrize("caller_leaves", [False, True], ids=["callee_hangs_up", "caller_hangs_up"])
+async def test_the_dialplans_ringing_saves_the_ring_request(
+    lab: CallLab, caller_leaves: bool
+) -> None:
+    # Same call, through a plain Stasis(pbxd) and through the shipped dialplan.
+    plain_id, _, plain = await answered_call(
+        lab, caller_leaves=caller_leaves, shipped_dialplan=False
+    )
+    plain_cdr = (await lab.store.get_call(plain_id)).call
+    shipped_id, _, shipped = await answered_call(
+        lab, caller_leaves=caller_leaves, shipped_dialplan=True
+    )
+    shipped_cdr = (await lab.store.get_call(shipped_id)).call
+    assert plain - shipped == Counter({"POST /channels/{id}/ring": 1}), f"{plain}\n{shipped}"
+    assert shipped - plain == Counter()
+    # The caller is sent the same SIP (180 once, then 200) and the CDRs read the same.
+    for call_id in (plain_id, shipped_id):
+        chan = lab.sim.channel_history(call_id)
+        assert chan is not None and chan.sip_responses[:3] == [100, 180, 200], call_id
+        assert chan.sip_responses.count(180) == 1
+    for field in ("disposition", "answered_by", "duration", "billsec", "path", "hangup_cause"):
+        assert getattr(plain_cdr, field) == getattr(shipped_cdr, field), field
+
+
+@pytest.mark.parametrize("caller_leaves", [False, True], ids=["callee_hangs_up", "caller_hangs_up"])
 @pytest.mark.xfail(
     strict=True,
-    reason="11 requests (ring, 2 create, 2 dial, 2 hangup, answer, bridge, addChannel, "
-    "bridge destroy); 8 needs two of: pooled bridges (-2), Ringing() in the dialplan (-1), "
-    "originate instead of create+dial (-2): not done yet",
+    reason="10 requests (2 create, 2 dial, 2 hangup, answer, bridge, addChannel, bridge "
+    "destroy; the ring is the dialplan's); 8 needs pooled bridges (-2) or originate instead "
+    "of create+dial (-2): not done yet",
 )
 async def test_requests_per_two_leg_ringall_call(lab: CallLab, caller_leaves: bool) -> None:
     _, requests, breakdown = await two_leg_ringall(lab, caller_leaves=caller_leaves)
