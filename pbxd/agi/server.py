@@ -109,6 +109,22 @@ class AgiChannel:
         return reply.data if reply.result == 1 else None
 
 
+async def asterisk_name(channel: AgiChannel) -> str | None:
+    """The Asterisk the channel is on, named as ARI names it: `systemname`, else the entity id.
+
+    Both are built-in dialplan variables, so GET VARIABLE answers them even in the `h`
+    extension after a hang-up. None when the channel can no longer be asked: the CDR is
+    written without its server rather than lost.
+    """
+    try:
+        for variable in ("SYSTEMNAME", "ENTITYID"):
+            if value := (await channel.get_variable(variable) or "").strip():
+                return value
+    except (AgiHangup, AgiProtocolError, TimeoutError, ConnectionError, OSError):
+        pass
+    return None
+
+
 async def read_line(reader: asyncio.StreamReader) -> str | None:
     """One line without its newline; None at end of stream. Too long: AgiProtocolError."""
     try:
@@ -241,15 +257,21 @@ class FastAgiServer:
             result=str(answer.result),
             why=answer.why,
         )
-        if answer.result is AgiResult.REJECT:
-            # Nothing for the dialplan to report later: the call ends here.
-            self._write(request.uniqueid, answer, now, DialOutcome(""), now)
-        else:
+        if answer.result is not AgiResult.REJECT:
             self._remember(request.uniqueid, PendingCall(answer, now))
-        for name, value in answer.variables():
-            await channel.set_variable(name, value)
-            if channel.hung_up:
-                raise AgiHangup("the caller hung up while pbxd answered")
+        reject = answer.result is AgiResult.REJECT
+        try:
+            for name, value in answer.variables():
+                await channel.set_variable(name, value)
+                if channel.hung_up:
+                    raise AgiHangup("the caller hung up while pbxd answered")
+        except BaseException:
+            if reject:  # nothing for the dialplan to report later: write it now, hung up or not
+                self._write(request.uniqueid, answer, now, DialOutcome(""), now, None)
+            raise
+        if reject:
+            server = await asterisk_name(channel)
+            self._write(request.uniqueid, answer, now, DialOutcome(""), now, server)
 
     async def result(self, channel: AgiChannel) -> None:
         """`AGI(agi://…/result[,DIALSTATUS,ANSWEREDTIME,DIALEDTIME])` after Dial: write the CDR."""
@@ -265,7 +287,8 @@ class FastAgiServer:
             pending = await self._reroute(channel, outcome, now)
             if pending is None:
                 return
-        self._write(uniqueid, pending.answer, pending.started_at, outcome, now)
+        server = await asterisk_name(channel)
+        self._write(uniqueid, pending.answer, pending.started_at, outcome, now, server)
 
     async def _outcome(self, channel: AgiChannel) -> DialOutcome:
         """DIALSTATUS, ANSWEREDTIME, DIALEDTIME from the arguments, else asked of the channel."""
@@ -333,8 +356,10 @@ class FastAgiServer:
         started_at: datetime,
         outcome: DialOutcome,
         now: datetime,
+        server: str | None,
     ) -> None:
         record, legs = call_record(answer, uniqueid, started_at, outcome, now)
+        record.server = server
         self.cdr.record_call(record)
         for leg in legs:
             self.cdr.record_leg(leg)

@@ -712,12 +712,14 @@ class CdrStore:
         dispositions: Sequence[Disposition] = (),
         caller: str | None = None,
         before: tuple[datetime, str] | None = None,
+        server: str | None = None,
     ) -> list[CallLogEntry]:
         """Calls to `did` started in [since, until), newest first, each with its legs.
 
         `dispositions` keeps those only; `caller` keeps calling numbers containing it (taken
         literally: `%` and `_` are not wildcards); `before` is a page cursor, the
-        (started_at, call_id) of the last call of the previous page. Only committed records
+        (started_at, call_id) of the last call of the previous page; `server` keeps the calls
+        that came through that Asterisk (several share one database). Only committed records
         are seen: `await flush()` first to read your own writes.
         """
         for name, value in (("since", since), ("until", until)):
@@ -732,6 +734,8 @@ class CdrStore:
             query = query.where(_CALLS.c.disposition.in_([str(d) for d in dispositions]))
         if caller:
             query = query.where(_CALLS.c.caller_number.contains(caller, autoescape=True))
+        if server is not None:
+            query = query.where(_CALLS.c.server == server)
         if before is not None:
             moment, call_id = before
             query = query.where(
@@ -780,17 +784,18 @@ class CdrStore:
 
 
 def _upsert(table: Table, dialect: str) -> Insert:
-    """INSERT … ON CONFLICT (pk) DO UPDATE SET every other column = excluded."""
-    if dialect == "sqlite":
-        sqlite_stmt = sqlite.insert(table)
-        return sqlite_stmt.on_conflict_do_update(
-            index_elements=list(table.primary_key.columns),
-            set_={c.name: sqlite_stmt.excluded[c.name] for c in table.columns if not c.primary_key},
-        )
-    pg_stmt = postgresql.insert(table)
-    return pg_stmt.on_conflict_do_update(
+    """INSERT … ON CONFLICT (pk) DO UPDATE SET every other column = excluded, newest wins.
+
+    A snapshot of a row still open never replaces the row once it has ended: a fenced
+    active of a pair replaying its spool late, or a retried batch, cannot undo what the
+    pbxd that adopted the call wrote since (the row's end is final).
+    """
+    stmt = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    still_open = stmt.excluded.ended_at.is_(None) & table.c.ended_at.is_not(None)
+    return stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
-        set_={c.name: pg_stmt.excluded[c.name] for c in table.columns if not c.primary_key},
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if not c.primary_key},
+        where=~still_open,
     )
 
 

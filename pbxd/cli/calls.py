@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--until", help="to this date/time (exclusive; a date means its end)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="table")
     parser.add_argument("--limit", type=ascii_number(int), help="at most this many calls")
+    parser.add_argument(
+        "--server", help="only the calls that came through this Asterisk (its system name)"
+    )
     parser.add_argument("--database", help="CDR database URL (default: pbxd.yaml's)")
     parser.set_defaults(func=run)
 
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         report("calls", f"no CDR database at {missing}")
         return 2
     try:
-        entries = asyncio.run(_read(url, did, since, until, limit))
+        entries = asyncio.run(_read(url, did, since, until, limit, args.server))
     except Exception as exc:
         report("calls", f"cannot read the call log from {url}: {type(exc).__name__}: {exc}")
         return 2
@@ -143,10 +146,15 @@ def missing_sqlite_file(url: str) -> Path | None:
 
 
 async def _read(
-    url: str, did: str, since: datetime | None, until: datetime | None, limit: int | None
+    url: str,
+    did: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+    server: str | None,
 ) -> list[CallLogEntry]:
     store = await CdrStore.open(url)
     try:
-        return await store.call_log(did, since=since, until=until, limit=limit)
+        return await store.call_log(did, since=since, until=until, limit=limit, server=server)
     finally:
         await store.close()

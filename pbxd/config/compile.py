@@ -71,6 +71,7 @@ RING_TIME_LIMIT = 300  # seconds; carriers give up on an unanswered INVITE well 
 ROUTE_TIMEOUT_LIMIT = 3600
 MAX_WEIGHT = 1000
 MAX_OUTBOUND_LEGS_LIMIT = 10_000
+NUMBER_WHISPER = "number"  # a route's `whisper: number`: each called number's own prompt
 
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_ARI_URL": ("ari", "url"),
@@ -674,6 +675,8 @@ class _Compiler:
         self.unchecked_numbers: set[str] = set()
         self.unchecked_blocks: set[str] = set()
         self.flows = RouteFlows(diags, self.config)
+        self.number_whispers: list[Mark] = []  # inventory entries with a `whisper:`
+        self.whisper_number_routes = 0  # routes that say `whisper: number`
 
     # ---- sip-trunks.yaml
 
@@ -913,10 +916,13 @@ class _Compiler:
             )
         if entry.timezone is not None and not self._check_zone(entry.timezone, raw, "timezone"):
             return
+        whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
+        if whisper:
+            self.number_whispers.append(raw.mark_of("whisper"))
         if entry.number is not None:
-            self._single_number(trunk, region, zone, entry, raw)
+            self._single_number(trunk, region, zone, entry, raw, whisper)
         else:
-            self._block(trunk, region, zone, entry, raw, mark)
+            self._block(trunk, region, zone, entry, raw, mark, whisper)
 
     def _zone_for(self, entry: InventoryEntry, default: str | None, e164: str, mark: Mark) -> str:
         zone = entry.timezone or default or numbering.zone_of(e164)
@@ -934,6 +940,7 @@ class _Compiler:
         zone: str | None,
         entry: InventoryEntry,
         raw: MarkedMap,
+        whisper: tuple[str, ...],
     ) -> None:
         assert entry.number is not None
         mark = raw.mark_of("number")
@@ -965,6 +972,7 @@ class _Compiler:
             timezone=self._zone_for(entry, zone, e164, mark),
             port_date=entry.port_date,
             losing_carrier=entry.losing_carrier,
+            whisper=whisper,
         )
 
     def _block(
@@ -975,6 +983,7 @@ class _Compiler:
         entry: InventoryEntry,
         raw: MarkedMap,
         mark: Mark,
+        whisper: tuple[str, ...],
     ) -> None:
         key = "range" if entry.range is not None else "prefix"
         value_mark = raw.mark_of(key)
@@ -1043,6 +1052,7 @@ class _Compiler:
             timezone=block_zone,
             port_date=entry.port_date,
             losing_carrier=entry.losing_carrier,
+            whisper=whisper,
         )
         numbers = self.config.numbers
         for e164 in members:
@@ -1055,6 +1065,7 @@ class _Compiler:
                 port_date=entry.port_date,
                 losing_carrier=entry.losing_carrier,
                 block=entry.block,
+                whisper=whisper,
             )
 
     # ---- routing/
@@ -1343,7 +1354,13 @@ class _Compiler:
         ):
             hint = did_you_mean(entry.trunk, self.config.trunks)
             self.diags.error(raw.mark_of("trunk"), f"unknown trunk '{entry.trunk}'{hint}")
-        whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
+        whisper_number = entry.whisper == [NUMBER_WHISPER]
+        if whisper_number:
+            whisper: tuple[str, ...] = ()
+            self.whisper_number_routes += 1
+            self._check_number_whispers(name, covered, raw.mark_of("whisper"))
+        else:
+            whisper = self.flows.prompt_list(entry.whisper, raw, "whisper", mark)
         confirm_prompt = self.flows.prompt_list(entry.confirm_prompt, raw, "confirm_prompt", mark)
         confirming = [r.target.name for r in ring if r.confirm]
         if confirming and not confirm_prompt:
@@ -1361,6 +1378,7 @@ class _Compiler:
         route = Route(
             name=name,
             whisper=whisper,
+            whisper_number=whisper_number,
             confirm_prompt=confirm_prompt,
             strategy=entry.strategy,
             targets=tuple(ring),
@@ -1387,6 +1405,25 @@ class _Compiler:
             route_of[e164] = route
             if entry.trunk is not None:
                 self._check_route_trunk(e164, entry.trunk, name, number_mark)
+
+    def _check_number_whispers(
+        self, route: str, covered: list[tuple[str, Mark]], mark: Mark
+    ) -> None:
+        """`whisper: number` on a route some of whose numbers have no whisper of their own."""
+        silent = [e164 for e164, _ in covered if not self._number_whisper(e164)]
+        if silent:
+            shown = ", ".join(silent[:3]) + (
+                f" and {len(silent) - 3} more" if len(silent) > 3 else ""
+            )
+            self.diags.warning(
+                mark,
+                f"route '{route}' whispers the called number's prompt, but {shown} "
+                "has no `whisper:` in the inventory: its callees hear none",
+            )
+
+    def _number_whisper(self, e164: str) -> tuple[str, ...]:
+        number = self.config.numbers.get(e164)
+        return number.whisper if number is not None else ()
 
     def _note_broken_route(self, raw: Any, region: str | None) -> None:
         """A route with an error: its targets and numbers get no "unused"/"no route" warning."""
@@ -1624,6 +1661,12 @@ class _Compiler:
 
     def finish(self) -> None:
         check_plans(self.config, self.diags)
+        if not self.whisper_number_routes:
+            for mark in self.number_whispers:
+                self.diags.warning(
+                    mark,
+                    "this whisper is never played: no route says `whisper: number`",
+                )
         self.flows.finish(self.config.settings.sounds_dir)
         if self.config.settings.mail is None:
             for name, box in self.config.mailboxes.items():

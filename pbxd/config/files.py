@@ -150,6 +150,14 @@ class DaemonFile(_Strict):
 # ---------------------------------------------------------------- sip-trunks.yaml (inventory)
 
 
+def _prompt_list(value: Any) -> Any:
+    """`acme-menu` is shorthand for `[acme-menu]`."""
+    return [value] if isinstance(value, str) else value
+
+
+Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
+
+
 class NumberStatus(StrEnum):
     """Where a number stands in its life: only `active` numbers take live traffic."""
 
@@ -172,6 +180,9 @@ class InventoryEntry(_Strict):
     losing_carrier: str | None = None
     timezone: str | None = None
     country: str | None = None
+    # The number's own whisper (its label as a prompt): what a callee hears before bridging
+    # on a route with `whisper: number`, so they know which line is ringing.
+    whisper: Prompts = Field(default_factory=list)
 
 
 class TrunkEntry(_Strict):
@@ -281,14 +292,6 @@ class GreetingEntry(_Strict):
         return data
 
 
-def _prompt_list(value: Any) -> Any:
-    """`acme-menu` is shorthand for `[acme-menu]`."""
-    return [value] if isinstance(value, str) else value
-
-
-Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
-
-
 class MenuEntry(_Strict):
     """A voice menu (a route's `menu:`): a prompt, then keys to branches.
 
@@ -345,6 +348,7 @@ class RouteEntry(_Strict):
     then: ActionEntry | None = None  # for a route that rings nobody
     menu: MenuEntry | None = None  # a voice menu instead of ringing
     # Played to the callee alone before bridging (which line is ringing); the caller hears ringing.
+    # `whisper: number` plays the called number's own `whisper:` from the inventory.
     whisper: Prompts = Field(default_factory=list)
     # What a confirm-calls target hears when it answers ("press 1 to accept").
     confirm_prompt: Prompts = Field(default_factory=list)

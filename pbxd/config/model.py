@@ -85,6 +85,7 @@ class Block:
     timezone: str
     port_date: date | None
     losing_carrier: str | None
+    whisper: tuple[str, ...] = ()  # each member's whisper (see VirtualNumber)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,8 @@ class VirtualNumber:
     port_date: date | None = None
     losing_carrier: str | None = None
     block: str | None = None
+    # Its label as a prompt: a callee on a `whisper: number` route hears it before bridging.
+    whisper: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,7 @@ class Route:
     then: Fallback | None = None
     menu: Menu | None = None
     whisper: tuple[str, ...] = ()  # to the callee before bridging
+    whisper_number: bool = False  # `whisper: number`: the called number's own whisper instead
     confirm_prompt: tuple[str, ...] = ()  # to a confirm-calls callee
 
     @property

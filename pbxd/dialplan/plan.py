@@ -18,7 +18,16 @@ import phonenumbers
 
 from pbxd.config.destinations import DEFAULT_MAX_CALL_DURATION
 from pbxd.config.files import FallbackAction, NumberStatus
-from pbxd.config.model import Config, Fallback, Menu, RingTarget, Route, Trunk, hangup
+from pbxd.config.model import (
+    Config,
+    Fallback,
+    Menu,
+    RingTarget,
+    Route,
+    Trunk,
+    VirtualNumber,
+    hangup,
+)
 from pbxd.config.numbering import canonical_e164
 from pbxd.dialplan.callerid import presented_identity
 from pbxd.dialplan.flow import (
@@ -230,9 +239,7 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
 
     def legs_of(ringing: Route) -> tuple[LegPlan, ...]:
         return tuple(
-            leg_plan(
-                config, ringing, ring, did, number.label, caller_number, caller_name, presentation
-            )
+            leg_plan(config, ringing, ring, number, caller_number, caller_name, presentation)
             for ring in ringing.targets
             if ring.enabled
         )
@@ -261,16 +268,17 @@ def leg_plan(
     config: Config,
     route: Route,
     ring: RingTarget,
-    did: str,
-    label: str | None,
+    number: VirtualNumber,
     caller_number: str,
     caller_name: str,
     presentation: Presentation,
 ) -> LegPlan:
     """One leg of a route: its dial string, ring time and the caller ID it shows.
 
-    The caller-ID policy is the route entry's, else the target's, else the route's.
+    The caller-ID policy is the route entry's, else the target's, else the route's. The
+    whisper is the route's own, or the called number's (`whisper: number`).
     """
+    did, label = number.e164, number.label
     identity = presented_identity(
         ring.caller_id or ring.target.caller_id or route.caller_id,
         did=did,
@@ -293,7 +301,7 @@ def leg_plan(
         max_duration=max_call_duration(route, via),
         via=via,
         barred=endpoint_refusal(dial_string, via),
-        whisper=route.whisper,
+        whisper=number.whisper if route.whisper_number else route.whisper,
         confirm=route.confirm_prompt if ring.confirm else (),
         start_after=ring.start_after,
         weight=ring.weight,

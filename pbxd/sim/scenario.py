@@ -697,6 +697,10 @@ def configured_prompts(config: Config) -> list[str]:
             menu = route.menu
             prompts.extend((*menu.prompts, *menu.invalid_prompts, *menu.timeout_prompts))
         prompts.extend((*route.whisper, *route.confirm_prompt))
+    for block in config.blocks.values():
+        prompts.extend(block.whisper)
+    # Single numbers here: a block's members share the whisper listed once above.
+    prompts.extend(p for n in config.numbers.values() if n.block is None for p in n.whisper)
     for mailbox in config.mailboxes.values():
         prompts.extend(mailbox.greeting)
     for plan in config.plans.values():

@@ -97,6 +97,7 @@ class CallFilter:
     caller: str | None = None
     limit: int = DEFAULT_PAGE
     before: tuple[datetime, str] | None = None
+    server: str | None = None
 
 
 def read_filter(query: Any, tz: ZoneInfo, *, max_limit: int = MAX_PAGE) -> CallFilter:
@@ -125,6 +126,9 @@ def read_filter(query: Any, tz: ZoneInfo, *, max_limit: int = MAX_PAGE) -> CallF
     caller = (query.get("caller") or "").strip() or None
     if caller is not None and len(caller) > MAX_CALLER_FILTER:
         raise bad_filter("caller", f"at most {MAX_CALLER_FILTER} characters")
+    server = (query.get("server") or "").strip() or None
+    if server is not None and len(server) > MAX_CALLER_FILTER:
+        raise bad_filter("server", f"at most {MAX_CALLER_FILTER} characters")
     limit = DEFAULT_PAGE
     if query.get("limit"):
         text = query["limit"]
@@ -132,7 +136,7 @@ def read_filter(query: Any, tz: ZoneInfo, *, max_limit: int = MAX_PAGE) -> CallF
             raise bad_filter("limit", f"a whole number from 1 to {max_limit}")
         limit = int(text)
     before = decode_cursor(query["cursor"]) if query.get("cursor") else None
-    return CallFilter(since, until, tuple(dispositions), caller, limit, before)
+    return CallFilter(since, until, tuple(dispositions), caller, limit, before, server)
 
 
 def encode_cursor(entry: CallLogEntry) -> str:
@@ -164,6 +168,7 @@ async def query_calls(store: CdrStore, did: str, wanted: CallFilter) -> list[Cal
         dispositions=wanted.dispositions,
         caller=wanted.caller,
         before=wanted.before,
+        server=wanted.server,
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+# The entity id Asterisk derives from a MAC address when asterisk.conf sets none.
+ENTITY_ID = "02:42:ac:11:00:02"
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 
 
@@ -97,6 +99,8 @@ async def run_agi(
     channel_vars: dict[str, str] | None = None,
     hangup_after: int | None = None,
     raw: bytes | None = None,
+    system_name: str = "",
+    entity_id: str = ENTITY_ID,
 ) -> AgiSession:
     """One FastAGI session against 127.0.0.1:`port`; returns once the server hangs up.
 
@@ -104,7 +108,8 @@ async def run_agi(
     bytes sent instead of the header block (garbage tests).
     """
     session = AgiSession()
-    known = dict(channel_vars or {})
+    # Built-ins every channel answers: asterisk.conf's systemname ("" when unset), the entity id.
+    known = {"SYSTEMNAME": system_name, "ENTITYID": entity_id, **(channel_vars or {})}
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         if raw is not None:

@@ -226,6 +226,52 @@ async def test_answered_call_reported_with_arguments_writes_call_and_legs(served
     )
 
 
+async def test_each_cdr_names_its_asterisk_as_ari_does(served: Served) -> None:
+    # Several Asterisk servers share one database: AGI rows carry the server, like ARI's.
+    _, port, book, _ = served
+    await run_agi(port, agi_headers("route", uniqueid="s.1"), system_name="ast-paris-1")
+    await run_agi(
+        port,
+        agi_headers("result", uniqueid="s.1", extension="h", args=("ANSWER", "5", "9")),
+        system_name="ast-paris-1",
+    )
+    # No systemname in asterisk.conf: the entity id, as ARI's asterisk_id then says.
+    await run_agi(port, agi_headers("route", uniqueid="s.2"), entity_id="02:00:00:00:00:07")
+    await run_agi(
+        port,
+        agi_headers("result", uniqueid="s.2", extension="h", args=("NOANSWER", "", "20")),
+        entity_id="02:00:00:00:00:07",
+    )
+    # A rejected call is written by the route script itself.
+    await run_agi(
+        port,
+        agi_headers("route", uniqueid="s.3", extension="+33199999999"),
+        system_name="ast-lyon-2",
+    )
+    assert [(c.call_id, c.server) for c in book.calls] == [
+        ("s.1", "ast-paris-1"),
+        ("s.2", "02:00:00:00:00:07"),
+        ("s.3", "ast-lyon-2"),
+    ]
+
+
+async def test_a_reject_whose_caller_hangs_up_is_written_without_its_server(
+    served: Served,
+) -> None:
+    _, port, book, _ = served
+    session = await run_agi(
+        port,
+        agi_headers("route", uniqueid="r.1", extension="+33199999999"),
+        hangup_after=1,
+        system_name="ast-paris-1",
+    )
+    assert session.replies[-1].startswith("511")
+    assert not any("SYSTEMNAME" in c for c in session.commands)
+    assert [(c.call_id, c.disposition, c.server) for c in book.calls] == [
+        ("r.1", Disposition.REJECTED, None)
+    ]
+
+
 async def test_outcome_read_with_get_variable_when_not_passed(served: Served) -> None:
     _, port, book, _ = served
     await run_agi(port, agi_headers("route", uniqueid="g.1"))

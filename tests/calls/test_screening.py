@@ -21,6 +21,18 @@ CONFIRMED = "+33170000001"  # alice (softphone) and m1 (confirm) at once; 30 s
 WHISPERED = "+33170000002"  # alice, whispered
 BOTH = "+33170000003"  # m2 with confirm set on the route's entry, and a whisper; 20 s
 TWO_MOBILES = "+33170000004"  # m1 and m3, both confirm; 25 s
+# One route (`whisper: number`) for two numbers, each announced by its own inventory prompt.
+SALES_LINE, SUPPORT_LINE = "+33170000005", "+33170000006"
+LINE_PROMPTS = {SALES_LINE: "sound:acme-sales-line", SUPPORT_LINE: "sound:acme-support-line"}
+LINE_SECONDS = {"acme-sales-line": 2.0, "acme-support-line": 3.5}
+
+SCREEN_TRUNKS = TRUNKS_YAML.replace(
+    "          - number: 01 70 00 00 05\n",
+    "          - {number: 01 70 00 00 05, label: Sales line, whisper: acme-sales-line}\n",
+).replace(
+    "          - number: 01 70 00 00 06\n",
+    "          - {number: 01 70 00 00 06, label: Support line, whisper: [acme-support-line]}\n",
+)
 
 SCREEN_ROUTING = """\
     country: FR
@@ -54,13 +66,19 @@ SCREEN_ROUTING = """\
         confirm_prompt: pbxd-prompt-screen
         ring_time: 25
         timeout: 25
+      - name: shared-lines
+        numbers: [01 70 00 00 05, 01 70 00 00 06]
+        targets: [alice]
+        whisper: number
+        timeout: 20
 """
 M1, M2, M3 = MOBILE[1], MOBILE[2], MOBILE[3]
 
 
 @pytest.fixture
 def lab_config(tmp_path: Any) -> Config:
-    return write_config(tmp_path / "config", TRUNKS_YAML, SCREEN_ROUTING)
+    assert SCREEN_TRUNKS.count("whisper") == 2
+    return write_config(tmp_path / "config", SCREEN_TRUNKS, SCREEN_ROUTING)
 
 
 def trace(lab: CallLab, call_id: str) -> list[str]:
@@ -216,4 +234,44 @@ async def test_whisper_then_confirm_in_one_prompt(logs: list[dict[str, Any]], la
     assert entry.call.answered_by == "m2", lab.timeline(call_id)
     [play] = lab.requests("POST", f"/channels/{call_id}-1/play")
     assert play["params"]["media"] == "sound:pbxd-prompt-welcome,sound:pbxd-prompt-screen"
+    assert_no_errors(logs)
+
+
+async def test_each_number_whispers_its_own_line_on_a_shared_route(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # Two callers at once, one on each line of the same route; alice answers both after 1 s.
+    for name, length in LINE_SECONDS.items():
+        lab.sim.add_sound(name, length)
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=6))
+    calls = {
+        did: await lab.call(did, caller=f"+3361200000{n}") for n, did in enumerate(LINE_PROMPTS)
+    }
+    await lab.settle()
+    lab.assert_nothing_leaked()
+    for did, call_id in calls.items():
+        entry = await lab.store.get_call(call_id)
+        assert entry is not None
+        call = entry.call
+        assert (call.did, call.answered_by) == (did, "alice"), lab.timeline(call_id)
+        alice = lab.sim.channel_history(f"{call_id}-1")
+        caller = lab.sim.channel_history(call_id)
+        assert alice is not None and caller is not None
+        # The callee heard this line's prompt, played out; the caller no playback at all.
+        assert [(h.media_uri, h.complete) for h in alice.heard] == [(LINE_PROMPTS[did], True)]
+        assert caller.heard == []
+        assert lab.requests("POST", f"/channels/{call_id}/play") == []
+        # The caller heard ringing (180) from before the whisper until the answer (200).
+        assert caller.sip_responses[-2:] == [180, 200], caller.sip_responses
+        assert 183 not in caller.sip_responses
+        steps = trace(lab, call_id)
+        ring, play = (
+            steps.index("POST channels/caller/ring"),
+            steps.index("POST channels/leg1/play"),
+        )
+        assert ring < play < steps.index("POST channels/caller/answer"), steps
+        # Answered once this line's whisper had played (alice picked up at 1 s).
+        whisper_seconds = LINE_SECONDS[LINE_PROMPTS[did].removeprefix("sound:")]
+        assert seconds(call.started_at, call.answered_at) >= 1 + whisper_seconds
+        assert verdicts(lab, call_id) == [("alice", "accepted")]
     assert_no_errors(logs)

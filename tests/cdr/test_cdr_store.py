@@ -287,6 +287,45 @@ async def test_call_log_filters_by_did_and_time_newest_first(store: CdrStore) ->
         await store.call_log(DID, since=datetime(2024, 6, 1))
 
 
+async def test_call_log_keeps_one_servers_calls_when_asked(store: CdrStore) -> None:
+    for i, server in enumerate(("ast-paris-1", "ast-lyon-2", "ast-paris-1", None)):
+        call = new_call(f"s{i}", start=i * 60)
+        call.server = server
+        store.record_call(call)
+    await store.flush()
+    paris = await store.call_log(DID, server="ast-paris-1")
+    assert [e.call.call_id for e in paris] == ["s2", "s0"]
+    assert [e.call.call_id for e in await store.call_log(DID, server="ast-lyon-2")] == ["s1"]
+    assert len(await store.call_log(DID)) == 4  # no filter merges every server
+    assert await store.call_log(DID, server="ast-paris-1' OR '1'='1") == []
+
+
+async def test_a_late_open_snapshot_never_reopens_an_ended_row(store: CdrStore) -> None:
+    # The pbxd that adopted the call wrote its end; the fenced one replays older snapshots.
+    ringing, ringing_leg = new_call("c1", start=0), new_leg("c1-a", "c1", start=1)
+    ended, ended_leg = ringing.snapshot(), ringing_leg.snapshot()
+    ended.answered_at, ended.ended_at, ended.disposition = at(5), at(65), Disposition.ANSWERED
+    ended_leg.answered_at, ended_leg.ended_at = at(5), at(65)
+    store.record_call(ended)
+    store.record_leg(ended_leg)
+    await store.flush()
+    store.record_call(ringing)
+    store.record_leg(ringing_leg)
+    await store.flush()
+    entry = await store.get_call("c1")
+    assert entry is not None
+    assert (entry.call.ended_at, entry.call.disposition) == (at(65), Disposition.ANSWERED)
+    [leg] = await store.legs_of("c1")
+    assert (leg.answered_at, leg.ended_at) == (at(5), at(65))
+    # An ended snapshot still replaces an ended row (a voicemail filed after the end, say).
+    later = ended.snapshot()
+    later.disposition = Disposition.VOICEMAIL
+    store.record_call(later)
+    await store.flush()
+    again = await store.get_call("c1")
+    assert again is not None and again.call.disposition is Disposition.VOICEMAIL
+
+
 async def test_get_call_of_unknown_id_is_none(store: CdrStore) -> None:
     assert await store.get_call("nope") is None
     assert await store.legs_of("nope") == []

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from pbxd.cdr.records import CallRecord
+from pbxd.cdr.store import CdrStore
 from pbxd.cli.main import main
 
 
@@ -320,3 +324,36 @@ def test_simulate_a_caller_who_withheld_their_number(
     out = capsys.readouterr().out
     assert "incoming call from +33612000007 (number withheld) to +33170000001" in out
     assert "=> answered by alice" in out
+
+
+def test_calls_server_keeps_the_calls_of_one_asterisk(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{example / 'cdr.db'}"
+
+    async def seed() -> None:
+        store = await CdrStore.open(db)
+        try:
+            for i, server in enumerate(("ast-paris-1", "ast-lyon-2", "ast-paris-1")):
+                store.record_call(
+                    CallRecord(
+                        call_id=f"srv-{i}",
+                        did="+33170000001",
+                        started_at=datetime(2026, 12, 1, 9, i, tzinfo=UTC),
+                        server=server,
+                    )
+                )
+            await store.flush()
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    args = ["calls", "01 70 00 00 01", "--database", db, "--format", "json"]
+    assert main([*args, "--server", "ast-paris-1"]) == 0
+    calls = json.loads(capsys.readouterr().out)
+    assert [c["call_id"] for c in calls] == ["srv-2", "srv-0"]
+    assert {c["server"] for c in calls} == {"ast-paris-1"}
+    assert main([*args, "--server", "ast-nowhere"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(args) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3

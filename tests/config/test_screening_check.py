@@ -10,7 +10,10 @@ import pytest
 from pbxd.cli.main import main
 from pbxd.config.compile import compile_config
 from pbxd.config.files import NumberStatus
-from pbxd.dialplan import CallFacts, Flow, RingStep, plan_call
+from pbxd.config.model import Config
+from pbxd.dialplan import CallFacts, Flow, LegPlan, RingStep, plan_call
+
+from .conftest import Edit
 
 SCREENED = """\
 routes:
@@ -105,3 +108,106 @@ def test_a_softphone_target_cannot_confirm(
     assert any(
         "screen.yaml:2:33: error: confirm calls are for external numbers" in line for line in err
     ), err
+
+
+def ring_legs(config: Config, did: str) -> dict[str, LegPlan]:
+    """The legs the planner rings for a call to `did`, by target."""
+    facts = CallFacts("c1", "PJSIP/trunk-in-00000001", did, "+33612000001", "Jean")
+    flow = plan_call(facts, config)
+    assert isinstance(flow, Flow), flow
+    [ring] = [step for step in flow.steps.values() if isinstance(step, RingStep)]
+    return {leg.target: leg for leg in ring.legs}
+
+
+def test_a_number_whisper_follows_the_called_number(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The shipped acme-sales route says `whisper: number`: its direct line and the switchboard
+    # (menu, 2) reach it, and the callee hears which of the two rang.
+    status, err = run_check(capsys)
+    assert status == 0 and not any("whisper" in line for line in err), err
+    config = compile_config(example / "pbxd.yaml").config
+    assert config is not None
+    assert config.routes["acme-sales"].whisper_number
+    direct = ring_legs(config, "+33170000012")
+    assert {leg.whisper for leg in direct.values()} == {("sound:acme-whisper-sales",)}
+    switchboard = config.numbers["+33170000030"]
+    assert switchboard.whisper == ("sound:acme-whisper-switchboard",)
+    # A route with a whisper of its own keeps it, whatever the number's.
+    own = replace(
+        config.routes["acme-sales"], whisper=("sound:acme-welcome",), whisper_number=False
+    )
+    config.route_of_number["+33170000012"] = own
+    assert {leg.whisper for leg in ring_legs(config, "+33170000012").values()} == {
+        ("sound:acme-welcome",)
+    }
+
+
+def test_a_block_whispers_for_each_of_its_numbers(example: Path, edit: Edit) -> None:
+    edit(
+        "sip-trunks.yaml",
+        "        losing_carrier: Orange\n",
+        "        losing_carrier: Orange\n        whisper: acme-welcome\n",
+    )
+    edit(
+        "routing/acme.yaml",
+        "    targets: [alice, bob]\n    timeout: 40",
+        "    targets: [alice, bob]\n    timeout: 40\n    whisper: number",
+    )
+    config = compile_config(example / "pbxd.yaml").config
+    assert config is not None
+    assert config.blocks["acme-direct"].whisper == ("sound:acme-welcome",)
+    for did in ("+33170000100", "+33170000109"):
+        number = config.numbers[did]
+        config.numbers[did] = replace(number, status=NumberStatus.ACTIVE)  # before its port date
+        legs = ring_legs(config, did)
+        assert {leg.whisper for leg in legs.values()} == {("sound:acme-welcome",)}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "whisper: acme-whisper-sales}",
+            "whisper: ../acme-whisper-sales}",
+            "sip-trunks.yaml:33:74: error: prompt '../acme-whisper-sales' must be a sound file",
+            id="not-a-sound-name",
+        ),
+        pytest.param(
+            "whisper: acme-whisper-sales}",
+            "whisper: acme-whisper-salse}",
+            "sip-trunks.yaml:33:74: warning: prompt 'acme-whisper-salse' is not in the sounds",
+            id="no-such-sound",
+        ),
+        pytest.param(
+            ", whisper: acme-whisper-sales}",
+            "}",
+            "routing/acme-switchboard.yaml:31:14: warning: route 'acme-sales' whispers the "
+            "called number's prompt, but +33170000012 has no `whisper:`",
+            id="number-without-whisper",
+        ),
+    ],
+)
+def test_number_whisper_problems_are_placed(
+    example: Path,
+    edit: Edit,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    expected: str,
+) -> None:
+    edit("sip-trunks.yaml", old, new)
+    status, err = run_check(capsys)
+    assert any(line.startswith(expected) for line in err), err
+    assert status == (1 if ": error: " in expected else 0)
+
+
+def test_a_number_whisper_no_route_plays_is_a_warning(
+    example: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit("routing/acme-switchboard.yaml", "    whisper: number", "    whisper: acme-welcome")
+    status, err = run_check(capsys)
+    assert status == 0
+    expected = "this whisper is never played: no route says `whisper: number`"
+    assert sum(expected in line for line in err) == 2, err
+    assert any(line.startswith("sip-trunks.yaml:33:74: warning: this whisper") for line in err), err

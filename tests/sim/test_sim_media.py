@@ -359,6 +359,11 @@ def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
                 confirm_prompt=("sound:acme-confirm",),
             )
         },
+        blocks={"direct": SimpleNamespace(whisper=("sound:acme-direct",))},
+        numbers={
+            "+33170000100": SimpleNamespace(block="direct", whisper=("sound:acme-direct",)),
+            "+33170000030": SimpleNamespace(block=None, whisper=("sound:acme-line",)),
+        },
         mailboxes={"acme": SimpleNamespace(greeting=("sound:acme-vm",))},
         plans={},
         settings=SimpleNamespace(sounds_dir=tmp_path),
@@ -369,6 +374,8 @@ def test_dry_runs_know_the_configured_prompts(tmp_path: Path) -> None:
         "sound:acme-hours",
         "sound:acme-menu",
         "sound:acme-confirm",
+        "sound:acme-direct",  # a block's and a number's whisper
+        "sound:acme-line",
         "sound:acme-vm",
     ]
     assert sim.sounds.seconds("acme-welcome") == pytest.approx(1.5)  # the real file

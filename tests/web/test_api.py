@@ -76,6 +76,7 @@ async def test_cursor_pagination_walks_every_call_once(client: Client, tokens: T
         ({"since": "2026-12-03T14:00"}, ["call-abandoned", "call-voicemail"]),
         ({"until": "2026-12-03T12:00"}, ["call-answered"]),
         ({"since": "2026-12-04"}, []),
+        ({"server": "ast-lyon-2"}, []),  # every seeded call came through no named server
     ],
 )
 async def test_filters(
@@ -111,6 +112,7 @@ async def test_sql_metacharacters_in_filters_have_no_effect(
         ({"limit": "١٠"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"caller": "1" * 40}, "caller"),
+        ({"server": "a" * 40}, "server"),
     ],
 )
 async def test_a_bad_filter_is_400_naming_the_field(
