@@ -659,7 +659,7 @@ class CallDaemon:
         log.warning("adopting bridged call without CDR", call_id=caller.id, did=record.did)
         self.cdr.record_call(record)
         self.cdr.record_leg(winner)
-        self._start(self._adopt_bridged(record, winner, bridge_id, [winner], 0))
+        self._start(self._adopt_bridged(record, winner, bridge_id, [winner], 0, caller))
         return {caller.id, leg.id}
 
     def _plan_again(self, caller: Channel) -> Decision:
@@ -770,7 +770,8 @@ class CallDaemon:
             # one still ringing is told it was answered elsewhere, like at the answer.
             losers = [leg for leg in live if leg is not winner]
             await self._close_legs(losers, known, reason_code=ANSWERED_ELSEWHERE)
-            self._start(self._adopt_bridged(record, winner, bridge_id, legs, len(events)))
+            adopted = self._adopt_bridged(record, winner, bridge_id, legs, len(events), caller)
+            self._start(adopted)
             return
         if caller is not None and caller.state in UNANSWERED_STATES and record.answered_at is None:
             ringing = await self._adopt_ringing(record, legs, caller, events, position)
@@ -817,10 +818,22 @@ class CallDaemon:
             adopted=True,
             desk=self.desk,
             roster=self.roster,
+            limits=self.plan_guard,
             bridges=self.bridges,
         )
         session.legs_made = max(numbers, default=0)
         return session
+
+    def _flow_of_adopted(self, record: CallRecord, caller: Channel | None) -> Flow | None:
+        """The flow a call found bridged was planned with (its plan's limits watch it again);
+        None when the configuration changed under the call."""
+        decision = self._plan_again(caller) if caller is not None else None
+        if not isinstance(decision, Flow) or (decision.did, decision.route) != (
+            record.did,
+            record.route,
+        ):
+            return None
+        return decision
 
     def _adopt_bridged(
         self,
@@ -829,14 +842,19 @@ class CallDaemon:
         bridge_id: str,
         legs: list[LegRecord],
         stored_events: int,
+        caller: Channel | None = None,
     ) -> CallSession:
-        """A session for a call found bridged after a restart; it completes the CDR."""
+        """A session for a call found bridged after a restart; it completes the CDR, and its
+        number's plan watches it as it watched the call before the restart."""
         session = self._adopted_session(record, legs, stored_events)
         session.state = CallState.BRIDGED  # as found: the session starts there
         session.bridge_id = bridge_id
+        flow = self._flow_of_adopted(record, caller)
+        if flow is not None:
+            session.flow = flow
         target = self.config.targets.get(winner.target)
         trunk = target.trunk if target is not None and target.trunk in self.config.trunks else None
-        plan = LegPlan(
+        plan = _planned_leg(flow, winner.target) or LegPlan(
             target=winner.target,
             dial_string=winner.destination,
             trunk=trunk,
@@ -1053,3 +1071,10 @@ def best_end_time(record: CallRecord, legs: list[LegRecord]) -> datetime:
     for leg in legs:
         moments += [t for t in (leg.started_at, leg.answered_at, leg.ended_at) if t is not None]
     return max(moments)
+
+
+def _planned_leg(flow: Flow | None, target: str) -> LegPlan | None:
+    """The leg `flow` plans to `target` (its trunk, limits and identity), if one."""
+    steps = flow.steps.values() if flow is not None else ()
+    legs = (leg for step in steps if isinstance(step, RingStep) for leg in step.legs)
+    return next((leg for leg in legs if leg.target == target), None)

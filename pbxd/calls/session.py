@@ -562,6 +562,7 @@ class CallSession:
             log.info("call adopted", bridge=self.bridge_id)
             if self.winner is not None:
                 self.arm_max_duration(self.winner)  # counted from its answer, before the restart
+                self._watch_plan(self.winner)  # its number's minutes, as before the restart
             self.deliver(Resync())  # it may have ended between our check and now
             return
         if self.handler is not None:

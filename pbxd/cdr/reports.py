@@ -336,6 +336,8 @@ def call_json(entry: CallLogEntry, tz: ZoneInfo) -> dict[str, Any]:
         "server": c.server,
         "legs": [_leg_json(leg, tz) for leg in entry.legs],
         "direction": str(c.direction),
+        # Who called out: the softphone user (endpoint name) or the call-through mobile.
+        "user": c.caller_number if c.direction is Direction.OUTBOUND else None,
         "dialled": c.dialled,
         "presented": c.presented,
         "emergency": c.emergency,

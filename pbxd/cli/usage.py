@@ -7,22 +7,15 @@ import asyncio
 import csv
 import io
 import json
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from pbxd.cdr.reports import ReportPeriod
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.calls import missing_sqlite_file, resolve_number
 from pbxd.cli.common import load_config_or_report, report
-from pbxd.config.model import Plan
 from pbxd.config.numbering import NumberError
-from pbxd.dialplan.limits import (
-    Billable,
-    UsageKind,
-    by_day,
-    limit_seconds,
-    used_seconds,
-)
+from pbxd.dialplan.limits import Billable, PlanUsage, UsageKind, plan_usage
 from pbxd.log import configure_logging
 
 
@@ -68,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         report("usage", f"cannot read the usage from {url}: {type(exc).__name__}: {exc}")
         return 2
-    plan = config.plan_of_number.get(did)
-    print(FORMATS[args.format](did, period.label, tz, plan, items, now), end="")
+    usage = plan_usage(config.plan_of_number.get(did), items, now, tz)
+    print(FORMATS[args.format](did, period.label, tz, usage), end="")
     return 0
 
 
@@ -81,78 +74,45 @@ async def _read(url: str, did: str, since: datetime, until: datetime) -> list[Bi
         await store.close()
 
 
-def _minutes(seconds: int) -> str:
+def minutes_text(seconds: int) -> str:
     """`12:05` (minutes:seconds)."""
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _allowance(plan: Plan | None, kind: UsageKind) -> str:
-    limit = limit_seconds(plan, kind) if plan is not None else None
-    return "unlimited" if limit is None else f"{limit // 60} min"
+def allowance_text(allowed: int | None) -> str:
+    """`2 min`, or `unlimited`."""
+    return "unlimited" if allowed is None else f"{allowed // 60} min"
 
 
-def format_table(
-    did: str, period: str, tz: ZoneInfo, plan: Plan | None, items: list[Billable], now: datetime
-) -> str:
+def format_table(did: str, period: str, tz: ZoneInfo, usage: PlanUsage) -> str:
     """The month as a person reads it: a line per day, then the totals against the plan."""
-    plan_name = f"plan {plan.name}" if plan is not None else "no plan"
+    plan_name = f"plan {usage.plan}" if usage.plan is not None else "no plan"
     lines = [f"{did}: usage in {period} ({tz.key}), {plan_name}"]
     lines.append(f"{'day':<10}  {'forwarded':>9}  {'outbound':>9}")
-    for day, used in by_day(items, now, tz).items():
+    rows = [(day.isoformat(), used) for day, used in usage.days.items()]
+    for label, used in [*rows, ("total", usage.used)]:
         forwarded, outbound = used[UsageKind.FORWARDED], used[UsageKind.OUTBOUND]
-        lines.append(f"{day.isoformat():<10}  {_minutes(forwarded):>9}  {_minutes(outbound):>9}")
-    total = used_seconds(items, now)
+        lines.append(f"{label:<10}  {minutes_text(forwarded):>9}  {minutes_text(outbound):>9}")
     lines.append(
-        f"{'total':<10}  {_minutes(total[UsageKind.FORWARDED]):>9}  "
-        f"{_minutes(total[UsageKind.OUTBOUND]):>9}"
-    )
-    lines.append(
-        f"{'allowed':<10}  {_allowance(plan, UsageKind.FORWARDED):>9}  "
-        f"{_allowance(plan, UsageKind.OUTBOUND):>9}"
+        f"{'allowed':<10}  {allowance_text(usage.allowed[UsageKind.FORWARDED]):>9}  "
+        f"{allowance_text(usage.allowed[UsageKind.OUTBOUND]):>9}"
     )
     return "\n".join(lines) + "\n"
 
 
-def format_csv(
-    did: str, period: str, tz: ZoneInfo, plan: Plan | None, items: list[Billable], now: datetime
-) -> str:
+def format_csv(did: str, period: str, tz: ZoneInfo, usage: PlanUsage) -> str:
     """One row per day: `day,forwarded_seconds,outbound_seconds`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("number", "day", "forwarded_seconds", "outbound_seconds"))
-    for day, used in by_day(items, now, tz).items():
+    for day, used in usage.days.items():
         writer.writerow((did, day.isoformat(), used[UsageKind.FORWARDED], used[UsageKind.OUTBOUND]))
     return buffer.getvalue()
 
 
-def format_json(
-    did: str, period: str, tz: ZoneInfo, plan: Plan | None, items: list[Billable], now: datetime
-) -> str:
+def format_json(did: str, period: str, tz: ZoneInfo, usage: PlanUsage) -> str:
     """The month, its days and the plan's allowances (seconds; null: unlimited)."""
-    total = used_seconds(items, now)
-
-    def day_json(day: date, used: dict[UsageKind, int]) -> dict[str, object]:
-        return {
-            "day": day.isoformat(),
-            "forwarded_seconds": used[UsageKind.FORWARDED],
-            "outbound_seconds": used[UsageKind.OUTBOUND],
-        }
-
-    document = {
-        "number": did,
-        "period": period,
-        "time_zone": tz.key,
-        "plan": plan.name if plan is not None else None,
-        "forwarded_seconds": total[UsageKind.FORWARDED],
-        "outbound_seconds": total[UsageKind.OUTBOUND],
-        "forwarded_allowed_seconds": (
-            limit_seconds(plan, UsageKind.FORWARDED) if plan is not None else None
-        ),
-        "outbound_allowed_seconds": (
-            limit_seconds(plan, UsageKind.OUTBOUND) if plan is not None else None
-        ),
-        "days": [day_json(day, used) for day, used in by_day(items, now, tz).items()],
-    }
+    document = {"number": did, "period": period, "time_zone": tz.key, **usage.to_json()}
     return json.dumps(document, indent=2) + "\n"
 
 

@@ -81,6 +81,51 @@ def by_day(
     return dict(sorted(days.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class PlanUsage:
+    """What a number used in a period against its plan (`pbxd usage`, the report, the API).
+
+    Seconds of each kind in total and per local day; `allowed` is the plan's monthly
+    allowance (None: unlimited, or no plan).
+    """
+
+    plan: str | None
+    used: Mapping[UsageKind, int]
+    allowed: Mapping[UsageKind, int | None]
+    days: Mapping[date, Mapping[UsageKind, int]]
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON data: totals, allowances and days, in seconds (null: unlimited)."""
+        return {
+            "plan": self.plan,
+            "forwarded_seconds": self.used[UsageKind.FORWARDED],
+            "outbound_seconds": self.used[UsageKind.OUTBOUND],
+            "forwarded_allowed_seconds": self.allowed[UsageKind.FORWARDED],
+            "outbound_allowed_seconds": self.allowed[UsageKind.OUTBOUND],
+            "days": [
+                {
+                    "day": day.isoformat(),
+                    "forwarded_seconds": used[UsageKind.FORWARDED],
+                    "outbound_seconds": used[UsageKind.OUTBOUND],
+                }
+                for day, used in self.days.items()
+            ],
+        }
+
+
+def plan_usage(
+    plan: Plan | None, items: Iterable[Billable], now: datetime, tz: ZoneInfo
+) -> PlanUsage:
+    """The usage of `items` (one number's, one period's) against `plan`, by day in `tz`."""
+    items = list(items)
+    return PlanUsage(
+        plan=plan.name if plan is not None else None,
+        used=used_seconds(items, now),
+        allowed={k: limit_seconds(plan, k) if plan is not None else None for k in UsageKind},
+        days=by_day(items, now, tz),
+    )
+
+
 def kind_of(flow: Flow) -> UsageKind:
     """Which minutes a flow's call uses: outbound for a call going out, else forwarded."""
     return (

@@ -36,6 +36,7 @@ from pbxd.cdr.store import CdrStore
 from pbxd.cli.calls import parse_bound, resolve_number
 from pbxd.config.model import Config, VirtualNumber
 from pbxd.config.numbering import NumberError, national_format
+from pbxd.dialplan.limits import PlanUsage, plan_usage
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageNotFound
 from pbxd.web.auth import require_admin
@@ -252,19 +253,23 @@ def read_period(request: web.Request, tz: ZoneInfo) -> ReportPeriod:
         raise bad_filter("period", str(exc)) from None
 
 
-async def report_of(request: web.Request) -> tuple[VirtualNumber, NumberReport]:
-    """The number and its report for the period asked."""
+async def report_of(request: web.Request) -> tuple[VirtualNumber, NumberReport, PlanUsage]:
+    """The number, its report for the period asked and its plan usage (`pbxd usage`'s)."""
     number, tz = number_of(request)
     period = read_period(request, tz)
-    engine = store_of(request).engine
-    report = await queries.number_report(engine, number.e164, period, tz, label=number.label)
-    return number, report
+    store = store_of(request)
+    report = await queries.number_report(store.engine, number.e164, period, tz, label=number.label)
+    since, until = period.bounds(tz)
+    billables = await store.billables_of(number.e164, since, until)
+    plan = request.app[CONFIG].current.plan_of_number.get(number.e164)
+    return number, report, plan_usage(plan, billables, request.app[CLOCK].now(), tz)
 
 
 async def number_report(request: web.Request) -> web.Response:
-    """Calls, answered, missed, abandoned, answer rate, waits, talk time, busiest hours."""
-    _, report = await report_of(request)
-    return web.json_response(report_to_json(report))
+    """Calls, answered, missed, abandoned, answer rate, waits, talk time, busiest hours, and
+    the minutes used against the number's plan."""
+    _, report, usage = await report_of(request)
+    return web.json_response({**report_to_json(report), "usage": usage.to_json()})
 
 
 # ------------------------------------------------------------------ voicemail

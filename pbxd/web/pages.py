@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from pbxd.cdr.records import CallLogEntry, Disposition, format_path
+from pbxd.cdr.records import CallLogEntry, Direction, Disposition, format_path
 from pbxd.cdr.reports import (
     caller_text,
     format_csv,
@@ -27,8 +28,11 @@ from pbxd.cdr.reports import (
     hangup_cause_text,
     leg_outcome,
     local_time,
+    party_text,
 )
+from pbxd.cli.usage import allowance_text, minutes_text
 from pbxd.config.numbering import national_format
+from pbxd.dialplan.limits import PlanUsage, UsageKind
 from pbxd.web import api, charts
 from pbxd.web.auth import (
     LOGIN_COOKIE,
@@ -176,10 +180,16 @@ def _call_view(entry: CallLogEntry, tz: ZoneInfo, did: str) -> dict[str, Any]:
             "href": f"/api/numbers/{did}/voicemail/{call.voicemail.message_id}",
             "text": f"{format_seconds(call.voicemail.duration)} message",
         }
+    outbound = call.direction is Direction.OUTBOUND
     return {
         "call_id": call.call_id,
         "when": local_time(call.started_at, tz),
-        "caller": caller_text(call.caller_number, call.caller_name),
+        "direction": str(call.direction),
+        "caller": party_text(call),  # a call going out: `alice → +33145678900`
+        "user": call.caller_number if outbound else None,
+        "dialled": call.dialled if outbound else None,
+        "presented": call.presented if outbound else None,
+        "emergency": call.emergency,
         "disposition": str(call.disposition) if call.disposition else None,
         "answered_by": call.answered_by,
         "duration": format_seconds(call.duration),
@@ -288,7 +298,7 @@ async def calls_json_download(request: web.Request) -> web.Response:
 
 async def report_page(request: web.Request) -> web.Response:
     """The period's figures and two charts (per day, per hour of the week)."""
-    number, report = await api.report_of(request)
+    number, report, usage = await api.report_of(request)
     rate = report.answer_rate
     busiest = ", ".join(
         f"{h.hour:02d}:00-{h.hour + 1:02d}:00 ({h.calls})" for h in report.busiest_hours
@@ -306,10 +316,25 @@ async def report_page(request: web.Request) -> web.Response:
         average_wait="-" if report.average_wait is None else f"{report.average_wait:.0f} s",
         longest_wait="-" if report.longest_wait is None else f"{report.longest_wait} s",
         busiest=busiest,
+        usage=_usage_view(usage),
         # pygal's own SVG, with our values escaped by pygal: safe to inline.
         per_day_svg=Markup(charts.calls_per_day(report)),
         hour_of_week_svg=Markup(charts.calls_per_hour_of_week(report)),
     )
+
+
+def _usage_view(usage: PlanUsage) -> dict[str, Any]:
+    """The plan's minutes as `pbxd usage` prints them: used against allowed, and by day."""
+
+    def kinds(used: Mapping[UsageKind, int]) -> dict[str, str]:
+        return {str(kind): minutes_text(used[kind]) for kind in UsageKind}
+
+    return {
+        "plan": usage.plan,
+        "used": kinds(usage.used),
+        "allowed": {str(kind): allowance_text(usage.allowed[kind]) for kind in UsageKind},
+        "days": [{"day": day.isoformat(), **kinds(used)} for day, used in usage.days.items()],
+    }
 
 
 # ------------------------------------------------------------------ targets

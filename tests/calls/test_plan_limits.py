@@ -223,3 +223,44 @@ async def test_calls_in_progress_on_another_pbxd_count_against_max_calls(
     assert len(creates(second)) == 1
     assert (await second.finish(allowed, within=LONG)).call.billsec == 20
     assert (await first.finish(talking, within=LONG)).call.billsec == 20
+
+
+async def adopt_after_restart(lab: CallLab, call_id: str, talked: float) -> None:
+    """Let a bridged call talk `talked` seconds, kill pbxd, start it again: it adopts the call."""
+    await lab.wait_for(
+        lambda: call_id in lab.daemon.calls and lab.daemon.calls[call_id].state == "bridged",
+        what=f"{call_id} bridged",
+    )
+    await lab.virtual_sleep(talked)
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+
+
+async def test_a_forwarded_call_adopted_after_a_restart_is_cut_at_the_plans_minutes(
+    lab: CallLab,
+) -> None:
+    # The mobile answers and would talk for ever; pbxd restarts 30 s into the call.
+    lab.sim.script("PJSIP/trunk-out", PeerScript(answer_after=1))
+    call_id = await lab.call(MOBILES)
+    await adopt_after_restart(lab, call_id, 30)
+    entry = await lab.finish(call_id, within=LONG)
+    # Cut at the plan's 2 minutes, as the first run would have: warned a minute ahead.
+    assert entry.call.billsec is not None and 119 <= entry.call.billsec <= 121, entry.call
+    assert warnings_played(lab, call_id) == [WARNING]
+    assert (await usage(lab, MOBILES))[UsageKind.FORWARDED] in (119, 120, 121)
+
+
+async def test_a_call_going_out_adopted_after_a_restart_is_cut_at_the_plans_minutes(
+    lab: CallLab,
+) -> None:
+    # Warned before the restart (a minute before its 3), then adopted: cut at 3 min all the same.
+    lab.sim.script("PJSIP/trunk-out", PeerScript(answer_after=2))
+    call_id = await lab.sim.softphone_call("alice", "06 12 34 56 78")
+    await adopt_after_restart(lab, call_id, 150)
+    entry = await lab.finish(call_id, within=LONG)
+    assert entry.call.billsec == 180, entry.call
+    assert warnings_played(lab, call_id)[:1] == [WARNING]
+    assert (await usage(lab, VIRTUAL))[UsageKind.OUTBOUND] == 180

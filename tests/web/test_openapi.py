@@ -67,3 +67,29 @@ def test_the_grafana_dashboard_reads_only_series_pbxd_exports() -> None:
     exported |= described | {f"{n}_total" for n in described} | {f"{n}_bucket" for n in exported}
     missing = sorted(used - exported)
     assert not missing, missing
+
+
+def test_the_call_and_usage_schemas_name_every_field_the_api_gives() -> None:
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from pbxd.cdr.records import CallLogEntry, CallRecord, Direction, LegRecord
+    from pbxd.cdr.reports import call_json
+    from pbxd.dialplan.limits import PlanUsage, UsageKind
+
+    schemas = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())["components"]["schemas"]
+    at = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    call = CallRecord("c1", "+33170000001", at, "alice", direction=Direction.OUTBOUND)
+    leg = LegRecord("c1-1", "c1", "alice", "PJSIP/alice", at)
+    given = call_json(CallLogEntry(call, [leg]), ZoneInfo("Europe/Paris"))
+    documented = set(schemas["Call"]["properties"])
+    # Each time has a `*_utc` twin that the schema names once, for started_at.
+    assert {k for k in given if not k.endswith("_utc")} - documented == set()
+    assert set(given["legs"][0]) - set(schemas["Leg"]["properties"]) == set()
+    assert schemas["Call"]["properties"]["direction"]["enum"] == [d.value for d in Direction]
+    kinds = dict.fromkeys(UsageKind, 60)
+    usage = PlanUsage("reception", kinds, kinds, {date(2026, 12, 3): kinds}).to_json()
+    assert set(usage) == set(schemas["Usage"]["properties"])
+    assert set(usage["days"][0]) == set(
+        schemas["Usage"]["properties"]["days"]["items"]["properties"]
+    )

@@ -1,0 +1,170 @@
+"""Issue 11 on the web: calls going out in a number's call log beside the inbound ones, and
+the plan's minutes in the report (the API and the pages), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from pbxd.cdr.records import CallRecord, Direction, Disposition, LegRecord
+from pbxd.cdr.store import CdrStore
+from pbxd.cli.main import main
+from tests.web.conftest import NOW, RECEPTION, Tokens, bearer
+
+Client = TestClient[Any, Any]
+HTML = {"Accept": "text/html"}
+CUSTOMER = "+33145678900"
+OUT_TALK = 185  # seconds alice talked to the customer (3:05 of outbound minutes)
+FORWARD_TALK = 75  # seconds the CEO's mobile took an inbound call (1:15 forwarded)
+
+
+@pytest.fixture
+async def out_store(store: CdrStore) -> CdrStore:
+    """The morning's inbound calls, plus alice calling a customer and a forwarded call."""
+    start = NOW - timedelta(minutes=30)
+    store.record_call(
+        CallRecord(
+            call_id="call-out",
+            did=RECEPTION,
+            started_at=start,
+            caller_number="alice",
+            answered_at=start + timedelta(seconds=5),
+            ended_at=start + timedelta(seconds=5 + OUT_TALK),
+            disposition=Disposition.ANSWERED,
+            answered_by=CUSTOMER,
+            hangup_cause=16,
+            direction=Direction.OUTBOUND,
+            dialled=CUSTOMER,
+            presented=RECEPTION,
+        )
+    )
+    forwarded = NOW - timedelta(days=1)  # 2 Dec in Paris: a second day of usage
+    store.record_call(
+        CallRecord(
+            call_id="call-forwarded",
+            did=RECEPTION,
+            started_at=forwarded,
+            caller_number="+33612000009",
+            route="paris-reception",
+            answered_at=forwarded + timedelta(seconds=4),
+            ended_at=forwarded + timedelta(seconds=4 + FORWARD_TALK),
+            disposition=Disposition.ANSWERED,
+            answered_by="ceo-mobile",
+            hangup_cause=16,
+        )
+    )
+    store.record_leg(
+        LegRecord(
+            "call-forwarded-1",
+            "call-forwarded",
+            "ceo-mobile",
+            "PJSIP/+33612345678@trunk-out",
+            forwarded,
+            answered_at=forwarded + timedelta(seconds=4),
+            ended_at=forwarded + timedelta(seconds=4 + FORWARD_TALK),
+            hangup_cause=16,
+        )
+    )
+    await store.flush()
+    return store
+
+
+async def _json(client: Client, path: str, token: str, **params: str) -> Any:
+    response = await client.get(path, headers=bearer(token), params=params)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def _page(client: Client, path: str, token: str) -> str:
+    response = await client.get(path, headers={**HTML, **bearer(token)})
+    text = await response.text()
+    assert response.status == 200, text
+    return text
+
+
+async def test_a_call_going_out_is_in_the_numbers_call_log_beside_the_inbound_ones(
+    out_store: CdrStore, client: Client, tokens: Tokens
+) -> None:
+    body = await _json(client, f"/api/numbers/{RECEPTION}/calls", tokens.viewer)
+    calls = {c["call_id"]: c for c in body["calls"]}
+    assert len(calls) == 6  # the four morning calls, the forwarded one and alice's
+    out = calls["call-out"]
+    assert (out["direction"], out["user"], out["dialled"], out["presented"]) == (
+        "outbound",
+        "alice",
+        CUSTOMER,
+        RECEPTION,
+    )
+    inbound = calls["call-answered"]
+    assert (inbound["direction"], inbound["user"], inbound["dialled"]) == ("inbound", None, None)
+    one = await _json(client, "/api/calls/call-out", tokens.viewer)
+    assert one == out
+
+
+async def test_the_call_log_page_says_which_way_a_call_went_and_who_called_out(
+    out_store: CdrStore, client: Client, tokens: Tokens
+) -> None:
+    text = await _page(client, f"/numbers/{RECEPTION}", tokens.viewer)
+    assert text.count("<details") == 6
+    assert text.count('<span class="direction" title="outbound">out</span>') == 1
+    assert text.count('<span class="direction" title="inbound">in</span>') == 5
+    assert f'<span class="caller">alice → {CUSTOMER}</span>' in text
+    assert (
+        f'Outbound call by <strong class="user">alice</strong> to '
+        f'<strong class="dialled">{CUSTOMER}</strong>, shown as {RECEPTION}'
+    ) in text
+    assert "Inbound call from Jean &lt;+33612000001&gt;" in text
+
+
+async def test_the_report_shows_the_plans_minutes_as_pbxd_usage_does(
+    out_store: CdrStore, client: Client, tokens: Tokens, cdr_url: str
+) -> None:
+    report = await _json(
+        client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-12"
+    )
+    usage = report["usage"]
+    # The shipped reception plan: 600 outbound minutes, forwarded minutes unlimited.
+    assert usage == {
+        "plan": "reception",
+        "forwarded_seconds": FORWARD_TALK,
+        "outbound_seconds": OUT_TALK,
+        "forwarded_allowed_seconds": None,
+        "outbound_allowed_seconds": 600 * 60,
+        "days": [
+            {"day": "2026-12-02", "forwarded_seconds": FORWARD_TALK, "outbound_seconds": 0},
+            {"day": "2026-12-03", "forwarded_seconds": 0, "outbound_seconds": OUT_TALK},
+        ],
+    }
+    args = ["usage", RECEPTION, "--period", "2026-12", "--format", "json", "--database", cdr_url]
+    printed = await asyncio.to_thread(_stdout_of, args)
+    cli = json.loads(printed)
+    assert {k: v for k, v in cli.items() if k in usage} == usage  # the very same figures
+    # Another month: nothing used.
+    earlier = await _json(
+        client, f"/api/numbers/{RECEPTION}/report", tokens.viewer, period="2026-11"
+    )
+    assert (earlier["usage"]["outbound_seconds"], earlier["usage"]["days"]) == (0, [])
+
+    text = await _page(client, f"/numbers/{RECEPTION}/report?period=2026-12", tokens.viewer)
+    assert "Plan minutes <small>plan reception</small>" in text
+    assert '<td id="usage-outbound">3:05</td>' in text
+    assert '<td id="usage-forwarded">1:15</td>' in text
+    assert '<td id="allowed-outbound">600 min</td>' in text
+    assert '<td id="allowed-forwarded">unlimited</td>' in text
+    assert "<tr><td>2026-12-02</td><td>1:15</td><td>0:00</td></tr>" in text
+
+
+def _stdout_of(args: list[str]) -> str:
+    """What `pbxd ARGS` prints (run in a thread: it has its own event loop)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(args) == 0
+    return out.getvalue()
