@@ -60,6 +60,7 @@ from pbxd.config.model import (
     Target,
     Trunk,
     VirtualNumber,
+    numbers_alike,
 )
 from pbxd.config.plans import check_plans, compile_plan
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
@@ -67,6 +68,8 @@ from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
 M = TypeVar("M", bound=BaseModel)
 
+# What pydantic makes of `{number: …}`: every key but the number at its default.
+_NUMBER_ALONE = InventoryEntry(number="")
 RING_TIME_LIMIT = 300  # seconds; carriers give up on an unanswered INVITE well before this
 ROUTE_TIMEOUT_LIMIT = 3600
 MAX_WEIGHT = 1000
@@ -663,7 +666,8 @@ class _Compiler:
         self.broken_targets: set[str] = set()
         self.used_targets: set[str] = set()
         self.route_marks: dict[str, Mark] = {}
-        self.routed_by: dict[str, tuple[str, Mark]] = {}
+        # Where each routed number is written in its route (the route: route_of_number).
+        self.routed_at: dict[str, Mark] = {}
         self.route_trunk_of_block: dict[str, tuple[str, str, Mark]] = {}
         # What a broken entry would have defined: a route using it gets no cascade error,
         # since the entry's own error is already reported.
@@ -849,9 +853,16 @@ class _Compiler:
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
         errors_before = len(self.diags.items)
-        self._inventory_entry(trunk, country, zone, raw, mark)
-        new = self.diags.items[errors_before:]
-        if any(d.severity is Severity.ERROR for d in new):
+        number = raw.get("number") if type(raw) is MarkedMap and len(raw) == 1 else None
+        if type(number) is str:
+            # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
+            # would give every other key its default, so the number goes to its checks.
+            self._single_number(trunk, country, zone, _NUMBER_ALONE, number, raw, ())
+        else:
+            self._inventory_entry(trunk, country, zone, raw, mark)
+        if len(self.diags.items) > errors_before and any(
+            d.severity is Severity.ERROR for d in self.diags.items[errors_before:]
+        ):
             self._note_broken_entry(raw, country)
 
     def _note_broken_entry(self, raw: Any, country: str | None) -> None:
@@ -920,7 +931,7 @@ class _Compiler:
         if whisper:
             self.number_whispers.append(raw.mark_of("whisper"))
         if entry.number is not None:
-            self._single_number(trunk, region, zone, entry, raw, whisper)
+            self._single_number(trunk, region, zone, entry, entry.number, raw, whisper)
         else:
             self._block(trunk, region, zone, entry, raw, mark, whisper)
 
@@ -939,18 +950,18 @@ class _Compiler:
         region: str | None,
         zone: str | None,
         entry: InventoryEntry,
+        number: str,
         raw: MarkedMap,
         whisper: tuple[str, ...],
     ) -> None:
-        assert entry.number is not None
-        mark = raw.mark_of("number")
+        mark = raw.value_marks["number"]
         if entry.block is not None:
             self.diags.error(
                 raw.key_marks["block"],
                 "`block` names a range or prefix block; a single number has none",
             )
         try:
-            e164 = numbering.to_e164(entry.number, region)
+            e164 = numbering.to_e164(number, region)
         except numbering.NumberError as exc:
             self.diags.error(mark, str(exc))
             return
@@ -965,13 +976,13 @@ class _Compiler:
             return
         self.number_marks[e164] = mark
         self.config.numbers[e164] = VirtualNumber(
-            e164=e164,
-            trunk=trunk.name,
-            status=entry.status,
-            label=entry.label,
-            timezone=self._zone_for(entry, zone, e164, mark),
-            port_date=entry.port_date,
-            losing_carrier=entry.losing_carrier,
+            e164,
+            trunk.name,
+            entry.status,
+            entry.label,
+            self._zone_for(entry, zone, e164, mark),
+            entry.port_date,
+            entry.losing_carrier,
             whisper=whisper,
         )
 
@@ -1029,7 +1040,11 @@ class _Compiler:
             )
             return
         members = span.numbers()
-        clash = next((n for n in members if n in self.number_marks), None)
+        clash = (
+            None
+            if self.number_marks.keys().isdisjoint(members)
+            else next(n for n in members if n in self.number_marks)
+        )
         if clash is not None:
             self.diags.error(
                 value_mark,
@@ -1054,19 +1069,18 @@ class _Compiler:
             losing_carrier=entry.losing_carrier,
             whisper=whisper,
         )
-        numbers = self.config.numbers
-        for e164 in members:
-            numbers[e164] = VirtualNumber(
-                e164=e164,
-                trunk=trunk.name,
-                status=entry.status,
-                label=entry.label,
-                timezone=block_zone,
-                port_date=entry.port_date,
-                losing_carrier=entry.losing_carrier,
-                block=entry.block,
-                whisper=whisper,
-            )
+        template = VirtualNumber(
+            span.first,
+            trunk.name,
+            entry.status,
+            entry.label,
+            block_zone,
+            entry.port_date,
+            entry.losing_carrier,
+            entry.block,
+            whisper,
+        )
+        self.config.numbers.update(zip(members, numbers_alike(template, members), strict=True))
 
     # ---- routing/
 
@@ -1392,19 +1406,32 @@ class _Compiler:
         )
         self.route_marks[name] = mark
         self.config.routes[name] = route
-        route_of = self.config.route_of_number
+        self._route_numbers_to(route, covered, entry.trunk)
+
+    def _route_numbers_to(
+        self, route: Route, covered: list[tuple[str, Mark]], trunk: str | None
+    ) -> None:
+        """Point each of `covered` to `route`; a number another route has is an error."""
+        route_of, routed_at = self.config.route_of_number, self.routed_at
+        numbers = dict(covered)
+        if trunk is None and len(numbers) == len(covered) and routed_at.keys().isdisjoint(numbers):
+            # Each number once, none routed yet (a large config's every route): no check
+            # left to make, so the indexes are filled at once.
+            routed_at.update(numbers)
+            route_of.update(dict.fromkeys(numbers, route))
+            return
         for e164, number_mark in covered:
-            if e164 in self.routed_by:
-                other, other_mark = self.routed_by[e164]
+            if e164 in routed_at:
+                other, other_mark = route_of[e164].name, routed_at[e164]
                 self.diags.error(
                     number_mark,
                     f"number {e164} is already routed by route '{other}' ({other_mark})",
                 )
                 continue
-            self.routed_by[e164] = (name, number_mark)
+            routed_at[e164] = number_mark
             route_of[e164] = route
-            if entry.trunk is not None:
-                self._check_route_trunk(e164, entry.trunk, name, number_mark)
+            if trunk is not None:
+                self._check_route_trunk(e164, trunk, route.name, number_mark)
 
     def _check_number_whispers(
         self, route: str, covered: list[tuple[str, Mark]], mark: Mark
@@ -1447,10 +1474,14 @@ class _Compiler:
         self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
     ) -> Iterator[tuple[str, Mark]]:
         seq = raw.get("numbers")
-        for index, text in enumerate(entry.numbers):
-            number_mark = seq.mark_of(index) if isinstance(seq, MarkedSeq) else mark
-            e164 = numbering.canonical_e164(text)
-            if e164 is None or e164 not in self.config.numbers:
+        marks = seq.item_marks if isinstance(seq, MarkedSeq) else []
+        if len(marks) != len(entry.numbers):
+            marks = [mark] * len(entry.numbers)
+        numbers = self.config.numbers
+        for text, number_mark in zip(entry.numbers, marks, strict=True):
+            # Written exactly as in the inventory (a large config's every number): found.
+            e164 = text if text in numbers else numbering.canonical_e164(text)
+            if e164 is None or e164 not in numbers:
                 # Not an inventory number as written: parse it properly to say why.
                 try:
                     e164 = numbering.to_e164(text, region)
@@ -1678,16 +1709,18 @@ class _Compiler:
                     )
         unrouted_blocks: dict[str, int] = {}
         access = self.config.call_through.numbers if self.config.call_through else frozenset()
-        for e164, number in self.config.numbers.items():
-            if e164 in access and e164 in self.config.route_of_number:
-                route = self.config.route_of_number[e164]
+        numbers, route_of = self.config.numbers, self.config.route_of_number
+        for e164 in sorted(access):
+            if e164 in numbers and e164 in route_of:
+                route = route_of[e164]
                 self.diags.warning(
                     route.source,
                     f"route '{route.name}' never runs for {e164}: call_through takes its calls",
                 )
-            if e164 in self.config.route_of_number or number.status is NumberStatus.RESERVED:
-                continue
-            if e164 in access:
+        # The few numbers without a route, found in one pass (a million have one).
+        for e164 in sorted(numbers.keys() - route_of.keys()):
+            number = numbers[e164]
+            if number.status is NumberStatus.RESERVED or e164 in access:
                 continue
             if e164 in self.unchecked_numbers or number.block in self.unchecked_blocks:
                 continue

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 # C0/C1 controls (CR and LF forge lines), line/paragraph separators, bidi overrides.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -39,9 +40,12 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """A place in a source file; line and column count from 1, as editors do."""
+class Mark(NamedTuple):
+    """A place in a source file; line and column count from 1, as editors do.
+
+    A named tuple rather than a frozen dataclass: a large configuration makes millions of
+    them, and a tuple is built three times faster.
+    """
 
     file: str
     line: int

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from pbxd.config.compile import CompileResult, compile_config
-from pbxd.config.diagnostics import Diagnostic, Mark, Severity
+from pbxd.config.diagnostics import Diagnostic, Severity
 from pbxd.config.model import (
     Block,
     Config,
@@ -326,7 +326,8 @@ def compile_to_stream(config_path: str, out: BinaryIO | None = None) -> None:
 
 # The classes there are thousands of: rebuilt by their constructor, twice as fast to unpickle
 # as dataclasses' own __setstate__ (which looks their fields up again for each object).
-_BUILT_BY_CONSTRUCTOR = (VirtualNumber, Block, Target, RingTarget, Route, Fallback, Greeting, Mark)
+# (Mark, a named tuple, already pickles as its class and arguments.)
+_BUILT_BY_CONSTRUCTOR = (VirtualNumber, Block, Target, RingTarget, Route, Fallback, Greeting)
 
 
 def _constructor_arguments(obj: Any) -> tuple[type, tuple[Any, ...]]:

@@ -247,6 +247,270 @@ class _TreeBuilder:
             result.append(self.node(event))
 
 
+class _NotPlain(Exception):
+    """The text uses YAML beyond `_PlainReader`'s subset: libyaml reads it instead."""
+
+
+# Anything libyaml treats specially (tabs, CR and other line breaks, BOM, characters it
+# refuses): such a file always takes the careful path, which also reports them.
+_NOT_PLAIN_CHARS = re.compile(
+    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+# libyaml refuses a key longer than 1024 characters ("could not find expected ':'").
+_KEY = re.compile(r"(\w[\w.+/@-]{0,1000}):(?: +|$)")
+_SINGLE_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+_DOUBLE_QUOTED = re.compile(r'"([^"\\]*)"')
+_PLAIN = re.compile(r"[\w+./~$(][\w+./~$()@%=:'\- ]*")
+_PLAIN_IN_FLOW = re.compile(r"[\w+./~$(][\w+./~$()@%='\- ]*")
+_FLOW_KEY = re.compile(r"(\w[\w.+/@-]{0,1000}): +")
+_QUOTED_PAIR_ITEM = re.compile(r"- +([A-Za-z_][\w.+/@-]{0,1000}): +'([^']*)'(?: +#.*)?$")
+_QUOTED_ITEM = re.compile(r"'([^']*)' *([,\]]) *")
+_END_OF_LINE = re.compile(r"(?: +#.*)?$")
+_SPACES = re.compile(r" *")
+# Deeper than this the careful path decides (and refuses past MAX_DEPTH).
+_PLAIN_DEPTH = 32
+
+
+class _PlainReader:
+    """Reads the block-style YAML subset pbxd's own files are written in, without libyaml.
+
+    A million numbers are 2.8 million parser events: building the tree from libyaml's events
+    took 40 % of a compile. This reader takes a line at a time and gives the same MarkedMap /
+    MarkedSeq tree with the same marks (tests compare it with the careful path on every file
+    they load). Whatever it does not know for sure (anchors, tags, multi-line scalars, quoted
+    keys, escapes, tabs, flow collections over several lines, empty values, duplicate keys,
+    anything an error would be reported for) raises _NotPlain and libyaml reads the file.
+    """
+
+    def __init__(self, text: str, name: str) -> None:
+        self.name = name
+        rows: list[tuple[int, int, str]] = []
+        for number, line in enumerate(text.split("\n"), 1):
+            content = line.lstrip(" ")
+            if content and content[0] != "#":
+                rows.append((number, len(line) - len(content), line.rstrip(" ")))
+        self.rows = rows
+        self.at = 0
+        self.depth = 0
+
+    def document(self) -> Any:
+        if not self.rows:
+            raise _NotPlain
+        value = self.node(self.rows[0][1])
+        if self.at != len(self.rows):
+            raise _NotPlain
+        return value
+
+    def node(self, column: int) -> Any:
+        self.depth += 1
+        if self.depth > _PLAIN_DEPTH:
+            raise _NotPlain
+        _, _, line = self.rows[self.at]
+        if line.startswith("- ", column):
+            value: Any = self.sequence(column)
+        elif _KEY.match(line, column):
+            value = self.mapping(column)
+        else:
+            raise _NotPlain
+        self.depth -= 1
+        return value
+
+    def mapping(self, column: int) -> MarkedMap:
+        rows, name = self.rows, self.name
+        number, _, line = rows[self.at]
+        result = MarkedMap(Mark(name, number, column + 1))
+        key_mark: Mark | None = result.mark
+        while self.at < len(rows):
+            number, at, line = rows[self.at]
+            if at != column:
+                if at < column:
+                    break
+                raise _NotPlain
+            match = _KEY.match(line, column)
+            if match is None:
+                raise _NotPlain  # `- item` under keys, or a scalar: not ours to judge
+            key = match[1]
+            if key in result or _plain_scalar(key) is not key:
+                raise _NotPlain  # duplicates and `yes:`/`~:` keys get the careful errors
+            if key_mark is None:
+                key_mark = Mark(name, number, column + 1)
+            start = match.end()
+            if start == len(line) or line[start] == "#":
+                value, value_mark = self.nested(column)
+            else:
+                value, value_mark = self.inline(line, start, number)
+                self.at += 1
+                if self.at < len(rows) and rows[self.at][1] > column:
+                    raise _NotPlain  # a scalar continued on the next line
+            result[key] = value
+            result.key_marks[key] = key_mark
+            result.value_marks[key] = value_mark
+            key_mark = None
+        return result
+
+    def nested(self, column: int) -> tuple[Any, Mark]:
+        """The block under `key:` (more indented, or a `- ` list at the key's own column)."""
+        self.at += 1
+        if self.at == len(self.rows):
+            raise _NotPlain  # an empty value: null, with a mark libyaml decides
+        _, at, line = self.rows[self.at]
+        if at > column or (at == column and line.startswith("- ", at)):
+            value = self.node(at)
+            return value, value.mark
+        raise _NotPlain
+
+    def sequence(self, column: int) -> MarkedSeq:
+        rows, name = self.rows, self.name
+        number, _, _ = rows[self.at]
+        result = MarkedSeq(Mark(name, number, column + 1))
+        while self.at < len(rows):
+            number, at, line = rows[self.at]
+            if at != column:
+                if at < column:
+                    break
+                raise _NotPlain
+            if not line.startswith("- ", column):
+                break  # a key after an indentless list: the mapping above goes on
+            pair = _QUOTED_PAIR_ITEM.match(line, column)
+            if pair is not None and (self.at + 1 == len(rows) or rows[self.at + 1][1] <= column):
+                # `- number: '+33…'` and nothing under it: most of a large inventory.
+                key, value = pair.groups()
+                if key in _BOOLEANS or key in _NULLS:
+                    raise _NotPlain
+                key_mark = Mark(name, number, pair.start(1) + 1)
+                pair_map = MarkedMap(key_mark)
+                pair_map[key] = value
+                pair_map.key_marks[key] = key_mark
+                pair_map.value_marks[key] = Mark(name, number, pair.start(2))
+                result.append(pair_map)
+                result.item_marks.append(key_mark)
+                self.at += 1
+                continue
+            start = _SPACES.match(line, column + 2).end()  # type: ignore[union-attr]
+            if line[start] in "#-":
+                raise _NotPlain  # `- # …` (empty item) or `- - x` (nested list)
+            if _KEY.match(line, start):
+                rows[self.at] = (number, start, line)
+                self.depth += 1
+                if self.depth > _PLAIN_DEPTH:
+                    raise _NotPlain
+                item: Any = self.mapping(start)
+                self.depth -= 1
+                mark = item.mark
+            else:
+                item, mark = self.inline(line, start, number)
+                self.at += 1
+                if self.at < len(rows) and rows[self.at][1] > column:
+                    raise _NotPlain
+            result.append(item)
+            result.item_marks.append(mark)
+        return result
+
+    def inline(self, line: str, start: int, number: int) -> tuple[Any, Mark]:
+        """The value written on the line from `start` to its end (or its comment)."""
+        value, end = self.flow_value(line, start, number, _PLAIN)
+        if _END_OF_LINE.match(line, end) is None:
+            raise _NotPlain
+        return value, Mark(self.name, number, start + 1)
+
+    def flow_value(
+        self, line: str, start: int, number: int, plain: re.Pattern[str]
+    ) -> tuple[Any, int]:
+        """(value, end) of the scalar, `[…]` or `{…}` at `start`."""
+        first = line[start] if start < len(line) else ""
+        if first == "'":
+            match = _SINGLE_QUOTED.match(line, start)
+            if match is None:
+                raise _NotPlain
+            return match[1].replace("''", "'"), match.end()
+        if first == '"':
+            match = _DOUBLE_QUOTED.match(line, start)
+            if match is None:
+                raise _NotPlain
+            return match[1], match.end()
+        if first == "[":
+            return self.flow_sequence(line, start, number)
+        if first == "{":
+            return self.flow_mapping(line, start, number)
+        match = plain.match(line, start)
+        if match is None:
+            raise _NotPlain
+        text = match[0].rstrip(" ")
+        if ": " in text or text.endswith(":"):
+            raise _NotPlain  # `a: b: c`: an error libyaml words
+        return _plain_scalar(text), start + len(text)
+
+    def flow_sequence(self, line: str, start: int, number: int) -> tuple[MarkedSeq, int]:
+        self.depth += 1
+        if self.depth > _PLAIN_DEPTH:
+            raise _NotPlain
+        result = MarkedSeq(Mark(self.name, number, start + 1))
+        at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
+        if line.startswith("]", at):
+            self.depth -= 1
+            return result, at + 1
+        while True:
+            quoted = _QUOTED_ITEM.match(line, at)
+            if quoted is not None:  # `'+33…',`: most items of a long list, in one match
+                result.append(quoted[1])
+                result.item_marks.append(Mark(self.name, number, at + 1))
+                if quoted[2] == "]":
+                    self.depth -= 1
+                    return result, quoted.end(2)
+                at = quoted.end()
+                continue
+            item, end = self.flow_value(line, at, number, _PLAIN_IN_FLOW)
+            result.append(item)
+            result.item_marks.append(
+                item.mark if type(item) is MarkedMap else Mark(self.name, number, at + 1)
+            )
+            end = _SPACES.match(line, end).end()  # type: ignore[union-attr]
+            if line.startswith("]", end):
+                self.depth -= 1
+                return result, end + 1
+            if not line.startswith(",", end):
+                raise _NotPlain
+            at = _SPACES.match(line, end + 1).end()  # type: ignore[union-attr]
+
+    def flow_mapping(self, line: str, start: int, number: int) -> tuple[MarkedMap, int]:
+        result = MarkedMap(Mark(self.name, number, start + 1))
+        at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
+        while True:
+            match = _FLOW_KEY.match(line, at)
+            if match is None:
+                raise _NotPlain  # `{}` and anything unusual
+            key = match[1]
+            if key in result or _plain_scalar(key) is not key:
+                raise _NotPlain
+            value_at = match.end()
+            first = line[value_at] if value_at < len(line) else ""
+            if first in ("[", "{"):
+                raise _NotPlain
+            value, end = self.flow_value(line, value_at, number, _PLAIN_IN_FLOW)
+            result[key] = value
+            result.key_marks[key] = Mark(self.name, number, at + 1)
+            result.value_marks[key] = Mark(self.name, number, value_at + 1)
+            end = _SPACES.match(line, end).end()  # type: ignore[union-attr]
+            if line.startswith("}", end):
+                return result, end + 1
+            if not line.startswith(",", end):
+                raise _NotPlain
+            at = _SPACES.match(line, end + 1).end()  # type: ignore[union-attr]
+
+
+def read_plain_yaml(text: str, display_name: str) -> tuple[bool, Any]:
+    """(True, tree) when `text` is in the plain subset `_PlainReader` reads; else (False, None).
+
+    The tree is what the careful path (libyaml) gives, marks included, with no diagnostic.
+    """
+    if _NOT_PLAIN_CHARS.search(text):
+        return False, None
+    try:
+        return True, _PlainReader(text, display_name).document()
+    except (_NotPlain, IndexError):
+        return False, None
+
+
 def read_regular_file(path: Path, limit: int | None = None) -> bytes:
     """The bytes of `path`, which must be a regular file of at most `limit` bytes.
 
@@ -304,6 +568,14 @@ def _mark_at(text: str, position: int, display_name: str) -> Mark:
 
 def load_yaml_text(text: str, display_name: str, diagnostics: Diagnostics) -> Any:
     """Parse YAML text under `display_name`; see `load_yaml`."""
+    plain, tree = read_plain_yaml(text, display_name)
+    if plain:
+        return tree
+    return load_yaml_carefully(text, display_name, diagnostics)
+
+
+def load_yaml_carefully(text: str, display_name: str, diagnostics: Diagnostics) -> Any:
+    """Parse any YAML text with libyaml's parser (every error reported); see `load_yaml`."""
     loader = _Loader(text)
     try:
         return _TreeBuilder(loader, display_name, diagnostics).document()

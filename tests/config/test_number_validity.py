@@ -6,7 +6,7 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbxd.config.numbering import _is_valid, _validity_rules
+from pbxd.config.numbering import NumberError, _is_valid, _validity_rules, to_e164
 
 # Single-region codes (France, Germany, Spain, Switzerland, Belgium, Netherlands, Morocco,
 # Japan, a non-geographic +800) and shared ones the library keeps deciding (+1, +7, +44).
@@ -31,3 +31,25 @@ def test_real_numbers_of_the_single_region_codes() -> None:
     assert _is_valid(33, "612345678")  # a mobile
     assert not _is_valid(33, "1700000")  # too short
     assert _is_valid(49, "30123456")  # Berlin
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.sampled_from(CODES),
+    st.integers(0, 9),
+    st.text(alphabet="0123456789", min_size=2, max_size=13),
+)
+def test_e164_numbers_are_accepted_as_phonenumbers_accepts_them(
+    code: int, lead: int, rest: str
+) -> None:
+    text = f"+{code}{lead}{rest}"
+    try:
+        parsed = phonenumbers.parse(text, None)
+        valid = phonenumbers.is_valid_number(parsed)
+        expected = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        valid = False
+    try:
+        assert to_e164(text, None) == expected and valid
+    except NumberError:
+        assert not valid
