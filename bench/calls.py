@@ -665,7 +665,8 @@ async def run(
     """Start pbxd against the simulator at `url`, drive the traffic, measure, verify."""
     import structlog
 
-    from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+    from pbxd import heap
+    from pbxd.calls.runtime import AriEndpoint, CallService
     from pbxd.cdr.store import CdrStore
     from pbxd.clock import RealClock
     from pbxd.config.compile import compile_config
@@ -691,7 +692,7 @@ async def run(
         with instrumented(probe):
             try:
                 await service.start()
-                settle_heap()  # as `pbxd run` does once connected
+                heap.settle()  # as `pbxd run` does once connected
                 assert service.client is not None and service.daemon is not None
                 instrument_client(service.client, probe)
 

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -285,6 +287,27 @@ class Checkpoint:
     calls: int
 
 
+def print_heap_growth(
+    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, calls: int
+) -> None:
+    """What the calls in progress allocated, per call: by line, then by type of GC object."""
+    ignored = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    growth = after.filter_traces(ignored).compare_to(before.filter_traces(ignored), "traceback")
+    total = sum(d.size_diff for d in growth)
+    print(f"heap growth at size (tracemalloc): {total / 1e6:.1f} MB, {total / calls:.0f} B/call")
+    for diff in growth[:25]:
+        frames = " < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(diff.traceback)[:4])
+        print(
+            f"  {diff.size_diff / calls:8.0f} B/call {diff.count_diff / calls:6.1f} obj  {frames}"
+        )
+    kinds = Counter(type(o).__qualname__ for o in gc.get_objects())
+    print(
+        f"GC-tracked objects outside the frozen heap: {sum(kinds.values())} "
+        f"({sum(kinds.values()) / calls:.0f}/call): "
+        + ", ".join(f"{k} {n / calls:.1f}" for k, n in kinds.most_common(30))
+    )
+
+
 def cpu_seconds() -> float:
     user, system = usage()
     return user + system
@@ -297,7 +320,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     """Start pbxd against the simulator, ramp up, hold, drain; print the figures."""
     import structlog
 
-    from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+    from pbxd import heap
+    from pbxd.calls.runtime import AriEndpoint, CallService
     from pbxd.calls.states import CallState
     from pbxd.cdr.store import CdrStore
     from pbxd.clock import RealClock
@@ -320,7 +344,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     with instrumented(probe, lambda: daemon_calls()):
         try:
             await service.start()
-            settle_heap()
+            heap.settle()
             assert service.client is not None and service.daemon is not None
             daemon = service.daemon
             daemon_calls = lambda: len(daemon.calls)  # noqa: E731
@@ -329,6 +353,10 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
                 await daemon.recovered.wait()
             await asyncio.sleep(0.5)
             rss_before = memory_kb()
+            frozen_before = gc.get_freeze_count()
+            if args.profile_memory:
+                tracemalloc.start(args.profile_memory)
+                heap_before = tracemalloc.take_snapshot()
             print(
                 f"target {args.calls} calls at {args.rate:g}/s (half bridged, half ringing); "
                 f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
@@ -372,6 +400,9 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             )
             # ---- hold
             rss_full = memory_kb()
+            if args.profile_memory:
+                print_heap_growth(heap_before, tracemalloc.take_snapshot(), len(daemon.calls))
+                tracemalloc.stop()
             hold_cpu0, hold_t0, hold_events0 = cpu_seconds(), time.perf_counter(), probe.events
             await asyncio.sleep(args.hold)
             hold_cpu = cpu_seconds() - hold_cpu0
@@ -387,6 +418,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
                 await daemon.wait_idle()
                 await store.flush()
             drain_cpu = cpu_seconds() - drain_cpu0
+            frozen_after = gc.get_freeze_count()
+            rss_after = memory_kb()
             drain_wall = time.perf_counter() - drain_t0
         finally:
             await service.stop()
@@ -422,6 +455,17 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
         f"{rss_full.get('VmRSS', 0) / 1024:.0f} MB at size, "
         f"{rss_hold.get('VmRSS', 0) / 1024:.0f} MB after the hold, peak "
         f"{rss_hold.get('VmHWM', 0) / 1024:.0f} MB (target <= 200 MB)"
+    )
+    print(
+        f"after the drain: RSS {rss_after.get('VmRSS', 0) / 1024:.0f} MB; frozen heap "
+        f"{frozen_after - frozen_before:+d} objects since before the first call (what "
+        "survived a full collection is frozen: a lasting growth would be leaked cycles)"
+    )
+    per_call_kb = (rss_full.get("VmRSS", 0) - rss_before.get("VmRSS", 0)) / max(1, args.calls)
+    print(
+        f"RSS per call in progress: {per_call_kb:.1f} kB -> "
+        f"{(rss_before.get('VmRSS', 0) + per_call_kb * 10_000) / 1024:.0f} MB at 10,000 calls "
+        "(target <= 200 MB)"
     )
     per_event = ramp_cpu * 1e6 / max(1, ramp_events)
     print(
@@ -492,6 +536,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=25.0, help="calls placed per second")
     parser.add_argument("--hold", type=float, default=15.0, help="seconds held at size")
     parser.add_argument("--drain-rate", type=float, default=200.0, help="hangups per second")
+    parser.add_argument(
+        "--profile-memory",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="trace allocations (that many frames deep) over the ramp; print what grew per call",
+    )
     parser.add_argument("--log-level", default="warning", help="pbxd's log level (to a file)")
     args = parser.parse_args()
     if args.calls < 2 or args.rate <= 0 or args.drain_rate <= 0:

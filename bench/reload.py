@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import tempfile
@@ -58,6 +59,7 @@ class Window:
     reload_step_wall_ms: float = 0.0
     reload_step_cpu_ms: float = 0.0
     gc_ms: dict[int, float] = field(default_factory=dict)  # longest collection, by generation
+    gc_cpu_ms: dict[int, float] = field(default_factory=dict)  # the same in the thread's CPU
 
     def lines(self, name: str) -> str:
         late = sorted(self.lateness_ms) or [0.0]
@@ -68,7 +70,13 @@ class Window:
             f"  longest callback, wall: {self.longest_wall_ms:.1f} ms ({self.longest_wall_what})\n"
             f"  longest callback, CPU:  {self.longest_cpu_ms:.1f} ms ({self.longest_cpu_what})\n"
             f"  longest garbage collection by generation: "
-            + (", ".join(f"{g}: {ms:.1f} ms" for g, ms in sorted(self.gc_ms.items())) or "none")
+            + (
+                ", ".join(
+                    f"{g}: {ms:.1f} ms ({self.gc_cpu_ms.get(g, 0.0):.1f} ms CPU)"
+                    for g, ms in sorted(self.gc_ms.items())
+                )
+                or "none"
+            )
             + (
                 f"\n  the reload's own task: {self.reload_steps} steps, longest "
                 f"{self.reload_step_wall_ms:.1f} ms wall, {self.reload_step_cpu_ms:.1f} ms CPU"
@@ -109,16 +117,18 @@ class LoopWatch:
                 window.reload_step_wall_ms = max(window.reload_step_wall_ms, wall)
                 window.reload_step_cpu_ms = max(window.reload_step_cpu_ms, cpu)
 
-        collection_began = [0.0]
+        collection_began = [0.0, 0.0]
 
         def collected(phase: str, info: dict[str, int]) -> None:
             window = watch.window
             if phase == "start":
-                collection_began[0] = time.perf_counter()
+                collection_began[:] = time.perf_counter(), time.thread_time()
             elif window is not None:
                 ms = (time.perf_counter() - collection_began[0]) * 1000
+                cpu_ms = (time.thread_time() - collection_began[1]) * 1000
                 generation = info["generation"]
                 window.gc_ms[generation] = max(window.gc_ms.get(generation, 0.0), ms)
+                window.gc_cpu_ms[generation] = max(window.gc_cpu_ms.get(generation, 0.0), cpu_ms)
 
         events.Handle._run = timed  # type: ignore[method-assign]
         gc.callbacks.append(collected)
@@ -172,6 +182,36 @@ def write_config(root: Path, numbers: int, ring_time: int) -> Path:
 
 
 @dataclass
+class Heap:
+    """The daemon's memory after a reload, and the worst stall of that reload."""
+
+    reload: int
+    rss_mb: float
+    frozen: int  # objects in the frozen heap (`gc.get_freeze_count`)
+    worst_ms: float  # the 1 ms ticker's worst lateness, compiling or taking in
+    gc_ms: float  # the longest collection (wall) during the reload
+
+    @staticmethod
+    def now(reload: int, compiling: Window | None, taking_in: Window | None) -> Heap:
+        windows = [w for w in (compiling, taking_in) if w is not None]
+        return Heap(
+            reload,
+            traffic.memory_kb().get("VmRSS", 0) / 1024,
+            gc.get_freeze_count(),
+            max((max(w.lateness_ms or [0.0]) for w in windows), default=0.0),
+            max((max(w.gc_ms.values() or [0.0]) for w in windows), default=0.0),
+        )
+
+    def line(self, start: Heap) -> str:
+        return (
+            f"after reload {self.reload + 1}: RSS {self.rss_mb:.0f} MB "
+            f"({self.rss_mb - start.rss_mb:+.0f} MB since before the first), frozen heap "
+            f"{self.frozen} objects ({self.frozen - start.frozen:+d}); worst stall "
+            f"{self.worst_ms:.1f} ms, longest collection {self.gc_ms:.1f} ms"
+        )
+
+
+@dataclass
 class Transfer:
     """The compiler process's answer as the loop took it in."""
 
@@ -210,7 +250,8 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
     """Start pbxd against the simulator, drive traffic, reload mid-way, print the figures."""
     import structlog
 
-    from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+    from pbxd import heap
+    from pbxd.calls.runtime import AriEndpoint, CallService
     from pbxd.cdr.store import CdrStore
     from pbxd.clock import RealClock
     from pbxd.config.compile import compile_config
@@ -242,7 +283,7 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
     ticker: asyncio.Task[None] | None = None
     try:
         await service.start()
-        settle_heap()  # as `pbxd run` does once connected
+        heap.settle()  # as `pbxd run` does once connected
         assert service.daemon is not None
 
         def on_finished(_: object) -> None:
@@ -251,6 +292,7 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
 
         service.daemon.on_call_finished = on_finished
         await service.daemon.recovered.wait()
+        before_reloads = Heap.now(-1, None, None)
         with watch.installed():
             ticker = asyncio.create_task(watch.tick())
             conn.send(("start",))
@@ -268,8 +310,22 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
             reload_s = time.perf_counter() - reload_started
             watch.window = None
             calls_during = finished
-        assert result.accepted, result.as_dict()
-        assert running.current.routes["r1000000"].targets[1].ring_time == 16
+            assert result.accepted, result.as_dict()
+            after = [Heap.now(0, during, transfer.taking_in)]
+            first = dataclasses.replace(transfer)  # the figures below are the first reload's
+            # More reloads: the frozen heap and RSS must not grow with each one.
+            for n in range(1, args.reloads):
+                bulk = path.parent / "routing" / "bulk.yaml"
+                bulk.write_text(
+                    bulk.read_text().replace(f"ring_time: {15 + n}}}", f"ring_time: {16 + n}}}")
+                )
+                compiling = watch.window = Window()
+                transfer.taking_in = None
+                again = await asyncio.create_task(running.reload(), name="reload")
+                watch.window = None
+                assert again.accepted, again.as_dict()
+                after.append(Heap.now(n, compiling, transfer.taking_in))
+        assert running.current.routes["r1000000"].targets[1].ring_time == 15 + args.reloads
         async with asyncio.timeout(120):
             placed = (await traffic.receive(conn))[1]
             end = (await traffic.receive(conn))[1]
@@ -292,23 +348,26 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
         f"swap); {calls_during} calls had ended by its end"
     )
     print(
-        f"transfer: {transfer.bytes / 1e6:.1f} MB from the compiler process, taken in over "
-        f"{transfer.decode_wall_s * 1000:.0f} ms wall, {transfer.decode_cpu_s * 1000:.0f} ms of "
+        f"transfer: {first.bytes / 1e6:.1f} MB from the compiler process, taken in over "
+        f"{first.decode_wall_s * 1000:.0f} ms wall, {first.decode_cpu_s * 1000:.0f} ms of "
         "the loop thread's CPU (in slices)"
     )
     print(baseline.lines("before the reload"))
     print(during.lines("during the reload, the compiler process at work"))
-    taking_in = transfer.taking_in or Window()
+    taking_in = first.taking_in or Window()
     print(taking_in.lines("during the reload, the loop taking the result in and swapping"))
+    for heap_after in after:
+        print(heap_after.line(before_reloads))
     print(
         f"load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on "
         f"{os.cpu_count()} CPUs"
     )
-    worst = max(during.lateness_ms + taking_in.lateness_ms or [0.0])
+    worst = max(h.worst_ms for h in after)
     verdict = "met" if worst < TARGET_MS else "NOT met"
+    longest_cpu = max(during.longest_cpu_ms, taking_in.longest_cpu_ms)
     print(
-        f"longest loop stall during the reload: {worst:.1f} ms (1 ms ticker; the longest "
-        f"callback took {max(during.longest_cpu_ms, taking_in.longest_cpu_ms):.1f} ms of CPU); "
+        f"longest loop stall during {len(after)} reload(s): {worst:.1f} ms (1 ms ticker; "
+        f"the first reload's longest callback took {longest_cpu:.1f} ms of CPU); "
         f"target < {TARGET_MS:g} ms: "
         f"{verdict}"
     )
@@ -316,7 +375,7 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
 
 async def transfer_alone(numbers: int, tmp: Path) -> None:
     """The transfer without traffic: encoding in the child, taking in on a quiet loop."""
-    from pbxd.calls.runtime import settle_heap
+    from pbxd import heap
     from pbxd.config.compile import compile_config
     from pbxd.config.reload import decode, encode
 
@@ -325,7 +384,7 @@ async def transfer_alone(numbers: int, tmp: Path) -> None:
     started = time.perf_counter()
     data = encode(result)
     encoding = time.perf_counter() - started
-    settle_heap()
+    heap.settle()
     watch = LoopWatch()
     with watch.installed():
         ticker = asyncio.create_task(watch.tick())
@@ -351,6 +410,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="calls per second")
     parser.add_argument(
         "--before", type=float, default=6.0, help="seconds of traffic measured before the reload"
+    )
+    parser.add_argument(
+        "--reloads", type=int, default=3, help="reloads one after the other (RSS must not grow)"
     )
     parser.add_argument(
         "--calls", type=int, default=0, help="calls placed (default: 45 s of traffic)"

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from pbxd import heap
+
 
 @pytest.fixture(autouse=True)
 def _restore_structlog() -> Iterator[None]:
@@ -16,3 +18,10 @@ def _restore_structlog() -> Iterator[None]:
         yield
     finally:
         structlog.configure(**saved)
+
+
+@pytest.fixture(autouse=True)
+def _unsettle_heap() -> Iterator[None]:
+    """`pbxd run` tunes the GC process-wide (`heap.settle`): undo it for the next test."""
+    yield
+    heap.unsettle()

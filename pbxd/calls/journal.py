@@ -320,7 +320,7 @@ class JournalSink(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Journal:
     """The events of one call and the CDR records they make."""
 

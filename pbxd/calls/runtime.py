@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,17 +42,6 @@ class AriEndpoint:
     username: str
     password: str = field(repr=False)
     app: str
-
-
-def settle_heap() -> None:
-    """Collect once and freeze what start-up built (config, imports) out of the GC's reach.
-
-    Measured in bench/calls.py: a full collection over those objects stalled the event loop
-    60-70 ms mid-traffic, close to the ~100 ms after which Asterisk drops a WebSocket whose
-    reader stalls. Frozen objects are never scanned again.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class CallService:

@@ -59,6 +59,7 @@ from pbxd.calls.journal import (
     StepEntered,
     StepLeft,
 )
+from pbxd.calls.mailbox import Mailbox
 from pbxd.calls.roster import Roster
 from pbxd.calls.states import (
     CALL_TRANSITIONS,
@@ -214,7 +215,7 @@ def caller_id_variables(leg: LegPlan) -> dict[str, str]:
     return variables
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallSession:
     """One call's Asterisk side, and the runner of its flow."""
 
@@ -230,7 +231,7 @@ class CallSession:
     winner: Leg | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
     caller: Caller = field(init=False)
-    queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue, repr=False)
+    queue: Mailbox[QueueItem] = field(default_factory=Mailbox, repr=False)
     handler: StepHandler[Any] | None = field(default=None, repr=False)
     step_name: str | None = None
     adopted: bool = False
@@ -263,7 +264,7 @@ class CallSession:
 
     def deliver(self, item: QueueItem) -> None:
         """Hand an event (or timer, or resync) to this call; never blocks."""
-        self.queue.put_nowait(item)
+        self.queue.put(item)
 
     def describe(self) -> str:
         """The call's state as a person reads it (SIGUSR1 logs this for every call)."""

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from pbxd import heap
 from pbxd import metrics as series
 from pbxd.agi.server import start_agi
-from pbxd.calls.runtime import AriEndpoint, CallService, settle_heap
+from pbxd.calls.runtime import AriEndpoint, CallService
 from pbxd.calls.session import CallSession
 from pbxd.cdr.db import why_not_writable
 from pbxd.cdr.reports import leg_outcome
@@ -174,7 +175,7 @@ async def _ready_once_recovered(app: web.Application, starting: asyncio.Task[Non
         log.error("pbxd could not start", error=repr(exc))
         runtime.fail(1)
         return
-    settle_heap()  # after a successful start: start-up objects out of the GC's way
+    heap.settle()  # after a successful start: start-up objects out of the GC's way
     service = runtime.service
     if isinstance(service, PairedService):  # standing by, or active with its calls recovered
         service.on_call_finished = count_call
