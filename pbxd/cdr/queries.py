@@ -215,35 +215,46 @@ async def ended_calls_between(
     until: datetime,
     *,
     did: str | None = None,
-    batch: int = 1000,
+    batch: int = 2000,
 ) -> AsyncIterator[CallLogEntry]:
     """Ended calls started in [since, until) (of one `did`, or all), oldest first, with legs.
 
-    Keyset pagination on (started_at, call_id): an export of a year never holds more than
-    one batch in memory, and never skips or repeats a call.
+    One query, calls left-joined to their legs in (start, call id, leg start) order, streamed
+    (a server-side cursor on PostgreSQL) `batch` rows at a time: the database sorts once, and
+    memory holds one batch and one call, whatever the period.
     """
     _aware("since", since)
     _aware("until", until)
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = select(_CALLS).where(
+    leg_columns = [c.label(f"leg_{c.name}") for c in _LEGS.c]
+    query = (
+        select(_CALLS, *leg_columns)
+        .select_from(_CALLS.outerjoin(_LEGS, _LEGS.c.call_id == _CALLS.c.call_id))
+        .where(
             _CALLS.c.started_at >= since,
             _CALLS.c.started_at < until,
             _CALLS.c.ended_at.is_not(None),
         )
-        if did is not None:
-            query = query.where(_CALLS.c.did == did)
-        if after is not None:
-            query = query.where(
-                (_CALLS.c.started_at > after[0])
-                | and_(_CALLS.c.started_at == after[0], _CALLS.c.call_id > after[1])
-            )
-        query = query.order_by(_CALLS.c.started_at, _CALLS.c.call_id).limit(batch)
-        async with engine.connect() as conn:
-            calls = [row_to_call(row) for row in (await conn.execute(query)).mappings()]
-            legs = await legs_by_call(conn, [c.call_id for c in calls])
-        for call in calls:
-            yield CallLogEntry(call, legs.get(call.call_id, []))
-        if len(calls) < batch:
-            return
-        after = (calls[-1].started_at, calls[-1].call_id)
+        .order_by(_CALLS.c.started_at, _CALLS.c.call_id, _LEGS.c.started_at, _LEGS.c.leg_id)
+        .execution_options(yield_per=batch)
+    )
+    if did is not None:
+        query = query.where(_CALLS.c.did == did)
+    call_names = [c.name for c in _CALLS.c]
+    leg_names = [c.name for c in _LEGS.c]
+    width = len(call_names)
+    call_id_at, leg_id_at = call_names.index("call_id"), width + leg_names.index("leg_id")
+    current: CallLogEntry | None = None
+    async with engine.connect() as conn:
+        result = await conn.stream(query)
+        async for rows in result.partitions(batch):
+            for row in rows:
+                if current is None or current.call.call_id != row[call_id_at]:
+                    if current is not None:
+                        yield current
+                    call = dict(zip(call_names, row[:width], strict=True))
+                    current = CallLogEntry(row_to_call(call), [])
+                if row[leg_id_at] is not None:  # NULL: the call rang nobody
+                    leg = dict(zip(leg_names, row[width:], strict=True))
+                    current.legs.append(row_to_leg(leg))
+    if current is not None:
+        yield current

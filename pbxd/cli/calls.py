@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -45,12 +45,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
-def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime | None:
+def parse_bound(text: str, tz: tzinfo | None, *, end: bool) -> datetime | None:
     """A --since/--until value in the number's zone -> aware UTC; a bare date as end is +1 day.
 
-    None when the bound lies beyond what a datetime holds (`--until 9999-12-31`,
-    `--since 0001-01-01`): such a bound leaves out no call. Raises ValueError naming the
-    option and the expected forms.
+    `tz` None reads it in the host's zone (its DST rules included). None when the bound lies
+    beyond what a datetime holds (`--until 9999-12-31`, `--since 0001-01-01`): such a bound
+    leaves out no call. Raises ValueError naming the option and the expected forms.
     """
     try:
         return _parse_bound(text, tz, end=end)
@@ -58,7 +58,7 @@ def parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime | None:
         return None
 
 
-def _parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
+def _parse_bound(text: str, tz: tzinfo | None, *, end: bool) -> datetime:
     option = "--until" if end else "--since"
     try:
         day = date.fromisoformat(text)
@@ -70,9 +70,14 @@ def _parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
                 f"{option} {text!r} is not a date (2026-11-23) or a date and time "
                 f"(2026-11-23T09:30): {exc}"
             ) from None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(ZoneInfo("UTC"))
-    start = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=tz)
-    return start.astimezone(ZoneInfo("UTC"))
+        return (moment if moment.tzinfo else _in_zone(moment, tz)).astimezone(ZoneInfo("UTC"))
+    start = datetime.combine(day + timedelta(days=1) if end else day, time())
+    return _in_zone(start, tz).astimezone(ZoneInfo("UTC"))
+
+
+def _in_zone(naive: datetime, tz: tzinfo | None) -> datetime:
+    """A wall-clock time in `tz`; None: the host's zone (naive astimezone reads it so)."""
+    return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
 
 
 def resolve_number(text: str, config: Config) -> tuple[str, ZoneInfo]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
+from pbxd.cdr.store import CdrStore
 from pbxd.config.compile import compile_config
 from pbxd.config.diagnostics import printable
 from pbxd.config.model import Config
 from pbxd.config.numbering import foreign_digit
 from pbxd.log import redact_url
+
+T = TypeVar("T")
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -46,3 +50,12 @@ def ascii_number(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+async def read_store(url: str, read: Callable[[CdrStore], Awaitable[T]]) -> T:
+    """Open the CDR store at `url`, run `read` on it, close it (read-only commands)."""
+    store = await CdrStore.open(url)
+    try:
+        return await read(store)
+    finally:
+        await store.close()

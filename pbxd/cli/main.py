@@ -8,7 +8,19 @@ import traceback
 from collections.abc import Sequence
 
 from pbxd import __version__
-from pbxd.cli import calls, check, numbers, run, simulate, usage, users, voicemail
+from pbxd.cli import (
+    calls,
+    check,
+    diagnose,
+    export,
+    numbers,
+    report,
+    run,
+    simulate,
+    usage,
+    users,
+    voicemail,
+)
 from pbxd.log import redact_url
 
 
@@ -22,7 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
         "-c", "--config", help="path to pbxd.yaml (default: $PBXD_CONFIG or ./pbxd.yaml)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (check, numbers, simulate, calls, usage, voicemail, users, run):
+    for module in (
+        check,
+        numbers,
+        simulate,
+        calls,
+        report,
+        usage,
+        diagnose,
+        export,
+        voicemail,
+        users,
+        run,
+    ):
         module.add_parser(sub)
     return parser
 

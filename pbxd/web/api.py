@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,16 +25,15 @@ from pbxd.cdr.reports import (
     PeriodError,
     ReportPeriod,
     call_json,
-    hangup_cause_text,
     iso_local,
     iso_utc,
-    leg_outcome,
     report_to_json,
 )
 from pbxd.cdr.store import CdrStore
 from pbxd.cli.calls import parse_bound, resolve_number
 from pbxd.config.model import Config, VirtualNumber
 from pbxd.config.numbering import NumberError, national_format
+from pbxd.diagnose import Presence, diagnose, diagnosis_json
 from pbxd.dialplan.limits import PlanUsage, plan_usage
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageNotFound
@@ -46,7 +44,6 @@ from pbxd.web.state import CLOCK, CONFIG, DND, RUNTIME, VOICEMAIL
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_CALLER_FILTER = 32
-FAILED_CALLS_SHOWN = 3
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -315,106 +312,31 @@ async def voicemail_audio(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------ diagnose
 
 
-def diagnose_json(
-    config: Config,
-    number: VirtualNumber,
-    now: datetime,
-    failed: Sequence[CallLogEntry],
-    dnd: set[str],
-) -> dict[str, Any]:
-    """What support asks first: configured? status? route open now? who rings? last failures.
-
-    A minimal diagnose; `pbxd diagnose` (CLI) gives the full one with endpoints asked live.
-    """
-    tz = ZoneInfo(number.timezone)
-    route = config.route_for(number.e164)
-    today = now.astimezone(tz).date()
-    days_left = (number.port_date - today).days if number.port_date else None
-    open_now = (
-        None
-        if route is None or route.hours is None
-        else route.hours.in_zone(number.timezone).is_open(now)
-    )
-    targets = [
-        {"target": rt.target.name, "kind": rt.target.kind, "do_not_disturb": rt.target.name in dnd}
-        for rt in (route.targets if route else ())
-    ]
-    calls = []
-    for entry in failed:
-        call = entry.call
-        local = call.started_at.astimezone(tz)
-        calls.append(
-            {
-                "call_id": call.call_id,
-                "called": call.did,
-                "calling": call.caller_number,
-                "date": local.date().isoformat(),
-                "time": local.strftime("%H:%M:%S"),
-                "time_zone": f"{tz.key} ({local.tzname()})",
-                "disposition": str(call.disposition) if call.disposition else None,
-                "hangup_cause": hangup_cause_text(call.hangup_cause),
-                "legs": [
-                    {
-                        "target": leg.target,
-                        "outcome": leg_outcome(leg),
-                        "cause": hangup_cause_text(leg.hangup_cause),
-                    }
-                    for leg in entry.legs
-                ],
-            }
-        )
-    return {
-        "number": number.e164,
-        "in_inventory": True,
-        "label": number.label,
-        "status": str(number.status),
-        "port_date": number.port_date.isoformat() if number.port_date else None,
-        "days_to_port": days_left,
-        "losing_carrier": number.losing_carrier,
-        "route": route.name if route else None,
-        "open_now": open_now,
-        "targets": targets,
-        "endpoints_online": None,  # not asked here: see `pbxd diagnose`
-        "last_failed_calls": calls,
-        "verdict": _verdict(number, route is not None, open_now, targets, days_left),
-    }
-
-
-def _verdict(
-    number: VirtualNumber,
-    routed: bool,
-    open_now: bool | None,
-    targets: list[dict[str, Any]],
-    days_left: int | None,
-) -> str:
-    """One line a support agent can say to the customer."""
-    if str(number.status) == "reserved":
-        return "reserved: the number takes no calls"
-    if str(number.status) == "porting" and days_left is not None and days_left > 0:
-        return f"porting: calls arrive once the port completes ({days_left} day(s) left)"
-    if not routed:
-        return "no route: calls to this number are rejected"
-    if open_now is False:
-        return "closed now: calls follow the route's closed branch"
-    if targets and all(t["do_not_disturb"] for t in targets):
-        return "rings nobody: every target is on do-not-disturb"
-    return "configured and routed: see the last failed calls for what the carrier said"
+def live_presence(request: web.Request) -> Presence:
+    """The daemon's live presence table (fed by ARI), or why it cannot answer now."""
+    service = request.app[RUNTIME].service
+    daemon = service.daemon if service is not None else None
+    stream = service.stream if service is not None else None
+    source = "the daemon's presence table (ARI)"
+    if daemon is None or stream is None:
+        return Presence.unknown("can't ask: the daemon is not running calls (standby, or starting)")
+    if not stream.connected:
+        return Presence.unknown("can't ask: the daemon is not connected to Asterisk (ARI)")
+    return Presence(dict(daemon.roster.presence.states), source)
 
 
 async def number_diagnose(request: web.Request) -> web.Response:
-    """The checklist support runs when "my number doesn't ring"."""
+    """The checklist support runs when "my number doesn't ring" (`pbxd.diagnose`)."""
     number, _ = number_of(request)
-    failed = await queries.last_failed_calls(
-        store_of(request).engine, number.e164, limit=FAILED_CALLS_SHOWN
-    )
-    body = diagnose_json(
+    found = await diagnose(
         request.app[CONFIG].current,
-        number,
+        store_of(request).engine,
+        number.e164,
         request.app[CLOCK].now(),
-        failed,
+        live_presence(request),
         set(request.app[DND].targets()),
     )
-    return web.json_response(body)
+    return web.json_response(diagnosis_json(found))
 
 
 # ------------------------------------------------------------------ targets and DND

@@ -99,6 +99,8 @@ def test_every_event_type_pbxd_handles_is_asked_for() -> None:
     for path in root.rglob("*.py"):
         if path.parent.name in ("ari", "sim"):
             continue  # the parser and the simulator know every type by design
+        if path.name == "mastercsv.py":
+            continue  # its "Dial" is the Dial() application a CDR names, never handled as an event
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             name = None
             if isinstance(node, ast.Name):

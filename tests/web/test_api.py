@@ -264,3 +264,43 @@ async def test_reload_is_for_admins_and_refuses_a_broken_configuration_whole(
     assert body["error"]["code"] == "config_refused" and "alicia" in body["error"]["message"]
     # The numbers are still served from the configuration in force.
     assert (await client.get("/api/numbers", headers=bearer(tokens.viewer))).status == 200
+
+
+async def test_diagnose_says_why_presence_is_unknown_without_a_call_service(
+    client: Client, tokens: Tokens
+) -> None:
+    body = await _json(client, f"/api/numbers/{RECEPTION}/diagnose", tokens.viewer)
+    assert body["endpoints_online"] is None
+    assert body["presence_error"] == (
+        "can't ask: the daemon is not running calls (standby, or starting)"
+    )
+    assert body["verdict"].startswith("may ring nobody: can't tell if alice, bob online")
+
+
+@pytest.mark.parametrize("connected", [True, False])
+async def test_diagnose_fills_endpoints_online_from_the_live_presence_table(
+    client: Client, tokens: Tokens, connected: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from pbxd.calls.presence import Presence
+    from pbxd.web.state import RUNTIME
+
+    table = Presence({"PJSIP/alice": "online", "PJSIP/bob": "offline"})
+    client.app[RUNTIME].service = SimpleNamespace(  # type: ignore[index]
+        daemon=SimpleNamespace(roster=SimpleNamespace(presence=table)),
+        stream=SimpleNamespace(connected=connected),
+    )
+    body = await _json(client, f"/api/numbers/{RECEPTION}/diagnose", tokens.viewer)
+    if not connected:
+        assert body["endpoints_online"] is None
+        assert body["presence_error"] == "can't ask: the daemon is not connected to Asterisk (ARI)"
+        return
+    assert body["endpoints_online"] == {"PJSIP/alice": "online", "PJSIP/bob": "offline"}
+    assert body["presence_source"] == "the daemon's presence table (ARI)"
+    rings = {t["target"]: t["rings_now"] for t in body["targets"]}
+    assert rings == {"alice": True, "bob": True, "ceo-mobile": True}
+    assert body["verdict"] == (
+        "rings alice now; bob offline and ceo-mobile refused by the carrier, cause 21 "
+        "(call rejected); 2 failed call(s) below"
+    )
