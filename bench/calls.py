@@ -215,16 +215,23 @@ async def receive(conn: Connection) -> Any:
 
 
 def simulator_process(
-    conn: Connection, calls: int, rate: float, stasis_delay: float, mix: str
+    conn: Connection,
+    calls: int,
+    rate: float,
+    stasis_delay: float,
+    mix: str,
+    plain_dialplan: bool = False,
 ) -> None:
     """Child process entry point: run the simulator until told to stop."""
     use_mix(mix)
-    asyncio.run(_simulator(conn, calls, rate, stasis_delay))
+    asyncio.run(_simulator(conn, calls, rate, stasis_delay, plain_dialplan))
 
 
-async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: float) -> None:
+async def _simulator(
+    conn: Connection, calls: int, rate: float, stasis_delay: float, plain_dialplan: bool
+) -> None:
     from pbxd.clock import RealClock
-    from pbxd.sim import AriSimulator, PeerScript
+    from pbxd.sim import SHIPPED_STASIS_ARGS, AriSimulator, PeerScript
 
     sim = AriSimulator(
         RealClock(),
@@ -283,6 +290,9 @@ async def _simulator(conn: Connection, calls: int, rate: float, stasis_delay: fl
                 f"+336{10_000_000 + i}",
                 f"Bench {i}",
                 hangup_after=ABANDON_AFTER if kind == "abandon" else None,
+                # asterisk-conf's Ringing() and Stasis() arguments, or a plain Stasis(pbxd)
+                stasis_args=() if plain_dialplan else SHIPPED_STASIS_ARGS,
+                ringing=not plain_dialplan,
                 script=(
                     PeerScript(talk=MESSAGE_SECONDS, hangup_after_talk=True)
                     if kind == "voicemail"
@@ -779,6 +789,7 @@ def report(args: argparse.Namespace, out: Outcome, probe: Probe) -> None:
     lag = [x * 1000 for x in out.placed.get("lag", [])]
     print(
         f"traffic: {args.calls} calls at {args.rate:g}/s, CDRs in {args.database}, "
+        f"{'plain Stasis(pbxd)' if args.plain_dialplan else 'shipped dialplan'}, "
         f"log level {args.log_level}; load average {out.load[0]:.2f} {out.load[1]:.2f} "
         f"{out.load[2]:.2f} on {os.cpu_count()} CPUs"
     )
@@ -824,10 +835,10 @@ def report(args: argparse.Namespace, out: Outcome, probe: Probe) -> None:
         routed.append((probe.routed[call] - received) * 1000)
         c_sent, c_done = probe.create_sent.get(leg), probe.create_done.get(leg)
         leg_ss = probe.leg_started.get(leg)
-        if c_sent is None or c_done is None or leg_ss is None or call not in probe.ring_sent:
+        if c_sent is None or c_done is None or leg_ss is None:
             continue
-        ring = probe.ring_done[call] - probe.ring_sent[call]
-        ring_wait.append(ring * 1000)
+        if call in probe.ring_sent:  # none when the dialplan's Ringing() did it
+            ring_wait.append((probe.ring_done[call] - probe.ring_sent[call]) * 1000)
         to_create.append((c_sent - received) * 1000)
         create_rtt.append((c_done - c_sent) * 1000)
         to_leg.append((leg_ss - c_done) * 1000)
@@ -915,6 +926,11 @@ def main() -> None:
     )
     parser.add_argument("--no-idle", action="store_true", help="skip the idle baseline")
     parser.add_argument(
+        "--plain-dialplan",
+        action="store_true",
+        help="callers come through a plain Stasis(pbxd), not asterisk-conf's Ringing() first",
+    )
+    parser.add_argument(
         "--mix",
         choices=(*MIXES, "compare"),
         default="standard",
@@ -942,7 +958,7 @@ def bench_once(args: argparse.Namespace, mix: str) -> float:
     use_mix(mix)
     print(f"\n=== mix: {mix}")
     simulator = simulator_in_child(
-        simulator_process, args.calls, args.rate, args.stasis_ms / 1000, mix
+        simulator_process, args.calls, args.rate, args.stasis_ms / 1000, mix, args.plain_dialplan
     )
     with simulator as (url, parent):
         with tempfile.TemporaryDirectory(prefix="pbxd-bench-") as tmp:

@@ -214,8 +214,10 @@ def test_from_trunk_goes_to_stasis_pbxd_with_a_fallback(pattern: str) -> None:
     apps = [s.app for s in steps]
     assert "Stasis" in apps
     stasis = apps.index("Stasis")
-    # The caller's presentation rides along: ARI's Channel model has none (CLIR).
-    assert steps[stasis].args == "pbxd,${CALLERID(pres)}"
+    # The caller's presentation rides along: ARI's Channel model has none (CLIR); and
+    # `ringing` says the caller was sent 180 just before (pbxd then saves its ring request).
+    assert steps[stasis].args == "pbxd,${CALLERID(pres)},ringing"
+    assert steps[stasis - 1].app == "Ringing" and steps[stasis - 1].args == ""
     after = steps[stasis + 1 :]
     # The status is checked right after, and callers get a clean failure when pbxd is away.
     assert after[0].app == "GotoIf" and "STASISSTATUS" in after[0].args
@@ -410,6 +412,18 @@ def test_simulator_passes_the_stasis_args_of_the_shipped_dialplan() -> None:
         if s.app == "Stasis"
     }
     assert shipped == {SHIPPED_STASIS_ARGS}
+
+
+def test_simulator_runs_the_shipped_dialplan_after_stasis() -> None:
+    from pbxd.sim.pbx import SHIPPED_TRUNK_DIALPLAN, SHIPPED_TRUNK_LABELS
+
+    ctx = section(load("extensions.conf"), "from-trunk")
+    for steps in dialplan(ctx).values():
+        stasis = [s.app for s in steps].index("Stasis")
+        after = {n: (s.app, s.args) for n, s in enumerate(steps, start=1) if n > stasis + 1}
+        assert after == SHIPPED_TRUNK_DIALPLAN
+        labels = {s.label: n for n, s in enumerate(steps, start=1) if s.label}
+        assert labels == SHIPPED_TRUNK_LABELS
 
 
 def test_systemd_unit_is_type_notify_with_a_watchdog_and_a_reload() -> None:

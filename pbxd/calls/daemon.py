@@ -24,14 +24,17 @@ from pbxd.ari import (
     AriNotFound,
     AriUnprocessable,
     AsteriskInfo,
+    Bridge,
     Channel,
     EndpointStateChange,
     Event,
     StasisStart,
 )
 from pbxd.calls import ids
+from pbxd.calls.bridges import BridgePool
 from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.journal import (
+    Bridged,
     Journal,
     JournalEvent,
     JournalSink,
@@ -138,8 +141,10 @@ class CallDaemon:
     _filter_refusal_logged: bool = False
     roster: Roster = field(init=False)
     plan_guard: PlanGuard | None = field(init=False, default=None)
+    bridges: BridgePool = field(init=False)  # idle mixing bridges the calls share
 
     def __post_init__(self) -> None:
+        self.bridges = BridgePool(self.ari)
         # A store that reads usage (the CDR store) enforces plans; a bare sink cannot.
         if hasattr(self.cdr, "billables_of"):
             self.plan_guard = PlanGuard(self.cdr, self.calls.values)  # type: ignore[arg-type]
@@ -319,7 +324,7 @@ class CallDaemon:
         self.roster.presence.reload(endpoints, watched)
         log.info("presence_loaded", online=len(self.roster.presence.online()), watched=len(watched))
 
-    def _stasis_start(self, event: StasisStart) -> None:
+    def _stasis_start(self, event: StasisStart, *, swept: bool = False) -> None:
         channel = event.channel
         if event.args and event.args[0] == ids.LEG_MARK:
             # A leg of a call this process does not know (left by a previous run): drop it.
@@ -360,7 +365,10 @@ class CallDaemon:
             desk=self.desk,
             roster=self.roster,
             limits=self.plan_guard,
+            bridges=self.bridges,
         )
+        # A caller swept up after a restart may have heard anything since its Ringing().
+        session.caller.ringing = facts.rung_by_dialplan and not swept
         self.claim(channel.id, session)
         self._start(session)
 
@@ -430,6 +438,8 @@ class CallDaemon:
             return
         lost, self.lost_at = self.lost_at, None
         restarted = await self._asterisk_started() if lost is not None else None
+        if restarted is not None and lost is not None and restarted >= lost:
+            self.bridges.forget()  # Asterisk restarted meanwhile: its bridges went with it
         for session in list(self.calls.values()):
             if session.connection < self.connection:
                 session.deliver(Resync(lost_at=_end_of_lost_call(session, lost, restarted)))
@@ -525,7 +535,7 @@ class CallDaemon:
                 log.warning("could not list the app's channels; sweep skipped", status=exc.status)
                 return
             stray = [c for c in app.channel_ids if c not in self._by_channel]
-            bridges = [b for b in app.bridge_ids if ids.call_of_bridge(b) not in self.calls]
+            bridges = [b for b in app.bridge_ids if self._unclaimed_bridge(b)]
             if not stray and not bridges:
                 return
             # A brand-new call's StasisStart may be in flight: let it claim its channel first.
@@ -554,6 +564,10 @@ class CallDaemon:
                     continue
                 await self._sweep_one(channel)
             for bridge_id in bridges:
+                if ids.is_pooled_bridge(bridge_id):
+                    if self._unclaimed_bridge(bridge_id):
+                        await self._adopt_idle_bridge(bridge_id)
+                    continue
                 call_id = ids.call_of_bridge(bridge_id)
                 if call_id is not None and call_id not in self.calls:
                     log.warning("stranded bridge destroyed", bridge=bridge_id)
@@ -564,19 +578,54 @@ class CallDaemon:
         finally:
             self._seen_starting = None
 
+    def _unclaimed_bridge(self, bridge_id: str) -> bool:
+        """A bridge of our app that no call of this run uses and the pool does not hold."""
+        if ids.is_pooled_bridge(bridge_id):
+            used = {session.bridge_id for session in self.calls.values()}
+            return bridge_id not in used and bridge_id not in self.bridges.idle
+        return ids.call_of_bridge(bridge_id) not in self.calls
+
+    async def _adopt_idle_bridge(self, bridge_id: str) -> None:
+        """A pooled bridge a previous run left: idle again if empty, else destroyed (what was
+        in it was swept)."""
+        try:
+            bridge = await self.ari.get_bridge(bridge_id)
+        except AriNotFound:
+            return
+        if bridge.channels:
+            log.warning("stranded bridge destroyed", bridge=bridge_id)
+            await self.bridges.destroy(bridge_id)
+            return
+        await self.bridges.give_back(bridge_id)
+
+    async def _bridge_holding(self, channel_id: str, known: str | None = None) -> Bridge | None:
+        """The bridge Asterisk has `channel_id` in: `known` (the call's journal says) if so,
+        else found among all of them (a bridge calls share has no call's id)."""
+        if known is not None:
+            try:
+                bridge = await self.ari.get_bridge(known)
+            except AriNotFound:
+                pass
+            else:
+                if channel_id in bridge.channels:
+                    return bridge
+        for bridge in await self.ari.list_bridges():
+            if channel_id in bridge.channels:
+                return bridge
+        return None
+
     async def _adopt_bridged_without_record(self, caller: Channel) -> set[str]:
         """Adopt a caller Asterisk has bridged with one of its legs; the ids of what it took.
 
         Its CDR rows were lost (a crash before the batch, a database outage at a stop): the
         call's bridge, its channels and the Stasis arguments of its leg say enough.
         """
-        bridge_id = ids.bridge_id(caller.id)
-        try:
-            bridge = await self.ari.get_bridge(bridge_id)
-        except AriNotFound:
+        bridge = await self._bridge_holding(caller.id)
+        if bridge is None:
             return set()
+        bridge_id = bridge.id
         others = [c for c in bridge.channels if c != caller.id]
-        if caller.id not in bridge.channels or len(others) != 1:
+        if len(others) != 1:
             return set()
         leg = await self._channel(others[0])
         if leg is None or leg.state != "Up":
@@ -648,7 +697,8 @@ class CallDaemon:
                     application=self.ari.app,
                     channel=channel,
                     args=_stasis_args(channel),
-                )
+                ),
+                swept=True,
             )
             return
         log.warning("stranded channel sent back to the dialplan", channel=channel.id)
@@ -696,9 +746,15 @@ class CallDaemon:
         position = replay(events)
         live = [leg for leg in legs if leg.ended_at is None]
         caller_up = caller.state if caller is not None else None
-        bridge_id = ids.bridge_id(record.call_id)
-        winner = await self._bridged_partner(record, legs, bridge_id) if caller_up == "Up" else None
-        if winner is not None:
+        # The bridge the journal names (a shared one), else the call's own (`<call>-bridge`).
+        journaled = [e.bridge for e in events if isinstance(e, Bridged)]
+        bridge_id = journaled[-1] if journaled else ids.bridge_id(record.call_id)
+        bridge = None
+        if caller_up == "Up":
+            bridge = await self._bridge_holding(record.call_id, bridge_id)
+        winner = await self._bridged_partner(record, legs, bridge) if bridge is not None else None
+        if bridge is not None and winner is not None:
+            bridge_id = bridge.id
             log.info("adopting bridged call", call_id=record.call_id, did=record.did)
             # The last CDR batch may not have been committed before the crash: Asterisk's
             # bridge says who answered; the latest moment we know stands in for when.
@@ -727,8 +783,10 @@ class CallDaemon:
         if caller_up is not None:
             await self._hangup_quietly(record.call_id)
         await self._close_legs(live, known)
-        with contextlib.suppress(AriNotFound):  # usually destroyed with its last channel
-            await self.ari.destroy_bridge(bridge_id)
+        # A shared bridge may be another call's by now: the sweep keeps it if empty.
+        if not ids.is_pooled_bridge(bridge_id):
+            with contextlib.suppress(AriNotFound):  # usually destroyed with its last channel
+                await self.ari.destroy_bridge(bridge_id)
         # A caller still there ends now, as we hang it up; one already gone, when last seen.
         end = self.clock.now() if caller_up is not None else known
         record.ended_at = max(end, known)
@@ -761,6 +819,7 @@ class CallDaemon:
             desk=self.desk,
             roster=self.roster,
             limits=self.plan_guard,
+            bridges=self.bridges,
         )
         session.legs_made = max(numbers, default=0)
         return session
@@ -880,13 +939,9 @@ class CallDaemon:
         return session
 
     async def _bridged_partner(
-        self, record: CallRecord, legs: list[LegRecord], bridge_id: str
+        self, record: CallRecord, legs: list[LegRecord], bridge: Bridge
     ) -> LegRecord | None:
         """The leg Asterisk still has in the call's bridge with the caller, both Up."""
-        try:
-            bridge = await self.ari.get_bridge(bridge_id)
-        except AriNotFound:
-            return None
         if record.call_id not in bridge.channels:
             return None
         by_id = {leg.leg_id: leg for leg in legs}
@@ -934,6 +989,8 @@ class CallDaemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.owns is None or self.owns():  # a fenced daemon leaves Asterisk to its peer
+            await self.bridges.drain()
 
 
 async def identify_asterisk(client: AriClient, clock: Clock) -> AsteriskInfo:

@@ -1,12 +1,14 @@
 """Every id pbxd gives Asterisk for a call: its legs, its bridge, its playbacks, its recordings.
 
 One module, so "is this channel ours, and whose?" has one answer. The call id is the inbound
-channel's id (Asterisk's `<epoch>.<seq>`); everything else is derived from it.
+channel's id (Asterisk's `<epoch>.<seq>`); everything else is derived from it, except the
+bridges calls share one after another (`pooled_bridge_id`), found by their channels.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 
 # Stasis arguments of our legs (`appArgs` = `pbxd-leg,<call id>`): a leg's StasisStart is
 # never taken for a call, and Asterisk itself keeps (in the channel's dialplan app_data)
@@ -16,6 +18,7 @@ LEG_MARK = "pbxd-leg"
 # Our outbound legs' channel ids: `<call id>-<n>` (n short: never a UUID's last group).
 _LEG_ID = re.compile(r"^(?P<call>.+)-(?P<n>[0-9]{1,3})$")
 _BRIDGE_SUFFIX = "-bridge"
+_POOLED_PREFIX = "pbxd-bridge-"
 
 
 def leg_id(call_id: str, number: int) -> str:
@@ -58,6 +61,17 @@ def bridge_id(call_id: str) -> str:
 def call_of_bridge(bridge: str) -> str | None:
     """The call id a bridge id belongs to, or None for a bridge that is not one of ours."""
     return bridge.removesuffix(_BRIDGE_SUFFIX) if bridge.endswith(_BRIDGE_SUFFIX) else None
+
+
+def pooled_bridge_id() -> str:
+    """A new id for a bridge calls share one after another (`pbxd.calls.bridges`): its own,
+    never a call's, and unique across restarts and the two daemons of a pair."""
+    return f"{_POOLED_PREFIX}{uuid.uuid4().hex}"
+
+
+def is_pooled_bridge(bridge: str) -> bool:
+    """True for a bridge id made by `pooled_bridge_id`."""
+    return bridge.startswith(_POOLED_PREFIX)
 
 
 def playback_id(call_id: str, number: int) -> str:

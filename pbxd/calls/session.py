@@ -81,6 +81,7 @@ from pbxd.dialplan.tollfraud import leg_refusal
 from pbxd.vocabulary import HangupReason
 
 if TYPE_CHECKING:
+    from pbxd.calls.bridges import BridgePool
     from pbxd.calls.limits import PlanGuard
     from pbxd.calls.steps.base import StepHandler
     from pbxd.calls.steps.voicemail import MessageDesk, NewMessage
@@ -162,6 +163,9 @@ class Caller:
     # Asterisk 22 watches an inbound channel past its StasisEnd (and sends its
     # ChannelDestroyed) only once it originated a leg: then, and only then, wait for it.
     destroyed_follows: bool = False
+    # The dialplan's Ringing() before Stasis, with nothing sent to the caller since: the
+    # first ring step needs no ring request of its own.
+    ringing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +245,7 @@ class CallSession:
     desk: MessageDesk | None = None  # the voicemail back office (None: messages stay on Asterisk)
     roster: Roster = field(default_factory=Roster)  # presence, do-not-disturb, strategy memory
     limits: PlanGuard | None = None  # the plans of the numbers calls use (None: not enforced)
+    bridges: BridgePool | None = None  # idle bridges to take (None: a bridge of its own)
     plan_warned: bool = False  # the caller heard that the plan's minutes run out
     on_finished: Callable[[CallSession], Awaitable[None] | None] | None = None
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
@@ -591,6 +596,9 @@ class CallSession:
 
     async def ring_caller(self) -> AriError | None:
         """Indicate ringing to the caller (not answered); the error if it is gone."""
+        if self.caller.ringing:
+            self.caller.ringing = False  # a later ring step rings again, as without it
+            return None
         return await self.try_caller_request(self.ari.ring(self.caller.channel_id))
 
     async def answer_caller(self, by: str | None, at: datetime | None = None) -> bool:
@@ -600,6 +608,7 @@ class CallSession:
         clock), else now. A caller pbxd answered already (a greeting) is not answered twice.
         """
         answered = self.record.answered_at is not None
+        self.caller.ringing = False
         if not answered and not await self.caller_request(self.ari.answer(self.caller.channel_id)):
             return False
         self.journal.add(CallerAnswered(at or self.clock.now(), by))
@@ -700,13 +709,7 @@ class CallSession:
         leg is dialled anyway: the caller then hears our ringing indication only)."""
         try:
             if self.bridge_id is None:
-                bridge = await self.ari.create_bridge(
-                    bridge_type="mixing",
-                    bridge_id=ids.bridge_id(self.call_id),
-                    name=f"pbxd {self.did}",
-                )
-                self.bridge_id = bridge.id
-                await self.ari.add_channel(bridge.id, [self.caller.channel_id, leg.channel_id])
+                await self._bridge([self.caller.channel_id, leg.channel_id])
             else:
                 await self.ari.add_channel(self.bridge_id, [leg.channel_id])
         except AriError as exc:
@@ -764,28 +767,54 @@ class CallSession:
             self._watch_plan(leg)
             return True
         try:
-            bridge = await self.ari.create_bridge(
-                bridge_type="mixing",
-                bridge_id=ids.bridge_id(self.call_id),
-                name=f"pbxd {self.did}",
-            )
-            self.bridge_id = bridge.id
             # Neither side's identity crosses the bridge: the caller never learns the target's
             # real number (COLP from its 200 OK), and the target keeps what its policy showed.
-            await self.ari.add_channel(
-                bridge.id,
-                [self.caller.channel_id, leg.channel_id],
-                inhibit_connected_line_updates=True,
+            bridge_id = await self._bridge(
+                [self.caller.channel_id, leg.channel_id], inhibit_connected_line_updates=True
             )
         except AriError as exc:
             log.warning("bridging failed", status=exc.status, message=exc.message)
             await self.end_everything(HangupReason.NORMAL)
             return False
         self.to(CallState.BRIDGED)
-        self.journal.add(Bridged(self.clock.now(), bridge.id, leg.channel_id))
+        self.journal.add(Bridged(self.clock.now(), bridge_id, leg.channel_id))
         self.note(f"bridged caller with {leg.plan.target}")
         self._watch_plan(leg)
         return True
+
+    async def _bridge(
+        self, channel_ids: list[str], *, inhibit_connected_line_updates: bool | None = None
+    ) -> str:
+        """Put channels in the call's bridge (`bridge_id`, set as soon as it exists): an idle
+        one of the pool, else a new one."""
+        pooled = self.bridges.take() if self.bridges is not None else None
+        if pooled is not None:
+            self.bridge_id = pooled
+            try:
+                await self.ari.add_channel(
+                    pooled,
+                    channel_ids,
+                    inhibit_connected_line_updates=inhibit_connected_line_updates,
+                )
+                return pooled
+            except AriNotFound:  # 404 is the bridge's: destroyed behind our back
+                log.info("pooled bridge gone", bridge=pooled)
+                self.bridge_id = None
+        if self.bridges is not None:
+            self.bridge_id = await self.bridges.create()
+        else:
+            bridge = await self.ari.create_bridge(
+                bridge_type="mixing",
+                bridge_id=ids.bridge_id(self.call_id),
+                name=f"pbxd {self.did}",
+            )
+            self.bridge_id = bridge.id
+        await self.ari.add_channel(
+            self.bridge_id,
+            channel_ids,
+            inhibit_connected_line_updates=inhibit_connected_line_updates,
+        )
+        return self.bridge_id
 
     async def _leg_gone(self, leg: Leg, cause: int | None, at: datetime | None = None) -> None:
         if leg.state is LegState.ENDED:
@@ -819,6 +848,7 @@ class CallSession:
         """
         self.playbacks_made += 1
         playback = ids.playback_id(self.call_id, self.playbacks_made)
+        self.caller.ringing = False  # early media from now on: ringing is indicated anew
 
         async def request() -> None:
             await self.ari.play_with_id(self.caller.channel_id, playback, list(media))
@@ -910,14 +940,20 @@ class CallSession:
                 else []
             ),
         )
-        await self._destroy_bridge()
+        if self.bridges is None:  # a pooled bridge waits for every channel to be gone
+            await self._destroy_bridge()
         self.arm("end_grace", END_GRACE_SECONDS)
         await self._maybe_finish()
 
-    async def _destroy_bridge(self) -> None:
+    async def _destroy_bridge(self, *, emptied: bool = False) -> None:
+        """Done with the call's bridge: back to the pool if Asterisk confirmed every channel of
+        the call gone (`emptied`: nothing is left in it), else destroyed."""
         if self.bridge_id is None:
             return
         bridge_id, self.bridge_id = self.bridge_id, None
+        if emptied and self.bridges is not None and ids.is_pooled_bridge(bridge_id):
+            await self.bridges.give_back(bridge_id)
+            return
         with contextlib.suppress(AriNotFound):  # already gone with its last channel
             await self.ari.destroy_bridge(bridge_id)
 
@@ -981,10 +1017,12 @@ class CallSession:
             return
         if any(leg.state is not LegState.ENDED for leg in self.legs):
             return
-        await self._finish()
+        await self._finish(emptied=True)
 
-    async def _finish(self, why: CallEnd = CallEnd.NORMAL, at: datetime | None = None) -> None:
-        await self._destroy_bridge()
+    async def _finish(
+        self, why: CallEnd = CallEnd.NORMAL, at: datetime | None = None, *, emptied: bool = False
+    ) -> None:
+        await self._destroy_bridge(emptied=emptied)
         ended_at = at or self.clock.now()
         self.journal.add(CallEnded(ended_at, self.caller.cause, why))
         if self.winner is not None:

@@ -196,6 +196,7 @@ async def _place_calls(
             app=config.settings.ari_app,
             presentation=call.presentation,
             stasis_args=SHIPPED_STASIS_ARGS,  # as asterisk-conf/extensions.conf passes them
+            ringing=True,  # ... after its Ringing()
             script=call.script,
         )
         placed[channel_id] = call

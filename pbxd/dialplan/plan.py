@@ -51,6 +51,9 @@ from pbxd.vocabulary import HangupReason
 # The first Stasis argument of a call a softphone places (`Stasis(pbxd,outbound,...)`):
 # the dialplan says which way a call goes, pbxd never guesses it from the channel.
 OUTBOUND_MARK = "outbound"
+# The second Stasis argument of an inbound call whose dialplan ran Ringing() just before
+# (`Stasis(pbxd,${CALLERID(pres)},ringing)`): the caller hears ringing already.
+RINGING_MARK = "ringing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ class CallFacts:
     """What Asterisk tells us about an inbound call when it enters Stasis.
 
     `stasis_args` are StasisStart's `args`: the shipped dialplan passes the caller's
-    presentation first (`Stasis(pbxd,${CALLERID(pres)})`); none means allowed.
+    presentation first (`Stasis(pbxd,${CALLERID(pres)},ringing)`); none means allowed.
     """
 
     channel_id: str
@@ -73,6 +76,12 @@ class CallFacts:
     def presentation(self) -> Presentation:
         """The caller's presentation (CALLERID(pres)), as the dialplan passed it."""
         return presentation_of_stasis_args(self.stasis_args)
+
+    @property
+    def rung_by_dialplan(self) -> bool:
+        """True when the dialplan indicated ringing (Ringing()) before handing the call over."""
+        args = self.stasis_args
+        return len(args) >= 2 and args[0] != OUTBOUND_MARK and args[1] == RINGING_MARK
 
 
 class RejectWhy(StrEnum):

@@ -71,21 +71,22 @@ PLAYBACK_START_DELAY = 0.001
 MAX_ENDED_CHANNELS = 10_000
 # What a dialplan Playback() of a sound the simulator does not have lasts, in virtual seconds.
 DEFAULT_SOUND_SECONDS = 1.0
-# The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution.
-SHIPPED_STASIS_ARGS = ("${CALLERID(pres)}",)
+# The Stasis() arguments of the shipped asterisk-conf/extensions.conf, before substitution
+# (its Ringing() just before Stasis() is `inbound_call(..., ringing=True)`).
+SHIPPED_STASIS_ARGS = ("${CALLERID(pres)}", "ringing")
 # ... and of its [from-softphones] context, where softphones call out.
 SHIPPED_OUTBOUND_STASIS_ARGS = ("outbound", "${CALLERID(pres)}")
 # The priorities after Stasis() of every extension of the shipped [from-trunk] (priority:
 # application, data), and its labels: what `continue` can send a caller back to.
 SHIPPED_TRUNK_DIALPLAN: dict[int, tuple[str, str]] = {
-    3: ("GotoIf", '$["${STASISSTATUS}" = "SUCCESS"]?done'),
-    4: ("Log", "WARNING,pbxd unavailable (STASISSTATUS=${STASISSTATUS}) for call to ${EXTEN}"),
-    5: ("Progress", ""),
-    6: ("Playback", "all-circuits-busy-now,noanswer"),
-    7: ("Congestion", "5"),
-    8: ("Hangup", ""),
+    4: ("GotoIf", '$["${STASISSTATUS}" = "SUCCESS"]?done'),
+    5: ("Log", "WARNING,pbxd unavailable (STASISSTATUS=${STASISSTATUS}) for call to ${EXTEN}"),
+    6: ("Progress", ""),
+    7: ("Playback", "all-circuits-busy-now,noanswer"),
+    8: ("Congestion", "5"),
+    9: ("Hangup", ""),
 }
-SHIPPED_TRUNK_LABELS = {"unavailable": 4, "done": 8}
+SHIPPED_TRUNK_LABELS = {"unavailable": 5, "done": 9}
 SHIPPED_TRUNK_CONTEXT = "from-trunk"
 # Congestion(5): how long it waits for the far end to hang up an answered call.
 CONGESTION_WAIT = 5.0
@@ -324,13 +325,16 @@ class SimPbx:
         presentation: int = PRES_ALLOWED_NOT_SCREENED,
         stasis_args: Sequence[str] = (),
         script: PeerScript | None = None,
+        ringing: bool = False,
     ) -> SimChannel:
         """An INVITE from the carrier on `trunk`: dialplan `from-trunk` sends it to Stasis(app).
 
         `presentation`: the caller's, as chan_pjsip reads it (PAI with `Privacy: id` ->
         prohib_not_screened). `stasis_args`: the dialplan's Stasis() arguments after the app,
         `${CALLERID(...)}`/`${EXTEN}` substituted as pbx_substitute_variables would; none by
-        default, as in the captures (plain `Stasis(pbxd)`).
+        default, as in the captures (plain `Stasis(pbxd)`). `ringing`: the dialplan runs
+        Ringing() first (the shipped one does): 180 before Stasis, with no event (the app does
+        not watch the channel yet, and chan_pjsip leaves an inbound channel's state at Ring).
         """
         endpoint = self.endpoint("PJSIP", trunk)
         if endpoint is None:
@@ -350,7 +354,7 @@ class SimPbx:
             via_dialplan=True,
             script=script or PeerScript(dtmf=dtmf, dtmf_after=dtmf_after),
             stasis_only=self.stasis_only_subscriptions,
-            sip_responses=[SIP_TRYING],
+            sip_responses=[SIP_TRYING, SIP_RINGING] if ringing else [SIP_TRYING],
         )
         chan.apps[app] = None
         self._register(chan)

@@ -276,6 +276,7 @@ class AriSimulator:
         presentation: int = PRES_ALLOWED_NOT_SCREENED,
         stasis_args: Sequence[str] = (),
         script: PeerScript | None = None,
+        ringing: bool = False,
     ) -> str:
         """A call from the carrier to `did` enters Stasis(app); returns the channel id.
 
@@ -286,7 +287,8 @@ class AriSimulator:
         PRES_PROHIB_NOT_SCREENED for a withheld number); `stasis_args` the dialplan's Stasis()
         arguments after the app, e.g. SHIPPED_STASIS_ARGS (none: plain `Stasis(pbxd)`).
         `script` says what the caller does once answered (`keys`, `talk` into a recording);
-        it replaces `dtmf`/`dtmf_after` when given.
+        it replaces `dtmf`/`dtmf_after` when given. `ringing`: the dialplan runs Ringing()
+        before Stasis() (the shipped one does; 180 sent, no event).
         """
         chan = self.pbx.inbound_call(
             did,
@@ -300,6 +302,7 @@ class AriSimulator:
             presentation=presentation,
             stasis_args=stasis_args,
             script=script,
+            ringing=ringing,
         )
         return chan.id
 

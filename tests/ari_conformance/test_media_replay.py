@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from pbxd.sim import SHIPPED_STASIS_ARGS
-
 from .captures import captures_dir, load_capture, media_capture_names
 from .replay import Bind, Do, IncomingCall, Register, Scenario, Sleep, Step, When
 from .swagger import Swagger
@@ -22,6 +20,8 @@ pytestmark = pytest.mark.skipif(
     not (captures_dir() / "media").is_dir(), reason="media captures not available"
 )
 
+# The lab's dialplan when these traces were recorded: Stasis(pbxd,${CALLERID(pres)}), no Ringing().
+LAB_STASIS_ARGS = ("${CALLERID(pres)}",)
 PROMPT_MENU = {"media": "sound:pbxd-prompt-menu"}
 WELCOME = {"media": "sound:pbxd-prompt-welcome"}
 
@@ -38,7 +38,7 @@ IVR_MENU_DTMF = Scenario(
         IncomingCall(
             did="+33170000002",
             trunk="trunk-info",
-            stasis_args=SHIPPED_STASIS_ARGS,
+            stasis_args=LAB_STASIS_ARGS,
             hangup_after=6.016,
             keys=((1.506, "2"), (5.01, "#")),
         ),
@@ -79,7 +79,7 @@ IVR_MENU_DTMF = Scenario(
 EARLY_MEDIA_PLAYBACK = Scenario(
     capture="media/early_media_playback",
     steps=(
-        IncomingCall(did="+33170000004", stasis_args=SHIPPED_STASIS_ARGS),
+        IncomingCall(did="+33170000004", stasis_args=LAB_STASIS_ARGS),
         When("StasisStart", "caller"),
         Bind("playback1", "early-{caller}"),
         Do("POST", play("caller", "playback1"), WELCOME),
@@ -90,7 +90,7 @@ EARLY_MEDIA_PLAYBACK = Scenario(
         Do("DELETE", "/channels/{caller}", {"reason": "normal"}),
         When("StasisEnd", "caller"),
         Sleep(1.6),
-        IncomingCall(did="+33170000004", stasis_args=SHIPPED_STASIS_ARGS, role="leg1"),
+        IncomingCall(did="+33170000004", stasis_args=LAB_STASIS_ARGS, role="leg1"),
         When("StasisStart", "leg1"),
         Do("POST", "/channels/{leg1}/progress"),
         Sleep(0.3),
@@ -124,7 +124,7 @@ VOICEMAIL_RECORD = Scenario(
         IncomingCall(
             did="+33170000003",
             trunk="trunk-info",
-            stasis_args=SHIPPED_STASIS_ARGS,
+            stasis_args=LAB_STASIS_ARGS,
             hangup_after=7.017,
             keys=((4.006, "#"), (5.506, "5")),
             talk=6.5,
@@ -179,7 +179,7 @@ SCREENING_PRESS1 = Scenario(
         "PJSIP/dave": {"answer_after": 1.0, "dtmf": "1", "dtmf_after": 1.0, "hangup_after": 2.5}
     },
     steps=(
-        IncomingCall(did="+33170000005", stasis_args=SHIPPED_STASIS_ARGS),
+        IncomingCall(did="+33170000005", stasis_args=LAB_STASIS_ARGS),
         When("StasisStart", "caller"),
         Do("POST", "/channels/{caller}/ring"),
         Do("POST", "/channels/create", create("PJSIP/dave"), save="leg1"),
@@ -208,7 +208,7 @@ SNOOP_WHISPER = Scenario(
     codecs=MEDIA_LAB_CODECS,
     peers={"PJSIP/alice": {"answer_after": 1.0}},
     steps=(
-        IncomingCall(did="+33170000006", stasis_args=SHIPPED_STASIS_ARGS, hangup_after=7.021),
+        IncomingCall(did="+33170000006", stasis_args=LAB_STASIS_ARGS, hangup_after=7.021),
         When("StasisStart", "caller"),
         Do("POST", "/channels/{caller}/ring"),
         Do("POST", "/bridges", {"type": "mixing"}, save="bridge1"),

@@ -43,7 +43,7 @@ from pbxd.cdr.store import CdrStore  # noqa: E402
 from pbxd.clock import VirtualClock  # noqa: E402
 from pbxd.config.compile import compile_config  # noqa: E402
 from pbxd.config.model import Config  # noqa: E402
-from pbxd.sim import AriSimulator  # noqa: E402
+from pbxd.sim import SHIPPED_STASIS_ARGS, AriSimulator  # noqa: E402
 from tests.ari_conformance.swagger import Swagger, validate_run  # noqa: E402
 
 USER, SECRET, APP = "pbxd", "pbxd-secret", "pbxd"
@@ -303,9 +303,18 @@ class CallLab:
         *,
         trunk: str = "trunk-in",
         hangup_after: float | None = None,
+        shipped_dialplan: bool = False,
     ) -> str:
+        """A call from the carrier; `shipped_dialplan`: through asterisk-conf's Ringing() and
+        Stasis(pbxd,${CALLERID(pres)},ringing) instead of a plain Stasis(pbxd)."""
         return await self.sim.inbound_call(
-            did, caller, name, trunk=trunk, hangup_after=hangup_after
+            did,
+            caller,
+            name,
+            trunk=trunk,
+            hangup_after=hangup_after,
+            stasis_args=SHIPPED_STASIS_ARGS if shipped_dialplan else (),
+            ringing=shipped_dialplan,
         )
 
     async def settle(self, within: float = SETTLE_SECONDS) -> None:
@@ -333,7 +342,12 @@ class CallLab:
 
     def assert_nothing_leaked(self) -> None:
         assert self.sim.channels == [], "leaked channels"
-        assert self.sim.bridges == [], "leaked bridges"
+        # Empty bridges the daemon keeps for the next calls are not leaks; any other is.
+        service = self.service
+        daemon = service.daemon if service is not None else None
+        idle = set(daemon.bridges.idle) if daemon is not None else set()
+        left = [b.id for b in self.sim.bridges if b.channels or b.id not in idle]
+        assert left == [], "leaked bridges"
 
     def timeline(self, call_id: str) -> str:
         """The daemon's own history of a finished call, for assertion messages."""

@@ -185,12 +185,14 @@ async def test_callee_hangs_up_first(logs: list[dict[str, Any]], lab: CallLab) -
     call = entry.call
     assert call.disposition is Disposition.ANSWERED
     assert call.answered_by == "alice"
-    # The daemon hung the caller up normally once alice left; the bridge went with it.
+    # The daemon hung the caller up normally once alice left; the bridge, empty, waits idle
+    # for the next call.
     assert lab.final_cause(call_id) == 16
     assert call.hangup_cause == 16
     assert causes(entry) == [("alice", 16), ("bob", 26), ("dave", 26)]
-    assert lab.sim.bridge(bridge_id) is None
-    assert [r["status"] for r in lab.requests("DELETE", f"/bridges/{bridge_id}")] in ([204], [])
+    bridge = lab.sim.bridge(bridge_id)
+    assert bridge is not None and bridge.channels == [] and lab.daemon.bridges.idle == [bridge_id]
+    assert lab.requests("DELETE", f"/bridges/{bridge_id}") == []
     assert about(call.billsec, 3)
     legs = legs_by_target(entry)
     assert legs["alice"].ended_at is not None and call.ended_at is not None
@@ -446,6 +448,7 @@ async def test_describe_prints_each_call_and_its_legs(lab: CallLab) -> None:
     bridged = str(lab.daemon.calls[call_id]).splitlines()
     assert bridged[0].endswith(": bridged, route hunt (hunt)")
     assert bridged[2] == "  leg bob [PJSIP/bob]: answered"
-    assert bridged[-1] == f"  bridge {call_id}-bridge"
+    assert bridged[-1] == f"  bridge {lab.daemon.calls[call_id].bridge_id}"
+    assert bridged[-1].startswith("  bridge pbxd-bridge-")
     await lab.finish(call_id)
     assert lab.daemon.describe() == "no call in progress"

@@ -152,6 +152,26 @@ async def test_greeting_before_ringing_is_early_media(
     assert_no_errors(logs)
 
 
+async def test_ringing_after_a_greeting_is_indicated_even_after_the_dialplans(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The shipped dialplan sent 180 before Stasis; the greeting's early media came after it,
+    # so the ring step indicates ringing again (as it does without the dialplan's Ringing()).
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
+    call_id = await lab.call(GREETED, hangup_after=8, shipped_dialplan=True)
+    entry = await lab.finish(call_id)
+    assert entry.call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    caller = [
+        str(r["path"]).split("/")[3]
+        for r in lab.sim.rest_log
+        if str(r["path"]).startswith(f"/channels/{call_id}/")
+    ]
+    assert caller == ["play", "ring", "answer"]
+    chan = lab.sim.channel_history(call_id)
+    assert chan is not None and chan.sip_responses == [100, 180, 183, 183, 200]
+    assert_no_errors(logs)
+
+
 async def test_greeting_after_answering(logs: list[dict[str, Any]], lab: CallLab) -> None:
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1))
     call_id = await lab.call(GREETED_ANSWERED, hangup_after=8)

@@ -44,6 +44,7 @@ async def incoming(
         hangup_after=hangup_after,
         presentation=presentation,
         stasis_args=stasis_args,
+        ringing=tuple(stasis_args) == SHIPPED_STASIS_ARGS,  # the shipped Ringing() with it
     )
 
 

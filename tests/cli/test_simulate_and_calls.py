@@ -34,6 +34,7 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         "=> voicemail",  # the plan used up: voicemail instead of the mobile
         "=> answered by +33145678900",  # alice calls out as the reception number
         "=> rejected",  # alice dials Germany: outside the allowlist
+        "=> answered by +33145678900",  # call through: the sales rep's mobile, as the reception
         *[f"=> answered by {agent}" for agent in ["dave", "erin", "frank"] * 3 + ["dave"]],
         "=> answered by carol",  # support again: carol registered at noon
         "=> voicemail",  # after hours
@@ -48,7 +49,8 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
     assert "plan limit: forwarded minutes of plan 'starter' used up" in out
     assert "outgoing call from alice to +33145678900, presenting +33170000001" in out
     assert "+49301234567 is outside the allowed destinations (+33) (hangup: cause 52)" in out
-    assert "24 call(s) recorded" in out
+    assert "call through: +33145678900, presenting +33170000001" in out
+    assert "25 call(s) recorded" in out
 
     assert main(["usage", "09 72 10 00 02", "--period", "2026-12", "--database", db]) == 0
     table = capsys.readouterr().out
@@ -67,7 +69,8 @@ def test_shipped_scenario_then_call_logs(example: Path, capsys: pytest.CaptureFi
         0,
         36000,
     )
-    assert 30 <= used["outbound_seconds"] <= 45  # alice's call: 45 s, less the ringing
+    # alice's call (45 s, less the ringing) and the call through (40 s, from the access answer)
+    assert 70 <= used["outbound_seconds"] <= 85
     assert main(["usage", "01 70 00 00 01", "--period", "2026-11", "--database", db]) == 0
     assert re.search(r"^total\s+0:00\s+0:00$", capsys.readouterr().out, re.MULTILINE)
     assert main(["usage", "01 70 00 00 01", "--period", "2026-13", "--database", db]) == 1
@@ -176,9 +179,10 @@ def test_calls_filters_by_local_dates(example: Path, capsys: pytest.CaptureFixtu
         main(["calls", "0170000001", "--database", db, "--since", "2000-01-01", "--format", "json"])
         == 0
     )
-    # Three calls to the reception, two calls alice made presenting it (its call log has both).
+    # Three calls to the reception, two calls alice made presenting it and the sales rep's
+    # call through (its call log has them all).
     logged = json.loads(capsys.readouterr().out)
-    assert sorted(c["direction"] for c in logged) == ["inbound"] * 3 + ["outbound"] * 2
+    assert sorted(c["direction"] for c in logged) == ["inbound"] * 3 + ["outbound"] * 3
     assert (
         main(["calls", "0170000001", "--database", db, "--since", "2026-12-02", "--format", "json"])
         == 0

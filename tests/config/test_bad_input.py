@@ -446,4 +446,4 @@ def test_absurdly_long_number(edit: Edit, capsys: pytest.CaptureFixture[str]) ->
     edit("sip-trunks.yaml", "- number: 020 7946 0123", "- number: +44" + "1" * 5000)
     status, err, _ = check(capsys)
     assert status == 1
-    assert f"sip-trunks.yaml:43:17: error: '+44{'1' * 37}…' is not a phone number" in err
+    assert f"sip-trunks.yaml:44:17: error: '+44{'1' * 37}…' is not a phone number" in err

@@ -22,7 +22,7 @@ def test_shipped_example_is_valid(example: Path, capsys: pytest.CaptureFixture[s
     status, err, out = check(capsys)
     assert status == 0
     assert err == []
-    assert out.strip() == ("pbxd.yaml: OK: 19 numbers (1 block), 9 routes, 10 targets, 2 trunks")
+    assert out.strip() == ("pbxd.yaml: OK: 20 numbers (1 block), 9 routes, 10 targets, 2 trunks")
 
 
 # (file, old text, new text, the diagnostic line expected)
@@ -66,7 +66,7 @@ BROKEN = [
         "sip-trunks.yaml",
         "- number: 020 7946 0123",
         "- number: +44 20 7946 01",
-        "sip-trunks.yaml:43:17: error: '+44 20 7946 01' is not a valid number for GB",
+        "sip-trunks.yaml:44:17: error: '+44 20 7946 01' is not a valid number for GB",
         id="invalid-e164-number",
     ),
     pytest.param(
@@ -223,7 +223,7 @@ BROKEN = [
         "sip-trunks.yaml",
         "  carrier-uk:\n",
         "  carrier-uk: yes\n  carrier-gb:\n",
-        "sip-trunks.yaml:34:3: error: a trunk must be a mapping (key: value), not true",
+        "sip-trunks.yaml:35:3: error: a trunk must be a mapping (key: value), not true",
         id="trunk-not-a-mapping",
     ),
     pytest.param(
@@ -237,14 +237,14 @@ BROKEN = [
         "sip-trunks.yaml",
         "    inbound_endpoint: trunk-uk\n",
         "",
-        "sip-trunks.yaml:34:3: error: missing required key 'inbound_endpoint'",
+        "sip-trunks.yaml:35:3: error: missing required key 'inbound_endpoint'",
         id="missing-required-key",
     ),
     pytest.param(
         "sip-trunks.yaml",
         "timezone: Europe/London",
         "timezone: Europe/Londn",
-        "sip-trunks.yaml:41:15: error: unknown time zone 'Europe/Londn' "
+        "sip-trunks.yaml:42:15: error: unknown time zone 'Europe/Londn' "
         "(did you mean 'Europe/London'?)",
         id="unknown-time-zone",
     ),
@@ -306,7 +306,7 @@ def test_unrouted_inventory_number_is_a_warning(
         "its calls will be rejected"
     ]
     assert out.strip().endswith(
-        "20 numbers (1 block), 9 routes, 10 targets, 2 trunks, 1 warning(s)"
+        "21 numbers (1 block), 9 routes, 10 targets, 2 trunks, 1 warning(s)"
     )
 
 

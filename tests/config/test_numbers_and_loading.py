@@ -43,7 +43,7 @@ def test_numbers_table_lists_the_example(example: Path, capsys: pytest.CaptureFi
     ]
     ported = next(line for line in lines if "+33170000105" in line)
     assert ported.split()[7:11] == ["porting", "2026-12-15", "acme-direct", "direct-lines"]
-    assert lines[-1] == "19 numbers"
+    assert lines[-1] == "20 numbers"
 
 
 def test_numbers_json_filters_by_status_and_trunk(

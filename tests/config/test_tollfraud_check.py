@@ -135,7 +135,7 @@ def test_dialling_out_through_another_trunks_endpoint_is_a_warning(
     status, err, _ = check(capsys)
     assert status == 0
     assert err == [
-        "sip-trunks.yaml:37:11: warning: trunk 'carrier-uk' dials out through 'trunk-in', "
+        "sip-trunks.yaml:38:11: warning: trunk 'carrier-uk' dials out through 'trunk-in', "
         "the inbound endpoint of trunk 'carrier-fr'"
     ]
 

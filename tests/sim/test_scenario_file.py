@@ -68,6 +68,7 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
         ("+33972100002", "+33677000002", "trunk-in"),  # ... voicemail
         ("0145678900", "alice", "alice"),  # alice calls out: the number as she dialled it
         ("+49301234567", "alice", "alice"),  # outside the allowlist
+        ("+33170000040", "+33781234567", "trunk-in"),  # call through from the sales mobile
         *[("+33170000011", f"+336200000{n:02d}", "trunk-in") for n in range(1, 11)],
         ("+33972100001", "+33478000002", "trunk-in"),
         ("+33170000001", "+33655443322", "trunk-in"),
@@ -81,7 +82,9 @@ def test_shipped_scenario_is_clean(config: Config) -> None:
     # The customer alice calls: its carrier sends early media, then it answers.
     assert scenario.peers["+33145678900"] == PeerScript(answer_after=3.0, progress_after=1.0)
     talks = [c.talk for c in scenario.calls]
-    assert talks == [None, 12.0, *[None] * 6, 6.0, *[None] * 13, 8.0, 1.0]
+    assert talks == [None, 12.0, *[None] * 6, 6.0, *[None] * 14, 8.0, 1.0]
+    # The call through keys its PIN, then the number it calls.
+    assert scenario.calls[11].keys == ((1.0, "4321#"), (4.0, "0145678900#"))
     # carol's laptop: closed at first, registered at noon, asleep at half past.
     assert scenario.registered == {"PJSIP/carol": False}
     assert [(p.at, p.endpoint, p.online) for p in scenario.presence] == [

@@ -60,10 +60,10 @@ async def test_unavailable_label_plays_then_congestion_34(
     )
     dialplan = [e["channel"]["dialplan"] for e in mine if e["type"] == "ChannelDialplan"]
     assert [(d["context"], d["exten"], d["priority"]) for d in dialplan] == [
-        ("from-trunk", DID, 4),
         ("from-trunk", DID, 5),
         ("from-trunk", DID, 6),
         ("from-trunk", DID, 7),
+        ("from-trunk", DID, 8),
     ]
     assert sim.channel(caller) is None
 
@@ -74,8 +74,8 @@ async def test_answered_caller_hears_congestion_then_normal_clearing(
     caller = await sim.inbound_call(DID, CALLER)
     await events.next("StasisStart", caller)
     assert await ari.post(f"/channels/{caller}/answer") == (204, None)
-    # The label wins over the priority (8 would be Hangup()).
-    assert await ari.post(f"/channels/{caller}/continue", label="unavailable", priority="8") == (
+    # The label wins over the priority (9 would be Hangup()).
+    assert await ari.post(f"/channels/{caller}/continue", label="unavailable", priority="9") == (
         204,
         None,
     )
@@ -102,10 +102,10 @@ async def test_done_label_and_next_priority_hang_up_normally(
         ("ChannelHangupRequest", (("cause", 16), ("soft", True)), "Ring"),
         ("ChannelDestroyed", (("cause", 16), ("cause_txt", "Normal Clearing")), "Ring"),
     ]
-    # Priority 3 is the GotoIf: STASISSTATUS is SUCCESS, so it jumps to `done`.
+    # Priority 4 is the GotoIf: STASISSTATUS is SUCCESS, so it jumps to `done`.
     gotoif = await sim.inbound_call(DID, CALLER)
     await events.next("StasisStart", gotoif)
-    assert await ari.post(f"/channels/{gotoif}/continue", priority="3") == (204, None)
+    assert await ari.post(f"/channels/{gotoif}/continue", priority="4") == (204, None)
     await events.next("ChannelDestroyed", gotoif)
     apps = [
         (e["dialplan_app"], e["dialplan_app_data"])

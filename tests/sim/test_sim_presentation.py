@@ -47,11 +47,16 @@ async def test_the_shipped_dialplan_passes_callerid_pres(
     sim: AriSimulator, events: EventReader, presentation: int, expected: str
 ) -> None:
     caller = await sim.inbound_call(
-        DID, CALLER_NUM, "Jean", presentation=presentation, stasis_args=SHIPPED_STASIS_ARGS
+        DID,
+        CALLER_NUM,
+        "Jean",
+        presentation=presentation,
+        stasis_args=SHIPPED_STASIS_ARGS,
+        ringing=True,
     )
     start = await events.next("StasisStart", caller)
-    assert start["args"] == [expected]
-    assert start["channel"]["dialplan"]["app_data"] == f"pbxd,{expected}"
+    assert start["args"] == [expected, "ringing"]
+    assert start["channel"]["dialplan"]["app_data"] == f"pbxd,{expected},ringing"
     # A withheld caller's number is still the real one (carrier PAI + Privacy: id).
     assert start["channel"]["caller"] == {"name": "Jean", "number": CALLER_NUM}
 
@@ -59,9 +64,9 @@ async def test_the_shipped_dialplan_passes_callerid_pres(
 async def test_a_caller_with_no_identity_is_unavailable(
     sim: AriSimulator, events: EventReader
 ) -> None:
-    caller = await sim.inbound_call(DID, "", "", stasis_args=SHIPPED_STASIS_ARGS)
+    caller = await sim.inbound_call(DID, "", "", stasis_args=SHIPPED_STASIS_ARGS, ringing=True)
     start = await events.next("StasisStart", caller)
-    assert start["args"] == ["unavailable"]
+    assert start["args"] == ["unavailable", "ringing"]
 
 
 async def test_stasis_args_are_substituted_and_split_as_the_dialplan_does(
