@@ -20,6 +20,11 @@ from pbxd.cdr.store import CdrStore
 from pbxd.sim import AriSimulator, PeerScript
 from tests.classic_example import open_round_the_clock
 
+# Real processes on a shared machine: waits are generous (a loaded machine is slow, never
+# wrong; importing pbxd alone took 15 s at load 12), so only a wedged daemon fails them.
+PATIENCE = 60.0
+pytestmark = pytest.mark.timeout(300)
+
 
 async def start_daemon(
     example: Path, url: str, db: str, **extra_env: str
@@ -47,7 +52,7 @@ async def start_daemon(
 
 async def stop_daemon(process: asyncio.subprocess.Process) -> str:
     process.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(PATIENCE):
         _, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     return err.decode()
@@ -56,7 +61,7 @@ async def stop_daemon(process: asyncio.subprocess.Process) -> str:
 async def read_until(
     process: asyncio.subprocess.Process,
     found: Callable[[dict[str, object]], bool],
-    seconds: float = 20.0,
+    seconds: float = PATIENCE,
 ) -> list[dict[str, object]]:
     """The daemon's stderr JSON lines up to and including the first one `found` accepts."""
     assert process.stderr is not None
@@ -69,7 +74,7 @@ async def read_until(
     return lines
 
 
-async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], bool], seconds: float = PATIENCE) -> None:
     """Poll the simulator's state (it offers no event for these conditions)."""
     async with asyncio.timeout(seconds):
         while not predicate():  # noqa: ASYNC110
@@ -102,7 +107,7 @@ async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Pa
     first = await start_daemon(example, url, db)
     second = first
     try:
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(PATIENCE):
             await sim.wait_connected("pbxd")
         caller = await sim.inbound_call("+33170000001", "+33612000001", "Jean")
         await wait_for(lambda: any(len(b.channels) == 2 for b in sim.bridges))
@@ -117,7 +122,7 @@ async def test_run_stops_on_sigterm_and_the_next_run_adopts_the_call(example: Pa
         [alice] = [c for c in bridge.channels if c != caller]
         restart = len(sim.rest_log)
         second = await start_daemon(example, url, db)
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(PATIENCE):
             await sim.wait_connected("pbxd")
         # Hang up only once adopted (a hangup before would be a call that ended meanwhile).
         early = await read_until(second, lambda line: line.get("event") == "call adopted")
@@ -175,7 +180,7 @@ async def test_run_retries_an_unreachable_asterisk_then_stops_on_sigterm(
     process = await start_daemon(example, url, f"sqlite:///{example / 'cdr.db'}")
     assert process.stderr is not None
     lines: list[dict[str, object]] = []
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(PATIENCE):
         while sum(e["event"] == "ari_events_retry" for e in lines) < 3:
             lines.append(json.loads(await process.stderr.readline()))
     err = await stop_daemon(process)  # SIGTERM during the backoff: exit 0
@@ -192,7 +197,7 @@ async def test_run_refuses_credentials_in_the_ari_url_without_showing_them(
     # Once they killed the event stream silently (aiohttp ValueError); now the check refuses.
     url = f"http://pbxd:url-secret@127.0.0.1:{unused_tcp_port}/ari"
     process = await start_daemon(example, url, f"sqlite:///{example / 'cdr.db'}")
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(PATIENCE):
         _, err = await process.communicate()
     assert process.returncode == 1
     assert "ari.url (from $PBXD_ARI_URL): must not carry credentials" in err.decode()
@@ -203,7 +208,7 @@ async def test_run_with_a_broken_database_exits_1_with_one_clear_line(example: P
     process = await start_daemon(
         example, "http://127.0.0.1:1/ari", "postgresql://pbxd:db-secret@127.0.0.1:1/pbx"
     )
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(PATIENCE):
         _, err = await process.communicate()
     assert process.returncode == 1
     [line] = [json.loads(text) for text in err.decode().splitlines()]
@@ -220,7 +225,7 @@ async def test_run_with_a_database_url_check_refuses_says_so_before_starting(
     process = await start_daemon(
         example, "http://127.0.0.1:1/ari", "postgresql://pbxd:db-secret@127.0.0.1:nope/pbx"
     )
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(PATIENCE):
         _, err = await process.communicate()
     assert process.returncode == 1
     assert err.decode().splitlines() == [
@@ -240,7 +245,7 @@ from dbfixtures import postgres_role_url, sqlite_held_locked  # noqa: E402
 async def run_until_exit(example: Path, db: str) -> tuple[int | None, list[dict[str, object]]]:
     """Start `pbxd run` against a dead ARI and wait for it to give up: (status, JSON lines)."""
     process = await start_daemon(example, "http://127.0.0.1:1/ari", db)
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(PATIENCE):
         _, err = await process.communicate()
     return process.returncode, [json.loads(text) for text in err.decode().splitlines()]
 
@@ -346,7 +351,7 @@ async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> N
     second = first
     callers: list[str] = []
     try:
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(PATIENCE):
             await sim.wait_connected("pbxd")
         async with sqlite_held_locked(path) as release:
             for n in range(3):
