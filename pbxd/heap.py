@@ -20,6 +20,13 @@ no cyclic garbage behind (tests/calls/test_call_garbage.py), which frozen object
 never give back. The collection thresholds stay CPython's (700, 10, 10): raising the young one
 made the middle collections walk more (at 2,000: 24-62 ms of CPU under traffic in
 bench/reload.py, against ~5 ms).
+
+Frozen objects are never walked, so a reference cycle that was alive at a full collection
+(a library's: SQLAlchemy statements, aiohttp responses, exceptions with their frames) and
+dies later would never be freed. So every `RECLAIM_EVERY`-th full collection does not
+freeze: it unfreezes, and the next full collection walks the whole heap once, frees such
+cycles, and freezes again. A long-running daemon pays one longer collection now and then
+instead of a slow leak.
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ from __future__ import annotations
 import gc
 
 OLDEST = 2  # the generation a full collection collects
+RECLAIM_EVERY = 64  # full collections between two walks of the whole heap
+
+
+class _FullCollections:
+    """How many full collections ran since `settle` (the GC callback's only state)."""
+
+    count = 0
 
 
 def settle() -> None:
@@ -39,14 +53,23 @@ def settle() -> None:
     # Again, over nothing: CPython waits for the old generation to grow by a quarter of
     # what the last full collection kept; that was everything just frozen.
     gc.collect()
+    _FullCollections.count = 0
     if _freeze_survivors not in gc.callbacks:
         gc.callbacks.append(_freeze_survivors)
 
 
 def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
-    """After a full collection, what it kept is alive: out of the next one's way."""
+    """After a full collection, what it kept is alive: out of the next one's way.
+
+    Every `RECLAIM_EVERY`-th, unfreeze instead: the next one walks everything and frees the
+    cycles that died frozen.
+    """
     if phase == "stop" and info["generation"] == OLDEST:
-        gc.freeze()
+        _FullCollections.count += 1
+        if _FullCollections.count % RECLAIM_EVERY == 0:
+            gc.unfreeze()
+        else:
+            gc.freeze()
 
 
 def unsettle() -> None:
