@@ -16,7 +16,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -169,3 +170,8 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 def current_revision(connection: Connection) -> str | None:
     """The Alembic revision the database is at (None before the first migration)."""
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def upsert_insert(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` in `dialect`'s own form, the one with `ON CONFLICT` clauses."""
+    return sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)

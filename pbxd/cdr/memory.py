@@ -12,20 +12,15 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.dml import Insert
 
+from pbxd.cdr.db import upsert_insert
 from pbxd.cdr.schema import RingTurnRow, TargetActivityRow, TargetDayRow, TargetDndRow
 
 _TURNS: Table = RingTurnRow.__table__  # type: ignore[assignment]
 _ACTIVITY: Table = TargetActivityRow.__table__  # type: ignore[assignment]
 _DAYS: Table = TargetDayRow.__table__  # type: ignore[assignment]
 _DND: Table = TargetDndRow.__table__  # type: ignore[assignment]
-
-
-def _insert(table: Table, dialect: str) -> Insert:
-    return sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
 
 
 class RingMemory:
@@ -37,8 +32,8 @@ class RingMemory:
 
     async def take_turn(self, memory: str) -> int:
         """This call's turn in the round robin `memory` (0 for the first call ever)."""
-        stmt = _insert(_TURNS, self._dialect).values(memory=memory, turn=0)
-        stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        insert = upsert_insert(_TURNS, self._dialect).values(memory=memory, turn=0)
+        stmt = insert.on_conflict_do_update(
             index_elements=["memory"], set_={"turn": _TURNS.c.turn + 1}
         ).returning(_TURNS.c.turn)
         async with self._engine.begin() as conn:
@@ -67,12 +62,16 @@ class RingMemory:
 
     async def note_answered(self, target: str, at: datetime, day: date) -> None:
         """`target` answered a call at `at`, on the local `day` of the called number."""
-        activity = _insert(_ACTIVITY, self._dialect).values(target=target, last_answered_at=at)
-        activity = activity.on_conflict_do_update(  # type: ignore[attr-defined]
+        activity = upsert_insert(_ACTIVITY, self._dialect).values(
+            target=target, last_answered_at=at
+        )
+        activity = activity.on_conflict_do_update(
             index_elements=["target"], set_={"last_answered_at": at}
         )
-        days = _insert(_DAYS, self._dialect).values(target=target, day=day.isoformat(), answered=1)
-        days = days.on_conflict_do_update(  # type: ignore[attr-defined]
+        days = upsert_insert(_DAYS, self._dialect).values(
+            target=target, day=day.isoformat(), answered=1
+        )
+        days = days.on_conflict_do_update(
             index_elements=["target", "day"], set_={"answered": _DAYS.c.answered + 1}
         )
         async with self._engine.begin() as conn:
@@ -81,8 +80,8 @@ class RingMemory:
 
     async def note_call_over(self, target: str, at: datetime) -> None:
         """The call `target` answered ended at `at`: it is idle from then."""
-        stmt = _insert(_ACTIVITY, self._dialect).values(target=target, last_call_ended_at=at)
-        stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        stmt = upsert_insert(_ACTIVITY, self._dialect).values(target=target, last_call_ended_at=at)
+        stmt = stmt.on_conflict_do_update(
             index_elements=["target"], set_={"last_call_ended_at": at}
         )
         async with self._engine.begin() as conn:
@@ -98,8 +97,8 @@ class RingMemory:
     async def set_dnd(self, target: str, on: bool, by: str, at: datetime) -> None:
         """Set (`on`) or clear `target`'s do-not-disturb; setting it twice keeps the first."""
         if on:
-            stmt = _insert(_DND, self._dialect).values(target=target, since=at, set_by=by)
-            stmt = stmt.on_conflict_do_nothing(index_elements=["target"])  # type: ignore[attr-defined]
+            stmt = upsert_insert(_DND, self._dialect).values(target=target, since=at, set_by=by)
+            stmt = stmt.on_conflict_do_nothing(index_elements=["target"])
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)
             return

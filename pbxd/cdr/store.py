@@ -37,12 +37,11 @@ from typing import Any, Final
 
 import structlog
 from sqlalchemy import Insert, Table, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxd.cdr import traffic, usage
-from pbxd.cdr.db import make_engine, migrate, why_not_writable
+from pbxd.cdr.db import make_engine, migrate, upsert_insert, why_not_writable
 from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, Disposition, LegRecord
 from pbxd.cdr.schema import (
     Base,
@@ -812,7 +811,7 @@ def _upsert(table: Table, dialect: str) -> Insert:
     active of a pair replaying its spool late, or a retried batch, cannot undo what the
     pbxd that adopted the call wrote since (the row's end is final).
     """
-    stmt = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    stmt = upsert_insert(table, dialect)
     still_open = stmt.excluded.ended_at.is_(None) & table.c.ended_at.is_not(None)
     return stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
@@ -828,10 +827,6 @@ def _kind_of(stmt: Insert, call_upsert: Insert, leg_upsert: Insert) -> str:
 
 def _insert_once(table: Table, dialect: str) -> Insert:
     """INSERT … ON CONFLICT (pk) DO NOTHING: a retried batch never writes an event twice."""
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(
-            index_elements=list(table.primary_key.columns)
-        )
-    return postgresql.insert(table).on_conflict_do_nothing(
+    return upsert_insert(table, dialect).on_conflict_do_nothing(
         index_elements=list(table.primary_key.columns)
     )

@@ -35,10 +35,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pbxd.cdr.db import upsert_insert
 from pbxd.cdr.records import Direction, Disposition
 from pbxd.cdr.reports import LocalHour, ReportCall, Tally
 from pbxd.cdr.schema import Base, CallRow, LegRow, NumberTrafficRow
@@ -233,20 +233,16 @@ async def recount(conn: AsyncConnection, keys: Iterable[SlotKey]) -> None:
     await conn.execute(upsert(dialect), rows)
 
 
-def _insert(dialect: str) -> postgresql.Insert | sqlite.Insert:
-    return sqlite.insert(TRAFFIC) if dialect == "sqlite" else postgresql.insert(TRAFFIC)
-
-
 def _claim(dialect: str) -> Insert:
     """INSERT a zero slot, or lock the existing one (an update that changes nothing)."""
-    return _insert(dialect).on_conflict_do_update(
+    return upsert_insert(TRAFFIC, dialect).on_conflict_do_update(
         index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot], set_={"calls": TRAFFIC.c.calls}
     )
 
 
 def upsert(dialect: str) -> Insert:
     """INSERT … ON CONFLICT (did, slot) DO UPDATE every count: a recount replaces the slot."""
-    stmt = _insert(dialect)
+    stmt = upsert_insert(TRAFFIC, dialect)
     return stmt.on_conflict_do_update(
         index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot],
         set_={c.name: stmt.excluded[c.name] for c in TRAFFIC.columns if not c.primary_key},
