@@ -1,8 +1,8 @@
 """The call daemon: routes ARI events to one controller per call, and survives anything.
 
 It owns the map channel id -> controller, the per-trunk count of outbound legs, and the
-recovery of calls left open by a previous run (adopt those still bridged or still ringing
-under the same route, close the rest), then the sweep of channels in Stasis that no call
+recovery of calls left open by a previous run (adopt those still bridged, ringing or in a
+menu under the same route, close the rest), then the sweep of channels in Stasis that no call
 claims (a crash before the first CDR batch leaves no row to recover from).
 """
 
@@ -38,8 +38,10 @@ from pbxd.calls.journal import (
     Journal,
     JournalEvent,
     JournalSink,
+    MenuPrompted,
     PlanWarned,
     Position,
+    StepEntered,
     event_of_record,
     replay,
 )
@@ -48,6 +50,7 @@ from pbxd.calls.presence import Presence, endpoint_key
 from pbxd.calls.roster import MemoryStore, Roster
 from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
+from pbxd.calls.steps.menu import MenuHandler
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
 from pbxd.calls.steps.voicemail import MessageDesk
 from pbxd.calls.strategies import NO_STANDING, Slot, rotated, strategy_of
@@ -56,6 +59,7 @@ from pbxd.clock import Clock
 from pbxd.config.destinations import bare_softphone
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Decision, Flow, LegPlan, RingStep, plan_call
+from pbxd.dialplan.flow import MenuStep
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
 from pbxd.dialplan.plan import max_call_duration
 from pbxd.vocabulary import HangupReason
@@ -774,10 +778,10 @@ class CallDaemon:
             adopted = self._adopt_bridged(record, winner, bridge_id, legs, events, caller)
             self._start(adopted)
             return
-        if caller is not None and caller.state in UNANSWERED_STATES and record.answered_at is None:
-            ringing = await self._adopt_ringing(record, legs, caller, events, position)
-            if ringing is not None:
-                self._start(ringing)
+        if caller is not None and _driven_by_pbxd(record, caller):
+            waiting = await self._adopt_waiting(record, legs, live, caller, events, position)
+            if waiting is not None:
+                self._start(waiting)
                 return
         # Gone, or left half-set-up by the crash: end what remains and close the books.
         known = best_end_time(record, legs)
@@ -803,11 +807,12 @@ class CallDaemon:
         )
 
     def _adopted_session(
-        self, record: CallRecord, legs: list[LegRecord], stored_events: int
+        self, record: CallRecord, legs: list[LegRecord], events: list[JournalEvent]
     ) -> CallSession:
         """A session taking back a call a previous run left on Asterisk."""
         journal = Journal(record, self.cdr, legs={leg.leg_id: leg for leg in legs})
-        journal.seq = stored_events  # new events go on after the stored ones
+        journal.seq = len(events)  # new events go on after the stored ones
+        journal.take_up(events)
         numbers = [n for n in (ids.leg_number(leg.leg_id) for leg in legs) if n is not None]
         session = CallSession(
             call_id=record.call_id,
@@ -823,6 +828,8 @@ class CallDaemon:
             bridges=self.bridges,
         )
         session.legs_made = max(numbers, default=0)
+        # The previous run's prompts may still play under its ids: ours are others.
+        session.playbacks_made = ids.adopted_playbacks_from()
         return session
 
     def _flow_of_adopted(self, record: CallRecord, caller: Channel | None) -> Flow | None:
@@ -848,7 +855,7 @@ class CallDaemon:
         """A session for a call found bridged after a restart; it completes the CDR, and its
         number's plan watches it as it watched the call before the restart (a caller warned
         then is not warned again)."""
-        session = self._adopted_session(record, legs, len(events))
+        session = self._adopted_session(record, legs, events)
         session.state = CallState.BRIDGED  # as found: the session starts there
         session.bridge_id = bridge_id
         session.plan_warned = any(isinstance(event, PlanWarned) for event in events)
@@ -877,27 +884,65 @@ class CallDaemon:
         session.winner = leg
         return session
 
-    async def _adopt_ringing(
+    async def _adopt_waiting(
         self,
         record: CallRecord,
         legs: list[LegRecord],
+        live: list[LegRecord],
         caller: Channel,
         events: list[JournalEvent],
         position: Position,
     ) -> CallSession | None:
-        """A session for a caller still waiting; None when its flow cannot be resumed.
+        """A session for a caller still in its flow (ringing, or in a menu); None when the
+        flow cannot be taken up where it stood.
 
-        Where the call stood (which ring step, which legs it made) is read from its
-        journal; the step itself from the configuration, which must not have changed.
+        Where the call stood (which step, which legs it made) is read from its journal; the
+        step itself from the configuration, which must not have changed.
         """
         decision = self._plan_again(caller)
         if not isinstance(decision, Flow) or decision.route != record.route:
             return None  # the configuration changed under the call: do not guess
-        # A journal says which step rang; a row written by an older pbxd: the route's first.
+        # A journal says which step the call is in; a row written by an older pbxd: the first.
         step_name = position.step if events else decision.start
         step = decision.steps.get(step_name) if step_name is not None else None
-        if not isinstance(step, RingStep) or str(step.strategy) != record.strategy:
-            return None
+        if isinstance(step, MenuStep) and caller.state == "Up":
+            return await self._adopt_menu(record, legs, live, decision, step, events)
+        if isinstance(step, RingStep) and str(step.strategy) == record.strategy:
+            return await self._adopt_ringing(record, legs, decision, step, events, position)
+        return None
+
+    async def _adopt_menu(
+        self,
+        record: CallRecord,
+        legs: list[LegRecord],
+        live: list[LegRecord],
+        flow: Flow,
+        step: MenuStep,
+        events: list[JournalEvent],
+    ) -> CallSession:
+        """A session for a caller a previous run left in a menu: the prompt it hears goes on,
+        or the menu plays again; the failures counted before still count (`MenuHandler`)."""
+        # Legs of an earlier step that the crash left open are over.
+        await self._close_legs(live, best_end_time(record, legs))
+        log.info("adopting call in a menu", call_id=record.call_id, did=record.did, step=step.name)
+        session = self._adopted_session(record, legs, events)
+        session.flow = flow
+        session.state = CallState.MENU  # as found: the session starts there
+        session.step_name = step.name
+        session.handler = MenuHandler.adopt(step, session, last_prompt(events, step.name))
+        return session
+
+    async def _adopt_ringing(
+        self,
+        record: CallRecord,
+        legs: list[LegRecord],
+        decision: Flow,
+        step: RingStep,
+        events: list[JournalEvent],
+        position: Position,
+    ) -> CallSession | None:
+        """A session for a caller still ringing in `step`; None when its legs are not the
+        step's (another route under the same name)."""
         first = position.first_leg if events else 1
         slots = adopted_slots(step, first, legs)
         planned = {
@@ -924,7 +969,7 @@ class CallDaemon:
         elapsed = (self.clock.now() - began).total_seconds()
         elapsed = min(max(0.0, elapsed), float(step.timeout))
         log.info("adopting ringing call", call_id=record.call_id, did=record.did)
-        session = self._adopted_session(record, legs, len(events))
+        session = self._adopted_session(record, legs, events)
         session.flow = decision
         session.state = CallState.RINGING  # as found: the session starts there
         session.step_name = step.name
@@ -1040,6 +1085,25 @@ def adopted_slots(step: RingStep, first: int, stored: list[LegRecord]) -> list[S
     after = order[-1] + 1 if order else 0
     order += [i for i in rotated(len(step.legs), after) if i not in order]
     return [Slot(plan, turn) for turn, plan in enumerate(order)]
+
+
+def _driven_by_pbxd(record: CallRecord, caller: Channel) -> bool:
+    """A caller pbxd's flow still drives: ringing, or answered by pbxd itself (a menu) and
+    talking to no target."""
+    if caller.state in UNANSWERED_STATES:
+        return record.answered_at is None
+    return caller.state == "Up" and record.answered_by is None
+
+
+def last_prompt(events: list[JournalEvent], step: str) -> MenuPrompted | None:
+    """The last prompt a menu step journaled since the call last entered it, if any."""
+    last: MenuPrompted | None = None
+    for event in events:
+        if isinstance(event, StepEntered) and event.step == step:
+            last = None  # a menu entered again starts afresh
+        elif isinstance(event, MenuPrompted) and event.step == step:
+            last = event
+    return last
 
 
 def _end_of_lost_call(

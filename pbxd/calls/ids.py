@@ -79,6 +79,12 @@ def playback_id(call_id: str, number: int) -> str:
     return f"{call_id}-play-{number}"
 
 
+def adopted_playbacks_from() -> int:
+    """Where a call adopted after a restart numbers its playbacks from: a range of its own
+    (random, 1,000 wide), so no id collides with a prompt of a run before still playing."""
+    return (uuid.uuid4().int % 999_000 + 1_000) * 1_000
+
+
 def recording_name(call_id: str, step: str) -> str:
     """The name of the recording a voicemail step makes (unique per call and step)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", step)

@@ -383,6 +383,14 @@ class Journal:
             self._apply(event)
         self.seq = max(self.seq, start_seq)
 
+    def take_up(self, stored: Iterable[JournalEvent]) -> None:
+        """An adopted call's stored events: the steps they entered (so a step left after the
+        restart reaches the call log), not applied again (its stored records have them)."""
+        for event in stored:
+            if isinstance(event, StepEntered):
+                self.path.append(event.step)
+                self._kinds[event.step] = event.step_kind
+
     def _apply(self, event: JournalEvent) -> tuple[bool, LegRecord | None]:
         """Update the records; (call record changed, leg record changed)."""
         rec = self.record

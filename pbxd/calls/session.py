@@ -96,6 +96,8 @@ VANISH_GRACE_SECONDS = 0.5
 # Q.850 38, network out of order: the cause of a call Asterisk lost while ARI was down.
 LOST_CAUSE = CAUSE_OF_REASON[HangupReason.FAILURE]
 NORMAL_CLEARING = CAUSE_OF_REASON[HangupReason.NORMAL]
+# A playback in these states still plays (or will): its PlaybackFinished is to come.
+LIVE_PLAYBACK_STATES = frozenset({"queued", "playing", "continuing"})
 # A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
 MAX_STEPS_WITHOUT_WAITING = 32
 _SKIP_NOTES = {
@@ -868,6 +870,13 @@ class CallSession:
             log.info("leg gone before its prompt", target=leg.plan.target, status=exc.status)
             return None
         return playback
+
+    async def playback_plays(self, playback: str) -> bool:
+        """Whether Asterisk still has this playback (queued or playing); False once over."""
+        try:
+            return (await self.ari.get_playback(playback)).state in LIVE_PLAYBACK_STATES
+        except AriNotFound:
+            return False
 
     async def stop_playback(self, playback: str) -> None:
         """Stop a playback (one already finished is gone: not an error)."""

@@ -72,6 +72,7 @@ MENU_ROUTING = """\
         timeout: 10
 """
 ARROW = " \N{RIGHTWARDS ARROW} "
+MENU_PROMPT = "sound:pbxd-prompt-menu"
 
 
 @pytest.fixture
@@ -216,4 +217,87 @@ async def test_caller_hanging_up_in_the_menu(logs: list[dict[str, Any]], lab: Ca
     call = entry.call
     assert [s.token() for s in call.path] == ["menu:abandoned:4"], lab.timeline(call_id)
     assert lab.requests("POST", "/channels/create") == []
+    assert_no_errors(logs)
+
+
+async def restart(lab: CallLab, call_id: str, down: float) -> None:
+    """pbxd dies and comes back `down` virtual seconds later: it adopts the call."""
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.virtual_sleep(down)
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+
+
+async def test_restart_keeps_the_caller_in_the_menu_and_the_call_goes_on(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1, hangup_after=3))
+    call_id = await menu_call(lab, MAIN)
+    await lab.wait_for(lambda: plays(lab, call_id) == [MENU_PROMPT], what="the menu plays")
+    await lab.virtual_sleep(2)
+    # Down for longer than the 5 s prompt: the new run plays the menu again from the start.
+    await restart(lab, call_id, down=10)
+    await lab.wait_for(lambda: len(plays(lab, call_id)) == 2, what="the menu again")
+    assert plays(lab, call_id) == [MENU_PROMPT, MENU_PROMPT]
+    lab.sim.send_dtmf(call_id, "2")
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert [s.token() for s in call.path] == [
+        "menu:chosen:2%3Esupport",
+        "goto:jumped",
+        "ring:answered",
+    ]
+    assert [leg.target for leg in entry.legs] == ["bob"]
+    # One call in the log, answered once by pbxd (billed from the menu's answer, not again).
+    assert [e.call.call_id for e in await lab.store.call_log(MAIN)] == [call_id]
+    assert len(lab.requests("POST", f"/channels/{call_id}/answer")) == 1
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_mid_prompt_keeps_the_prompt_and_the_menus_failures(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    lab.sim.script("PJSIP/dave", PeerScript(answer_after=1, hangup_after=2))
+    call_id = await menu_call(lab, MAIN)
+    await lab.wait_for(lambda: plays(lab, call_id) == [MENU_PROMPT], what="the menu plays")
+    lab.sim.send_dtmf(call_id, "7")  # no such option: one failure of the one forgiven
+    await lab.wait_for(lambda: len(plays(lab, call_id)) == 2, what="the menu after 7")
+    await lab.virtual_sleep(1)
+    # Back within the 5.3 s prompt: it goes on, nothing is played twice.
+    await restart(lab, call_id, down=1)
+    lab.sim.send_dtmf(call_id, "5")  # a second wrong key: retries 1, so the fallback
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert plays(lab, call_id) == [MENU_PROMPT, f"sound:pbxd-beep,{MENU_PROMPT}"]
+    assert call.path[0].token() == "menu:invalid:75", lab.timeline(call_id)
+    assert call.answered_by == "dave"  # the fallback: reception
+    assert len(stops(lab)) == 2  # each key stopped the prompt playing, across the restart
+    assert [e.call.call_id for e in await lab.store.call_log(MAIN)] == [call_id]
+    assert_no_errors(logs)
+
+
+async def test_restart_while_the_chosen_option_rings_goes_on_ringing(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # The caller chose 2 (support: bob), pbxd dies while bob rings, bob answers afterwards.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=4, hangup_after=3))
+    call_id = await menu_call(lab, MAIN, (1.0, "2"))
+    await lab.wait_for(
+        lambda: len(lab.requests("POST", "/channels/create")) == 1, what="bob is called"
+    )
+    await lab.virtual_sleep(1)
+    await restart(lab, call_id, down=1)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "bob"
+    assert [s.token() for s in call.path][-1] == "ring:answered"
+    assert [leg.target for leg in entry.legs] == ["bob"]
+    assert len(lab.requests("POST", "/channels/create")) == 1  # bob was not called twice
+    assert len(lab.requests("POST", f"/channels/{call_id}/answer")) == 1
     assert_no_errors(logs)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from pbxd.ari import ChannelDtmfReceived, Event, PlaybackFinished
+from pbxd.calls.journal import MenuPrompted
 from pbxd.calls.states import CallState
 from pbxd.calls.steps.base import StepHandler
 from pbxd.dialplan.flow import MenuStep, StepName, StepOutcome
@@ -75,6 +76,34 @@ class MenuHandler(StepHandler[MenuStep]):
         session.note(f"menu {self.step.name}: {', '.join(self.step.prompts)}")
         return await self._act(actions)
 
+    @classmethod
+    def adopt(
+        cls, step: MenuStep, session: CallSession, prompted: MenuPrompted | None
+    ) -> MenuHandler:
+        """The handler of a menu a previous run left its caller in; `prompted`: the last
+        prompt it journaled there (its playback, the failures so far and the keys)."""
+        handler = cls(step, session)
+        if prompted is not None:
+            handler.state = MenuState(failures=prompted.failures, keys=prompted.keys)
+            handler.playback = prompted.playback
+        return handler
+
+    async def resume(self) -> StepOutcome | None:
+        """After a restart: a prompt still playing goes on (its end comes to us); otherwise
+        the menu plays again from the start. Failures counted before the restart still count;
+        a key pressed while nobody listened is lost, so no entry is half-made."""
+        session = self.session
+        if self.playback is not None and await session.playback_plays(self.playback):
+            session.note(f"adopted after restart: menu {self.step.name}, prompt still playing")
+            log.info("menu_adopted", step=self.step.name, prompt="playing")
+            session.arm(BACKSTOP_TIMER, PROMPT_BACKSTOP_SECONDS)
+            return None
+        self.playback = None
+        self.state = MenuState(failures=self.state.failures, keys=self.state.keys)
+        session.note(f"adopted after restart: menu {self.step.name} again from the start")
+        log.info("menu_adopted", step=self.step.name, prompt="again", failures=self.state.failures)
+        return await self._act((Play((Prompt.MENU,)),))
+
     async def on_event(self, event: Event) -> StepOutcome | None:
         """A key from the caller, or the end of our prompt."""
         if isinstance(event, ChannelDtmfReceived):
@@ -130,6 +159,16 @@ class MenuHandler(StepHandler[MenuStep]):
                     if self.playback is None:
                         return None  # the caller is gone: the session ends the call
                     session.arm(BACKSTOP_TIMER, PROMPT_BACKSTOP_SECONDS)
+                    # Where a restart takes the menu up: this prompt, these failures and keys.
+                    session.journal.add(
+                        MenuPrompted(
+                            session.clock.now(),
+                            self.step.name,
+                            self.playback,
+                            self.state.failures,
+                            self.state.keys,
+                        )
+                    )
                 case StopPrompt():
                     if self.playback is not None:
                         playing, self.playback = self.playback, None
