@@ -497,6 +497,20 @@ class AriClient:
         }
         await self.request("POST", f"/channels/{_segment(channel_id)}/dtmf", params=params)
 
+    async def get_variable(self, channel_id: str, variable: str) -> str:
+        """A channel variable's value (AriNotFound when unset, or the channel is gone)."""
+        path = f"/channels/{_segment(channel_id)}/variable"
+        data = await self.request("GET", path, params={"variable": variable})
+        value = data.get("value") if isinstance(data, dict) else None
+        if not isinstance(value, str):
+            raise AriError(200, "unexpected response: no string `value`", "GET", path)
+        return value
+
+    async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
+        """Set a channel variable (Asterisk keeps it with the channel, across our restarts)."""
+        path = f"/channels/{_segment(channel_id)}/variable"
+        await self.request("POST", path, params={"variable": variable, "value": value})
+
     async def get_channel(self, channel_id: str) -> Channel:
         """One channel by id (raises AriNotFound once it is gone)."""
         return await self._model(Channel.from_json, "GET", f"/channels/{_segment(channel_id)}")

@@ -38,6 +38,7 @@ from pbxd.calls.journal import (
     Journal,
     JournalEvent,
     JournalSink,
+    LegScreened,
     MenuPrompted,
     PlanWarned,
     Position,
@@ -778,7 +779,7 @@ class CallDaemon:
             adopted = self._adopt_bridged(record, winner, bridge_id, legs, events, caller)
             self._start(adopted)
             return
-        if caller is not None and _driven_by_pbxd(record, caller):
+        if caller is not None and _driven_by_pbxd(record, caller, position):
             waiting = await self._adopt_waiting(record, legs, live, caller, events, position)
             if waiting is not None:
                 self._start(waiting)
@@ -978,12 +979,23 @@ class CallDaemon:
             for slot, channel_id in zip(slots, planned, strict=True)
         ]
         found_leg_states(adopted, channel_states, ended)
+        verdicts = {e.leg: e.verdict for e in events if isinstance(e, LegScreened)}
+        screened: dict[str, str | None] = {}
+        for adopted_leg in adopted:
+            channel_id = adopted_leg.channel_id
+            plan = adopted_leg.plan
+            if channel_states[channel_id] == "Up" and (plan.whisper or plan.confirm):
+                # Answered and screened before the restart: its screening is taken up.
+                known_leg = by_id.get(channel_id)
+                if known_leg is not None and known_leg.answered_at is not None:
+                    adopted_leg.state = LegState.ANSWERED
+                screened[channel_id] = verdicts.get(channel_id)
         for adopted_leg in adopted:
             if adopted_leg.holds_trunk_slot and adopted_leg.plan.trunk is not None:
                 self.hold_trunk_slot(adopted_leg.plan.trunk)
         session.legs.extend(adopted)
         session.legs_made = max(session.legs_made, first + len(slots) - 1)
-        session.handler = RingHandler.adopt(step, session, adopted, elapsed)
+        session.handler = RingHandler.adopt(step, session, adopted, elapsed, screened)
         return session
 
     async def _bridged_partner(
@@ -1087,12 +1099,15 @@ def adopted_slots(step: RingStep, first: int, stored: list[LegRecord]) -> list[S
     return [Slot(plan, turn) for turn, plan in enumerate(order)]
 
 
-def _driven_by_pbxd(record: CallRecord, caller: Channel) -> bool:
-    """A caller pbxd's flow still drives: ringing, or answered by pbxd itself (a menu) and
-    talking to no target."""
+def _driven_by_pbxd(record: CallRecord, caller: Channel, position: Position) -> bool:
+    """A caller pbxd's flow still drives (not found bridged): ringing, or answered by pbxd
+    itself (a menu), or answered for a target the journal never saw bridged (a callee who
+    accepted a confirm call just before the restart)."""
     if caller.state in UNANSWERED_STATES:
         return record.answered_at is None
-    return caller.state == "Up" and record.answered_by is None
+    if caller.state != "Up" or position.last_seen is None:
+        return False  # an answered call with no journal: nothing says where it stood
+    return record.answered_by is None or position.bridged_leg is None
 
 
 def last_prompt(events: list[JournalEvent], step: str) -> MenuPrompted | None:

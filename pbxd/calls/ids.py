@@ -79,6 +79,17 @@ def playback_id(call_id: str, number: int) -> str:
     return f"{call_id}-play-{number}"
 
 
+def screening_playback_id(leg: str, *, again: bool = False) -> str:
+    """The id of a leg's screening prompt (whisper, press 1): the leg's own, so a restart
+    finds it still playing; `again`: a prompt played by a run that adopted the call."""
+    return f"{leg}-screen-again" if again else f"{leg}-screen"
+
+
+def screening_playback_ids(leg: str) -> tuple[str, str]:
+    """Both ids a leg's screening prompt may have (see `screening_playback_id`)."""
+    return screening_playback_id(leg), screening_playback_id(leg, again=True)
+
+
 def adopted_playbacks_from() -> int:
     """Where a call adopted after a restart numbers its playbacks from: a range of its own
     (random, 1,000 wide), so no id collides with a prompt of a run before still playing."""

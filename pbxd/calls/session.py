@@ -860,16 +860,29 @@ class CallSession:
 
         return playback if await self.caller_request(request()) else None
 
-    async def play_to_leg(self, leg: Leg, media: Sequence[str]) -> str | None:
-        """Play prompts to a leg's callee only (it is not bridged yet); None if it is gone."""
-        self.playbacks_made += 1
-        playback = ids.playback_id(self.call_id, self.playbacks_made)
+    async def play_to_leg(self, leg: Leg, media: Sequence[str], playback: str) -> str | None:
+        """Play prompts to a leg's callee only (it is not bridged yet) under the id `playback`;
+        None if it is gone."""
         try:
             await self.ari.play_with_id(leg.channel_id, playback, list(media))
         except AriError as exc:
             log.info("leg gone before its prompt", target=leg.plan.target, status=exc.status)
             return None
         return playback
+
+    async def leg_variable(self, leg: Leg, name: str) -> str | None:
+        """A variable of the leg's channel, as Asterisk keeps it; None when unset (or gone)."""
+        try:
+            return await self.ari.get_variable(leg.channel_id, name)
+        except AriNotFound:
+            return None
+
+    async def set_leg_variable(self, leg: Leg, name: str, value: str) -> None:
+        """Set a variable on the leg's channel (a leg gone meanwhile is not an error)."""
+        try:
+            await self.ari.set_variable(leg.channel_id, name, value)
+        except AriError as exc:
+            log.info("leg variable not set", target=leg.plan.target, status=exc.status)
 
     async def playback_plays(self, playback: str) -> bool:
         """Whether Asterisk still has this playback (queued or playing); False once over."""

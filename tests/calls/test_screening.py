@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, select
 
 from pbxd.cdr.records import Disposition
+from pbxd.cdr.schema import CallEventRow
 from pbxd.config.model import Config
 from pbxd.sim import PeerScript
 
@@ -115,10 +117,12 @@ async def test_press_1_follows_the_real_trace(logs: list[dict[str, Any]], lab: C
     assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
     assert call.answered_by == "m1"
     steps = trace(lab, call_id)
-    # Leg up: its prompt (caller still ringing), 1, stop the prompt, answer, bridge.
+    # Leg up: its prompt (caller still ringing), 1, marked accepted on the leg (what a
+    # restart reads back), stop the prompt, answer, bridge.
     screen = steps.index("POST channels/leg2/play")
-    assert steps[screen : screen + 5] == [
+    assert steps[screen : screen + 6] == [
         "POST channels/leg2/play",
+        "POST channels/leg2/variable",
         "DELETE playbacks",
         "DELETE channels/leg1",  # alice, answered elsewhere
         "POST channels/caller/answer",
@@ -274,4 +278,130 @@ async def test_each_number_whispers_its_own_line_on_a_shared_route(
         whisper_seconds = LINE_SECONDS[LINE_PROMPTS[did].removeprefix("sound:")]
         assert seconds(call.started_at, call.answered_at) >= 1 + whisper_seconds
         assert verdicts(lab, call_id) == [("alice", "accepted")]
+    assert_no_errors(logs)
+
+
+async def restart(lab: CallLab, call_id: str, down: float = 1.0) -> None:
+    """pbxd dies and comes back `down` virtual seconds later: it adopts the call."""
+    await lab.kill_service()
+    await lab.reopen_store()
+    await lab.virtual_sleep(down)
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+
+
+async def lose_journal_from(lab: CallLab, call_id: str, kind: str) -> None:
+    """The journal's last batch never reached the database: its events from `kind` on."""
+    async with lab.store.engine.begin() as conn:
+        rows = await conn.execute(
+            select(CallEventRow.seq).where(
+                CallEventRow.call_id == call_id, CallEventRow.kind == kind
+            )
+        )
+        [first] = rows.scalars().all()
+        await conn.execute(
+            delete(CallEventRow).where(CallEventRow.call_id == call_id, CallEventRow.seq >= first)
+        )
+
+
+def screening_mark(lab: CallLab, channel_id: str) -> str | None:
+    channel = lab.sim.channel(channel_id)
+    return channel.variables.get("PBXD_SCREENING") if channel is not None else None
+
+
+@pytest.mark.parametrize("journal", ["journaled", "batch lost"])
+async def test_restart_after_the_callee_accepted_puts_the_call_through(
+    logs: list[dict[str, Any]], lab: CallLab, journal: str
+) -> None:
+    # m1 presses 1 a second into its prompt; pbxd dies right then, before the call is put
+    # through (the stop of the prompt never answered): the new run bridges, never asks again.
+    lab.sim.script(M1, PeerScript(answer_after=1, dtmf="1", dtmf_after=1, hangup_after=8))
+    call_id = await lab.call(CONFIRMED)
+    m1 = f"{call_id}-2"
+    lab.sim.faults.stall_requests("DELETE", "/playbacks/*")
+    await lab.wait_for(lambda: screening_mark(lab, m1) == "accepted", what="m1 accepted")
+    await lab.kill_service()
+    await lab.reopen_store()
+    if journal == "batch lost":  # only Asterisk's channel variable says m1 accepted
+        await lose_journal_from(lab, call_id, "leg_screened")
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    await lab.wait_for(
+        lambda: any({call_id, m1} <= set(b.channels) for b in lab.sim.bridges),
+        within=2,
+        what="caller and m1 bridged",
+    )
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "m1"
+    assert len(lab.requests("POST", f"/channels/{m1}/play")) == 1  # asked once, not again
+    assert lab.final_cause(f"{call_id}-1") == 26  # alice: answered elsewhere
+    events = await lab.store.events_of(call_id)
+    assert [e.data["verdict"] for e in events if e.kind == "leg_screened"] == ["accepted"]
+    assert [e.kind for e in events].count("leg_answered") == 1  # answered once, not again
+    assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_restart_while_the_callee_decides_asks_once_more_never_twice(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # m1 answers at 1 s, hears the 4 s question and waits: pbxd dies while it decides.
+    lab.sim.script(M1, PeerScript(answer_after=1))
+    call_id = await lab.call(CONFIRMED)
+    m1 = f"{call_id}-2"
+    await lab.wait_for(
+        lambda: len(lab.requests("POST", f"/channels/{m1}/play")) == 1, what="m1 asked"
+    )
+    await lab.virtual_sleep(5)  # the question played out: m1 is deciding
+    await restart(lab, call_id)
+    await lab.wait_for(
+        lambda: len(lab.requests("POST", f"/channels/{m1}/play")) == 2, what="m1 asked again"
+    )
+    assert screening_mark(lab, m1) == "asked-again"
+    await lab.virtual_sleep(5)  # asked again, played out; a second restart while deciding
+    await restart(lab, call_id)
+    await lab.virtual_sleep(1)
+    assert len(lab.requests("POST", f"/channels/{m1}/play")) == 2  # not a third time
+    lab.sim.send_dtmf(m1, "1")  # within the 6 s the question waits for
+    await lab.wait_for(
+        lambda: any({call_id, m1} <= set(b.channels) for b in lab.sim.bridges),
+        what="caller and m1 bridged",
+    )
+    lab.sim.hangup(m1)
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.answered_by == "m1", lab.timeline(call_id)
+    assert verdicts(lab, call_id) == [("m1", "accepted")]
+    events = await lab.store.events_of(call_id)
+    assert [e.kind for e in events].count("leg_answered") == 1
+    assert_no_errors(logs)
+
+
+async def test_restart_between_the_answer_and_the_bridge_puts_the_call_through(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # m1 accepts; the caller is answered for it, and pbxd dies before the bridge is made.
+    lab.sim.script(M1, PeerScript(answer_after=1, dtmf="1", dtmf_after=1, hangup_after=8))
+    call_id = await lab.call(CONFIRMED)
+    m1 = f"{call_id}-2"
+    lab.sim.faults.stall_requests("POST", "/bridges*")
+    await lab.wait_for(
+        lambda: lab.requests("POST", f"/channels/{call_id}/answer") != [], what="caller answered"
+    )
+    await restart(lab, call_id)
+    await lab.wait_for(
+        lambda: any({call_id, m1} <= set(b.channels) for b in lab.sim.bridges),
+        within=2,
+        what="caller and m1 bridged",
+    )
+    entry = await lab.finish(call_id)
+    call = entry.call
+    assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
+    assert call.answered_by == "m1"
+    assert len(lab.requests("POST", f"/channels/{m1}/play")) == 1
+    assert len(lab.requests("POST", f"/channels/{call_id}/answer")) == 1
+    assert await lab.store.open_calls() == []
     assert_no_errors(logs)

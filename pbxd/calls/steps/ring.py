@@ -17,10 +17,18 @@ from typing import TYPE_CHECKING
 import structlog
 
 from pbxd.ari import AriError, ChannelDtmfReceived, Event, PlaybackFinished
+from pbxd.calls import ids
 from pbxd.calls.journal import LegEnd, LegScreened
 from pbxd.calls.states import CallState, LegState
 from pbxd.calls.steps.base import StepHandler
-from pbxd.calls.steps.screening import SCREEN_TIMER, LegScreening, Verdict
+from pbxd.calls.steps.screening import (
+    ACCEPTED,
+    ASKED_AGAIN,
+    SCREEN_TIMER,
+    SCREENING_VARIABLE,
+    LegScreening,
+    Verdict,
+)
 from pbxd.calls.strategies import NO_STANDING, LegTurn, RingAll, strategy_of
 from pbxd.dialplan.flow import RingStep, StepOutcome
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, ring_outcome
@@ -48,6 +56,8 @@ class RingHandler(StepHandler[RingStep]):
         self.timed_out = False
         self.started = 0.0  # clock.monotonic() when the step started ringing
         self.screenings: dict[str, LegScreening] = {}  # answered legs not yet accepted
+        # Adopted: legs found answered while screened, with the verdict the journal has.
+        self.found_screened: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ entering
 
@@ -91,11 +101,15 @@ class RingHandler(StepHandler[RingStep]):
         session: CallSession,
         legs: list[Leg],
         elapsed: float,
+        screened: Mapping[str, str | None] | None = None,
     ) -> RingHandler:
-        """The handler of a ring step a previous run left ringing `elapsed` seconds ago."""
+        """The handler of a ring step a previous run left ringing `elapsed` seconds ago;
+        `screened`: its legs found answered while screened, each with the journal's verdict
+        (None: none journaled)."""
         handler = cls(step, session)
         handler.legs = legs
         handler.started = session.clock.monotonic() - elapsed
+        handler.found_screened = dict(screened or {})
         return handler
 
     async def resume(self) -> StepOutcome | None:
@@ -107,12 +121,22 @@ class RingHandler(StepHandler[RingStep]):
         if left <= 0:
             self.timed_out = True  # ran out while nobody listened: legs rang out, no answer
         session.arm(TIMEOUT_TIMER, max(0.0, left))
+        screened = [leg for leg in self.legs if leg.channel_id in self.found_screened]
         for leg in self.legs:
-            if leg.state is LegState.RINGING:
+            if leg in screened and leg.state is LegState.RINGING:
+                session.mark_answered(leg, session.clock.now())  # answered while we were away
+            elif leg.state is LegState.RINGING:
                 self._arm_ring_time(leg, leg.plan.ring_time)
         await session.resync()
         if session.handler is not self:
             return None  # answered (or ended) during the resync
+        for leg in screened:
+            if leg.state is LegState.ANSWERED and session.handler is self:
+                outcome = await self._screen_found(leg, self.found_screened[leg.channel_id])
+                if outcome is not None:
+                    return outcome
+        if session.handler is not self or session.state is not CallState.RINGING:
+            return None
         if isinstance(self.rule, RingAll) and not self.timed_out:
             # Every ringall leg's turn came at the start: one still waiting was never created
             # (lost with the last CDR batch), so it rings now, with the others.
@@ -144,6 +168,45 @@ class RingHandler(StepHandler[RingStep]):
             self.session.note(f"{leg.plan.target}: answered, {kind} before bridging")
             return await self._screen(leg, screening, screening.start())
         return await self._won(leg, at)
+
+    async def _screen_found(self, leg: Leg, verdict: str | None) -> StepOutcome | None:
+        """After a restart, a leg found answered while screened: put through if it accepted
+        (the journal says so, else the leg's channel variable), put down if it refused, else
+        its screening goes on: the prompt still playing, or asked once more (`screening`)."""
+        session = self.session
+        target = leg.plan.target
+        mark = await session.leg_variable(leg, SCREENING_VARIABLE) if verdict is None else None
+        if verdict == Verdict.ACCEPTED or mark == ACCEPTED:
+            if verdict is None:  # the journal's last batch was lost; Asterisk kept the verdict
+                now = session.clock.now()
+                session.journal.add(LegScreened(now, leg.channel_id, str(Verdict.ACCEPTED)))
+            await asyncio.gather(
+                *(session.stop_playback(p) for p in ids.screening_playback_ids(leg.channel_id))
+            )
+            session.note(f"{target}: accepted before the restart, put through")
+            return await self._won(leg, None)
+        if verdict is not None:  # refused before the restart: its hangup was never confirmed
+            await session.hang_up_legs([leg], reason=HangupReason.NORMAL)
+            return None
+        if self.timed_out:
+            return None  # the step gives up: it is hung up with the others
+        screening = LegScreening(leg.plan.whisper, leg.plan.confirm)
+        self.screenings[leg.channel_id] = screening
+        actions = screening.start()
+        for playback in ids.screening_playback_ids(leg.channel_id):
+            if await session.playback_plays(playback):
+                screening.playback = playback  # still hearing it: its end comes to us
+                session.note(f"{target}: adopted after restart, still hearing the prompt")
+                return None
+        if not screening.confirm:
+            return await self._screen(leg, screening, Verdict.ACCEPTED)  # heard its whisper
+        if mark == ASKED_AGAIN:
+            session.note(f"{target}: asked again before, waiting for the key")
+            return await self._screen(leg, screening, screening.feed(PromptDone()))
+        await session.set_leg_variable(leg, SCREENING_VARIABLE, ASKED_AGAIN)
+        session.note(f"{target}: asked again after the restart")
+        log.info("leg_screened_again", target=target)
+        return await self._screen(leg, screening, actions)
 
     async def _won(self, leg: Leg, at: datetime | None) -> StepOutcome | None:
         """`leg` takes the call: the others are hung up, the caller answered and bridged."""
@@ -199,10 +262,14 @@ class RingHandler(StepHandler[RingStep]):
         if isinstance(actions, Verdict):
             del self.screenings[leg.channel_id]
             session.disarm(timer)
+            session.journal.add(LegScreened(session.clock.now(), leg.channel_id, str(actions)))
+            if actions is Verdict.ACCEPTED:
+                # Kept by Asterisk with the leg: a restart from here on puts the call through
+                # (even if the journal's last batch is lost).
+                await session.set_leg_variable(leg, SCREENING_VARIABLE, ACCEPTED)
             if screening.playback is not None:
                 playing, screening.playback = screening.playback, None
                 await session.stop_playback(playing)
-            session.journal.add(LegScreened(session.clock.now(), leg.channel_id, str(actions)))
             log.info("leg_screened", target=leg.plan.target, verdict=str(actions))
             if actions is Verdict.ACCEPTED:
                 session.note(f"{leg.plan.target}: accepted the call")
@@ -212,7 +279,8 @@ class RingHandler(StepHandler[RingStep]):
             return None
         for action in actions:
             if isinstance(action, Play):
-                screening.playback = await session.play_to_leg(leg, screening.prompts)
+                playback = ids.screening_playback_id(leg.channel_id, again=session.adopted)
+                screening.playback = await session.play_to_leg(leg, screening.prompts, playback)
             elif isinstance(action, StopPrompt) and screening.playback is not None:
                 playing, screening.playback = screening.playback, None
                 await session.stop_playback(playing)

@@ -10,7 +10,12 @@ to its channel only (the caller, still unanswered, hears ringing), and
 
 The order of requests follows the real trace `captures/media/screening_press1`: the leg is
 Up, its prompt plays, `1` arrives, the playback is stopped, then the caller is answered and
-bridged with it.
+bridged with it; pbxd first marks the leg accepted (a channel variable, `SCREENING_VARIABLE`).
+
+After a restart (`RingHandler.resume`), a callee who accepted is put through, never asked
+again; one still hearing the prompt keeps hearing it; one who was deciding is asked once more
+(a whisper alone, heard already, counts as accepted), and after a second restart only waits
+for the key.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ from pbxd.ivr.menu import (
 
 ACCEPT_KEY = "1"
 ACCEPTED = "accepted"
+# The leg channel's variable saying how its screening went, kept by Asterisk with the
+# channel, so a restart knows it even when the journal's last batch was lost: `accepted`
+# (set before the call is put through), or `asked-again` (prompted again after a restart:
+# never a third time).
+SCREENING_VARIABLE = "PBXD_SCREENING"
+ASKED_AGAIN = "asked-again"
 # How long a confirm waits for `1` after its prompt (FreePBX's confirm waits about as long).
 CONFIRM_SECONDS = 6
 SCREEN_TIMER = "step_screen"
