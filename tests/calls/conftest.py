@@ -288,6 +288,15 @@ class CallLab:
         await self.service.stop()
         self.service = None
 
+    async def restart(self, call_id: str, down: float = 1.0) -> None:
+        """pbxd dies and comes back `down` virtual seconds later: it adopts `call_id`."""
+        await self.kill_service()
+        await self.reopen_store()
+        await self.virtual_sleep(down)
+        await self.start_service()
+        await self.wait_for(lambda: call_id in self.daemon.calls, what="call adopted")
+        assert self.daemon.calls[call_id].adopted
+
     async def reopen_store(self) -> CdrStore:
         """Close the store (its records are committed) and open a new one on the same DB."""
         await self.store.close()

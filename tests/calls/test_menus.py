@@ -220,16 +220,6 @@ async def test_caller_hanging_up_in_the_menu(logs: list[dict[str, Any]], lab: Ca
     assert_no_errors(logs)
 
 
-async def restart(lab: CallLab, call_id: str, down: float) -> None:
-    """pbxd dies and comes back `down` virtual seconds later: it adopts the call."""
-    await lab.kill_service()
-    await lab.reopen_store()
-    await lab.virtual_sleep(down)
-    await lab.start_service()
-    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
-    assert lab.daemon.calls[call_id].adopted
-
-
 async def test_restart_keeps_the_caller_in_the_menu_and_the_call_goes_on(
     logs: list[dict[str, Any]], lab: CallLab
 ) -> None:
@@ -238,7 +228,7 @@ async def test_restart_keeps_the_caller_in_the_menu_and_the_call_goes_on(
     await lab.wait_for(lambda: plays(lab, call_id) == [MENU_PROMPT], what="the menu plays")
     await lab.virtual_sleep(2)
     # Down for longer than the 5 s prompt: the new run plays the menu again from the start.
-    await restart(lab, call_id, down=10)
+    await lab.restart(call_id, down=10)
     await lab.wait_for(lambda: len(plays(lab, call_id)) == 2, what="the menu again")
     assert plays(lab, call_id) == [MENU_PROMPT, MENU_PROMPT]
     lab.sim.send_dtmf(call_id, "2")
@@ -269,7 +259,7 @@ async def test_restart_mid_prompt_keeps_the_prompt_and_the_menus_failures(
     await lab.wait_for(lambda: len(plays(lab, call_id)) == 2, what="the menu after 7")
     await lab.virtual_sleep(1)
     # Back within the 5.3 s prompt: it goes on, nothing is played twice.
-    await restart(lab, call_id, down=1)
+    await lab.restart(call_id, down=1)
     lab.sim.send_dtmf(call_id, "5")  # a second wrong key: retries 1, so the fallback
     entry = await lab.finish(call_id)
     call = entry.call
@@ -291,7 +281,7 @@ async def test_restart_while_the_chosen_option_rings_goes_on_ringing(
         lambda: len(lab.requests("POST", "/channels/create")) == 1, what="bob is called"
     )
     await lab.virtual_sleep(1)
-    await restart(lab, call_id, down=1)
+    await lab.restart(call_id, down=1)
     entry = await lab.finish(call_id)
     call = entry.call
     assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)

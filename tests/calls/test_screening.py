@@ -281,16 +281,6 @@ async def test_each_number_whispers_its_own_line_on_a_shared_route(
     assert_no_errors(logs)
 
 
-async def restart(lab: CallLab, call_id: str, down: float = 1.0) -> None:
-    """pbxd dies and comes back `down` virtual seconds later: it adopts the call."""
-    await lab.kill_service()
-    await lab.reopen_store()
-    await lab.virtual_sleep(down)
-    await lab.start_service()
-    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
-    assert lab.daemon.calls[call_id].adopted
-
-
 async def lose_journal_from(lab: CallLab, call_id: str, kind: str) -> None:
     """The journal's last batch never reached the database: its events from `kind` on."""
     async with lab.store.engine.begin() as conn:
@@ -303,6 +293,14 @@ async def lose_journal_from(lab: CallLab, call_id: str, kind: str) -> None:
         await conn.execute(
             delete(CallEventRow).where(CallEventRow.call_id == call_id, CallEventRow.seq >= first)
         )
+
+
+async def wait_bridged(lab: CallLab, call_id: str, leg: str, within: float = 60.0) -> None:
+    await lab.wait_for(
+        lambda: any({call_id, leg} <= set(b.channels) for b in lab.sim.bridges),
+        within=within,
+        what=f"caller and {leg} bridged",
+    )
 
 
 def screening_mark(lab: CallLab, channel_id: str) -> str | None:
@@ -327,11 +325,7 @@ async def test_restart_after_the_callee_accepted_puts_the_call_through(
         await lose_journal_from(lab, call_id, "leg_screened")
     await lab.start_service()
     await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
-    await lab.wait_for(
-        lambda: any({call_id, m1} <= set(b.channels) for b in lab.sim.bridges),
-        within=2,
-        what="caller and m1 bridged",
-    )
+    await wait_bridged(lab, call_id, m1, within=2)
     entry = await lab.finish(call_id)
     call = entry.call
     assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
@@ -356,20 +350,17 @@ async def test_restart_while_the_callee_decides_asks_once_more_never_twice(
         lambda: len(lab.requests("POST", f"/channels/{m1}/play")) == 1, what="m1 asked"
     )
     await lab.virtual_sleep(5)  # the question played out: m1 is deciding
-    await restart(lab, call_id)
+    await lab.restart(call_id)
     await lab.wait_for(
         lambda: len(lab.requests("POST", f"/channels/{m1}/play")) == 2, what="m1 asked again"
     )
     assert screening_mark(lab, m1) == "asked-again"
     await lab.virtual_sleep(5)  # asked again, played out; a second restart while deciding
-    await restart(lab, call_id)
+    await lab.restart(call_id)
     await lab.virtual_sleep(1)
     assert len(lab.requests("POST", f"/channels/{m1}/play")) == 2  # not a third time
     lab.sim.send_dtmf(m1, "1")  # within the 6 s the question waits for
-    await lab.wait_for(
-        lambda: any({call_id, m1} <= set(b.channels) for b in lab.sim.bridges),
-        what="caller and m1 bridged",
-    )
+    await wait_bridged(lab, call_id, m1)
     lab.sim.hangup(m1)
     entry = await lab.finish(call_id)
     call = entry.call
@@ -391,12 +382,8 @@ async def test_restart_between_the_answer_and_the_bridge_puts_the_call_through(
     await lab.wait_for(
         lambda: lab.requests("POST", f"/channels/{call_id}/answer") != [], what="caller answered"
     )
-    await restart(lab, call_id)
-    await lab.wait_for(
-        lambda: any({call_id, m1} <= set(b.channels) for b in lab.sim.bridges),
-        within=2,
-        what="caller and m1 bridged",
-    )
+    await lab.restart(call_id)
+    await wait_bridged(lab, call_id, m1, within=2)
     entry = await lab.finish(call_id)
     call = entry.call
     assert call.disposition is Disposition.ANSWERED, lab.timeline(call_id)
