@@ -871,10 +871,14 @@ class CallSession:
         return playback
 
     async def leg_variable(self, leg: Leg, name: str) -> str | None:
-        """A variable of the leg's channel, as Asterisk keeps it; None when unset (or gone)."""
+        """A variable of the leg's channel, as Asterisk keeps it; None when unset, gone or
+        unreadable (the caller of this decides without it, never fails the call)."""
         try:
             return await self.ari.get_variable(leg.channel_id, name)
         except AriNotFound:
+            return None
+        except AriError as exc:
+            log.warning("leg variable unreadable", target=leg.plan.target, status=exc.status)
             return None
 
     async def set_leg_variable(self, leg: Leg, name: str, value: str) -> None:

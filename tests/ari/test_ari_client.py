@@ -212,6 +212,24 @@ async def test_channel_operations_paths(fake_ari: FakeAri, client: AriClient) ->
     ]
 
 
+async def test_channel_variables(fake_ari: FakeAri, client: AriClient) -> None:
+    await client.set_variable("c.1", "PBXD_SCREENING", "accepted")
+    fake_ari.respond(200, {"value": "accepted"})
+    assert await client.get_variable("c.1", "PBXD_SCREENING") == "accepted"
+    sent = [(r.method, r.path, r.query) for r in fake_ari.requests]
+    assert sent == [
+        ("POST", "/channels/c.1/variable", {"variable": "PBXD_SCREENING", "value": "accepted"}),
+        ("GET", "/channels/c.1/variable", {"variable": "PBXD_SCREENING"}),
+    ]
+    # Asterisk's answer for a variable never set (or a channel gone).
+    fake_ari.respond(404, {"message": "Provided variable was not found"})
+    with pytest.raises(AriNotFound):
+        await client.get_variable("c.1", "PBXD_SCREENING")
+    fake_ari.respond(200, {"no": "value"})
+    with pytest.raises(AriError, match="no string `value`"):
+        await client.get_variable("c.1", "PBXD_SCREENING")
+
+
 async def test_hangup_reason_and_code_are_exclusive(fake_ari: FakeAri, client: AriClient) -> None:
     with pytest.raises(ValueError, match="not both"):
         await client.hangup("c.1", reason="busy", reason_code=17)
