@@ -238,11 +238,28 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
         return reject(RejectWhy.NO_ROUTE)
 
     def legs_of(ringing: Route) -> tuple[LegPlan, ...]:
-        return tuple(
-            leg_plan(config, ringing, ring, number, caller_number, caller_name, presentation)
-            for ring in ringing.targets
-            if ring.enabled
-        )
+        # A target written several times alike (a hunt going round: alice, bob, alice, bob…)
+        # is planned once per call: its legs share one frozen LegPlan.
+        planned: dict[tuple[object, ...], LegPlan] = {}
+        legs = []
+        for ring in ringing.targets:
+            if not ring.enabled:
+                continue
+            alike = (
+                id(ring.target),
+                id(ring.caller_id),
+                ring.ring_time,
+                ring.confirm,
+                ring.start_after,
+                ring.weight,
+            )
+            plan = planned.get(alike)
+            if plan is None:
+                plan = planned[alike] = leg_plan(
+                    config, ringing, ring, number, caller_number, caller_name, presentation
+                )
+            legs.append(plan)
+        return tuple(legs)
 
     builder = _FlowBuilder(config, legs_of, number.timezone)
     start = builder.route(route)
