@@ -38,11 +38,11 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO

@@ -331,7 +331,8 @@ class Journal:
     # holds only what its records say, however long it lasts.
     seq: int = 0  # events numbered from 1; an adopted call goes on after the stored ones
     path: list[str] = field(default_factory=list)  # steps entered, in order
-    _kinds: dict[str, StepKind] = field(default_factory=dict)  # step name -> its kind
+    # The step entered last and its kind: a StepLeft is always of the step entered last.
+    _step: tuple[str, StepKind] | None = None
     _ended: bool = False  # CallEnded applied
 
     @property
@@ -386,13 +387,14 @@ class Journal:
                 return True, None
             case StepEntered():
                 self.path.append(event.step)
-                self._kinds[event.step] = event.step_kind
+                self._step = (event.step, event.step_kind)
                 if event.strategy is not None and rec.strategy is None:
                     rec.strategy = event.strategy
                     return True, None
                 return False, None
             case StepLeft():
-                kind = self._kinds.get(event.step)
+                step = self._step
+                kind = step[1] if step is not None and step[0] == event.step else None
                 if kind is not None:
                     with contextlib.suppress(PathError):  # an outcome the call log has no word for
                         rec.add_step(PathStep(kind, event.outcome, event.label))

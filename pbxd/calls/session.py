@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -233,7 +234,8 @@ class CallSession:
     legs: list[Leg] = field(default_factory=list)
     bridge_id: str | None = None
     winner: Leg | None = None
-    timeline: list[TimelineEntry] = field(default_factory=list)
+    # The readable history, flat: moment, line, moment, line… (`timeline` pairs them up).
+    _notes: list[datetime | str] = field(default_factory=list, repr=False)
     caller: Caller = field(init=False)
     queue: Mailbox[QueueItem] = field(default_factory=Mailbox, repr=False)
     handler: StepHandler[Any] | None = field(default=None, repr=False)
@@ -373,7 +375,18 @@ class CallSession:
 
     def note(self, text: str) -> None:
         """Add a line to the call's readable history."""
-        self.timeline.append(TimelineEntry(self.clock.now(), text))
+        # Interned: most lines ("alice: ringing") read the same in every call of a route, so
+        # thousands of calls in progress share one copy (the table drops it with the last).
+        self._notes += (self.clock.now(), sys.intern(text))
+
+    @property
+    def timeline(self) -> list[TimelineEntry]:
+        """The call's readable history, oldest line first."""
+        entries = []
+        for at, text in zip(self._notes[::2], self._notes[1::2], strict=True):
+            assert isinstance(at, datetime) and isinstance(text, str)
+            entries.append(TimelineEntry(at, text))
+        return entries
 
     async def _start(self) -> None:
         self.directory.claim(self.caller.channel_id, self)

@@ -325,6 +325,12 @@ def leg_plan(
     )
 
 
+@lru_cache(maxsize=1024)
+def _hangup_step(name: str, reason: HangupReason) -> HangupStep:
+    """A fallback's hangup step, frozen and the same for every call: one object, shared."""
+    return HangupStep(name, reason)
+
+
 class _FlowBuilder:
     """Turns a route (and the routes its `goto`s reach) into the steps of one flow.
 
@@ -420,5 +426,5 @@ class _FlowBuilder:
                 self.steps[name] = GotoStep(name, self.route(target, f"{target.name}/"))
                 return name
         # `pbxd check` refuses a box or route that does not exist; never strand a caller.
-        self.steps[name] = HangupStep(name, fallback.cause)
+        self.steps[name] = _hangup_step(name, fallback.cause)
         return name

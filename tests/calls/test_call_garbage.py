@@ -105,9 +105,9 @@ async def test_a_call_in_progress_holds_no_ari_event_and_a_bounded_number_of_obj
     assert held == first
     events = [kind for kind in held if kind.startswith(("pbxd.ari.events.", "pbxd.ari.models."))]
     assert events == [], held
-    # Measured 2026-12-03: 143 objects (session, journal and records, 3 legs and their plans,
+    # Measured 2026-12-03: 128 objects (session, journal and records, 3 legs and their plans,
     # the flow, 12 timeline lines, a timer, the task). A per-event leftover shows here.
-    assert sum(held.values()) <= 180, held.most_common(25)
+    assert sum(held.values()) <= 160, held.most_common(25)
     del before
     lab.sim.hangup(call_id)
     await lab.finish(call_id)
