@@ -390,7 +390,7 @@ class Journal:
         for event in stored:
             if isinstance(event, StepEntered):
                 self.path.append(event.step)
-                self._kinds[event.step] = event.step_kind
+                self._step = (event.step, event.step_kind)
 
     def _apply(self, event: JournalEvent) -> tuple[bool, LegRecord | None]:
         """Update the records; (call record changed, leg record changed)."""

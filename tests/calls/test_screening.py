@@ -373,7 +373,7 @@ async def test_restart_while_the_callee_decides_asks_once_more_never_twice(
     entry = await lab.finish(call_id)
     call = entry.call
     assert call.answered_by == "m1", lab.timeline(call_id)
-    assert verdicts(lab, call_id) == [("m1", "accepted")]
+    assert await verdicts(lab, call_id) == [("m1", "accepted")]
     events = await lab.store.events_of(call_id)
     assert [e.kind for e in events].count("leg_answered") == 1
     assert_no_errors(logs)
