@@ -658,8 +658,11 @@ class _Compiler:
         self.diags = diags
         self.config = Config(settings=settings)
         self.trunk_country: dict[str, str | None] = {}
-        self.number_marks: dict[str, Mark] = {}
+        # Each single number's inventory entry (its mark is made only for a message).
+        self.number_entries: dict[str, MarkedMap] = {}
         self.block_marks: dict[str, Mark] = {}
+        # Each block's numbers, as its VirtualNumbers are keyed: its route reuses the strings.
+        self.block_numbers: dict[str, list[str]] = {}
         self.spans: list[tuple[numbering.NumberSpan, str, Mark]] = []
         self.span_index: numbering.SpanIndex[tuple[str, Mark]] = numbering.SpanIndex()
         self.target_marks: dict[str, Mark] = {}
@@ -758,8 +761,54 @@ class _Compiler:
         self.trunk_country[name] = country
         numbers = raw.get("numbers")
         if isinstance(numbers, MarkedSeq):
-            for index, item in enumerate(numbers):
-                self.inventory_entry(trunk, country, default_zone, item, numbers.mark_of(index))
+            self.inventory(trunk, country, default_zone, numbers)
+
+    def inventory(
+        self, trunk: Trunk, country: str | None, zone: str | None, items: MarkedSeq
+    ) -> None:
+        """A trunk's `numbers:`, with a short way for most of a large inventory.
+
+        `- number: '+33…'` alone, already in E.164, valid, new and in no block, can only
+        become a VirtualNumber like its neighbours': those are built together at the next
+        entry that is anything else (in file order); every other entry takes the full path.
+        """
+        entries = self.number_entries
+        blocks = self.span_index
+        alone: list[str] = []  # numbers of the current run of such entries, in order
+        for index, item in enumerate(items):
+            number = item.get("number") if isinstance(item, MarkedMap) and len(item) == 1 else None
+            if (
+                type(number) is str
+                and zone is not None
+                and number not in entries
+                and numbering.is_valid_e164(number)
+                and blocks.containing(number) is None
+            ):
+                entries[number] = item
+                alone.append(number)
+                continue
+            if alone:
+                self._add_numbers_alone(trunk, zone, alone)
+                alone = []
+            self.inventory_entry(trunk, country, zone, item, items.mark_of(index))
+        if alone:
+            self._add_numbers_alone(trunk, zone, alone)
+
+    def _add_numbers_alone(self, trunk: Trunk, zone: str | None, numbers: list[str]) -> None:
+        """The VirtualNumbers of `- number:` entries with no other key (see `inventory`)."""
+        assert zone is not None
+        entry = _NUMBER_ALONE
+        template = VirtualNumber(
+            numbers[0],
+            trunk.name,
+            entry.status,
+            entry.label,
+            zone,
+            entry.port_date,
+            entry.losing_carrier,
+            whisper=(),
+        )
+        self.config.numbers.update(zip(numbers, numbers_alike(template, numbers), strict=True))
 
     def _check_dial_template(self, template: str, mark: Mark) -> str:
         """The template in canonical case; an error unless it is exactly PJSIP/{number}@NAME."""
@@ -853,7 +902,7 @@ class _Compiler:
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
         errors_before = len(self.diags.items)
-        number = raw.get("number") if type(raw) is MarkedMap and len(raw) == 1 else None
+        number = raw.get("number") if isinstance(raw, MarkedMap) and len(raw) == 1 else None
         if type(number) is str:
             # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
             # would give every other key its default, so the number goes to its checks.
@@ -935,6 +984,10 @@ class _Compiler:
         else:
             self._block(trunk, region, zone, entry, raw, mark, whisper)
 
+    def _number_mark(self, e164: str) -> Mark:
+        """Where single number `e164` is written in the inventory."""
+        return self.number_entries[e164].value_marks["number"]
+
     def _zone_for(self, entry: InventoryEntry, default: str | None, e164: str, mark: Mark) -> str:
         zone = entry.timezone or default or numbering.zone_of(e164)
         if zone is None:
@@ -965,8 +1018,8 @@ class _Compiler:
         except numbering.NumberError as exc:
             self.diags.error(mark, str(exc))
             return
-        if e164 in self.number_marks:
-            first = self.number_marks[e164]
+        if e164 in self.number_entries:
+            first = self._number_mark(e164)
             self.diags.error(mark, f"number {e164} is listed twice (first at {first})")
             return
         holder = self.span_index.containing(e164)
@@ -974,7 +1027,7 @@ class _Compiler:
             block, block_mark = holder[1]
             self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
             return
-        self.number_marks[e164] = mark
+        self.number_entries[e164] = raw
         self.config.numbers[e164] = VirtualNumber(
             e164,
             trunk.name,
@@ -1042,18 +1095,19 @@ class _Compiler:
         members = span.numbers()
         clash = (
             None
-            if self.number_marks.keys().isdisjoint(members)
-            else next(n for n in members if n in self.number_marks)
+            if self.number_entries.keys().isdisjoint(members)
+            else next(n for n in members if n in self.number_entries)
         )
         if clash is not None:
             self.diags.error(
                 value_mark,
                 f"block '{entry.block}' contains {clash}, already listed at "
-                f"{self.number_marks[clash]}",
+                f"{self._number_mark(clash)}",
             )
             return
         block_zone = self._zone_for(entry, zone, span.first, value_mark)
         self.block_marks[entry.block] = value_mark
+        self.block_numbers[entry.block] = members
         self.spans.append((span, entry.block, value_mark))
         self.span_index.add(span, (entry.block, value_mark))
         self.config.blocks[entry.block] = Block(
@@ -1507,8 +1561,7 @@ class _Compiler:
                 self.diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
                 return
             block_mark = raw.mark_of("block")
-            span = numbering.NumberSpan(block.first, block.last)
-            for e164 in span.numbers():
+            for e164 in self.block_numbers[block.name]:
                 yield e164, block_mark
 
     def _caller_id_rule(self, value: Any, where: Mark, region: str | None) -> CallerIdRule | None:
@@ -1728,7 +1781,7 @@ class _Compiler:
                 unrouted_blocks[number.block] = unrouted_blocks.get(number.block, 0) + 1
             else:
                 self.diags.warning(
-                    self.number_marks[e164],
+                    self._number_mark(e164),
                     f"number {e164} has no route: its calls will be rejected",
                 )
         for block, count in unrouted_blocks.items():

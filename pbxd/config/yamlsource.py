@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pbxd.config.diagnostics import Diagnostics, Mark
+from pbxd.config.diagnostics import Diagnostics, Mark, new_mark
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -48,6 +48,51 @@ class MarkedMap(dict[str, Any]):
     def mark_of(self, key: str) -> Mark:
         """Where the value of `key` is written (the mapping itself when the key is absent)."""
         return self.value_marks.get(key, self.mark)
+
+
+class LinePair(MarkedMap):
+    """`- key: 'value'` alone on its line, as most of a large inventory is written.
+
+    Its marks are made when first asked for: a million such lines would otherwise cost two
+    dicts and two marks each, and a compile asks for them only to report a problem. The
+    mapping's own mark (its key's) is kept, since its sequence lists it as the item's mark.
+    """
+
+    __slots__ = ("_key_marks", "_value_column", "_value_marks")
+
+    def __init__(self, mark: Mark, key: str, value: str, value_column: int) -> None:
+        dict.__init__(self)
+        self[key] = value
+        self.mark = mark
+        self._value_column = value_column
+        self._key_marks: dict[str, Mark] | None = None
+        self._value_marks: dict[str, Mark] | None = None
+
+    def _unfold(self) -> None:
+        key = next(iter(self))
+        mark = self.mark
+        self._key_marks = {key: mark}
+        self._value_marks = {key: new_mark((mark.file, mark.line, self._value_column))}
+
+    @property
+    def key_marks(self) -> dict[str, Mark]:  # type: ignore[override]
+        """Where each key is written (see MarkedMap)."""
+        if self._key_marks is None:
+            self._unfold()
+        assert self._key_marks is not None
+        return self._key_marks
+
+    @property
+    def value_marks(self) -> dict[str, Mark]:  # type: ignore[override]
+        """Where each value is written (see MarkedMap)."""
+        if self._value_marks is None:
+            self._unfold()
+        assert self._value_marks is not None
+        return self._value_marks
+
+    def value_mark(self) -> Mark:
+        """Where the single value is written: the one mark a compile stores per number."""
+        return self.value_marks[next(iter(self))]
 
 
 class MarkedSeq(list[Any]):
@@ -333,7 +378,7 @@ class _PlainReader:
             if key in result or _plain_scalar(key) is not key:
                 raise _NotPlain  # duplicates and `yes:`/`~:` keys get the careful errors
             if key_mark is None:
-                key_mark = Mark(name, number, column + 1)
+                key_mark = new_mark((name, number, column + 1))
             start = match.end()
             if start == len(line) or line[start] == "#":
                 value, value_mark = self.nested(column)
@@ -377,12 +422,8 @@ class _PlainReader:
                 key, value = pair.groups()
                 if key in _BOOLEANS or key in _NULLS:
                     raise _NotPlain
-                key_mark = Mark(name, number, pair.start(1) + 1)
-                pair_map = MarkedMap(key_mark)
-                pair_map[key] = value
-                pair_map.key_marks[key] = key_mark
-                pair_map.value_marks[key] = Mark(name, number, pair.start(2))
-                result.append(pair_map)
+                key_mark = new_mark((name, number, pair.start(1) + 1))
+                result.append(LinePair(key_mark, key, value, pair.start(2)))
                 result.item_marks.append(key_mark)
                 self.at += 1
                 continue
@@ -411,7 +452,7 @@ class _PlainReader:
         value, end = self.flow_value(line, start, number, _PLAIN)
         if _END_OF_LINE.match(line, end) is None:
             raise _NotPlain
-        return value, Mark(self.name, number, start + 1)
+        return value, new_mark((self.name, number, start + 1))
 
     def flow_value(
         self, line: str, start: int, number: int, plain: re.Pattern[str]
@@ -453,7 +494,7 @@ class _PlainReader:
             quoted = _QUOTED_ITEM.match(line, at)
             if quoted is not None:  # `'+33…',`: most items of a long list, in one match
                 result.append(quoted[1])
-                result.item_marks.append(Mark(self.name, number, at + 1))
+                result.item_marks.append(new_mark((self.name, number, at + 1)))
                 if quoted[2] == "]":
                     self.depth -= 1
                     return result, quoted.end(2)
@@ -462,7 +503,7 @@ class _PlainReader:
             item, end = self.flow_value(line, at, number, _PLAIN_IN_FLOW)
             result.append(item)
             result.item_marks.append(
-                item.mark if type(item) is MarkedMap else Mark(self.name, number, at + 1)
+                item.mark if type(item) is MarkedMap else new_mark((self.name, number, at + 1))
             )
             end = _SPACES.match(line, end).end()  # type: ignore[union-attr]
             if line.startswith("]", end):
