@@ -16,7 +16,7 @@ import re
 import types
 import typing
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -669,8 +669,9 @@ class _Compiler:
         self.broken_targets: set[str] = set()
         self.used_targets: set[str] = set()
         self.route_marks: dict[str, Mark] = {}
-        # Where each routed number is written in its route (the route: route_of_number).
-        self.routed_at: dict[str, Mark] = {}
+        # What each route was compiled from: where a routed number is written in its route
+        # is found again from it, for a message only (a million marks kept for nothing).
+        self.route_inputs: dict[str, tuple[RouteEntry, MarkedMap, Mark, str | None]] = {}
         self.route_trunk_of_block: dict[str, tuple[str, str, Mark]] = {}
         # What a broken entry would have defined: a route using it gets no cascade error,
         # since the entry's own error is already reported.
@@ -1400,8 +1401,8 @@ class _Compiler:
         if entry is None:
             self._note_broken_route(raw, region)
             return
-        covered = list(self._route_numbers(entry, raw, mark, region))
-        name = entry.name or (entry.block if entry.block else (covered[0][0] if covered else ""))
+        covered, covered_marks = self._route_numbers(entry, raw, mark, region, self.diags)
+        name = entry.name or (entry.block if entry.block else (covered[0] if covered else ""))
         if not name:
             name = f"route@{mark.line}"
         if name in self.route_marks:
@@ -1459,39 +1460,44 @@ class _Compiler:
             **flow,
         )
         self.route_marks[name] = mark
+        self.route_inputs[name] = (entry, raw, mark, region)
         self.config.routes[name] = route
-        self._route_numbers_to(route, covered, entry.trunk)
+        self._route_numbers_to(route, covered, covered_marks, entry.trunk)
 
     def _route_numbers_to(
-        self, route: Route, covered: list[tuple[str, Mark]], trunk: str | None
+        self, route: Route, covered: list[str], marks: list[Mark], trunk: str | None
     ) -> None:
-        """Point each of `covered` to `route`; a number another route has is an error."""
-        route_of, routed_at = self.config.route_of_number, self.routed_at
-        numbers = dict(covered)
-        if trunk is None and len(numbers) == len(covered) and routed_at.keys().isdisjoint(numbers):
+        """Point each of `covered` (written at `marks`) to `route`; a number another route
+        has is an error."""
+        route_of = self.config.route_of_number
+        numbers = dict.fromkeys(covered, route)
+        if trunk is None and len(numbers) == len(covered) and route_of.keys().isdisjoint(numbers):
             # Each number once, none routed yet (a large config's every route): no check
-            # left to make, so the indexes are filled at once.
-            routed_at.update(numbers)
-            route_of.update(dict.fromkeys(numbers, route))
+            # left to make, so the index is filled at once.
+            route_of.update(numbers)
             return
-        for e164, number_mark in covered:
-            if e164 in routed_at:
-                other, other_mark = route_of[e164].name, routed_at[e164]
+        for e164, number_mark in zip(covered, marks, strict=True):
+            if e164 in route_of:
+                other = route_of[e164].name
                 self.diags.error(
                     number_mark,
-                    f"number {e164} is already routed by route '{other}' ({other_mark})",
+                    f"number {e164} is already routed by route '{other}' "
+                    f"({self._routed_mark(other, e164)})",
                 )
                 continue
-            routed_at[e164] = number_mark
             route_of[e164] = route
             if trunk is not None:
                 self._check_route_trunk(e164, trunk, route.name, number_mark)
 
-    def _check_number_whispers(
-        self, route: str, covered: list[tuple[str, Mark]], mark: Mark
-    ) -> None:
+    def _routed_mark(self, route: str, e164: str) -> Mark:
+        """Where `e164` is written in `route`, which routes it (its first place there)."""
+        entry, raw, mark, region = self.route_inputs[route]
+        covered, marks = self._route_numbers(entry, raw, mark, region, Diagnostics())
+        return marks[covered.index(e164)]
+
+    def _check_number_whispers(self, route: str, covered: list[str], mark: Mark) -> None:
         """`whisper: number` on a route some of whose numbers have no whisper of their own."""
-        silent = [e164 for e164, _ in covered if not self._number_whisper(e164)]
+        silent = [e164 for e164 in covered if not self._number_whisper(e164)]
         if silent:
             shown = ", ".join(silent[:3]) + (
                 f" and {len(silent) - 3} more" if len(silent) > 3 else ""
@@ -1525,44 +1531,52 @@ class _Compiler:
             self.unchecked_blocks.add(raw["block"])
 
     def _route_numbers(
-        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
-    ) -> Iterator[tuple[str, Mark]]:
+        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None, diags: Diagnostics
+    ) -> tuple[list[str], list[Mark]]:
+        """The inventory numbers a route covers, in order, and where each is written; what
+        is not one is reported to `diags`."""
         seq = raw.get("numbers")
         marks = seq.item_marks if isinstance(seq, MarkedSeq) else []
         if len(marks) != len(entry.numbers):
             marks = [mark] * len(entry.numbers)
         numbers = self.config.numbers
-        for text, number_mark in zip(entry.numbers, marks, strict=True):
+        covered: list[str] = []
+        covered_marks: list[Mark] = []
+        if all(map(numbers.__contains__, entry.numbers)):
             # Written exactly as in the inventory (a large config's every number): found.
-            e164 = text if text in numbers else numbering.canonical_e164(text)
-            if e164 is None or e164 not in numbers:
-                # Not an inventory number as written: parse it properly to say why.
-                try:
-                    e164 = numbering.to_e164(text, region)
-                except numbering.NumberError as exc:
-                    self.diags.error(number_mark, str(exc))
+            covered.extend(entry.numbers)
+            covered_marks.extend(marks)
+        else:
+            for text, number_mark in zip(entry.numbers, marks, strict=True):
+                e164 = text if text in numbers else numbering.canonical_e164(text)
+                if e164 is None or e164 not in numbers:
+                    # Not an inventory number as written: parse it properly to say why.
+                    try:
+                        e164 = numbering.to_e164(text, region)
+                    except numbering.NumberError as exc:
+                        diags.error(number_mark, str(exc))
+                        continue
+                if e164 not in numbers:
+                    if not self._hidden_by_broken_inventory(e164):
+                        diags.error(
+                            number_mark,
+                            f"number {e164} is not in the inventory "
+                            f"({display_path(self.config.settings.trunks_file)})",
+                        )
                     continue
-            if e164 not in self.config.numbers:
-                if self._hidden_by_broken_inventory(e164):
-                    continue
-                self.diags.error(
-                    number_mark,
-                    f"number {e164} is not in the inventory "
-                    f"({display_path(self.config.settings.trunks_file)})",
-                )
-                continue
-            yield e164, number_mark
+                covered.append(e164)
+                covered_marks.append(number_mark)
         if entry.block is not None:
             block = self.config.blocks.get(entry.block)
             if block is None:
-                if self.inventory_unusable or entry.block in self.broken_blocks:
-                    return
-                hint = did_you_mean(entry.block, self.config.blocks)
-                self.diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
-                return
-            block_mark = raw.mark_of("block")
-            for e164 in self.block_numbers[block.name]:
-                yield e164, block_mark
+                if not (self.inventory_unusable or entry.block in self.broken_blocks):
+                    hint = did_you_mean(entry.block, self.config.blocks)
+                    diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
+            else:
+                members = self.block_numbers[block.name]
+                covered.extend(members)
+                covered_marks.extend([raw.mark_of("block")] * len(members))
+        return covered, covered_marks
 
     def _caller_id_rule(self, value: Any, where: Mark, region: str | None) -> CallerIdRule | None:
         """A caller-ID policy as written; None (and an error) when it is not one."""

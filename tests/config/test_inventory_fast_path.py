@@ -164,3 +164,52 @@ def test_a_number_alone_on_its_line_makes_its_marks_when_asked() -> None:
     spaced.value_marks["number"] = Mark("t.yaml", 1, 1)  # made once, then kept
     assert spaced.value_marks["number"] == Mark("t.yaml", 1, 1)
     assert type(items[2]) is not LinePair  # `label:` under it: a mapping of two keys
+
+
+# Routes that route a number another route (or the same one) already routes: the message
+# names where the first route writes it, found again from that route only for the message.
+ROUTED_TWICE = """\
+country: FR
+targets:
+  alice:
+    softphone: PJSIP/alice
+routes:
+  - name: first
+    numbers: ['+33170000001', 01 70 00 00 02, '+33 1 70 00 00 03']
+    targets: [alice]
+  - block: b1
+    targets: [alice]
+  - name: again
+    numbers: ['+33170000004', '+33180000042', '+33170000003', 0170000002, '+33170000001']
+    targets: [alice]
+  - name: twice
+    numbers: ['+33170000004']
+    targets: [alice]
+  - name: self
+    numbers: ['+33170000005', '+33 1 70 00 00 05']
+    targets: [alice]
+"""
+
+
+def test_a_number_routed_twice_is_blamed_with_the_first_routes_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    numbers = "".join(f"      - number: '+3317000000{i}'\n" for i in range(1, 6))
+    block = "      - block: b1\n        range: '+33180000000 - +33180000099'\n"
+    _write(tmp_path, TRUNKS.split("      - number:")[0] + numbers + block, ROUTED_TWICE)
+    result = compile_config(tmp_path / "pbxd.yaml")
+    assert [str(d) for d in result.diagnostics] == [
+        "routing/all.yaml:12:31: error: number +33180000042 is already routed by route 'b1' "
+        "(routing/all.yaml:9:12)",
+        "routing/all.yaml:12:47: error: number +33170000003 is already routed by route "
+        "'first' (routing/all.yaml:7:47)",
+        "routing/all.yaml:12:63: error: number +33170000002 is already routed by route "
+        "'first' (routing/all.yaml:7:31)",
+        "routing/all.yaml:12:75: error: number +33170000001 is already routed by route "
+        "'first' (routing/all.yaml:7:15)",
+        "routing/all.yaml:15:15: error: number +33170000004 is already routed by route "
+        "'again' (routing/all.yaml:12:15)",
+        "routing/all.yaml:18:31: error: number +33170000005 is already routed by route "
+        "'self' (routing/all.yaml:18:15)",
+    ]
