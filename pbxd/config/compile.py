@@ -63,7 +63,7 @@ from pbxd.config.model import (
     numbers_alike,
 )
 from pbxd.config.plans import check_plans, compile_plan
-from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
+from pbxd.config.yamlsource import LinePair, MarkedMap, MarkedSeq, load_yaml, locate
 from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
 M = TypeVar("M", bound=BaseModel)
@@ -658,8 +658,10 @@ class _Compiler:
         self.diags = diags
         self.config = Config(settings=settings)
         self.trunk_country: dict[str, str | None] = {}
-        # Each single number's inventory entry (its mark is made only for a message).
-        self.number_entries: dict[str, MarkedMap] = {}
+        self.number_marks: dict[str, Mark] = {}
+        # Their hundreds (`+331700001` for +33170000123): a block of 100 looks one up
+        # before it looks for each of its numbers among 400,000 singles.
+        self.single_hundreds: set[str] = set()
         self.block_marks: dict[str, Mark] = {}
         # Each block's numbers, as its VirtualNumbers are keyed: its route reuses the strings.
         self.block_numbers: dict[str, list[str]] = {}
@@ -773,7 +775,7 @@ class _Compiler:
         become a VirtualNumber like its neighbours': those are built together at the next
         entry that is anything else (in file order); every other entry takes the full path.
         """
-        entries = self.number_entries
+        marks, hundreds = self.number_marks, self.single_hundreds
         blocks = self.span_index
         alone: list[str] = []  # numbers of the current run of such entries, in order
         for index, item in enumerate(items):
@@ -781,11 +783,14 @@ class _Compiler:
             if (
                 type(number) is str
                 and zone is not None
-                and number not in entries
+                and number not in marks
                 and numbering.is_valid_e164(number)
                 and blocks.containing(number) is None
             ):
-                entries[number] = item
+                marks[number] = (
+                    item.value_mark() if type(item) is LinePair else item.value_marks["number"]
+                )
+                hundreds.add(number[:-2])
                 alone.append(number)
                 continue
             if alone:
@@ -985,10 +990,6 @@ class _Compiler:
         else:
             self._block(trunk, region, zone, entry, raw, mark, whisper)
 
-    def _number_mark(self, e164: str) -> Mark:
-        """Where single number `e164` is written in the inventory."""
-        return self.number_entries[e164].value_marks["number"]
-
     def _zone_for(self, entry: InventoryEntry, default: str | None, e164: str, mark: Mark) -> str:
         zone = entry.timezone or default or numbering.zone_of(e164)
         if zone is None:
@@ -1019,8 +1020,8 @@ class _Compiler:
         except numbering.NumberError as exc:
             self.diags.error(mark, str(exc))
             return
-        if e164 in self.number_entries:
-            first = self._number_mark(e164)
+        if e164 in self.number_marks:
+            first = self.number_marks[e164]
             self.diags.error(mark, f"number {e164} is listed twice (first at {first})")
             return
         holder = self.span_index.containing(e164)
@@ -1028,7 +1029,8 @@ class _Compiler:
             block, block_mark = holder[1]
             self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
             return
-        self.number_entries[e164] = raw
+        self.number_marks[e164] = mark
+        self.single_hundreds.add(e164[:-2])
         self.config.numbers[e164] = VirtualNumber(
             e164,
             trunk.name,
@@ -1096,14 +1098,16 @@ class _Compiler:
         members = span.numbers()
         clash = (
             None
-            if self.number_entries.keys().isdisjoint(members)
-            else next(n for n in members if n in self.number_entries)
+            # Every hundred the block touches: its numbers 100 apart, and its last.
+            if self.single_hundreds.isdisjoint([n[:-2] for n in (*members[::100], members[-1])])
+            or self.number_marks.keys().isdisjoint(members)
+            else next(n for n in members if n in self.number_marks)
         )
         if clash is not None:
             self.diags.error(
                 value_mark,
                 f"block '{entry.block}' contains {clash}, already listed at "
-                f"{self._number_mark(clash)}",
+                f"{self.number_marks[clash]}",
             )
             return
         block_zone = self._zone_for(entry, zone, span.first, value_mark)
@@ -1784,8 +1788,10 @@ class _Compiler:
                     route.source,
                     f"route '{route.name}' never runs for {e164}: call_through takes its calls",
                 )
-        # The few numbers without a route, found in one pass (a million have one).
-        for e164 in sorted(numbers.keys() - route_of.keys()):
+        # The few numbers without a route, found in one pass (a million have one). Routes
+        # only ever take inventory numbers (_route_numbers): as many routed is all of them.
+        unrouted = numbers.keys() - route_of.keys() if len(route_of) < len(numbers) else set()
+        for e164 in sorted(unrouted):
             number = numbers[e164]
             if number.status is NumberStatus.RESERVED or e164 in access:
                 continue
@@ -1795,7 +1801,7 @@ class _Compiler:
                 unrouted_blocks[number.block] = unrouted_blocks.get(number.block, 0) + 1
             else:
                 self.diags.warning(
-                    self._number_mark(e164),
+                    self.number_marks[e164],
                     f"number {e164} has no route: its calls will be rejected",
                 )
         for block, count in unrouted_blocks.items():

@@ -91,8 +91,11 @@ class LinePair(MarkedMap):
         return self._value_marks
 
     def value_mark(self) -> Mark:
-        """Where the single value is written: the one mark a compile stores per number."""
-        return self.value_marks[next(iter(self))]
+        """Where the value is written (without making the key and value mark dicts)."""
+        if self._value_marks is not None:
+            return self._value_marks[next(iter(self))]
+        mark = self.mark
+        return new_mark((mark.file, mark.line, self._value_column))
 
 
 class MarkedSeq(list[Any]):
@@ -363,7 +366,7 @@ class _PlainReader:
     def mapping(self, column: int) -> MarkedMap:
         rows, name = self.rows, self.name
         number, _, line = rows[self.at]
-        result = MarkedMap(Mark(name, number, column + 1))
+        result = MarkedMap(new_mark((name, number, column + 1)))
         key_mark: Mark | None = result.mark
         while self.at < len(rows):
             number, at, line = rows[self.at]
@@ -407,7 +410,7 @@ class _PlainReader:
     def sequence(self, column: int) -> MarkedSeq:
         rows, name = self.rows, self.name
         number, _, _ = rows[self.at]
-        result = MarkedSeq(Mark(name, number, column + 1))
+        result = MarkedSeq(new_mark((name, number, column + 1)))
         while self.at < len(rows):
             number, at, line = rows[self.at]
             if at != column:
@@ -485,7 +488,7 @@ class _PlainReader:
         self.depth += 1
         if self.depth > _PLAIN_DEPTH:
             raise _NotPlain
-        result = MarkedSeq(Mark(self.name, number, start + 1))
+        result = MarkedSeq(new_mark((self.name, number, start + 1)))
         at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
         if line.startswith("]", at):
             self.depth -= 1
@@ -514,7 +517,7 @@ class _PlainReader:
             at = _SPACES.match(line, end + 1).end()  # type: ignore[union-attr]
 
     def flow_mapping(self, line: str, start: int, number: int) -> tuple[MarkedMap, int]:
-        result = MarkedMap(Mark(self.name, number, start + 1))
+        result = MarkedMap(new_mark((self.name, number, start + 1)))
         at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
         while True:
             match = _FLOW_KEY.match(line, at)
@@ -529,8 +532,8 @@ class _PlainReader:
                 raise _NotPlain
             value, end = self.flow_value(line, value_at, number, _PLAIN_IN_FLOW)
             result[key] = value
-            result.key_marks[key] = Mark(self.name, number, at + 1)
-            result.value_marks[key] = Mark(self.name, number, value_at + 1)
+            result.key_marks[key] = new_mark((self.name, number, at + 1))
+            result.value_marks[key] = new_mark((self.name, number, value_at + 1))
             end = _SPACES.match(line, end).end()  # type: ignore[union-attr]
             if line.startswith("}", end):
                 return result, end + 1

@@ -2,8 +2,9 @@
 
 Most of a large inventory is single numbers written in E.164 with no other key: the compiler
 takes them in runs and builds their VirtualNumbers together (`_Compiler.inventory`), and the
-plain reader makes their marks only when asked (`LinePair`). Neither may change a Config, its
-numbers' order, or any diagnostic and its FILE:LINE:COLUMN.
+plain reader makes their key and value marks only when asked (`LinePair`). Neither may change
+a Config, its numbers' order, or any diagnostic and its FILE:LINE:COLUMN. Nor may the route
+index, which no longer keeps a mark per routed number (found again for a message).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def test_errors_about_numbers_taken_the_short_way_have_their_marks(
         lambda self, trunk, zone, numbers: (taken.extend(numbers), add(self, trunk, zone, numbers)),
     )
     lines = [str(d) for d in compile_config(tmp_path / "pbxd.yaml").diagnostics]
-    # Each number in a message below went the short way: its mark was made for the message.
+    # These went the short way: the messages about them have their marks all the same.
     short_way = ["+33170000001", "+33170000002", "+33170000004", "+33170000005", "+33170000008"]
     assert taken == short_way
     assert lines == [
@@ -157,7 +158,8 @@ def test_a_number_alone_on_its_line_makes_its_marks_when_asked() -> None:
     items = tree["trunks"]["carrier"]["numbers"]
     spaced = items[11]
     assert type(spaced) is LinePair and spaced == {"number": "+33170000008"}
-    assert spaced._value_marks is None  # nothing made yet
+    assert spaced.value_mark() == Mark("t.yaml", 23, 19)
+    assert spaced._value_marks is None  # the compiler's question made no dict
     assert items.item_marks[11] == spaced.mark == Mark("t.yaml", 23, 9)
     assert spaced.key_marks == {"number": Mark("t.yaml", 23, 9)}
     assert spaced.value_marks == {"number": Mark("t.yaml", 23, 19)}
@@ -213,3 +215,21 @@ def test_a_number_routed_twice_is_blamed_with_the_first_routes_mark(
         "routing/all.yaml:18:31: error: number +33170000005 is already routed by route "
         "'self' (routing/all.yaml:18:15)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("single", "clash"),
+    [("+33170000150", True), ("+33170000203", True), ("+33170000094", False)],
+)
+def test_a_block_finds_a_single_number_in_any_hundred_it_touches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single: str, clash: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    head = TRUNKS.split("      - number:")[0]
+    block = "      - block: wide\n        range: '+33170000095 - +33170000203'\n"
+    _write(tmp_path, f"{head}      - number: '{single}'\n{block}", "routes: []\n")
+    errors = [
+        str(d) for d in compile_config(tmp_path / "pbxd.yaml").diagnostics if "error" in str(d)
+    ]
+    expected = f"sip-trunks.yaml:11:16: error: block 'wide' contains {single}, already listed at "
+    assert errors == ([f"{expected}sip-trunks.yaml:9:17"] if clash else [])
