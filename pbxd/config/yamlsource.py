@@ -122,6 +122,8 @@ _BOOLEANS = {
     "off": False, "Off": False, "OFF": False,
 }  # fmt: skip
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+# How every null, boolean and date above starts: any other plain scalar is text as it is.
+_RESOLVED_START = frozenset("~nNtTyYoOfF0123456789")
 _DATE = re.compile(r"^\d{4}-\d\d?-\d\d?$")
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -131,6 +133,8 @@ def _plain_scalar(text: str) -> Any:
 
     Numbers deliberately stay strings (see the module docstring).
     """
+    if text and text[0] not in _RESOLVED_START:
+        return text
     if text in _NULLS:
         return None
     boolean = _BOOLEANS.get(text)
@@ -313,6 +317,8 @@ _PLAIN_IN_FLOW = re.compile(r"[\w+./~$(][\w+./~$()@%='\- ]*")
 _FLOW_KEY = re.compile(r"(\w[\w.+/@-]{0,1000}): +")
 _QUOTED_PAIR_ITEM = re.compile(r"- +([A-Za-z_][\w.+/@-]{0,1000}): +'([^']*)'(?: +#.*)?$")
 _QUOTED_ITEM = re.compile(r"'([^']*)' *([,\]]) *")
+# `['+33…', '+33…', …]`, one space after each comma: a route's numbers as written by tools.
+_QUOTED_LIST = re.compile(r"\['[^']*'(?:, '[^']*')*\]")
 _END_OF_LINE = re.compile(r"(?: +#.*)?$")
 _SPACES = re.compile(r" *")
 # Deeper than this the careful path decides (and refuses past MAX_DEPTH).
@@ -489,6 +495,17 @@ class _PlainReader:
         if self.depth > _PLAIN_DEPTH:
             raise _NotPlain
         result = MarkedSeq(new_mark((self.name, number, start + 1)))
+        whole = _QUOTED_LIST.match(line, start)
+        if whole is not None:
+            # Split at once; each item's quote is 4 characters after the previous item.
+            items = line[start + 2 : whole.end() - 2].split("', '")
+            name, marks, at = self.name, result.item_marks, start + 1
+            for item in items:
+                marks.append(new_mark((name, number, at + 1)))
+                at += len(item) + 4
+            result.extend(items)
+            self.depth -= 1
+            return result, whole.end()
         at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
         if line.startswith("]", at):
             self.depth -= 1
