@@ -7,10 +7,12 @@ no error; diagnostics come back either way.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
 import gc
 import ipaddress
+import itertools
 import os
 import re
 import types
@@ -1474,22 +1476,23 @@ class _Compiler:
         """Point each of `covered` (written at `marks`) to `route`; a number another route
         has is an error."""
         route_of = self.config.route_of_number
-        numbers = dict.fromkeys(covered, route)
-        if trunk is None and len(numbers) == len(covered) and route_of.keys().isdisjoint(numbers):
-            # Each number once, none routed yet (a large config's every route): no check
-            # left to make, so the index is filled at once.
-            route_of.update(numbers)
-            return
+        before = len(route_of)
+        # One pass over the index: each number not routed yet now is, by `route`; a number
+        # routed before keeps its route (setdefault), for the error below.
+        collections.deque(map(route_of.setdefault, covered, itertools.repeat(route)), maxlen=0)
+        if trunk is None and len(route_of) - before == len(covered):
+            return  # each number once, none routed before: a large config's every route
+        taken: set[str] = set()
         for e164, number_mark in zip(covered, marks, strict=True):
-            if e164 in route_of:
-                other = route_of[e164].name
+            owner = route_of[e164]
+            if owner is not route or e164 in taken:
                 self.diags.error(
                     number_mark,
-                    f"number {e164} is already routed by route '{other}' "
-                    f"({self._routed_mark(other, e164)})",
+                    f"number {e164} is already routed by route '{owner.name}' "
+                    f"({self._routed_mark(owner.name, e164)})",
                 )
                 continue
-            route_of[e164] = route
+            taken.add(e164)
             if trunk is not None:
                 self._check_route_trunk(e164, trunk, route.name, number_mark)
 

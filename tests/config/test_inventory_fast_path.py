@@ -190,6 +190,14 @@ routes:
   - name: self
     numbers: ['+33170000005', '+33 1 70 00 00 05']
     targets: [alice]
+  - name: trunked
+    numbers: ['+33170000001', '+33170000006', '+33170000006']
+    trunk: carrier
+    targets: [alice]
+  - name: elsewhere
+    numbers: ['+33170000007']
+    trunk: nowhere
+    targets: [alice]
 """
 
 
@@ -197,7 +205,7 @@ def test_a_number_routed_twice_is_blamed_with_the_first_routes_mark(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    numbers = "".join(f"      - number: '+3317000000{i}'\n" for i in range(1, 6))
+    numbers = "".join(f"      - number: '+3317000000{i}'\n" for i in range(1, 8))
     block = "      - block: b1\n        range: '+33180000000 - +33180000099'\n"
     _write(tmp_path, TRUNKS.split("      - number:")[0] + numbers + block, ROUTED_TWICE)
     result = compile_config(tmp_path / "pbxd.yaml")
@@ -214,6 +222,11 @@ def test_a_number_routed_twice_is_blamed_with_the_first_routes_mark(
         "'again' (routing/all.yaml:12:15)",
         "routing/all.yaml:18:31: error: number +33170000005 is already routed by route "
         "'self' (routing/all.yaml:18:15)",
+        "routing/all.yaml:21:15: error: number +33170000001 is already routed by route "
+        "'first' (routing/all.yaml:7:15)",
+        "routing/all.yaml:21:47: error: number +33170000006 is already routed by route "
+        "'trunked' (routing/all.yaml:21:31)",
+        "routing/all.yaml:26:12: error: unknown trunk 'nowhere'",
     ]
 
 
