@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from pbxd.config.compile import compile_config
+from pbxd.config.model import Config
 from pbxd.web.app import build_app
 from pbxd.web.state import Runtime
 
@@ -93,3 +94,11 @@ def test_the_call_and_usage_schemas_name_every_field_the_api_gives() -> None:
     assert set(usage["days"][0]) == set(
         schemas["Usage"]["properties"]["days"]["items"]["properties"]
     )
+
+
+def test_the_number_schema_names_every_field_the_api_gives(config: Config) -> None:
+    from pbxd.web.api import number_json
+
+    schemas = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())["components"]["schemas"]
+    given = number_json(config, config.numbers["+33170000012"], 3)
+    assert set(given) == set(schemas["Number"]["properties"])
