@@ -45,8 +45,9 @@ from pbxd.web.auth import (
     safe_next,
     set_cookie,
 )
-from pbxd.web.errors import ApiError, bad_filter
-from pbxd.web.state import CLOCK, CONFIG, DND, USERS, VOICEMAIL
+from pbxd.web.errors import ApiError, bad_filter, log
+from pbxd.web.state import CLOCK, CONFIG, DND, LOGIN_THROTTLE, USERS, VOICEMAIL
+from pbxd.web.throttle import Refusal
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOWNLOAD_MAX = 100_000  # calls in one CSV/JSON download
@@ -137,8 +138,32 @@ async def login(request: web.Request) -> web.Response:
             403, "csrf_failed", "this login form is stale or forged: reload it and retry"
         )
     name = fields.get("name", "").strip()
-    user = await check_password(request.app[USERS], name, fields.get("password", ""))
+    throttle = request.app[LOGIN_THROTTLE]
+    attempt = throttle.admit(request.remote, name)
+    if isinstance(attempt, Refusal):
+        # Refused before any password check; the password is never logged.
+        log.warning(
+            "login_throttled",
+            address=request.remote,
+            user=name[:64],
+            waiting=attempt.reason,
+            retry_after=attempt.retry_after,
+        )
+        response = _login_page(
+            request,
+            error=f"Too many failed logins: try again in {attempt.retry_after} s.",
+            status=429,
+            next_url=fields.get("next"),
+        )
+        response.headers["Retry-After"] = str(attempt.retry_after)
+        return response
+    user = None
+    try:
+        user = await check_password(request.app[USERS], name, fields.get("password", ""))
+    finally:
+        throttle.settle(attempt, succeeded=user is not None)
     if user is None:
+        log.info("login_failed", address=request.remote, user=name[:64])
         return _login_page(
             request, error="Wrong user or password.", status=401, next_url=fields.get("next")
         )
