@@ -36,6 +36,7 @@ from pbxd.diagnose import (
     diagnosis_json,
     examine,
     format_text,
+    rings_somebody,
 )
 from pbxd.log import configure_logging, redact_url
 
@@ -214,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         report("diagnose", f"cannot read the call log from {url}: {type(exc).__name__}: {exc}")
         return 2
     show(found, args.json)
-    return 0 if rings_somebody(found) else 3
+    return 0 if rings_somebody(found.facts) else 3
 
 
 def show(found: Diagnosis, as_json: bool) -> None:
@@ -223,8 +224,3 @@ def show(found: Diagnosis, as_json: bool) -> None:
         print(json.dumps(diagnosis_json(found), indent=2, ensure_ascii=False))
     else:
         print(format_text(found), end="")
-
-
-def rings_somebody(found: Diagnosis) -> bool:
-    """Whether the verdict is that a call now rings at least one target."""
-    return found.verdict.startswith("rings ") and not found.verdict.startswith("rings nobody")

@@ -168,3 +168,75 @@ def _stdout_of(args: list[str]) -> str:
     with contextlib.redirect_stdout(out):
         assert main(args) == 0
     return out.getvalue()
+
+
+STARTER = "+33972100002"  # plan starter: 2 forwarded minutes a month, then voicemail
+
+
+async def test_diagnose_says_when_the_plan_is_used_up(
+    out_store: CdrStore, client: Client, tokens: Tokens
+) -> None:
+    # The sales mobile took 150 s this month (of 120); the reception's softphones called out
+    # 600 minutes (of 600) on top of the morning's 3:05.
+    start = NOW - timedelta(hours=2)
+    out_store.record_call(
+        CallRecord(
+            call_id="call-sales",
+            did=STARTER,
+            started_at=start,
+            caller_number="+33612000010",
+            route="sales-line",
+            answered_at=start + timedelta(seconds=3),
+            ended_at=start + timedelta(seconds=153),
+            disposition=Disposition.ANSWERED,
+            answered_by="sales-mobile",
+            hangup_cause=16,
+        )
+    )
+    out_store.record_leg(
+        LegRecord(
+            "call-sales-1",
+            "call-sales",
+            "sales-mobile",
+            "PJSIP/+33781234567@trunk-out",
+            start,
+            answered_at=start + timedelta(seconds=3),
+            ended_at=start + timedelta(seconds=153),
+            hangup_cause=16,
+        )
+    )
+    out_store.record_call(
+        CallRecord(
+            call_id="call-out-long",
+            did=RECEPTION,
+            started_at=NOW - timedelta(days=2),
+            caller_number="bob",
+            answered_at=NOW - timedelta(days=2),
+            ended_at=NOW - timedelta(days=2) + timedelta(minutes=600),
+            disposition=Disposition.ANSWERED,
+            answered_by=CUSTOMER,
+            hangup_cause=16,
+            direction=Direction.OUTBOUND,
+            dialled=CUSTOMER,
+            presented=RECEPTION,
+        )
+    )
+    await out_store.flush()
+
+    sales = await _json(client, f"/api/numbers/{STARTER}/diagnose", tokens.viewer)
+    assert sales["verdict"] == (
+        "plan limit: forwarded minutes of plan 'starter' used up (2 of 2); "
+        "a call goes plan limit → voicemail reception (no phone rings)"
+    )
+    assert sales["flow_now"] == ["plan limit", "voicemail reception"]
+    assert sales["plan"]["forwarded_seconds"] == 150
+    assert sales["plan"]["forwarded_allowed_seconds"] == 120
+    assert sales["plan"]["outbound_refused"] is None
+
+    reception = await _json(client, f"/api/numbers/{RECEPTION}/diagnose", tokens.viewer)
+    assert reception["verdict"].endswith(
+        "; calls going out refused, those in progress cut: outbound minutes of plan "
+        "'reception' used up (603 of 600)"
+    )
+    assert reception["plan"]["inbound_refused"] is None  # its forwarded minutes: unlimited
+    assert reception["plan"]["outbound_seconds"] == 600 * 60 + OUT_TALK
