@@ -102,3 +102,19 @@ def test_the_number_schema_names_every_field_the_api_gives(config: Config) -> No
     schemas = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())["components"]["schemas"]
     given = number_json(config, config.numbers["+33170000012"], 3)
     assert set(given) == set(schemas["Number"]["properties"])
+
+
+def test_the_diagnose_example_names_every_field_the_api_gives(config: Config) -> None:
+    from datetime import UTC, datetime
+
+    from pbxd.diagnose import Presence, diagnosis_json, examine, plan_check_json
+
+    spec = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())
+    answer = spec["paths"]["/api/numbers/{number}/diagnose"]["get"]["responses"]["200"]
+    example = answer["content"]["application/json"]["example"]
+    at = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    found = examine(config, "+33170000001", at, [], Presence({}, "test"), set())
+    given = diagnosis_json(found)
+    assert set(given) == set(example)
+    assert found.facts.plan is not None
+    assert set(plan_check_json(found.facts.plan)) == set(example["plan"])
