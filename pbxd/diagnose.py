@@ -40,6 +40,7 @@ from pbxd.dialplan.flow import (
 )
 from pbxd.dialplan.limits import (
     Billable,
+    PlanUsage,
     UsageKind,
     in_window,
     limit_seconds,
@@ -510,12 +511,11 @@ def diagnosis_json(d: Diagnosis) -> dict[str, Any]:
 
 def plan_check_json(plan: PlanCheck) -> dict[str, Any]:
     """The plan's state as the API shows it: this month's seconds against the allowances."""
+    # The month's totals as the report's `usage` gives them (the days are the report's).
+    month = PlanUsage(plan.name, plan.used, plan.allowed, {}).to_json()
+    del month["days"]
     return {
-        "plan": plan.name,
-        "forwarded_seconds": plan.used[UsageKind.FORWARDED],
-        "outbound_seconds": plan.used[UsageKind.OUTBOUND],
-        "forwarded_allowed_seconds": plan.allowed[UsageKind.FORWARDED],
-        "outbound_allowed_seconds": plan.allowed[UsageKind.OUTBOUND],
+        **month,
         "calls_in_progress": plan.calls_in_progress,
         "max_calls": plan.max_calls,
         "inbound_refused": plan.inbound_refused,

@@ -23,8 +23,13 @@ from pbxd.ari.client import AriClient
 from pbxd.calls.presence import endpoint_key
 from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import missing_sqlite_file, resolve_number
-from pbxd.cli.common import load_config_or_report, read_store, report
+from pbxd.cli.common import (
+    load_config_or_report,
+    missing_sqlite_file,
+    read_store,
+    report,
+    resolve_number,
+)
 from pbxd.config.model import Config
 from pbxd.config.numbering import NumberError
 from pbxd.diagnose import (

@@ -31,7 +31,8 @@ from pbxd.cdr.reports import (
     report_to_json,
 )
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import parse_bound, resolve_number
+from pbxd.cli.calls import parse_bound
+from pbxd.cli.common import resolve_number
 from pbxd.config.files import NumberStatus
 from pbxd.config.model import Config, VirtualNumber
 from pbxd.config.numbering import NumberError
