@@ -17,6 +17,7 @@ not hold (`hours_of_slots` returns None) is reported from the calls themselves.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -263,43 +264,61 @@ def rebuild(connection: Connection) -> int:
     `Tally.add` does, column for column; tests hold it to `tally_slots` over the same calls.
     """
     connection.execute(delete(TRAFFIC))
-    counted = _slot_counts(connection.dialect.name)
+    counted = _slot_counts(connection.dialect.name, materialize=_can_materialize(connection))
     columns = [c.name for c in TRAFFIC.columns]
     connection.execute(insert(TRAFFIC).from_select(columns, counted))
     return int(connection.execute(select(func.count()).select_from(TRAFFIC)).scalar_one())
 
 
-def _slot_counts(dialect: str) -> Select[Any]:
-    """Every inbound call's slot figures, summed per (number, slot): `number_traffic` rows."""
-    first_leg_answer = (
-        select(func.min(_LEGS.c.answered_at))
-        .where(_LEGS.c.call_id == _CALLS.c.call_id)
-        .scalar_subquery()
+def _can_materialize(connection: Connection) -> bool:
+    """Whether the backend takes `WITH … AS MATERIALIZED` (SQLite 3.35, PostgreSQL 12)."""
+    version = connection.dialect.server_version_info or ()
+    if connection.dialect.name == "sqlite":
+        version = sqlite3.sqlite_version_info
+    least = (3, 35) if connection.dialect.name == "sqlite" else (12,)
+    return tuple(version) >= least
+
+
+def _slot_counts(dialect: str, *, materialize: bool = True) -> Select[Any]:
+    """Every inbound call's slot figures, summed per (number, slot): `number_traffic` rows.
+
+    Each call's figures are worked out once (`materialize`): inlined, the database works
+    them out again at each use in the sums (200,000 calls: 1.7x the CPU on SQLite, 1.5x the
+    time on PostgreSQL). The first leg answers come from one join: a subquery per call,
+    inlined too, took 5x (SQLite) and 6x (PostgreSQL).
+    """
+    first = (
+        select(_LEGS.c.call_id, func.min(_LEGS.c.answered_at).label("answered_at"))
+        .where(_LEGS.c.answered_at.is_not(None))
+        .group_by(_LEGS.c.call_id)
+        .subquery()
     )
-    # A person's answer: the first leg's when one answered, else the call's (report_call);
-    # read once per answered call here, turned into microseconds a level up.
+    # A person's answer: the first leg's when one answered, else the call's (report_call).
     answered = _CALLS.c.disposition == Disposition.ANSWERED.value
+    answer = func.coalesce(first.c.answered_at, _CALLS.c.answered_at)
     inbound = (
         select(
             _CALLS.c.did,
             _CALLS.c.started_at,
             _CALLS.c.ended_at,
             _CALLS.c.disposition,
-            case(
-                (answered, func.coalesce(first_leg_answer, _CALLS.c.answered_at)), else_=None
-            ).label("answered_at"),
+            case((answered, answer), else_=None).label("answered_at"),
         )
+        .select_from(_CALLS.outerjoin(first, first.c.call_id == _CALLS.c.call_id))
         .where(INBOUND)
         .subquery()
     )
-    per_call = select(
+    figures = select(
         inbound.c.did.label("did"),
         _slot_expression(inbound.c.started_at, dialect).label("slot"),
         inbound.c.disposition.label("disposition"),
         _micros(inbound.c.answered_at, dialect).label("answer"),
         _micros(inbound.c.started_at, dialect).label("started"),
         _micros(inbound.c.ended_at, dialect).label("ended"),
-    ).subquery()
+    )
+    per_call = (
+        figures.cte("per_call").prefix_with("MATERIALIZED") if materialize else figures.subquery()
+    )
     waited = per_call.c.answer.is_not(None)
     wait = _whole_seconds(per_call.c.answer - per_call.c.started)
     talk = _whole_seconds(per_call.c.ended - per_call.c.answer)
