@@ -38,6 +38,7 @@ from pbxd.calls.journal import (
     Journal,
     JournalEvent,
     JournalSink,
+    PlanWarned,
     Position,
     event_of_record,
     replay,
@@ -659,7 +660,7 @@ class CallDaemon:
         log.warning("adopting bridged call without CDR", call_id=caller.id, did=record.did)
         self.cdr.record_call(record)
         self.cdr.record_leg(winner)
-        self._start(self._adopt_bridged(record, winner, bridge_id, [winner], 0, caller))
+        self._start(self._adopt_bridged(record, winner, bridge_id, [winner], [], caller))
         return {caller.id, leg.id}
 
     def _plan_again(self, caller: Channel) -> Decision:
@@ -770,7 +771,7 @@ class CallDaemon:
             # one still ringing is told it was answered elsewhere, like at the answer.
             losers = [leg for leg in live if leg is not winner]
             await self._close_legs(losers, known, reason_code=ANSWERED_ELSEWHERE)
-            adopted = self._adopt_bridged(record, winner, bridge_id, legs, len(events), caller)
+            adopted = self._adopt_bridged(record, winner, bridge_id, legs, events, caller)
             self._start(adopted)
             return
         if caller is not None and caller.state in UNANSWERED_STATES and record.answered_at is None:
@@ -841,14 +842,16 @@ class CallDaemon:
         winner: LegRecord,
         bridge_id: str,
         legs: list[LegRecord],
-        stored_events: int,
+        events: list[JournalEvent],
         caller: Channel | None = None,
     ) -> CallSession:
         """A session for a call found bridged after a restart; it completes the CDR, and its
-        number's plan watches it as it watched the call before the restart."""
-        session = self._adopted_session(record, legs, stored_events)
+        number's plan watches it as it watched the call before the restart (a caller warned
+        then is not warned again)."""
+        session = self._adopted_session(record, legs, len(events))
         session.state = CallState.BRIDGED  # as found: the session starts there
         session.bridge_id = bridge_id
+        session.plan_warned = any(isinstance(event, PlanWarned) for event in events)
         flow = self._flow_of_adopted(record, caller)
         if flow is not None:
             session.flow = flow

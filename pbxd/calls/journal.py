@@ -219,6 +219,27 @@ class PromptPlayed(JournalEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MenuPrompted(JournalEvent):
+    """A menu's prompt started (`playback`: its id on Asterisk), after `failures` wrong or
+    silent tries and with every key pressed so far: where a restart takes the menu up."""
+
+    kind: ClassVar[str] = "menu_prompted"
+    step: str
+    playback: str
+    failures: int = 0
+    keys: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarned(JournalEvent):
+    """The caller was told the plan's minutes run out (once a call, across restarts too)."""
+
+    kind: ClassVar[str] = "plan_warned"
+    plan: str
+    usage: str  # the minutes running out: forwarded or outbound
+
+
+@dataclass(frozen=True, slots=True)
 class MessageLeft(JournalEvent):
     """A voicemail message was recorded and kept (`message_id`: its id in the voicemail store)."""
 
@@ -263,6 +284,8 @@ EVENT_TYPES: dict[str, type[JournalEvent]] = {
         CallerAnswered,
         Bridged,
         PromptPlayed,
+        MenuPrompted,
+        PlanWarned,
         MessageLeft,
         CallerGone,
         CallEnded,

@@ -56,6 +56,7 @@ from pbxd.calls.journal import (
     LegEnd,
     LegEnded,
     LegRinging,
+    PlanWarned,
     StepEntered,
     StepLeft,
 )
@@ -476,6 +477,8 @@ class CallSession:
             return
         if verdict.warn:
             self.plan_warned = True
+            # Journaled first: a call adopted after a restart is not warned a second time.
+            self.journal.add(PlanWarned(now, plan.name, str(kind)))
             self.note(f"plan {plan.name}: {kind} minutes run out soon, warning the caller")
             log.info("plan_limit_warning", plan=plan.name, kind=str(kind), used=used)
             await self.play(plan.warning)
