@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
@@ -308,6 +309,67 @@ def print_heap_growth(
     )
 
 
+CONTAINERS = (str, dict, list, tuple, datetime, set, int, float, bytes)
+
+
+def census() -> dict[str, tuple[int, int]]:
+    """Every live object by type: (count, shallow bytes), the frozen heap included.
+
+    GC-tracked objects first, then what they hold that the collector does not track (str,
+    int, float, datetime...), each counted once.
+    """
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # gc.get_objects() skips the frozen heap
+    try:
+        tracked = gc.get_objects()
+    finally:
+        if frozen:
+            gc.freeze()
+    found: dict[str, list[int]] = {}
+    labels: dict[int, str] = {}  # id of a container -> "dict in Leg": whose it is
+
+    def label(obj: object) -> str:
+        return labels.get(id(obj)) or type(obj).__qualname__
+
+    def count(obj: object, owner: object | None) -> None:
+        kind = type(obj).__qualname__
+        if owner is not None and type(obj) in CONTAINERS:  # say whose it is
+            kind = f"{kind} in {label(owner)}"[:60]
+        labels[id(obj)] = kind
+        entry = found.setdefault(kind, [0, 0])
+        entry[0] += 1
+        entry[1] += sys.getsizeof(obj)
+
+    # Non-containers first: their containers get their names, and what those hold after.
+    order = sorted(tracked, key=lambda o: type(o) in CONTAINERS)
+    for obj in order:
+        if id(obj) not in labels:
+            count(obj, None)
+        for ref in gc.get_referents(obj):
+            if id(ref) not in labels and (type(ref) in CONTAINERS or not gc.is_tracked(ref)):
+                count(ref, obj)
+    del tracked
+    return {kind: (n, size) for kind, (n, size) in found.items()}
+
+
+def print_census_growth(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], calls: int
+) -> None:
+    """Objects the calls in progress hold, per call, by type (largest first)."""
+    growth = {
+        kind: (n - before.get(kind, (0, 0))[0], size - before.get(kind, (0, 0))[1])
+        for kind, (n, size) in after.items()
+    }
+    total_n = sum(n for n, _ in growth.values())
+    total_size = sum(size for _, size in growth.values())
+    print(
+        f"object census at size: {total_n / calls:.0f} objects, {total_size / calls:.0f} B "
+        "per call (shallow sizes)"
+    )
+    for kind, (n, size) in sorted(growth.items(), key=lambda kv: -kv[1][1])[:45]:
+        print(f"  {size / calls:8.0f} B/call {n / calls:6.1f} obj  {kind}")
+
+
 def cpu_seconds() -> float:
     user, system = usage()
     return user + system
@@ -354,6 +416,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             await asyncio.sleep(0.5)
             rss_before = memory_kb()
             frozen_before = gc.get_freeze_count()
+            if args.census:
+                census_before = census()
             if args.profile_memory:
                 tracemalloc.start(args.profile_memory)
                 heap_before = tracemalloc.take_snapshot()
@@ -400,6 +464,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             )
             # ---- hold
             rss_full = memory_kb()
+            if args.census:
+                print_census_growth(census_before, census(), len(daemon.calls))
             if args.profile_memory:
                 print_heap_growth(heap_before, tracemalloc.take_snapshot(), len(daemon.calls))
                 tracemalloc.stop()
@@ -542,6 +608,11 @@ def main() -> None:
         default=0,
         metavar="FRAMES",
         help="trace allocations (that many frames deep) over the ramp; print what grew per call",
+    )
+    parser.add_argument(
+        "--census",
+        action="store_true",
+        help="count every live object by type before the first call and at size (cheap)",
     )
     parser.add_argument("--log-level", default="warning", help="pbxd's log level (to a file)")
     args = parser.parse_args()

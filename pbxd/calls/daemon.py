@@ -379,15 +379,16 @@ class CallDaemon:
         if not self.recovered.is_set():
             self._taken_during_recovery.add(session.call_id)
 
-        async def finished(done: CallSession) -> None:
-            self.calls.pop(done.call_id, None)
-            if self.plan_guard is not None:
-                self.plan_guard.ended(done)
-            if self.on_call_finished is not None:
-                self.on_call_finished(done)
+        session.on_finished = self._finished  # a bound method: no closure and cells per call
+        self._spawn(session.run(), "call")
 
-        session.on_finished = finished
-        self._spawn(session.run(), f"call {session.call_id}")
+    def _finished(self, done: CallSession) -> None:
+        """A call's task ends: forget the call."""
+        self.calls.pop(done.call_id, None)
+        if self.plan_guard is not None:
+            self.plan_guard.ended(done)
+        if self.on_call_finished is not None:
+            self.on_call_finished(done)
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]

@@ -350,10 +350,13 @@ class Journal:
     record: CallRecord
     sink: JournalSink
     legs: dict[str, LegRecord] = field(default_factory=dict)
-    events: list[JournalEvent] = field(default_factory=list)
+    # The events themselves go to the sink (table `call_events`), not kept here: a call
+    # holds only what its records say, however long it lasts.
     seq: int = 0  # events numbered from 1; an adopted call goes on after the stored ones
     path: list[str] = field(default_factory=list)  # steps entered, in order
-    _kinds: dict[str, StepKind] = field(default_factory=dict)  # step name -> its kind
+    # The step entered last and its kind: a StepLeft is always of the step entered last.
+    _step: tuple[str, StepKind] | None = None
+    _ended: bool = False  # CallEnded applied
 
     @property
     def call_id(self) -> str:
@@ -362,7 +365,6 @@ class Journal:
 
     def add(self, event: JournalEvent) -> None:
         """Apply `event` to the records, then queue the event and what it changed."""
-        self.events.append(event)
         self.seq += 1
         changed_call, changed_leg = self._apply(event)
         store = self.sink
@@ -379,7 +381,6 @@ class Journal:
     def restore(self, events: Iterable[JournalEvent], start_seq: int) -> None:
         """Replay stored events into the records without writing anything again."""
         for event in events:
-            self.events.append(event)
             self._apply(event)
         self.seq = max(self.seq, start_seq)
 
@@ -409,13 +410,14 @@ class Journal:
                 return True, None
             case StepEntered():
                 self.path.append(event.step)
-                self._kinds[event.step] = event.step_kind
+                self._step = (event.step, event.step_kind)
                 if event.strategy is not None and rec.strategy is None:
                     rec.strategy = event.strategy
                     return True, None
                 return False, None
             case StepLeft():
-                kind = self._kinds.get(event.step)
+                step = self._step
+                kind = step[1] if step is not None and step[0] == event.step else None
                 if kind is not None:
                     with contextlib.suppress(PathError):  # an outcome the call log has no word for
                         rec.add_step(PathStep(kind, event.outcome, event.label))
@@ -468,6 +470,7 @@ class Journal:
                     rec.hangup_cause = event.cause
                 return True, None
             case CallEnded():
+                self._ended = True
                 if rec.ended_at is None:
                     rec.ended_at = event.at
                 if rec.hangup_cause is None:
@@ -485,7 +488,7 @@ class Journal:
 
     def ended(self) -> bool:
         """True once the call's end is journaled."""
-        return any(isinstance(e, CallEnded) for e in self.events)
+        return self._ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -234,7 +235,8 @@ class CallSession:
     legs: list[Leg] = field(default_factory=list)
     bridge_id: str | None = None
     winner: Leg | None = None
-    timeline: list[TimelineEntry] = field(default_factory=list)
+    # The readable history, flat: moment, line, moment, line… (`timeline` pairs them up).
+    _notes: list[datetime | str] = field(default_factory=list, repr=False)
     caller: Caller = field(init=False)
     queue: Mailbox[QueueItem] = field(default_factory=Mailbox, repr=False)
     handler: StepHandler[Any] | None = field(default=None, repr=False)
@@ -295,35 +297,42 @@ class CallSession:
         return self.describe()
 
     async def run(self) -> None:
-        """The call's task: start (or resume) the flow, then handle queued items until the end."""
-        with structlog.contextvars.bound_contextvars(call_id=self.call_id, did=self.did):
-            try:
-                if self.adopted:
-                    await self._resume()
-                else:
-                    await self._start()
-                while self.state is not CallState.ENDED:
-                    item = await self.queue.get()
-                    await self._handle(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("call session failed; cleaning the call up")
-                await self._abort()
-            finally:
-                self.cancel_timers()
-                for handle in self._vanish_checks.values():
-                    handle.cancel()
-                self._vanish_checks.clear()
-                for channel in [self.caller.channel_id, *(leg.channel_id for leg in self.legs)]:
-                    self.directory.release(channel)
-                for leg in self.legs:
-                    if leg.holds_trunk_slot and leg.plan.trunk is not None:
-                        self.directory.give_trunk_slot(leg.plan.trunk)
-                if self.on_finished is not None:
-                    result = self.on_finished(self)
-                    if result is not None:
-                        await result
+        """The call's task: start (or resume) the flow, then handle queued items until the end.
+
+        Run it as a task of its own (`asyncio.create_task`): the call's log context is bound
+        in the task's context, which ends with it (no reset, no tokens kept per call).
+        """
+        structlog.contextvars.bind_contextvars(call_id=self.call_id, did=self.did)
+        try:
+            if self.adopted:
+                await self._resume()
+            else:
+                await self._start()
+            queue = self.queue
+            while self.state is not CallState.ENDED:
+                while not queue:
+                    await queue.wait()
+                # Handed on, not named: a call waiting for its next event holds no old one.
+                await self._handle(queue.pop())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call session failed; cleaning the call up")
+            await self._abort()
+        finally:
+            self.cancel_timers()
+            for handle in self._vanish_checks.values():
+                handle.cancel()
+            self._vanish_checks.clear()
+            for channel in [self.caller.channel_id, *(leg.channel_id for leg in self.legs)]:
+                self.directory.release(channel)
+            for leg in self.legs:
+                if leg.holds_trunk_slot and leg.plan.trunk is not None:
+                    self.directory.give_trunk_slot(leg.plan.trunk)
+            if self.on_finished is not None:
+                result = self.on_finished(self)
+                if result is not None:
+                    await result
 
     # ------------------------------------------------------------------ states
 
@@ -367,7 +376,18 @@ class CallSession:
 
     def note(self, text: str) -> None:
         """Add a line to the call's readable history."""
-        self.timeline.append(TimelineEntry(self.clock.now(), text))
+        # Interned: most lines ("alice: ringing") read the same in every call of a route, so
+        # thousands of calls in progress share one copy (the table drops it with the last).
+        self._notes += (self.clock.now(), sys.intern(text))
+
+    @property
+    def timeline(self) -> list[TimelineEntry]:
+        """The call's readable history, oldest line first."""
+        entries = []
+        for at, text in zip(self._notes[::2], self._notes[1::2], strict=True):
+            assert isinstance(at, datetime) and isinstance(text, str)
+            entries.append(TimelineEntry(at, text))
+        return entries
 
     async def _start(self) -> None:
         self.directory.claim(self.caller.channel_id, self)
@@ -1088,9 +1108,9 @@ class CallSession:
         Names starting `step:` belong to the current step: they are cancelled when it ends.
         """
         self.disarm(name)
-        self._timers[name] = self.clock.call_later(
-            seconds, lambda: self.deliver(Timer(name.partition(":")[0], key))
-        )
+        # A partial of a bound method and the Timer: no closure (function, cells) per timer.
+        timer = Timer(name.partition(":")[0], key)
+        self._timers[name] = self.clock.call_later(seconds, functools.partial(self.deliver, timer))
 
     def disarm(self, name: str) -> None:
         """Cancel a timer if armed."""

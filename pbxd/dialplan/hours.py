@@ -17,9 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import holidays
+if TYPE_CHECKING:
+    import holidays
 
 MINUTES_PER_DAY = 24 * 60
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -132,12 +134,17 @@ class HolidayCalendar:
 
 @lru_cache(maxsize=256)
 def _holidays_of(country: str, subdivision: str | None, year: int) -> holidays.HolidayBase:
-    # A year's table is computed once; a call is a set lookup after that.
+    # A year's table is computed once; a call is a set lookup after that. Imported here: the
+    # library's ~6 MB are loaded only by a daemon whose hours name a holiday calendar.
+    import holidays
+
     return holidays.country_holidays(country, subdiv=subdivision, years=year)
 
 
 def supported_countries() -> dict[str, list[str]]:
     """Countries the holidays library knows, with their subdivisions."""
+    import holidays
+
     return dict(holidays.list_supported_countries())
 
 

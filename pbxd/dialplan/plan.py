@@ -238,11 +238,28 @@ def plan_inbound(facts: CallFacts, config: Config) -> Decision:
         return reject(RejectWhy.NO_ROUTE)
 
     def legs_of(ringing: Route) -> tuple[LegPlan, ...]:
-        return tuple(
-            leg_plan(config, ringing, ring, number, caller_number, caller_name, presentation)
-            for ring in ringing.targets
-            if ring.enabled
-        )
+        # A target written several times alike (a hunt going round: alice, bob, alice, bob…)
+        # is planned once per call: its legs share one frozen LegPlan.
+        planned: dict[tuple[object, ...], LegPlan] = {}
+        legs = []
+        for ring in ringing.targets:
+            if not ring.enabled:
+                continue
+            alike = (
+                id(ring.target),
+                id(ring.caller_id),
+                ring.ring_time,
+                ring.confirm,
+                ring.start_after,
+                ring.weight,
+            )
+            plan = planned.get(alike)
+            if plan is None:
+                plan = planned[alike] = leg_plan(
+                    config, ringing, ring, number, caller_number, caller_name, presentation
+                )
+            legs.append(plan)
+        return tuple(legs)
 
     builder = _FlowBuilder(config, legs_of, number.timezone)
     start = builder.route(route)
@@ -306,6 +323,12 @@ def leg_plan(
         start_after=ring.start_after,
         weight=ring.weight,
     )
+
+
+@lru_cache(maxsize=1024)
+def _hangup_step(name: str, reason: HangupReason) -> HangupStep:
+    """A fallback's hangup step, frozen and the same for every call: one object, shared."""
+    return HangupStep(name, reason)
 
 
 class _FlowBuilder:
@@ -403,5 +426,5 @@ class _FlowBuilder:
                 self.steps[name] = GotoStep(name, self.route(target, f"{target.name}/"))
                 return name
         # `pbxd check` refuses a box or route that does not exist; never strand a caller.
-        self.steps[name] = HangupStep(name, fallback.cause)
+        self.steps[name] = _hangup_step(name, fallback.cause)
         return name

@@ -100,10 +100,15 @@ def trace(lab: CallLab, call_id: str) -> list[str]:
     return out
 
 
-def verdicts(lab: CallLab, call_id: str) -> list[tuple[str, str]]:
+async def verdicts(lab: CallLab, call_id: str) -> list[tuple[str, str]]:
+    """The screening verdicts the call's journal stored, by target."""
     session = lab.finished[call_id]
     targets = {leg.channel_id: leg.plan.target for leg in session.legs}
-    return [(targets[e.leg], e.verdict) for e in session.journal.events if e.kind == "leg_screened"]
+    return [
+        (targets[e.data["leg"]], e.data["verdict"])
+        for e in await lab.store.events_of(call_id)
+        if e.kind == "leg_screened"
+    ]
 
 
 async def test_press_1_follows_the_real_trace(logs: list[dict[str, Any]], lab: CallLab) -> None:
@@ -131,7 +136,7 @@ async def test_press_1_follows_the_real_trace(logs: list[dict[str, Any]], lab: C
     assert not lab.sim.channel_history(call_id).heard  # type: ignore[union-attr]
     # Billed from the press, not from the mobile's answer.
     assert seconds(call.started_at, call.answered_at) >= 2.0
-    assert verdicts(lab, call_id) == [("m1", "accepted")]
+    assert await verdicts(lab, call_id) == [("m1", "accepted")]
     assert_no_errors(logs)
 
 
@@ -151,7 +156,7 @@ async def test_mobile_voicemail_is_refused_and_the_softphone_answers(
     assert legs["m1"].hangup_cause == 16
     assert legs["m1"].ended_at < legs["alice"].answered_at  # type: ignore[operator]
     assert 11.5 <= seconds(call.started_at, legs["m1"].ended_at) <= 14.5
-    assert verdicts(lab, call_id) == [("m1", "refused_silence")]
+    assert await verdicts(lab, call_id) == [("m1", "refused_silence")]
     assert_no_errors(logs)
 
 
@@ -163,7 +168,7 @@ async def test_any_other_key_refuses_and_the_call_goes_on(
     call_id = await lab.call(CONFIRMED)
     entry = await lab.finish(call_id)
     assert entry.call.answered_by == "alice", lab.timeline(call_id)
-    assert verdicts(lab, call_id) == [("m1", "refused_key")]
+    assert await verdicts(lab, call_id) == [("m1", "refused_key")]
     assert lab.final_cause(f"{call_id}-2") == 16
     assert_no_errors(logs)
 
@@ -176,7 +181,7 @@ async def test_mobile_hanging_up_during_the_prompt(
     call_id = await lab.call(CONFIRMED)
     entry = await lab.finish(call_id)
     assert entry.call.answered_by == "alice", lab.timeline(call_id)
-    assert verdicts(lab, call_id) == []
+    assert await verdicts(lab, call_id) == []
     assert_no_errors(logs)
 
 
@@ -190,7 +195,10 @@ async def test_every_mobile_refuses_then_no_answer(
     call = entry.call
     assert call.answered_at is None, lab.timeline(call_id)
     assert call.disposition is Disposition.NO_ANSWER
-    assert sorted(verdicts(lab, call_id)) == [("m1", "refused_silence"), ("m3", "refused_key")]
+    assert sorted(await verdicts(lab, call_id)) == [
+        ("m1", "refused_silence"),
+        ("m3", "refused_key"),
+    ]
     assert "POST channels/caller/answer" not in trace(lab, call_id)
     assert_no_errors(logs)
 
@@ -203,7 +211,7 @@ async def test_the_first_mobile_to_press_1_wins(logs: list[dict[str, Any]], lab:
     entry = await lab.finish(call_id)
     assert entry.call.answered_by == "m3", lab.timeline(call_id)
     assert lab.final_cause(f"{call_id}-1") == 26
-    assert verdicts(lab, call_id) == [("m3", "accepted")]
+    assert await verdicts(lab, call_id) == [("m3", "accepted")]
     assert_no_errors(logs)
 
 
@@ -223,7 +231,7 @@ async def test_whisper_is_for_the_callee_alone(logs: list[dict[str, Any]], lab: 
     assert "DELETE playbacks" not in steps  # played out, not cut
     # Answered once the 2 s whisper had played (alice picked up at 1 s).
     assert seconds(call.started_at, call.answered_at) >= 3.0
-    assert verdicts(lab, call_id) == [("alice", "accepted")]
+    assert await verdicts(lab, call_id) == [("alice", "accepted")]
     assert_no_errors(logs)
 
 
@@ -273,5 +281,5 @@ async def test_each_number_whispers_its_own_line_on_a_shared_route(
         # Answered once this line's whisper had played (alice picked up at 1 s).
         whisper_seconds = LINE_SECONDS[LINE_PROMPTS[did].removeprefix("sound:")]
         assert seconds(call.started_at, call.answered_at) >= 1 + whisper_seconds
-        assert verdicts(lab, call_id) == [("alice", "accepted")]
+        assert await verdicts(lab, call_id) == [("alice", "accepted")]
     assert_no_errors(logs)

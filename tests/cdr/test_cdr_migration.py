@@ -8,6 +8,8 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +20,14 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pbxd.cdr.db import alembic_config, current_revision, make_engine, migrate, schema_change
+from pbxd.cdr.db import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+    schema_change,
+)
 from pbxd.cdr.records import (
     CallLogEntry,
     CallRecord,
@@ -357,3 +366,32 @@ async def test_downgrade_to_0005_drops_only_the_server_column(cdr_url: str) -> N
         assert counts == [len(old), sum(len(e.legs) for e in old), len(old)]
     finally:
         await engine.dispose()
+
+
+def test_the_head_read_off_the_files_is_alembics() -> None:
+    assert head_revision() == _head()
+
+
+def test_a_database_at_head_opens_without_importing_alembic(tmp_path: Any) -> None:
+    # Alembic and what it drags in (mako, and pygments where installed) weigh ~9 MB in a
+    # daemon: only a database behind the code needs them (bench/concurrency.py, RSS).
+    url = f"sqlite:///{tmp_path / 'cdr.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from pbxd.cdr.store import CdrStore\n"
+        "async def main():\n"
+        f"    store = await CdrStore.open({url!r})\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+
+    def opened() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert opened() == "True"  # a new database is migrated: Alembic does that
+    assert opened() == "False"  # the next start finds it at head with one query
