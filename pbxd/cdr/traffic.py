@@ -17,7 +17,6 @@ not hold (`hours_of_slots` returns None) is reported from the calls themselves.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -274,6 +273,8 @@ def _can_materialize(connection: Connection) -> bool:
     """Whether the backend takes `WITH … AS MATERIALIZED` (SQLite 3.35, PostgreSQL 12)."""
     version = connection.dialect.server_version_info or ()
     if connection.dialect.name == "sqlite":
+        import sqlite3  # here: a daemon on PostgreSQL never loads it
+
         version = sqlite3.sqlite_version_info
     least = (3, 35) if connection.dialect.name == "sqlite" else (12,)
     return tuple(version) >= least

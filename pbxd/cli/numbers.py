@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "numbers",
         help="list the inventory of virtual numbers",
-        description="List every virtual number with its trunk, status, block and route.",
+        description="List every virtual number with its trunk, status, block, route and "
+        "whisper prompt (the line's name a callee hears on a `whisper: number` route).",
     )
     parser.add_argument("--status", choices=[s.value for s in NumberStatus])
     parser.add_argument("--trunk", help="only the numbers of this trunk")
