@@ -370,6 +370,31 @@ def print_census_growth(
         print(f"  {size / calls:8.0f} B/call {n / calls:6.1f} obj  {kind}")
 
 
+def print_pymalloc(when: str) -> None:
+    """pymalloc's summary (sys._debugmallocstats): arenas RSS holds vs blocks in use."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+") as out:
+        os.dup2(out.fileno(), 2)  # it writes to the C stderr
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        lines = out.read().splitlines()
+    wanted = ("# arenas allocated current", "# arenas highwater", "# bytes in allocated blocks")
+    wanted += ("# bytes in available blocks", "# unused pools", "Total")
+    picked = [" ".join(line.split()) for line in lines if line.startswith(wanted)]
+    status = Path("/proc/self/status").read_text().splitlines()
+    picked += [
+        " ".join(line.split())
+        for line in status
+        if line.startswith(("RssAnon", "RssFile", "Threads"))
+    ]
+    print(f"pymalloc {when}: " + "; ".join(picked), flush=True)
+
+
 def cpu_seconds() -> float:
     user, system = usage()
     return user + system
@@ -383,6 +408,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     import structlog
 
     from pbxd import heap
+    from pbxd.arenas import share_malloc_arenas
     from pbxd.calls.runtime import AriEndpoint, CallService
     from pbxd.calls.states import CallState
     from pbxd.cdr.store import CdrStore
@@ -390,6 +416,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     from pbxd.config.compile import compile_config
     from pbxd.log import configure_logging
 
+    share_malloc_arenas()  # as `pbxd run` does, before the SQLite threads start
     log_file: TextIO = (tmp / "pbxd.log").open("w")
     configure_logging(args.log_level, json=True)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log_file))
@@ -418,6 +445,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             frozen_before = gc.get_freeze_count()
             if args.census:
                 census_before = census()
+            if args.malloc_stats:
+                print_pymalloc("before")
             if args.profile_memory:
                 tracemalloc.start(args.profile_memory)
                 heap_before = tracemalloc.take_snapshot()
@@ -466,6 +495,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             rss_full = memory_kb()
             if args.census:
                 print_census_growth(census_before, census(), len(daemon.calls))
+            if args.malloc_stats:
+                print_pymalloc("at size")
             if args.profile_memory:
                 print_heap_growth(heap_before, tracemalloc.take_snapshot(), len(daemon.calls))
                 tracemalloc.stop()
@@ -486,6 +517,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             drain_cpu = cpu_seconds() - drain_cpu0
             frozen_after = gc.get_freeze_count()
             rss_after = memory_kb()
+            if args.malloc_stats:
+                print_pymalloc("after the drain")
             drain_wall = time.perf_counter() - drain_t0
         finally:
             await service.stop()
@@ -613,6 +646,11 @@ def main() -> None:
         "--census",
         action="store_true",
         help="count every live object by type before the first call and at size (cheap)",
+    )
+    parser.add_argument(
+        "--malloc-stats",
+        action="store_true",
+        help="print pymalloc's arena statistics at size and after the drain (to stderr)",
     )
     parser.add_argument("--log-level", default="warning", help="pbxd's log level (to a file)")
     args = parser.parse_args()
