@@ -75,7 +75,8 @@ async def cdr_store(app: web.Application) -> AsyncIterator[None]:
         )
         raise CannotStart("cdr spool") from exc
     try:
-        store = await CdrStore.open(settings.database_url, spool=spool)
+        # Migrated apart: Alembic is never loaded into the process that holds the calls.
+        store = await CdrStore.open(settings.database_url, spool=spool, migrate_apart=True)
     except asyncio.CancelledError:
         # A slow or unreachable PostgreSQL must not make SIGTERM wait for its connect timeout.
         log.info("pbxd stopped before the CDR database was open")
