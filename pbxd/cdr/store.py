@@ -200,9 +200,10 @@ class CdrStore:
     ) -> CdrStore:
         """Connect to `url` (sqlite:///… or postgresql://…), migrate, start the writer.
 
-        `migrate_apart` (the daemon): a database behind the code is migrated by a child
-        process (`pbxd.cdr.db.migrate_apart`), so Alembic never loads here; an in-memory
-        SQLite database, which no other process can see, is migrated here as always.
+        `migrate_apart`: a database behind the code is migrated by a child process
+        (`pbxd.cdr.db.migrate_apart`), so Alembic never loads here; an in-memory SQLite
+        database, which no other process can see, is migrated here as always. (Not yet what
+        `pbxd run` does: a test driving `serve` on a virtual clock stalls on the child.)
 
         With a `spool` (the daemon's store; the store owns it from here), a database pbxd
         cannot write is refused (CdrNotWritableError, see `check_writable`), and what a

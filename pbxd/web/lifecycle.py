@@ -75,8 +75,7 @@ async def cdr_store(app: web.Application) -> AsyncIterator[None]:
         )
         raise CannotStart("cdr spool") from exc
     try:
-        # Migrated apart: Alembic is never loaded into the process that holds the calls.
-        store = await CdrStore.open(settings.database_url, spool=spool, migrate_apart=True)
+        store = await CdrStore.open(settings.database_url, spool=spool)
     except asyncio.CancelledError:
         # A slow or unreachable PostgreSQL must not make SIGTERM wait for its connect timeout.
         log.info("pbxd stopped before the CDR database was open")
