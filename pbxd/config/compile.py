@@ -7,16 +7,18 @@ no error; diagnostics come back either way.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
 import gc
 import ipaddress
+import itertools
 import os
 import re
 import types
 import typing
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -63,7 +65,7 @@ from pbxd.config.model import (
     numbers_alike,
 )
 from pbxd.config.plans import check_plans, compile_plan
-from pbxd.config.yamlsource import MarkedMap, MarkedSeq, load_yaml, locate
+from pbxd.config.yamlsource import LinePair, MarkedMap, MarkedSeq, load_yaml, locate
 from pbxd.dialplan.callerid import CallerIdRule, CallerIdShow
 
 M = TypeVar("M", bound=BaseModel)
@@ -659,15 +661,21 @@ class _Compiler:
         self.config = Config(settings=settings)
         self.trunk_country: dict[str, str | None] = {}
         self.number_marks: dict[str, Mark] = {}
+        # Their hundreds (`+331700001` for +33170000123): a block of 100 looks one up
+        # before it looks for each of its numbers among 400,000 singles.
+        self.single_hundreds: set[str] = set()
         self.block_marks: dict[str, Mark] = {}
+        # Each block's numbers, as its VirtualNumbers are keyed: its route reuses the strings.
+        self.block_numbers: dict[str, list[str]] = {}
         self.spans: list[tuple[numbering.NumberSpan, str, Mark]] = []
         self.span_index: numbering.SpanIndex[tuple[str, Mark]] = numbering.SpanIndex()
         self.target_marks: dict[str, Mark] = {}
         self.broken_targets: set[str] = set()
         self.used_targets: set[str] = set()
         self.route_marks: dict[str, Mark] = {}
-        # Where each routed number is written in its route (the route: route_of_number).
-        self.routed_at: dict[str, Mark] = {}
+        # What each route was compiled from: where a routed number is written in its route
+        # is found again from it, for a message only (a million marks kept for nothing).
+        self.route_inputs: dict[str, tuple[RouteEntry, MarkedMap, Mark, str | None]] = {}
         self.route_trunk_of_block: dict[str, tuple[str, str, Mark]] = {}
         # What a broken entry would have defined: a route using it gets no cascade error,
         # since the entry's own error is already reported.
@@ -758,8 +766,57 @@ class _Compiler:
         self.trunk_country[name] = country
         numbers = raw.get("numbers")
         if isinstance(numbers, MarkedSeq):
-            for index, item in enumerate(numbers):
-                self.inventory_entry(trunk, country, default_zone, item, numbers.mark_of(index))
+            self.inventory(trunk, country, default_zone, numbers)
+
+    def inventory(
+        self, trunk: Trunk, country: str | None, zone: str | None, items: MarkedSeq
+    ) -> None:
+        """A trunk's `numbers:`, with a short way for most of a large inventory.
+
+        `- number: '+33…'` alone, already in E.164, valid, new and in no block, can only
+        become a VirtualNumber like its neighbours': those are built together at the next
+        entry that is anything else (in file order); every other entry takes the full path.
+        """
+        marks, hundreds = self.number_marks, self.single_hundreds
+        blocks = self.span_index
+        alone: list[str] = []  # numbers of the current run of such entries, in order
+        for index, item in enumerate(items):
+            number = item.get("number") if isinstance(item, MarkedMap) and len(item) == 1 else None
+            if (
+                type(number) is str
+                and zone is not None
+                and number not in marks
+                and numbering.is_valid_e164(number)
+                and blocks.containing(number) is None
+            ):
+                marks[number] = (
+                    item.value_mark() if type(item) is LinePair else item.value_marks["number"]
+                )
+                hundreds.add(number[:-2])
+                alone.append(number)
+                continue
+            if alone:
+                self._add_numbers_alone(trunk, zone, alone)
+                alone = []
+            self.inventory_entry(trunk, country, zone, item, items.mark_of(index))
+        if alone:
+            self._add_numbers_alone(trunk, zone, alone)
+
+    def _add_numbers_alone(self, trunk: Trunk, zone: str | None, numbers: list[str]) -> None:
+        """The VirtualNumbers of `- number:` entries with no other key (see `inventory`)."""
+        assert zone is not None
+        entry = _NUMBER_ALONE
+        template = VirtualNumber(
+            numbers[0],
+            trunk.name,
+            entry.status,
+            entry.label,
+            zone,
+            entry.port_date,
+            entry.losing_carrier,
+            whisper=(),
+        )
+        self.config.numbers.update(zip(numbers, numbers_alike(template, numbers), strict=True))
 
     def _check_dial_template(self, template: str, mark: Mark) -> str:
         """The template in canonical case; an error unless it is exactly PJSIP/{number}@NAME."""
@@ -853,7 +910,7 @@ class _Compiler:
         self, trunk: Trunk, country: str | None, zone: str | None, raw: Any, mark: Mark
     ) -> None:
         errors_before = len(self.diags.items)
-        number = raw.get("number") if type(raw) is MarkedMap and len(raw) == 1 else None
+        number = raw.get("number") if isinstance(raw, MarkedMap) and len(raw) == 1 else None
         if type(number) is str:
             # `- number: '+33…'` alone, as most of a large inventory is written: pydantic
             # would give every other key its default, so the number goes to its checks.
@@ -975,6 +1032,7 @@ class _Compiler:
             self.diags.error(mark, f"number {e164} is also in block '{block}' ({block_mark})")
             return
         self.number_marks[e164] = mark
+        self.single_hundreds.add(e164[:-2])
         self.config.numbers[e164] = VirtualNumber(
             e164,
             trunk.name,
@@ -1042,7 +1100,9 @@ class _Compiler:
         members = span.numbers()
         clash = (
             None
-            if self.number_marks.keys().isdisjoint(members)
+            # Every hundred the block touches: its numbers 100 apart, and its last.
+            if self.single_hundreds.isdisjoint([n[:-2] for n in (*members[::100], members[-1])])
+            or self.number_marks.keys().isdisjoint(members)
             else next(n for n in members if n in self.number_marks)
         )
         if clash is not None:
@@ -1054,6 +1114,7 @@ class _Compiler:
             return
         block_zone = self._zone_for(entry, zone, span.first, value_mark)
         self.block_marks[entry.block] = value_mark
+        self.block_numbers[entry.block] = members
         self.spans.append((span, entry.block, value_mark))
         self.span_index.add(span, (entry.block, value_mark))
         self.config.blocks[entry.block] = Block(
@@ -1346,8 +1407,8 @@ class _Compiler:
         if entry is None:
             self._note_broken_route(raw, region)
             return
-        covered = list(self._route_numbers(entry, raw, mark, region))
-        name = entry.name or (entry.block if entry.block else (covered[0][0] if covered else ""))
+        covered, covered_marks = self._route_numbers(entry, raw, mark, region, self.diags)
+        name = entry.name or (entry.block if entry.block else (covered[0] if covered else ""))
         if not name:
             name = f"route@{mark.line}"
         if name in self.route_marks:
@@ -1405,39 +1466,45 @@ class _Compiler:
             **flow,
         )
         self.route_marks[name] = mark
+        self.route_inputs[name] = (entry, raw, mark, region)
         self.config.routes[name] = route
-        self._route_numbers_to(route, covered, entry.trunk)
+        self._route_numbers_to(route, covered, covered_marks, entry.trunk)
 
     def _route_numbers_to(
-        self, route: Route, covered: list[tuple[str, Mark]], trunk: str | None
+        self, route: Route, covered: list[str], marks: list[Mark], trunk: str | None
     ) -> None:
-        """Point each of `covered` to `route`; a number another route has is an error."""
-        route_of, routed_at = self.config.route_of_number, self.routed_at
-        numbers = dict(covered)
-        if trunk is None and len(numbers) == len(covered) and routed_at.keys().isdisjoint(numbers):
-            # Each number once, none routed yet (a large config's every route): no check
-            # left to make, so the indexes are filled at once.
-            routed_at.update(numbers)
-            route_of.update(dict.fromkeys(numbers, route))
-            return
-        for e164, number_mark in covered:
-            if e164 in routed_at:
-                other, other_mark = route_of[e164].name, routed_at[e164]
+        """Point each of `covered` (written at `marks`) to `route`; a number another route
+        has is an error."""
+        route_of = self.config.route_of_number
+        before = len(route_of)
+        # One pass over the index: each number not routed yet now is, by `route`; a number
+        # routed before keeps its route (setdefault), for the error below.
+        collections.deque(map(route_of.setdefault, covered, itertools.repeat(route)), maxlen=0)
+        if trunk is None and len(route_of) - before == len(covered):
+            return  # each number once, none routed before: a large config's every route
+        taken: set[str] = set()
+        for e164, number_mark in zip(covered, marks, strict=True):
+            owner = route_of[e164]
+            if owner is not route or e164 in taken:
                 self.diags.error(
                     number_mark,
-                    f"number {e164} is already routed by route '{other}' ({other_mark})",
+                    f"number {e164} is already routed by route '{owner.name}' "
+                    f"({self._routed_mark(owner.name, e164)})",
                 )
                 continue
-            routed_at[e164] = number_mark
-            route_of[e164] = route
+            taken.add(e164)
             if trunk is not None:
                 self._check_route_trunk(e164, trunk, route.name, number_mark)
 
-    def _check_number_whispers(
-        self, route: str, covered: list[tuple[str, Mark]], mark: Mark
-    ) -> None:
+    def _routed_mark(self, route: str, e164: str) -> Mark:
+        """Where `e164` is written in `route`, which routes it (its first place there)."""
+        entry, raw, mark, region = self.route_inputs[route]
+        covered, marks = self._route_numbers(entry, raw, mark, region, Diagnostics())
+        return marks[covered.index(e164)]
+
+    def _check_number_whispers(self, route: str, covered: list[str], mark: Mark) -> None:
         """`whisper: number` on a route some of whose numbers have no whisper of their own."""
-        silent = [e164 for e164, _ in covered if not self._number_whisper(e164)]
+        silent = [e164 for e164 in covered if not self._number_whisper(e164)]
         if silent:
             shown = ", ".join(silent[:3]) + (
                 f" and {len(silent) - 3} more" if len(silent) > 3 else ""
@@ -1471,45 +1538,52 @@ class _Compiler:
             self.unchecked_blocks.add(raw["block"])
 
     def _route_numbers(
-        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None
-    ) -> Iterator[tuple[str, Mark]]:
+        self, entry: RouteEntry, raw: MarkedMap, mark: Mark, region: str | None, diags: Diagnostics
+    ) -> tuple[list[str], list[Mark]]:
+        """The inventory numbers a route covers, in order, and where each is written; what
+        is not one is reported to `diags`."""
         seq = raw.get("numbers")
         marks = seq.item_marks if isinstance(seq, MarkedSeq) else []
         if len(marks) != len(entry.numbers):
             marks = [mark] * len(entry.numbers)
         numbers = self.config.numbers
-        for text, number_mark in zip(entry.numbers, marks, strict=True):
+        covered: list[str] = []
+        covered_marks: list[Mark] = []
+        if all(map(numbers.__contains__, entry.numbers)):
             # Written exactly as in the inventory (a large config's every number): found.
-            e164 = text if text in numbers else numbering.canonical_e164(text)
-            if e164 is None or e164 not in numbers:
-                # Not an inventory number as written: parse it properly to say why.
-                try:
-                    e164 = numbering.to_e164(text, region)
-                except numbering.NumberError as exc:
-                    self.diags.error(number_mark, str(exc))
+            covered.extend(entry.numbers)
+            covered_marks.extend(marks)
+        else:
+            for text, number_mark in zip(entry.numbers, marks, strict=True):
+                e164 = text if text in numbers else numbering.canonical_e164(text)
+                if e164 is None or e164 not in numbers:
+                    # Not an inventory number as written: parse it properly to say why.
+                    try:
+                        e164 = numbering.to_e164(text, region)
+                    except numbering.NumberError as exc:
+                        diags.error(number_mark, str(exc))
+                        continue
+                if e164 not in numbers:
+                    if not self._hidden_by_broken_inventory(e164):
+                        diags.error(
+                            number_mark,
+                            f"number {e164} is not in the inventory "
+                            f"({display_path(self.config.settings.trunks_file)})",
+                        )
                     continue
-            if e164 not in self.config.numbers:
-                if self._hidden_by_broken_inventory(e164):
-                    continue
-                self.diags.error(
-                    number_mark,
-                    f"number {e164} is not in the inventory "
-                    f"({display_path(self.config.settings.trunks_file)})",
-                )
-                continue
-            yield e164, number_mark
+                covered.append(e164)
+                covered_marks.append(number_mark)
         if entry.block is not None:
             block = self.config.blocks.get(entry.block)
             if block is None:
-                if self.inventory_unusable or entry.block in self.broken_blocks:
-                    return
-                hint = did_you_mean(entry.block, self.config.blocks)
-                self.diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
-                return
-            block_mark = raw.mark_of("block")
-            span = numbering.NumberSpan(block.first, block.last)
-            for e164 in span.numbers():
-                yield e164, block_mark
+                if not (self.inventory_unusable or entry.block in self.broken_blocks):
+                    hint = did_you_mean(entry.block, self.config.blocks)
+                    diags.error(raw.mark_of("block"), f"unknown block '{entry.block}'{hint}")
+            else:
+                members = self.block_numbers[block.name]
+                covered.extend(members)
+                covered_marks.extend([raw.mark_of("block")] * len(members))
+        return covered, covered_marks
 
     def _caller_id_rule(self, value: Any, where: Mark, region: str | None) -> CallerIdRule | None:
         """A caller-ID policy as written; None (and an error) when it is not one."""
@@ -1717,8 +1791,10 @@ class _Compiler:
                     route.source,
                     f"route '{route.name}' never runs for {e164}: call_through takes its calls",
                 )
-        # The few numbers without a route, found in one pass (a million have one).
-        for e164 in sorted(numbers.keys() - route_of.keys()):
+        # The few numbers without a route, found in one pass (a million have one). Routes
+        # only ever take inventory numbers (_route_numbers): as many routed is all of them.
+        unrouted = numbers.keys() - route_of.keys() if len(route_of) < len(numbers) else set()
+        for e164 in sorted(unrouted):
             number = numbers[e164]
             if number.status is NumberStatus.RESERVED or e164 in access:
                 continue

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -53,6 +54,11 @@ class Mark(NamedTuple):
 
     def __str__(self) -> str:
         return f"{printable(self.file)}:{self.line}:{self.column}"
+
+
+# Mark((file, line, column)) without the named tuple's Python-level __new__: twice as fast,
+# for the readers that make a mark per line of a large file.
+new_mark: Callable[[tuple[str, int, int]], Mark] = functools.partial(tuple.__new__, Mark)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,7 @@ class VirtualNumber:
 # VirtualNumber's fields as its slots, e164 first (see `numbers_alike`).
 _NUMBER_SLOTS: tuple[Any, ...] = tuple(vars(VirtualNumber)[f.name] for f in fields(VirtualNumber))
 assert fields(VirtualNumber)[0].name == "e164" and not hasattr(VirtualNumber, "__post_init__")
+assert len(_NUMBER_SLOTS) == 9, "numbers_alike sets each field by name: update it"
 
 
 def numbers_alike(template: VirtualNumber, numbers: Iterable[str]) -> Iterator[VirtualNumber]:
@@ -114,15 +115,23 @@ def numbers_alike(template: VirtualNumber, numbers: Iterable[str]) -> Iterator[V
 
     The members of a block differ only by their number: their fields are set straight on
     each object, 3x faster than the frozen __init__ a million times over (which checks
-    nothing: the values were checked once, in `template`).
+    nothing: the values were checked once, in `template`). One call per field, unrolled: a
+    loop over the fields cost a third more.
     """
-    fields_of = [(slot.__set__, slot.__get__(template)) for slot in _NUMBER_SLOTS[1:]]
-    new, set_e164 = object.__new__, _NUMBER_SLOTS[0].__set__
+    set0, set1, set2, set3, set4, set5, set6, set7, set8 = (s.__set__ for s in _NUMBER_SLOTS)
+    v1, v2, v3, v4, v5, v6, v7, v8 = (s.__get__(template) for s in _NUMBER_SLOTS[1:])
+    new = object.__new__
     for e164 in numbers:
         number = new(VirtualNumber)
-        set_e164(number, e164)
-        for set_field, value in fields_of:
-            set_field(number, value)
+        set0(number, e164)
+        set1(number, v1)
+        set2(number, v2)
+        set3(number, v3)
+        set4(number, v4)
+        set5(number, v5)
+        set6(number, v6)
+        set7(number, v7)
+        set8(number, v8)
         yield number
 
 

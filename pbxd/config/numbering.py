@@ -74,6 +74,18 @@ def to_e164(text: str, region: str | None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def is_valid_e164(text: str) -> bool:
+    """Whether `text` is a valid number written exactly in E.164 (`to_e164` gives it back
+    unchanged, whatever the region); False also means "not decided here"."""
+    return (
+        len(text) > 2
+        and text[0] == "+"
+        and text.isascii()
+        and text[1:].isdigit()
+        and (_fast_e164(text))
+    )
+
+
 _SEPARATORS = str.maketrans("", "", " .-()\u00a0")
 _MAX_DIGITS = 17  # phonenumbers' longest national number; longer is the parser's TOO_LONG
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pbxd.config.diagnostics import Diagnostics, Mark
+from pbxd.config.diagnostics import Diagnostics, Mark, new_mark
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -50,6 +50,54 @@ class MarkedMap(dict[str, Any]):
         return self.value_marks.get(key, self.mark)
 
 
+class LinePair(MarkedMap):
+    """`- key: 'value'` alone on its line, as most of a large inventory is written.
+
+    Its marks are made when first asked for: a million such lines would otherwise cost two
+    dicts and two marks each, and a compile asks for them only to report a problem. The
+    mapping's own mark (its key's) is kept, since its sequence lists it as the item's mark.
+    """
+
+    __slots__ = ("_key_marks", "_value_column", "_value_marks")
+
+    def __init__(self, mark: Mark, key: str, value: str, value_column: int) -> None:
+        dict.__init__(self)
+        self[key] = value
+        self.mark = mark
+        self._value_column = value_column
+        self._key_marks: dict[str, Mark] | None = None
+        self._value_marks: dict[str, Mark] | None = None
+
+    def _unfold(self) -> None:
+        key = next(iter(self))
+        mark = self.mark
+        self._key_marks = {key: mark}
+        self._value_marks = {key: new_mark((mark.file, mark.line, self._value_column))}
+
+    @property
+    def key_marks(self) -> dict[str, Mark]:  # type: ignore[override]
+        """Where each key is written (see MarkedMap)."""
+        if self._key_marks is None:
+            self._unfold()
+        assert self._key_marks is not None
+        return self._key_marks
+
+    @property
+    def value_marks(self) -> dict[str, Mark]:  # type: ignore[override]
+        """Where each value is written (see MarkedMap)."""
+        if self._value_marks is None:
+            self._unfold()
+        assert self._value_marks is not None
+        return self._value_marks
+
+    def value_mark(self) -> Mark:
+        """Where the value is written (without making the key and value mark dicts)."""
+        if self._value_marks is not None:
+            return self._value_marks[next(iter(self))]
+        mark = self.mark
+        return new_mark((mark.file, mark.line, self._value_column))
+
+
 class MarkedSeq(list[Any]):
     """A YAML sequence that remembers the mark of each item."""
 
@@ -74,6 +122,8 @@ _BOOLEANS = {
     "off": False, "Off": False, "OFF": False,
 }  # fmt: skip
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+# How every null, boolean and date above starts: any other plain scalar is text as it is.
+_RESOLVED_START = frozenset("~nNtTyYoOfF0123456789")
 _DATE = re.compile(r"^\d{4}-\d\d?-\d\d?$")
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -83,6 +133,8 @@ def _plain_scalar(text: str) -> Any:
 
     Numbers deliberately stay strings (see the module docstring).
     """
+    if text and text[0] not in _RESOLVED_START:
+        return text
     if text in _NULLS:
         return None
     boolean = _BOOLEANS.get(text)
@@ -265,6 +317,8 @@ _PLAIN_IN_FLOW = re.compile(r"[\w+./~$(][\w+./~$()@%='\- ]*")
 _FLOW_KEY = re.compile(r"(\w[\w.+/@-]{0,1000}): +")
 _QUOTED_PAIR_ITEM = re.compile(r"- +([A-Za-z_][\w.+/@-]{0,1000}): +'([^']*)'(?: +#.*)?$")
 _QUOTED_ITEM = re.compile(r"'([^']*)' *([,\]]) *")
+# `['+33…', '+33…', …]`, one space after each comma: a route's numbers as written by tools.
+_QUOTED_LIST = re.compile(r"\['[^']*'(?:, '[^']*')*\]")
 _END_OF_LINE = re.compile(r"(?: +#.*)?$")
 _SPACES = re.compile(r" *")
 # Deeper than this the careful path decides (and refuses past MAX_DEPTH).
@@ -318,7 +372,7 @@ class _PlainReader:
     def mapping(self, column: int) -> MarkedMap:
         rows, name = self.rows, self.name
         number, _, line = rows[self.at]
-        result = MarkedMap(Mark(name, number, column + 1))
+        result = MarkedMap(new_mark((name, number, column + 1)))
         key_mark: Mark | None = result.mark
         while self.at < len(rows):
             number, at, line = rows[self.at]
@@ -333,7 +387,7 @@ class _PlainReader:
             if key in result or _plain_scalar(key) is not key:
                 raise _NotPlain  # duplicates and `yes:`/`~:` keys get the careful errors
             if key_mark is None:
-                key_mark = Mark(name, number, column + 1)
+                key_mark = new_mark((name, number, column + 1))
             start = match.end()
             if start == len(line) or line[start] == "#":
                 value, value_mark = self.nested(column)
@@ -362,7 +416,7 @@ class _PlainReader:
     def sequence(self, column: int) -> MarkedSeq:
         rows, name = self.rows, self.name
         number, _, _ = rows[self.at]
-        result = MarkedSeq(Mark(name, number, column + 1))
+        result = MarkedSeq(new_mark((name, number, column + 1)))
         while self.at < len(rows):
             number, at, line = rows[self.at]
             if at != column:
@@ -377,12 +431,8 @@ class _PlainReader:
                 key, value = pair.groups()
                 if key in _BOOLEANS or key in _NULLS:
                     raise _NotPlain
-                key_mark = Mark(name, number, pair.start(1) + 1)
-                pair_map = MarkedMap(key_mark)
-                pair_map[key] = value
-                pair_map.key_marks[key] = key_mark
-                pair_map.value_marks[key] = Mark(name, number, pair.start(2))
-                result.append(pair_map)
+                key_mark = new_mark((name, number, pair.start(1) + 1))
+                result.append(LinePair(key_mark, key, value, pair.start(2)))
                 result.item_marks.append(key_mark)
                 self.at += 1
                 continue
@@ -411,7 +461,7 @@ class _PlainReader:
         value, end = self.flow_value(line, start, number, _PLAIN)
         if _END_OF_LINE.match(line, end) is None:
             raise _NotPlain
-        return value, Mark(self.name, number, start + 1)
+        return value, new_mark((self.name, number, start + 1))
 
     def flow_value(
         self, line: str, start: int, number: int, plain: re.Pattern[str]
@@ -444,7 +494,18 @@ class _PlainReader:
         self.depth += 1
         if self.depth > _PLAIN_DEPTH:
             raise _NotPlain
-        result = MarkedSeq(Mark(self.name, number, start + 1))
+        result = MarkedSeq(new_mark((self.name, number, start + 1)))
+        whole = _QUOTED_LIST.match(line, start)
+        if whole is not None:
+            # Split at once; each item's quote is 4 characters after the previous item.
+            items = line[start + 2 : whole.end() - 2].split("', '")
+            name, marks, at = self.name, result.item_marks, start + 1
+            for item in items:
+                marks.append(new_mark((name, number, at + 1)))
+                at += len(item) + 4
+            result.extend(items)
+            self.depth -= 1
+            return result, whole.end()
         at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
         if line.startswith("]", at):
             self.depth -= 1
@@ -453,7 +514,7 @@ class _PlainReader:
             quoted = _QUOTED_ITEM.match(line, at)
             if quoted is not None:  # `'+33…',`: most items of a long list, in one match
                 result.append(quoted[1])
-                result.item_marks.append(Mark(self.name, number, at + 1))
+                result.item_marks.append(new_mark((self.name, number, at + 1)))
                 if quoted[2] == "]":
                     self.depth -= 1
                     return result, quoted.end(2)
@@ -462,7 +523,7 @@ class _PlainReader:
             item, end = self.flow_value(line, at, number, _PLAIN_IN_FLOW)
             result.append(item)
             result.item_marks.append(
-                item.mark if type(item) is MarkedMap else Mark(self.name, number, at + 1)
+                item.mark if type(item) is MarkedMap else new_mark((self.name, number, at + 1))
             )
             end = _SPACES.match(line, end).end()  # type: ignore[union-attr]
             if line.startswith("]", end):
@@ -473,7 +534,7 @@ class _PlainReader:
             at = _SPACES.match(line, end + 1).end()  # type: ignore[union-attr]
 
     def flow_mapping(self, line: str, start: int, number: int) -> tuple[MarkedMap, int]:
-        result = MarkedMap(Mark(self.name, number, start + 1))
+        result = MarkedMap(new_mark((self.name, number, start + 1)))
         at = _SPACES.match(line, start + 1).end()  # type: ignore[union-attr]
         while True:
             match = _FLOW_KEY.match(line, at)
@@ -488,8 +549,8 @@ class _PlainReader:
                 raise _NotPlain
             value, end = self.flow_value(line, value_at, number, _PLAIN_IN_FLOW)
             result[key] = value
-            result.key_marks[key] = Mark(self.name, number, at + 1)
-            result.value_marks[key] = Mark(self.name, number, value_at + 1)
+            result.key_marks[key] = new_mark((self.name, number, at + 1))
+            result.value_marks[key] = new_mark((self.name, number, value_at + 1))
             end = _SPACES.match(line, end).end()  # type: ignore[union-attr]
             if line.startswith("}", end):
                 return result, end + 1

@@ -7,9 +7,14 @@ from typing import Any
 from pbxd.config.yamlsource import MarkedMap, MarkedSeq
 
 
+def _kind(node: Any) -> type:
+    """The node's type, a LinePair (marks made on demand) counting as the MarkedMap it is."""
+    return MarkedMap if isinstance(node, MarkedMap) else type(node)
+
+
 def difference(plain: Any, careful: Any, path: str = "$") -> str | None:
     """Where two trees differ (value, type or mark), or None when they are the same."""
-    if type(plain) is not type(careful):
+    if _kind(plain) is not _kind(careful):
         return f"{path}: {type(plain).__name__} vs {type(careful).__name__}"
     if isinstance(plain, MarkedMap):
         if plain.mark != careful.mark or list(plain) != list(careful):

@@ -56,6 +56,10 @@ READ = [
     "items:\n  - a\n  - 'b'\n  - [c]\n  - {k: v}\n",
     "l\u00e9gende: R\u00e9ception \u00e9t\u00e9\n",
     "a:\n  - x: 1\n    y:\n      - z\nb: 2\n",
+    # A route's numbers as tools write them (split at once), and the spacings around it.
+    "numbers: ['+33170000001', '', 'a b', '+33 1 70 00 00 02']\n",
+    "n: ['x']\nm: ['']\nk: ['a','b']\nj: [ 'a', 'b' ]\ni: ['a' , 'b']\nh: ['it''s', 'b']\n",
+    "- [hunt, Hunt, ON, on, n, No, ~, 2026-12-15, 12-15, t0, y, x]\n",
 ]
 DECLINED = [
     "a: b: c\n",  # an error
