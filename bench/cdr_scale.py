@@ -53,6 +53,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -66,6 +67,7 @@ from pbxd.cdr.store import CdrStore
 from pbxd.clock import VirtualClock
 from pbxd.config.compile import compile_config
 from pbxd.config.model import Config
+from pbxd.web import api
 from pbxd.web.app import build_app
 from pbxd.web.state import Runtime
 from pbxd.web.users import Role, add_user
@@ -541,14 +543,40 @@ async def _numbers_page(store: CdrStore, config_root: Path, runs: int) -> list[T
                     runs,
                 ),
                 await time_it(
-                    "/api/numbers (all of them, today's calls)",
-                    "",
+                    "/api/numbers, 100 a page (cursor)",
+                    "numbers page",
                     get,
-                    ["/api/numbers"],
+                    [f"/api/numbers?cursor={_after(config, n * 100)}" for n in (41, 78, 121, 151)],
                     "/api/numbers",
-                    max(1, runs // 2),
+                    runs,
                 ),
+                await _walk(client, headers),
             ]
+
+
+def _after(config: Config, index: int) -> str:
+    """The cursor of the /api/numbers page that starts at the `index`th number."""
+    return api.pack_cursor([sorted(config.numbers)[index - 1]])
+
+
+async def _walk(client: TestClient[Any, Any], headers: dict[str, str]) -> Timing:
+    """Every page of /api/numbers (100 each, next_cursor to the end), twice: the first walk
+    formats most numbers for the first time (cold), the second finds them remembered."""
+
+    async def walk() -> tuple[float, float, int]:
+        path: str | None = "/api/numbers"
+        started, cpu = time.perf_counter(), time.process_time()
+        pages = 0
+        while path is not None:
+            body = await (await client.get(path, headers=headers)).json()
+            path = f"/api/numbers?cursor={body['next_cursor']}" if body["next_cursor"] else None
+            pages += 1
+        ms = (time.perf_counter() - started) * 1000
+        return ms, (time.process_time() - cpu) * 1000, pages
+
+    cold, _, pages = await walk()
+    warm, warm_cpu, _ = await walk()
+    return Timing(f"/api/numbers, all {pages} pages walked", "", [cold], [warm], [warm_cpu])
 
 
 _CONFIGS: dict[Path, Config] = {}
@@ -638,16 +666,44 @@ def _remove_sqlite(path: Path) -> None:
 
 
 async def _rebuild_if_asked(args: argparse.Namespace, url: str) -> None:
+    """Time `traffic.rebuild` (one INSERT … SELECT … GROUP BY, what migration 0007 runs),
+    check it gives the rollup the loader wrote (counted in Python by `tally_slots`), and
+    time the Python recount the rebuild used to be (read every call, tally it; no writes)."""
     if not args.rebuild:
         return
     engine = make_engine(url)
-    started = time.perf_counter()
-    async with engine.begin() as conn:
-        slots = await conn.run_sync(traffic.rebuild)
-    await engine.dispose()
+    try:
+        loaded = await _traffic_rows(engine)
+        started = time.perf_counter()
+        async with engine.begin() as conn:
+            slots = await conn.run_sync(traffic.rebuild)
+        sql_s = time.perf_counter() - started
+        same = await _traffic_rows(engine) == loaded
+        started, cpu = time.perf_counter(), time.process_time()
+        async with engine.connect() as conn:
+            rows = await conn.stream(traffic.report_calls_query())
+            counted = traffic.tally_slots([traffic.report_call(row) async for row in rows])
+        python_s, python_cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        await engine.dispose()
+    per_call = 1e6 / max(1, args.calls)
     print(
-        f"  traffic.rebuild: {slots:,} slots in {time.perf_counter() - started:.0f} s", flush=True
+        f"  traffic.rebuild (SQL): {slots:,} slots in {sql_s:.1f} s ({sql_s * per_call:.1f} µs"
+        f" a call); equal to the loaded rollup: {same}",
+        flush=True,
     )
+    print(
+        f"  the Python recount it replaces: {len(counted):,} slots in {python_s:.1f} s "
+        f"({python_s * per_call:.1f} µs a call, {python_cpu * per_call:.1f} µs of CPU)",
+        flush=True,
+    )
+
+
+async def _traffic_rows(engine: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Every `number_traffic` row: (did, slot) -> its counts."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(traffic.TRAFFIC))
+        return {tuple(row[:2]): tuple(row[2:]) for row in rows}
 
 
 async def main() -> None:

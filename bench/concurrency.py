@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -182,6 +183,22 @@ async def _simulator(conn: Connection, calls: int, rate: float, drain_rate: floa
 # ------------------------------------------------------------------------ measurement
 
 
+class Samples:
+    """(calls in progress then, seconds) pairs, 16 bytes each: the bench's own memory stays
+    out of the daemon's RSS it reports (a list of tuples held ~300 bytes per call)."""
+
+    def __init__(self) -> None:
+        self.calls = array("q")
+        self.seconds = array("d")
+
+    def append(self, pair: tuple[int, float]) -> None:
+        self.calls.append(pair[0])
+        self.seconds.append(pair[1])
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        return zip(self.calls, self.seconds, strict=True)
+
+
 @dataclass
 class Probe:
     """What the daemon side records (perf_counter seconds)."""
@@ -195,9 +212,9 @@ class Probe:
     answered: dict[str, float] = field(default_factory=dict)
     leg_start: dict[str, float] = field(default_factory=dict)  # leg id -> its StasisStart
     in_progress_at_start: dict[str, int] = field(default_factory=dict)  # call -> calls then
-    to_ring: list[tuple[int, float]] = field(default_factory=list)  # (calls then, seconds)
-    to_dial: list[tuple[int, float]] = field(default_factory=list)
-    to_hangup: list[tuple[int, float]] = field(default_factory=list)
+    to_ring: Samples = field(default_factory=lambda: Samples())  # (calls then, seconds)
+    to_dial: Samples = field(default_factory=lambda: Samples())
+    to_hangup: Samples = field(default_factory=lambda: Samples())
     gc_pauses: dict[int, list[float]] = field(default_factory=dict)
 
 
@@ -370,6 +387,31 @@ def print_census_growth(
         print(f"  {size / calls:8.0f} B/call {n / calls:6.1f} obj  {kind}")
 
 
+def print_pymalloc(when: str) -> None:
+    """pymalloc's summary (sys._debugmallocstats): arenas RSS holds vs blocks in use."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+") as out:
+        os.dup2(out.fileno(), 2)  # it writes to the C stderr
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        lines = out.read().splitlines()
+    wanted = ("# arenas allocated current", "# arenas highwater", "# bytes in allocated blocks")
+    wanted += ("# bytes in available blocks", "# unused pools", "Total")
+    picked = [" ".join(line.split()) for line in lines if line.startswith(wanted)]
+    status = Path("/proc/self/status").read_text().splitlines()
+    picked += [
+        " ".join(line.split())
+        for line in status
+        if line.startswith(("RssAnon", "RssFile", "Threads"))
+    ]
+    print(f"pymalloc {when}: " + "; ".join(picked), flush=True)
+
+
 def cpu_seconds() -> float:
     user, system = usage()
     return user + system
@@ -383,6 +425,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     import structlog
 
     from pbxd import heap
+    from pbxd.arenas import share_malloc_arenas
     from pbxd.calls.runtime import AriEndpoint, CallService
     from pbxd.calls.states import CallState
     from pbxd.cdr.store import CdrStore
@@ -390,6 +433,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     from pbxd.config.compile import compile_config
     from pbxd.log import configure_logging
 
+    share_malloc_arenas()  # as `pbxd run` does, before the SQLite threads start
     log_file: TextIO = (tmp / "pbxd.log").open("w")
     configure_logging(args.log_level, json=True)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log_file))
@@ -397,7 +441,7 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     root.mkdir()
     compiled = compile_config(write_config(root))
     assert compiled.config is not None, [str(d) for d in compiled.diagnostics[:5]]
-    store = await CdrStore.open(f"sqlite:///{tmp / 'var' / 'cdr.db'}")
+    store = await CdrStore.open(f"sqlite:///{tmp / 'var' / 'cdr.db'}")  # as pbxd run does
     service = CallService(
         compiled.config, AriEndpoint(url, ARI_USER, ARI_PASSWORD, ARI_APP), store, RealClock()
     )
@@ -418,6 +462,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             frozen_before = gc.get_freeze_count()
             if args.census:
                 census_before = census()
+            if args.malloc_stats:
+                print_pymalloc("before")
             if args.profile_memory:
                 tracemalloc.start(args.profile_memory)
                 heap_before = tracemalloc.take_snapshot()
@@ -466,6 +512,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             rss_full = memory_kb()
             if args.census:
                 print_census_growth(census_before, census(), len(daemon.calls))
+            if args.malloc_stats:
+                print_pymalloc("at size")
             if args.profile_memory:
                 print_heap_growth(heap_before, tracemalloc.take_snapshot(), len(daemon.calls))
                 tracemalloc.stop()
@@ -486,6 +534,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
             drain_cpu = cpu_seconds() - drain_cpu0
             frozen_after = gc.get_freeze_count()
             rss_after = memory_kb()
+            if args.malloc_stats:
+                print_pymalloc("after the drain")
             drain_wall = time.perf_counter() - drain_t0
         finally:
             await service.stop()
@@ -561,8 +611,9 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
         at_size = [s * 1000 for n, s in samples if n >= bar]
         print(f"{name:30} all    {summary(every)}")
         print(f"{'':30} >= {bar} {summary(at_size)}")
-    every = [s * 1000 for _, s in probe.to_ring + probe.to_dial + probe.to_hangup]
-    at_size = [s * 1000 for n, s in probe.to_ring + probe.to_dial + probe.to_hangup if n >= bar]
+    samples = [*probe.to_ring, *probe.to_dial, *probe.to_hangup]
+    every = [s * 1000 for _, s in samples]
+    at_size = [s * 1000 for n, s in samples if n >= bar]
     if at_size:
         print(
             f"event-to-action p99 at size: {pct(at_size, 99):.2f} ms (target <= 20 ms); "
@@ -613,6 +664,11 @@ def main() -> None:
         "--census",
         action="store_true",
         help="count every live object by type before the first call and at size (cheap)",
+    )
+    parser.add_argument(
+        "--malloc-stats",
+        action="store_true",
+        help="print pymalloc's arena statistics at size and after the drain (to stderr)",
     )
     parser.add_argument("--log-level", default="warning", help="pbxd's log level (to a file)")
     args = parser.parse_args()

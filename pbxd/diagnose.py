@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pbxd.cdr import queries
+from pbxd.cdr import queries, usage
 from pbxd.cdr.records import CallLogEntry
 from pbxd.cdr.reports import hangup_cause_text, leg_outcome
 from pbxd.config.files import NumberStatus
-from pbxd.config.model import Config, VirtualNumber
+from pbxd.config.model import Config, Plan, Target, VirtualNumber
 from pbxd.config.numbering import zone_of
 from pbxd.dialplan.flow import (
     Flow,
@@ -37,6 +37,16 @@ from pbxd.dialplan.flow import (
     ScheduleStep,
     Step,
     VoicemailStep,
+)
+from pbxd.dialplan.limits import (
+    Billable,
+    PlanUsage,
+    UsageKind,
+    in_window,
+    limit_seconds,
+    month_of,
+    refusal,
+    used_seconds,
 )
 from pbxd.dialplan.plan import CallFacts, Reject, plan_inbound
 
@@ -105,6 +115,35 @@ class FlowNow:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanCheck:
+    """The number's plan against what it used this month (its zone's) and its calls now."""
+
+    name: str
+    used: Mapping[UsageKind, int]  # seconds this month, calls in progress up to now
+    allowed: Mapping[UsageKind, int | None]  # seconds a month; None: unlimited
+    calls_in_progress: int
+    max_calls: int | None
+    finish: bool  # calls in progress at the limit run to their end (else they are cut)
+    inbound_refused: str | None = None  # why a call arriving now goes to the plan's at_limit
+    outbound_refused: str | None = None  # why a call going out now is refused
+
+
+def plan_check(plan: Plan, billed: Sequence[Billable], calls: int, now: datetime) -> PlanCheck:
+    """`plan` against `billed` (this month's) and `calls` in progress, as a call now meets it."""
+    used = used_seconds(billed, now)
+    return PlanCheck(
+        plan.name,
+        used,
+        {kind: limit_seconds(plan, kind) for kind in UsageKind},
+        calls,
+        plan.max_calls,
+        plan.finish,
+        refusal(plan, UsageKind.FORWARDED, used, calls),
+        refusal(plan, UsageKind.OUTBOUND, used, calls),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Plain facts the verdict is drawn from (no configuration objects, no I/O)."""
 
@@ -119,6 +158,7 @@ class Facts:
     targets: tuple[TargetCheck, ...] = ()
     failed_calls: int = 0
     presence_error: str | None = None
+    plan: PlanCheck | None = None  # None: the number has no plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +177,15 @@ class Diagnosis:
 # ------------------------------------------------------------------ the flow, now
 
 
-def flow_now(flow: Flow, now: datetime) -> FlowNow:
-    """Follow `flow` from its start as a call arriving at `now` would, to its first stop."""
+def flow_now(flow: Flow, now: datetime, *, at_limit: bool = False) -> FlowNow:
+    """Follow `flow` from its start as a call arriving at `now` would, to its first stop;
+    with `at_limit`, from where the number's plan sends a call once it is used up."""
     steps: list[str] = []
     open_now: bool | None = None
     step: Step = flow.step(flow.start)
+    if at_limit and flow.limits is not None:
+        steps.append("plan limit")
+        step = flow.step(flow.limits.at_limit)
     for _ in range(MAX_STEPS):
         match step:
             case ScheduleStep():
@@ -173,8 +217,11 @@ def flow_now(flow: Flow, now: datetime) -> FlowNow:
     return FlowNow(tuple(steps), open_now, "loop")
 
 
-def plan_now(config: Config, number: VirtualNumber, now: datetime) -> FlowNow:
-    """The planner's decision for a call arriving now on the number's trunk, walked."""
+def plan_now(
+    config: Config, number: VirtualNumber, now: datetime, *, at_limit: bool = False
+) -> FlowNow:
+    """The planner's decision for a call arriving now on the number's trunk, walked (from
+    the plan's at_limit when the plan refuses the call)."""
     trunk = config.trunks.get(number.trunk)
     endpoint = trunk.inbound_endpoint if trunk else number.trunk
     facts = CallFacts(
@@ -188,7 +235,7 @@ def plan_now(config: Config, number: VirtualNumber, now: datetime) -> FlowNow:
     decision = plan_inbound(facts, config)
     if isinstance(decision, Reject):
         return FlowNow(("refused",), None, "reject", rejected=decision.message)
-    return flow_now(decision, now)
+    return flow_now(decision, now, at_limit=at_limit)
 
 
 # ------------------------------------------------------------------ the verdict (pure)
@@ -222,37 +269,63 @@ def _nobody(targets: Sequence[TargetCheck]) -> str:
 
 def verdict(facts: Facts) -> str:
     """One line for the customer: what happens to a call now, and why."""
+    return _judge(facts)[0]
+
+
+def rings_somebody(facts: Facts) -> bool:
+    """Whether a call arriving now rings at least one target (`pbxd diagnose` exits 0)."""
+    return _judge(facts)[1]
+
+
+def _judge(facts: Facts) -> tuple[str, bool]:
+    """The verdict and whether somebody rings: the call's fate, then calls going out."""
+    text, rings = _call_now(facts)
+    plan = facts.plan
+    if plan is None or not facts.in_inventory:
+        return text, rings
+    if plan.inbound_refused:
+        text = f"plan limit: {plan.inbound_refused}; {text}"
+    if plan.outbound_refused and plan.outbound_refused != plan.inbound_refused:
+        cut = "" if plan.finish else ", those in progress cut"
+        text += f"; calls going out refused{cut}: {plan.outbound_refused}"
+    return text, rings
+
+
+def _call_now(facts: Facts) -> tuple[str, bool]:
+    """What happens to a call arriving now, and whether it rings anybody."""
     if not facts.in_inventory:
-        return f"not ours: {facts.number} is not in the inventory, calls to it are refused"
+        return f"not ours: {facts.number} is not in the inventory, calls to it are refused", False
     if facts.status == NumberStatus.RESERVED:
-        return "reserved: the number takes no calls"
+        return "reserved: the number takes no calls", False
     days = facts.days_to_port
     if facts.status == NumberStatus.PORTING and days is not None and days > 0:
         carrier = f" from {facts.losing_carrier}" if facts.losing_carrier else ""
         return (
             f"porting: calls reach pbxd once the port{carrier} completes on "
             f"{facts.port_date} ({days} day(s) left)"
-        )
+        ), False
     flow = facts.flow
     if facts.route is None or flow is None or flow.ends_in == "reject":
         why = flow.rejected if flow is not None and flow.rejected else "it has no route"
-        return f"refused: {why}"
+        return f"refused: {why}", False
     where = " → ".join(flow.steps)
     if flow.ends_in != "ring":
-        state = {True: "open now", False: "closed now", None: "now"}[flow.open_now]
-        return f"{state}: a call goes {where} (no phone rings)"
+        state = {True: "open now: ", False: "closed now: ", None: "now: "}[flow.open_now]
+        if flow.steps[:1] == ("plan limit",):
+            state = ""  # the verdict starts with the plan's limit: the hours do not count
+        return f"{state}a call goes {where} (no phone rings)", False
     ringing = [t for t in facts.targets if t.name in flow.ringing]
     if not ringing:
-        return "rings nobody: the route's ring step has no enabled target"
+        return "rings nobody: the route's ring step has no enabled target", False
     blocked = [t for t in ringing if _blocker(t) is not None]
     unknown = [t for t in ringing if t.kind == "softphone" and t.presence in (None, "unknown")]
     if len(blocked) == len(ringing):
-        return f"rings nobody: {_nobody(ringing)}"
+        return f"rings nobody: {_nobody(ringing)}", False
     if len(blocked) + len(unknown) == len(ringing):
         names = ", ".join(t.name for t in unknown)
         known = f"; {_nobody(blocked)}" if blocked else ""
         why = "presence can't be asked" if facts.presence_error else "Asterisk does not know"
-        return f"may ring nobody: can't tell if {names} online ({why}){known}"
+        return f"may ring nobody: can't tell if {names} online ({why}){known}", False
     can = [t.name for t in ringing if t not in blocked and t not in unknown]
     tail = f"; {_nobody(blocked)}" if blocked else ""
     if unknown:
@@ -262,7 +335,7 @@ def verdict(facts: Facts) -> str:
         if facts.failed_calls
         else "; no failed call recorded"
     )
-    return f"rings {', '.join(can)} now{tail}{seen}"
+    return f"rings {', '.join(can)} now{tail}{seen}", True
 
 
 # ------------------------------------------------------------------ gathering the facts
@@ -284,8 +357,12 @@ def examine(
     failed: Sequence[CallLogEntry],
     presence: Presence,
     dnd: set[str],
+    *,
+    billed: Sequence[Billable] = (),
+    calls_in_progress: int = 0,
 ) -> Diagnosis:
-    """The diagnosis of `did` at `now` from facts already read: pure."""
+    """The diagnosis of `did` at `now` from facts already read: pure. `billed` is what the
+    number used this month and `calls_in_progress` its calls now (for its plan)."""
     number = config.number(did)
     if number is None:
         facts = Facts(did, in_inventory=False, presence_error=presence.error)
@@ -293,19 +370,18 @@ def examine(
         return Diagnosis(facts, "", zone, now, presence, tuple(failed), verdict(facts))
     tz = ZoneInfo(number.timezone)
     route = config.route_for(did)
-    flow = plan_now(config, number, now) if number.status is not NumberStatus.RESERVED else None
+    plan = config.plan_of_number.get(did)
+    check = plan_check(plan, billed, calls_in_progress, now) if plan is not None else None
+    limited = check is not None and check.inbound_refused is not None
+    reserved = number.status is NumberStatus.RESERVED
+    flow = None if reserved else plan_now(config, number, now, at_limit=limited)
     causes = last_causes(failed)
-    targets = tuple(
-        TargetCheck(
-            rt.target.name,
-            rt.target.kind,
-            rt.target.endpoint,
-            presence.state(rt.target.endpoint) if rt.target.endpoint else None,
-            rt.target.name in dnd,
-            causes.get(rt.target.name),
-        )
-        for rt in (route.targets if route else ())
-    )
+    # The route's targets, then any other the flow reaches (a goto, the plan's at_limit).
+    rung = [rt.target for rt in (route.targets if route else ())]
+    named = {t.name for t in rung}
+    reached = [config.targets.get(n) for n in (flow.ringing if flow else ()) if n not in named]
+    rung += [t for t in reached if t is not None]
+    targets = tuple(_target_check(t, presence, dnd, causes) for t in rung)
     facts = Facts(
         number=did,
         in_inventory=True,
@@ -320,9 +396,20 @@ def examine(
         targets=targets,
         failed_calls=len(failed),
         presence_error=presence.error,
+        plan=check,
     )
     return Diagnosis(
         facts, number.label, number.timezone, now, presence, tuple(failed), verdict(facts)
+    )
+
+
+def _target_check(
+    target: Target, presence: Presence, dnd: set[str], causes: Mapping[str, int | None]
+) -> TargetCheck:
+    endpoint = target.endpoint
+    state = presence.state(endpoint) if endpoint else None
+    return TargetCheck(
+        target.name, target.kind, endpoint, state, target.name in dnd, causes.get(target.name)
     )
 
 
@@ -336,9 +423,18 @@ async def diagnose(
     *,
     failed_calls: int = FAILED_CALLS_SHOWN,
 ) -> Diagnosis:
-    """Read the last failed calls of `did` (before `now`), then `examine`."""
+    """Read the last failed calls of `did` (before `now`) and, when it has a plan, what it
+    used this month and its calls in progress; then `examine`."""
     failed = await queries.last_failed_calls(engine, did, limit=failed_calls, until=now)
-    return examine(config, did, now, failed, presence, dnd)
+    number = config.number(did)
+    billed: list[Billable] = []
+    calls = 0
+    if number is not None and did in config.plan_of_number:
+        since, until = month_of(now, ZoneInfo(number.timezone))
+        async with engine.connect() as conn:
+            billed = in_window(await usage.billables(conn, did, since, until), since, until)
+            calls = len(await usage.calls_in_progress(conn, did, now))
+    return examine(config, did, now, failed, presence, dnd, billed=billed, calls_in_progress=calls)
 
 
 # ------------------------------------------------------------------ showing it
@@ -408,8 +504,37 @@ def diagnosis_json(d: Diagnosis) -> dict[str, Any]:
         "presence_source": d.presence.source or None,
         "presence_error": d.presence.error,
         "last_failed_calls": [failed_call_json(e, tz) for e in d.failed],
+        "plan": plan_check_json(f.plan) if f.plan else None,
         "verdict": d.verdict,
     }
+
+
+def plan_check_json(plan: PlanCheck) -> dict[str, Any]:
+    """The plan's state as the API shows it: this month's seconds against the allowances."""
+    # The month's totals as the report's `usage` gives them (the days are the report's).
+    month = PlanUsage(plan.name, plan.used, plan.allowed, {}).to_json()
+    del month["days"]
+    return {
+        **month,
+        "calls_in_progress": plan.calls_in_progress,
+        "max_calls": plan.max_calls,
+        "inbound_refused": plan.inbound_refused,
+        "outbound_refused": plan.outbound_refused,
+    }
+
+
+def plan_text(plan: PlanCheck) -> str:
+    """`plan reception: forwarded 12:00 of 600 min, outbound 600:00 of 600 min, 1 call now`."""
+
+    def kind(k: UsageKind) -> str:
+        used, allowed = plan.used[k], plan.allowed[k]
+        limit = "unlimited" if allowed is None else f"{allowed // 60} min"
+        return f"{k} {used // 60}:{used % 60:02d} of {limit}"
+
+    calls = f"{plan.calls_in_progress} call(s) now"
+    if plan.max_calls is not None:
+        calls += f" of {plan.max_calls}"
+    return f"plan {plan.name}: {kind(UsageKind.FORWARDED)}, {kind(UsageKind.OUTBOUND)}, {calls}"
 
 
 def format_text(d: Diagnosis) -> str:
@@ -442,6 +567,8 @@ def format_text(d: Diagnosis) -> str:
                 what = f"external: last failed leg {cause}"
             dnd = ", do-not-disturb" if t.dnd else ""
             lines.append(f"  target {t.name}: {what}{dnd}{rings}")
+        if f.plan is not None:
+            lines.append(plan_text(f.plan))
         if d.presence.states is None:
             lines.append(f"presence: {d.presence.error}")
         elif d.presence.source:

@@ -4,14 +4,25 @@ flow walked at a given instant with the dialplan's own planner."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pbxd.config.compile import compile_config
 from pbxd.config.model import Config
-from pbxd.diagnose import Facts, FlowNow, Presence, TargetCheck, examine, verdict
+from pbxd.diagnose import (
+    Facts,
+    FlowNow,
+    PlanCheck,
+    Presence,
+    TargetCheck,
+    examine,
+    format_text,
+    rings_somebody,
+    verdict,
+)
+from pbxd.dialplan.limits import Billable, UsageKind
 
 RING = FlowNow(
     ("open", "ring alice, bob, mobile (ringall)"), True, "ring", ("alice", "bob", "mobile")
@@ -145,3 +156,85 @@ def test_the_flow_is_walked_at_the_instant_asked(
     assert alice.presence == "online"
     bob = next(t for t in found.facts.targets if t.name == "bob")
     assert bob.presence == "unknown"  # the daemon's table did not name it
+
+
+def starter(**kw: object) -> PlanCheck:
+    base: dict[str, object] = {
+        "name": "starter",
+        "used": {UsageKind.FORWARDED: 150, UsageKind.OUTBOUND: 0},
+        "allowed": {UsageKind.FORWARDED: 120, UsageKind.OUTBOUND: None},
+        "calls_in_progress": 0,
+        "max_calls": 2,
+        "finish": False,
+    }
+    base.update(kw)
+    return PlanCheck(**base)  # type: ignore[arg-type]
+
+
+USED_UP = "forwarded minutes of plan 'starter' used up (2 of 2)"
+TWO_CALLS = "2 calls in progress: plan 'starter' allows 2"
+OUT_USED_UP = "outbound minutes of plan 'starter' used up (600 of 600)"
+AT_LIMIT = FlowNow(("plan limit", "voicemail reception"), None, "voicemail")
+OVERFLOW = FlowNow(("plan limit", "goto overflow", "ring bob (hunt)"), None, "ring", ("bob",))
+
+PLAN_CASES = [
+    # Within the plan: the verdict is the flow's alone.
+    (facts(phone("alice"), plan=starter()), "rings alice now; no failed call recorded", True),
+    (
+        facts(flow=AT_LIMIT, plan=starter(inbound_refused=USED_UP)),
+        f"plan limit: {USED_UP}; a call goes plan limit → voicemail reception (no phone rings)",
+        False,
+    ),
+    # The plan's at_limit may ring somebody else.
+    (
+        facts(phone("bob"), flow=OVERFLOW, plan=starter(inbound_refused=USED_UP)),
+        f"plan limit: {USED_UP}; rings bob now; no failed call recorded",
+        True,
+    ),
+    # Calls at once: both ways refused, said once.
+    (
+        facts(flow=AT_LIMIT, plan=starter(inbound_refused=TWO_CALLS, outbound_refused=TWO_CALLS)),
+        f"plan limit: {TWO_CALLS}; a call goes plan limit → voicemail reception (no phone rings)",
+        False,
+    ),
+    (
+        facts(phone("alice"), plan=starter(outbound_refused=OUT_USED_UP)),
+        "rings alice now; no failed call recorded; calls going out refused, those in progress "
+        f"cut: {OUT_USED_UP}",
+        True,
+    ),
+    (
+        facts(phone("alice"), plan=starter(outbound_refused=OUT_USED_UP, finish=True)),
+        f"rings alice now; no failed call recorded; calls going out refused: {OUT_USED_UP}",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("given", "expected", "rings"), PLAN_CASES)
+def test_the_verdict_says_when_the_plan_refuses_calls(
+    given: Facts, expected: str, rings: bool
+) -> None:
+    assert verdict(given) == expected
+    assert rings_somebody(given) is rings
+
+
+def test_a_used_up_plan_sends_the_call_where_the_plan_says(config: Config) -> None:
+    at = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    presence = Presence({}, "test")
+    leg = Billable(
+        "leg-1", UsageKind.FORWARDED, at - timedelta(hours=1), at - timedelta(minutes=57)
+    )
+    within = examine(config, "+33972100002", at, [], presence, set(), billed=[])
+    assert within.facts.plan is not None and within.facts.plan.inbound_refused is None
+    assert within.facts.flow is not None and within.facts.flow.ends_in == "ring"
+    found = examine(config, "+33972100002", at, [], presence, set(), billed=[leg])
+    assert found.facts.flow is not None
+    assert found.facts.flow.steps == ("plan limit", "voicemail reception")
+    assert found.verdict.startswith("plan limit: forwarded minutes of plan 'starter' used up")
+    assert "plan starter: forwarded 3:00 of 2 min, outbound 0:00 of unlimited" in format_text(found)
+    busy = examine(config, "+33170000001", at, [], presence, set(), calls_in_progress=10)
+    assert busy.verdict.startswith(
+        "plan limit: 10 calls in progress: plan 'reception' allows 10; a call goes plan limit "
+        "→ hang up"
+    )

@@ -1137,9 +1137,11 @@ class CallSession:
         Names starting `step:` belong to the current step: they are cancelled when it ends.
         """
         self.disarm(name)
-        # A partial of a bound method and the Timer: no closure (function, cells) per timer.
+        # A partial of the plain function, the session and the Timer: no closure (function,
+        # cells) nor bound method per timer.
         timer = Timer(name.partition(":")[0], key)
-        self._timers[name] = self.clock.call_later(seconds, functools.partial(self.deliver, timer))
+        deliver = functools.partial(CallSession.deliver, self, timer)
+        self._timers[name] = self.clock.call_later(seconds, deliver)
 
     def disarm(self, name: str) -> None:
         """Cancel a timer if armed."""

@@ -9,8 +9,11 @@ migration files' own lines): Alembic, ~9 MB of modules, is imported only to migr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -198,12 +201,44 @@ async def schema_change(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the CDR schema to `revision` (the latest by default); a no-op when it is there."""
-    if revision == "head":
-        async with engine.connect() as conn:
-            if await conn.run_sync(stamped_revision) == head_revision():
-                return  # the usual start: nothing to migrate, Alembic never imported
+    if revision == "head" and await at_head(engine):
+        return  # the usual start: nothing to migrate, Alembic never imported
     async with schema_change(engine) as conn:
         await conn.run_sync(_upgrade, revision)
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the database is at the head revision (one query; Alembic not imported)."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(stamped_revision) == head_revision()
+
+
+async def migrate_apart(url: str | URL) -> None:
+    """Bring a database to the head revision from a child process (`pbxd.cdr.migrate`), so
+    this one never imports Alembic; raises MigrationFailed with the child's error."""
+    text_url = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pbxd.cdr.migrate",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, errors = await child.communicate(text_url.encode())
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
+        raise
+    if child.returncode != 0:
+        lines = errors.decode("utf-8", "replace").strip().splitlines()
+        raise MigrationFailed(lines[-1] if lines else f"exit status {child.returncode}")
+
+
+class MigrationFailed(RuntimeError):
+    """The child process could not migrate the database (its last error line)."""
 
 
 def stamped_revision(connection: Connection) -> str | None:

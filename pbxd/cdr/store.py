@@ -41,7 +41,15 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxd.cdr import traffic, usage
-from pbxd.cdr.db import make_engine, migrate, upsert_insert, why_not_writable
+from pbxd.cdr.db import (
+    at_head,
+    is_in_memory,
+    make_engine,
+    migrate,
+    upsert_insert,
+    why_not_writable,
+)
+from pbxd.cdr.db import migrate_apart as migrate_in_child
 from pbxd.cdr.records import CallEventRecord, CallLogEntry, CallRecord, Disposition, LegRecord
 from pbxd.cdr.schema import (
     Base,
@@ -188,8 +196,14 @@ class CdrStore:
         flush_interval: float = 0.2,
         spool: CdrSpool | None = None,
         spool_after: float = 2.0,
+        migrate_apart: bool = False,
     ) -> CdrStore:
         """Connect to `url` (sqlite:///… or postgresql://…), migrate, start the writer.
+
+        `migrate_apart`: a database behind the code is migrated by a child process
+        (`pbxd.cdr.db.migrate_apart`), so Alembic never loads here; an in-memory SQLite
+        database, which no other process can see, is migrated here as always. (Not yet what
+        `pbxd run` does: a test driving `serve` on a virtual clock stalls on the child.)
 
         With a `spool` (the daemon's store; the store owns it from here), a database pbxd
         cannot write is refused (CdrNotWritableError, see `check_writable`), and what a
@@ -198,7 +212,9 @@ class CdrStore:
         """
         engine = make_engine(url)
         try:
-            await migrate(engine)
+            if migrate_apart and not is_in_memory(url) and not await at_head(engine):
+                await migrate_in_child(url)
+            await migrate(engine)  # at head by now when migrated apart: one query
             store = cls(
                 engine,
                 batch_size=batch_size,

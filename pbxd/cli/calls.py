@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 from zoneinfo import ZoneInfo
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from pbxd.cdr import reports
 from pbxd.cdr.records import CallLogEntry
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import ascii_number, load_config_or_report, report
+from pbxd.cli.common import ascii_number, read_cdr_request, report, resolve_number
 from pbxd.config.model import Config
-from pbxd.config.numbering import NumberError, foreign_digit, to_e164, zone_of
-from pbxd.log import configure_logging
 
 MAX_LIMIT = 1_000_000_000
 FORMATS = {"table": reports.format_table, "csv": reports.format_csv, "json": reports.format_json}
@@ -80,74 +74,49 @@ def _in_zone(naive: datetime, tz: tzinfo | None) -> datetime:
     return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
 
 
-def resolve_number(text: str, config: Config) -> tuple[str, ZoneInfo]:
-    """The number in E.164 and the zone its log is shown in (its own, else its country's)."""
-    foreign = foreign_digit(text)
-    if foreign is not None:
-        raise NumberError(f"'{text}': {foreign}")
-    regions = list(dict.fromkeys([t.country for t in config.trunks.values()] + [None]))
-    for region in regions:
-        try:
-            e164 = to_e164(text, region)
-        except NumberError:
-            continue
-        number = config.number(e164)
-        zone = number.timezone if number else (zone_of(e164) or "UTC")
-        return e164, ZoneInfo(zone)
-    raise NumberError(f"'{text}' is not a phone number we can read")
+@dataclass(frozen=True, slots=True)
+class CallsAsked:
+    """What `pbxd calls` was asked: the number, its zone, the bounds and the limit."""
+
+    did: str
+    tz: ZoneInfo
+    since: datetime | None
+    until: datetime | None
+    limit: int | None
+
+
+def read_calls_args(args: argparse.Namespace, config: Config) -> CallsAsked:
+    """The number and --since/--until read in its zone, --limit; ValueError when bad."""
+    did, tz = resolve_number(" ".join(args.number), config)
+    since = parse_bound(args.since, tz, end=False) if args.since else None
+    until = parse_bound(args.until, tz, end=True) if args.until else None
+    if since is not None and until is not None and since >= until:
+        raise ValueError("--since must be before --until")
+    if args.limit is not None and args.limit <= 0:
+        raise ValueError("--limit must be positive")
+    # Past a billion rows a limit is no limit; a 20-digit one would overflow SQL's BIGINT.
+    limit = None if args.limit is None or args.limit > MAX_LIMIT else args.limit
+    return CallsAsked(did, tz, since, until, limit)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the call log; exit 1 on a bad number or date, 2 if the database fails."""
-    config = load_config_or_report(args)
-    if config is None:
-        return 1
+    request = read_cdr_request(args, "calls", lambda config: read_calls_args(args, config))
+    if isinstance(request, int):
+        return request
+    asked, url = request.asked, request.url
+    did, tz = asked.did, asked.tz
     try:
-        did, tz = resolve_number(" ".join(args.number), config)
-        since = parse_bound(args.since, tz, end=False) if args.since else None
-        until = parse_bound(args.until, tz, end=True) if args.until else None
-    except (NumberError, ValueError) as exc:
-        report("calls", str(exc))
-        return 1
-    if since is not None and until is not None and since >= until:
-        print("pbxd calls: --since must be before --until", file=sys.stderr)
-        return 1
-    if args.limit is not None and args.limit <= 0:
-        print("pbxd calls: --limit must be positive", file=sys.stderr)
-        return 1
-    # Past a billion rows a limit is no limit; a 20-digit one would overflow SQL's BIGINT.
-    limit = None if args.limit is None or args.limit > MAX_LIMIT else args.limit
-    configure_logging("error")
-    url = args.database or config.settings.database_url
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        # Reading must not create an empty database (and its directories) at a mistyped path.
-        report("calls", f"no CDR database at {missing}")
-        return 2
-    try:
-        entries = asyncio.run(_read(url, did, since, until, limit, args.server))
+        entries = asyncio.run(_read(url, did, asked.since, asked.until, asked.limit, args.server))
     except Exception as exc:
         report("calls", f"cannot read the call log from {url}: {type(exc).__name__}: {exc}")
         return 2
     if args.format == "table":
-        number = config.number(did)
+        number = request.config.number(did)
         label = f" ({number.label})" if number and number.label else ""
         print(f"{did}{label}: {len(entries)} call(s), times in {tz.key}")
     print(FORMATS[args.format](entries, tz))
     return 0
-
-
-def missing_sqlite_file(url: str) -> Path | None:
-    """The database file of a `sqlite:///…` URL when it does not exist, else None."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return None  # CdrStore.open reports a bad URL
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    path = Path(database).expanduser()
-    return None if path.exists() else path
 
 
 async def _read(

@@ -23,8 +23,13 @@ from pbxd.ari.client import AriClient
 from pbxd.calls.presence import endpoint_key
 from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import missing_sqlite_file, resolve_number
-from pbxd.cli.common import load_config_or_report, read_store, report
+from pbxd.cli.common import (
+    load_config_or_report,
+    missing_sqlite_file,
+    read_store,
+    report,
+    resolve_number,
+)
 from pbxd.config.model import Config
 from pbxd.config.numbering import NumberError
 from pbxd.diagnose import (
@@ -36,6 +41,7 @@ from pbxd.diagnose import (
     diagnosis_json,
     examine,
     format_text,
+    rings_somebody,
 )
 from pbxd.log import configure_logging, redact_url
 
@@ -214,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         report("diagnose", f"cannot read the call log from {url}: {type(exc).__name__}: {exc}")
         return 2
     show(found, args.json)
-    return 0 if rings_somebody(found) else 3
+    return 0 if rings_somebody(found.facts) else 3
 
 
 def show(found: Diagnosis, as_json: bool) -> None:
@@ -223,8 +229,3 @@ def show(found: Diagnosis, as_json: bool) -> None:
         print(json.dumps(diagnosis_json(found), indent=2, ensure_ascii=False))
     else:
         print(format_text(found), end="")
-
-
-def rings_somebody(found: Diagnosis) -> bool:
-    """Whether the verdict is that a call now rings at least one target."""
-    return found.verdict.startswith("rings ") and not found.verdict.startswith("rings nobody")

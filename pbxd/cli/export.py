@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pbxd.cdr import mastercsv, queries
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import missing_sqlite_file, parse_bound, resolve_number
-from pbxd.cli.common import load_config_or_report, read_store, report
-from pbxd.config.numbering import NumberError
-from pbxd.log import configure_logging
+from pbxd.cli.calls import parse_bound
+from pbxd.cli.common import read_cdr_request, read_store, report, resolve_number
+from pbxd.config.model import Config
 
 FORMATS = ("master-csv",)
 BATCH = 2000  # rows per fetch: big enough to amortise a round trip, small in memory
@@ -79,28 +78,25 @@ def read_bound(text: str, zone: tzinfo | None, *, end: bool) -> datetime:
     return bound
 
 
+def read_export_args(
+    args: argparse.Namespace, config: Config
+) -> tuple[tzinfo | None, datetime, datetime, str | None]:
+    """The zone times are written in, --since/--until read in it, the number if given."""
+    zone = output_zone(args)
+    since = read_bound(args.since, zone, end=False)
+    until = read_bound(args.until, zone, end=True)
+    did = resolve_number(args.number, config)[0] if args.number else None
+    if since >= until:
+        raise ValueError("--since must be before --until")
+    return zone, since, until, did
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the export; exit 1 on bad input, 2 if the database or the file fails."""
-    config = load_config_or_report(args)
-    if config is None:
-        return 1
-    try:
-        zone = output_zone(args)
-        since = read_bound(args.since, zone, end=False)
-        until = read_bound(args.until, zone, end=True)
-        did = resolve_number(args.number, config)[0] if args.number else None
-    except (NumberError, ValueError) as exc:
-        report("export", str(exc))
-        return 1
-    if since >= until:
-        report("export", "--since must be before --until")
-        return 1
-    configure_logging("error")
-    url = args.database or config.settings.database_url
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        report("export", f"no CDR database at {missing}")
-        return 2
+    request = read_cdr_request(args, "export", lambda config: read_export_args(args, config))
+    if isinstance(request, int):
+        return request
+    (zone, since, until, did), url, config = request.asked, request.url, request.config
     endpoints = {name: trunk.inbound_endpoint for name, trunk in config.trunks.items()}
     options = mastercsv.Options(
         zone, args.uniqueid, args.userfield, args.newcdrcolumns, trunk_endpoints=endpoints

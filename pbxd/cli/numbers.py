@@ -10,7 +10,7 @@ from pbxd.cli.common import load_config_or_report, report
 from pbxd.cli.table import render_table
 from pbxd.config.files import NumberStatus
 from pbxd.config.model import Config
-from pbxd.config.numbering import national_format
+from pbxd.inventory import NumberQuery, national_form, select
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "numbers",
         help="list the inventory of virtual numbers",
-        description="List every virtual number with its trunk, status, block and route.",
+        description="List every virtual number with its trunk, status, block, route and "
+        "whisper prompt (the line's name a callee hears on a `whisper: number` route).",
     )
     parser.add_argument("--status", choices=[s.value for s in NumberStatus])
     parser.add_argument("--trunk", help="only the numbers of this trunk")
@@ -39,21 +40,19 @@ class InventoryRow:
     route: str
     timezone: str
     label: str
+    whisper: tuple[str, ...]  # its own prompts (`sound:acme-whisper-sales`): the line's name
 
 
 def inventory_rows(config: Config, status: str | None, trunk: str | None) -> list[InventoryRow]:
     """The inventory, filtered, in number order."""
+    wanted = NumberQuery(NumberStatus(status) if status is not None else None, trunk)
     rows = []
-    for e164 in sorted(config.numbers):
+    for e164 in select(config, wanted):
         number = config.numbers[e164]
-        if status is not None and number.status != status:
-            continue
-        if trunk is not None and number.trunk != trunk:
-            continue
-        route = config.route_for(e164)
+        route = config.route_of_number.get(e164)
         rows.append(
             InventoryRow(
-                national=national_format(e164),
+                national=national_form(e164),
                 e164=e164,
                 trunk=number.trunk,
                 status=number.status.value,
@@ -62,6 +61,7 @@ def inventory_rows(config: Config, status: str | None, trunk: str | None) -> lis
                 route=route.name if route else "",
                 timezone=number.timezone,
                 label=number.label,
+                whisper=number.whisper,
             )
         )
     return rows
@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         [r.national, r.e164, r.trunk, r.status, r.port_date, r.block, r.route or "-", r.timezone]
         for r in rows
     ]
+    if any(r.whisper for r in rows):
+        # Only when some number has one: most inventories would show an empty column.
+        headers.append("whisper")
+        for line, row in zip(body, rows, strict=True):
+            line.append(", ".join(row.whisper) or "-")
     print(render_table(headers, body))
     print(f"{len(rows)} number{'s' if len(rows) != 1 else ''}")
     return 0

@@ -12,26 +12,20 @@ import asyncio
 import csv
 import io
 import json
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pbxd.cdr import queries
 from pbxd.cdr.reports import (
     NumberReport,
-    PeriodError,
-    ReportPeriod,
     format_report_csv,
     format_report_table,
     report_to_json,
 )
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import missing_sqlite_file, resolve_number
-from pbxd.cli.common import load_config_or_report, read_store, report
-from pbxd.config.model import Config
-from pbxd.config.numbering import NumberError
+from pbxd.cli.common import read_cdr_request, read_number_period, read_store, report
 from pbxd.dialplan.limits import Billable, PlanUsage, UsageKind, plan_usage
-from pbxd.log import configure_logging
 
 FORMATS = ("table", "csv", "json")
 
@@ -82,53 +76,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
-def read_period(args: argparse.Namespace, tz: ZoneInfo, now: datetime) -> ReportPeriod:
-    """--period, or --since/--until (days, both included), else this month in `tz`."""
-    if args.since or args.until:
-        if args.period:
-            raise PeriodError("give --period or --since/--until, not both")
-        if not (args.since and args.until):
-            raise PeriodError("a range needs both --since and --until (days, 2026-11-01)")
-        try:
-            first, last = date.fromisoformat(args.since), date.fromisoformat(args.until)
-        except ValueError as exc:
-            raise PeriodError(f"--since/--until take days such as 2026-11-01: {exc}") from None
-        if last < first:
-            raise PeriodError("--until is before --since")
-        return ReportPeriod.between(first, last + timedelta(days=1))
-    return ReportPeriod.parse(args.period or f"{now.astimezone(tz):%Y-%m}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the report; exit 1 on a bad number or period, 2 if the database fails."""
-    config = load_config_or_report(args)
-    if config is None:
-        return 1
     now = datetime.now(ZoneInfo("UTC"))
-    try:
-        did, tz = inventory_number(" ".join(args.number), config)
-        period = read_period(args, tz, now)
-    except (NumberError, ValueError, OverflowError) as exc:
-        report("report", str(exc))
-        return 1
-    configure_logging("error")
-    url = args.database or config.settings.database_url
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        report("report", f"no CDR database at {missing}")
-        return 2
+    request = read_cdr_request(
+        args, "report", lambda config: read_number_period(args, config, now, inventory=True)
+    )
+    if isinstance(request, int):
+        return request
+    url, config = request.url, request.config
+    did, tz, period = request.asked.did, request.asked.tz, request.asked.period
     number = config.number(did)
     label = number.label if number and number.label else ""
     plan = config.plan_of_number.get(did)
 
-    async def read(store: CdrStore) -> tuple[NumberReport, list[Billable]]:
+    async def read_report(store: CdrStore) -> tuple[NumberReport, list[Billable]]:
         # The web report's two reads (api.report_of): the same figures, the same plan usage.
         rep = await queries.number_report(store.engine, did, period, tz, label=label)
         since, until = period.bounds(tz)
         return rep, await store.billables_of(did, since, until)
 
     try:
-        rep, items = asyncio.run(read_store(url, read))
+        rep, items = asyncio.run(read_store(url, read_report))
     except Exception as exc:
         report("report", f"cannot read the report from {url}: {type(exc).__name__}: {exc}")
         return 2
@@ -140,14 +109,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(rep, use), end="")
     return 0
-
-
-def inventory_number(text: str, config: Config) -> tuple[str, ZoneInfo]:
-    """The number (E.164) and its zone; NumberError when it is not in the inventory."""
-    did, tz = resolve_number(text, config)
-    if config.number(did) is None:
-        raise NumberError(f"{did} is not in the inventory (pbxd numbers lists it)")
-    return did, tz
 
 
 def _minutes(seconds: int) -> str:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
+from pbxd.arenas import share_malloc_arenas
 from pbxd.calls.runtime import AriEndpoint
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import Clock, RealClock
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         report("run", str(exc))
         return 1
     configure_logging(config.settings.log_level)
+    share_malloc_arenas()  # before the SQLite threads start: see pbxd.arenas
     daemon = serve(config, password, notifier=Notifier.from_environment())
     del config  # held by the daemon's RunningConfig only, so a reload can free it
     return asyncio.run(daemon)

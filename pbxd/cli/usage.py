@@ -10,13 +10,9 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pbxd.cdr.reports import ReportPeriod
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import missing_sqlite_file, resolve_number
-from pbxd.cli.common import load_config_or_report, report
-from pbxd.config.numbering import NumberError
+from pbxd.cli.common import read_cdr_request, read_number_period, report
 from pbxd.dialplan.limits import Billable, PlanUsage, UsageKind, plan_usage
-from pbxd.log import configure_logging
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,29 +35,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Print the usage; exit 1 on a bad number or period, 2 if the database fails."""
-    config = load_config_or_report(args)
-    if config is None:
-        return 1
     now = datetime.now(ZoneInfo("UTC"))
-    try:
-        did, tz = resolve_number(" ".join(args.number), config)
-        period = ReportPeriod.parse(args.period or f"{now.astimezone(tz):%Y-%m}")
-    except (NumberError, ValueError) as exc:
-        report("usage", str(exc))
-        return 1
-    configure_logging("error")
-    url = args.database or config.settings.database_url
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        report("usage", f"no CDR database at {missing}")
-        return 2
+    request = read_cdr_request(args, "usage", lambda config: read_number_period(args, config, now))
+    if isinstance(request, int):
+        return request
+    url = request.url
+    did, tz, period = request.asked.did, request.asked.tz, request.asked.period
     since, until = period.bounds(tz)
     try:
         items = asyncio.run(_read(url, did, since, until))
     except Exception as exc:
         report("usage", f"cannot read the usage from {url}: {type(exc).__name__}: {exc}")
         return 2
-    usage = plan_usage(config.plan_of_number.get(did), items, now, tz)
+    usage = plan_usage(request.config.plan_of_number.get(did), items, now, tz)
     print(FORMATS[args.format](did, period.label, tz, usage), end="")
     return 0
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pbxd.cdr.reports import caller_text, format_seconds, iso_local, iso_utc, local_time
-from pbxd.cli.calls import resolve_number
-from pbxd.cli.common import load_config_or_report
+from pbxd.cli.common import load_config_or_report, resolve_number
 from pbxd.cli.table import render_table
 from pbxd.config.numbering import NumberError
 from pbxd.voicemail.messages import Message

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
+from sys import intern
 
 import phonenumbers
 
@@ -352,14 +353,16 @@ class _FlowBuilder:
         """Add `route`'s steps; the name of its first step."""
         if route.name in self.starts:
             return self.starts[route.name]
-        names = {key: f"{prefix}{key}" for key in ("hours", "greeting", RING_STEP, MENU_STEP)}
+        # Interned, like every step name below: each call's flow names its steps alike, so
+        # the calls in progress share one copy of each name.
+        names = {key: intern(prefix + key) for key in ("hours", "greeting", RING_STEP, MENU_STEP)}
         # What follows the greeting: the menu, the ringing, or (no one to ring) `then`.
         if route.menu is not None:
             after_greeting = names[MENU_STEP]
         elif route.targets:
             after_greeting = names[RING_STEP]
         else:
-            after_greeting = f"{prefix}then"
+            after_greeting = intern(f"{prefix}then")
         after_hours = names["greeting"] if route.greeting is not None else after_greeting
         first = names["hours"] if route.hours is not None else after_hours
         self.starts[route.name] = first
@@ -415,6 +418,7 @@ class _FlowBuilder:
 
     def fallback(self, fallback: Fallback, name: str, prefix: str) -> str:
         """Add the step a fallback is; its name."""
+        name = intern(name)
         if fallback.action is FallbackAction.VOICEMAIL:
             box = self.config.mailboxes.get(fallback.mailbox or "")
             if box is not None:

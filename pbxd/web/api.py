@@ -31,11 +31,14 @@ from pbxd.cdr.reports import (
     report_to_json,
 )
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.calls import parse_bound, resolve_number
+from pbxd.cli.calls import parse_bound
+from pbxd.cli.common import resolve_number
+from pbxd.config.files import NumberStatus
 from pbxd.config.model import Config, VirtualNumber
-from pbxd.config.numbering import NumberError, national_format
+from pbxd.config.numbering import NumberError
 from pbxd.diagnose import Presence, diagnose, diagnosis_json
 from pbxd.dialplan.limits import PlanUsage, plan_usage
+from pbxd.inventory import NumberQuery, national_form, select
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageNotFound
 from pbxd.web.auth import require_admin
@@ -45,6 +48,8 @@ from pbxd.web.state import CLOCK, CONFIG, DND, RUNTIME, VOICEMAIL
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_CALLER_FILTER = 32
+NUMBERS_PAGE = 100  # numbers a page by default, as the numbers page shows
+MAX_SEARCH = 64  # characters of a numbers search (`q`), as the numbers page reads
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -128,32 +133,59 @@ def read_filter(query: Any, tz: ZoneInfo, *, max_limit: int = MAX_PAGE) -> CallF
     server = (query.get("server") or "").strip() or None
     if server is not None and len(server) > MAX_CALLER_FILTER:
         raise bad_filter("server", f"at most {MAX_CALLER_FILTER} characters")
-    limit = DEFAULT_PAGE
-    if query.get("limit"):
-        text = query["limit"]
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= max_limit:
-            raise bad_filter("limit", f"a whole number from 1 to {max_limit}")
-        limit = int(text)
+    limit = read_limit(query, DEFAULT_PAGE, max_limit)
     before = decode_cursor(query["cursor"]) if query.get("cursor") else None
     return CallFilter(since, until, tuple(dispositions), caller, limit, before, server)
 
 
+def read_limit(query: Any, default: int, max_limit: int) -> int:
+    """`limit=` (a page's size), `default` when absent; 400 `bad_filter` out of 1..max."""
+    text = query.get("limit")
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= max_limit:
+        raise bad_filter("limit", f"a whole number from 1 to {max_limit}")
+    return int(text)
+
+
+def pack_cursor(values: list[str]) -> str:
+    """An opaque cursor holding where a page ended (next_cursor)."""
+    raw = json.dumps(values)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def unpack_cursor(text: str, size: int) -> list[str]:
+    """The `size` strings a cursor of `pack_cursor` holds; ValueError for anything else."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error):
+        raise ValueError("not a cursor") from None
+    if not isinstance(values, list) or len(values) != size:
+        raise ValueError("not a cursor")
+    if not all(isinstance(v, str) for v in values):
+        raise ValueError("not a cursor")
+    return values
+
+
+def bad_cursor() -> ApiError:
+    """400 `bad_filter` on `cursor`: one this API did not give."""
+    return bad_filter("cursor", "not a cursor this API gave (use next_cursor as is)")
+
+
 def encode_cursor(entry: CallLogEntry) -> str:
     """An opaque cursor: the page goes on after this call (newest first)."""
-    raw = json.dumps([entry.call.started_at.isoformat(), entry.call.call_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return pack_cursor([entry.call.started_at.isoformat(), entry.call.call_id])
 
 
 def decode_cursor(text: str) -> tuple[datetime, str]:
     """The (started_at, call_id) a cursor holds; 400 `bad_filter` for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        moment, call_id = json.loads(raw)
+        moment, call_id = unpack_cursor(text, 2)
         started = datetime.fromisoformat(moment)
-        if started.utcoffset() is None or not isinstance(call_id, str):
+        if started.utcoffset() is None:
             raise ValueError("naive time")
-    except (ValueError, TypeError, binascii.Error):
-        raise bad_filter("cursor", "not a cursor this API gave (use next_cursor as is)") from None
+    except ValueError:
+        raise bad_cursor() from None
     return started, call_id
 
 
@@ -187,31 +219,68 @@ async def calls_today(
 
 def number_json(config: Config, number: VirtualNumber, today: int | None) -> dict[str, Any]:
     """One inventory entry as the API shows it."""
-    route = config.route_for(number.e164)
+    route = config.route_of_number.get(number.e164)
     return {
         "number": number.e164,
-        "national": national_format(number.e164),
+        "national": national_form(number.e164),
         "label": number.label,
-        "status": str(number.status),
+        "status": number.status.value,
         "port_date": number.port_date.isoformat() if number.port_date else None,
         "losing_carrier": number.losing_carrier,
         "block": number.block,
         "trunk": number.trunk,
         "route": route.name if route else None,
         "time_zone": number.timezone,
+        "whisper": list(number.whisper),
         "calls_today": today,
     }
 
 
+def read_number_query(query: Any, config: Config) -> NumberQuery:
+    """`status`, `trunk` and `q` of a numbers request; 400 `bad_filter` naming a bad one."""
+    status = None
+    if query.get("status"):
+        try:
+            status = NumberStatus(query["status"])
+        except ValueError:
+            known = ", ".join(s.value for s in NumberStatus)
+            raise bad_filter("status", f"one of {known}") from None
+    trunk = query.get("trunk") or None
+    if trunk is not None and trunk not in config.trunks:
+        raise bad_filter("trunk", f"no trunk {trunk[:40]!r} (known: {', '.join(config.trunks)})")
+    search = (query.get("q") or "").strip()
+    if len(search) > MAX_SEARCH:
+        raise bad_filter("q", f"at most {MAX_SEARCH} characters")
+    return NumberQuery(status, trunk, search)
+
+
+def decode_number_cursor(text: str) -> str:
+    """The number a numbers cursor holds (the page goes on after it)."""
+    try:
+        (e164,) = unpack_cursor(text, 1)
+    except ValueError:
+        raise bad_cursor() from None
+    return e164
+
+
 async def numbers(request: web.Request) -> web.Response:
-    """Every number of the inventory with its route, status, port date and today's calls."""
+    """A page of the inventory in number order, filtered, with each number's route, status,
+    port date, whisper and today's calls; `next_cursor` when there is more."""
     config = request.app[CONFIG].current
-    today = await calls_today(config, store_of(request), request.app[CLOCK].now())
-    body = [
-        number_json(config, config.numbers[e164], today.get(e164))
-        for e164 in sorted(config.numbers)
-    ]
-    return web.json_response({"numbers": body})
+    wanted = read_number_query(request.query, config)
+    limit = read_limit(request.query, NUMBERS_PAGE, MAX_PAGE)
+    cursor = request.query.get("cursor")
+    after = decode_number_cursor(cursor) if cursor else None
+    found = select(config, wanted, after=after, limit=limit + 1)
+    page = found[:limit]
+    today = await calls_today(config, store_of(request), request.app[CLOCK].now(), page)
+    more = len(found) > limit
+    return web.json_response(
+        {
+            "numbers": [number_json(config, config.numbers[e], today.get(e)) for e in page],
+            "next_cursor": pack_cursor([page[-1]]) if more else None,
+        }
+    )
 
 
 async def number_calls(request: web.Request) -> web.Response:

@@ -21,7 +21,18 @@ from pbxd.web import api, health, metrics, pages
 from pbxd.web.auth import auth_middleware
 from pbxd.web.errors import errors_middleware
 from pbxd.web.lifecycle import ARI_ENDPOINT, DAEMON_PARTS
-from pbxd.web.state import CLOCK, CONFIG, DND, RUNTIME, SESSIONS, USERS, VOICEMAIL, Runtime
+from pbxd.web.state import (
+    CLOCK,
+    CONFIG,
+    DND,
+    LOGIN_THROTTLE,
+    RUNTIME,
+    SESSIONS,
+    USERS,
+    VOICEMAIL,
+    Runtime,
+)
+from pbxd.web.throttle import LoginThrottle
 from pbxd.web.users import Sessions, UserDirectory
 
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +59,7 @@ def build_app(
     app[CONFIG] = running
     app[RUNTIME] = runtime
     app[CLOCK] = clock or RealClock()
+    app[LOGIN_THROTTLE] = LoginThrottle(app[CLOCK].monotonic)
     app[USERS] = users or UserDirectory(settings.users_file)
     app[SESSIONS] = Sessions(lifetime=settings.http_session_hours * 3600.0)
     app[DND] = dnd or DoNotDisturb()

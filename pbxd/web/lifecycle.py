@@ -24,7 +24,7 @@ from pbxd.cdr.db import why_not_writable
 from pbxd.cdr.reports import leg_outcome
 from pbxd.cdr.spool import CdrSpool, SpoolBusyError
 from pbxd.cdr.store import CdrNotWritableError, CdrStore
-from pbxd.clock import held_on
+from pbxd.clock import RealClock, held_on
 from pbxd.config.files import HaMode
 from pbxd.ha.service import PairedService
 from pbxd.systemd import keep_systemd_informed
@@ -194,7 +194,9 @@ async def _ready_once_recovered(app: web.Application, starting: asyncio.Task[Non
             runtime.notifier.ready(readiness(service).status)
             log.info("pbxd ready", calls=len(daemon.calls))
     # From here on, dead cycles frozen with the survivors are given back at quiet moments.
-    await heap.watch_heap(lambda: _calls_in_progress(runtime.service), app[CLOCK])
+    # On the wall clock, as the systemd watchdog: a virtual clock (tests, dry runs) must not
+    # see a timer of the process's own that would move its time on.
+    await heap.watch_heap(lambda: _calls_in_progress(runtime.service), RealClock())
 
 
 def _calls_in_progress(service: CallService | PairedService | None) -> int:

@@ -31,9 +31,8 @@ from pbxd.cdr.reports import (
     party_text,
 )
 from pbxd.cli.usage import allowance_text, minutes_text
-from pbxd.config.model import Config
-from pbxd.config.numbering import national_format
 from pbxd.dialplan.limits import PlanUsage, UsageKind
+from pbxd.inventory import NumberQuery, national_form, select
 from pbxd.web import api, charts
 from pbxd.web.auth import (
     LOGIN_COOKIE,
@@ -46,8 +45,9 @@ from pbxd.web.auth import (
     safe_next,
     set_cookie,
 )
-from pbxd.web.errors import ApiError, bad_filter
-from pbxd.web.state import CLOCK, CONFIG, DND, USERS, VOICEMAIL
+from pbxd.web.errors import ApiError, bad_filter, log
+from pbxd.web.state import CLOCK, CONFIG, DND, LOGIN_THROTTLE, USERS, VOICEMAIL
+from pbxd.web.throttle import Refusal
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOWNLOAD_MAX = 100_000  # calls in one CSV/JSON download
@@ -138,8 +138,32 @@ async def login(request: web.Request) -> web.Response:
             403, "csrf_failed", "this login form is stale or forged: reload it and retry"
         )
     name = fields.get("name", "").strip()
-    user = await check_password(request.app[USERS], name, fields.get("password", ""))
+    throttle = request.app[LOGIN_THROTTLE]
+    attempt = throttle.admit(request.remote, name)
+    if isinstance(attempt, Refusal):
+        # Refused before any password check; the password is never logged.
+        log.warning(
+            "login_throttled",
+            address=request.remote,
+            user=name[:64],
+            waiting=attempt.reason,
+            retry_after=attempt.retry_after,
+        )
+        response = _login_page(
+            request,
+            error=f"Too many failed logins: try again in {attempt.retry_after} s.",
+            status=429,
+            next_url=fields.get("next"),
+        )
+        response.headers["Retry-After"] = str(attempt.retry_after)
+        return response
+    user = None
+    try:
+        user = await check_password(request.app[USERS], name, fields.get("password", ""))
+    finally:
+        throttle.settle(attempt, succeeded=user is not None)
     if user is None:
+        log.info("login_failed", address=request.remote, user=name[:64])
         return _login_page(
             request, error="Wrong user or password.", status=401, next_url=fields.get("next")
         )
@@ -162,8 +186,8 @@ async def numbers_page(request: web.Request) -> web.Response:
     """The numbers, a page at a time: label, status (porting with date and carrier), route,
     today's calls; `?q=` keeps those whose number or label contains it."""
     config = request.app[CONFIG].current
-    search = request.query.get("q", "")[:64].strip()
-    found = numbers_matching(config, search)
+    search = request.query.get("q", "")[: api.MAX_SEARCH].strip()
+    found = select(config, NumberQuery(search=search))
     pages = max(1, -(-len(found) // NUMBERS_PER_PAGE))
     try:
         current = min(max(1, int(request.query.get("page", "1")[:8])), pages)
@@ -189,20 +213,6 @@ async def numbers_page(request: web.Request) -> web.Response:
         previous_href=page_href(current - 1) if current > 1 else None,
         next_href=page_href(current + 1) if current < pages else None,
     )
-
-
-def numbers_matching(config: Config, search: str) -> list[str]:
-    """The numbers (sorted) whose label or digits contain `search` (`01 70` finds +3317...)."""
-    if not search:
-        return sorted(config.numbers)
-    needle = search.casefold()
-    # A national trunk prefix (the 0 of 01 70...) is not in the E.164 form.
-    digits = "".join(ch for ch in search if ch.isdigit()).removeprefix("0")
-    return [
-        e164
-        for e164, number in sorted(config.numbers.items())
-        if needle in number.label.casefold() or (digits and digits in e164)
-    ]
 
 
 def _call_view(entry: CallLogEntry, tz: ZoneInfo, did: str) -> dict[str, Any]:
@@ -273,7 +283,7 @@ async def calls_page(request: web.Request) -> web.Response:
         request,
         "calls.html",
         number=number.e164,
-        national=national_format(number.e164),
+        national=national_form(number.e164),
         label=number.label,
         time_zone=tz.key,
         form=form,
@@ -346,7 +356,7 @@ async def report_page(request: web.Request) -> web.Response:
         request,
         "report.html",
         number=number.e164,
-        national=national_format(number.e164),
+        national=national_form(number.e164),
         label=number.label,
         period=report.period.label,
         time_zone=report.time_zone,

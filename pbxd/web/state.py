@@ -19,6 +19,7 @@ from pbxd.config.reload import RunningConfig
 from pbxd.ha.service import PairedService
 from pbxd.systemd import Notifier
 from pbxd.voicemail.store import MessageStore
+from pbxd.web.throttle import LoginThrottle
 from pbxd.web.users import Sessions, UserDirectory
 
 
@@ -44,5 +45,6 @@ RUNTIME = web.AppKey("runtime", Runtime)
 CLOCK = web.AppKey("clock", Clock)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", Sessions)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 DND = web.AppKey("dnd", DoNotDisturb)
 VOICEMAIL = web.AppKey("voicemail", MessageStore)

@@ -21,11 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxd.cdr.db import (
+    MigrationFailed,
     alembic_config,
     current_revision,
     head_revision,
     make_engine,
     migrate,
+    migrate_apart,
     schema_change,
 )
 from pbxd.cdr.records import (
@@ -395,3 +397,33 @@ def test_a_database_at_head_opens_without_importing_alembic(tmp_path: Any) -> No
 
     assert opened() == "True"  # a new database is migrated: Alembic does that
     assert opened() == "False"  # the next start finds it at head with one query
+
+
+def test_the_daemon_migrates_a_new_database_apart(tmp_path: Any) -> None:
+    # `pbxd run` opens its store with migrate_apart: a child process runs Alembic.
+    url = f"sqlite:///{tmp_path / 'cdr.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from sqlalchemy import text\n"
+        "from pbxd.cdr.store import CdrStore\n"
+        "async def main():\n"
+        f"    store = await CdrStore.open({url!r}, migrate_apart=True)\n"
+        "    async with store.engine.connect() as conn:\n"
+        "        rows = await conn.execute(text('SELECT version_num FROM alembic_version'))\n"
+        "        print(rows.scalar_one())\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [_head(), "False"]
+
+
+async def test_a_migration_that_fails_apart_says_why(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'cdr.db'}"
+    (tmp_path / "cdr.db").write_text("not a database")
+    with pytest.raises(MigrationFailed, match=r"not a database"):
+        await migrate_apart(url)

@@ -29,6 +29,7 @@ def test_numbers_table_lists_the_example(example: Path, capsys: pytest.CaptureFi
         "route",
         "time",
         "zone",
+        "whisper",
     ]
     uk = next(line for line in lines if "+442079460123" in line)
     assert uk.split() == [
@@ -40,7 +41,10 @@ def test_numbers_table_lists_the_example(example: Path, capsys: pytest.CaptureFi
         "active",
         "london-forward",
         "Europe/London",
+        "-",
     ]
+    sales = next(line for line in lines if "+33170000012" in line)
+    assert sales.split()[-2:] == ["Europe/Paris", "sound:acme-whisper-sales"]
     ported = next(line for line in lines if "+33170000105" in line)
     assert ported.split()[7:11] == ["porting", "2026-12-15", "acme-direct", "direct-lines"]
     assert lines[-1] == "20 numbers"
@@ -66,6 +70,7 @@ def test_numbers_json_filters_by_status_and_trunk(
             "route": "london-forward",
             "timezone": "Europe/London",
             "label": "London number for UK customers",
+            "whisper": [],
         }
     ]
 

@@ -36,6 +36,76 @@ async def test_numbers_list_the_inventory_with_route_status_and_calls_today(
     assert porting["status"] == "porting" and porting["port_date"] == "2026-12-15"
     assert porting["losing_carrier"] == "Orange" and porting["calls_today"] == 0
     assert by_number["+442079460123"]["time_zone"] == "Europe/London"
+    assert by_number["+33170000012"]["whisper"] == ["sound:acme-whisper-sales"]
+    assert reception["whisper"] == []
+    assert body["next_cursor"] is None  # the shipped 20 numbers fit the default page (100)
+
+
+async def _all_pages(client: Client, token: str, **params: str) -> list[list[str]]:
+    """The numbers of each page, following next_cursor to the end."""
+    pages: list[list[str]] = []
+    query = dict(params)
+    while True:
+        response = await client.get("/api/numbers", headers=bearer(token), params=query)
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        pages.append([n["number"] for n in body["numbers"]])
+        if body["next_cursor"] is None:
+            return pages
+        query = {**params, "cursor": body["next_cursor"]}
+
+
+async def test_numbers_page_through_the_inventory_once_in_order(
+    client: Client, tokens: Tokens
+) -> None:
+    whole = (await _json(client, "/api/numbers", tokens.viewer))["numbers"]
+    every = [n["number"] for n in whole]
+    assert len(every) == 20 and every == sorted(every)
+    pages = await _all_pages(client, tokens.viewer, limit="6")
+    assert [len(p) for p in pages] == [6, 6, 6, 2]
+    assert [n for p in pages for n in p] == every
+    # Exactly a page's worth left: the last full page says there is no more.
+    assert [len(p) for p in await _all_pages(client, tokens.viewer, limit="10")] == [10, 10]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "porting"}, [f"+3317000010{i}" for i in range(10)]),
+        ({"trunk": "carrier-uk"}, ["+442079460123"]),
+        ({"q": "01 70 00 01 0"}, [f"+3317000010{i}" for i in range(10)]),
+        ({"q": "PARIS RECEPTION"}, [RECEPTION]),
+        ({"q": "sales", "status": "active"}, ["+33170000010", "+33170000012", "+33972100002"]),
+        ({"status": "reserved", "trunk": "carrier-uk"}, []),
+    ],
+)
+async def test_numbers_filters_hold_from_page_to_page(
+    client: Client, tokens: Tokens, params: dict[str, str], expected: list[str]
+) -> None:
+    pages = await _all_pages(client, tokens.viewer, limit="3", **params)
+    assert [n for p in pages for n in p] == expected
+    assert all(len(p) == 3 for p in pages[:-1])
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status": "ported"}, "status"),
+        ({"trunk": "carrier-xx"}, "trunk"),
+        ({"q": "x" * 65}, "q"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "WyJhIiwgImIiXQ"}, "cursor"),  # a call log's cursor shape: two values
+    ],
+)
+async def test_a_bad_numbers_filter_is_400_naming_the_field(
+    client: Client, tokens: Tokens, params: dict[str, str], field: str
+) -> None:
+    response = await client.get("/api/numbers", headers=bearer(tokens.viewer), params=params)
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"]["code"] == "bad_filter" and body["error"]["field"] == field
 
 
 async def test_call_log_newest_first_in_the_numbers_zone_with_legs(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
@@ -19,6 +20,7 @@ from pbxd.clock import VirtualClock
 from pbxd.config.model import Config
 from pbxd.web.app import build_app
 from pbxd.web.state import CLOCK, DND, Runtime
+from pbxd.web.throttle import FREE_FAILURES
 from pbxd.web.users import load_users, remove_user
 from tests.web.conftest import NOW, PASSWORD, Tokens, bearer
 
@@ -172,6 +174,27 @@ async def test_a_wrong_password_is_refused_with_the_same_words_for_any_user(
     assert wrong.status == nobody.status == 401
     assert "Wrong user or password." in await wrong.text()
     assert "Wrong user or password." in await nobody.text()
+
+
+async def test_failed_logins_make_the_next_wait_429_with_retry_after(
+    browser: Client, tokens: Tokens
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(FREE_FAILURES):
+            assert (await log_in(browser, "vera", "hunter2")).status == 401
+        # The right password now waits too: it is not even checked.
+        refused = await log_in(browser, "vera")
+        assert refused.status == 429 and refused.headers["Retry-After"] == "1"
+        assert "Too many failed logins: try again in 1 s." in await refused.text()
+        clock = browser.app[CLOCK]  # type: ignore[index]
+        assert isinstance(clock, VirtualClock)
+        await clock.advance(1)
+        assert (await log_in(browser, "vera")).status == 303
+    throttled = [e for e in logs if e["event"] == "login_throttled"]
+    assert len(throttled) == 1 and throttled[0]["user"] == "vera"
+    assert throttled[0]["address"] == "127.0.0.1" and throttled[0]["retry_after"] == 1
+    assert len([e for e in logs if e["event"] == "login_failed"]) == FREE_FAILURES
+    assert not any(PASSWORD in repr(e) or "hunter2" in repr(e) for e in logs)
 
 
 async def test_an_api_token_works_as_a_password(browser: Client, tokens: Tokens) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from pbxd.config.compile import compile_config
+from pbxd.config.model import Config
 from pbxd.web.app import build_app
 from pbxd.web.state import Runtime
 
@@ -93,3 +94,27 @@ def test_the_call_and_usage_schemas_name_every_field_the_api_gives() -> None:
     assert set(usage["days"][0]) == set(
         schemas["Usage"]["properties"]["days"]["items"]["properties"]
     )
+
+
+def test_the_number_schema_names_every_field_the_api_gives(config: Config) -> None:
+    from pbxd.web.api import number_json
+
+    schemas = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())["components"]["schemas"]
+    given = number_json(config, config.numbers["+33170000012"], 3)
+    assert set(given) == set(schemas["Number"]["properties"])
+
+
+def test_the_diagnose_example_names_every_field_the_api_gives(config: Config) -> None:
+    from datetime import UTC, datetime
+
+    from pbxd.diagnose import Presence, diagnosis_json, examine, plan_check_json
+
+    spec = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())
+    answer = spec["paths"]["/api/numbers/{number}/diagnose"]["get"]["responses"]["200"]
+    example = answer["content"]["application/json"]["example"]
+    at = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    found = examine(config, "+33170000001", at, [], Presence({}, "test"), set())
+    given = diagnosis_json(found)
+    assert set(given) == set(example)
+    assert found.facts.plan is not None
+    assert set(plan_check_json(found.facts.plan)) == set(example["plan"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,18 +23,16 @@ OUT_TALK = 185  # seconds alice talked to the customer (3:05 of outbound minutes
 FORWARD_TALK = 75  # seconds the CEO's mobile took an inbound call (1:15 forwarded)
 
 
-@pytest.fixture
-async def out_store(store: CdrStore) -> CdrStore:
-    """The morning's inbound calls, plus alice calling a customer and a forwarded call."""
-    start = NOW - timedelta(minutes=30)
+def call_out(store: CdrStore, call_id: str, start: datetime, talk: int, user: str) -> None:
+    """`user` (a softphone) called the customer presenting the reception, for `talk` s."""
     store.record_call(
         CallRecord(
-            call_id="call-out",
+            call_id=call_id,
             did=RECEPTION,
             started_at=start,
-            caller_number="alice",
+            caller_number=user,
             answered_at=start + timedelta(seconds=5),
-            ended_at=start + timedelta(seconds=5 + OUT_TALK),
+            ended_at=start + timedelta(seconds=5 + talk),
             disposition=Disposition.ANSWERED,
             answered_by=CUSTOMER,
             hangup_cause=16,
@@ -43,32 +41,54 @@ async def out_store(store: CdrStore) -> CdrStore:
             presented=RECEPTION,
         )
     )
-    forwarded = NOW - timedelta(days=1)  # 2 Dec in Paris: a second day of usage
+
+
+def forwarded(
+    store: CdrStore, call_id: str, did: str, route: str, target: str, start: datetime, talk: int
+) -> None:
+    """An inbound call to `did` that `target`, a mobile through the trunk, took for `talk` s."""
+    answered, ended = start + timedelta(seconds=4), start + timedelta(seconds=4 + talk)
     store.record_call(
         CallRecord(
-            call_id="call-forwarded",
-            did=RECEPTION,
-            started_at=forwarded,
+            call_id=call_id,
+            did=did,
+            started_at=start,
             caller_number="+33612000009",
-            route="paris-reception",
-            answered_at=forwarded + timedelta(seconds=4),
-            ended_at=forwarded + timedelta(seconds=4 + FORWARD_TALK),
+            route=route,
+            answered_at=answered,
+            ended_at=ended,
             disposition=Disposition.ANSWERED,
-            answered_by="ceo-mobile",
+            answered_by=target,
             hangup_cause=16,
         )
     )
     store.record_leg(
         LegRecord(
-            "call-forwarded-1",
-            "call-forwarded",
-            "ceo-mobile",
+            f"{call_id}-1",
+            call_id,
+            target,
             "PJSIP/+33612345678@trunk-out",
-            forwarded,
-            answered_at=forwarded + timedelta(seconds=4),
-            ended_at=forwarded + timedelta(seconds=4 + FORWARD_TALK),
+            start,
+            answered_at=answered,
+            ended_at=ended,
             hangup_cause=16,
         )
+    )
+
+
+@pytest.fixture
+async def out_store(store: CdrStore) -> CdrStore:
+    """The morning's inbound calls, plus alice calling a customer and a forwarded call."""
+    call_out(store, "call-out", NOW - timedelta(minutes=30), OUT_TALK, "alice")
+    # 2 Dec in Paris: a second day of usage.
+    forwarded(
+        store,
+        "call-forwarded",
+        RECEPTION,
+        "paris-reception",
+        "ceo-mobile",
+        NOW - timedelta(days=1),
+        FORWARD_TALK,
     )
     await store.flush()
     return store
@@ -168,3 +188,42 @@ def _stdout_of(args: list[str]) -> str:
     with contextlib.redirect_stdout(out):
         assert main(args) == 0
     return out.getvalue()
+
+
+STARTER = "+33972100002"  # plan starter: 2 forwarded minutes a month, then voicemail
+
+
+async def test_diagnose_says_when_the_plan_is_used_up(
+    out_store: CdrStore, client: Client, tokens: Tokens
+) -> None:
+    # The sales mobile took 150 s this month (of 120); the reception's softphones called out
+    # 600 minutes (of 600) on top of the morning's 3:05.
+    forwarded(
+        out_store,
+        "call-sales",
+        STARTER,
+        "sales-line",
+        "sales-mobile",
+        NOW - timedelta(hours=2),
+        150,
+    )
+    call_out(out_store, "call-out-long", NOW - timedelta(days=2), 600 * 60, "bob")
+    await out_store.flush()
+
+    sales = await _json(client, f"/api/numbers/{STARTER}/diagnose", tokens.viewer)
+    assert sales["verdict"] == (
+        "plan limit: forwarded minutes of plan 'starter' used up (2 of 2); "
+        "a call goes plan limit → voicemail reception (no phone rings)"
+    )
+    assert sales["flow_now"] == ["plan limit", "voicemail reception"]
+    assert sales["plan"]["forwarded_seconds"] == 150
+    assert sales["plan"]["forwarded_allowed_seconds"] == 120
+    assert sales["plan"]["outbound_refused"] is None
+
+    reception = await _json(client, f"/api/numbers/{RECEPTION}/diagnose", tokens.viewer)
+    assert reception["verdict"].endswith(
+        "; calls going out refused, those in progress cut: outbound minutes of plan "
+        "'reception' used up (603 of 600)"
+    )
+    assert reception["plan"]["inbound_refused"] is None  # its forwarded minutes: unlimited
+    assert reception["plan"]["outbound_seconds"] == 600 * 60 + OUT_TALK
