@@ -60,6 +60,7 @@ class Window:
     reload_step_cpu_ms: float = 0.0
     gc_ms: dict[int, float] = field(default_factory=dict)  # longest collection, by generation
     gc_cpu_ms: dict[int, float] = field(default_factory=dict)  # the same in the thread's CPU
+    gc_walked: dict[int, list[int]] = field(default_factory=dict)  # objects each one walked
 
     def lines(self, name: str) -> str:
         late = sorted(self.lateness_ms) or [0.0]
@@ -77,6 +78,11 @@ class Window:
                 )
                 or "none"
             )
+            + "".join(
+                f"\n  objects walked by generation {g}: {len(n)} collections, max {max(n)}, "
+                f"p90 {sorted(n)[int(len(n) * 0.9)]} (load-independent; ~1 us of CPU each)"
+                for g, n in sorted(self.gc_walked.items())
+            )
             + (
                 f"\n  the reload's own task: {self.reload_steps} steps, longest "
                 f"{self.reload_step_wall_ms:.1f} ms wall, {self.reload_step_cpu_ms:.1f} ms CPU"
@@ -89,9 +95,12 @@ class Window:
 class LoopWatch:
     """Times every callback the event loop runs, and a ticker's lateness, into `window`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, count_walked: bool = False) -> None:
         self.window: Window | None = None
         self._run = events.Handle._run
+        # Counting what a collection walks lists every young object first: a stall of its
+        # own (outside the collection's timing), so only on request.
+        self.count_walked = count_walked
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -118,10 +127,13 @@ class LoopWatch:
                 window.reload_step_cpu_ms = max(window.reload_step_cpu_ms, cpu)
 
         collection_began = [0.0, 0.0]
+        walking = [0]
 
         def collected(phase: str, info: dict[str, int]) -> None:
             window = watch.window
             if phase == "start":
+                if watch.count_walked and window is not None:
+                    walking[0] = sum(len(gc.get_objects(g)) for g in range(info["generation"] + 1))
                 collection_began[:] = time.perf_counter(), time.thread_time()
             elif window is not None:
                 ms = (time.perf_counter() - collection_began[0]) * 1000
@@ -129,6 +141,8 @@ class LoopWatch:
                 generation = info["generation"]
                 window.gc_ms[generation] = max(window.gc_ms.get(generation, 0.0), ms)
                 window.gc_cpu_ms[generation] = max(window.gc_cpu_ms.get(generation, 0.0), cpu_ms)
+                if watch.count_walked:
+                    window.gc_walked.setdefault(generation, []).append(walking[0])
 
         events.Handle._run = timed  # type: ignore[method-assign]
         gc.callbacks.append(collected)
@@ -277,7 +291,7 @@ async def run(args: argparse.Namespace, url: str, conn: Any, tmp: Path) -> None:
     )
     running.on_swap(service.use_config)
     finished = 0
-    watch = LoopWatch()
+    watch = LoopWatch(count_walked=args.count_walked)
     transfer = Transfer()
     undo = watch_transfer(transfer, watch)
     ticker: asyncio.Task[None] | None = None
@@ -416,6 +430,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--calls", type=int, default=0, help="calls placed (default: 45 s of traffic)"
+    )
+    parser.add_argument(
+        "--count-walked",
+        action="store_true",
+        help="count the objects each collection walks (a figure the load cannot change; "
+        "the counting stalls the loop itself, so the stall figures do not count then)",
     )
     args = parser.parse_args()
     calls = args.calls or int(args.rate * 45)

@@ -1,46 +1,51 @@
 """How pbxd keeps Python's cyclic garbage collector from stalling the event loop.
 
 A collection stops the loop for as long as it takes to walk every object of the generations
-it collects. The configuration (240,000 objects at 100,000 numbers) lives as long as the
-daemon, or until a reload replaces it: walking it on every full collection stalled the loop
-60-70 ms (bench/calls.py). So what is long-lived is frozen out of the collector's reach:
+it collects: about a microsecond an object in pbxd's heap (its referents are scattered, so
+each is a cache miss). The configuration (240,000 objects at 100,000 numbers) lives as long
+as the daemon, or until a reload replaces it; the calls in progress are ~200-500 objects each.
+Walking them all on every full collection stalled the loop 60-190 ms (bench/reload.py), more
+than a second with 10,000 calls up. So:
 
-- at start-up (`settle`), once everything start-up built is in place;
-- after a reload (`freeze_long_lived`), before the collector runs again over the new
-  configuration. The replaced configuration is freed by reference counting, a slice at a
-  time (`pbxd.config.reload`): a frozen object whose count drops to zero is freed like any
-  other, so replaced configurations do not pile up in the frozen heap (tests/test_heap.py).
-
-The calls in progress would be in the way next: ~200 objects each (bench/concurrency.py),
-so a full collection with 225 calls up stalled the loop 30-38 ms (bench/reload.py) and one
-with 10,000 calls up more than a second. So whatever survives a full collection is frozen
-too (`_freeze_survivors`): the next full collection walks only what was promoted since. A
-call's objects are freed by reference counting when it ends, frozen or not: a call leaves
-no cyclic garbage behind (tests/calls/test_call_garbage.py), which frozen objects could
-never give back. The collection thresholds stay CPython's (700, 10, 10): raising the young one
-made the middle collections walk more (at 2,000: 24-62 ms of CPU under traffic in
-bench/reload.py, against ~5 ms).
-
-Frozen objects are never walked, so a reference cycle that was alive at a full collection
-(a library's: SQLAlchemy statements, aiohttp responses, exceptions with their frames) and
-dies later would never be freed. So every `RECLAIM_EVERY`-th full collection does not
-freeze: it unfreezes, and the next full collection walks the whole heap once, frees such
-cycles, and freezes again. A long-running daemon pays one longer collection now and then
-instead of a slow leak.
+- What is long-lived is frozen out of the collector's reach: at start-up (`settle`), once
+  everything start-up built is in place; after a reload (`freeze_long_lived`), before the
+  collector runs again over the new configuration; and after every full collection, what it
+  kept (`_freeze_survivors`): the next full collection walks only what is newer. A frozen
+  object whose count drops to zero is freed like any other: the replaced configuration and
+  every ended call go by reference counting (a call leaves no reference cycle of pbxd's own:
+  tests/calls/test_call_garbage.py), so frozen objects do not pile up.
+- Collections are kept small (`THRESHOLDS`): young ones after 400 allocations, middle ones
+  after 4 young ones, a full one after every second middle one (CPython: 700, 10, 10). The
+  total walked stays the same, as every survivor is walked once per generation and then
+  frozen; each stall is a fraction. bench/reload.py --count-walked, 50 calls/s: the largest
+  full collection walked 20,053 objects (130,315 with CPython's thresholds), the largest
+  middle one 12,967 (32,834), for the same 2.7 s of collection CPU over the run.
+- A library's reference cycle (SQLAlchemy statements, an exception and its frames) that was
+  alive at a full collection and died later cannot be freed while frozen. Giving those back
+  means walking the whole heap once (`reclaim`): a stall in proportion to the heap, so pbxd
+  does it at a quiet moment, when the frozen heap has grown enough to be worth it
+  (`ReclaimPolicy`, checked every minute by `watch_heap`), and at least once a day.
 """
 
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from pbxd.clock import Clock
+
+log = structlog.get_logger(__name__)
 
 OLDEST = 2  # the generation a full collection collects
-RECLAIM_EVERY = 64  # full collections between two walks of the whole heap
-
-
-class _FullCollections:
-    """How many full collections ran since `settle` (the GC callback's only state)."""
-
-    count = 0
+CPYTHON_THRESHOLDS = (700, 10, 10)
+# Young after 400 allocations, middle after 4 young collections, full after every second
+# middle one: CPython waits for the eleventh, and its full collections walk ten times as much.
+THRESHOLDS = (400, 4, 1)
+CHECK_EVERY_S = 60.0  # how often `watch_heap` asks whether a reclaiming walk is due
 
 
 def settle() -> None:
@@ -53,30 +58,23 @@ def settle() -> None:
     # Again, over nothing: CPython waits for the old generation to grow by a quarter of
     # what the last full collection kept; that was everything just frozen.
     gc.collect()
-    _FullCollections.count = 0
+    gc.set_threshold(*THRESHOLDS)
     if _freeze_survivors not in gc.callbacks:
         gc.callbacks.append(_freeze_survivors)
 
 
 def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
-    """After a full collection, what it kept is alive: out of the next one's way.
-
-    Every `RECLAIM_EVERY`-th, unfreeze instead: the next one walks everything and frees the
-    cycles that died frozen.
-    """
+    """After a full collection, what it kept is alive: out of the next one's way."""
     if phase == "stop" and info["generation"] == OLDEST:
-        _FullCollections.count += 1
-        if _FullCollections.count % RECLAIM_EVERY == 0:
-            gc.unfreeze()
-        else:
-            gc.freeze()
+        gc.freeze()
 
 
 def unsettle() -> None:
-    """Survivors of full collections no longer frozen, nothing frozen (between tests)."""
+    """CPython's own collector again: nothing frozen, its thresholds (between tests)."""
     if _freeze_survivors in gc.callbacks:
         gc.callbacks.remove(_freeze_survivors)
     gc.unfreeze()
+    gc.set_threshold(*CPYTHON_THRESHOLDS)
 
 
 def freeze_long_lived() -> None:
@@ -87,3 +85,84 @@ def freeze_long_lived() -> None:
     are frozen too: their objects are freed by reference counting when the call ends.
     """
     gc.freeze()
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    """What one walk of the whole heap gave back."""
+
+    frozen_before: int  # objects frozen before the walk
+    frozen_after: int  # objects frozen after it: everything still alive
+    freed: int  # unreachable objects the walk found (dead cycles)
+    cpu_ms: float  # the walk's stall, in the loop thread's CPU
+
+
+def reclaim() -> Reclaimed:
+    """Walk the whole heap once: free the cycles that died frozen, freeze the rest again."""
+    before = gc.get_freeze_count()
+    started = time.thread_time()
+    gc.unfreeze()
+    freed = gc.collect()  # its callback freezes what it kept
+    gc.freeze()  # also when the callback is not installed (outside `pbxd run`)
+    return Reclaimed(before, gc.get_freeze_count(), freed, (time.thread_time() - started) * 1e3)
+
+
+@dataclass
+class ReclaimPolicy:
+    """When a walk of the whole heap is worth its stall: pure, over plain numbers.
+
+    Worth it once the frozen heap has grown by a quarter since the last walk (and by
+    `min_growth` objects): what grew is either calls in progress or dead cycles. At a quiet
+    moment (calls in progress down to a tenth of the most seen since the last walk) the
+    calls' objects are gone, so what is left over is dead cycles, and the stall hits few
+    calls. A daemon that is never quiet walks anyway once `longest_s` has passed.
+    """
+
+    frozen_after_walk: int  # the frozen heap just after the last walk (or start-up)
+    walked_at: float  # monotonic seconds of the last walk
+    peak_calls: int = 0  # the most calls in progress seen since the last walk
+    min_growth: int = 50_000
+    shortest_s: float = 600.0  # never two walks closer than this
+    longest_s: float = 86_400.0  # walk at least this often, quiet or not, if grown
+
+    def due(self, frozen_now: int, calls_now: int, now: float) -> bool:
+        """Whether to walk now, given the frozen heap, calls in progress and the time."""
+        self.peak_calls = max(self.peak_calls, calls_now)
+        since = now - self.walked_at
+        grown = frozen_now - self.frozen_after_walk
+        if since < self.shortest_s or grown < max(self.min_growth, self.frozen_after_walk // 4):
+            return False
+        quiet = calls_now <= self.peak_calls // 10
+        return quiet or since >= self.longest_s
+
+    def walked(self, frozen_after: int, now: float) -> None:
+        """A walk just ended: measure growth and quiet from here."""
+        self.frozen_after_walk, self.walked_at, self.peak_calls = frozen_after, now, 0
+
+
+async def watch_heap(
+    calls_in_progress: Callable[[], int],
+    clock: Clock,
+    *,
+    every_s: float = CHECK_EVERY_S,
+    policy: ReclaimPolicy | None = None,
+) -> None:
+    """Every `every_s`, walk the whole heap if `policy` says so; until cancelled.
+
+    Start it once `settle` has run: the frozen heap then is the start-up's, the baseline.
+    """
+    policy = policy or ReclaimPolicy(gc.get_freeze_count(), clock.monotonic())
+    while True:
+        await clock.sleep(every_s)
+        calls = calls_in_progress()
+        if policy.due(gc.get_freeze_count(), calls, clock.monotonic()):
+            done = reclaim()
+            policy.walked(done.frozen_after, clock.monotonic())
+            log.info(
+                "heap_reclaimed",
+                calls_in_progress=calls,
+                frozen_before=done.frozen_before,
+                frozen_after=done.frozen_after,
+                freed=done.freed,
+                stall_ms=round(done.cpu_ms, 1),
+            )

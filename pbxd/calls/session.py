@@ -320,6 +320,9 @@ class CallSession:
             log.exception("call session failed; cleaning the call up")
             await self._abort()
         finally:
+            # A step that never ended (bridging failed, an abort) would keep its handler,
+            # which points back here: a cycle only the collector could free.
+            self.handler = None
             self.cancel_timers()
             for handle in self._vanish_checks.values():
                 handle.cancel()

@@ -166,7 +166,8 @@ async def call_service(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ready_once_recovered(app: web.Application, starting: asyncio.Task[None]) -> None:
-    """READY=1 once ARI is connected and the calls a previous run left are recovered."""
+    """READY=1 once ARI is connected and the calls a previous run left are recovered; then
+    watch the heap (`pbxd.heap.watch_heap`) for the daemon's life."""
     runtime = app[RUNTIME]
     try:
         await starting
@@ -182,23 +183,30 @@ async def _ready_once_recovered(app: web.Application, starting: asyncio.Task[Non
         if not runtime.stop.is_set():
             runtime.notifier.ready(readiness(service).status)
             log.info("pbxd ready", role=str(service.role))
-        return
+    else:
+        daemon = service.daemon if service is not None else None
+        if daemon is None:
+            return
+        if daemon.on_call_finished is None:
+            daemon.on_call_finished = count_call
+        await daemon.recovered.wait()
+        if not runtime.stop.is_set():
+            runtime.notifier.ready(readiness(service).status)
+            log.info("pbxd ready", calls=len(daemon.calls))
+    # From here on, dead cycles frozen with the survivors are given back at quiet moments.
+    await heap.watch_heap(lambda: _calls_in_progress(runtime.service), app[CLOCK])
+
+
+def _calls_in_progress(service: CallService | PairedService | None) -> int:
     daemon = service.daemon if service is not None else None
-    if daemon is None:
-        return
-    if daemon.on_call_finished is None:
-        daemon.on_call_finished = count_call
-    await daemon.recovered.wait()
-    if not runtime.stop.is_set():
-        runtime.notifier.ready(readiness(service).status)
-        log.info("pbxd ready", calls=len(daemon.calls))
+    return len(daemon.calls) if daemon is not None else 0
 
 
 def figures(service: CallService | PairedService, store: CdrStore) -> series.DaemonFigures:
     """The live figures `/metrics` reads at each scrape."""
-    daemon, stream = service.daemon, service.stream
+    stream = service.stream
     return series.DaemonFigures(
-        calls_in_progress=len(daemon.calls) if daemon is not None else 0,
+        calls_in_progress=_calls_in_progress(service),
         ari_connected=stream is not None and stream.connected,
         ari_connections=stream.connections if stream is not None else 0,
         cdr_backlog=store.backlog,

@@ -12,6 +12,8 @@ from collections import Counter
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from pbxd.calls.session import CallSession
 from pbxd.calls.states import CallState
 from pbxd.sim import PeerScript
@@ -51,6 +53,33 @@ async def test_answered_and_unanswered_calls_leave_no_cyclic_garbage(lab: CallLa
         for call_id in [*answered, *unanswered, abandoned]:
             await lab.finish(call_id)
         lab.finished.clear()  # the lab keeps finished calls for assertion messages
+        assert _pbxd_garbage() == Counter()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "message"),
+    [
+        # The session's abort path: an ARI request failed outright.
+        ("POST", "/channels/*/answer", 500, "Internal Server Error"),
+        # Bridging failed (a channel gone under load): the ring step never ends.
+        ("POST", "/bridges/*/addChannel", 400, "Channel not found"),
+    ],
+)
+async def test_a_call_that_fails_midway_leaves_no_cyclic_garbage(
+    lab: CallLab, method: str, path: str, status: int, message: str
+) -> None:
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1, hangup_after=3))
+    await lab.finish(await lab.call(SHORT))
+    broken = lab.sim.faults.fail_requests(method, path, status, {"message": message})
+    gc.collect()
+    gc.disable()
+    try:
+        failed = await lab.call(SHORT, hangup_after=8)
+        await lab.finish(failed)
+        assert broken.applied == 1
+        lab.finished.clear()
         assert _pbxd_garbage() == Counter()
     finally:
         gc.enable()
