@@ -45,11 +45,26 @@ def _wait_for_file(folder: Path, pattern: str, seconds: float = 15.0) -> Path:
 
 
 @pytest.mark.timeout(120)
+def _replaced(element: Any) -> bool:
+    """Whether `element`'s document has been replaced by a navigation."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        # Chromium sometimes says so in its inspector's words instead (seen with 156).
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
+
+
 def test_log_in_open_a_number_filter_expand_download_and_see_the_chart(
     site: ServedApp, driver: Any
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver.get(site.url + "/")
@@ -70,7 +85,7 @@ def test_log_in_open_a_number_filter_expand_download_and_see_the_chart(
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
     # The filtered page must have replaced this one before its calls are read (else stale).
-    WebDriverWait(driver, 30).until(staleness_of(page))
+    WebDriverWait(driver, 30).until(lambda _: _replaced(page))
     calls = driver.find_elements(By.CSS_SELECTOR, "li.call")
     assert calls and all("no_answer" in c.get_attribute("class") for c in calls)
     assert "disposition=no_answer" in driver.current_url
