@@ -1,8 +1,10 @@
 """`python -m pbxd.cdr.migrate`: bring the CDR database to the head revision, then exit.
 
-The daemon migrates from this child process (`pbxd.cdr.db.migrate_apart`) so that Alembic,
-~9 MB of modules it needs only for this, never loads into the process that holds the
-calls. The database URL comes on stdin, never on the command line (it may hold a password).
+A store opened with `migrate_apart` migrates from this child process
+(`pbxd.cdr.db.migrate_apart`) so that Alembic, ~9 MB of modules it needs only for this, never
+loads into the process that holds the calls; `pbxd run` does not use it yet (it migrates in
+process, and imports Alembic only when the database is behind the code). The database URL
+comes on stdin, never on the command line (it may hold a password).
 """
 
 from __future__ import annotations

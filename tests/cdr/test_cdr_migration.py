@@ -399,8 +399,8 @@ def test_a_database_at_head_opens_without_importing_alembic(tmp_path: Any) -> No
     assert opened() == "False"  # the next start finds it at head with one query
 
 
-def test_the_daemon_migrates_a_new_database_apart(tmp_path: Any) -> None:
-    # `pbxd run` opens its store with migrate_apart: a child process runs Alembic.
+def test_a_store_opened_with_migrate_apart_migrates_a_new_database_apart(tmp_path: Any) -> None:
+    # With migrate_apart a child process runs Alembic (not yet what `pbxd run` does).
     url = f"sqlite:///{tmp_path / 'cdr.db'}"
     script = (
         "import asyncio, sys\n"
