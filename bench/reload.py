@@ -132,6 +132,7 @@ class LoopWatch:
         def collected(phase: str, info: dict[str, int]) -> None:
             window = watch.window
             if phase == "start":
+                walking[0] = -1  # not counted: this collection began outside a window
                 if watch.count_walked and window is not None:
                     walking[0] = sum(len(gc.get_objects(g)) for g in range(info["generation"] + 1))
                 collection_began[:] = time.perf_counter(), time.thread_time()
@@ -141,7 +142,7 @@ class LoopWatch:
                 generation = info["generation"]
                 window.gc_ms[generation] = max(window.gc_ms.get(generation, 0.0), ms)
                 window.gc_cpu_ms[generation] = max(window.gc_cpu_ms.get(generation, 0.0), cpu_ms)
-                if watch.count_walked:
+                if walking[0] >= 0:
                     window.gc_walked.setdefault(generation, []).append(walking[0])
 
         events.Handle._run = timed  # type: ignore[method-assign]

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxd.cdr import queries, usage
 from pbxd.cdr.records import CallLogEntry
-from pbxd.cdr.reports import hangup_cause_text, leg_outcome
+from pbxd.cdr.reports import HANGUP_CAUSES, hangup_cause_text, leg_outcome
+from pbxd.config.destinations import BARRED_CAUSE
 from pbxd.config.files import NumberStatus
 from pbxd.config.model import Config, Plan, Target, VirtualNumber
 from pbxd.config.numbering import zone_of
@@ -57,17 +58,8 @@ OFFLINE = "offline"
 
 # Causes of an external target's leg that say the carrier would not put the call through.
 CARRIER_REFUSALS: Mapping[int, str] = {
-    1: "unallocated number",
-    3: "no route to destination",
-    20: "subscriber absent",
-    21: "call rejected",
-    27: "destination out of order",
-    28: "invalid number format",
-    34: "no circuit available",
-    38: "network out of order",
-    41: "temporary failure",
-    42: "switching equipment congestion",
-    52: "outgoing calls barred",
+    cause: HANGUP_CAUSES[cause]  # the call log's words for them
+    for cause in (1, 3, 20, 21, 27, 28, 34, 38, 41, 42, BARRED_CAUSE)
 }
 
 

@@ -109,7 +109,7 @@ def reclaim() -> Reclaimed:
 
 @dataclass
 class ReclaimPolicy:
-    """When a walk of the whole heap is worth its stall: pure, over plain numbers.
+    """When a walk of the whole heap is worth its stall: plain numbers in, no I/O.
 
     Worth it once the frozen heap has grown by a quarter since the last walk (and by
     `min_growth` objects): what grew is either calls in progress or dead cycles. At a quiet

@@ -27,12 +27,12 @@ from pbxd.cdr.reports import (
     summarise_hours,
     summarise_report,
 )
-from pbxd.cdr.schema import Base, CallRow, LegRow, NumberTrafficRow, row_to_call, row_to_leg
+from pbxd.cdr.schema import Base, CallRow, LegRow, row_to_call, row_to_leg
 from pbxd.cdr.traffic import INBOUND as INBOUND  # re-exported: usage.py reads it here
+from pbxd.cdr.traffic import TRAFFIC
 
 _CALLS: Final[Table] = Base.metadata.tables[CallRow.__tablename__]
 _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
-_TRAFFIC: Final[Table] = Base.metadata.tables[NumberTrafficRow.__tablename__]
 
 # Chunk of ids per IN (...) list: SQLite caps bound parameters per statement.
 _IN_CHUNK = 500
@@ -71,8 +71,8 @@ async def number_report(
     since, until = period.bounds(tz)
     async with engine.connect() as conn:
         if traffic.on_slot_edge(since) and traffic.on_slot_edge(until):
-            query = select(_TRAFFIC).where(
-                _TRAFFIC.c.did == did, _TRAFFIC.c.slot >= since, _TRAFFIC.c.slot < until
+            query = select(TRAFFIC).where(
+                TRAFFIC.c.did == did, TRAFFIC.c.slot >= since, TRAFFIC.c.slot < until
             )
             rows = (await conn.execute(query)).mappings()
             hours = traffic.hours_of_slots(
@@ -129,7 +129,7 @@ def _day_query(dids: Sequence[str], start: datetime, end: datetime) -> Select[An
     calls themselves when the day does not start on a quarter hour (a zone off the grid).
     """
     if traffic.on_slot_edge(start) and traffic.on_slot_edge(end):
-        t = _TRAFFIC.c
+        t = TRAFFIC.c
         missed = sum(
             (t[d.value] for d in Disposition if d is not Disposition.ANSWERED), start=literal(0)
         )
