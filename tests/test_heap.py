@@ -75,20 +75,21 @@ def test_a_cycle_frozen_alive_is_freed_by_a_walk_of_the_whole_heap() -> None:
         me: object
 
     heap.settle()
-    cycle = Cycle()
-    cycle.me = cycle
-    died = weakref.ref(cycle)
-    gc.collect()  # a full collection: the cycle survives and is frozen
-    assert not _walked_by_the_collector(cycle)
-    del cycle
+    cycles = [Cycle() for _ in range(1_000)]
+    for cycle in cycles:
+        cycle.me = [cycle]  # a list each: blocks the heap's measure sees go
+    died = weakref.ref(cycles[0])
+    gc.collect()  # a full collection: the cycles survive and are frozen
+    assert not _walked_by_the_collector(cycles[0])
+    del cycles, cycle
     for _ in range(20):
         gc.collect()
     assert died() is not None  # frozen: out of the collector's reach until a walk
     done = heap.reclaim()
     assert died() is None
-    assert done.freed >= 1
-    assert done.frozen_after == gc.get_freeze_count() > 0  # frozen again after the walk
-    assert done.frozen_before > done.frozen_after
+    assert done.freed >= 2_000
+    assert gc.get_freeze_count() > 0  # what lives is frozen again after the walk
+    assert done.blocks_before - done.blocks_after >= 1_000  # the cycles' blocks are gone
 
 
 def test_settling_keeps_full_collections_small_and_unsettling_restores_cpython() -> None:
@@ -101,7 +102,7 @@ def test_settling_keeps_full_collections_small_and_unsettling_restores_cpython()
 
 
 def _policy(**kwargs: float) -> heap.ReclaimPolicy:
-    return heap.ReclaimPolicy(frozen_after_walk=400_000, walked_at=0.0, **kwargs)  # type: ignore[arg-type]
+    return heap.ReclaimPolicy(blocks_after_walk=400_000, walked_at=0.0, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_walk_waits_for_growth_worth_it() -> None:
@@ -110,10 +111,10 @@ def test_a_walk_waits_for_growth_worth_it() -> None:
     # Quiet and long enough, but grown by less than a quarter: not worth the stall.
     assert not policy.due(400_000 + 99_999, 0, 7_200.0)
     assert policy.due(400_000 + 100_000, 0, 7_200.0)
-    # A small heap still waits for `min_growth` objects.
-    small = heap.ReclaimPolicy(frozen_after_walk=1_000, walked_at=0.0)
-    assert not small.due(40_000, 0, 7_200.0)
-    assert small.due(51_000, 0, 7_200.0)
+    # A small heap still waits for `min_growth` blocks.
+    small = heap.ReclaimPolicy(blocks_after_walk=1_000, walked_at=0.0)
+    assert not small.due(100_000, 0, 7_200.0)
+    assert small.due(101_000, 0, 7_200.0)
 
 
 def test_a_walk_waits_for_a_quiet_moment_or_a_day() -> None:
@@ -132,7 +133,7 @@ def test_walks_are_never_closer_than_the_shortest_interval() -> None:
     assert not policy.due(900_000, 0, 599.0)
     assert policy.due(900_000, 0, 600.0)
     policy.walked(450_000, 600.0)
-    assert policy.peak_calls == 0 and policy.frozen_after_walk == 450_000
+    assert policy.peak_calls == 0 and policy.blocks_after_walk == 450_000
     assert not policy.due(900_000, 0, 1_199.0)
     assert policy.due(900_000, 0, 1_200.0)
 
