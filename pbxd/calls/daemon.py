@@ -733,19 +733,21 @@ class CallDaemon:
         except Exception:
             log.exception("could not hand a stranded caller back", channel=channel_id)
 
-    async def _events_of(self, call_id: str) -> list[JournalEvent]:
-        """The call's journal as stored (empty from a store that keeps none)."""
+    async def _events_of(self, call_id: str) -> tuple[list[JournalEvent], int]:
+        """The call's journal as stored (empty from a store that keeps none) and the highest
+        sequence number stored: events of a kind this version does not know count there."""
         read = getattr(self.cdr, "events_of", None)
         if read is None:
-            return []
+            return [], 0
         stored: list[CallEventRecord] = await read(call_id)
         events = [event_of_record(record) for record in stored]
-        return [event for event in events if event is not None]
+        last_seq = max((record.seq for record in stored), default=0)
+        return [event for event in events if event is not None], last_seq
 
     async def _recover(self, record: CallRecord) -> None:
         record.server = record.server or self.server  # a row older than `calls.server`
         # Three independent reads: at once, so a ringing caller waits as little as possible.
-        legs, events, caller = await asyncio.gather(
+        legs, (events, last_seq), caller = await asyncio.gather(
             self.cdr.legs_of(record.call_id),
             self._events_of(record.call_id),
             self._channel(record.call_id),
@@ -777,11 +779,15 @@ class CallDaemon:
             # one still ringing is told it was answered elsewhere, like at the answer.
             losers = [leg for leg in live if leg is not winner]
             await self._close_legs(losers, known, reason_code=ANSWERED_ELSEWHERE)
-            adopted = self._adopt_bridged(record, winner, bridge_id, legs, events, caller)
+            adopted = self._adopt_bridged(
+                record, winner, bridge_id, legs, events, caller, last_seq=last_seq
+            )
             self._start(adopted)
             return
         if caller is not None and _driven_by_pbxd(record, caller, position):
-            waiting = await self._adopt_waiting(record, legs, live, caller, events, position)
+            waiting = await self._adopt_waiting(
+                record, legs, live, caller, events, position, last_seq
+            )
             if waiting is not None:
                 self._start(waiting)
                 return
@@ -809,11 +815,16 @@ class CallDaemon:
         )
 
     def _adopted_session(
-        self, record: CallRecord, legs: list[LegRecord], events: list[JournalEvent]
+        self,
+        record: CallRecord,
+        legs: list[LegRecord],
+        events: list[JournalEvent],
+        last_seq: int,
     ) -> CallSession:
-        """A session taking back a call a previous run left on Asterisk."""
+        """A session taking back a call a previous run left on Asterisk; its new events are
+        numbered after `last_seq`, the highest stored (of any kind, known to us or not)."""
         journal = Journal(record, self.cdr, legs={leg.leg_id: leg for leg in legs})
-        journal.seq = len(events)  # new events go on after the stored ones
+        journal.seq = max(last_seq, len(events))  # never over a stored event
         journal.take_up(events)
         numbers = [n for n in (ids.leg_number(leg.leg_id) for leg in legs) if n is not None]
         session = CallSession(
@@ -853,11 +864,13 @@ class CallDaemon:
         legs: list[LegRecord],
         events: list[JournalEvent],
         caller: Channel | None = None,
+        *,
+        last_seq: int = 0,
     ) -> CallSession:
         """A session for a call found bridged after a restart; it completes the CDR, and its
         number's plan watches it as it watched the call before the restart (a caller warned
         then is not warned again)."""
-        session = self._adopted_session(record, legs, events)
+        session = self._adopted_session(record, legs, events, last_seq)
         session.state = CallState.BRIDGED  # as found: the session starts there
         session.bridge_id = bridge_id
         session.plan_warned = any(isinstance(event, PlanWarned) for event in events)
@@ -894,6 +907,7 @@ class CallDaemon:
         caller: Channel,
         events: list[JournalEvent],
         position: Position,
+        last_seq: int,
     ) -> CallSession | None:
         """A session for a caller still in its flow (ringing, or in a menu); None when the
         flow cannot be taken up where it stood.
@@ -908,9 +922,11 @@ class CallDaemon:
         step_name = position.step if events else decision.start
         step = decision.steps.get(step_name) if step_name is not None else None
         if isinstance(step, MenuStep) and caller.state == "Up":
-            return await self._adopt_menu(record, legs, live, decision, step, events)
+            return await self._adopt_menu(record, legs, live, decision, step, events, last_seq)
         if isinstance(step, RingStep) and str(step.strategy) == record.strategy:
-            return await self._adopt_ringing(record, legs, decision, step, events, position)
+            return await self._adopt_ringing(
+                record, legs, decision, step, events, position, last_seq
+            )
         return None
 
     async def _adopt_menu(
@@ -921,13 +937,14 @@ class CallDaemon:
         flow: Flow,
         step: MenuStep,
         events: list[JournalEvent],
+        last_seq: int,
     ) -> CallSession:
         """A session for a caller a previous run left in a menu: the prompt it hears goes on,
         or the menu plays again; the failures counted before still count (`MenuHandler`)."""
         # Legs of an earlier step that the crash left open are over.
         await self._close_legs(live, best_end_time(record, legs))
         log.info("adopting call in a menu", call_id=record.call_id, did=record.did, step=step.name)
-        session = self._adopted_session(record, legs, events)
+        session = self._adopted_session(record, legs, events, last_seq)
         session.flow = flow
         session.state = CallState.MENU  # as found: the session starts there
         session.step_name = step.name
@@ -942,6 +959,7 @@ class CallDaemon:
         step: RingStep,
         events: list[JournalEvent],
         position: Position,
+        last_seq: int,
     ) -> CallSession | None:
         """A session for a caller still ringing in `step`; None when its legs are not the
         step's (another route under the same name)."""
@@ -971,7 +989,7 @@ class CallDaemon:
         elapsed = (self.clock.now() - began).total_seconds()
         elapsed = min(max(0.0, elapsed), float(step.timeout))
         log.info("adopting ringing call", call_id=record.call_id, did=record.did)
-        session = self._adopted_session(record, legs, events)
+        session = self._adopted_session(record, legs, events, last_seq)
         session.flow = decision
         session.state = CallState.RINGING  # as found: the session starts there
         session.step_name = step.name

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import func, insert, select
 
 from pbxd.cdr.records import Disposition, format_path
+from pbxd.cdr.schema import CallEventRow
 from pbxd.config.model import Config
 from pbxd.sim import PeerScript
 
@@ -268,6 +270,58 @@ async def test_restart_mid_prompt_keeps_the_prompt_and_the_menus_failures(
     assert call.answered_by == "dave"  # the fallback: reception
     assert len(stops(lab)) == 2  # each key stopped the prompt playing, across the restart
     assert [e.call.call_id for e in await lab.store.call_log(MAIN)] == [call_id]
+    assert_no_errors(logs)
+
+
+async def test_a_restart_numbers_new_events_after_those_it_cannot_read(
+    logs: list[dict[str, Any]], lab: CallLab
+) -> None:
+    # A newer pbxd journaled an event of a kind this one does not know; this one (a
+    # downgrade) adopts the call: its events go on after the highest stored number, never
+    # over the unknown one, and none of its own is dropped as a twin.
+    lab.sim.script("PJSIP/bob", PeerScript(answer_after=1, hangup_after=3))
+    call_id = await menu_call(lab, MAIN)
+    await lab.wait_for(lambda: plays(lab, call_id) == [MENU_PROMPT], what="the menu plays")
+    await lab.virtual_sleep(2)
+    await lab.kill_service()
+    store = await lab.reopen_store()
+    async with store.engine.begin() as conn:
+        stored = (
+            await conn.execute(
+                select(func.max(CallEventRow.seq)).where(CallEventRow.call_id == call_id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(CallEventRow).values(
+                call_id=call_id,
+                seq=stored + 1,
+                at=lab.clock.now(),
+                kind="from_a_newer_pbxd",
+                data={"what": "kept"},
+            )
+        )
+    await lab.virtual_sleep(10)  # longer than the prompt: the menu plays again
+    await lab.start_service()
+    await lab.wait_for(lambda: len(plays(lab, call_id)) == 2, what="the menu again")
+    lab.sim.send_dtmf(call_id, "2")
+    entry = await lab.finish(call_id)
+    assert entry.call.answered_by == "bob", lab.timeline(call_id)
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(CallEventRow.seq, CallEventRow.kind, CallEventRow.data)
+                .where(CallEventRow.call_id == call_id)
+                .order_by(CallEventRow.seq)
+            )
+        ).all()
+    seqs = [row.seq for row in rows]
+    assert seqs == list(range(1, len(rows) + 1))  # no gap, no twin
+    unknown = [row for row in rows if row.kind == "from_a_newer_pbxd"]
+    assert [(row.seq, row.data) for row in unknown] == [(stored + 1, {"what": "kept"})]
+    after = [row.kind for row in rows if row.seq > stored + 1]
+    # The adopted run's own events, every one of them: the menu again, the choice, the ring.
+    assert after[:3] == ["menu_prompted", "step_left", "step_entered"], after
+    assert after[-1] == "call_ended"
     assert_no_errors(logs)
 
 
