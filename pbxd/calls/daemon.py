@@ -347,20 +347,10 @@ class CallDaemon:
             now=self.clock.now(),
         )
         decision = plan_call(facts, self.config)
-        record = CallRecord(
-            call_id=channel.id,
-            did=decision.did,
-            started_at=event.timestamp,  # when Asterisk saw the call, not when we got to it
-            caller_number=decision.caller_number,
-            caller_name=decision.caller_name or None,
-            trunk=decision.trunk,
-            server=self.server or event.asterisk_id,
+        # Its start: when Asterisk saw the call, not when we got to it.
+        record = record_of_call(
+            channel.id, decision, event.timestamp, self.server or event.asterisk_id
         )
-        call_out = decision.call_out
-        if call_out is not None:
-            record.direction = Direction.OUTBOUND
-            record.dialled, record.presented = call_out.dialled, call_out.presented
-            record.emergency = call_out.emergency
         session = CallSession(
             call_id=channel.id,
             flow=decision,
@@ -641,25 +631,18 @@ class CallDaemon:
         if ids.call_of_stasis_args(_stasis_args(leg)) != caller.id:
             return set()
         decision = self._plan_again(caller)
-        target = self._target_of_channel(leg)
+        target = self._target_of_channel(leg, decision)
+        record = record_of_call(caller.id, decision, caller.creationtime, self.server)
+        record.route = decision.route if isinstance(decision, Flow) else None
         # Nothing says when it was answered: the leg's creation is the earliest it can be.
-        record = CallRecord(
-            call_id=caller.id,
-            did=decision.did,
-            started_at=caller.creationtime,
-            caller_number=decision.caller_number,
-            caller_name=decision.caller_name or None,
-            trunk=decision.trunk,
-            route=decision.route if isinstance(decision, Flow) else None,
-            answered_at=leg.creationtime,
-            answered_by=target,
-            server=self.server,
-        )
+        record.answered_at, record.answered_by = leg.creationtime, target
+        planned = _planned_leg(decision if isinstance(decision, Flow) else None, target)
         winner = LegRecord(
             leg_id=leg.id,
             call_id=caller.id,
             target=target,
-            destination=leg.name,
+            # What was dialled (a forwarded leg counts against the plan by its trunk).
+            destination=planned.dial_string if planned is not None else leg.name,
             started_at=leg.creationtime,
             answered_at=leg.creationtime,
         )
@@ -684,13 +667,28 @@ class CallDaemon:
             self.config,
         )
 
-    def _target_of_channel(self, channel: Channel) -> str:
-        """The softphone target whose endpoint a channel is on (`PJSIP/bob-0000001a`)."""
+    def _target_of_channel(self, channel: Channel, decision: Decision) -> str:
+        """The target a leg's channel rings: the softphone on its endpoint (`PJSIP/bob-0000001a`),
+        else the one leg `decision` plans through that trunk (`PJSIP/trunk-out-0000001b`
+        names the trunk only); the endpoint itself when that says no more."""
         endpoint = channel.name.rsplit("-", 1)[0]
         for target in self.config.targets.values():
             if target.endpoint == endpoint:
                 return target.name
-        return endpoint
+        flow = decision if isinstance(decision, Flow) else None
+        through = {leg.target for leg in _planned_legs(flow) if _dial_endpoint(leg) == endpoint}
+        return through.pop() if len(through) == 1 else endpoint
+
+    def _trunk_of_destination(self, destination: str) -> str | None:
+        """The trunk whose legs go out through the endpoint a dial string or channel names."""
+        if "@" in destination:  # a dial string: `PJSIP/+33612345678@trunk-out`
+            endpoint = destination.rsplit("@", 1)[-1]
+        else:  # a channel's name: `PJSIP/trunk-out-0000001b`
+            endpoint = destination.partition("/")[2].rsplit("-", 1)[0]
+        for trunk in self.config.trunks.values():
+            if trunk.outbound_endpoint == endpoint:
+                return trunk.name
+        return None
 
     async def _sweep_one(self, channel: Channel) -> None:
         """A stranded caller: planned anew if still ringing, else back to the dialplan."""
@@ -878,7 +876,11 @@ class CallDaemon:
         if flow is not None:
             session.flow = flow
         target = self.config.targets.get(winner.target)
-        trunk = target.trunk if target is not None and target.trunk in self.config.trunks else None
+        # A leg adopted without its row is named after its channel: the trunk it went out on.
+        trunk = (
+            target.trunk if target is not None else self._trunk_of_destination(winner.destination)
+        )
+        trunk = trunk if trunk in self.config.trunks else None
         plan = _planned_leg(flow, winner.target) or LegPlan(
             target=winner.target,
             dial_string=winner.destination,
@@ -1174,8 +1176,40 @@ def best_end_time(record: CallRecord, legs: list[LegRecord]) -> datetime:
     return max(moments)
 
 
+def record_of_call(
+    call_id: str, decision: Decision, started_at: datetime, server: str | None
+) -> CallRecord:
+    """A new call's CDR as its plan makes it (a call going out says what it dialled)."""
+    record = CallRecord(
+        call_id=call_id,
+        did=decision.did,
+        started_at=started_at,
+        caller_number=decision.caller_number,
+        caller_name=decision.caller_name or None,
+        trunk=decision.trunk,
+        server=server,
+    )
+    call_out = decision.call_out
+    if call_out is not None:
+        record.direction = Direction.OUTBOUND
+        record.dialled, record.presented = call_out.dialled, call_out.presented
+        record.emergency = call_out.emergency
+    return record
+
+
+def _planned_legs(flow: Flow | None) -> list[LegPlan]:
+    """Every leg `flow`'s ring steps plan."""
+    steps = flow.steps.values() if flow is not None else ()
+    return [leg for step in steps if isinstance(step, RingStep) for leg in step.legs]
+
+
 def _planned_leg(flow: Flow | None, target: str) -> LegPlan | None:
     """The leg `flow` plans to `target` (its trunk, limits and identity), if one."""
-    steps = flow.steps.values() if flow is not None else ()
-    legs = (leg for step in steps if isinstance(step, RingStep) for leg in step.legs)
-    return next((leg for leg in legs if leg.target == target), None)
+    return next((leg for leg in _planned_legs(flow) if leg.target == target), None)
+
+
+def _dial_endpoint(leg: LegPlan) -> str:
+    """The endpoint a leg's channel is named after: `PJSIP/trunk-out` for
+    `PJSIP/+33612345678@trunk-out`, `PJSIP/bob` for `PJSIP/bob`."""
+    technology, _, resource = leg.dial_string.partition("/")
+    return f"{technology}/{resource.rsplit('@', 1)[-1]}"

@@ -99,6 +99,8 @@ LOST_CAUSE = CAUSE_OF_REASON[HangupReason.FAILURE]
 NORMAL_CLEARING = CAUSE_OF_REASON[HangupReason.NORMAL]
 # A playback in these states still plays (or will): its PlaybackFinished is to come.
 LIVE_PLAYBACK_STATES = frozenset({"queued", "playing", "continuing"})
+# Set on the caller's channel once warned that the plan's minutes run out (value: the plan).
+PLAN_WARNED_VARIABLE = "PBXD_PLAN_WARNED"
 # A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
 MAX_STEPS_WITHOUT_WAITING = 32
 _SKIP_NOTES = {
@@ -463,18 +465,19 @@ class CallSession:
         log.warning("plan_limit_reached", plan=plan.name, why=why, calls=calls)
         return False
 
-    def _watch_plan(self, leg: Leg) -> None:
+    def _watch_plan(self, leg: Leg) -> bool:
         """An answered leg that uses the plan's minutes: watch it (unless the plan lets calls
-        finish, or the leg costs nothing: a softphone, an emergency call)."""
+        finish, or the leg costs nothing: a softphone, an emergency call); True if watched."""
         flow = self.flow
         if self.limits is None or not isinstance(flow, Flow) or flow.limits is None:
-            return
+            return False
         plan = flow.limits.plan
         if plan.finish or limits.limit_seconds(plan, limits_kind(flow)) is None:
-            return
+            return False
         if leg.plan.trunk is None or leg.plan.emergency_region is not None:
-            return
+            return False
         self.arm("plan_watch", 0.0, leg.channel_id)
+        return True
 
     async def _plan_watch(self, leg_id: str) -> None:
         """Cut the call at the plan's minutes, warning the caller `warn_before` seconds ahead."""
@@ -502,7 +505,9 @@ class CallSession:
             return
         if verdict.warn:
             self.plan_warned = True
-            # Journaled first: a call adopted after a restart is not warned a second time.
+            # Kept first, on the caller's channel and in the journal: a call adopted after a
+            # restart is not warned a second time, even if the journal's batch was lost.
+            await self._mark_caller(PLAN_WARNED_VARIABLE, plan.name)
             self.journal.add(PlanWarned(now, plan.name, str(kind)))
             self.note(f"plan {plan.name}: {kind} minutes run out soon, warning the caller")
             log.info("plan_limit_warning", plan=plan.name, kind=str(kind), used=used)
@@ -591,7 +596,10 @@ class CallSession:
             log.info("call adopted", bridge=self.bridge_id)
             if self.winner is not None:
                 self.arm_max_duration(self.winner)  # counted from its answer, before the restart
-                self._watch_plan(self.winner)  # its number's minutes, as before the restart
+                if self._watch_plan(self.winner) and not self.plan_warned:
+                    # The journal may have lost it (no CDR row at all): the channel says.
+                    marked = await self._caller_mark(PLAN_WARNED_VARIABLE)
+                    self.plan_warned = marked is not None
             self.deliver(Resync())  # it may have ended between our check and now
             return
         if self.handler is not None:
@@ -910,6 +918,24 @@ class CallSession:
             await self.ari.set_variable(leg.channel_id, name, value)
         except AriError as exc:
             log.info("leg variable not set", target=leg.plan.target, status=exc.status)
+
+    async def _mark_caller(self, name: str, value: str) -> None:
+        """Set a variable on the caller's channel: Asterisk keeps it across our restarts (a
+        caller gone meanwhile, or a refusal, is not an error: the call goes on without)."""
+        try:
+            await self.ari.set_variable(self.caller.channel_id, name, value)
+        except AriError as exc:
+            log.info("caller variable not set", variable=name, status=exc.status)
+
+    async def _caller_mark(self, name: str) -> str | None:
+        """A variable of the caller's channel set by `_mark_caller`; None when unset or gone."""
+        try:
+            return await self.ari.get_variable(self.caller.channel_id, name)
+        except AriNotFound:
+            return None
+        except AriError as exc:
+            log.warning("caller variable unreadable", variable=name, status=exc.status)
+            return None
 
     async def playback_plays(self, playback: str) -> bool:
         """Whether Asterisk still has this playback (queued or playing); False once over."""

@@ -441,6 +441,13 @@ class CallLab:
         await self.clock.advance(seconds)
 
 
+def lose_every_cdr_write(lab: CallLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first run dies before its first CDR batch commits: no row survives it."""
+    monkeypatch.setattr(lab.store, "record_call", lambda record: True)
+    monkeypatch.setattr(lab.store, "record_leg", lambda record: True)
+    monkeypatch.setattr(lab.store, "record_event", lambda record: True)
+
+
 def seconds(start: datetime | None, end: datetime | None) -> float:
     assert start is not None and end is not None
     return (end - start).total_seconds()

@@ -19,7 +19,7 @@ from pbxd.config.model import Config
 from pbxd.dialplan.limits import UsageKind, month_of, used_seconds
 from pbxd.sim import PeerScript
 
-from .conftest import ROUTING_YAML, CallLab, LabFactory, write_config
+from .conftest import ROUTING_YAML, CallLab, LabFactory, lose_every_cdr_write, write_config
 
 VIRTUAL = "+33170000001"  # alice and bob call out as it; 3 outbound minutes, 2 calls at once
 MOBILES = "+33170000005"  # forwards to m1, m2, m3; 2 forwarded minutes, then voicemail
@@ -264,3 +264,26 @@ async def test_a_call_going_out_adopted_after_a_restart_is_cut_at_the_plans_minu
     assert entry.call.billsec == 180, entry.call
     assert warnings_played(lab, call_id) == [WARNING]  # warned once, not again once adopted
     assert (await usage(lab, VIRTUAL))[UsageKind.OUTBOUND] == 180
+
+
+async def test_a_call_warned_then_adopted_without_its_cdr_is_not_warned_again(
+    lab: CallLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Warned at 2 min of its 3, then pbxd dies before any CDR batch committed: no row, no
+    # journal. The call is adopted from Asterisk's bridge; the caller's channel still says it
+    # was warned (PBXD_PLAN_WARNED), so it is cut at 3 min without a second warning.
+    lose_every_cdr_write(lab, monkeypatch)
+    lab.sim.script("PJSIP/trunk-out", PeerScript(answer_after=2))
+    call_id = await lab.sim.softphone_call("alice", "06 12 34 56 78")
+    await lab.wait_for(lambda: warnings_played(lab, call_id) == [WARNING], within=LONG)
+    await lab.virtual_sleep(10)
+    await lab.kill_service()
+    await lab.reopen_store()
+    assert await lab.store.open_calls() == []
+    await lab.start_service()
+    await lab.wait_for(lambda: call_id in lab.daemon.calls, what="call adopted")
+    assert lab.daemon.calls[call_id].adopted
+    entry = await lab.finish(call_id, within=LONG)
+    # Billed from the leg's creation (nothing kept its answer): cut at the plan's 3 minutes.
+    assert entry.call.billsec is not None and 178 <= entry.call.billsec <= 182, entry.call
+    assert warnings_played(lab, call_id) == [WARNING]  # once, before the restart

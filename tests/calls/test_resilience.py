@@ -32,6 +32,7 @@ from .conftest import (
     LabFactory,
     add_lab_endpoints,
     assert_no_errors,
+    lose_every_cdr_write,
     seconds,
     write_config,
 )
@@ -738,13 +739,6 @@ async def test_restart_with_another_strategy_closes_a_ringing_call(
     ]
     assert await lab.store.open_calls() == []
     assert_no_errors(logs)
-
-
-def lose_every_cdr_write(lab: CallLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first run dies before its first CDR batch commits: no row survives it."""
-    monkeypatch.setattr(lab.store, "record_call", lambda record: True)
-    monkeypatch.setattr(lab.store, "record_leg", lambda record: True)
-    monkeypatch.setattr(lab.store, "record_event", lambda record: True)
 
 
 async def test_restart_takes_a_ringing_caller_whose_cdr_was_never_written(
