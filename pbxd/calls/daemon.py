@@ -1,9 +1,10 @@
 """The call daemon: routes ARI events to one controller per call, and survives anything.
 
 It owns the map channel id -> controller, the per-trunk count of outbound legs, and the
-recovery of calls left open by a previous run (adopt those still bridged, ringing or in a
-menu under the same route, close the rest), then the sweep of channels in Stasis that no call
-claims (a crash before the first CDR batch leaves no row to recover from).
+recovery of calls left open by a previous run (adopt those still bridged, ringing, in a
+menu, hearing an announcement or in voicemail under the same route, close the rest: a call
+through still keying among them, its keys never journaled), then the sweep of channels in
+Stasis that no call claims (a crash before the first CDR batch leaves no row to recover from).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -35,6 +36,7 @@ from pbxd.calls.bridges import BridgePool
 from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.journal import (
     Bridged,
+    CallAdopted,
     Journal,
     JournalEvent,
     JournalSink,
@@ -42,31 +44,46 @@ from pbxd.calls.journal import (
     MenuPrompted,
     PlanWarned,
     Position,
+    PromptStarted,
     StepEntered,
     event_of_record,
     replay,
+    unrecorded_playbacks_from,
 )
 from pbxd.calls.limits import PlanGuard
 from pbxd.calls.presence import Presence, endpoint_key
 from pbxd.calls.roster import MemoryStore, Roster
 from pbxd.calls.session import CallSession, Leg, Resync
 from pbxd.calls.states import CallState, LegState
+from pbxd.calls.steps.base import StepHandler
 from pbxd.calls.steps.menu import MenuHandler
+from pbxd.calls.steps.play import PlayHandler
 from pbxd.calls.steps.ring import RingHandler, found_leg_states
-from pbxd.calls.steps.voicemail import MessageDesk
+from pbxd.calls.steps.voicemail import MessageDesk, VoicemailHandler
 from pbxd.calls.strategies import NO_STANDING, Slot, rotated, strategy_of
-from pbxd.cdr.records import CallEventRecord, CallRecord, Direction, Disposition, LegRecord
+from pbxd.cdr.records import (
+    CallEventRecord,
+    CallRecord,
+    Direction,
+    Disposition,
+    LegRecord,
+    PathStep,
+    StepKind,
+    StepOutcome,
+)
 from pbxd.clock import Clock
 from pbxd.config.destinations import bare_softphone
 from pbxd.config.model import Config
 from pbxd.dialplan import CallFacts, Decision, Flow, LegPlan, RingStep, plan_call
-from pbxd.dialplan.flow import MenuStep
-from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE
+from pbxd.dialplan.flow import MenuStep, PlayStep, VoicemailStep
+from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON
 from pbxd.dialplan.plan import max_call_duration
 from pbxd.vocabulary import HangupReason
 
 log = structlog.get_logger("pbxd.daemon")
 
+# What the call log shows beside a step a restart could not take up.
+RESTART_LABEL = "pbxd restarted"
 # The ARI events pbxd acts on: Asterisk is asked for these only (`PUT .../eventFilter`, at
 # every connection). The rest (ChannelVarset, ChannelDialplan, caller-ID, bridge and Dial
 # events) was most of a call's traffic. A handler of another event type must add it here.
@@ -791,8 +808,14 @@ class CallDaemon:
                 return
         # Gone, or left half-set-up by the crash: end what remains and close the books.
         known = best_end_time(record, legs)
+        if caller_up is not None and _kind_of_step(events, position.step) is StepKind.CALL_THROUGH:
+            # Not taken up: what the mobile keyed (a PIN) is never journaled, so nothing says
+            # whether it keys its PIN or the number; asking again would take one for the other.
+            record.add_step(PathStep(StepKind.CALL_THROUGH, StepOutcome.REFUSED, RESTART_LABEL))
+            log.info("call_through_not_adopted", call_id=record.call_id, did=record.did)
         if caller_up is not None:
             await self._hangup_quietly(record.call_id)
+            record.hangup_cause = record.hangup_cause or CAUSE_OF_REASON[HangupReason.NORMAL]
         await self._close_legs(live, known)
         # A shared bridge may be another call's by now: the sweep keeps it if empty.
         if not ids.is_pooled_bridge(bridge_id):
@@ -839,8 +862,11 @@ class CallDaemon:
             bridges=self.bridges,
         )
         session.legs_made = max(numbers, default=0)
-        # The previous run's prompts may still play under its ids: ours are others.
+        # The previous run's prompts may still play under its ids: ours are others, and the
+        # journal says which, for the run after this one.
         session.playbacks_made = ids.adopted_playbacks_from()
+        session.unrecorded_from = unrecorded_playbacks_from(events, record.call_id)
+        journal.add(CallAdopted(self.clock.now(), session.playbacks_made))
         return session
 
     def _flow_of_adopted(self, record: CallRecord, caller: Channel | None) -> Flow | None:
@@ -911,8 +937,8 @@ class CallDaemon:
         position: Position,
         last_seq: int,
     ) -> CallSession | None:
-        """A session for a caller still in its flow (ringing, or in a menu); None when the
-        flow cannot be taken up where it stood.
+        """A session for a caller still in its flow (ringing, in a menu, an announcement or
+        voicemail); None when the flow cannot be taken up where it stood.
 
         Where the call stood (which step, which legs it made) is read from its journal; the
         step itself from the configuration, which must not have changed.
@@ -924,33 +950,56 @@ class CallDaemon:
         step_name = position.step if events else decision.start
         step = decision.steps.get(step_name) if step_name is not None else None
         if isinstance(step, MenuStep) and caller.state == "Up":
-            return await self._adopt_menu(record, legs, live, decision, step, events, last_seq)
+            return await self._adopt_in_step(record, legs, live, decision, step, events, last_seq)
+        if isinstance(step, PlayStep | VoicemailStep):
+            return await self._adopt_in_step(record, legs, live, decision, step, events, last_seq)
         if isinstance(step, RingStep) and str(step.strategy) == record.strategy:
             return await self._adopt_ringing(
                 record, legs, decision, step, events, position, last_seq
             )
         return None
 
-    async def _adopt_menu(
+    async def _adopt_in_step(
         self,
         record: CallRecord,
         legs: list[LegRecord],
         live: list[LegRecord],
         flow: Flow,
-        step: MenuStep,
+        step: MenuStep | PlayStep | VoicemailStep,
         events: list[JournalEvent],
         last_seq: int,
     ) -> CallSession:
-        """A session for a caller a previous run left in a menu: the prompt it hears goes on,
-        or the menu plays again; the failures counted before still count (`MenuHandler`)."""
+        """A session for a caller a previous run left in a menu (the prompt it hears goes on,
+        or the menu plays again; the failures counted before still count), hearing an
+        announcement (heard to its end, then the flow goes on) or in voicemail (the message
+        goes on and is kept): each handler's `resume` says how."""
         # Legs of an earlier step that the crash left open are over.
         await self._close_legs(live, best_end_time(record, legs))
-        log.info("adopting call in a menu", call_id=record.call_id, did=record.did, step=step.name)
+        log.info(
+            "adopting call in a step",
+            call_id=record.call_id,
+            did=record.did,
+            step=step.name,
+            kind=str(step.kind),
+        )
         session = self._adopted_session(record, legs, events, last_seq)
         session.flow = flow
-        session.state = CallState.MENU  # as found: the session starts there
         session.step_name = step.name
-        session.handler = MenuHandler.adopt(step, session, last_prompt(events, step.name))
+        handler: StepHandler[Any]
+        if isinstance(step, MenuStep):
+            session.state = CallState.MENU  # as found: the session starts there
+            handler = MenuHandler.adopt(step, session, last_prompt(events, step.name, MenuPrompted))
+        elif isinstance(step, PlayStep):
+            session.state = CallState.PLAYING
+            handler = PlayHandler.adopt(
+                step, session, last_prompt(events, step.name, PromptStarted)
+            )
+        else:
+            session.state = CallState.RECORDING
+            handler = VoicemailHandler.adopt(
+                step, session, last_prompt(events, step.name, PromptStarted)
+            )
+        session.handler = handler
         return session
 
     async def _adopt_ringing(
@@ -1131,15 +1180,25 @@ def _driven_by_pbxd(record: CallRecord, caller: Channel, position: Position) -> 
     return record.answered_by is None or position.bridged_leg is None
 
 
-def last_prompt(events: list[JournalEvent], step: str) -> MenuPrompted | None:
-    """The last prompt a menu step journaled since the call last entered it, if any."""
-    last: MenuPrompted | None = None
+# What a step journals of its prompt: a menu's, an announcement's or a greeting's.
+PromptT = TypeVar("PromptT", MenuPrompted, PromptStarted)
+
+
+def last_prompt(events: list[JournalEvent], step: str, kind: type[PromptT]) -> PromptT | None:
+    """The last prompt `step` journaled since the call last entered it, if any."""
+    last: PromptT | None = None
     for event in events:
         if isinstance(event, StepEntered) and event.step == step:
-            last = None  # a menu entered again starts afresh
-        elif isinstance(event, MenuPrompted) and event.step == step:
+            last = None  # a step entered again starts afresh
+        elif isinstance(event, kind) and event.step == step:
             last = event
     return last
+
+
+def _kind_of_step(events: list[JournalEvent], step: str | None) -> StepKind | None:
+    """The kind of the step named `step` the journal last entered."""
+    kinds = {event.step: event.step_kind for event in events if isinstance(event, StepEntered)}
+    return kinds.get(step) if step is not None else None
 
 
 def _end_of_lost_call(

@@ -79,6 +79,13 @@ def playback_id(call_id: str, number: int) -> str:
     return f"{call_id}-play-{number}"
 
 
+def playback_number(call_id: str, playback: str) -> int | None:
+    """The `number` of one of the call's playback ids (`playback_id`); None for another id."""
+    prefix = f"{call_id}-play-"
+    number = playback.removeprefix(prefix)
+    return int(number) if playback.startswith(prefix) and number.isdigit() else None
+
+
 def screening_playback_id(leg: str, *, again: bool = False) -> str:
     """The id of a leg's screening prompt (whisper, press 1): the leg's own, so a restart
     finds it still playing; `again`: a prompt played by a run that adopted the call."""

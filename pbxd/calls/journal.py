@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
-from pbxd.calls.ids import leg_number
+from pbxd.calls.ids import leg_number, playback_number
 from pbxd.cdr.records import (
     CallEventRecord,
     CallRecord,
@@ -219,9 +219,29 @@ class PromptPlayed(JournalEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class PromptStarted(JournalEvent):
+    """A step's prompt to the caller (an announcement, a voicemail greeting) is asked of
+    Asterisk under `playback`, journaled before the request: a restart finds it by its id."""
+
+    kind: ClassVar[str] = "prompt_started"
+    step: str
+    playback: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAdopted(JournalEvent):
+    """A run took the call up after a restart; its playbacks are numbered from
+    `playbacks_from` (so the run after it can find a prompt it left playing)."""
+
+    kind: ClassVar[str] = "call_adopted"
+    playbacks_from: int
+
+
+@dataclass(frozen=True, slots=True)
 class MenuPrompted(JournalEvent):
-    """A menu's prompt started (`playback`: its id on Asterisk), after `failures` wrong or
-    silent tries and with every key pressed so far: where a restart takes the menu up."""
+    """A menu's prompt is asked of Asterisk (`playback`: its id there; journaled before the
+    request), after `failures` wrong or silent tries and with every key pressed so far: where
+    a restart takes the menu up."""
 
     kind: ClassVar[str] = "menu_prompted"
     step: str
@@ -284,6 +304,8 @@ EVENT_TYPES: dict[str, type[JournalEvent]] = {
         CallerAnswered,
         Bridged,
         PromptPlayed,
+        PromptStarted,
+        CallAdopted,
         MenuPrompted,
         PlanWarned,
         MessageLeft,
@@ -591,3 +613,22 @@ def replay(events: Iterable[JournalEvent]) -> Position:
         last_seen=last,
         legs_made=max(numbers, default=0),
     )
+
+
+def unrecorded_playbacks_from(events: Iterable[JournalEvent], call_id: str) -> int:
+    """The first playback number the last run may have used without its journal keeping it.
+
+    Prompts are journaled before Asterisk is asked to play them, but a crash loses what the
+    CDR writer had not committed: the last run's prompts after the last one kept may still
+    play. Its numbers follow the last kept one (or the run's first, `CallAdopted`).
+    """
+    base = 0
+    numbers: list[int] = []
+    for event in events:
+        if isinstance(event, CallAdopted):
+            base, numbers = event.playbacks_from, []
+        elif isinstance(event, MenuPrompted | PromptStarted):
+            number = playback_number(call_id, event.playback)
+            if number is not None:
+                numbers.append(number)
+    return max(numbers, default=base) + 1

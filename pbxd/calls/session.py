@@ -81,6 +81,7 @@ from pbxd.dialplan.limits import kind_of as limits_kind
 from pbxd.dialplan.outcome import ANSWERED_ELSEWHERE, CAUSE_OF_REASON
 from pbxd.dialplan.tollfraud import leg_refusal
 from pbxd.vocabulary import HangupReason
+from pbxd.voicemail.messages import wav_seconds
 
 if TYPE_CHECKING:
     from pbxd.calls.bridges import BridgePool
@@ -101,6 +102,13 @@ NORMAL_CLEARING = CAUSE_OF_REASON[HangupReason.NORMAL]
 LIVE_PLAYBACK_STATES = frozenset({"queued", "playing", "continuing"})
 # Set on the caller's channel once warned that the plan's minutes run out (value: the plan).
 PLAN_WARNED_VARIABLE = "PBXD_PLAN_WARNED"
+# Adopted: playback ids asked for after the last one found playing before giving up. pbxd
+# starts a caller's prompt only once the one before is over or stopped, and journals it
+# before asking: more unjournaled in a row means keys faster than a hand presses them.
+UNRECORDED_MISSES = 4
+# Adopted: how long a run waits for the journal of its adoption to be in the database
+# before it plays anything (so the run after it finds its prompts), at most.
+ADOPTION_WRITE_SECONDS = 2.0
 # A flow whose steps jump this often without waiting is broken (`pbxd check` refuses loops).
 MAX_STEPS_WITHOUT_WAITING = 32
 _SKIP_NOTES = {
@@ -249,6 +257,8 @@ class CallSession:
     connection: int = 0  # which event-stream connection the call started on
     legs_made: int = 0  # leg ids used so far (`<call id>-<n>`, n from 1)
     playbacks_made: int = 0
+    # Adopted: the first playback number the last run may have started unjournaled.
+    unrecorded_from: int | None = None
     desk: MessageDesk | None = None  # the voicemail back office (None: messages stay on Asterisk)
     roster: Roster = field(default_factory=Roster)  # presence, do-not-disturb, strategy memory
     limits: PlanGuard | None = None  # the plans of the numbers calls use (None: not enforced)
@@ -603,7 +613,21 @@ class CallSession:
             self.deliver(Resync())  # it may have ended between our check and now
             return
         if self.handler is not None:
+            if self.state in (CallState.MENU, CallState.PLAYING, CallState.RECORDING):
+                await self._journal_kept()  # it plays to the caller: its ids must be found
             await self.after(await self.handler.resume())
+
+    async def _journal_kept(self) -> None:
+        """Wait (bounded) until the journal so far, its `CallAdopted` with it, is written: a
+        run that dies too finds the prompts this one starts (their ids follow it)."""
+        flush = getattr(self.journal.sink, "flush", None)
+        if flush is None:
+            return
+        try:
+            async with asyncio.timeout(ADOPTION_WRITE_SECONDS):
+                await flush()
+        except TimeoutError:
+            log.warning("adoption_not_yet_written", waited_s=ADOPTION_WRITE_SECONDS)
 
     # ------------------------------------------------------------------ caller
 
@@ -877,13 +901,18 @@ class CallSession:
         """The called number's time zone (for the voicemail back office's mails)."""
         return self.flow.timezone if isinstance(self.flow, Flow) else "UTC"
 
-    async def play(self, media: Sequence[str]) -> str | None:
-        """Play prompts to the caller under our own playback id; None if the caller is gone.
+    def next_playback(self) -> str:
+        """A new playback id for a prompt to the caller (to journal before it is asked)."""
+        self.playbacks_made += 1
+        return ids.playback_id(self.call_id, self.playbacks_made)
+
+    async def play(self, media: Sequence[str], playback: str | None = None) -> str | None:
+        """Play prompts to the caller under our own playback id (`playback`, from
+        `next_playback`, or a new one); None if the caller is gone.
 
         On an unanswered caller this is early media: Asterisk sends 183 with the audio.
         """
-        self.playbacks_made += 1
-        playback = ids.playback_id(self.call_id, self.playbacks_made)
+        playback = playback or self.next_playback()
         self.caller.ringing = False  # early media from now on: ringing is indicated anew
 
         async def request() -> None:
@@ -948,6 +977,45 @@ class CallSession:
         """Stop a playback (one already finished is gone: not an error)."""
         with contextlib.suppress(AriNotFound):
             await self.ari.stop_playback(playback)
+
+    async def stop_unrecorded_prompts(self) -> int:
+        """Adopted: stop the caller's prompts the last run started but its journal lost; how
+        many still played (once: later calls find none).
+
+        Asterisk lists no playbacks by channel, but their ids are ours, numbered in order
+        after the last one journaled (`unrecorded_playbacks_from`): each is asked for until
+        UNRECORDED_MISSES in a row are gone. Asterisk queues a channel's playbacks, so one
+        left playing would be heard through before ours, and keys would stop ours, not it.
+        """
+        number, self.unrecorded_from = self.unrecorded_from, None
+        if number is None:
+            return 0
+        stopped = misses = 0
+        while misses < UNRECORDED_MISSES:
+            playback = ids.playback_id(self.call_id, number)
+            if await self.playback_plays(playback):
+                await self.stop_playback(playback)
+                log.info("unjournaled_prompt_stopped", playback=playback)
+                stopped, misses = stopped + 1, 0
+            else:
+                misses += 1
+            number += 1
+        return stopped
+
+    async def live_recording_state(self, name: str) -> str | None:
+        """The state of a live recording (`recording`, …); None once it is over (or never was)."""
+        try:
+            return (await self.ari.get_live_recording(name)).state
+        except AriNotFound:
+            return None
+
+    async def stored_recording_seconds(self, name: str) -> int | None:
+        """How long a stored WAV recording lasts, in whole seconds; None when there is none."""
+        try:
+            data = await self.ari.stored_recording_file(name)
+        except AriNotFound:
+            return None
+        return wav_seconds(len(data))
 
     async def record_caller(
         self, name: str, *, max_seconds: int, silence_seconds: int, finish_key: str

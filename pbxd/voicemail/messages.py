@@ -29,6 +29,16 @@ def keep_message(duration: float, talking_duration: float | None, minimum: float
     return heard >= minimum
 
 
+# pbxd records WAV (`record` format wav): Asterisk's 44-byte header, then 8 kHz 16-bit mono.
+WAV_HEADER_BYTES = 44
+WAV_BYTES_A_SECOND = 16_000
+
+
+def wav_seconds(size: int) -> int:
+    """Whole seconds of a WAV recording of `size` bytes, as Asterisk counts `duration`."""
+    return max(0, size - WAV_HEADER_BYTES) // WAV_BYTES_A_SECOND
+
+
 def message_id_of(call_id: str, recording: str) -> str:
     """The id of the message a call left as Asterisk's stored recording `recording`.
 

@@ -319,8 +319,8 @@ async def test_a_restart_numbers_new_events_after_those_it_cannot_read(
     unknown = [row for row in rows if row.kind == "from_a_newer_pbxd"]
     assert [(row.seq, row.data) for row in unknown] == [(stored + 1, {"what": "kept"})]
     after = [row.kind for row in rows if row.seq > stored + 1]
-    # The adopted run's own events, every one of them: the menu again, the choice, the ring.
-    assert after[:3] == ["menu_prompted", "step_left", "step_entered"], after
+    # The adopted run's own events, every one: adopted, the menu again, the choice, the ring.
+    assert after[:4] == ["call_adopted", "menu_prompted", "step_left", "step_entered"], after
     assert after[-1] == "call_ended"
     assert_no_errors(logs)
 

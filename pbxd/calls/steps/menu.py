@@ -91,13 +91,18 @@ class MenuHandler(StepHandler[MenuStep]):
     async def resume(self) -> StepOutcome | None:
         """After a restart: a prompt still playing goes on (its end comes to us); otherwise
         the menu plays again from the start. Failures counted before the restart still count;
-        a key pressed while nobody listened is lost, so no entry is half-made."""
+        a key pressed while nobody listened is lost, so no entry is half-made. A prompt the
+        journal lost is stopped, and the one it kept with it: the caller never hears an old
+        prompt before (or under) the menu again."""
         session = self.session
+        stopped = await session.stop_unrecorded_prompts()
         if self.playback is not None and await session.playback_plays(self.playback):
-            session.note(f"adopted after restart: menu {self.step.name}, prompt still playing")
-            log.info("menu_adopted", step=self.step.name, prompt="playing")
-            session.arm(BACKSTOP_TIMER, PROMPT_BACKSTOP_SECONDS)
-            return None
+            if not stopped:
+                session.note(f"adopted after restart: menu {self.step.name}, prompt still playing")
+                log.info("menu_adopted", step=self.step.name, prompt="playing")
+                session.arm(BACKSTOP_TIMER, PROMPT_BACKSTOP_SECONDS)
+                return None
+            await session.stop_playback(self.playback)
         self.playback = None
         self.state = MenuState(failures=self.state.failures, keys=self.state.keys)
         session.note(f"adopted after restart: menu {self.step.name} again from the start")
@@ -155,20 +160,22 @@ class MenuHandler(StepHandler[MenuStep]):
             match action:
                 case Play():
                     media = [m for prompt in action.prompts for m in self._media(prompt)]
-                    self.playback = await session.play(media)
-                    if self.playback is None:
-                        return None  # the caller is gone: the session ends the call
-                    session.arm(BACKSTOP_TIMER, PROMPT_BACKSTOP_SECONDS)
-                    # Where a restart takes the menu up: this prompt, these failures and keys.
+                    playback = session.next_playback()
+                    # Where a restart takes the menu up: this prompt, these failures and keys;
+                    # journaled before Asterisk is asked, so a restart finds it by its id.
                     session.journal.add(
                         MenuPrompted(
                             session.clock.now(),
                             self.step.name,
-                            self.playback,
+                            playback,
                             self.state.failures,
                             self.state.keys,
                         )
                     )
+                    self.playback = await session.play(media, playback)
+                    if self.playback is None:
+                        return None  # the caller is gone: the session ends the call
+                    session.arm(BACKSTOP_TIMER, PROMPT_BACKSTOP_SECONDS)
                 case StopPrompt():
                     if self.playback is not None:
                         playing, self.playback = self.playback, None

@@ -7,11 +7,20 @@ greeting without being billed. With `answer` the caller is answered first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import structlog
+
 from pbxd.ari import Event, PlaybackFinished
-from pbxd.calls.journal import PromptPlayed
+from pbxd.calls.journal import PromptPlayed, PromptStarted
 from pbxd.calls.states import CallState
 from pbxd.calls.steps.base import StepHandler
 from pbxd.dialplan.flow import PlayStep, StepOutcome
+
+if TYPE_CHECKING:
+    from pbxd.calls.session import CallSession
+
+log = structlog.get_logger("pbxd.calls")
 
 # A playback Asterisk never finishes (an unknown media scheme does that): go on after this.
 PLAY_BACKSTOP_SECONDS = 300.0
@@ -30,12 +39,48 @@ class PlayHandler(StepHandler[PlayStep]):
         unanswered = session.record.answered_at is None
         if self.step.answer and unanswered and not await session.answer_caller(None):
             return None
-        self.playback = await session.play(self.step.prompts)
+        playback = session.next_playback()
+        # Journaled before Asterisk is asked: a restart lets this very playback finish.
+        session.journal.add(PromptStarted(session.clock.now(), self.step.name, playback))
+        self.playback = await session.play(self.step.prompts, playback)
         if self.playback is None:
             return None  # the caller is gone: the session ends the call
         session.note(f"greeting: {', '.join(self.step.prompts)}")
         session.arm(BACKSTOP_TIMER, PLAY_BACKSTOP_SECONDS)
         return None
+
+    @classmethod
+    def adopt(
+        cls, step: PlayStep, session: CallSession, started: PromptStarted | None
+    ) -> PlayHandler:
+        """The handler of an announcement a previous run left its caller hearing; `started`:
+        the playback it journaled for it, if the journal kept it."""
+        handler = cls(step, session)
+        handler.playback = started.playback if started is not None else None
+        return handler
+
+    async def resume(self) -> StepOutcome | None:
+        """After a restart: the announcement still playing is heard to its end, then the flow
+        goes on; one over meanwhile was heard: the flow goes on now. One the journal lost (or
+        never asked) plays again from the start, any lost prompt still playing stopped first."""
+        session = self.session
+        stopped = await session.stop_unrecorded_prompts()
+        playing = self.playback is not None and await session.playback_plays(self.playback)
+        if self.playback is not None and not stopped:
+            if playing:
+                session.note(f"adopted after restart: {self.step.name} still playing")
+                log.info("announcement_adopted", step=self.step.name, prompt="playing")
+                session.arm(BACKSTOP_TIMER, PLAY_BACKSTOP_SECONDS)
+                return None
+            session.note(f"adopted after restart: {self.step.name} played meanwhile")
+            log.info("announcement_adopted", step=self.step.name, prompt="over")
+            return self._played(True)
+        if self.playback is not None and playing:
+            await session.stop_playback(self.playback)
+        self.playback = None
+        session.note(f"adopted after restart: {self.step.name} again from the start")
+        log.info("announcement_adopted", step=self.step.name, prompt="again")
+        return await self.enter()
 
     async def on_event(self, event: Event) -> StepOutcome | None:
         """Our playback finished: played out (`done`) or not (`failed`), the flow goes on."""

@@ -13,18 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from pbxd.ari import Event, PlaybackFinished, RecordingFailed, RecordingFinished
 from pbxd.calls import ids
-from pbxd.calls.journal import MessageLeft
+from pbxd.calls.journal import MessageLeft, PromptStarted
 from pbxd.calls.states import CallState
 from pbxd.calls.steps.base import StepHandler
 from pbxd.dialplan.flow import Mailbox, StepOutcome, VoicemailStep
 from pbxd.vocabulary import HangupReason
 from pbxd.voicemail.messages import keep_message
+
+if TYPE_CHECKING:
+    from pbxd.calls.session import CallSession
 
 log = structlog.get_logger("pbxd.calls")
 
@@ -34,6 +37,8 @@ DEFAULT_GREETING = "sound:vm-intro"
 # Past the box's maximum, Asterisk ends the recording itself; ours is the backstop.
 RECORD_BACKSTOP_SECONDS = 30.0
 BACKSTOP_TIMER = "step_record_backstop"
+# A live recording in these states still records: its RecordingFinished is to come.
+LIVE_RECORDING_STATES = frozenset({"queued", "recording", "paused"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +96,65 @@ class VoicemailHandler(StepHandler[VoicemailStep]):
         box = self.step.mailbox
         greeting = box.greeting or (DEFAULT_GREETING,)
         session.note(f"voicemail {box.name}: greeting")
-        self.playback = await session.play((*greeting, BEEP))
+        playback = session.next_playback()
+        # Journaled before Asterisk is asked: a restart finds the greeting by its id.
+        session.journal.add(PromptStarted(session.clock.now(), self.step.name, playback))
+        self.playback = await session.play((*greeting, BEEP), playback)
         return None
+
+    @classmethod
+    def adopt(
+        cls, step: VoicemailStep, session: CallSession, started: PromptStarted | None
+    ) -> VoicemailHandler:
+        """The handler of a voicemail step a previous run left its caller in; `started`: the
+        greeting it journaled, if the journal kept it."""
+        handler = cls(step, session)
+        handler.playback = started.playback if started is not None else None
+        return handler
+
+    async def resume(self) -> StepOutcome | None:
+        """After a restart, from what Asterisk says (the recording's name is the call's and
+        the step's, the greeting's id journaled):
+
+        - still recording: the message goes on, and is kept as usual at its end;
+        - recorded meanwhile (the caller pressed #, or the box's maximum), caller still on
+          the line: the stored recording is the message, kept;
+        - greeting still playing: heard to its end, then the recording;
+        - greeting over meanwhile: the caller heard the beep, the recording starts now;
+        - greeting lost with the journal: the greeting again from the start.
+        """
+        session = self.session
+        box = self.step.mailbox
+        stopped = await session.stop_unrecorded_prompts()
+        if await session.live_recording_state(self.recording) in LIVE_RECORDING_STATES:
+            self.phase = Phase.RECORDING
+            self.playback = None
+            session.note(f"adopted after restart: voicemail {box.name}, still recording")
+            log.info("voicemail_adopted", mailbox=box.name, phase="recording")
+            session.arm(BACKSTOP_TIMER, box.max_seconds + RECORD_BACKSTOP_SECONDS)
+            return None
+        seconds = await session.stored_recording_seconds(self.recording)
+        if seconds is not None:
+            session.note(f"adopted after restart: voicemail {box.name}, recorded meanwhile")
+            log.info("voicemail_adopted", mailbox=box.name, phase="recorded", seconds=seconds)
+            self.phase = Phase.RECORDING
+            return await self._recorded(seconds, None)
+        playing = self.playback is not None and await session.playback_plays(self.playback)
+        if self.playback is not None and not stopped:
+            if playing:
+                session.note(f"adopted after restart: voicemail {box.name}, greeting playing")
+                log.info("voicemail_adopted", mailbox=box.name, phase="greeting")
+                return None
+            session.note(f"adopted after restart: voicemail {box.name}, recording from now")
+            log.info("voicemail_adopted", mailbox=box.name, phase="record")
+            self.playback = None
+            return await self._record()
+        if self.playback is not None and playing:
+            await session.stop_playback(self.playback)
+        self.playback = None
+        session.note(f"adopted after restart: voicemail {box.name}, greeting again")
+        log.info("voicemail_adopted", mailbox=box.name, phase="again")
+        return await self.enter()
 
     async def on_event(self, event: Event) -> StepOutcome | None:
         """Greeting over: record. Recording over: keep or drop it, and end the call."""
