@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -53,8 +54,6 @@ _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
 TRAFFIC: Final[Table] = Base.metadata.tables[NumberTrafficRow.__tablename__]
 
 SLOT: Final = timedelta(minutes=15)
-# Slots recounted per query (three bound parameters each: SQLite caps them per statement).
-_SLOTS_PER_QUERY = 200
 
 # Reports count calls people made to the number; calls it placed (direction outbound, 0004
 # onwards) are in its call log, not in its answer rates.
@@ -205,18 +204,6 @@ async def slots_of_legs(conn: AsyncConnection, call_ids: Iterable[str]) -> set[S
     return found
 
 
-def _in_slots(keys: Sequence[SlotKey]) -> ColumnElement[bool]:
-    """Calls started in any of these slots."""
-    return or_(
-        *(
-            and_(
-                _CALLS.c.did == did, _CALLS.c.started_at >= slot, _CALLS.c.started_at < slot + SLOT
-            )
-            for did, slot in keys
-        )
-    )
-
-
 async def recount(conn: AsyncConnection, keys: Iterable[SlotKey]) -> None:
     """Recount these slots from their calls, in the caller's transaction (see the module).
 
@@ -232,19 +219,45 @@ async def recount(conn: AsyncConnection, keys: Iterable[SlotKey]) -> None:
     # Zero the slots first (a slot whose calls all went counts nothing); on PostgreSQL this
     # also locks their rows, in key order (no deadlock), before their calls are read.
     await conn.execute(upsert(dialect), [row_of_tally(did, slot, Tally()) for did, slot in ordered])
-    materialize = _can_materialize(conn)
-    columns = [c.name for c in TRAFFIC.columns]
-    for i in range(0, len(ordered), _SLOTS_PER_QUERY):
-        counted = _slot_counts(
-            dialect, materialize=materialize, where=_in_slots(ordered[i : i + _SLOTS_PER_QUERY])
+    numbers_of: dict[datetime, list[str]] = {}
+    for did, slot in ordered:
+        numbers_of.setdefault(slot, []).append(did)
+    stmt = _recount_statement(dialect, _can_materialize(conn))
+    for slot, dids in numbers_of.items():  # a batch touches a slot or two
+        for i in range(0, len(dids), _NUMBERS_PER_QUERY):
+            chunk = dids[i : i + _NUMBERS_PER_QUERY]
+            await conn.execute(stmt, {"dids": chunk, "since": slot, "until": slot + SLOT})
+
+
+_RECOUNTS: dict[tuple[str, bool], Insert] = {}
+_NUMBERS_PER_QUERY = 500  # bound twice each: under SQLite's cap on parameters
+
+
+def _recount_statement(dialect: str, materialize: bool) -> Insert:
+    """The upsert of the counted slots of some numbers (`dids`) in one slot (`since`,
+    `until`): built once, so each batch costs a cached statement, not a new one."""
+    stmt = _RECOUNTS.get((dialect, materialize))
+    if stmt is None:
+        started = _CALLS.c.started_at
+        where = and_(
+            _CALLS.c.did.in_(bindparam("dids", expanding=True)),
+            started >= bindparam("since", type_=started.type),
+            started < bindparam("until", type_=started.type),
         )
-        stmt = upsert_insert(TRAFFIC, dialect).from_select(columns, counted)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot],
-                set_={c.name: stmt.excluded[c.name] for c in TRAFFIC.columns if not c.primary_key},
-            )
+        counted = _slot_counts(dialect, materialize=materialize, where=where)
+        insert_counted = upsert_insert(TRAFFIC, dialect).from_select(
+            [c.name for c in TRAFFIC.columns], counted
         )
+        stmt = insert_counted.on_conflict_do_update(
+            index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot],
+            set_={
+                c.name: insert_counted.excluded[c.name]
+                for c in TRAFFIC.columns
+                if not c.primary_key
+            },
+        )
+        _RECOUNTS[(dialect, materialize)] = stmt
+    return stmt
 
 
 def upsert(dialect: str) -> Insert:
