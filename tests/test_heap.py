@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import weakref
 from pathlib import Path
 
@@ -37,7 +38,7 @@ async def test_a_configuration_taken_in_from_the_compiler_process_is_frozen(
 ) -> None:
     data = encode(compile_config(_many_numbers(tmp_path, NUMBERS)))
     frozen = gc.get_freeze_count()
-    crossed = await decode(data)
+    crossed = await decode(io.BytesIO(data))
     assert crossed.config is not None
     assert gc.get_freeze_count() - frozen > NUMBERS
     assert not _walked_by_the_collector(next(iter(crossed.config.numbers.values())))

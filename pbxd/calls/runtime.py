@@ -21,7 +21,7 @@ from pbxd.calls.daemon import CallDaemon, CdrStoreLike
 from pbxd.calls.desk import CollectorDesk
 from pbxd.calls.dnd import DoNotDisturb
 from pbxd.calls.roster import MemoryStore
-from pbxd.cdr.memory import RingMemory
+from pbxd.cdr.memory import LINGER_SECONDS, RingMemory
 from pbxd.clock import Clock
 from pbxd.config.model import Config
 from pbxd.voicemail.collector import AriRecordings
@@ -32,6 +32,7 @@ log = structlog.get_logger("pbxd.runtime")
 STREAM_RESTART_S = 0.1  # delay before restarting a failed event stream, doubling each time
 STREAM_RESTART_MAX_S = 5.0
 STREAM_HEALTHY_S = 60.0  # a stream that ran this long restarts from the first delay again
+MEMORY_FLUSH_SECONDS = 5.0  # at stop, the longest wait for the ring memory's last batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,9 @@ class CallService:
         self.cdr = cdr
         self.clock = clock
         engine = getattr(cdr, "engine", None)
-        self.memory = memory or (RingMemory(engine) if isinstance(engine, AsyncEngine) else None)
+        self.memory = memory or (
+            RingMemory(engine, linger=LINGER_SECONDS) if isinstance(engine, AsyncEngine) else None
+        )
         self.rng = rng or random.Random()
         self.dnd = dnd or DoNotDisturb()
         self.client: AriClient | None = None
@@ -191,6 +194,11 @@ class CallService:
         await self.dnd.flush()  # a flag just set is kept
         if self.daemon is not None:
             await self.daemon.stop()
+        if isinstance(self.memory, RingMemory):
+            # What the last calls taught is kept, unless the database is away: no hang.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MEMORY_FLUSH_SECONDS):
+                    await self.memory.flush()
         if self.voicemail is not None:
             await self.voicemail.stop()  # its jobs are on disk: the next start goes on
         if self._session is not None:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -53,8 +54,6 @@ _LEGS: Final[Table] = Base.metadata.tables[LegRow.__tablename__]
 TRAFFIC: Final[Table] = Base.metadata.tables[NumberTrafficRow.__tablename__]
 
 SLOT: Final = timedelta(minutes=15)
-# Slots recounted per query (three bound parameters each: SQLite caps them per statement).
-_SLOTS_PER_QUERY = 200
 
 # Reports count calls people made to the number; calls it placed (direction outbound, 0004
 # onwards) are in its call log, not in its answer rates.
@@ -205,42 +204,60 @@ async def slots_of_legs(conn: AsyncConnection, call_ids: Iterable[str]) -> set[S
     return found
 
 
-def _in_slots(keys: Sequence[SlotKey]) -> ColumnElement[bool]:
-    """Calls started in any of these slots."""
-    return or_(
-        *(
-            and_(
-                _CALLS.c.did == did, _CALLS.c.started_at >= slot, _CALLS.c.started_at < slot + SLOT
-            )
-            for did, slot in keys
-        )
-    )
-
-
 async def recount(conn: AsyncConnection, keys: Iterable[SlotKey]) -> None:
-    """Recount these slots from their calls, in the caller's transaction (see the module)."""
+    """Recount these slots from their calls, in the caller's transaction (see the module).
+
+    The database counts (`_slot_counts`, as `rebuild` does), so no call crosses into Python:
+    read back and tallied here, a busy number's slot cost the loop ~140 µs a call at every
+    batch, its whole quarter hour again each time (7-10 % of the daemon's CPU in
+    bench/calls.py --profile, growing as the slot fills).
+    """
     ordered = sorted(set(keys))
     if not ordered:
         return
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        # Lock the slot rows (in key order: no deadlock) before reading their calls.
-        claims = [row_of_tally(did, slot, Tally()) for did, slot in ordered]
-        await conn.execute(_claim(dialect), claims)
-    tallies = {key: Tally() for key in ordered}  # a slot left without calls counts zero
-    for i in range(0, len(ordered), _SLOTS_PER_QUERY):
-        query = report_calls_query(_in_slots(ordered[i : i + _SLOTS_PER_QUERY]))
-        for key, tally in tally_slots(map(report_call, await conn.execute(query))).items():
-            tallies[key] = tally
-    rows = [row_of_tally(did, slot, tally) for (did, slot), tally in tallies.items()]
-    await conn.execute(upsert(dialect), rows)
+    # Zero the slots first (a slot whose calls all went counts nothing); on PostgreSQL this
+    # also locks their rows, in key order (no deadlock), before their calls are read.
+    await conn.execute(upsert(dialect), [row_of_tally(did, slot, Tally()) for did, slot in ordered])
+    numbers_of: dict[datetime, list[str]] = {}
+    for did, slot in ordered:
+        numbers_of.setdefault(slot, []).append(did)
+    stmt = _recount_statement(dialect, _can_materialize(conn))
+    for slot, dids in numbers_of.items():  # a batch touches a slot or two
+        for i in range(0, len(dids), _NUMBERS_PER_QUERY):
+            chunk = dids[i : i + _NUMBERS_PER_QUERY]
+            await conn.execute(stmt, {"dids": chunk, "since": slot, "until": slot + SLOT})
 
 
-def _claim(dialect: str) -> Insert:
-    """INSERT a zero slot, or lock the existing one (an update that changes nothing)."""
-    return upsert_insert(TRAFFIC, dialect).on_conflict_do_update(
-        index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot], set_={"calls": TRAFFIC.c.calls}
-    )
+_RECOUNTS: dict[tuple[str, bool], Insert] = {}
+_NUMBERS_PER_QUERY = 500  # bound twice each: under SQLite's cap on parameters
+
+
+def _recount_statement(dialect: str, materialize: bool) -> Insert:
+    """The upsert of the counted slots of some numbers (`dids`) in one slot (`since`,
+    `until`): built once, so each batch costs a cached statement, not a new one."""
+    stmt = _RECOUNTS.get((dialect, materialize))
+    if stmt is None:
+        started = _CALLS.c.started_at
+        where = and_(
+            _CALLS.c.did.in_(bindparam("dids", expanding=True)),
+            started >= bindparam("since", type_=started.type),
+            started < bindparam("until", type_=started.type),
+        )
+        counted = _slot_counts(dialect, materialize=materialize, where=where)
+        insert_counted = upsert_insert(TRAFFIC, dialect).from_select(
+            [c.name for c in TRAFFIC.columns], counted
+        )
+        stmt = insert_counted.on_conflict_do_update(
+            index_elements=[TRAFFIC.c.did, TRAFFIC.c.slot],
+            set_={
+                c.name: insert_counted.excluded[c.name]
+                for c in TRAFFIC.columns
+                if not c.primary_key
+            },
+        )
+        _RECOUNTS[(dialect, materialize)] = stmt
+    return stmt
 
 
 def upsert(dialect: str) -> Insert:
@@ -269,7 +286,7 @@ def rebuild(connection: Connection) -> int:
     return int(connection.execute(select(func.count()).select_from(TRAFFIC)).scalar_one())
 
 
-def _can_materialize(connection: Connection) -> bool:
+def _can_materialize(connection: Connection | AsyncConnection) -> bool:
     """Whether the backend takes `WITH … AS MATERIALIZED` (SQLite 3.35, PostgreSQL 12)."""
     version = connection.dialect.server_version_info or ()
     if connection.dialect.name == "sqlite":
@@ -280,17 +297,26 @@ def _can_materialize(connection: Connection) -> bool:
     return tuple(version) >= least
 
 
-def _slot_counts(dialect: str, *, materialize: bool = True) -> Select[Any]:
+def _slot_counts(
+    dialect: str, *, materialize: bool = True, where: ColumnElement[bool] | None = None
+) -> Select[Any]:
     """Every inbound call's slot figures, summed per (number, slot): `number_traffic` rows.
+
+    `where`: only the calls it matches (and only their legs are read).
 
     Each call's figures are worked out once (`materialize`): inlined, the database works
     them out again at each use in the sums (200,000 calls: 1.7x the CPU on SQLite, 1.5x the
     time on PostgreSQL). The first leg answers come from one join: a subquery per call,
     inlined too, took 5x (SQLite) and 6x (PostgreSQL).
     """
+    legs = [_LEGS.c.answered_at.is_not(None)]
+    calls = [INBOUND]
+    if where is not None:
+        legs.append(_LEGS.c.call_id.in_(select(_CALLS.c.call_id).where(where)))
+        calls.append(where)
     first = (
         select(_LEGS.c.call_id, func.min(_LEGS.c.answered_at).label("answered_at"))
-        .where(_LEGS.c.answered_at.is_not(None))
+        .where(*legs)
         .group_by(_LEGS.c.call_id)
         .subquery()
     )
@@ -306,7 +332,7 @@ def _slot_counts(dialect: str, *, materialize: bool = True) -> Select[Any]:
             case((answered, answer), else_=None).label("answered_at"),
         )
         .select_from(_CALLS.outerjoin(first, first.c.call_id == _CALLS.c.call_id))
-        .where(INBOUND)
+        .where(*calls)
         .subquery()
     )
     figures = select(

@@ -119,3 +119,69 @@ def _write_as_0004(conn: Connection, call: CallRecord, leg: LegRecord) -> None:
                 for k, v in kept.items()
             }
         conn.execute(sa.table(table, *(sa.column(c) for c in kept)).insert(), [kept])
+
+
+async def test_notes_go_in_one_batch_and_this_daemon_reads_them_before_they_are_written(
+    cdr_url: str,
+) -> None:
+    engine, other_engine = make_engine(cdr_url), make_engine(cdr_url)
+    commits: list[int] = []
+    sa.event.listen(engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    try:
+        await migrate(engine)
+        memory = RingMemory(engine, linger=3600.0)  # nothing is written until flushed
+        other = RingMemory(other_engine)  # another pbxd on the same database
+        first = asyncio.create_task(memory.note_answered("carol", T0, DAY))
+        await asyncio.sleep(0)
+        await memory.flush()
+        await first
+        commits.clear()
+        noted = [
+            asyncio.create_task(memory.note_answered("alice", T0 + timedelta(minutes=m), DAY))
+            for m in range(10)
+        ]
+        noted.append(asyncio.create_task(memory.note_call_over("alice", T0 + timedelta(hours=1))))
+        noted.append(asyncio.create_task(memory.note_answered("carol", T0, DAY)))
+        await asyncio.sleep(0)
+        # Not written yet, and seen here anyway (the database's count plus the notes).
+        assert await other.answered_on(["alice", "carol"], DAY) == {"carol": 1}
+        assert await memory.answered_on(["alice", "carol"], DAY) == {"alice": 10, "carol": 2}
+        assert await memory.last_active(["alice", "carol"]) == {
+            "alice": T0 + timedelta(hours=1),
+            "carol": T0,
+        }
+        assert not any(task.done() for task in noted)
+        await memory.flush()
+        await asyncio.gather(*noted)
+        assert len(commits) == 1  # twelve notes, one transaction
+        # Written once: nothing counted twice now that the database holds them.
+        for reader in (memory, other):
+            assert await reader.answered_on(["alice", "carol"], DAY) == {"alice": 10, "carol": 2}
+            assert await reader.last_active(["alice"]) == {"alice": T0 + timedelta(hours=1)}
+    finally:
+        await engine.dispose()
+        await other_engine.dispose()
+
+
+async def test_a_note_whose_batch_cannot_be_written_says_so_and_the_next_batch_goes(
+    cdr_url: str,
+) -> None:
+    engine = make_engine(cdr_url)
+    try:
+        await migrate(engine)
+        memory = RingMemory(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE target_days RENAME TO target_days_away"))
+        try:
+            await memory.note_answered("alice", T0, DAY)
+        except Exception as exc:  # the database's own error, for the roster to log
+            assert "target_days" in str(exc)
+        else:
+            raise AssertionError("a batch that cannot be written must say so")
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE target_days_away RENAME TO target_days"))
+        await memory.note_call_over("bob", T0)
+        await memory.flush()  # nothing left: returns at once
+        assert await RingMemory(engine).last_active(["alice", "bob"]) == {"bob": T0}
+    finally:
+        await engine.dispose()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import itertools
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,7 @@ async def test_the_configuration_crosses_whole_and_keeps_its_shared_objects(
     example: Path,
 ) -> None:
     original = compile_config(example / "pbxd.yaml")
-    crossed = await decode(encode(original))
+    crossed = await decode(io.BytesIO(encode(original)))
     assert crossed.diagnostics == original.diagnostics
     config = crossed.config
     assert config is not None and config == original.config
@@ -93,17 +96,38 @@ async def test_a_large_configuration_crosses_in_pieces_the_loop_runs_between(
     running = asyncio.create_task(other_work())
     await asyncio.sleep(0)
     before = turns
-    crossed = await decode(data)
+    crossed = await decode(io.BytesIO(data))
     running.cancel()
     assert crossed.config == original.config
     # 2,000 numbers by the hundred, 200 routes by 25, and the few small indexes.
     assert turns - before >= 2_000 // reload.PIECE_ENTRIES + 200 // 25
 
 
+async def test_the_answer_is_read_across_the_blocks_it_came_in(tmp_path: Path) -> None:
+    original = compile_config(_many_numbers(tmp_path, 500))
+    data = encode(original)
+    # Uneven blocks, some empty, as a pipe may deliver them; the reader joins none of them.
+    assert len(data) > 10_000
+    cuts = [0, 1, 7, 7, 4_096, 4_097, len(data) // 2, len(data) - 3, len(data)]
+    blocks = [data[a:b] for a, b in itertools.pairwise(cuts)]
+    assert b"".join(blocks) == data
+    stream = io.BufferedReader(reload._Blocks(blocks), 1_000)
+    crossed = await decode(stream)
+    assert crossed.config == original.config
+    assert stream.read() == b""  # all of it read, nothing left over
+    assert not any(blocks[:-1])  # each block let go once read
+
+
+async def test_a_stray_length_in_the_answer_is_refused_before_anything_is_allocated() -> None:
+    stray = io.BytesIO(reload._LENGTH.pack(1 << 60) + b"not a configuration")
+    with pytest.raises(reload.CompilerFailedError, match="unreadable answer"):
+        await decode(stray)
+
+
 async def test_a_refused_configuration_crosses_as_its_diagnostics_only(edit: Edit) -> None:
     edit("routing/acme.yaml", "targets: [alice, bob, ceo-mobile]", "targets: [alice, bobby]")
     original = compile_config(Path("pbxd.yaml"))
-    crossed = await decode(encode(original))
+    crossed = await decode(io.BytesIO(encode(original)))
     assert crossed.config is None
     assert crossed.diagnostics == original.diagnostics != []
 
@@ -140,6 +164,22 @@ async def test_a_compiler_process_that_fails_is_a_refusal_not_a_crash(
     assert result.outcome is ReloadOutcome.REFUSED and reason in result.reason
     assert running.current is before
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["config_reload_refused"]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling class")
+async def test_the_compiler_process_runs_in_the_idle_class_at_the_lowest_nice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The child says how it runs, on stderr, and fails: its words come back in the refusal.
+    monkeypatch.setattr(
+        reload,
+        "_CHILD",
+        "import os, sys; from pbxd.config import reload; reload.run_at_idle_priority(); "
+        "sys.stderr.write(f'{os.sched_getscheduler(0)} {os.nice(0)}'); sys.exit(3)",
+    )
+    with pytest.raises(reload.CompilerFailedError) as refused:
+        await compile_elsewhere(tmp_path / "pbxd.yaml")
+    assert str(refused.value).endswith(f": {os.SCHED_IDLE} 19")
 
 
 async def test_a_cancelled_reload_kills_its_compiler_process(
