@@ -23,7 +23,7 @@ from .conftest import (
     assert_no_errors,
     write_config,
 )
-from .test_traffic import traffic
+from .test_traffic import what_a_call_costs
 
 MAIN = "+33170000001"  # the main menu
 DIRECT_SUB = "+33170000002"  # a number straight into the nested menu
@@ -298,15 +298,11 @@ async def test_restart_while_the_chosen_option_rings_goes_on_ringing(
 async def test_what_a_menu_call_costs(logs: list[dict[str, Any]], lab: CallLab) -> None:
     # The caller presses 1 a second into the prompt; alice answers a second after her call.
     lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=2))
-    since = len(lab.sim.event_log), len(lab.sim.rest_log)
-    call_id = await menu_call(lab, MAIN, (1.0, "1"))
-    entry = await lab.finish(call_id)
-    assert entry.call.answered_by == "alice", lab.timeline(call_id)
-    events, requests = traffic(lab, since)
-    rows = [e.kind for e in await lab.store.events_of(call_id)]
-    # A ringall call's 17 events less alice's Ringing and her ringing partner's 4
-    # (StasisStart, StasisEnd, ChannelDestroyed, ChannelHangupRequest), plus the key and
-    # the end of the prompt the key stopped.
+    entry, events, requests, rows = await what_a_call_costs(lab, menu_call(lab, MAIN, (1.0, "1")))
+    assert entry.call.answered_by == "alice", lab.timeline(entry.call.call_id)
+    # A two-leg ringall call's 17 events less the second leg's five (StasisStart, StasisEnd,
+    # ChannelDestroyed, ChannelHangupRequest, Ringing), plus the key and the end of the
+    # prompt the key stopped.
     assert sum(events.values()) == 14, events
     assert events["ChannelDtmfReceived"] == events["PlaybackFinished"] == 1
     # The menu's answer, prompt, stop of the prompt on the key and ringback for the caller

@@ -19,7 +19,7 @@ from pbxd.config.model import Config
 from pbxd.sim import PeerScript
 
 from .conftest import MOBILE, TRUNKS_YAML, CallLab, assert_no_errors, seconds, write_config
-from .test_traffic import traffic
+from .test_traffic import what_a_call_costs
 
 CONFIRMED = "+33170000001"  # alice (softphone) and m1 (confirm) at once; 30 s
 WHISPERED = "+33170000002"  # alice, whispered
@@ -407,12 +407,8 @@ async def test_restart_between_the_answer_and_the_bridge_puts_the_call_through(
 async def test_what_a_confirm_call_costs(logs: list[dict[str, Any]], lab: CallLab) -> None:
     # As the real trace: m1 answers after 1 s and presses 1 a second into its prompt.
     lab.sim.script(M1, PeerScript(answer_after=1, dtmf="1", dtmf_after=1, hangup_after=3))
-    since = len(lab.sim.event_log), len(lab.sim.rest_log)
-    call_id = await lab.call(CONFIRMED)
-    entry = await lab.finish(call_id)
-    assert entry.call.answered_by == "m1", lab.timeline(call_id)
-    events, requests = traffic(lab, since)
-    rows = [e.kind for e in await lab.store.events_of(call_id)]
+    entry, events, requests, rows = await what_a_call_costs(lab, lab.call(CONFIRMED))
+    assert entry.call.answered_by == "m1", lab.timeline(entry.call.call_id)
     # A two-leg ringall call's 17 events, plus m1's key and the end of the prompt it stopped.
     assert sum(events.values()) == 19, events
     assert events["ChannelDtmfReceived"] == events["PlaybackFinished"] == 1
