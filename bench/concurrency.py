@@ -441,7 +441,8 @@ async def run(args: argparse.Namespace, url: str, conn: Connection, tmp: Path) -
     root.mkdir()
     compiled = compile_config(write_config(root))
     assert compiled.config is not None, [str(d) for d in compiled.diagnostics[:5]]
-    store = await CdrStore.open(f"sqlite:///{tmp / 'var' / 'cdr.db'}")  # as pbxd run does
+    # As `pbxd run` opens it: a new database is migrated by a child process.
+    store = await CdrStore.open(f"sqlite:///{tmp / 'var' / 'cdr.db'}", migrate_apart=True)
     service = CallService(
         compiled.config, AriEndpoint(url, ARI_USER, ARI_PASSWORD, ARI_APP), store, RealClock()
     )

@@ -144,7 +144,7 @@ async def keep_systemd_informed(
 
     The pings are timed by the loop: a loop wedged by a blocking call or a stuck callback
     stops pinging, and systemd restarts pbxd after `WatchdogSec`. STATUS= is recomputed at
-    most every `status_every` seconds and sent only when it changed.
+    most every `status_every` seconds and sent when it changed, until systemd takes it.
     """
     if not notifier.enabled:
         return
@@ -163,7 +163,7 @@ async def keep_systemd_informed(
         except Exception:  # a status line must never stop the watchdog
             log.exception("systemd_status_failed")
             text = last_status or ""
-        if text != last_status:
-            notifier.status(text)
+        # One systemd did not take (its queue full, not listening yet) is sent again next pass.
+        if text != last_status and notifier.status(text):
             last_status = text
         await asyncio.sleep(tick)

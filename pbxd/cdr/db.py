@@ -45,7 +45,7 @@ PG_CONNECT_TIMEOUT = 10.0
 PG_COMMAND_TIMEOUT = 30.0
 
 # Any constant shared by every pbxd process: serialises concurrent migrations on one database.
-_PG_MIGRATION_LOCK = 0x70627864  # "pbxd"
+PG_MIGRATION_LOCK = 0x70627864  # "pbxd"
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -165,7 +165,7 @@ def _upgrade(connection: Connection, revision: str = "head") -> None:
     """Run `alembic upgrade REVISION` on an open synchronous connection."""
     if connection.dialect.name == "postgresql":
         # Two daemons starting together must not both create the tables.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
     from alembic import command
 
     cfg = alembic_config()

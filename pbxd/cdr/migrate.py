@@ -1,9 +1,8 @@
 """`python -m pbxd.cdr.migrate`: bring the CDR database to the head revision, then exit.
 
-A store opened with `migrate_apart` migrates from this child process
-(`pbxd.cdr.db.migrate_apart`) so that Alembic, ~9 MB of modules it needs only for this, never
-loads into the process that holds the calls; `pbxd run` does not use it yet (it migrates in
-process, and imports Alembic only when the database is behind the code). The database URL
+`pbxd run` (before its event loop starts) and a store opened with `migrate_apart` migrate
+from this child process (`pbxd.cdr.db.migrate_apart`) so that Alembic, ~9 MB of modules it
+needs only for this, never loads into the process that holds the calls. The database URL
 comes on stdin, never on the command line (it may hold a password).
 """
 

@@ -202,8 +202,9 @@ class CdrStore:
 
         `migrate_apart`: a database behind the code is migrated by a child process
         (`pbxd.cdr.db.migrate_apart`), so Alembic never loads here; an in-memory SQLite
-        database, which no other process can see, is migrated here as always. (Not yet what
-        `pbxd run` does: a test driving `serve` on a virtual clock stalls on the child.)
+        database, which no other process can see, is migrated here as always. (`pbxd run`
+        migrates apart before its loop starts, `pbxd.cli.run.migrate_before_serving`, so
+        its own open finds the database at head.)
 
         With a `spool` (the daemon's store; the store owns it from here), a database pbxd
         cannot write is refused (CdrNotWritableError, see `check_writable`), and what a

@@ -7,24 +7,29 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 
 import structlog
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxd.arenas import share_malloc_arenas
 from pbxd.calls.runtime import AriEndpoint
+from pbxd.cdr.db import MigrationFailed, at_head, head_revision, is_in_memory, make_engine
+from pbxd.cdr.db import migrate_apart as migrate_in_child
 from pbxd.cli.common import load_config_or_report, report
 from pbxd.clock import Clock, RealClock
 from pbxd.config.model import Config
 from pbxd.config.reload import ReloadResult, RunningConfig
 from pbxd.log import configure_logging
-from pbxd.systemd import Notifier
+from pbxd.systemd import Notifier, keep_systemd_informed
 from pbxd.web.app import daemon_app
-from pbxd.web.lifecycle import serve_app
+from pbxd.web.lifecycle import log_cannot_open, serve_app
 from pbxd.web.state import CONFIG, RUNTIME, Runtime
 
 log = structlog.get_logger("pbxd.run")
+
+MIGRATING = "migrating the CDR database"  # systemd's STATUS= while a child migrates
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,9 +57,73 @@ def run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(config.settings.log_level)
     share_malloc_arenas()  # before the SQLite threads start: see pbxd.arenas
-    daemon = serve(config, password, notifier=Notifier.from_environment())
+    notifier = Notifier.from_environment()  # first: the migrating child must not inherit it
+    # On a loop of its own, before the daemon's: serving never waits for a migration.
+    status = asyncio.run(
+        _unless_stopped(migrate_before_serving(config.settings.database_url, notifier), notifier)
+    )
+    if status is not None:
+        return status
+    daemon = serve(config, password, notifier=notifier)
     del config  # held by the daemon's RunningConfig only, so a reload can free it
     return asyncio.run(daemon)
+
+
+async def migrate_before_serving(url: str, notifier: Notifier) -> int | None:
+    """Bring the CDR database to the head revision from a child process (`pbxd.cdr.migrate`)
+    when it is behind: None to go on serving, else the exit status (1, said in one log line).
+
+    The daemon's own open then finds the database at head with one query: its loop never
+    waits for a migration and the process never imports Alembic. An in-memory SQLite
+    database, which no child can see, is left to the daemon's open (migrated in process).
+    """
+    if is_in_memory(url):
+        return None
+    engine: AsyncEngine | None = None
+    try:
+        engine = make_engine(url)
+        current = await at_head(engine)
+    except Exception as exc:
+        log_cannot_open(url, exc)
+        return 1
+    finally:
+        if engine is not None:
+            await engine.dispose()
+    if current:
+        return None
+    log.info("cdr_migrating", database=url, revision=head_revision())
+    # systemd hears why start-up takes long, and the watchdog is pinged meanwhile.
+    informing = asyncio.create_task(keep_systemd_informed(notifier, lambda: MIGRATING))
+    try:
+        await migrate_in_child(url)
+    except (MigrationFailed, OSError) as exc:  # OSError: the child could not even start
+        log.error("cdr_migration_failed", database=url, error=str(exc))
+        return 1
+    finally:
+        informing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await informing
+    log.info("cdr_migrated", database=url, revision=head_revision())
+    return None
+
+
+async def _unless_stopped(
+    work: Coroutine[object, object, int | None], notifier: Notifier
+) -> int | None:
+    """`work`'s result; 0 when SIGTERM or SIGINT stopped it first (its child is killed)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        log.info("pbxd stopped before the CDR database was migrated")
+        notifier.stopping()
+        return 0
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 async def serve(

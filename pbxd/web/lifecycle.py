@@ -84,13 +84,7 @@ async def cdr_store(app: web.Application) -> AsyncIterator[None]:
         log.error("cdr_database_not_writable", database=settings.database_url, reason=str(exc))
         raise CannotStart("cdr database") from exc
     except Exception as exc:
-        # The URL's password, if any, is masked by the log configuration.
-        log.error(
-            "cannot open the CDR database",
-            database=settings.database_url,
-            error=f"{type(exc).__name__}: {exc}",
-            reason=_why(exc, settings.database_url),
-        )
+        log_cannot_open(settings.database_url, exc)
         raise CannotStart("cdr database") from exc
     runtime.store = store
     try:
@@ -236,6 +230,17 @@ def count_call(session: CallSession) -> None:
 
 
 DAEMON_PARTS = (systemd_status, cdr_store, fast_agi, call_service)
+
+
+def log_cannot_open(url: str, exc: Exception) -> None:
+    """The one error line of a start-up that could not reach or read the CDR database."""
+    # The URL's password, if any, is masked by the log configuration.
+    log.error(
+        "cannot open the CDR database",
+        database=url,
+        error=f"{type(exc).__name__}: {exc}",
+        reason=_why(exc, url),
+    )
 
 
 def _why(exc: Exception, url: str) -> str:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from pbxd.cdr.db import PG_MIGRATION_LOCK, head_revision, make_engine
 from pbxd.cdr.records import Disposition
 from pbxd.cdr.store import CdrStore
 from pbxd.sim import AriSimulator, PeerScript
@@ -239,7 +242,11 @@ async def test_run_with_a_database_url_check_refuses_says_so_before_starting(
 
 # dbfixtures lives in tests/ (not a package): the CDR tests' helpers for both backends.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dbfixtures import postgres_role_url, sqlite_held_locked  # noqa: E402
+from dbfixtures import (  # noqa: E402
+    postgres_role_url,
+    postgres_schema_url,
+    sqlite_held_locked,
+)
 
 
 async def run_until_exit(example: Path, db: str) -> tuple[int | None, list[dict[str, object]]]:
@@ -421,3 +428,118 @@ async def test_sigterm_during_a_database_outage_loses_no_cdr(example: Path) -> N
         assert entry.call.disposition is Disposition.ANSWERED, entry
         assert entry.call.answered_by == "alice" and entry.call.hangup_cause == 16
         assert len(entry.legs) == 3 and all(leg.ended_at is not None for leg in entry.legs)
+
+
+# ------------------------------------------------------- migrating before the event loop starts
+
+
+def stamped(db: str) -> str | None:
+    """The revision a SQLite CDR database is stamped with (None: not migrated)."""
+    path = make_url(db).database or ""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        found = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+        if found is None:
+            return None
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+
+
+async def test_run_migrates_a_new_database_apart_before_serving(example: Path) -> None:
+    db = f"sqlite:///{example / 'new' / 'cdr.db'}"
+    first = await start_daemon(example, "http://127.0.0.1:1/ari", db)
+    lines = await read_until(first, lambda e: e["event"] == "pbxd starting")
+    await stop_daemon(first)
+    events = [e["event"] for e in lines]
+    assert events.index("cdr_migrating") < events.index("cdr_migrated") < len(events) - 1
+    assert stamped(db) == head_revision()
+
+    second = await start_daemon(example, "http://127.0.0.1:1/ari", db)
+    lines = await read_until(second, lambda e: e["event"] == "pbxd starting")
+    await stop_daemon(second)
+    assert not {"cdr_migrating", "cdr_migrated"} & {e["event"] for e in lines}  # at head
+
+
+def test_the_migration_before_serving_never_loads_alembic_into_the_daemon(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cdr.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from pbxd.cli.run import migrate_before_serving\n"
+        "from pbxd.systemd import Notifier\n"
+        f"print(asyncio.run(migrate_before_serving({db!r}, Notifier(None))))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["None", "False"]  # migrated, by a child
+    assert stamped(db) == head_revision()
+
+
+async def test_run_with_a_database_from_a_newer_pbxd_exits_1_with_one_clear_line(
+    example: Path,
+) -> None:
+    path = example / "cdr.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0099_from_a_newer_pbxd')")
+        conn.commit()
+    process = await start_daemon(example, "http://127.0.0.1:1/ari", f"sqlite:///{path}")
+    async with asyncio.timeout(PATIENCE):
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    assert "Traceback" not in err.decode()
+    lines = [json.loads(text) for text in err.decode().splitlines()]
+    assert [e["event"] for e in lines] == ["cdr_migrating", "cdr_migration_failed"]
+    assert lines[-1]["level"] == "error"
+    assert lines[-1]["error"] == (
+        "CommandError: Can't locate revision identified by '0099_from_a_newer_pbxd'"
+    )
+    assert stamped(f"sqlite:///{path}") == "0099_from_a_newer_pbxd"  # left as it was
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found: set[int] = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            if fields.get("PPid", "").strip() == str(pid):
+                found.add(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_sigterm_during_a_migration_stops_its_child_and_exits_0(example: Path) -> None:
+    async with postgres_schema_url() as db:
+        # A session holding the migrations' advisory lock keeps the child waiting.
+        holder = make_engine(db)
+        try:
+            async with holder.connect() as conn:
+                await conn.execute(
+                    text("SELECT pg_advisory_lock(:key)"), {"key": PG_MIGRATION_LOCK}
+                )
+                process = await start_daemon(example, "http://127.0.0.1:1/ari", db)
+                await read_until(process, lambda e: e["event"] == "cdr_migrating")
+                await wait_for(lambda: bool(children_of(process.pid)))
+                children = children_of(process.pid)
+                err = await stop_daemon(process)
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": PG_MIGRATION_LOCK}
+                )
+                assert not any(alive(pid) for pid in children)  # killed, not orphaned
+                events = [json.loads(line)["event"] for line in err.splitlines()]
+                assert events[-1] == "pbxd stopped before the CDR database was migrated"
+                assert "pbxd starting" not in events
+                tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+                assert "alembic_version" not in tables
+        finally:
+            await holder.dispose()

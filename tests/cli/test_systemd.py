@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ class FakeSystemd:
         self.sock.setblocking(False)
         self.messages: list[dict[str, str]] = []
         self.seen = 0  # messages `until` has looked at
+        self._arrived: asyncio.Event | None = None  # set by the loop's reader while listening
 
     def drain(self) -> list[dict[str, str]]:
         """Every message already delivered (without waiting)."""
@@ -39,6 +41,24 @@ class FakeSystemd:
             except BlockingIOError:
                 return self.messages
             self.messages.append(_fields(data))
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        """Take each message as it arrives, as systemd does: the kernel queues only 10 unread
+        datagrams (net.unix.max_dgram_qlen) and refuses the next ones to the sender."""
+        loop = asyncio.get_running_loop()
+        arrived = self._arrived = asyncio.Event()
+
+        def take() -> None:
+            self.drain()
+            arrived.set()
+
+        loop.add_reader(self.sock.fileno(), take)
+        try:
+            yield
+        finally:
+            loop.remove_reader(self.sock.fileno())
+            self._arrived = None
 
     async def until(
         self, found: Callable[[dict[str, str]], bool], seconds: float = 20.0
@@ -53,7 +73,11 @@ class FakeSystemd:
                     self.seen += 1
                     if found(message):
                         return message
-                self.messages.append(_fields(await loop.sock_recv(self.sock, 4096)))
+                if self._arrived is not None:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+                else:
+                    self.messages.append(_fields(await loop.sock_recv(self.sock, 4096)))
 
     def close(self) -> None:
         self.sock.close()
@@ -164,6 +188,26 @@ async def test_watchdog_and_status_come_from_the_loop_status_only_on_change(
     assert pings >= 3  # one per pass of the loop: at least one per status read
 
 
+async def test_a_status_systemd_did_not_take_is_sent_again() -> None:
+    address = f"@pbxd-test-{uuid.uuid4().hex}"
+    notifier = Notifier(address)  # nobody listens there yet: the first STATUS= is refused
+    with structlog.testing.capture_logs() as logs:
+        informing = asyncio.create_task(
+            keep_systemd_informed(notifier, lambda: "connecting to ARI", status_every=0.001)
+        )
+        await asyncio.sleep(0)  # the informer's first pass
+    assert notifier.sent == 0 and [e["event"] for e in logs] == ["systemd_notify_failed"]
+    fake = FakeSystemd(address)
+    try:
+        assert await fake.until(lambda m: "STATUS" in m) == {"STATUS": "connecting to ARI"}
+    finally:
+        informing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await informing
+        fake.close()
+    assert notifier.sent == 1  # once delivered, the same status is not sent again
+
+
 async def test_a_wedged_loop_sends_no_watchdog_ping(fake_systemd: FakeSystemd) -> None:
     notifier = Notifier(fake_systemd.address, watchdog_usec=2_000)
     informing = asyncio.create_task(keep_systemd_informed(notifier, lambda: "x"))
@@ -199,50 +243,64 @@ async def test_pbxd_run_tells_systemd_ready_status_reload_watchdog_and_stopping(
 ) -> None:
     url = f"http://127.0.0.1:{unused_tcp_port}/ari"
     db = f"sqlite:///{example / 'cdr.db'}"
-    # A ping every 0.1 s; no WATCHDOG_PID: the watchdog is the child's own.
-    process = await start_daemon(
-        example, url, db, NOTIFY_SOCKET=fake_systemd.address, WATCHDOG_USEC="200000"
-    )
-    sim = AriSimulator()
-    try:
-        # Asterisk is not up yet: pbxd retries, pings the watchdog, and is not READY.
-        await _log_until(process, "ari_events_retry", count=2)
-        early = fake_systemd.drain()
-        assert not any("READY" in m for m in early)
-        assert {"STATUS": "connecting to ARI"} in early
-        assert {"WATCHDOG": "1"} in early
+    # Read as systemd reads: unread, the kernel would refuse pbxd's next messages.
+    with fake_systemd.listening():
+        # A ping every 0.1 s; no WATCHDOG_PID: the watchdog is the child's own.
+        process = await start_daemon(
+            example, url, db, NOTIFY_SOCKET=fake_systemd.address, WATCHDOG_USEC="200000"
+        )
+        sim = AriSimulator()
+        try:
+            # Asterisk is not up yet: pbxd retries, pings the watchdog, and is not READY.
+            await _log_until(process, "ari_events_retry", count=2)
+            # STATUS= is read once a second: the retries may come before it says so.
+            await fake_systemd.until(lambda m: m.get("STATUS") == "connecting to ARI")
+            early = fake_systemd.drain()
+            assert not any("READY" in m for m in early)
+            # A new database: migrated by a child before the daemon's loop opens it.
+            statuses = [m["STATUS"] for m in early if "STATUS" in m]
+            assert statuses == [
+                "migrating the CDR database",
+                "opening the CDR database",
+                "connecting to ARI",
+            ]
+            assert {"WATCHDOG": "1"} in early
 
-        for endpoint in ("trunk-in", "trunk-out", "alice", "bob"):
-            sim.add_endpoint("PJSIP", endpoint)
-        sim.script("PJSIP/alice", PeerScript())  # rings, never answers
-        sim.script("PJSIP/bob", PeerScript())
-        await sim.start(port=unused_tcp_port)
-        ready = await fake_systemd.until(lambda m: m.get("READY") == "1")
-        # READY only after recovery: the sweep of the app's channels has been asked already.
-        assert any(r["path"] == "/applications/pbxd" for r in sim.rest_log)
-        assert ready["STATUS"] == "ARI connected; 0 calls in progress"
+            for endpoint in ("trunk-in", "trunk-out", "alice", "bob"):
+                sim.add_endpoint("PJSIP", endpoint)
+            sim.script("PJSIP/alice", PeerScript())  # rings, never answers
+            sim.script("PJSIP/bob", PeerScript())
+            await sim.start(port=unused_tcp_port)
+            ready = await fake_systemd.until(lambda m: m.get("READY") == "1")
+            # READY only after recovery: the sweep of the app's channels has been asked already.
+            assert any(r["path"] == "/applications/pbxd" for r in sim.rest_log)
+            assert ready["STATUS"] == "ARI connected; 0 calls in progress"
 
-        caller = await sim.inbound_call("+33170000001", "+33612000001", "Jean")
-        await fake_systemd.until(lambda m: m.get("STATUS") == "ARI connected; 1 call in progress")
-        sim.hangup(caller)
-        await fake_systemd.until(lambda m: m.get("STATUS") == "ARI connected; 0 calls in progress")
+            caller = await sim.inbound_call("+33170000001", "+33612000001", "Jean")
+            await fake_systemd.until(
+                lambda m: m.get("STATUS") == "ARI connected; 1 call in progress"
+            )
+            sim.hangup(caller)
+            await fake_systemd.until(
+                lambda m: m.get("STATUS") == "ARI connected; 0 calls in progress"
+            )
 
-        process.send_signal(signal.SIGHUP)  # systemctl reload: pbxd must survive it
-        await fake_systemd.until(lambda m: m.get("RELOADING") == "1")
-        # READY=1 once the configuration is compiled (in a process of its own) and swapped.
-        await fake_systemd.until(lambda m: m.get("READY") == "1", seconds=90)
-        assert process.returncode is None
+            process.send_signal(signal.SIGHUP)  # systemctl reload: pbxd must survive it
+            await fake_systemd.until(lambda m: m.get("RELOADING") == "1")
+            # READY=1 once the configuration is compiled (in a process of its own) and swapped.
+            await fake_systemd.until(lambda m: m.get("READY") == "1", seconds=90)
+            assert process.returncode is None
 
-        process.send_signal(signal.SIGTERM)
-        await fake_systemd.until(lambda m: m.get("STOPPING") == "1")
-        async with asyncio.timeout(15):
-            _, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
-        pings = [m for m in fake_systemd.drain() if m == {"WATCHDOG": "1"}]
-        assert len(pings) >= 3
-        assert '"event": "config_reloaded"' in err.decode()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await sim.stop()
+            process.send_signal(signal.SIGTERM)
+            await fake_systemd.until(lambda m: m.get("STOPPING") == "1")
+            async with asyncio.timeout(15):
+                _, err = await process.communicate()
+            assert process.returncode == 0, err.decode()
+            pings = [m for m in fake_systemd.drain() if m == {"WATCHDOG": "1"}]
+            assert len(pings) >= 3
+            assert '"event": "config_reloaded"' in err.decode()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await sim.stop()
