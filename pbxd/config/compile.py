@@ -29,7 +29,14 @@ from pydantic import BaseModel, ValidationError
 from pbxd.config import destinations, numbering
 from pbxd.config.callout import Broken, compile_call_through, compile_calling_out
 from pbxd.config.destinations import DEFAULT_DENIED, DeniedPrefix
-from pbxd.config.diagnostics import Diagnostic, Diagnostics, Mark, Severity, did_you_mean
+from pbxd.config.diagnostics import (
+    Diagnostic,
+    Diagnostics,
+    Mark,
+    Severity,
+    did_you_mean,
+    printable,
+)
 from pbxd.config.files import (
     DaemonFile,
     HaMode,
@@ -88,6 +95,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PBXD_HTTP_BIND": ("http", "bind"),
     "PBXD_HTTP_USERS_FILE": ("http", "users_file"),
     "PBXD_HTTP_SECURE_COOKIES": ("http", "secure_cookies"),
+    "PBXD_HTTP_TRUSTED_PROXIES": ("http", "trusted_proxies"),
     "PBXD_AGI_BIND": ("agi", "bind"),
     "PBXD_HA_MODE": ("ha", "mode"),
     "PBXD_STATE_DIR": ("state_dir",),
@@ -369,6 +377,7 @@ class _SettingsChecker:
         self._path(("http", "users_file"), parsed.http.users_file)
         if not 1 <= parsed.http.session_hours <= 24 * 90:
             self.error(("http", "session_hours"), "must be from 1 to 2160 (90 days)")
+        self._trusted_proxies(parsed.http.trusted_proxies)
         if parsed.agi.bind is not None:
             self._agi_bind(parsed.agi.bind)
         if parsed.ha.mode is HaMode.ACTIVE_STANDBY:
@@ -479,6 +488,25 @@ class _SettingsChecker:
             )
             return None
         return host
+
+    def _trusted_proxies(self, entries: list[str] | str) -> None:
+        where = ("http", "trusted_proxies")
+        for entry in proxy_entries(entries):
+            try:
+                network = ipaddress.ip_network(entry, strict=True)
+            except ValueError as exc:
+                self.error(
+                    where,
+                    f"{printable(entry)!r} is not an address or a network such as 10.0.0.5 "
+                    f"or 10.0.0.0/24 ({exc})",
+                )
+                continue
+            if network.prefixlen == 0:
+                self.warning(
+                    where,
+                    f"{network} trusts every client: any of them can choose the address "
+                    "the throttles count and the logs show (list the proxies only)",
+                )
 
     def _password_env(self, path: tuple[str, ...], name: str | None) -> None:
         if name is not None and not _ENV_NAME.match(name):
@@ -647,7 +675,26 @@ def load_settings(config_path: Path, diags: Diagnostics) -> DaemonSettings | Non
         http_users_file=_resolve(base / parsed.http.users_file),
         http_secure_cookies=parsed.http.secure_cookies,
         http_session_hours=parsed.http.session_hours,
+        http_trusted_proxies=trusted_networks(parsed.http.trusted_proxies),
     )
+
+
+def proxy_entries(entries: list[str] | str) -> list[str]:
+    """`http.trusted_proxies` as a list: a string (from the environment) split at commas."""
+    if isinstance(entries, str):
+        return [entry.strip() for entry in entries.split(",") if entry.strip()]
+    return entries
+
+
+def trusted_networks(
+    entries: list[str] | str,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of `http.trusted_proxies` (those `pbxd check` refused left out)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in proxy_entries(entries):
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(entry, strict=True))
+    return tuple(networks)
 
 
 # ----------------------------------------------------------------------- the compiler

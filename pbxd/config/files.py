@@ -81,6 +81,9 @@ class HttpSection(_Strict):
     # loopback or behind a TLS reverse proxy on the same host.
     secure_cookies: bool = True
     session_hours: Whole = 12
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); empty: none,
+    # the TCP peer is the client. A string (PBXD_HTTP_TRUSTED_PROXIES) is split at commas.
+    trusted_proxies: list[str] | str = Field(default_factory=list)
 
 
 class VoicemailSection(_Strict):

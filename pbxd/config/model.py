@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -394,6 +395,8 @@ class DaemonSettings:
     http_users_file: Path | None = None  # None: users.yaml beside pbxd.yaml
     http_secure_cookies: bool = True
     http_session_hours: int = 12
+    # X-Forwarded-For is read only from these peers (pbxd.web.clients); empty: never.
+    http_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def users_file(self) -> Path:

@@ -5,6 +5,9 @@
   Secure unless `http.secure_cookies: false`); every request that changes something must
   then carry the session's CSRF token (form field `csrf` or header `X-CSRF-Token`).
 - `viewer` reads; `admin` also changes runtime state (`require_admin`).
+- A token not verified yet counts against its client's address when wrong, as a failed
+  login does (`pbxd.web.throttle`): one that must wait is refused 429 with Retry-After
+  before any hash is checked. A token already verified skips the throttle (a hash look-up).
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ import secrets
 import threading
 from urllib.parse import quote
 
+import structlog
 from aiohttp import web
 
+from pbxd.web.clients import FORWARDED_FOR, client_address
 from pbxd.web.errors import ApiError, Handler, wants_html
-from pbxd.web.state import CLOCK, CONFIG, SESSIONS, USERS
+from pbxd.web.state import CLOCK, CONFIG, LOGIN_THROTTLE, SESSIONS, USERS
+from pbxd.web.throttle import Refusal
 from pbxd.web.users import Session, User, UserDirectory
+
+log = structlog.get_logger("pbxd.web")
 
 SESSION_COOKIE = "pbxd_session"
 LOGIN_COOKIE = "pbxd_login"  # the login form's CSRF token (double submit: cookie and field)
@@ -78,6 +86,41 @@ async def check_password(users: UserDirectory, name: str, password: str) -> User
     return await asyncio.to_thread(verify)
 
 
+def client_of(request: web.Request) -> str | None:
+    """The client's address: the peer, or behind `http.trusted_proxies` the right-most
+    untrusted address of X-Forwarded-For (`pbxd.web.clients`)."""
+    trusted = request.app[CONFIG].current.settings.http_trusted_proxies
+    return client_address(request.remote, request.headers.getall(FORWARDED_FOR, []), trusted)
+
+
+async def _token_user(request: web.Request, token: str) -> User | None:
+    """The token's user (None when wrong); 429 when its address must wait. The token itself
+    is never logged."""
+    users = request.app[USERS]
+    user = users.verified_token(token)
+    if user is not None:
+        return user
+    throttle = request.app[LOGIN_THROTTLE]
+    address = client_of(request)
+    attempt = throttle.admit(address)
+    if isinstance(attempt, Refusal):
+        log.warning("token_throttled", address=address, retry_after=attempt.retry_after)
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"too many wrong API tokens from {address}: try again in {attempt.retry_after} s",
+            retry_after=attempt.retry_after,
+        )
+    checked = None
+    try:
+        checked = await check_token(users, token)
+    finally:
+        throttle.settle(attempt, succeeded=checked is not None)
+    if checked is None:
+        log.info("token_refused", address=address)
+    return checked
+
+
 def _bearer(request: web.Request) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -94,7 +137,7 @@ async def _identify(request: web.Request) -> tuple[User | None, Session | None]:
     users = request.app[USERS]
     token = _bearer(request)
     if token is not None:
-        return await check_token(users, token), None
+        return await _token_user(request, token), None
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None, None

@@ -20,12 +20,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """An answer other than success, with its HTTP status and stable code."""
 
-    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429)
 
     def body(self) -> dict[str, dict[str, str]]:
         """The JSON body: `{"error": {"code", "message"[, "field"]}}`."""
@@ -66,9 +75,13 @@ def error_response(request: web.Request, error: ApiError) -> web.Response:
         # Imported here: the page module needs templates, this one must not.
         from pbxd.web.pages import error_page
 
-        return error_page(request, error)
-    headers = {"WWW-Authenticate": 'Bearer realm="pbxd"'} if error.status == 401 else None
-    return web.json_response(error.body(), status=error.status, headers=headers)
+        response = error_page(request, error)
+    else:
+        headers = {"WWW-Authenticate": 'Bearer realm="pbxd"'} if error.status == 401 else None
+        response = web.json_response(error.body(), status=error.status, headers=headers)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @web.middleware

@@ -38,6 +38,7 @@ from pbxd.web.auth import (
     LOGIN_COOKIE,
     USER,
     check_password,
+    client_of,
     close_session,
     current_session,
     login_csrf_ok,
@@ -139,12 +140,13 @@ async def login(request: web.Request) -> web.Response:
         )
     name = fields.get("name", "").strip()
     throttle = request.app[LOGIN_THROTTLE]
-    attempt = throttle.admit(request.remote, name)
+    address = client_of(request)
+    attempt = throttle.admit(address, name)
     if isinstance(attempt, Refusal):
         # Refused before any password check; the password is never logged.
         log.warning(
             "login_throttled",
-            address=request.remote,
+            address=address,
             user=name[:64],
             waiting=attempt.reason,
             retry_after=attempt.retry_after,
@@ -163,7 +165,7 @@ async def login(request: web.Request) -> web.Response:
     finally:
         throttle.settle(attempt, succeeded=user is not None)
     if user is None:
-        log.info("login_failed", address=request.remote, user=name[:64])
+        log.info("login_failed", address=address, user=name[:64])
         return _login_page(
             request, error="Wrong user or password.", status=401, next_url=fields.get("next")
         )

@@ -1,4 +1,5 @@
-"""Failed logins slow down whoever makes them: per client address and per user name.
+"""Failed logins and wrong API tokens slow down whoever makes them: per client address,
+and a login's user name.
 
 argon2 makes each guess cost ~50 ms of CPU, which still allows some 70,000 guesses a day at
 one user. So each address (an IPv6 one by its /64: one host holds a whole /64) and each
@@ -13,6 +14,10 @@ Everything is in memory and bounded: at most `max_entries` addresses and names a
 the one whose last failure is oldest going first, and one idle for `forget_after` seconds
 is forgotten. An attacker with many addresses can thus only push out old entries, never
 grow the table; the name they guess at stays, as each of their guesses renews it.
+
+A wrong API token (`Authorization: Bearer`) counts against its address like a failed login,
+with no user name: the same address key, so guessing logins and tokens in turn earns no more
+tries. The address is the client's as `pbxd.web.clients` reads it (behind trusted proxies).
 Time comes from the clock given (the daemon's monotonic clock; tests drive their own).
 """
 
@@ -99,11 +104,14 @@ class LoginThrottle:
     def __len__(self) -> int:
         return len(self._failures)
 
-    def admit(self, remote: str | None, name: str) -> Attempt | Refusal:
-        """Let a try be checked now, or say how long it must wait (nothing is checked)."""
+    def admit(self, remote: str | None, name: str | None = None) -> Attempt | Refusal:
+        """Let a try be checked now, or say how long it must wait (nothing is checked).
+
+        `name`: the user name a login tries; None for an API token (its address only).
+        """
         now = self._monotonic()
-        keys = (address_key(remote), user_key(name))
-        for key, reason in zip(keys, ("address", "user"), strict=True):
+        keys = (address_key(remote),) if name is None else (address_key(remote), user_key(name))
+        for key, reason in zip(keys, ("address", "user"), strict=False):
             entry = self._current(key, now)
             if entry is None:
                 continue
@@ -127,7 +135,7 @@ class LoginThrottle:
     def settle(self, attempt: Attempt, succeeded: bool) -> None:
         """The try's answer: a failure counts against its address and name."""
         now = self._monotonic()
-        user = attempt.keys[1]
+        user = attempt.keys[1] if len(attempt.keys) > 1 else None
         for key in attempt.keys:
             entry = self._failures.get(key)
             if entry is None:  # pushed out meanwhile by other failures

@@ -205,14 +205,23 @@ class UserDirectory:
             self._verified.clear()  # a removed token must stop working at once
         return self._users
 
+    def verified_token(self, token: str) -> User | None:
+        """The user of a token verified already (a hash lookup, no argon2: fine on the
+        event loop); None when it must be checked (`by_token`)."""
+        if len(token) > MAX_SECRET:
+            return None
+        users = self.users()  # first: a changed file forgets every token verified before
+        known = self._verified.get(_fingerprint(token))
+        return users.get(known) if known is not None else None
+
     def by_token(self, token: str) -> User | None:
         """The user an API token belongs to; None for a wrong, revoked or malformed one."""
         if len(token) > MAX_SECRET:
             return None
+        known = self.verified_token(token)
+        if known is not None:
+            return known
         users = self.users()
-        known = self._verified.get(_fingerprint(token))
-        if known is not None and known in users:
-            return users[known]
         parts = split_token(token)
         if parts is None:
             return None
