@@ -84,12 +84,12 @@ class CdrRequest(Generic[T]):
     url: str
 
 
-def read_cdr_request(
+def read_request(
     args: argparse.Namespace, command: str, read: Callable[[Config], T]
-) -> CdrRequest[T] | int:
-    """The opening of `pbxd calls`, `usage`, `report` and `export`: compile the configuration
-    (exit 1 on errors), `read` the arguments (a NumberError or ValueError is reported: exit 1),
-    then find the database (--database, else pbxd.yaml's; a missing SQLite file: exit 2)."""
+) -> tuple[Config, T] | int:
+    """The opening of every command about a number (`voicemail`, `diagnose`, and the CDR
+    readers through `read_cdr_request`): compile the configuration (exit 1 on errors), then
+    `read` the arguments (a NumberError or ValueError is reported: exit 1)."""
     config = load_config_or_report(args)
     if config is None:
         return 1
@@ -99,12 +99,33 @@ def read_cdr_request(
         report(command, str(exc))
         return 1
     configure_logging("error")
-    url = args.database or config.settings.database_url
+    return config, asked
+
+
+def cdr_database(args: argparse.Namespace, command: str, config: Config) -> str | int:
+    """The CDR database to read: --database, else pbxd.yaml's; a missing SQLite file is
+    reported (exit 2)."""
+    url: str = args.database or config.settings.database_url
     missing = missing_sqlite_file(url)
     if missing is not None:
         # Reading must not create an empty database (and its directories) at a mistyped path.
         report(command, f"no CDR database at {missing}")
         return 2
+    return url
+
+
+def read_cdr_request(
+    args: argparse.Namespace, command: str, read: Callable[[Config], T]
+) -> CdrRequest[T] | int:
+    """The opening of `pbxd calls`, `usage`, `report` and `export`: `read_request`, then
+    `cdr_database`."""
+    opened = read_request(args, command, read)
+    if isinstance(opened, int):
+        return opened
+    config, asked = opened
+    url = cdr_database(args, command, config)
+    if isinstance(url, int):
+        return url
     return CdrRequest(config, asked, url)
 
 

@@ -23,15 +23,8 @@ from pbxd.ari.client import AriClient
 from pbxd.calls.presence import endpoint_key
 from pbxd.cdr.memory import RingMemory
 from pbxd.cdr.store import CdrStore
-from pbxd.cli.common import (
-    load_config_or_report,
-    missing_sqlite_file,
-    read_store,
-    report,
-    resolve_number,
-)
+from pbxd.cli.common import cdr_database, read_request, read_store, report, resolve_number
 from pbxd.config.model import Config
-from pbxd.config.numbering import NumberError
 from pbxd.diagnose import (
     FAILED_CALLS_SHOWN,
     OFFLINE,
@@ -43,7 +36,7 @@ from pbxd.diagnose import (
     format_text,
     rings_somebody,
 )
-from pbxd.log import configure_logging, redact_url
+from pbxd.log import redact_url
 
 TOKEN_ENV = "PBXD_TOKEN"
 ASK_TIMEOUT = 3.0  # seconds for each of the daemon and ARI: support is waiting
@@ -178,33 +171,26 @@ def instant(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def read_diagnose_args(args: argparse.Namespace, config: Config) -> tuple[str, datetime]:
+    """NUMBER (E.164) and the instant to judge at; ValueError says what is wrong."""
+    did, _ = resolve_number(" ".join(args.number), config)
+    if not 1 <= args.failed <= 100:
+        raise ValueError("--failed takes 1 to 100")
+    return did, instant(args.at) if args.at else datetime.now(UTC)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis; exit 0 if somebody rings now, 3 if not, 1 bad input, 2 database."""
-    config = load_config_or_report(args)
-    if config is None:
-        return 1
-    try:
-        did, _ = resolve_number(" ".join(args.number), config)
-    except NumberError as exc:
-        report("diagnose", str(exc))
-        return 1
-    if not 1 <= args.failed <= 100:
-        report("diagnose", "--failed takes 1 to 100")
-        return 1
-    try:
-        now = instant(args.at) if args.at else datetime.now(UTC)
-    except ValueError as exc:
-        report("diagnose", str(exc))
-        return 1
-    configure_logging("error")
+    opened = read_request(args, "diagnose", lambda config: read_diagnose_args(args, config))
+    if isinstance(opened, int):
+        return opened
+    config, (did, now) = opened
     if config.number(did) is None:
         show(examine(config, did, now, [], Presence.unknown("not asked"), set()), args.json)
         return 1
-    url = args.database or config.settings.database_url
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        report("diagnose", f"no CDR database at {missing}")
-        return 2
+    url = cdr_database(args, "diagnose", config)
+    if isinstance(url, int):
+        return url
     token = args.token or os.environ.get(TOKEN_ENV)
     base = daemon_url(config, args.daemon)
 

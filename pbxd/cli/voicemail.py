@@ -9,9 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pbxd.cdr.reports import caller_text, format_seconds, iso_local, iso_utc, local_time
-from pbxd.cli.common import load_config_or_report, resolve_number
+from pbxd.cli.common import read_request, resolve_number
 from pbxd.cli.table import render_table
-from pbxd.config.numbering import NumberError
 from pbxd.voicemail.messages import Message
 from pbxd.voicemail.store import MessageNotFound, MessageStore
 
@@ -38,14 +37,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """List, export or delete; exit 1 on a bad number or an unknown message, 2 on I/O errors."""
-    config = load_config_or_report(args)
-    if config is None:
-        return 1
-    try:
-        did, tz = resolve_number(" ".join(args.number), config)
-    except NumberError as exc:
-        print(f"pbxd voicemail: {exc}", file=sys.stderr)
-        return 1
+    opened = read_request(
+        args, "voicemail", lambda config: resolve_number(" ".join(args.number), config)
+    )
+    if isinstance(opened, int):
+        return opened
+    config, (did, tz) = opened
     store = MessageStore(Path(args.dir) if args.dir else config.settings.voicemail_folder)
     try:
         if args.export:

@@ -90,7 +90,7 @@ def test_errors_are_one_clear_line(
 
 def test_a_number_that_is_not_one(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["voicemail", "hello"]) == 1
-    assert "not a phone number" in capsys.readouterr().err
+    assert capsys.readouterr().err == "pbxd voicemail: 'hello' is not a phone number we can read\n"
 
 
 def test_an_empty_box(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
