@@ -20,8 +20,15 @@ Call mix (`--mix`, by call index modulo 10):
 - `menus`: 5 ringall, 3 through a voice menu (a 1 s menu prompt, the caller presses 1 during
   it, then the ringall, answered), 2 screened (a softphone ringing forever and a confirm-calls
   mobile that hears a 1 s whisper and confirm prompt and presses 1). Expected: answered.
+- `menu-only`, `screened-only`: every call of that kind (what one such call costs).
 - `compare`: `ringall`, then `flows`, then `menus`, each with its own simulator process, and
-  the ratios of the daemon's net CPU per call (the issues' target: at most 1.3).
+  the ratios of the daemon's net CPU per call (the issues' target: at most 1.3); with
+  `--rounds N`, N times in rotating order, and the median ratios.
+
+Load-independent figures: `--cprofile PREFIX` counts the event loop thread's function calls
+and returns (cProfile with a counting clock: its "seconds" are events) and prints the work
+per call; under `valgrind --tool=callgrind --instr-atstart=no`, `--callgrind` counts the
+instructions of the traffic window only (use a low rate, e.g. `--calls 100 --rate 1`).
 
 Latency "StasisStart received -> first dial sent", per call, with `time.perf_counter()` in
 the daemon process and no change to pbxd: `EventStream._dispatch` is wrapped to time the
@@ -43,12 +50,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
+import itertools
 import math
 import os
+import pstats
 import resource
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -78,6 +89,9 @@ MIXES = {
     "ringall": ["ringall"] * 10,
     "flows": ["ringall"] * 5 + ["greeted"] * 3 + ["voicemail"] * 2,
     "menus": ["ringall"] * 5 + ["menu"] * 3 + ["screened"] * 2,
+    # One kind each, to tell what a call of that kind costs.
+    "menu-only": ["menu"] * 10,
+    "screened-only": ["screened"] * 10,
 }
 KIND_OF_SLOT = MIXES["standard"]
 EXPECTED = {
@@ -550,6 +564,13 @@ class Sampler:
         return "\n".join(lines) + "\n"
 
 
+def callgrind_instrumentation(state: str) -> None:
+    """Turn callgrind's instrumentation of this process on or off (run under
+    `valgrind --tool=callgrind --instr-atstart=no`): instructions counted over the traffic
+    window only, whatever the load."""
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of `values`."""
     ordered = sorted(values)
@@ -664,9 +685,11 @@ class Outcome:
     open_legs: int = 0
     timed_out: bool = False
     log_lines: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)  # warning and error events
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     threads: dict[str, float] = field(default_factory=dict)
     profile: str = ""
+    trace: cProfile.Profile | None = None  # --cprofile
 
 
 async def run(
@@ -721,10 +744,18 @@ async def run(
                 deadline = args.calls / args.rate + 60
                 # ---- traffic window
                 sampler = Sampler() if args.profile else None
+                # Its clock counts the profiler's own events (calls and returns): "time" is
+                # work done, the same whatever else runs on the machine.
+                events = itertools.count()
+                tracer = cProfile.Profile(events.__next__, 1.0) if args.cprofile else None
                 threads0 = thread_cpu()
                 cpu0, t0 = usage(), time.perf_counter()
                 if sampler is not None:
                     sampler.start()
+                if tracer is not None:
+                    tracer.enable()
+                if args.callgrind:
+                    callgrind_instrumentation("on")
                 conn.send(("start",))
                 try:
                     with gc_pauses(probe.gc_pauses):
@@ -735,6 +766,11 @@ async def run(
                     outcome.timed_out = True
                 if sampler is not None:
                     sampler.stop()
+                if tracer is not None:
+                    tracer.disable()
+                    outcome.trace = tracer
+                if args.callgrind:
+                    callgrind_instrumentation("off")
                 cpu1, t1 = usage(), time.perf_counter()
                 outcome.threads = thread_cpu(threads0)
                 if sampler is not None:
@@ -893,6 +929,9 @@ def report(args: argparse.Namespace, out: Outcome, probe: Probe) -> None:
         f"{out.memory_after.get('VmHWM', 0) / 1024:.0f} MB"
     )
     print("pbxd log lines: " + ", ".join(f"{k} {n}" for k, n in sorted(out.log_lines.items())))
+    if out.warnings:
+        named = ", ".join(f"{k} {n}" for k, n in out.warnings.most_common())
+        print(f"  warnings and errors: {named}")
 
 
 def main() -> None:
@@ -924,6 +963,19 @@ def main() -> None:
         help="sample the daemon's main thread every ms of CPU over the traffic window; "
         "write the hottest functions to FILE",
     )
+    parser.add_argument(
+        "--cprofile",
+        metavar="PREFIX",
+        help="trace the event loop thread with cProfile over the traffic window, timed in "
+        "function calls and returns (load-independent; a 'second' is one); writes "
+        "PREFIX.<mix> (pstats)",
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="under `valgrind --tool=callgrind --instr-atstart=no`: instrument the traffic "
+        "window only (use a low --rate: the daemon runs some 50x slower)",
+    )
     parser.add_argument("--no-idle", action="store_true", help="skip the idle baseline")
     parser.add_argument(
         "--plain-dialplan",
@@ -936,25 +988,64 @@ def main() -> None:
         default="standard",
         help="the calls placed (see the module's docstring); compare: ringall, flows, menus",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="compare: run the three mixes this many times, each round in another order, "
+        "and give the median ratios (CPU time on a shared machine varies by 20 %% or more)",
+    )
     args = parser.parse_args()
-    if args.calls < 1 or args.rate <= 0:
-        parser.error("--calls must be >= 1 and --rate > 0")
+    if args.calls < 1 or args.rate <= 0 or args.rounds < 1:
+        parser.error("--calls and --rounds must be >= 1 and --rate > 0")
     if args.mix != "compare":
         bench_once(args, args.mix)
         return
-    figures = {mix: bench_once(args, mix) for mix in ("ringall", "flows", "menus")}
-    ringall = figures["ringall"]
-    print(f"\ndaemon net CPU per call: ringall only {ringall:.2f} ms")
-    for mix, what in (
-        ("flows", "30 % greeted, 20 % voicemail"),
-        ("menus", "30 % through a menu, 20 % screened by confirm calls"),
-    ):
-        ratio = figures[mix] / ringall if ringall > 0 else math.inf
-        print(f"  {mix} mix ({what}) {figures[mix]:.2f} ms: {ratio:.2f}x (target <= 1.3x)")
+    compare(args)
 
 
-def bench_once(args: argparse.Namespace, mix: str) -> float:
-    """One run of `mix` with its own simulator process; the daemon's net CPU ms per call."""
+COMPARED = ("ringall", "flows", "menus")
+WHAT_IS_COMPARED = {
+    "flows": "30 % greeted, 20 % voicemail",
+    "menus": "30 % through a menu, 20 % screened by confirm calls",
+}
+
+
+def compare(args: argparse.Namespace) -> None:
+    """The mixes against ringall, `--rounds` times, each round in another order (the load of
+    a shared machine drifts over minutes): each round's ratios, then their medians."""
+    rounds: list[dict[str, Figures]] = []
+    for n in range(args.rounds):
+        order = COMPARED[n % 3 :] + COMPARED[: n % 3]
+        rounds.append({mix: bench_once(args, mix) for mix in order})
+    print(f"\ndaemon net CPU per call, {args.rounds} round(s), load {os.getloadavg()[0]:.1f} now:")
+    for n, figures in enumerate(rounds, 1):
+        line = ", ".join(f"{mix} {figures[mix].cpu_ms:.2f} ms" for mix in COMPARED)
+        print(f"  round {n}: {line}")
+    for mix in COMPARED[1:]:
+        ratios = sorted(r[mix].cpu_ms / r["ringall"].cpu_ms for r in rounds)
+        spread = f" (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
+        print(
+            f"  {mix} mix ({WHAT_IS_COMPARED[mix]}): {statistics.median(ratios):.2f}x of ringall"
+            f"{spread} (target <= 1.3x)"
+        )
+    if args.cprofile:
+        print("work per call (profiler events; the same whatever the load):")
+        for mix in COMPARED[1:]:
+            ratios = sorted(r[mix].work / r["ringall"].work for r in rounds)
+            print(f"  {mix} mix: {statistics.median(ratios):.3f}x of ringall")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a run of a mix costs the daemon, per call."""
+
+    cpu_ms: float  # net CPU (ms)
+    work: float  # --cprofile: function calls and returns on the event loop thread (else 0)
+
+
+def bench_once(args: argparse.Namespace, mix: str) -> Figures:
+    """One run of `mix` with its own simulator process: what the daemon spent per call."""
     use_mix(mix)
     print(f"\n=== mix: {mix}")
     simulator = simulator_in_child(
@@ -966,10 +1057,19 @@ def bench_once(args: argparse.Namespace, mix: str) -> float:
             for line in (Path(tmp) / "pbxd.log").read_text().splitlines():
                 level = line.partition('"level": "')[2].partition('"')[0]
                 outcome.log_lines[level or "?"] += 1
+                if level in ("warning", "error", "critical"):
+                    outcome.warnings[line.partition('"event": "')[2].partition('"')[0]] += 1
         report(args, outcome, probe)
         if args.profile:
             Path(args.profile).write_text(outcome.profile)
-    return (sum(outcome.cpu) - sum(outcome.idle_cpu)) * 1000 / max(1, args.calls)
+        work = 0.0
+        if outcome.trace is not None:
+            outcome.trace.dump_stats(f"{args.cprofile}.{mix}")
+            stats = pstats.Stats(outcome.trace).stats  # type: ignore[attr-defined]
+            work = sum(entry[2] for entry in stats.values()) / max(1, args.calls)
+            print(f"work: {work:.0f} profiler events per call on the event loop thread")
+    cpu_ms = (sum(outcome.cpu) - sum(outcome.idle_cpu)) * 1000 / max(1, args.calls)
+    return Figures(cpu_ms, work)
 
 
 if __name__ == "__main__":

@@ -94,11 +94,12 @@ EVENTS_USED: tuple[str, ...] = (
     "ChannelHangupRequest",
     "ChannelDestroyed",
     "PlaybackFinished",
-    "ChannelDtmfReceived",  # menus and confirm calls (none while bridged: no dtmf_events)
+    # Menus, confirm calls, a call through's PIN and number (none while bridged: no
+    # dtmf_events).
+    "ChannelDtmfReceived",
     "RecordingFinished",
     "RecordingFailed",
     "EndpointStateChange",  # a softphone registered or dropped (presence-aware ringing)
-    "ChannelDtmfReceived",  # a call through's PIN and number
     # Another WebSocket took the app (the other pbxd of a pair): Asterisk filters it too.
     "ApplicationReplaced",
 )

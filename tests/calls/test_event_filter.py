@@ -115,3 +115,7 @@ def test_every_event_type_pbxd_handles_is_asked_for() -> None:
     assert missing == {}
     assert set(EVENTS_USED) <= event_types
     assert {"StasisStart", "ChannelDestroyed"} <= set(named)  # the scan does see the code
+
+
+def test_each_event_type_is_asked_for_once() -> None:
+    assert len(set(EVENTS_USED)) == len(EVENTS_USED), EVENTS_USED

@@ -7,6 +7,7 @@ asked (plays, stops) and on the CDR's path, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from .conftest import (
     assert_no_errors,
     write_config,
 )
+from .test_traffic import what_a_call_costs
 
 MAIN = "+33170000001"  # the main menu
 DIRECT_SUB = "+33170000002"  # a number straight into the nested menu
@@ -344,4 +346,55 @@ async def test_restart_while_the_chosen_option_rings_goes_on_ringing(
     assert [leg.target for leg in entry.legs] == ["bob"]
     assert len(lab.requests("POST", "/channels/create")) == 1  # bob was not called twice
     assert len(lab.requests("POST", f"/channels/{call_id}/answer")) == 1
+    assert_no_errors(logs)
+
+
+async def test_what_a_menu_call_costs(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    # The caller presses 1 a second into the prompt; alice answers a second after her call.
+    lab.sim.script("PJSIP/alice", PeerScript(answer_after=1, hangup_after=2))
+    entry, events, requests, rows = await what_a_call_costs(lab, menu_call(lab, MAIN, (1.0, "1")))
+    assert entry.call.answered_by == "alice", lab.timeline(entry.call.call_id)
+    # A two-leg ringall call's 17 events less the second leg's five (StasisStart, StasisEnd,
+    # ChannelDestroyed, ChannelHangupRequest, Ringing), plus the key and the end of the
+    # prompt the key stopped.
+    assert sum(events.values()) == 14, events
+    assert events["ChannelDtmfReceived"] == events["PlaybackFinished"] == 1
+    # The menu's answer, prompt, stop of the prompt on the key and ringback for the caller
+    # (answered: Asterisk plays it in band), then alice's create, dial, bridge, the caller
+    # into it and the last hang-up (the first call of a run makes its bridge).
+    assert requests == Counter(
+        {
+            "POST /channels/{id}/answer": 1,
+            "POST /channels/{id}/play/{id}": 1,
+            "DELETE /playbacks/{id}": 1,
+            "POST /channels/{id}/ring": 1,
+            "POST /channels/{id}": 1,
+            "POST /channels/{id}/dial": 1,
+            "POST /bridges": 1,
+            "POST /bridges/{id}/addChannel": 1,
+            "DELETE /channels/{id}": 1,
+        }
+    ), requests
+    # The journal: one row per prompt (where a restart takes the menu up), the menu's and
+    # the goto's steps, pbxd's answer, then the ringing as any call.
+    assert rows == [
+        "call_arrived",
+        "step_entered",
+        "caller_answered",
+        "menu_prompted",
+        "step_left",
+        "step_entered",
+        "step_left",
+        "step_entered",
+        "leg_created",
+        "leg_rung",
+        "leg_answered",
+        "caller_answered",
+        "bridged",
+        "step_left",
+        "leg_ended",
+        "caller_gone",
+        "caller_gone",
+        "call_ended",
+    ], rows
     assert_no_errors(logs)

@@ -7,6 +7,7 @@ The lab's screening prompt is the 4 s `pbxd-prompt-screen` of the real trace
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from pbxd.config.model import Config
 from pbxd.sim import PeerScript
 
 from .conftest import MOBILE, TRUNKS_YAML, CallLab, assert_no_errors, seconds, write_config
+from .test_traffic import what_a_call_costs
 
 CONFIRMED = "+33170000001"  # alice (softphone) and m1 (confirm) at once; 30 s
 WHISPERED = "+33170000002"  # alice, whispered
@@ -399,4 +401,51 @@ async def test_restart_between_the_answer_and_the_bridge_puts_the_call_through(
     assert len(lab.requests("POST", f"/channels/{m1}/play")) == 1
     assert len(lab.requests("POST", f"/channels/{call_id}/answer")) == 1
     assert await lab.store.open_calls() == []
+    assert_no_errors(logs)
+
+
+async def test_what_a_confirm_call_costs(logs: list[dict[str, Any]], lab: CallLab) -> None:
+    # As the real trace: m1 answers after 1 s and presses 1 a second into its prompt.
+    lab.sim.script(M1, PeerScript(answer_after=1, dtmf="1", dtmf_after=1, hangup_after=3))
+    entry, events, requests, rows = await what_a_call_costs(lab, lab.call(CONFIRMED))
+    assert entry.call.answered_by == "m1", lab.timeline(entry.call.call_id)
+    # A two-leg ringall call's 17 events, plus m1's key and the end of the prompt it stopped.
+    assert sum(events.values()) == 19, events
+    assert events["ChannelDtmfReceived"] == events["PlaybackFinished"] == 1
+    # A two-leg ringall call's requests (through a plain Stasis: with `ring`; the first call
+    # of a run makes its bridge), plus m1's prompt, its mark (PBXD_SCREENING, for a restart)
+    # and the stop of the prompt on the key.
+    assert requests == Counter(
+        {
+            "POST /channels/{id}/ring": 1,
+            "POST /channels/{id}": 2,
+            "POST /channels/{id}/dial": 2,
+            "POST /channels/{id}/play/{id}": 1,
+            "POST /channels/{id}/variable": 1,
+            "DELETE /playbacks/{id}": 1,
+            "DELETE /channels/{id}": 2,
+            "POST /channels/{id}/answer": 1,
+            "POST /bridges": 1,
+            "POST /bridges/{id}/addChannel": 1,
+        }
+    ), requests
+    # A ringall call's journal and one row more: the verdict.
+    assert rows == [
+        "call_arrived",
+        "step_entered",
+        "leg_created",
+        "leg_created",
+        "leg_rung",
+        "leg_rung",
+        "leg_answered",
+        "leg_screened",
+        "caller_answered",
+        "bridged",
+        "step_left",
+        "leg_ended",
+        "leg_ended",
+        "caller_gone",
+        "caller_gone",
+        "call_ended",
+    ], rows
     assert_no_errors(logs)

@@ -8,10 +8,11 @@ its bridge idle, as every call but the first finds one); timings are bench/calls
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable
 
 import pytest
 
-from pbxd.cdr.records import Disposition
+from pbxd.cdr.records import CallLogEntry, Disposition
 from pbxd.sim import PeerScript
 
 from .conftest import SHORT, CallLab
@@ -29,6 +30,19 @@ def traffic(lab: CallLab, since: tuple[int, int]) -> tuple[Counter[str], Counter
         shape = "/".join(p if i % 2 or i == 0 else "{id}" for i, p in enumerate(parts))
         requests[f"{r['method']} {shape}"] += 1
     return events, requests
+
+
+async def what_a_call_costs(
+    lab: CallLab, placed: Awaitable[str]
+) -> tuple[CallLogEntry, Counter[str], Counter[str], list[str]]:
+    """Place a call (`placed` places it: the simulator's call id), let it end: its CDR, the
+    events and requests since it was placed, and the kinds of its journal's rows."""
+    since = len(lab.sim.event_log), len(lab.sim.rest_log)
+    call_id = await placed
+    entry = await lab.finish(call_id)
+    events, requests = traffic(lab, since)
+    rows = [e.kind for e in await lab.store.events_of(call_id)]
+    return entry, events, requests, rows
 
 
 async def two_leg_ringall(
