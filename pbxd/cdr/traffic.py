@@ -155,7 +155,8 @@ def row_of_tally(did: str, slot: datetime, tally: Tally) -> dict[str, Any]:
 
 
 def tally_slots(calls: Iterable[tuple[str, ReportCall]]) -> dict[SlotKey, Tally]:
-    """The calls counted per (number, slot): pure, what `recount` and `rebuild` store."""
+    """The calls counted per (number, slot) in Python: pure, the definition the SQL of
+    `recount` and `rebuild` is held to by the tests (neither calls it)."""
     slots: dict[SlotKey, Tally] = {}
     for did, call in calls:
         slots.setdefault((did, slot_of(call.started_at)), Tally()).add(call)
